@@ -1,0 +1,44 @@
+# Strata build, test and lint entry points. `make test` is what CI runs.
+SHELL := /usr/bin/env bash
+GO ?= go
+# Tools are pinned here and installed into the cache directory on first use.
+TOOLS_BIN := $(HOME)/.cache/strata/bin
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS_BIN)/staticcheck-$(STATICCHECK_VERSION)
+FUZZTIME ?= 30s
+
+.PHONY: all build test test-unit lint generate checkgenerate bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/strata ./cmd/strata
+
+# Every test, with the real services the integration tests need (MinIO,
+# redis-server, a Redis Cluster) started by scripts/test-services.sh.
+test:
+	scripts/test-services.sh scripts/ci-tests.sh
+
+# Tests that need no services (miniredis and the filesystem store only) fail
+# loudly if a real-service test is reached; use `make test` for all of them.
+test-unit:
+	$(GO) test ./...
+
+$(STATICCHECK):
+	@mkdir -p $(TOOLS_BIN)
+	GOBIN=$(TOOLS_BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(TOOLS_BIN)/staticcheck $(STATICCHECK)
+
+lint: $(STATICCHECK)
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+bench:
+	scripts/test-services.sh $(GO) test -run '^$$' -bench . -benchtime 2x ./...
+
+fuzz:
+	$(GO) test ./objectlog -run '^$$' -fuzz FuzzReadSegment -fuzztime $(FUZZTIME)
+
+clean:
+	rm -rf bin

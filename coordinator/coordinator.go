@@ -1,0 +1,199 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Sentinel errors, wrapped with context via %w and tested with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrInvalid: a request breaks a rule (name, config value, partition count).
+	ErrInvalid = errors.New("invalid argument")
+	// ErrFenced: a stale producer epoch, lease token or member epoch.
+	ErrFenced = errors.New("fenced")
+	// ErrOffsetOutOfRange: an offset below the log start or above the high watermark.
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+	// ErrOutOfOrderSequence: an idempotent producer's batch left a sequence gap.
+	ErrOutOfOrderSequence = errors.New("out of order sequence number")
+	// ErrConflict: a compare-and-set lost to a concurrent writer.
+	ErrConflict = errors.New("conflict")
+	// ErrTopicDeleted: a commit named a partition of a deleted topic.
+	ErrTopicDeleted = errors.New("topic deleted")
+	// ErrUnavailable: the index could not be reached or failed the call; retryable.
+	ErrUnavailable = errors.New("index unavailable")
+)
+
+// TopicConfig is a topic's configuration. Zero values mean "the default" on create.
+type TopicConfig struct {
+	Partitions      int32
+	RetentionMs     int64  // retention.ms, -1 = forever; default 7 days
+	RetentionBytes  int64  // retention.bytes per partition, -1 = unlimited (default)
+	MaxMessageBytes int32  // max.message.bytes; default 1 MiB, capped broker-wide
+	CleanupPolicy   string // cleanup.policy: "delete" (default)
+	Compression     string // compression.type: "none", "gzip", "snappy", "lz4", "zstd", "producer" (default)
+}
+
+// Topic is a topic as the index knows it.
+type Topic struct {
+	Name      string
+	ID        uuid.UUID // immutable; a recreated topic gets a new one
+	Config    TopicConfig
+	CreatedAt time.Time
+}
+
+// Topics manages topics and their configuration.
+type Topics interface {
+	CreateTopic(ctx context.Context, name string, cfg TopicConfig) (Topic, error)
+	// DeleteTopic removes the name at once; the partitions' data is left for
+	// garbage collection and no commit to them succeeds afterwards.
+	DeleteTopic(ctx context.Context, name string) error
+	ListTopics(ctx context.Context) ([]Topic, error)
+	DescribeTopic(ctx context.Context, name string) (Topic, error)
+	// UpdateTopicConfig sets the given Kafka-named keys (retention.ms, ...).
+	UpdateTopicConfig(ctx context.Context, name string, set map[string]string) (Topic, error)
+	// CreatePartitions raises the partition count to total; it never lowers it.
+	CreatePartitions(ctx context.Context, name string, total int32) (Topic, error)
+}
+
+// BatchCommit describes one record batch of a chunk in a segment.
+type BatchCommit struct {
+	ByteOffset   int64 // in the segment object
+	ByteLength   int64
+	Records      int32 // offsets the batch takes: LastOffsetDelta+1
+	MaxTimestamp int64 // ms
+	// Idempotence; ProducerID < 0 for a plain producer.
+	ProducerID    int64
+	ProducerEpoch int16
+	BaseSequence  int32
+}
+
+// ChunkCommit is the part of a segment that belongs to one partition.
+type ChunkCommit struct {
+	TopicID   uuid.UUID
+	Partition int32
+	Batches   []BatchCommit // in segment order
+}
+
+// SegmentCommit commits one uploaded segment.
+type SegmentCommit struct {
+	SegmentID  string // unique (ULID); the commit is idempotent by (SegmentID, partition)
+	SegmentKey string // object key in the bucket
+	Chunks     []ChunkCommit
+}
+
+// BatchResult is the outcome of one batch.
+type BatchResult struct {
+	BaseOffset int64 // valid when Err == nil
+	// Duplicate: the producer had sent this batch before; BaseOffset is the
+	// offset it got then and the bytes of this copy are not part of the log.
+	Duplicate bool
+	Err       error // ErrFenced, ErrOutOfOrderSequence, ErrTopicDeleted
+}
+
+// ChunkResult is the outcome of one chunk, Batches in the order of the commit.
+type ChunkResult struct {
+	Batches       []BatchResult
+	HighWatermark int64 // after the commit
+}
+
+// IndexEntry points at a run of offsets stored in an object.
+type IndexEntry struct {
+	BaseOffset   int64
+	Records      int64 // offsets covered: [BaseOffset, BaseOffset+Records)
+	SegmentKey   string
+	ByteOffset   int64
+	ByteLength   int64
+	MaxTimestamp int64
+}
+
+// LastOffset is the last offset the entry covers.
+func (e IndexEntry) LastOffset() int64 { return e.BaseOffset + e.Records - 1 }
+
+// PartitionState is a partition's bounds and size.
+type PartitionState struct {
+	LogStartOffset int64
+	HighWatermark  int64
+	Bytes          int64 // bytes referenced by live index entries
+}
+
+// Log commits segments and looks up offsets. Keys are per partition, so it runs
+// on Redis Cluster sharded by partition.
+type Log interface {
+	// CommitSegment assigns offsets to every chunk in one round trip. Per-chunk
+	// failures (deleted topic) come back in the result; err is for the call.
+	// Retrying a commit with the same SegmentID returns the same offsets.
+	CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResult, error)
+	// Lookup returns the entry holding offset and the entries after it while
+	// their bytes add up to at most maxBytes (always at least one entry).
+	// offset == high watermark returns no entries and no error; offsets outside
+	// [log start, high watermark] are ErrOffsetOutOfRange.
+	Lookup(ctx context.Context, topicID uuid.UUID, partition int32, offset int64, maxBytes int64) ([]IndexEntry, PartitionState, error)
+	PartitionState(ctx context.Context, topicID uuid.UUID, partition int32) (PartitionState, error)
+	// OffsetForTimestamp returns the first entry that may hold a record with
+	// timestamp >= ts (Kafka ListOffsets); found is false when none does. The
+	// caller scans the entry's batches for the exact offset.
+	OffsetForTimestamp(ctx context.Context, topicID uuid.UUID, partition int32, ts int64) (entry IndexEntry, found bool, err error)
+	// SegmentRefs is how many partition chunks still point at the segment.
+	SegmentRefs(ctx context.Context, segmentID string) (int64, error)
+}
+
+// Producers allocates producer ids for idempotent producers. Sequence checks
+// happen inside CommitSegment.
+type Producers interface {
+	// InitProducer allocates a new producer id with epoch 0.
+	InitProducer(ctx context.Context) (id int64, epoch int16, err error)
+	// BumpEpoch fences every older epoch of the producer and returns the new one.
+	BumpEpoch(ctx context.Context, id int64) (int16, error)
+}
+
+// Watermark is one notification: a partition's high watermark moved.
+type Watermark struct {
+	TopicID       uuid.UUID
+	Partition     int32
+	HighWatermark int64
+}
+
+// Notifier delivers watermark notifications published by commits.
+type Notifier interface {
+	// SubscribeWatermarks calls fn for every commit until ctx ends, over one
+	// connection. It returns once the subscription is live.
+	SubscribeWatermarks(ctx context.Context, fn func(Watermark)) error
+}
+
+// Lease is a held lease; Token rises with every acquisition of the name, so
+// work carrying an old token can be refused.
+type Lease struct {
+	Name    string
+	Holder  string
+	Token   int64
+	Expires time.Time
+}
+
+// Leases hands out exclusive, expiring, fenced leases (compaction jobs).
+type Leases interface {
+	// AcquireLease takes the lease if it is free or expired; ErrConflict if held.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (Lease, error)
+	// RenewLease extends a lease still held with the same token; ErrFenced if lost.
+	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
+	ReleaseLease(ctx context.Context, l Lease) error
+}
+
+// AgentInfo is a live agent.
+type AgentInfo struct {
+	ID      string
+	Addr    string
+	Expires time.Time
+}
+
+// Agents is the registry of live agents.
+type Agents interface {
+	// RegisterAgent adds or refreshes the agent for ttl.
+	RegisterAgent(ctx context.Context, a AgentInfo, ttl time.Duration) error
+	DeregisterAgent(ctx context.Context, id string) error
+	ListAgents(ctx context.Context) ([]AgentInfo, error)
+}
