@@ -42,6 +42,13 @@ ensure_minio() {
   if [ -x "$BIN_DIR/minio.$MINIO_VERSION" ]; then
     return
   fi
+  # One build at a time when several runs start together.
+  exec 9>"$BIN_DIR/.minio.lock"
+  flock 9
+  if [ -x "$BIN_DIR/minio.$MINIO_VERSION" ]; then
+    flock -u 9
+    return
+  fi
   log "building MinIO $MINIO_VERSION with go install (first run only; takes a few minutes)"
   local tmp
   tmp=$(mktemp -d)
@@ -49,6 +56,7 @@ ensure_minio() {
     || { rm -rf "$tmp"; die "go install github.com/minio/minio@$MINIO_VERSION failed"; }
   mv "$tmp/minio" "$BIN_DIR/minio.$MINIO_VERSION"
   rm -rf "$tmp"
+  flock -u 9
 }
 
 # free_port prints a loopback TCP port that nothing listens on right now.
