@@ -1,0 +1,459 @@
+package coordinator
+
+// The log: segment commits and offset lookups. Every key of a partition
+// carries its hash tag {t:<id>:<p>}:
+//
+//	meta       hash  s (live/deleted), hwm, start, bytes, mt (running max timestamp)
+//	log        zset  one index entry per run of appended batches, score the
+//	                 base offset, member "base|records|byteoff|bytelen|maxts|segkey"
+//	time       zset  member a base offset, score the running max timestamp at
+//	                 that entry; only rises are recorded, so scores strictly rise
+//	segs       hash  segment id -> the commit's result, for idempotent retries
+//	prod:<pid> string a producer's epoch and its last 5 batches on the partition
+//
+// and each segment has {s:<segmentID>}:refs, a set of "topicID:partition".
+//
+// Garbage collection: refs are a superset of the chunks that point at a
+// segment (the SADD precedes the commit script and, on Redis Cluster, may
+// land without it). Before deleting a segment, GC must re-verify each
+// partition named in the segment's own footer: its segs hash must have no
+// entry for the segment, or none of its index entries may still point at
+// the segment. The segs entries live as long as the segment: GC removes
+// them together with the segment.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// producerStateTTL is how long a partition remembers an idempotent producer
+// that stopped writing to it (Kafka's producer.id.expiration.ms is 1 day;
+// this is more forgiving). A producer seen again after that starts afresh.
+const producerStateTTL = 7 * 24 * time.Hour
+
+// defaultWaitTimeout bounds WAIT when Options.WaitTimeout is 0 (WAIT 0
+// would block forever). WAIT travels in the commit pipeline, so its timeout
+// must stay below the client's read timeout (3 s by default).
+const defaultWaitTimeout = 1000
+
+func (r *Redis) watermarkChannel() string { return r.metaKey("watermarks") }
+
+// chunkCall is one chunk's script invocation.
+type chunkCall struct {
+	keys []string
+	args []any
+	cmd  *redis.Cmd
+	// ref is the segment's refs key and member, "" for an empty chunk.
+	refKey, refMember string
+}
+
+// CommitSegment assigns offsets to every chunk: SADDs of the segment refs,
+// then one commit script per chunk, all in one pipeline (one round trip on a
+// single Redis; one per shard, in parallel, on a cluster). See commit.lua.
+func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResult, error) {
+	calls, err := r.commitCalls(c)
+	if err != nil {
+		return nil, fmt.Errorf("commit segment %s: %w", c.SegmentID, err)
+	}
+	if err := r.execCommit(ctx, calls, false); err != nil {
+		if !isNoScript(err) {
+			return nil, wrapErr("commit segment "+c.SegmentID, err)
+		}
+		// A restarted or failed-over server lost its script cache. A chunk
+		// that missed did not run, so running it again is safe; those that
+		// ran are idempotent anyway.
+		if err := r.loadScripts(ctx); err != nil {
+			return nil, wrapErr("commit segment "+c.SegmentID, err)
+		}
+		if err := r.execCommit(ctx, calls, true); err != nil {
+			return nil, wrapErr("commit segment "+c.SegmentID, err)
+		}
+	}
+	results := make([]ChunkResult, len(calls))
+	var unref []*chunkCall
+	for i, call := range calls {
+		s, err := call.cmd.Text()
+		if err != nil {
+			return nil, wrapErr("commit segment "+c.SegmentID, err)
+		}
+		res, appended, err := parseChunkResult(s, c.Chunks[i])
+		if err != nil {
+			return nil, fmt.Errorf("commit segment %s: %w", c.SegmentID, err)
+		}
+		results[i] = res
+		if !appended && call.refKey != "" {
+			unref = append(unref, call)
+		}
+	}
+	if len(unref) > 0 {
+		// Rare path (every batch rejected, or a deleted topic): drop the refs
+		// added optimistically. Best effort: a stale ref only delays GC.
+		pipe := r.client.Pipeline()
+		for _, call := range unref {
+			pipe.SRem(ctx, call.refKey, call.refMember)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	return results, r.written(ctx)
+}
+
+func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
+	if c.SegmentID == "" || hasBraces(c.SegmentID) {
+		return nil, fmt.Errorf("%w: segment id %q must be non-empty and without braces", ErrInvalid, c.SegmentID)
+	}
+	if c.SegmentKey == "" {
+		return nil, fmt.Errorf("%w: segment key is empty", ErrInvalid)
+	}
+	type tp struct {
+		id uuid.UUID
+		p  int32
+	}
+	seen := make(map[tp]bool, len(c.Chunks))
+	ttl := producerStateTTL.Milliseconds()
+	calls := make([]*chunkCall, len(c.Chunks))
+	for i, ch := range c.Chunks {
+		if seen[tp{ch.TopicID, ch.Partition}] {
+			return nil, fmt.Errorf("%w: two chunks for topic %s partition %d", ErrInvalid, ch.TopicID, ch.Partition)
+		}
+		seen[tp{ch.TopicID, ch.Partition}] = true
+		if ch.Partition < 0 {
+			return nil, fmt.Errorf("%w: partition %d", ErrInvalid, ch.Partition)
+		}
+		tag := ch.TopicID.String() + ":" + strconv.Itoa(int(ch.Partition))
+		call := &chunkCall{
+			keys: []string{r.partitionMeta(ch.TopicID, ch.Partition), r.partitionKey(ch.TopicID, ch.Partition, "log"),
+				r.partitionKey(ch.TopicID, ch.Partition, "time"), r.partitionKey(ch.TopicID, ch.Partition, "segs")},
+			args: make([]any, 0, 5+7*len(ch.Batches)),
+		}
+		call.args = append(call.args, c.SegmentID, c.SegmentKey, r.watermarkChannel(), tag, ttl)
+		producerKey := map[int64]int{}
+		for j, b := range ch.Batches {
+			if b.Records <= 0 || b.ByteLength <= 0 || b.ByteOffset < 0 {
+				return nil, fmt.Errorf("%w: topic %s partition %d batch %d: records %d, bytes [%d, +%d)", ErrInvalid,
+					ch.TopicID, ch.Partition, j, b.Records, b.ByteOffset, b.ByteLength)
+			}
+			ki := 0
+			if b.ProducerID >= 0 {
+				if b.ProducerEpoch < 0 || b.BaseSequence < 0 {
+					return nil, fmt.Errorf("%w: producer %d epoch %d sequence %d", ErrInvalid, b.ProducerID, b.ProducerEpoch, b.BaseSequence)
+				}
+				var ok bool
+				if ki, ok = producerKey[b.ProducerID]; !ok {
+					call.keys = append(call.keys, r.partitionKey(ch.TopicID, ch.Partition, "prod:"+strconv.FormatInt(b.ProducerID, 10)))
+					ki = len(call.keys) // Lua's KEYS index is 1-based
+					producerKey[b.ProducerID] = ki
+				}
+			}
+			call.args = append(call.args, b.ByteOffset, b.ByteLength, b.Records, b.MaxTimestamp, ki, b.ProducerEpoch, b.BaseSequence)
+		}
+		if len(ch.Batches) > 0 {
+			call.refKey, call.refMember = r.segmentKey(c.SegmentID, "refs"), tag
+		}
+		calls[i] = call
+	}
+	return calls, nil
+}
+
+// execCommit runs the calls in one pipeline, optionally with EVAL instead of
+// EVALSHA. With WaitReplicas it appends WAIT: WAIT covers the writes of the
+// connection it is sent on, which inside a pipeline is the one that ran the
+// scripts.
+func (r *Redis) execCommit(ctx context.Context, calls []*chunkCall, eval bool) error {
+	add := func(pipe redis.Pipeliner, call *chunkCall) {
+		if eval {
+			call.cmd = commitScript.Eval(ctx, pipe, call.keys, call.args...)
+		} else {
+			call.cmd = commitScript.EvalSha(ctx, pipe, call.keys, call.args...)
+		}
+	}
+	cc, cluster := r.client.(*redis.ClusterClient)
+	if r.opts.WaitReplicas <= 0 || !cluster {
+		pipe := r.client.Pipeline()
+		for _, call := range calls {
+			if call.refKey != "" {
+				pipe.SAdd(ctx, call.refKey, call.refMember)
+			}
+		}
+		for _, call := range calls {
+			add(pipe, call)
+		}
+		var wait *redis.Cmd
+		if r.opts.WaitReplicas > 0 {
+			wait = r.pipeWait(ctx, pipe)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		return r.checkWait(wait)
+	}
+	// Cluster with WAIT: one pipeline per master, each ending in WAIT on the
+	// connection that wrote, run in parallel.
+	type nodePipe struct {
+		pipe redis.Pipeliner
+		wait *redis.Cmd
+	}
+	nodes := map[string]*nodePipe{}
+	node := func(key string) (*nodePipe, error) {
+		c, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		np := nodes[c.Options().Addr]
+		if np == nil {
+			np = &nodePipe{pipe: c.Pipeline()}
+			nodes[c.Options().Addr] = np
+		}
+		return np, nil
+	}
+	for _, call := range calls {
+		if call.refKey != "" {
+			np, err := node(call.refKey)
+			if err != nil {
+				return err
+			}
+			np.pipe.SAdd(ctx, call.refKey, call.refMember)
+		}
+	}
+	for _, call := range calls {
+		np, err := node(call.keys[0])
+		if err != nil {
+			return err
+		}
+		add(np.pipe, call)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 0, len(nodes))
+	var mu sync.Mutex
+	for _, np := range nodes {
+		np.wait = r.pipeWait(ctx, np.pipe)
+		wg.Go(func() {
+			_, err := np.pipe.Exec(ctx)
+			if err == nil {
+				err = r.checkWait(np.wait)
+			}
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// pipeWait queues WAIT (Pipeliner has no Wait method).
+func (r *Redis) pipeWait(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	return pipe.Do(ctx, "wait", r.opts.WaitReplicas, r.waitTimeout().Milliseconds())
+}
+
+func (r *Redis) waitTimeout() time.Duration {
+	ms := r.opts.WaitTimeout
+	if ms <= 0 {
+		ms = defaultWaitTimeout
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// checkWait turns too few replica acknowledgements into a retryable error:
+// the commit happened, and its retry returns the same offsets.
+func (r *Redis) checkWait(wait *redis.Cmd) error {
+	if wait == nil {
+		return nil
+	}
+	n, err := wait.Int64()
+	if err != nil {
+		return err
+	}
+	if n < int64(r.opts.WaitReplicas) {
+		return fmt.Errorf("%w: only %d of %d replicas acknowledged the commit within %v", ErrUnavailable, n, r.opts.WaitReplicas, r.waitTimeout())
+	}
+	return nil
+}
+
+// parseChunkResult decodes commit.lua's reply; appended reports whether any
+// batch became part of the log.
+func parseChunkResult(s string, ch ChunkCommit) (res ChunkResult, appended bool, err error) {
+	res.Batches = make([]BatchResult, len(ch.Batches))
+	if s == "T" {
+		for i := range res.Batches {
+			res.Batches[i].Err = fmt.Errorf("%w: topic %s partition %d", ErrTopicDeleted, ch.TopicID, ch.Partition)
+		}
+		return res, false, nil
+	}
+	parts := strings.Split(s, ";")
+	if len(parts) != len(ch.Batches)+1 {
+		return res, false, fmt.Errorf("%w: commit of topic %s partition %d: %d results for %d batches (a retry with different batches?)",
+			ErrInvalid, ch.TopicID, ch.Partition, len(parts)-1, len(ch.Batches))
+	}
+	if res.HighWatermark, err = strconv.ParseInt(parts[0], 10, 64); err != nil {
+		return res, false, fmt.Errorf("%w: commit reply %q", ErrUnavailable, s)
+	}
+	for i, p := range parts[1:] {
+		if p == "" {
+			return res, false, fmt.Errorf("%w: commit reply %q", ErrUnavailable, s)
+		}
+		n, err := strconv.ParseInt(p[1:], 10, 64)
+		if err != nil {
+			return res, false, fmt.Errorf("%w: commit reply %q", ErrUnavailable, s)
+		}
+		b := ch.Batches[i]
+		switch p[0] {
+		case 'o':
+			res.Batches[i].BaseOffset = n
+			appended = true
+		case 'd':
+			res.Batches[i] = BatchResult{BaseOffset: n, Duplicate: true}
+		case 'F':
+			res.Batches[i].Err = fmt.Errorf("%w: producer %d epoch %d is older than epoch %d on topic %s partition %d",
+				ErrFenced, b.ProducerID, b.ProducerEpoch, n, ch.TopicID, ch.Partition)
+		case 'S':
+			res.Batches[i].Err = fmt.Errorf("%w: producer %d epoch %d on topic %s partition %d: expected sequence %d, got %d",
+				ErrOutOfOrderSequence, b.ProducerID, b.ProducerEpoch, ch.TopicID, ch.Partition, n, b.BaseSequence)
+		default:
+			return res, false, fmt.Errorf("%w: commit reply %q", ErrUnavailable, s)
+		}
+	}
+	return res, appended, nil
+}
+
+// parseEntry decodes a log member "base|records|byteoff|bytelen|maxts|segkey".
+func parseEntry(member string) (IndexEntry, error) {
+	f := strings.SplitN(member, "|", 6)
+	if len(f) != 6 {
+		return IndexEntry{}, fmt.Errorf("%w: index entry %q", ErrUnavailable, member)
+	}
+	var n [5]int64
+	for i := range n {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return IndexEntry{}, fmt.Errorf("%w: index entry %q", ErrUnavailable, member)
+		}
+		n[i] = v
+	}
+	return IndexEntry{BaseOffset: n[0], Records: n[1], ByteOffset: n[2], ByteLength: n[3], MaxTimestamp: n[4], SegmentKey: f[5]}, nil
+}
+
+func replyInt(v any) (int64, error) {
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("%w: script reply %v is not an integer", ErrUnavailable, v)
+	}
+	return n, nil
+}
+
+// Lookup implements Log.Lookup with lookup.lua: bounds and entries from one
+// instant.
+func (r *Redis) Lookup(ctx context.Context, topicID uuid.UUID, partition int32, offset int64, maxBytes int64) ([]IndexEntry, PartitionState, error) {
+	op := fmt.Sprintf("lookup topic %s partition %d offset %d", topicID, partition, offset)
+	v, err := r.run(ctx, lookupScript, []string{r.partitionMeta(topicID, partition), r.partitionKey(topicID, partition, "log")},
+		offset, maxBytes).Slice()
+	if err != nil {
+		return nil, PartitionState{}, wrapErr(op, err)
+	}
+	if len(v) == 0 {
+		return nil, PartitionState{}, fmt.Errorf("%s: %w: empty reply", op, ErrUnavailable)
+	}
+	switch v[0] {
+	case "N":
+		return nil, PartitionState{}, fmt.Errorf("%s: %w: no such partition", op, ErrNotFound)
+	case "R":
+		if len(v) != 3 {
+			return nil, PartitionState{}, fmt.Errorf("%s: %w: reply %v", op, ErrUnavailable, v)
+		}
+		start, err1 := replyInt(v[1])
+		hwm, err2 := replyInt(v[2])
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, PartitionState{}, fmt.Errorf("%s: %w", op, err)
+		}
+		return nil, PartitionState{LogStartOffset: start, HighWatermark: hwm},
+			fmt.Errorf("%s: %w: log start %d, high watermark %d", op, ErrOffsetOutOfRange, start, hwm)
+	case "K":
+	default:
+		return nil, PartitionState{}, fmt.Errorf("%s: %w: reply %v", op, ErrUnavailable, v)
+	}
+	if len(v) < 4 {
+		return nil, PartitionState{}, fmt.Errorf("%s: %w: reply %v", op, ErrUnavailable, v)
+	}
+	var st PartitionState
+	var errs [3]error
+	st.LogStartOffset, errs[0] = replyInt(v[1])
+	st.HighWatermark, errs[1] = replyInt(v[2])
+	st.Bytes, errs[2] = replyInt(v[3])
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, PartitionState{}, fmt.Errorf("%s: %w", op, err)
+	}
+	members, err := replyStrings(v[4:])
+	if err != nil {
+		return nil, PartitionState{}, fmt.Errorf("%s: %w", op, err)
+	}
+	entries := make([]IndexEntry, len(members))
+	for i, m := range members {
+		if entries[i], err = parseEntry(m); err != nil {
+			return nil, PartitionState{}, fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	return entries, st, nil
+}
+
+// PartitionState reads a partition's bounds and size.
+func (r *Redis) PartitionState(ctx context.Context, topicID uuid.UUID, partition int32) (PartitionState, error) {
+	op := fmt.Sprintf("partition state of topic %s partition %d", topicID, partition)
+	v, err := r.client.HMGet(ctx, r.partitionMeta(topicID, partition), "s", "start", "hwm", "bytes").Result()
+	if err != nil {
+		return PartitionState{}, wrapErr(op, err)
+	}
+	if v[0] != "live" {
+		return PartitionState{}, fmt.Errorf("%s: %w: no such partition", op, ErrNotFound)
+	}
+	var n [3]int64
+	for i := range n {
+		if v[i+1] == nil {
+			continue // never committed to: 0
+		}
+		s, _ := v[i+1].(string)
+		if n[i], err = strconv.ParseInt(s, 10, 64); err != nil {
+			return PartitionState{}, fmt.Errorf("%s: %w: field value %v", op, ErrUnavailable, v[i+1])
+		}
+	}
+	return PartitionState{LogStartOffset: n[0], HighWatermark: n[1], Bytes: n[2]}, nil
+}
+
+// OffsetForTimestamp implements Log.OffsetForTimestamp with the time index.
+func (r *Redis) OffsetForTimestamp(ctx context.Context, topicID uuid.UUID, partition int32, ts int64) (IndexEntry, bool, error) {
+	op := fmt.Sprintf("offset for timestamp %d on topic %s partition %d", ts, topicID, partition)
+	v, err := r.run(ctx, offsetForTimeScript, []string{r.partitionMeta(topicID, partition),
+		r.partitionKey(topicID, partition, "time"), r.partitionKey(topicID, partition, "log")}, ts).StringSlice()
+	if err != nil {
+		return IndexEntry{}, false, wrapErr(op, err)
+	}
+	switch {
+	case len(v) == 1 && v[0] == "N":
+		return IndexEntry{}, false, fmt.Errorf("%s: %w: no such partition", op, ErrNotFound)
+	case len(v) == 1 && v[0] == "0":
+		return IndexEntry{}, false, nil
+	case len(v) == 2 && v[0] == "E":
+		e, err := parseEntry(v[1])
+		if err != nil {
+			return IndexEntry{}, false, fmt.Errorf("%s: %w", op, err)
+		}
+		return e, true, nil
+	}
+	return IndexEntry{}, false, fmt.Errorf("%s: %w: reply %v", op, ErrUnavailable, v)
+}
+
+// SegmentRefs counts the partitions whose chunks may still point at the
+// segment (a superset; see the package's GC notes above).
+func (r *Redis) SegmentRefs(ctx context.Context, segmentID string) (int64, error) {
+	if segmentID == "" || hasBraces(segmentID) {
+		return 0, fmt.Errorf("segment refs: %w: segment id %q", ErrInvalid, segmentID)
+	}
+	n, err := r.client.SCard(ctx, r.segmentKey(segmentID, "refs")).Result()
+	return n, wrapErr("segment refs of "+segmentID, err)
+}

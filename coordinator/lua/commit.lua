@@ -1,0 +1,142 @@
+-- commit.lua: append one partition's chunk of a segment to the partition's
+-- log. Touches only keys of that partition's slot, so it runs unchanged on
+-- Redis Cluster; CommitSegment pipelines one call per chunk.
+--
+-- KEYS[1] meta  hash: s ("live"/"deleted"), hwm, start, bytes, mt (running max timestamp)
+-- KEYS[2] log   zset: score base offset, member "base|records|byteoff|bytelen|maxts|segkey"
+-- KEYS[3] time  zset: member base offset, score running max timestamp (strictly rising)
+-- KEYS[4] segs  hash: segment id -> stored result (idempotence)
+-- KEYS[5..] producer state strings "epoch;first,last,base;..." (last 5 batches)
+-- ARGV[1] segment id, ARGV[2] segment key, ARGV[3] watermark channel,
+-- ARGV[4] "topicID:partition" for the notification, ARGV[5] producer state TTL ms,
+-- then 7 per batch: byteoff, bytelen, records, maxts, producer key index
+-- (0 = not idempotent), epoch, base sequence.
+--
+-- Returns "T" for a deleted or unknown partition (nothing written), else
+-- "hwm;r1;r2;..." with per batch: o<base> appended, d<base> duplicate,
+-- F<epoch> fenced by the partition's epoch, S<expected> sequence gap.
+local meta, logk, timek, segs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local m = redis.call('HMGET', meta, 's', 'hwm', 'bytes', 'mt')
+if m[1] ~= 'live' then return 'T' end
+local prev = redis.call('HGET', segs, ARGV[1])
+if prev then return prev end
+
+-- Lua numbers are doubles: string.format('%d') keeps big offsets out of
+-- exponent notation, which tostring would use past 1e14.
+local function itoa(n) return string.format('%d', n) end
+
+local segkey = ARGV[2]
+local hwm0 = tonumber(m[2] or '0')
+local hwm = hwm0
+local bytes = tonumber(m[3] or '0')
+local mt = m[4] and tonumber(m[4]) or nil
+
+-- Producer states, loaded on first use and written back at the end.
+local states = {}
+local function state(ki)
+  local st = states[ki]
+  if st then return st end
+  st = { batches = {} }
+  local raw = redis.call('GET', KEYS[ki])
+  if raw then
+    local e, rest = string.match(raw, '^(-?%d+)(.*)$')
+    st.epoch = tonumber(e)
+    for f, l, o in string.gmatch(rest, ';(%d+),(%d+),(%d+)') do
+      st.batches[#st.batches + 1] = { tonumber(f), tonumber(l), tonumber(o) }
+    end
+  end
+  states[ki] = st
+  return st
+end
+
+-- A run of consecutive appended batches that are contiguous in the segment
+-- becomes one index entry.
+local run = nil
+local function flush()
+  if not run then return end
+  redis.call('ZADD', logk, run.base, itoa(run.base) .. '|' .. itoa(run.records) .. '|' ..
+    itoa(run.off) .. '|' .. itoa(run.len) .. '|' .. itoa(run.maxts) .. '|' .. segkey)
+  bytes = bytes + run.len
+  -- Only a rise of the running max gets a time entry: scores stay strictly
+  -- increasing, so the first entry with score >= ts answers ListOffsets.
+  if mt == nil or run.maxts > mt then
+    mt = run.maxts
+    redis.call('ZADD', timek, mt, itoa(run.base))
+  end
+  run = nil
+end
+
+local out = {}
+local n = (#ARGV - 5) / 7
+for i = 0, n - 1 do
+  local a = 6 + i * 7
+  local off, len, records, maxts = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local ki, epoch, seq = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
+  local code = nil
+  local st, last = nil, nil
+  if ki > 0 then
+    st = state(ki)
+    last = seq + records - 1
+    if last > 2147483647 then last = last - 2147483648 end -- sequences wrap like Kafka's
+    if st.epoch ~= nil and epoch < st.epoch then
+      code = 'F' .. itoa(st.epoch)
+    elseif st.epoch ~= nil and epoch > st.epoch then
+      -- A new epoch starts its sequences at 0 (Kafka).
+      if seq ~= 0 then code = 'S0' end
+    elseif st.epoch ~= nil then
+      for _, b in ipairs(st.batches) do
+        if b[1] == seq and b[2] == last then code = 'd' .. itoa(b[3]) end
+      end
+      local nb = #st.batches
+      if not code and nb > 0 then
+        local expect = st.batches[nb][2] + 1
+        if expect > 2147483647 then expect = 0 end
+        if seq ~= expect then code = 'S' .. itoa(expect) end
+      end
+    end
+    -- No state at all: a producer new to this partition, or whose state
+    -- expired; any sequence is accepted (Kafka since KIP-360).
+  end
+  if code then
+    flush()
+  else
+    code = 'o' .. itoa(hwm)
+    if st then
+      if st.epoch ~= epoch then st.batches = {} end
+      st.epoch = epoch
+      st.batches[#st.batches + 1] = { seq, last, hwm }
+      if #st.batches > 5 then table.remove(st.batches, 1) end
+      st.dirty = true
+    end
+    if run and run.off + run.len == off then
+      run.records = run.records + records
+      run.len = run.len + len
+      if maxts > run.maxts then run.maxts = maxts end
+    else
+      flush()
+      run = { base = hwm, records = records, off = off, len = len, maxts = maxts }
+    end
+    hwm = hwm + records
+  end
+  out[#out + 1] = code
+end
+flush()
+
+for ki, st in pairs(states) do
+  if st.dirty then
+    local parts = { itoa(st.epoch) }
+    for _, b in ipairs(st.batches) do
+      parts[#parts + 1] = itoa(b[1]) .. ',' .. itoa(b[2]) .. ',' .. itoa(b[3])
+    end
+    redis.call('SET', KEYS[ki], table.concat(parts, ';'), 'PX', ARGV[5])
+  end
+end
+
+local res = itoa(hwm)
+if #out > 0 then res = res .. ';' .. table.concat(out, ';') end
+if hwm ~= hwm0 then
+  redis.call('HSET', meta, 'hwm', itoa(hwm), 'bytes', itoa(bytes), 'mt', itoa(mt))
+  redis.call('PUBLISH', ARGV[3], ARGV[4] .. ':' .. itoa(hwm))
+end
+redis.call('HSET', segs, ARGV[1], res)
+return res

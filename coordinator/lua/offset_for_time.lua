@@ -1,0 +1,17 @@
+-- offset_for_time.lua: the first index entry that may hold a record with
+-- timestamp >= ts (Kafka ListOffsets by time).
+--
+-- The time index scores entries by the partition's running max timestamp,
+-- which only rises; every record before the first entry whose running max
+-- is >= ts has a timestamp < ts, even when producers' timestamps go back.
+--
+-- KEYS[1] meta, KEYS[2] time, KEYS[3] log; ARGV[1] ts.
+-- Returns {"N"} for a deleted or unknown partition, {"0"} when no entry has
+-- a timestamp >= ts, else {"E", member}.
+if redis.call('HGET', KEYS[1], 's') ~= 'live' then return { 'N' } end
+local base = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[1], '+inf', 'LIMIT', 0, 1)[1]
+if not base then return { '0' } end
+-- The entry itself, or the next one if retention trimmed it.
+local member = redis.call('ZRANGEBYSCORE', KEYS[3], base, '+inf', 'LIMIT', 0, 1)[1]
+if not member then return { '0' } end
+return { 'E', member }

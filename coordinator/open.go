@@ -1,0 +1,4 @@
+package coordinator
+
+// Options returns the options the index runs with (after defaults).
+func (r *Redis) Options() Options { return r.opts }

@@ -1,0 +1,507 @@
+package coordinator
+
+// Topics. Layout, all in the metadata slot {m} except the partition metas:
+//
+//	{m}:topics            hash  name -> topic id
+//	{m}:topic:<id>        hash  name, partitions, created (ms), the Kafka config
+//	                            keys, and deleted (ms) once deleted
+//	{m}:topics:deleted    set   ids of deleted topics, for garbage collection
+//	{t:<id>:<p>}:meta     hash  s = "live" | "deleted" (plus the partition's
+//	                            counters, see log.go)
+//
+// The commit script cannot read {m} on Redis Cluster, so each partition's
+// own meta key says whether it takes commits. Create writes the metas before
+// the name appears; delete removes the name before it marks the metas: a
+// visible topic always accepts commits, and after DeleteTopic returns none
+// succeeds.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// Topic limits and defaults.
+const (
+	MaxTopicNameLength     = 249
+	MaxPartitions          = 10000
+	DefaultRetentionMs     = 7 * 24 * 60 * 60 * 1000
+	DefaultMaxMessageBytes = 1 << 20
+)
+
+// Kafka names of the configuration keys UpdateTopicConfig accepts.
+const (
+	ConfigRetentionMs     = "retention.ms"
+	ConfigRetentionBytes  = "retention.bytes"
+	ConfigMaxMessageBytes = "max.message.bytes"
+	ConfigCleanupPolicy   = "cleanup.policy"
+	ConfigCompression     = "compression.type"
+)
+
+var compressionTypes = []string{"none", "gzip", "snappy", "lz4", "zstd", "producer"}
+
+// ValidateTopicName checks a name with Kafka's rules.
+func ValidateTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: topic name is empty", ErrInvalid)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: topic name cannot be %q", ErrInvalid, name)
+	case len(name) > MaxTopicNameLength:
+		return fmt.Errorf("%w: topic name is %d characters, the limit is %d", ErrInvalid, len(name), MaxTopicNameLength)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: topic name %q has %q at %d; allowed are ASCII letters, digits, '.', '_' and '-'", ErrInvalid, name, c, i)
+		}
+	}
+	return nil
+}
+
+// withDefaults fills zero values and checks every field.
+func (r *Redis) withDefaults(cfg TopicConfig) (TopicConfig, error) {
+	if cfg.Partitions == 0 {
+		cfg.Partitions = 1
+	}
+	if cfg.RetentionMs == 0 {
+		cfg.RetentionMs = DefaultRetentionMs
+	}
+	if cfg.RetentionBytes == 0 {
+		cfg.RetentionBytes = -1
+	}
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = min(DefaultMaxMessageBytes, r.opts.MaxMessageBytesCap)
+	}
+	if cfg.CleanupPolicy == "" {
+		cfg.CleanupPolicy = "delete"
+	}
+	if cfg.Compression == "" {
+		cfg.Compression = "producer"
+	}
+	if cfg.Partitions < 1 || cfg.Partitions > MaxPartitions {
+		return cfg, fmt.Errorf("%w: partitions must be between 1 and %d, got %d", ErrInvalid, MaxPartitions, cfg.Partitions)
+	}
+	if err := r.validateConfig(cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// validateConfig checks the Kafka config keys of a complete config.
+func (r *Redis) validateConfig(cfg TopicConfig) error {
+	// 0 would read back as "the default" on create, so it is refused here
+	// rather than meaning "delete everything at once".
+	if cfg.RetentionMs < -1 || cfg.RetentionMs == 0 {
+		return fmt.Errorf("%w: %s must be -1 (forever) or positive, got %d", ErrInvalid, ConfigRetentionMs, cfg.RetentionMs)
+	}
+	if cfg.RetentionBytes < -1 || cfg.RetentionBytes == 0 {
+		return fmt.Errorf("%w: %s must be -1 (unlimited) or positive, got %d", ErrInvalid, ConfigRetentionBytes, cfg.RetentionBytes)
+	}
+	if cfg.MaxMessageBytes <= 0 || cfg.MaxMessageBytes > r.opts.MaxMessageBytesCap {
+		return fmt.Errorf("%w: %s must be between 1 and the broker's cap %d, got %d", ErrInvalid, ConfigMaxMessageBytes, r.opts.MaxMessageBytesCap, cfg.MaxMessageBytes)
+	}
+	switch cfg.CleanupPolicy {
+	case "delete":
+	case "compact", "compact,delete", "delete,compact":
+		return fmt.Errorf("%w: %s %q is not supported yet; use \"delete\"", ErrInvalid, ConfigCleanupPolicy, cfg.CleanupPolicy)
+	default:
+		return fmt.Errorf("%w: %s must be \"delete\", got %q", ErrInvalid, ConfigCleanupPolicy, cfg.CleanupPolicy)
+	}
+	if !slices.Contains(compressionTypes, cfg.Compression) {
+		return fmt.Errorf("%w: %s must be one of %v, got %q", ErrInvalid, ConfigCompression, compressionTypes, cfg.Compression)
+	}
+	return nil
+}
+
+func (r *Redis) topicNamesKey() string                      { return r.metaKey("topics") }
+func (r *Redis) deletedTopicsKey() string                   { return r.metaKey("topics:deleted") }
+func (r *Redis) topicKey(id uuid.UUID) string               { return r.metaKey("topic:" + id.String()) }
+func (r *Redis) partitionMeta(id uuid.UUID, p int32) string { return r.partitionKey(id, p, "meta") }
+
+// configFields is the record form of a config.
+func configFields(cfg TopicConfig) []any {
+	return []any{
+		"partitions", strconv.Itoa(int(cfg.Partitions)),
+		ConfigRetentionMs, strconv.FormatInt(cfg.RetentionMs, 10),
+		ConfigRetentionBytes, strconv.FormatInt(cfg.RetentionBytes, 10),
+		ConfigMaxMessageBytes, strconv.Itoa(int(cfg.MaxMessageBytes)),
+		ConfigCleanupPolicy, cfg.CleanupPolicy,
+		ConfigCompression, cfg.Compression,
+	}
+}
+
+// parseTopic reads a topic record; corrupt numbers are ErrUnavailable
+// because they mean the index was written by something else.
+func parseTopic(id uuid.UUID, f map[string]string) (Topic, error) {
+	t := Topic{Name: f["name"], ID: id}
+	ints := []struct {
+		key string
+		dst *int64
+	}{{"partitions", new(int64)}, {ConfigRetentionMs, &t.Config.RetentionMs}, {ConfigRetentionBytes, &t.Config.RetentionBytes},
+		{ConfigMaxMessageBytes, new(int64)}, {"created", new(int64)}}
+	for _, i := range ints {
+		v, err := strconv.ParseInt(f[i.key], 10, 64)
+		if err != nil {
+			return Topic{}, fmt.Errorf("%w: topic %s field %s: %q", ErrUnavailable, id, i.key, f[i.key])
+		}
+		*i.dst = v
+	}
+	t.Config.Partitions = int32(*ints[0].dst)
+	t.Config.MaxMessageBytes = int32(*ints[3].dst)
+	t.CreatedAt = time.UnixMilli(*ints[4].dst)
+	t.Config.CleanupPolicy = f[ConfigCleanupPolicy]
+	t.Config.Compression = f[ConfigCompression]
+	return t, nil
+}
+
+// CreateTopic creates a topic with a new immutable id.
+func (r *Redis) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (Topic, error) {
+	if err := ValidateTopicName(name); err != nil {
+		return Topic{}, err
+	}
+	cfg, err := r.withDefaults(cfg)
+	if err != nil {
+		return Topic{}, err
+	}
+	t := Topic{Name: name, ID: uuid.New(), Config: cfg, CreatedAt: time.UnixMilli(time.Now().UnixMilli())}
+	if err := r.setPartitionsLive(ctx, t.ID, 0, cfg.Partitions); err != nil {
+		return Topic{}, wrapErr("create topic "+name, err)
+	}
+	fields := append([]any{"name", name, "created", strconv.FormatInt(t.CreatedAt.UnixMilli(), 10)}, configFields(cfg)...)
+	created, err := r.run(ctx, topicCreateScript, []string{r.topicNamesKey(), r.topicKey(t.ID)},
+		append([]any{name, t.ID.String()}, fields...)...).Int()
+	if err != nil {
+		return Topic{}, wrapErr("create topic "+name, err)
+	}
+	if created == 0 {
+		// Lost to another creator: our metas were never visible.
+		if err := r.deletePartitionMetas(ctx, t.ID, 0, cfg.Partitions); err != nil {
+			return Topic{}, wrapErr("create topic "+name, err)
+		}
+		return Topic{}, fmt.Errorf("create topic: %w: topic %q", ErrAlreadyExists, name)
+	}
+	return t, r.written(ctx)
+}
+
+// setPartitionsLive marks partitions [from, to) as taking commits. HSETNX
+// never revives a deleted partition nor touches a live one.
+func (r *Redis) setPartitionsLive(ctx context.Context, id uuid.UUID, from, to int32) error {
+	pipe := r.client.Pipeline()
+	for p := from; p < to; p++ {
+		pipe.HSetNX(ctx, r.partitionMeta(id, p), "s", "live")
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+func (r *Redis) markPartitionsDeleted(ctx context.Context, id uuid.UUID, from, to int32) error {
+	pipe := r.client.Pipeline()
+	for p := from; p < to; p++ {
+		pipe.HSet(ctx, r.partitionMeta(id, p), "s", "deleted")
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+func (r *Redis) deletePartitionMetas(ctx context.Context, id uuid.UUID, from, to int32) error {
+	pipe := r.client.Pipeline()
+	for p := from; p < to; p++ {
+		pipe.Del(ctx, r.partitionMeta(id, p))
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// resolve maps a name to its topic id.
+func (r *Redis) resolve(ctx context.Context, name string) (uuid.UUID, error) {
+	if err := ValidateTopicName(name); err != nil {
+		return uuid.Nil, err
+	}
+	s, err := r.client.HGet(ctx, r.topicNamesKey(), name).Result()
+	if errors.Is(err, redis.Nil) {
+		return uuid.Nil, fmt.Errorf("%w: topic %q", ErrNotFound, name)
+	}
+	if err != nil {
+		return uuid.Nil, err
+	}
+	id, err := uuid.Parse(s)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("%w: topic %q maps to %q", ErrUnavailable, name, s)
+	}
+	return id, nil
+}
+
+// DeleteTopic removes the name, then marks every partition deleted so that
+// commits to it fail with ErrTopicDeleted. The record stays (marked deleted,
+// listed in {m}:topics:deleted) for garbage collection. If a previous
+// DeleteTopic died between the two steps, this call finishes its marking.
+func (r *Redis) DeleteTopic(ctx context.Context, name string) error {
+	id, err := r.resolve(ctx, name)
+	if err != nil {
+		return wrapErr("delete topic", err)
+	}
+	n, err := r.run(ctx, topicDeleteScript, []string{r.topicNamesKey(), r.topicKey(id), r.deletedTopicsKey()},
+		name, id.String(), time.Now().UnixMilli()).Int()
+	if err != nil {
+		return wrapErr("delete topic "+name, err)
+	}
+	if n < 0 {
+		// Deleted (and maybe recreated) concurrently: the topic this call
+		// resolved is gone either way.
+		return fmt.Errorf("delete topic: %w: topic %q", ErrNotFound, name)
+	}
+	if err := r.sealDeleted(ctx, id, int32(n)); err != nil {
+		return wrapErr("delete topic "+name, err)
+	}
+	if err := r.sealPendingDeletes(ctx); err != nil {
+		return wrapErr("delete topic "+name, err)
+	}
+	return r.written(ctx)
+}
+
+// sealDeleted marks a deleted topic's partitions and then its record.
+func (r *Redis) sealDeleted(ctx context.Context, id uuid.UUID, partitions int32) error {
+	if err := r.markPartitionsDeleted(ctx, id, 0, partitions); err != nil {
+		return err
+	}
+	return r.client.HSet(ctx, r.topicKey(id), "sealed", "1").Err()
+}
+
+// sealPendingDeletes finishes deletions whose caller died after hiding the
+// name: their partitions would otherwise keep accepting commits.
+func (r *Redis) sealPendingDeletes(ctx context.Context) error {
+	ids, err := r.client.SMembers(ctx, r.deletedTopicsKey()).Result()
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(ids))
+	for i, s := range ids {
+		id, err := uuid.Parse(s)
+		if err != nil {
+			return fmt.Errorf("%w: deleted topic id %q", ErrUnavailable, s)
+		}
+		cmds[i] = pipe.HMGet(ctx, r.topicKey(id), "sealed", "partitions")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	for i, c := range cmds {
+		v := c.Val()
+		if v[0] != nil || v[1] == nil {
+			continue // sealed, or already collected
+		}
+		n, err := strconv.Atoi(v[1].(string))
+		if err != nil {
+			return fmt.Errorf("%w: deleted topic %s partitions %q", ErrUnavailable, ids[i], v[1])
+		}
+		if err := r.sealDeleted(ctx, uuid.MustParse(ids[i]), int32(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DescribeTopic returns a live topic.
+func (r *Redis) DescribeTopic(ctx context.Context, name string) (Topic, error) {
+	id, err := r.resolve(ctx, name)
+	if err != nil {
+		return Topic{}, wrapErr("describe topic", err)
+	}
+	f, err := r.client.HGetAll(ctx, r.topicKey(id)).Result()
+	if err != nil {
+		return Topic{}, wrapErr("describe topic "+name, err)
+	}
+	if len(f) == 0 || f["deleted"] != "" || f["name"] != name {
+		return Topic{}, fmt.Errorf("describe topic: %w: topic %q", ErrNotFound, name)
+	}
+	t, err := parseTopic(id, f)
+	return t, wrapErr("describe topic "+name, err)
+}
+
+// ListTopics returns the live topics sorted by name.
+func (r *Redis) ListTopics(ctx context.Context) ([]Topic, error) {
+	names, err := r.client.HGetAll(ctx, r.topicNamesKey()).Result()
+	if err != nil {
+		return nil, wrapErr("list topics", err)
+	}
+	type pending struct {
+		id  uuid.UUID
+		cmd *redis.MapStringStringCmd
+	}
+	pipe := r.client.Pipeline()
+	var ps []pending
+	for _, s := range names {
+		id, err := uuid.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("list topics: %w: topic id %q", ErrUnavailable, s)
+		}
+		ps = append(ps, pending{id, pipe.HGetAll(ctx, r.topicKey(id))})
+	}
+	if len(ps) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, wrapErr("list topics", err)
+		}
+	}
+	out := make([]Topic, 0, len(ps))
+	for _, p := range ps {
+		f := p.cmd.Val()
+		if len(f) == 0 || f["deleted"] != "" {
+			continue // deleted between the two reads
+		}
+		t, err := parseTopic(p.id, f)
+		if err != nil {
+			return nil, wrapErr("list topics", err)
+		}
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b Topic) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// UpdateTopicConfig sets Kafka-named keys; an empty value restores the
+// default. The whole resulting config is validated before anything is
+// written.
+func (r *Redis) UpdateTopicConfig(ctx context.Context, name string, set map[string]string) (Topic, error) {
+	t, err := r.DescribeTopic(ctx, name)
+	if err != nil {
+		return Topic{}, err
+	}
+	cfg := t.Config
+	defaults, err := r.withDefaults(TopicConfig{Partitions: cfg.Partitions})
+	if err != nil {
+		return Topic{}, err
+	}
+	var fields []any
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		v := set[k]
+		var perr error
+		switch k {
+		case ConfigRetentionMs:
+			cfg.RetentionMs, perr = parseConfigInt(k, v, defaults.RetentionMs)
+		case ConfigRetentionBytes:
+			cfg.RetentionBytes, perr = parseConfigInt(k, v, defaults.RetentionBytes)
+		case ConfigMaxMessageBytes:
+			var n int64
+			n, perr = parseConfigInt(k, v, int64(defaults.MaxMessageBytes))
+			if perr == nil && (n < 0 || n > 1<<31-1) {
+				perr = fmt.Errorf("%w: %s %d does not fit in 32 bits", ErrInvalid, k, n)
+			}
+			cfg.MaxMessageBytes = int32(n)
+		case ConfigCleanupPolicy:
+			cfg.CleanupPolicy = cmp.Or(v, defaults.CleanupPolicy)
+		case ConfigCompression:
+			cfg.Compression = cmp.Or(v, defaults.Compression)
+		default:
+			perr = fmt.Errorf("%w: unknown config key %q; settable are %s, %s, %s, %s, %s", ErrInvalid, k,
+				ConfigRetentionMs, ConfigRetentionBytes, ConfigMaxMessageBytes, ConfigCleanupPolicy, ConfigCompression)
+		}
+		if perr != nil {
+			return Topic{}, fmt.Errorf("update topic %q: %w", name, perr)
+		}
+	}
+	if err := r.validateConfig(cfg); err != nil {
+		return Topic{}, fmt.Errorf("update topic %q: %w", name, err)
+	}
+	all := configFields(cfg)
+	for i := 0; i < len(all); i += 2 {
+		if _, ok := set[all[i].(string)]; ok {
+			fields = append(fields, all[i], all[i+1])
+		}
+	}
+	out, err := r.casTopic(ctx, t, "", fields)
+	if err != nil {
+		return Topic{}, wrapErr("update topic "+name, err)
+	}
+	return out, r.written(ctx)
+}
+
+// CreatePartitions raises the partition count. New partitions' metas are
+// written before the count rises (a CAS on the record), so every partition
+// a reader can see takes commits.
+func (r *Redis) CreatePartitions(ctx context.Context, name string, total int32) (Topic, error) {
+	for {
+		t, err := r.DescribeTopic(ctx, name)
+		if err != nil {
+			return Topic{}, err
+		}
+		if total <= t.Config.Partitions {
+			return Topic{}, fmt.Errorf("create partitions: %w: topic %q has %d partitions; the count can only rise", ErrInvalid, name, t.Config.Partitions)
+		}
+		if total > MaxPartitions {
+			return Topic{}, fmt.Errorf("create partitions: %w: at most %d partitions, asked for %d", ErrInvalid, MaxPartitions, total)
+		}
+		if err := r.setPartitionsLive(ctx, t.ID, t.Config.Partitions, total); err != nil {
+			return Topic{}, wrapErr("create partitions", err)
+		}
+		out, err := r.casTopic(ctx, t, strconv.Itoa(int(t.Config.Partitions)), []any{"partitions", strconv.Itoa(int(total))})
+		if errors.Is(err, ErrConflict) {
+			continue // another CreatePartitions moved first; our metas are harmless
+		}
+		if errors.Is(err, ErrNotFound) {
+			// Deleted meanwhile: the sweep saw the old count, so the metas we
+			// added are ours to mark.
+			if merr := r.markPartitionsDeleted(ctx, t.ID, t.Config.Partitions, total); merr != nil {
+				return Topic{}, wrapErr("create partitions", merr)
+			}
+		}
+		if err != nil {
+			return Topic{}, wrapErr("create partitions "+name, err)
+		}
+		return out, r.written(ctx)
+	}
+}
+
+// casTopic sets fields on t's record if the name still maps to t.ID and,
+// when partitions is not "", the partition count is still that.
+func (r *Redis) casTopic(ctx context.Context, t Topic, partitions string, fields []any) (Topic, error) {
+	v, err := r.run(ctx, topicUpdateScript, []string{r.topicNamesKey(), r.topicKey(t.ID)},
+		append([]any{t.Name, t.ID.String(), partitions}, fields...)...).Result()
+	if err != nil {
+		return Topic{}, err
+	}
+	arr, _ := v.([]any)
+	if len(arr) == 0 {
+		return Topic{}, fmt.Errorf("%w: topic update reply %v", ErrUnavailable, v)
+	}
+	switch arr[0] {
+	case int64(0):
+		return Topic{}, fmt.Errorf("%w: topic %q", ErrNotFound, t.Name)
+	case int64(-1):
+		return Topic{}, fmt.Errorf("%w: topic %q changed partitions concurrently", ErrConflict, t.Name)
+	}
+	flat, err := replyStrings(arr[1:])
+	if err != nil {
+		return Topic{}, err
+	}
+	return parseTopic(t.ID, hashFields(flat))
+}
+
+func parseConfigInt(key, v string, def int64) (int64, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s must be an integer, got %q", ErrInvalid, key, v)
+	}
+	return n, nil
+}
+
+// The Redis index implements these interfaces; the checks keep it so.
+var (
+	_ Topics    = (*Redis)(nil)
+	_ Log       = (*Redis)(nil)
+	_ Producers = (*Redis)(nil)
+	_ Notifier  = (*Redis)(nil)
+)

@@ -1,0 +1,202 @@
+package coordinator_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stratabroker/strata/coordinator"
+)
+
+func TestTopicsCRUD(t *testing.T) {
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		a, err := r.CreateTopic(ctx, "orders", coordinator.TopicConfig{Partitions: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := coordinator.TopicConfig{Partitions: 3, RetentionMs: 604800000, RetentionBytes: -1,
+			MaxMessageBytes: 1048576, CleanupPolicy: "delete", Compression: "producer"}
+		if a.Config != want {
+			t.Fatalf("defaults: got %+v, want %+v", a.Config, want)
+		}
+		if _, err := r.CreateTopic(ctx, "orders", coordinator.TopicConfig{}); !errors.Is(err, coordinator.ErrAlreadyExists) {
+			t.Fatalf("second create: %v, want ErrAlreadyExists", err)
+		}
+		createTopic(t, r, "billing.v1", 1)
+
+		d, err := r.DescribeTopic(ctx, "orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.ID != a.ID || d.Config != a.Config || d.Name != "orders" || !d.CreatedAt.Equal(a.CreatedAt) {
+			t.Fatalf("describe: got %+v, want %+v", d, a)
+		}
+		list, err := r.ListTopics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 2 || list[0].Name != "billing.v1" || list[1].Name != "orders" {
+			t.Fatalf("list: %+v", list)
+		}
+
+		u, err := r.UpdateTopicConfig(ctx, "orders", map[string]string{"retention.ms": "-1", "compression.type": "zstd"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Config.RetentionMs != -1 || u.Config.Compression != "zstd" || u.Config.Partitions != 3 {
+			t.Fatalf("update: %+v", u.Config)
+		}
+		u, err = r.UpdateTopicConfig(ctx, "orders", map[string]string{"compression.type": ""})
+		if err != nil || u.Config.Compression != "producer" || u.Config.RetentionMs != -1 {
+			t.Fatalf("reset to default: %+v, %v", u.Config, err)
+		}
+
+		p, err := r.CreatePartitions(ctx, "orders", 5)
+		if err != nil || p.Config.Partitions != 5 {
+			t.Fatalf("create partitions: %+v, %v", p.Config, err)
+		}
+		for _, total := range []int32{5, 4} {
+			if _, err := r.CreatePartitions(ctx, "orders", total); !errors.Is(err, coordinator.ErrInvalid) {
+				t.Fatalf("CreatePartitions(%d): %v, want ErrInvalid", total, err)
+			}
+		}
+		// The new partitions take commits at once.
+		res := commit(t, r, segment(a.ID, 4, plain(0, 10, 2, 1)))
+		wantOffsets(t, res[0], 0)
+
+		if err := r.DeleteTopic(ctx, "orders"); err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range []error{
+			r.DeleteTopic(ctx, "orders"),
+			func() error { _, err := r.DescribeTopic(ctx, "orders"); return err }(),
+			func() error { _, err := r.UpdateTopicConfig(ctx, "orders", nil); return err }(),
+			func() error { _, err := r.CreatePartitions(ctx, "orders", 9); return err }(),
+		} {
+			wantErr(t, err, coordinator.ErrNotFound)
+		}
+		list, _ = r.ListTopics(ctx)
+		if len(list) != 1 || list[0].Name != "billing.v1" {
+			t.Fatalf("list after delete: %+v", list)
+		}
+		b := createTopic(t, r, "orders", 1)
+		if b.ID == a.ID {
+			t.Fatal("a recreated topic kept its old id")
+		}
+	})
+}
+
+func TestTopicValidation(t *testing.T) {
+	forEachBackend(t, coordinator.Options{MaxMessageBytesCap: 8 << 20}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		for _, tc := range []struct {
+			name string
+			cfg  coordinator.TopicConfig
+			rule string // a piece of the message
+		}{
+			{"", coordinator.TopicConfig{}, "empty"},
+			{".", coordinator.TopicConfig{}, "cannot be"},
+			{"..", coordinator.TopicConfig{}, "cannot be"},
+			{strings.Repeat("a", 250), coordinator.TopicConfig{}, "limit is 249"},
+			{"with space", coordinator.TopicConfig{}, "allowed are"},
+			{"caf\u00e9", coordinator.TopicConfig{}, "allowed are"},
+			{"a/b", coordinator.TopicConfig{}, "allowed are"},
+			{"ok", coordinator.TopicConfig{Partitions: -1}, "partitions"},
+			{"ok", coordinator.TopicConfig{Partitions: 10001}, "partitions"},
+			{"ok", coordinator.TopicConfig{RetentionMs: -2}, "retention.ms"},
+			{"ok", coordinator.TopicConfig{RetentionBytes: -5}, "retention.bytes"},
+			{"ok", coordinator.TopicConfig{MaxMessageBytes: 9 << 20}, "max.message.bytes"},
+			{"ok", coordinator.TopicConfig{MaxMessageBytes: -1}, "max.message.bytes"},
+			{"ok", coordinator.TopicConfig{CleanupPolicy: "compact"}, "not supported yet"},
+			{"ok", coordinator.TopicConfig{CleanupPolicy: "shred"}, "cleanup.policy"},
+			{"ok", coordinator.TopicConfig{Compression: "brotli"}, "compression.type"},
+		} {
+			_, err := r.CreateTopic(ctx, tc.name, tc.cfg)
+			if !errors.Is(err, coordinator.ErrInvalid) || !strings.Contains(err.Error(), tc.rule) {
+				t.Errorf("CreateTopic(%.20q, %+v): %v, want ErrInvalid about %q", tc.name, tc.cfg, err, tc.rule)
+			}
+		}
+		// The edges that are allowed.
+		for _, name := range []string{strings.Repeat("x", 249), "a.b_c-D9", "..."} {
+			createTopic(t, r, name, 1)
+		}
+		tp, err := r.CreateTopic(ctx, "capped", coordinator.TopicConfig{Partitions: 10000, MaxMessageBytes: 8 << 20})
+		if err != nil || tp.Config.MaxMessageBytes != 8<<20 {
+			t.Fatalf("edge config: %+v, %v", tp, err)
+		}
+		for _, set := range []map[string]string{
+			{"retention.ms": "soon"},
+			{"retention.ms": "0"},
+			{"retention.bytes": "-2"},
+			{"max.message.bytes": "9999999999"},
+			{"max.message.bytes": "8388609"},
+			{"cleanup.policy": "compact"},
+			{"compression.type": "LZ4"},
+			{"segment.ms": "1"},
+			{"partitions": "4"},
+		} {
+			if _, err := r.UpdateTopicConfig(ctx, "capped", set); !errors.Is(err, coordinator.ErrInvalid) {
+				t.Errorf("UpdateTopicConfig(%v): %v, want ErrInvalid", set, err)
+			}
+		}
+		after, err := r.DescribeTopic(ctx, "capped")
+		if err != nil || after.Config != tp.Config {
+			t.Fatalf("refused updates changed the topic: %+v, %v", after.Config, err)
+		}
+		if _, err := r.CreatePartitions(ctx, "capped", 10001); !errors.Is(err, coordinator.ErrInvalid) {
+			t.Fatalf("CreatePartitions past the cap: %v", err)
+		}
+	})
+}
+
+func TestConcurrentCreateTopic(t *testing.T) {
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		won, lost := 0, 0
+		for range 8 {
+			wg.Go(func() {
+				_, err := r.CreateTopic(t.Context(), "race", coordinator.TopicConfig{Partitions: 4})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won++
+				case errors.Is(err, coordinator.ErrAlreadyExists):
+					lost++
+				default:
+					t.Errorf("CreateTopic: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if won != 1 || lost != 7 {
+			t.Fatalf("%d creates won and %d lost, want 1 and 7", won, lost)
+		}
+		// Concurrent increases: each either raises the count or finds it
+		// already at least as high; the final count is the highest asked.
+		for i := range int32(6) {
+			wg.Go(func() {
+				_, err := r.CreatePartitions(t.Context(), "race", 5+i)
+				if err != nil && !errors.Is(err, coordinator.ErrInvalid) {
+					t.Errorf("CreatePartitions(%d): %v", 5+i, err)
+				}
+			})
+		}
+		wg.Wait()
+		tp, err := r.DescribeTopic(t.Context(), "race")
+		if err != nil || tp.Config.Partitions != 10 {
+			t.Fatalf("after concurrent increases: %+v, %v", tp.Config, err)
+		}
+		for p := range tp.Config.Partitions {
+			if _, err := r.PartitionState(t.Context(), tp.ID, p); err != nil {
+				t.Errorf("partition %d: %v", p, err)
+			}
+		}
+		if _, err := r.PartitionState(t.Context(), tp.ID, tp.Config.Partitions); !errors.Is(err, coordinator.ErrNotFound) {
+			t.Errorf("partition past the count: %v", err)
+		}
+	})
+}
