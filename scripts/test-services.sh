@@ -99,19 +99,21 @@ wait_for() { # wait_for NAME SECONDS COMMAND...
   return 1
 }
 
-start_redis() { # start_redis NAME [extra args...]; prints the port
+# start_redis NAME [extra args...] starts a redis-server and sets STARTED_PORT.
+# (Not a $(...) function: the server would hold the substitution's pipe open.)
+start_redis() {
   local name=$1; shift
-  local port dir
+  local port dir pid
   for attempt in 1 2 3; do
     port=$(free_port)
     dir="$WORK/$name"
     mkdir -p "$dir"
     redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no \
-      --protected-mode no --daemonize no --logfile "$dir/redis.log" "$@" &
-    local pid=$!
+      --protected-mode no --daemonize no --logfile "$dir/redis.log" "$@" </dev/null >/dev/null 2>&1 &
+    pid=$!
     if wait_for "$name" 10 redis-cli -h 127.0.0.1 -p "$port" ping; then
       PIDS+=("$pid")
-      echo "$port"
+      STARTED_PORT=$port
       return 0
     fi
     kill "$pid" 2>/dev/null || true
@@ -133,7 +135,7 @@ for attempt in 1 2 3; do
   MINIO_ROOT_USER=$MINIO_USER MINIO_ROOT_PASSWORD=$MINIO_PASS MINIO_BROWSER=off \
     MINIO_UPDATE=off MINIO_CI_CD=1 \
     "$BIN_DIR/minio.$MINIO_VERSION" server --quiet --address "127.0.0.1:$MINIO_PORT" \
-    --console-address "127.0.0.1:$MINIO_CONSOLE" "$WORK/minio/data" >"$WORK/minio/log" 2>&1 &
+    --console-address "127.0.0.1:$MINIO_CONSOLE" "$WORK/minio/data" </dev/null >"$WORK/minio/log" 2>&1 &
   MINIO_PID=$!
   if wait_for minio 60 bash -c "exec 3<>/dev/tcp/127.0.0.1/$MINIO_PORT && printf 'GET /minio/health/ready HTTP/1.0\r\n\r\n' >&3 && head -n1 <&3 | grep -q ' 200 '"; then
     PIDS+=("$MINIO_PID")
@@ -145,13 +147,14 @@ for attempt in 1 2 3; do
 done
 
 # Standalone redis-server
-REDIS_PORT=$(start_redis redis)
+start_redis redis
+REDIS_PORT=$STARTED_PORT
 
 # Three-shard Redis Cluster
 CLUSTER_ADDRS=()
 for i in 1 2 3; do
-  p=$(start_redis "cluster$i" --cluster-enabled yes --cluster-config-file "nodes.conf" --cluster-node-timeout 5000)
-  CLUSTER_ADDRS+=("127.0.0.1:$p")
+  start_redis "cluster$i" --cluster-enabled yes --cluster-config-file "nodes.conf" --cluster-node-timeout 5000
+  CLUSTER_ADDRS+=("127.0.0.1:$STARTED_PORT")
 done
 redis-cli --cluster create "${CLUSTER_ADDRS[@]}" --cluster-replicas 0 --cluster-yes >"$WORK/cluster-create.log" 2>&1 \
   || die "redis-cli --cluster create failed: $(tail -n 5 "$WORK/cluster-create.log")"
