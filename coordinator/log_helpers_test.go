@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/stratabroker/strata/coordinator"
 )
@@ -71,3 +72,5 @@ func wantErr(t testing.TB, err, target error) {
 		t.Fatalf("error %v, want %v", err, target)
 	}
 }
+
+func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }

@@ -22,6 +22,13 @@ type Options struct {
 	WaitTimeout  int64 // milliseconds
 	// MaxMessageBytesCap is the broker-wide cap on a topic's max.message.bytes.
 	MaxMessageBytesCap int32
+	// EmbeddedAsyncWrites applies to the embedded index (OpenEmbedded) with a
+	// data directory. By default (false) a mutating call returns only after
+	// a snapshot taken after its write is on disk, so killing the process
+	// loses nothing acknowledged. True acknowledges first and relies on the
+	// periodic snapshot (every second): faster, but a crash loses up to a
+	// second of acknowledged writes.
+	EmbeddedAsyncWrites bool
 }
 
 // Redis is the index on a Redis-compatible server: a single redis-server,
