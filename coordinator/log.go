@@ -348,12 +348,17 @@ func replyInt(v any) (int64, error) {
 	return n, nil
 }
 
+// maxLookupEntries caps the entries one Lookup returns, whatever maxBytes
+// says: the script blocks the server while it runs. A fetch that wants more
+// looks up again from where the last entry ended.
+const maxLookupEntries = 1000
+
 // Lookup implements Log.Lookup with lookup.lua: bounds and entries from one
-// instant.
+// instant. It returns at most maxLookupEntries entries.
 func (r *Redis) Lookup(ctx context.Context, topicID uuid.UUID, partition int32, offset int64, maxBytes int64) ([]IndexEntry, PartitionState, error) {
 	op := fmt.Sprintf("lookup topic %s partition %d offset %d", topicID, partition, offset)
 	v, err := r.run(ctx, lookupScript, []string{r.partitionMeta(topicID, partition), r.partitionKey(topicID, partition, "log")},
-		offset, maxBytes).Slice()
+		offset, maxBytes, maxLookupEntries).Slice()
 	if err != nil {
 		return nil, PartitionState{}, wrapErr(op, err)
 	}

@@ -581,3 +581,22 @@ func reopen(t *testing.T, r *coordinator.Redis) *coordinator.Redis {
 	t.Cleanup(func() { _ = n.Close() })
 	return n
 }
+
+// TestLookupEntryCap: a huge maxBytes over tiny entries stops at 1000
+// entries, so one lookup cannot block the server for long.
+func TestLookupEntryCap(t *testing.T) {
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		tp := createTopic(t, r, "t", 1)
+		c := segment(tp.ID, 0)
+		// Alternate plain batches with gaps in the bytes, so none merge:
+		// 1200 index entries from one commit.
+		for i := range int64(1200) {
+			c.Chunks[0].Batches = append(c.Chunks[0].Batches, plain(2*i, 1, 1, 1))
+		}
+		commit(t, r, c)
+		es, _, err := r.Lookup(t.Context(), tp.ID, 0, 0, 1<<40)
+		if err != nil || len(es) != 1000 || es[999].BaseOffset != 999 {
+			t.Fatalf("Lookup: %d entries, %v", len(es), err)
+		}
+	})
+}
