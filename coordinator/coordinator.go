@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -181,6 +182,9 @@ type Leases interface {
 	// RenewLease extends a lease still held with the same token; ErrFenced if lost.
 	RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lease, error)
 	ReleaseLease(ctx context.Context, l Lease) error
+	// ValidateLease returns nil while the lease is still held with l's token,
+	// ErrFenced otherwise.
+	ValidateLease(ctx context.Context, l Lease) error
 }
 
 // AgentInfo is a live agent.
@@ -196,4 +200,76 @@ type Agents interface {
 	RegisterAgent(ctx context.Context, a AgentInfo, ttl time.Duration) error
 	DeregisterAgent(ctx context.Context, id string) error
 	ListAgents(ctx context.Context) ([]AgentInfo, error)
+}
+
+// ErrGroupNotEmpty: DeleteGroup found live members. It is an ErrConflict too.
+var ErrGroupNotEmpty = fmt.Errorf("%w: group has live members", ErrConflict)
+
+// TopicPartition names one partition of a topic by the topic's name, as Kafka
+// keys committed offsets.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// CommittedOffset is a group's committed position in one partition.
+type CommittedOffset struct {
+	Offset   int64 // the next offset to consume
+	Metadata string
+	// CommitTime is set by the index's clock when zero on commit.
+	CommitTime time.Time
+}
+
+// GroupState is the group protocol's own record (assignment, target, epochs),
+// opaque to the index and replaced by compare-and-set on Version.
+type GroupState struct {
+	// Version is 0 for a group with no state; otherwise opaque, compared for
+	// equality only.
+	Version int64
+	Data    []byte
+}
+
+// GroupMember is one member of a group, alive while its lease lasts.
+type GroupMember struct {
+	ID    string
+	Epoch int32
+	// Expires is on the caller's clock (see Groups.ListMembers); PutMember
+	// ignores it and takes a ttl instead.
+	Expires time.Time
+	Data    []byte
+}
+
+// MemberFence makes a commit conditional on the member still holding its
+// lease with this epoch.
+type MemberFence struct {
+	MemberID string
+	Epoch    int32
+}
+
+// Groups stores consumer groups: an opaque protocol state, members with
+// leased liveness, and committed offsets. All of one group lives in one slot.
+type Groups interface {
+	// LoadGroup returns Version 0 and nil Data when no state was saved.
+	LoadGroup(ctx context.Context, group string) (GroupState, error)
+	// SaveGroup replaces the state if it is still at expectVersion (0: none);
+	// ErrConflict when another writer saved first.
+	SaveGroup(ctx context.Context, group string, expectVersion int64, data []byte) (newVersion int64, err error)
+	// PutMember upserts the member with a lease of ttl from the index's now.
+	PutMember(ctx context.Context, group string, m GroupMember, ttl time.Duration) error
+	// ListMembers returns every member, expired ones included, by id.
+	ListMembers(ctx context.Context, group string) ([]GroupMember, error)
+	// RemoveMember is ErrNotFound for a member that is not there.
+	RemoveMember(ctx context.Context, group, memberID string) error
+	// CommitOffsets stores all the offsets or none; with a fence, only while
+	// the member holds an unexpired lease at that epoch, else ErrFenced.
+	CommitOffsets(ctx context.Context, group string, fence *MemberFence, offsets map[TopicPartition]CommittedOffset) error
+	// FetchOffsets returns those of tps (all when empty) that were committed.
+	FetchOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]CommittedOffset, error)
+	// DeleteOffsets forgets the offsets of tps; an empty tps deletes nothing.
+	DeleteOffsets(ctx context.Context, group string, tps []TopicPartition) error
+	// ListGroups returns the groups with state, members or offsets.
+	ListGroups(ctx context.Context) ([]string, error)
+	// DeleteGroup removes everything of the group; ErrGroupNotEmpty while a
+	// member's lease is live, ErrNotFound when there is no such group.
+	DeleteGroup(ctx context.Context, group string) error
 }
