@@ -5,6 +5,11 @@ GO ?= go
 TOOLS_BIN := $(HOME)/.cache/strata/bin
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(TOOLS_BIN)/staticcheck-$(STATICCHECK_VERSION)
+BUF_VERSION := v1.75.0
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+PROTO_TOOLS := $(TOOLS_BIN)/proto-$(BUF_VERSION)-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_CONNECT_GO_VERSION)
+BUF := $(PROTO_TOOLS)/buf
 FUZZTIME ?= 30s
 
 .PHONY: all build test test-unit lint generate checkgenerate bench fuzz clean
@@ -29,9 +34,26 @@ $(STATICCHECK):
 	GOBIN=$(TOOLS_BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv $(TOOLS_BIN)/staticcheck $(STATICCHECK)
 
-lint: $(STATICCHECK)
+$(BUF):
+	@mkdir -p $(PROTO_TOOLS)
+	GOBIN=$(PROTO_TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	GOBIN=$(PROTO_TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(PROTO_TOOLS) $(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
+
+# Generated code is committed; checkgenerate fails when it is stale.
+generate: $(BUF)
+	PATH=$(PROTO_TOOLS):$$PATH $(BUF) generate
+
+checkgenerate: generate
+	@if [ -n "$$(git status --porcelain -- proto/gen)" ]; then \
+		git status --short -- proto/gen; \
+		echo "generated code is stale: run make generate and commit"; exit 1; fi
+
+lint: $(STATICCHECK) $(BUF)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	$(BUF) lint
+	$(BUF) format -d --exit-code
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 bench:
