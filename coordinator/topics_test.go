@@ -200,3 +200,32 @@ func TestConcurrentCreateTopic(t *testing.T) {
 		}
 	})
 }
+
+// TestDeleteTopicFinishesInterruptedDelete: a DeleteTopic that died after
+// hiding the name left live partitions; the next DeleteTopic marks them, so
+// commits to them fail from then on.
+func TestDeleteTopicFinishesInterruptedDelete(t *testing.T) {
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		half := createTopic(t, r, "half", 2)
+		createTopic(t, r, "other", 1)
+		// What topic_delete.lua does, without the marking that follows it.
+		pre := r.Options().Prefix + "{m}:"
+		c := r.Client()
+		if err := errors.Join(
+			c.HDel(ctx, pre+"topics", "half").Err(),
+			c.HSet(ctx, pre+"topic:"+half.ID.String(), "deleted", "1").Err(),
+			c.SAdd(ctx, pre+"topics:deleted", half.ID.String()).Err(),
+		); err != nil {
+			t.Fatal(err)
+		}
+		wantOffsets(t, commit(t, r, segment(half.ID, 1, plain(0, 1, 1, 1)))[0], 0)
+		if err := r.DeleteTopic(ctx, "other"); err != nil {
+			t.Fatal(err)
+		}
+		for p := range int32(2) {
+			res := commit(t, r, segment(half.ID, p, plain(0, 1, 1, 1)))[0]
+			wantErr(t, res.Batches[0].Err, coordinator.ErrTopicDeleted)
+		}
+	})
+}
