@@ -55,8 +55,11 @@ func TestEmbeddedPersistence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Real millisecond timestamps: the time index's scores must come
+			// back exact.
+			const now = 1_700_000_000_123
 			for i := range int32(3) {
-				commit(t, r, segment(tp.ID, 0, idem(0, 10, 2, pid, 0, 2*i), plain(10, 5, 1, int64(100*i))))
+				commit(t, r, segment(tp.ID, 0, idem(0, 10, 2, pid, 0, 2*i), plain(10, 5, 1, now+int64(100*i))))
 			}
 			commit(t, r, segment(tp.ID, 1, plain(0, 10, 4, 50)))
 			// Every value type and TTLs, as other parts of the index use them.
@@ -90,7 +93,7 @@ func TestEmbeddedPersistence(t *testing.T) {
 			if err != nil || fmt.Sprint(after) != fmt.Sprint(before) || stAfter != stBefore {
 				t.Fatalf("partition 0 after reopen: %v %+v %v; before %v %+v", after, stAfter, err, before, stBefore)
 			}
-			if e, ok, err := r2.OffsetForTimestamp(ctx, tp.ID, 0, 150); err != nil || !ok || e.BaseOffset != 6 {
+			if e, ok, err := r2.OffsetForTimestamp(ctx, tp.ID, 0, now+101); err != nil || !ok || e.BaseOffset != 6 {
 				t.Fatalf("time index after reopen: %+v %v %v", e, ok, err)
 			}
 			// Producer state survived: a resend is still a duplicate.

@@ -13,13 +13,16 @@ package coordinator
 //
 // and each segment has {s:<segmentID>}:refs, a set of "topicID:partition".
 //
-// Garbage collection: refs are a superset of the chunks that point at a
-// segment (the SADD precedes the commit script and, on Redis Cluster, may
-// land without it). Before deleting a segment, GC must re-verify each
-// partition named in the segment's own footer: its segs hash must have no
-// entry for the segment, or none of its index entries may still point at
-// the segment. The segs entries live as long as the segment: GC removes
-// them together with the segment.
+// Garbage collection: refs are a hint, not the truth. The SADD is queued
+// before the commit scripts in the same pipeline, so on a single Redis it
+// runs first and a ref exists for every committed chunk (and possibly for
+// chunks that never committed). On Redis Cluster the refs key lives on
+// another shard and the shards run their parts concurrently, so a crash
+// can leave a committed chunk without its ref until the commit is retried.
+// Before deleting a segment, GC must therefore re-verify each partition
+// named in the segment's own footer: the segment may go only if no index
+// entry of that partition points at it. The segs entries live as long as
+// the segment: GC removes them together with it.
 
 import (
 	"context"
@@ -195,7 +198,10 @@ func (r *Redis) execCommit(ctx context.Context, calls []*chunkCall, eval bool) e
 		return r.checkWait(wait)
 	}
 	// Cluster with WAIT: one pipeline per master, each ending in WAIT on the
-	// connection that wrote, run in parallel.
+	// connection that wrote, run in parallel. These per-node pipelines do not
+	// follow MOVED redirects during a resharding; the commit then fails with
+	// a retryable error and its retry, after go-redis reloaded the slots, is
+	// idempotent.
 	type nodePipe struct {
 		pipe redis.Pipeliner
 		wait *redis.Cmd
