@@ -251,7 +251,11 @@ func (r *Redis) execCommit(ctx context.Context, calls []*chunkCall, eval bool) e
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") {
+		cc.ReloadState(ctx)
+	}
+	return err
 }
 
 // pipeWait queues WAIT (Pipeliner has no Wait method).
