@@ -10,6 +10,7 @@ import (
 
 // Sentinel errors. Backends wrap them with the key (fmt.Errorf("%s: %w", key, ErrNotFound))
 // so callers test with errors.Is and people read which object it was.
+// ErrUnavailable (retry.go) marks store failures that may pass.
 var (
 	// ErrNotFound: the object does not exist.
 	ErrNotFound = errors.New("object not found")
@@ -29,11 +30,13 @@ type Attributes struct {
 
 // BucketReader is the read side of an object store.
 type BucketReader interface {
-	// Get opens the whole object. The caller closes the reader.
+	// Get opens the whole object. The caller closes the reader. The reader
+	// fails with ctx's error once ctx is done, on every backend.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// GetRange opens length bytes from off. A range running past the end is
-	// cut at the end; off at or past the end is ErrInvalidRange; length < 0
-	// means to the end.
+	// cut at the end; off at or past the end is ErrInvalidRange (so is any
+	// range of an empty object); length < 0 means to the end; length 0 is
+	// an empty reader. A negative off is an error.
 	GetRange(ctx context.Context, key string, off, length int64) (io.ReadCloser, error)
 	// Attributes returns the object's size and modification time.
 	Attributes(ctx context.Context, key string) (Attributes, error)
@@ -54,7 +57,13 @@ type ObjectInfo struct {
 type BucketWriter interface {
 	// PutIfAbsent writes the object whole under key, or fails with
 	// ErrAlreadyExists if the key is taken. size is the number of bytes r
-	// yields (-1 if unknown). Readers never see a partly written object.
+	// yields (-1 if unknown): exactly size bytes are read, and a reader that
+	// ends sooner fails the put. Readers never see a partly written object,
+	// and a put whose reader fails or whose ctx ends first leaves none. After
+	// ErrUnavailable the object may exist all the same (the store took it
+	// and the answer was lost): an orphan for the janitor, unless committed.
+	// A seekable r (bytes.Reader, os.File) can always be sent again, so the
+	// S3 backends can retry a put of one that failed for a transient reason.
 	PutIfAbsent(ctx context.Context, key string, r io.Reader, size int64) error
 	// Delete removes the object. Deleting a missing object is not an error.
 	Delete(ctx context.Context, key string) error
