@@ -59,6 +59,9 @@ type Topics interface {
 	UpdateTopicConfig(ctx context.Context, name string, set map[string]string) (Topic, error)
 	// CreatePartitions raises the partition count to total; it never lowers it.
 	CreatePartitions(ctx context.Context, name string, total int32) (Topic, error)
+	// ApplyConfig returns cfg with the Kafka-named keys applied and
+	// validated, as UpdateTopicConfig would; it writes nothing.
+	ApplyConfig(cfg TopicConfig, set map[string]string) (TopicConfig, error)
 }
 
 // BatchCommit describes one record batch of a chunk in a segment.

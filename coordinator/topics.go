@@ -377,12 +377,37 @@ func (r *Redis) UpdateTopicConfig(ctx context.Context, name string, set map[stri
 	if err != nil {
 		return Topic{}, err
 	}
-	cfg := t.Config
-	defaults, err := r.withDefaults(TopicConfig{Partitions: cfg.Partitions})
+	cfg, err := r.ApplyConfig(t.Config, set)
 	if err != nil {
-		return Topic{}, err
+		return Topic{}, fmt.Errorf("update topic %q: %w", name, err)
 	}
 	var fields []any
+	all := configFields(cfg)
+	for i := 0; i < len(all); i += 2 {
+		if _, ok := set[all[i].(string)]; ok {
+			fields = append(fields, all[i], all[i+1])
+		}
+	}
+	out, err := r.casTopic(ctx, t, "", fields)
+	if err != nil {
+		return Topic{}, wrapErr("update topic "+name, err)
+	}
+	return out, r.written(ctx)
+}
+
+// ApplyConfig returns cfg with the Kafka-named keys in set applied, validated
+// as a whole; an empty value restores the key's default. CreateTopic callers
+// use it to turn a request's key/value config into a TopicConfig.
+func (r *Redis) ApplyConfig(cfg TopicConfig, set map[string]string) (TopicConfig, error) {
+	defaults, err := r.withDefaults(TopicConfig{Partitions: max(cfg.Partitions, 1)})
+	if err != nil {
+		return TopicConfig{}, err
+	}
+	// Fields the base leaves zero take their defaults before the keys apply,
+	// so a zero in set is refused rather than read as "default".
+	if cfg, err = r.withDefaults(cfg); err != nil {
+		return TopicConfig{}, err
+	}
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		v := set[k]
 		var perr error
@@ -407,23 +432,10 @@ func (r *Redis) UpdateTopicConfig(ctx context.Context, name string, set map[stri
 				ConfigRetentionMs, ConfigRetentionBytes, ConfigMaxMessageBytes, ConfigCleanupPolicy, ConfigCompression)
 		}
 		if perr != nil {
-			return Topic{}, fmt.Errorf("update topic %q: %w", name, perr)
+			return TopicConfig{}, perr
 		}
 	}
-	if err := r.validateConfig(cfg); err != nil {
-		return Topic{}, fmt.Errorf("update topic %q: %w", name, err)
-	}
-	all := configFields(cfg)
-	for i := 0; i < len(all); i += 2 {
-		if _, ok := set[all[i].(string)]; ok {
-			fields = append(fields, all[i], all[i+1])
-		}
-	}
-	out, err := r.casTopic(ctx, t, "", fields)
-	if err != nil {
-		return Topic{}, wrapErr("update topic "+name, err)
-	}
-	return out, r.written(ctx)
+	return cfg, r.validateConfig(cfg)
 }
 
 // CreatePartitions raises the partition count. New partitions' metas are
