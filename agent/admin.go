@@ -1,0 +1,119 @@
+package agent
+
+// AdminService: topics. Thin over the index's Topics; DescribeTopic adds each
+// partition's bounds.
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stratabroker/strata/coordinator"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+// CreateTopic implements stratav1connect.AdminServiceHandler.
+func (a *Agent) CreateTopic(ctx context.Context, req *connect.Request[stratav1.CreateTopicRequest]) (*connect.Response[stratav1.CreateTopicResponse], error) {
+	partitions := req.Msg.GetPartitions()
+	if partitions == 0 {
+		partitions = 1
+	}
+	// The keys go through the same parsing as UpdateTopicConfig, so both
+	// accept the same names and values.
+	cfg, err := a.index.ApplyConfig(coordinator.TopicConfig{Partitions: partitions}, req.Msg.GetConfigs())
+	if err != nil {
+		return nil, connectError(fmt.Errorf("create topic %q: %w", req.Msg.GetName(), err))
+	}
+	t, err := a.index.CreateTopic(ctx, req.Msg.GetName(), cfg)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.CreateTopicResponse{Topic: topicProto(t)}), nil
+}
+
+// DeleteTopic implements stratav1connect.AdminServiceHandler.
+func (a *Agent) DeleteTopic(ctx context.Context, req *connect.Request[stratav1.DeleteTopicRequest]) (*connect.Response[stratav1.DeleteTopicResponse], error) {
+	if err := a.index.DeleteTopic(ctx, req.Msg.GetName()); err != nil {
+		return nil, connectError(err)
+	}
+	a.topics.invalidate(req.Msg.GetName())
+	return connect.NewResponse(&stratav1.DeleteTopicResponse{}), nil
+}
+
+// ListTopics implements stratav1connect.AdminServiceHandler.
+func (a *Agent) ListTopics(ctx context.Context, _ *connect.Request[stratav1.ListTopicsRequest]) (*connect.Response[stratav1.ListTopicsResponse], error) {
+	ts, err := a.index.ListTopics(ctx)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+	out := &stratav1.ListTopicsResponse{Topics: make([]*stratav1.Topic, len(ts))}
+	for i, t := range ts {
+		out.Topics[i] = topicProto(t)
+	}
+	return connect.NewResponse(out), nil
+}
+
+// DescribeTopic implements stratav1connect.AdminServiceHandler.
+func (a *Agent) DescribeTopic(ctx context.Context, req *connect.Request[stratav1.DescribeTopicRequest]) (*connect.Response[stratav1.DescribeTopicResponse], error) {
+	t, err := a.index.DescribeTopic(ctx, req.Msg.GetName())
+	if err != nil {
+		return nil, connectError(unknownTopic(req.Msg.GetName(), err))
+	}
+	out := &stratav1.DescribeTopicResponse{Topic: topicProto(t), Partitions: make([]*stratav1.PartitionInfo, t.Config.Partitions)}
+	for p := range t.Config.Partitions {
+		st, err := a.index.PartitionState(ctx, t.ID, p)
+		if err != nil {
+			return nil, connectError(err)
+		}
+		out.Partitions[p] = &stratav1.PartitionInfo{
+			Partition:      p,
+			LogStartOffset: st.LogStartOffset,
+			HighWatermark:  st.HighWatermark,
+			Records:        st.HighWatermark - st.LogStartOffset,
+			Bytes:          st.Bytes,
+		}
+	}
+	return connect.NewResponse(out), nil
+}
+
+// UpdateTopicConfig implements stratav1connect.AdminServiceHandler.
+func (a *Agent) UpdateTopicConfig(ctx context.Context, req *connect.Request[stratav1.UpdateTopicConfigRequest]) (*connect.Response[stratav1.UpdateTopicConfigResponse], error) {
+	t, err := a.index.UpdateTopicConfig(ctx, req.Msg.GetName(), req.Msg.GetSet())
+	if err != nil {
+		return nil, connectError(unknownTopic(req.Msg.GetName(), err))
+	}
+	a.topics.put(t)
+	return connect.NewResponse(&stratav1.UpdateTopicConfigResponse{Topic: topicProto(t)}), nil
+}
+
+// CreatePartitions implements stratav1connect.AdminServiceHandler.
+func (a *Agent) CreatePartitions(ctx context.Context, req *connect.Request[stratav1.CreatePartitionsRequest]) (*connect.Response[stratav1.CreatePartitionsResponse], error) {
+	t, err := a.index.CreatePartitions(ctx, req.Msg.GetName(), req.Msg.GetTotal())
+	if err != nil {
+		return nil, connectError(unknownTopic(req.Msg.GetName(), err))
+	}
+	a.topics.put(t)
+	return connect.NewResponse(&stratav1.CreatePartitionsResponse{Topic: topicProto(t)}), nil
+}
+
+func topicProto(t coordinator.Topic) *stratav1.Topic {
+	c := t.Config
+	return &stratav1.Topic{
+		Name:       t.Name,
+		Id:         t.ID.String(),
+		Partitions: c.Partitions,
+		Configs: map[string]string{
+			"retention.ms":      strconv.FormatInt(c.RetentionMs, 10),
+			"retention.bytes":   strconv.FormatInt(c.RetentionBytes, 10),
+			"max.message.bytes": strconv.FormatInt(int64(c.MaxMessageBytes), 10),
+			"cleanup.policy":    c.CleanupPolicy,
+			"compression.type":  c.Compression,
+		},
+		CreatedAt: timestamppb.New(t.CreatedAt),
+	}
+}

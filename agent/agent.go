@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/objectlog"
+)
+
+// Index is what the agent needs of the metadata index.
+type Index interface {
+	coordinator.Topics
+	coordinator.Log
+	coordinator.Notifier
+	coordinator.Agents
+}
+
+// Agent serves the public API over one object store and one index. It keeps
+// no durable state of its own: any number of agents may serve the same
+// deployment, and any may die.
+type Agent struct {
+	cfg    Config
+	bucket objectlog.Bucket
+	index  Index
+	log    *slog.Logger
+
+	topics  *topicCache
+	batcher *batcher
+	hub     *hub
+	cache   *blockCache
+
+	closeOnce sync.Once
+	stop      context.CancelFunc
+	done      chan struct{}
+}
+
+// New starts an agent: it subscribes to the index's notifications and opens
+// the produce batcher. Close flushes and stops it.
+func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, log *slog.Logger) (*Agent, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a := &Agent{
+		cfg:    cfg,
+		bucket: bucket,
+		index:  index,
+		log:    log,
+		stop:   stop,
+		done:   make(chan struct{}),
+	}
+	a.topics = newTopicCache(index, cfg.TopicCacheTTL)
+	a.cache = newBlockCache(bucket, cfg.CacheBytes, cfg.CacheBlockBytes)
+	a.hub = newHub()
+	if err := index.SubscribeWatermarks(runCtx, a.hub.publish); err != nil {
+		stop()
+		return nil, fmt.Errorf("subscribe to watermarks: %w", err)
+	}
+	a.batcher = newBatcher(a)
+	go a.heartbeat(runCtx)
+	return a, nil
+}
+
+// heartbeat keeps the agent in the index's live-agent registry.
+func (a *Agent) heartbeat(ctx context.Context) {
+	defer close(a.done)
+	info := coordinator.AgentInfo{ID: a.cfg.AgentID, Addr: a.cfg.AdvertiseAddr}
+	const ttl = 15 * time.Second
+	t := time.NewTicker(ttl / 3)
+	defer t.Stop()
+	for {
+		if err := a.index.RegisterAgent(ctx, info, ttl); err != nil && ctx.Err() == nil {
+			a.log.Warn("agent registry heartbeat failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = a.index.DeregisterAgent(dctx, info.ID)
+			cancel()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops taking records, flushes and commits what is buffered (waiting
+// producers get their answers), and stops the background work. It does not
+// close the bucket or the index, which the caller owns.
+func (a *Agent) Close(ctx context.Context) error {
+	var err error
+	a.closeOnce.Do(func() {
+		err = a.batcher.close(ctx)
+		a.stop()
+		<-a.done
+	})
+	return err
+}
+
+// errClosed fails produces that arrive after Close began.
+var errClosed = errors.New("agent is shutting down")

@@ -1,0 +1,312 @@
+package agent
+
+// The write path (DESIGN.md, "Write path"): produces append record batches
+// of many partitions to one open segment; the segment is sealed when
+// FlushInterval has passed since its first batch or it reached
+// SegmentMaxBytes; a sealed segment is uploaded create-only under a new ULID
+// key, then committed to the index, which assigns the offsets; only then are
+// the producers answered. Uploads of successive segments overlap; commits
+// happen strictly in seal order (each flush waits for its predecessor's
+// commit), so the records of one producer keep their order.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/objectlog"
+)
+
+// partitionBatch is the records of one produce request for one partition.
+type partitionBatch struct {
+	key     partitionKey
+	spec    objectlog.BatchSpec
+	records []objectlog.Record
+}
+
+// pendingBatch is a batch waiting for its segment's commit.
+type pendingBatch struct {
+	key     partitionKey
+	ordinal int // its position among its chunk's batches
+	done    chan struct{}
+	base    int64 // first offset, once done without err
+	err     error
+}
+
+// openSegment is the segment being filled.
+type openSegment struct {
+	w       *objectlog.SegmentWriter
+	pending []*pendingBatch
+	batches map[partitionKey]int // batches so far per chunk
+	bytes   int64                // buffer accounting to release after the commit
+}
+
+type batcher struct {
+	a      *Agent
+	buffer *semaphore.Weighted // record bytes buffered or in flight
+	upload *semaphore.Weighted // uploads in flight
+
+	mu         sync.Mutex
+	open       *openSegment
+	timer      *time.Timer
+	closed     bool
+	lastCommit chan struct{} // closed when the last sealed segment's commit is over
+	flushes    sync.WaitGroup
+}
+
+func newBatcher(a *Agent) *batcher {
+	last := make(chan struct{})
+	close(last)
+	return &batcher{
+		a:          a,
+		buffer:     semaphore.NewWeighted(a.cfg.MaxBufferedBytes),
+		upload:     semaphore.NewWeighted(int64(a.cfg.MaxConcurrentUploads)),
+		lastCommit: last,
+	}
+}
+
+// recordBytes is what a record costs in the buffer: its payload plus a
+// little for the batch encoding around it.
+func recordBytes(r objectlog.Record) int64 {
+	n := int64(len(r.Key)+len(r.Value)) + 24
+	for _, h := range r.Headers {
+		n += int64(len(h.Key)+len(h.Value)) + 8
+	}
+	return n
+}
+
+// append adds the batches to the open segment, all in the same segment, and
+// returns their pending results. It waits for buffer space up to
+// ProduceQueueTimeout.
+func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pendingBatch, error) {
+	var size int64
+	for _, pb := range batches {
+		for _, r := range pb.records {
+			size += recordBytes(r)
+		}
+	}
+	if size > b.a.cfg.MaxBufferedBytes {
+		return nil, fmt.Errorf("%w: request holds %d record bytes, over the agent's max-buffered-bytes %d", errTooLarge, size, b.a.cfg.MaxBufferedBytes)
+	}
+	if !b.buffer.TryAcquire(size) {
+		wctx, cancel := context.WithTimeout(ctx, b.a.cfg.ProduceQueueTimeout)
+		err := b.buffer.Acquire(wctx, size)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			metricProduceRejected.Inc()
+			return nil, fmt.Errorf("%w: produce buffer full (max-buffered-bytes %d) for %s", errOverloaded, b.a.cfg.MaxBufferedBytes, b.a.cfg.ProduceQueueTimeout)
+		}
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		b.buffer.Release(size)
+		return nil, errClosed
+	}
+	seg := b.open
+	if seg == nil {
+		seg = &openSegment{w: objectlog.NewSegmentWriter(), batches: map[partitionKey]int{}}
+		b.open = seg
+		b.timer = time.AfterFunc(b.a.cfg.FlushInterval, func() { b.sealIfOpen(seg) })
+	}
+	out := make([]*pendingBatch, 0, len(batches))
+	for _, pb := range batches {
+		if _, err := seg.w.AppendRecords(pb.key.topic, pb.key.partition, pb.spec, pb.records); err != nil {
+			// Produce validated the records, so this is unexpected. The
+			// batches appended so far stay and are committed normally; the
+			// buffer is released with the segment.
+			seg.bytes += size
+			return nil, fmt.Errorf("encode batch for partition %d: %w", pb.key.partition, err)
+		}
+		p := &pendingBatch{key: pb.key, ordinal: seg.batches[pb.key], done: make(chan struct{})}
+		seg.batches[pb.key]++
+		seg.pending = append(seg.pending, p)
+		out = append(out, p)
+	}
+	seg.bytes += size
+	if seg.w.Len() >= b.a.cfg.SegmentMaxBytes {
+		b.sealLocked()
+	}
+	return out, nil
+}
+
+// sealIfOpen seals seg if it is still the open segment (the flush timer).
+func (b *batcher) sealIfOpen(seg *openSegment) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open == seg {
+		b.sealLocked()
+	}
+}
+
+// sealLocked hands the open segment to a flush and chains its commit after
+// the previous one.
+func (b *batcher) sealLocked() {
+	seg := b.open
+	if seg == nil {
+		return
+	}
+	b.open = nil
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	prev, mine := b.lastCommit, make(chan struct{})
+	b.lastCommit = mine
+	b.flushes.Add(1)
+	go func() {
+		defer b.flushes.Done()
+		b.flush(seg, prev, mine)
+	}()
+}
+
+// flush uploads and commits one segment and answers its producers.
+func (b *batcher) flush(seg *openSegment, prev <-chan struct{}, mine chan<- struct{}) {
+	defer b.buffer.Release(seg.bytes)
+	start := time.Now()
+	results, err := b.flushSegment(seg, prev)
+	close(mine)
+	metricFlushSeconds.Observe(time.Since(start).Seconds())
+	for _, p := range seg.pending {
+		if p.err == nil {
+			p.err = err
+		}
+		if p.err == nil {
+			p.base = results[p.key][p.ordinal].BaseOffset
+			p.err = results[p.key][p.ordinal].Err
+		}
+		close(p.done)
+	}
+}
+
+// flushSegment does the work of flush; it waits for prev before committing
+// and returns the batch results by chunk.
+func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[partitionKey][]coordinator.BatchResult, error) {
+	a := b.a
+	data, footer, err := seg.w.Finish()
+	if err != nil {
+		<-prev
+		return nil, fmt.Errorf("seal segment: %w", err)
+	}
+	id := ulid.Make().String()
+	key := "segments/" + id + ".seg"
+
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.CommitTimeout+time.Minute)
+	defer cancel()
+	if err := b.upload.Acquire(ctx, 1); err != nil {
+		<-prev
+		return nil, fmt.Errorf("%w: wait for upload slot: %w", coordinator.ErrUnavailable, err)
+	}
+	upStart := time.Now()
+	err = a.bucket.PutIfAbsent(ctx, key, bytes.NewReader(data), int64(len(data)))
+	b.upload.Release(1)
+	metricPuts.Inc()
+	metricPutSeconds.Observe(time.Since(upStart).Seconds())
+	if err != nil {
+		<-prev
+		a.log.Warn("segment upload failed", "key", key, "bytes", len(data), "err", err)
+		return nil, fmt.Errorf("%w: upload segment %s: %w", coordinator.ErrUnavailable, key, err)
+	}
+	metricPutBytes.Add(float64(len(data)))
+
+	commit := coordinator.SegmentCommit{SegmentID: id, SegmentKey: key, Chunks: make([]coordinator.ChunkCommit, len(footer.Chunks))}
+	for i, c := range footer.Chunks {
+		cc := coordinator.ChunkCommit{TopicID: c.TopicID, Partition: c.Partition, Batches: make([]coordinator.BatchCommit, len(c.Batches))}
+		for j, bi := range c.Batches {
+			cc.Batches[j] = coordinator.BatchCommit{
+				ByteOffset:    bi.ByteOffset,
+				ByteLength:    int64(bi.ByteLength),
+				Records:       bi.Records,
+				MaxTimestamp:  bi.MaxTimestamp,
+				ProducerID:    bi.ProducerID,
+				ProducerEpoch: bi.ProducerEpoch,
+				BaseSequence:  bi.BaseSequence,
+			}
+		}
+		commit.Chunks[i] = cc
+	}
+
+	// The writing agent caches its own segment before anyone can learn of
+	// it, so tailing readers here never GET it back from the store.
+	a.cache.putObject(key, data)
+
+	<-prev
+	chunkResults, err := b.commitWithRetry(commit)
+	if err != nil {
+		// The object stays behind as an orphan for the janitor; nothing
+		// points at it.
+		a.log.Error("segment commit failed", "key", key, "err", err)
+		return nil, err
+	}
+	out := make(map[partitionKey][]coordinator.BatchResult, len(chunkResults))
+	for i, cr := range chunkResults {
+		c := commit.Chunks[i]
+		k := partitionKey{c.TopicID, c.Partition}
+		out[k] = cr.Batches
+		a.hub.publish(coordinator.Watermark{TopicID: c.TopicID, Partition: c.Partition, HighWatermark: cr.HighWatermark})
+	}
+	return out, nil
+}
+
+// commitWithRetry commits, retrying transient index failures for up to
+// CommitTimeout. Retries are safe: the commit is idempotent by segment id.
+func (b *batcher) commitWithRetry(c coordinator.SegmentCommit) ([]coordinator.ChunkResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.a.cfg.CommitTimeout)
+	defer cancel()
+	backoff := 20 * time.Millisecond
+	for {
+		start := time.Now()
+		res, err := b.a.index.CommitSegment(ctx, c)
+		metricCommitSeconds.Observe(time.Since(start).Seconds())
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, coordinator.ErrUnavailable) || ctx.Err() != nil {
+			return nil, fmt.Errorf("commit segment %s: %w", c.SegmentKey, err)
+		}
+		b.a.log.Warn("segment commit failed, retrying", "key", c.SegmentKey, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("commit segment %s: %w", c.SegmentKey, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// close seals what is open, refuses new batches and waits for every flush.
+func (b *batcher) close(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	b.sealLocked()
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() { b.flushes.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("flush on close: %w", ctx.Err())
+	}
+}
+
+// wait waits for a pending batch's commit, or ctx.
+func (p *pendingBatch) wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,182 @@
+package agent
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is an agent's configuration. Every field has a flag, an
+// environment variable (STRATA_ plus the flag name in upper case with
+// dashes as underscores) and a YAML key; RegisterFlags holds the defaults and
+// the help text in one place.
+type Config struct {
+	// Listen is the address of the API port (Connect, gRPC, gRPC-web).
+	Listen string `yaml:"listen"`
+	// AdminListen is the address of the metrics and pprof port; "" disables it.
+	AdminListen string `yaml:"admin-listen"`
+	// AdvertiseAddr is how others reach this agent; defaults to Listen.
+	AdvertiseAddr string `yaml:"advertise-addr"`
+	// AgentID names the agent in the index's registry and in segment keys.
+	AgentID string `yaml:"agent-id"`
+
+	// Store is the object store URL (file://, s3://, s3+aws://, memory://).
+	Store string `yaml:"store"`
+	// Index is the metadata index URL (redis://, redis+cluster://, memory://).
+	Index string `yaml:"index"`
+
+	// FlushInterval is the longest a record waits in the open segment.
+	FlushInterval time.Duration `yaml:"flush-interval"`
+	// SegmentMaxBytes seals the open segment when it reaches this size.
+	SegmentMaxBytes int `yaml:"segment-max-bytes"`
+	// MaxBufferedBytes bounds record bytes buffered or in flight; past it a
+	// produce waits up to ProduceQueueTimeout, then fails ResourceExhausted.
+	MaxBufferedBytes int64 `yaml:"max-buffered-bytes"`
+	// ProduceQueueTimeout is how long a produce waits for buffer space.
+	ProduceQueueTimeout time.Duration `yaml:"produce-queue-timeout"`
+	// MaxConcurrentUploads bounds segment uploads in flight.
+	MaxConcurrentUploads int `yaml:"max-concurrent-uploads"`
+	// CommitTimeout bounds the retries of one segment commit.
+	CommitTimeout time.Duration `yaml:"commit-timeout"`
+
+	// MaxRequestBytes caps the size of one request message.
+	MaxRequestBytes int `yaml:"max-request-bytes"`
+	// CacheBytes is the block cache's size.
+	CacheBytes int64 `yaml:"cache-bytes"`
+	// CacheBlockBytes is the block size: reads of the store are aligned to it.
+	CacheBlockBytes int64 `yaml:"cache-block-bytes"`
+	// MaxFetchWait caps a fetch's long poll.
+	MaxFetchWait time.Duration `yaml:"max-fetch-wait"`
+	// TopicCacheTTL is how long topic metadata is reused before a re-read.
+	TopicCacheTTL time.Duration `yaml:"topic-cache-ttl"`
+	// CORSOrigins lists the origins browsers may call from, comma
+	// separated; "*" allows any, "" turns CORS off.
+	CORSOrigins string `yaml:"cors-origins"`
+}
+
+// DefaultConfig is the configuration with every default applied.
+func DefaultConfig() Config {
+	var c Config
+	fs := flag.NewFlagSet("defaults", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	return c
+}
+
+// RegisterFlags registers every field's flag with its default and help.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7070", "API address: Connect, gRPC and gRPC-web on one port")
+	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:7071", "metrics (/metrics) and pprof (/debug/pprof) address; empty disables it")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "address others reach this agent at (default: --listen)")
+	fs.StringVar(&c.AgentID, "agent-id", "", "agent id in the registry and segment keys (default: a new ULID)")
+	fs.StringVar(&c.Store, "store", "", "object store URL: file:///dir, s3://bucket/prefix?endpoint=host:port, s3+aws://bucket/prefix?region=r, memory://")
+	fs.StringVar(&c.Index, "index", "", "metadata index URL: redis://host:6379/0, redis+cluster://h1:p1,h2:p2, memory:///dir")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "longest time a record waits before its segment is flushed")
+	fs.IntVar(&c.SegmentMaxBytes, "segment-max-bytes", 8<<20, "flush a segment once it holds this many bytes")
+	fs.Int64Var(&c.MaxBufferedBytes, "max-buffered-bytes", 256<<20, "record bytes buffered or in flight before produces wait")
+	fs.DurationVar(&c.ProduceQueueTimeout, "produce-queue-timeout", 5*time.Second, "how long a produce waits for buffer space before RESOURCE_EXHAUSTED")
+	fs.IntVar(&c.MaxConcurrentUploads, "max-concurrent-uploads", 4, "segment uploads in flight at once")
+	fs.DurationVar(&c.CommitTimeout, "commit-timeout", 10*time.Second, "how long one segment commit is retried")
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", 32<<20, "largest request message accepted")
+	fs.Int64Var(&c.CacheBytes, "cache-bytes", 256<<20, "block cache size in bytes")
+	fs.Int64Var(&c.CacheBlockBytes, "cache-block-bytes", 1<<20, "block cache block size; store reads are aligned to it")
+	fs.DurationVar(&c.MaxFetchWait, "max-fetch-wait", 30*time.Second, "longest long poll a fetch may ask for")
+	fs.DurationVar(&c.TopicCacheTTL, "topic-cache-ttl", 2*time.Second, "how long topic metadata is reused")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "origins browsers may call the API from, comma separated; empty disables CORS")
+}
+
+// ApplyEnv sets every flag not given on the command line from its
+// STRATA_* environment variable. Call it after fs.Parse.
+func ApplyEnv(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		if v, ok := os.LookupEnv(EnvName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", EnvName(f.Name), err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// EnvName is the environment variable of a flag: STRATA_FLUSH_INTERVAL for
+// --flush-interval.
+func EnvName(flagName string) string {
+	return "STRATA_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (c *Config) validate() error {
+	if c.AgentID == "" {
+		c.AgentID = strings.ToLower(ulid.Make().String())
+	}
+	if c.AdvertiseAddr == "" {
+		c.AdvertiseAddr = c.Listen
+	}
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.FlushInterval > 0, "flush-interval must be positive, got %s", c.FlushInterval)
+	check(c.SegmentMaxBytes >= 1<<10, "segment-max-bytes must be at least 1024, got %d", c.SegmentMaxBytes)
+	check(c.MaxBufferedBytes >= int64(c.SegmentMaxBytes), "max-buffered-bytes (%d) must be at least segment-max-bytes (%d)", c.MaxBufferedBytes, c.SegmentMaxBytes)
+	check(c.MaxConcurrentUploads >= 1, "max-concurrent-uploads must be at least 1, got %d", c.MaxConcurrentUploads)
+	check(c.CommitTimeout > 0, "commit-timeout must be positive")
+	check(c.MaxRequestBytes >= 1<<10, "max-request-bytes must be at least 1024")
+	check(c.CacheBlockBytes >= 4<<10, "cache-block-bytes must be at least 4096, got %d", c.CacheBlockBytes)
+	check(c.CacheBytes >= c.CacheBlockBytes, "cache-bytes must be at least one block")
+	check(c.MaxFetchWait >= 0, "max-fetch-wait must not be negative")
+	check(c.ProduceQueueTimeout >= 0, "produce-queue-timeout must not be negative")
+	if len(errs) > 0 {
+		return fmt.Errorf("agent config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// ApplyFile sets every flag given neither on the command line nor in the
+// environment from a YAML file whose keys are flag names (flush-interval:
+// 50ms). Precedence: flag, then environment, then file, then default.
+func ApplyFile(fs *flag.FlagSet, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	for k, v := range values {
+		f := fs.Lookup(k)
+		if f == nil {
+			errs = append(errs, fmt.Errorf("config file %s: unknown key %q", path, k))
+			continue
+		}
+		if set[k] {
+			continue
+		}
+		if _, inEnv := os.LookupEnv(EnvName(k)); inEnv {
+			continue
+		}
+		if err := fs.Set(k, fmt.Sprint(v)); err != nil {
+			errs = append(errs, fmt.Errorf("config file %s: %s: %w", path, k, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,14 @@
+// Package agent is Strata's stateless server: the produce batcher that turns
+// records from every partition into one segment object per flush, the fetch
+// reader with its block cache and long polls, and the Connect handlers for
+// the public API. It is the only package that knows Connect.
+//
+// It depends on objectlog (objects and the segment format) and coordinator
+// (the metadata index), never the other way round. Errors from both map to
+// Connect codes in one place, errors.go.
+//
+// Files follow the API: produce.go (ProducerService), fetch.go and
+// subscribe.go (ConsumerService), admin.go (AdminService); batcher.go is the
+// write path behind Produce, cache.go the block cache, hub.go the fan-out of
+// the index's watermark notifications, server.go the HTTP wiring.
+package agent

@@ -1,0 +1,36 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics live in the default registry, served on the admin port.
+var (
+	metricProducedRecords = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_produced_records_total", Help: "Records acknowledged to producers."})
+	metricProducedBytes = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_produced_bytes_total", Help: "Key, value and header bytes of records acknowledged to producers."})
+	metricProduceRejected = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_produce_rejected_total", Help: "Produces refused because the buffer stayed full."})
+	metricFlushSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name: "strata_flush_seconds", Help: "Seal to commit of one segment.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+	metricPuts = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_store_puts_total", Help: "Segment objects uploaded (attempted)."})
+	metricPutBytes = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_store_put_bytes_total", Help: "Bytes of segment objects uploaded."})
+	metricPutSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name: "strata_store_put_seconds", Help: "Segment upload latency.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+	metricGets = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_store_gets_total", Help: "Ranged GETs issued by the block cache."})
+	metricGetBytes = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_store_get_bytes_total", Help: "Bytes read from the store by the block cache."})
+	metricCacheHits = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_cache_hits_total", Help: "Block cache hits."})
+	metricCacheMisses = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_cache_misses_total", Help: "Block cache misses."})
+	metricCommitSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name: "strata_index_commit_seconds", Help: "Segment commit latency in the index.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14)})
+	metricFetchedRecords = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_fetched_records_total", Help: "Records served to fetches and subscriptions."})
+)

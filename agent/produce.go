@@ -1,0 +1,236 @@
+package agent
+
+// ProducerService: Produce and ProduceStream. A request is validated whole
+// before any of it is appended (unknown topic, bad partition, oversized
+// record fail the request with nothing written); then each partition's
+// records become one RecordBatch in the open segment, and the answer waits
+// for the segment's commit.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/objectlog"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+// stickyCounter spreads unkeyed records: each request's unkeyed records for a
+// topic go to one partition (one batch, as Kafka's sticky partitioner does),
+// and successive requests move on to the next partition.
+var stickyCounter atomic.Uint32
+
+// Produce implements stratav1connect.ProducerServiceHandler.
+func (a *Agent) Produce(ctx context.Context, req *connect.Request[stratav1.ProduceRequest]) (*connect.Response[stratav1.ProduceResponse], error) {
+	wait, err := a.startProduce(ctx, req.Msg)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	resp, err := wait(ctx)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// maxInFlightStream bounds the requests of one ProduceStream appended but
+// not yet answered.
+const maxInFlightStream = 64
+
+// ProduceStream implements stratav1connect.ProducerServiceHandler. Requests
+// are appended as they arrive and answered in order as their segments
+// commit, so one stream keeps several flushes in flight.
+func (a *Agent) ProduceStream(ctx context.Context, stream *connect.BidiStream[stratav1.ProduceStreamRequest, stratav1.ProduceStreamResponse]) error {
+	type inflight struct {
+		id   uint64
+		wait func(context.Context) (*stratav1.ProduceResponse, error)
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan inflight, maxInFlightStream)
+	sendErr := make(chan error, 1)
+	go func() {
+		defer close(sendErr)
+		for f := range queue {
+			out := &stratav1.ProduceStreamResponse{RequestId: f.id}
+			err := f.err
+			if err == nil {
+				out.Response, err = f.wait(ctx)
+			}
+			if err != nil {
+				ce := connectError(err).(*connect.Error)
+				out.Error = &stratav1.ProduceError{Code: ce.Code().String(), Message: ce.Message()}
+			}
+			if err := stream.Send(out); err != nil {
+				sendErr <- err
+				cancel()
+				// Drain so the receiver never blocks on a full queue.
+				for range queue {
+				}
+				return
+			}
+		}
+	}()
+	var recvErr error
+	for {
+		msg, err := stream.Receive()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		wait, err := a.startProduce(ctx, msg.GetRequest())
+		select {
+		case queue <- inflight{id: msg.GetRequestId(), wait: wait, err: err}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(queue)
+	if err := <-sendErr; err != nil {
+		return err
+	}
+	if recvErr != nil && ctx.Err() == nil {
+		return recvErr
+	}
+	return nil
+}
+
+// startProduce validates the request and appends its batches; the function
+// it returns waits for the commit and builds the answer.
+func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) (func(context.Context) (*stratav1.ProduceResponse, error), error) {
+	if req == nil || len(req.GetTopics()) == 0 {
+		return nil, invalidf("a produce request needs at least one topic with records")
+	}
+	now := time.Now()
+	// where[i][j] is the (batch index, position in batch) of record j of
+	// topic i, filled in while grouping by partition.
+	type slot struct{ batch, pos int }
+	where := make([][]slot, len(req.GetTopics()))
+	var batches []partitionBatch
+	batchIndex := map[partitionKey]int{}
+	var recordCount int
+	var payload int64
+	for i, tr := range req.GetTopics() {
+		if tr.GetTopic() == "" {
+			return nil, invalidf("topics[%d]: topic name is empty", i)
+		}
+		topic, err := a.topics.get(ctx, tr.GetTopic())
+		if err != nil {
+			return nil, unknownTopic(tr.GetTopic(), err)
+		}
+		codec, err := topicCodec(topic)
+		if err != nil {
+			return nil, err
+		}
+		n := topic.Config.Partitions
+		sticky := int32(stickyCounter.Add(1) % uint32(n))
+		where[i] = make([]slot, len(tr.GetRecords()))
+		for j, r := range tr.GetRecords() {
+			var p int32
+			switch {
+			case r.Partition != nil:
+				p = r.GetPartition()
+				if p < 0 || p >= n {
+					return nil, fmt.Errorf("%w: topic %q has %d partitions, record %d asks for partition %d", errInvalid, topic.Name, n, j, p)
+				}
+			case r.Key != nil:
+				p = keyPartition(r.Key, n)
+			default:
+				p = sticky
+			}
+			rec := objectlog.Record{Key: r.Key, Value: r.Value, Timestamp: now.UnixMilli()}
+			if r.Timestamp != nil {
+				rec.Timestamp = r.GetTimestamp().AsTime().UnixMilli()
+			}
+			for _, h := range r.GetHeaders() {
+				rec.Headers = append(rec.Headers, objectlog.Header{Key: h.GetKey(), Value: h.Value})
+			}
+			if size := recordBytes(rec); size > int64(topic.Config.MaxMessageBytes) {
+				return nil, fmt.Errorf("%w: record %d of topic %q is %d bytes, over the topic's max.message.bytes %d", errTooLarge, j, topic.Name, size, topic.Config.MaxMessageBytes)
+			}
+			payload += recordBytes(rec)
+			k := partitionKey{topic.ID, p}
+			bi, ok := batchIndex[k]
+			if !ok {
+				bi = len(batches)
+				batchIndex[k] = bi
+				batches = append(batches, partitionBatch{key: k, spec: objectlog.NoProducer})
+				batches[bi].spec.Codec = codec
+			}
+			where[i][j] = slot{bi, len(batches[bi].records)}
+			batches[bi].records = append(batches[bi].records, rec)
+			recordCount++
+		}
+	}
+	if recordCount == 0 {
+		return nil, invalidf("a produce request needs at least one record")
+	}
+	pending, err := a.batcher.append(ctx, batches)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (*stratav1.ProduceResponse, error) {
+		for _, p := range pending {
+			if err := p.wait(ctx); err != nil {
+				if errors.Is(err, coordinator.ErrTopicDeleted) {
+					// The cached topic is gone; the next request re-reads it.
+					for _, tr := range req.GetTopics() {
+						a.topics.invalidate(tr.GetTopic())
+					}
+				}
+				return nil, err
+			}
+		}
+		resp := &stratav1.ProduceResponse{Topics: make([]*stratav1.TopicResults, len(req.GetTopics()))}
+		for i, tr := range req.GetTopics() {
+			out := &stratav1.TopicResults{Topic: tr.GetTopic(), Results: make([]*stratav1.RecordResult, len(where[i]))}
+			for j, s := range where[i] {
+				b := batches[s.batch]
+				out.Results[j] = &stratav1.RecordResult{
+					Partition: b.key.partition,
+					Offset:    pending[s.batch].base + int64(s.pos),
+					Timestamp: timestamppb.New(time.UnixMilli(b.records[s.pos].Timestamp)),
+				}
+			}
+			resp.Topics[i] = out
+		}
+		metricProducedRecords.Add(float64(recordCount))
+		metricProducedBytes.Add(float64(payload))
+		return resp, nil
+	}, nil
+}
+
+// topicCodec is the codec a topic's compression.type asks for. "producer"
+// means none for the native API, whose records arrive uncompressed (the
+// transport compresses).
+func topicCodec(t coordinator.Topic) (objectlog.Codec, error) {
+	switch t.Config.Compression {
+	case "", "producer", "none":
+		return objectlog.CodecNone, nil
+	}
+	c, err := objectlog.ParseCodec(t.Config.Compression)
+	if err != nil {
+		return 0, fmt.Errorf("topic %q compression.type: %w", t.Name, err)
+	}
+	return c, nil
+}
+
+// unknownTopic says how to fix a missing topic.
+func unknownTopic(name string, err error) error {
+	if errors.Is(err, coordinator.ErrNotFound) {
+		return fmt.Errorf("topic %q does not exist (create it with `strata topic create %s`): %w", name, name, err)
+	}
+	return err
+}

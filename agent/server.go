@@ -1,0 +1,143 @@
+package agent
+
+// HTTP wiring: one API port serves Connect, gRPC and gRPC-web over HTTP/1.1
+// and h2c, with gRPC health and reflection (grpcurl, buf curl) and CORS for
+// browsers; a separate admin port serves Prometheus metrics and pprof, so
+// they are never exposed where the API is.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	connectcors "connectrpc.com/cors"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/cors"
+
+	"github.com/stratabroker/strata/proto/gen/strata/v1/stratav1connect"
+)
+
+// Handler is the API: every service, health, reflection, CORS.
+func (a *Agent) Handler() http.Handler {
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(a.cfg.MaxRequestBytes)}
+	mux := http.NewServeMux()
+	mux.Handle(stratav1connect.NewProducerServiceHandler(a, opts...))
+	mux.Handle(stratav1connect.NewConsumerServiceHandler(a, opts...))
+	mux.Handle(stratav1connect.NewAdminServiceHandler(a, opts...))
+	services := []string{
+		stratav1connect.ProducerServiceName,
+		stratav1connect.ConsumerServiceName,
+		stratav1connect.AdminServiceName,
+	}
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	reflector := grpcreflect.NewStaticReflector(services...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	return a.withCORS(mux)
+}
+
+func (a *Agent) withCORS(h http.Handler) http.Handler {
+	origins := strings.Split(a.cfg.CORSOrigins, ",")
+	if a.cfg.CORSOrigins == "" {
+		return h
+	}
+	return cors.New(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: connectcors.AllowedMethods(),
+		AllowedHeaders: connectcors.AllowedHeaders(),
+		ExposedHeaders: connectcors.ExposedHeaders(),
+		MaxAge:         7200,
+	}).Handler(h)
+}
+
+// AdminHandler serves /metrics and /debug/pprof/.
+func AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.Handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// Listeners are the agent's bound ports.
+type Listeners struct {
+	API   net.Listener
+	Admin net.Listener // nil when the admin port is off
+}
+
+// Listen binds the API and admin ports of cfg.
+func Listen(cfg Config) (Listeners, error) {
+	api, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return Listeners{}, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	l := Listeners{API: api}
+	if cfg.AdminListen != "" {
+		if l.Admin, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			api.Close()
+			return Listeners{}, fmt.Errorf("admin listen on %s: %w", cfg.AdminListen, err)
+		}
+	}
+	return l, nil
+}
+
+// Serve serves the API (and admin port) on l until ctx ends, then shuts
+// down gracefully: it stops accepting connections, flushes and commits what
+// is buffered so waiting producers get their answers, ends subscriptions,
+// and returns. A second signal is the caller's business (exit at once).
+func (a *Agent) Serve(ctx context.Context, l Listeners) error {
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	newServer := func(h http.Handler) *http.Server {
+		s := &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			BaseContext:       func(net.Listener) context.Context { return streams },
+		}
+		s.Protocols = new(http.Protocols)
+		s.Protocols.SetHTTP1(true)
+		s.Protocols.SetUnencryptedHTTP2(true)
+		return s
+	}
+	api := newServer(a.Handler())
+	errc := make(chan error, 2)
+	go func() { errc <- api.Serve(l.API) }()
+	var admin *http.Server
+	if l.Admin != nil {
+		admin = newServer(AdminHandler())
+		go func() { errc <- admin.Serve(l.Admin) }()
+	}
+	a.log.Info("agent serving", "api", l.API.Addr().String(), "agent_id", a.cfg.AgentID)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	a.log.Info("agent shutting down: flushing buffered records")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.CommitTimeout+5*time.Second)
+	defer cancel()
+	shutdownDone := make(chan error, 1)
+	go func() { shutdownDone <- api.Shutdown(shutdownCtx) }()
+	closeErr := a.Close(shutdownCtx)
+	endStreams()
+	err := <-shutdownDone
+	if admin != nil {
+		_ = admin.Close()
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return errors.Join(closeErr, err)
+}
