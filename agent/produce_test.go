@@ -35,19 +35,27 @@ type testAgent struct {
 
 func startAgent(t *testing.T, tweak func(*agent.Config)) *testAgent {
 	t.Helper()
+	store := objectlog.NewMemBucket()
+	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	ta := startAgentOn(t, store, index, tweak)
+	ta.store = store
+	return ta
+}
+
+// startAgentOn serves an agent on the given store and index.
+func startAgentOn(t testing.TB, store objectlog.Bucket, index *coordinator.Redis, tweak func(*agent.Config)) *testAgent {
+	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.FlushInterval = 10 * time.Millisecond
 	cfg.AdminListen = ""
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	store := objectlog.NewMemBucket()
 	bucket := objectlog.NewFaultyBucket(store)
-	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = index.Close() })
 	a, err := agent.New(t.Context(), cfg, bucket, index, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +80,6 @@ func startAgent(t *testing.T, tweak func(*agent.Config)) *testAgent {
 	return &testAgent{
 		agent:    a,
 		bucket:   bucket,
-		store:    store,
 		index:    index,
 		producer: stratav1connect.NewProducerServiceClient(client, srv.URL),
 		consumer: stratav1connect.NewConsumerServiceClient(client, srv.URL),
@@ -80,7 +87,7 @@ func startAgent(t *testing.T, tweak func(*agent.Config)) *testAgent {
 	}
 }
 
-func (ta *testAgent) createTopic(t *testing.T, name string, partitions int32, configs map[string]string) {
+func (ta *testAgent) createTopic(t testing.TB, name string, partitions int32, configs map[string]string) {
 	t.Helper()
 	_, err := ta.admin.CreateTopic(t.Context(), connect.NewRequest(&stratav1.CreateTopicRequest{Name: name, Partitions: partitions, Configs: configs}))
 	if err != nil {

@@ -27,7 +27,12 @@ import (
 
 // Handler is the API: every service, health, reflection, CORS.
 func (a *Agent) Handler() http.Handler {
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(a.cfg.MaxRequestBytes)}
+	opts := []connect.HandlerOption{
+		connect.WithReadMaxBytes(a.cfg.MaxRequestBytes),
+		// Compressing every small produce answer cost more CPU than it saved
+		// bytes (gzip writer resets showed in profiles); fetches still compress.
+		connect.WithCompressMinBytes(4 << 10),
+	}
 	mux := http.NewServeMux()
 	mux.Handle(stratav1connect.NewProducerServiceHandler(a, opts...))
 	mux.Handle(stratav1connect.NewConsumerServiceHandler(a, opts...))
