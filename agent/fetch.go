@@ -1,0 +1,333 @@
+package agent
+
+// ConsumerService.Fetch (DESIGN.md, "Read path"): one partition from an
+// offset. The index names the entries holding the offsets; each entry's
+// bytes come through the block cache and are decoded here, control batches
+// (transaction markers) skipped. A fetch at the high watermark long-polls
+// on the hub: it wakes when a commit raises the watermark, whichever agent
+// made it, or answers empty when max_wait passes.
+//
+// Isolation: READ_COMMITTED is answered as READ_UNCOMMITTED until
+// transactions exist, as the proto documents.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/objectlog"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+const (
+	// defaultReadBytes is max_bytes when a request leaves it 0.
+	defaultReadBytes = 1 << 20
+	// watermarkRecheck bounds how long a waiting reader trusts the hub
+	// alone: notifications published while the index connection was down
+	// are lost, so waiters re-read the watermark this often.
+	watermarkRecheck = time.Second
+)
+
+// Fetch implements stratav1connect.ConsumerServiceHandler.
+func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRequest]) (*connect.Response[stratav1.FetchResponse], error) {
+	m := req.Msg
+	maxBytes, err := readBudget(m.GetMaxBytes())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if err := checkIsolation(m.GetIsolationLevel()); err != nil {
+		return nil, connectError(err)
+	}
+	var wait time.Duration
+	if d := m.GetMaxWait(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return nil, connectError(invalidf("max_wait: %v", err))
+		}
+		if wait = d.AsDuration(); wait < 0 {
+			return nil, connectError(invalidf("max_wait %s is negative", wait))
+		}
+		wait = min(wait, a.cfg.MaxFetchWait)
+	}
+	deadline := time.Now().Add(wait)
+
+	topic, err := a.partitionTopic(ctx, m.GetTopic(), m.GetPartition())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	p, offset := m.GetPartition(), m.GetOffset()
+	key := partitionKey{topic.ID, p}
+	for {
+		records, next, st, err := a.readPartition(ctx, topic, p, offset, maxBytes)
+		if errors.Is(err, coordinator.ErrNotFound) {
+			// The cached topic may be a deleted one whose name now
+			// belongs to a new topic; ask the index once more.
+			if fresh, ferr := a.refreshTopic(ctx, topic); ferr == nil {
+				topic, key = fresh, partitionKey{fresh.ID, p}
+				records, next, st, err = a.readPartition(ctx, topic, p, offset, maxBytes)
+			}
+		}
+		if err != nil {
+			return nil, connectError(err)
+		}
+		if len(records) > 0 || next < st.HighWatermark || !time.Now().Before(deadline) {
+			metricFetchedRecords.Add(float64(len(records)))
+			return connect.NewResponse(&stratav1.FetchResponse{
+				Records:        records,
+				NextOffset:     next,
+				HighWatermark:  st.HighWatermark,
+				LogStartOffset: st.LogStartOffset,
+			}), nil
+		}
+		// Only control records (or none) up to the watermark: wait for
+		// more from where they end.
+		offset = next
+		if err := a.waitForRecords(ctx, key, offset, deadline); err != nil {
+			return nil, connectError(err)
+		}
+	}
+}
+
+// waitForRecords waits until the partition's watermark is above offset, or
+// the deadline passes (not an error: the fetch then answers empty).
+func (a *Agent) waitForRecords(ctx context.Context, key partitionKey, offset int64, deadline time.Time) error {
+	for {
+		// The channel first, then the state: a commit landing in between
+		// closes the channel, so it cannot be missed.
+		ch, seen := a.hub.changed(key)
+		if seen > offset {
+			return nil
+		}
+		st, err := a.index.PartitionState(ctx, key.topic, key.partition)
+		if err != nil {
+			return err
+		}
+		if st.HighWatermark > offset || st.LogStartOffset > offset {
+			// New records, or retention passed the offset: either way the
+			// next read has an answer.
+			return nil
+		}
+		until := time.Now().Add(watermarkRecheck)
+		if deadline.Before(until) {
+			until = deadline
+		}
+		wctx, cancel := context.WithDeadline(ctx, until)
+		rose := waitAbove(wctx, ch)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if rose || !time.Now().Before(deadline) {
+			return nil
+		}
+	}
+}
+
+// readBudget checks a request's max_bytes and applies the default.
+func readBudget(maxBytes int32) (int64, error) {
+	switch {
+	case maxBytes < 0:
+		return 0, invalidf("max_bytes %d is negative", maxBytes)
+	case maxBytes == 0:
+		return defaultReadBytes, nil
+	}
+	return int64(maxBytes), nil
+}
+
+func checkIsolation(l stratav1.IsolationLevel) error {
+	switch l {
+	case stratav1.IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED,
+		stratav1.IsolationLevel_ISOLATION_LEVEL_READ_UNCOMMITTED,
+		stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED:
+		return nil
+	}
+	return invalidf("isolation_level %d is unknown", l)
+}
+
+// partitionTopic returns the named topic if it has the partition. A
+// partition past the cached count is checked against the index before it
+// is refused: partitions may have been added since the cache was filled.
+func (a *Agent) partitionTopic(ctx context.Context, name string, partition int32) (coordinator.Topic, error) {
+	if name == "" {
+		return coordinator.Topic{}, invalidf("topic name is empty")
+	}
+	topic, err := a.topics.get(ctx, name)
+	if err != nil {
+		return coordinator.Topic{}, unknownTopic(name, err)
+	}
+	if partition >= topic.Config.Partitions {
+		a.topics.invalidate(name)
+		if topic, err = a.topics.get(ctx, name); err != nil {
+			return coordinator.Topic{}, unknownTopic(name, err)
+		}
+	}
+	if partition < 0 || partition >= topic.Config.Partitions {
+		return coordinator.Topic{}, fmt.Errorf("%w: partition %d: topic %q has %d partitions",
+			coordinator.ErrNotFound, partition, name, topic.Config.Partitions)
+	}
+	return topic, nil
+}
+
+// refreshTopic re-reads a topic's metadata after the index said one of its
+// partitions does not exist. It fails unless the name now has another id
+// (deleted and created again), so a retry is worth making.
+func (a *Agent) refreshTopic(ctx context.Context, topic coordinator.Topic) (coordinator.Topic, error) {
+	a.topics.invalidate(topic.Name)
+	fresh, err := a.topics.get(ctx, topic.Name)
+	if err != nil {
+		return coordinator.Topic{}, err
+	}
+	if fresh.ID == topic.ID {
+		return coordinator.Topic{}, fmt.Errorf("topic %q unchanged", topic.Name)
+	}
+	return fresh, nil
+}
+
+// readPartition reads the records of one partition from offset, at least
+// one when any is available, then as many as fit in maxBytes of record
+// bytes (key, value and headers). next is the offset to read next; st is the
+// partition's state as the last index lookup saw it. Offsets outside
+// [log start, high watermark] are ErrOffsetOutOfRange, with st set.
+func (a *Agent) readPartition(ctx context.Context, topic coordinator.Topic, partition int32, offset int64, maxBytes int64) (records []*stratav1.ConsumedRecord, next int64, st coordinator.PartitionState, err error) {
+	return a.readRecords(ctx, topic, partition, offset, maxBytes, true)
+}
+
+// readRecords is readPartition; without atLeastOne, it returns no record
+// rather than one larger than maxBytes (a subscription filling the rest of
+// a message).
+func (a *Agent) readRecords(ctx context.Context, topic coordinator.Topic, partition int32, offset int64, maxBytes int64, atLeastOne bool) ([]*stratav1.ConsumedRecord, int64, coordinator.PartitionState, error) {
+	var out []*stratav1.ConsumedRecord
+	var size int64
+	var st coordinator.PartitionState
+	next := offset
+	for {
+		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-size, 1))
+		if err != nil {
+			if len(out) > 0 {
+				// Answer what was read; the next read meets the error.
+				return out, next, st, nil
+			}
+			return nil, offset, lst, err
+		}
+		st = lst
+		if len(entries) == 0 {
+			return out, next, st, nil
+		}
+		for _, e := range entries {
+			full, err := a.readEntry(ctx, topic, partition, e, &next, &out, &size, maxBytes, atLeastOne)
+			if err != nil {
+				if len(out) > 0 {
+					return out, next, st, nil
+				}
+				return nil, offset, st, err
+			}
+			if full {
+				return out, next, st, nil
+			}
+		}
+		if next >= st.HighWatermark {
+			return out, next, st, nil
+		}
+	}
+}
+
+// readEntry appends the records of one index entry from *next on, moving
+// *next past them, and reports whether maxBytes is reached.
+func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partition int32, e coordinator.IndexEntry,
+	next *int64, out *[]*stratav1.ConsumedRecord, size *int64, maxBytes int64, atLeastOne bool) (bool, error) {
+	if e.LastOffset() < *next {
+		return false, nil
+	}
+	// Offsets between *next and the entry were removed by retention.
+	*next = max(*next, e.BaseOffset)
+	// readRange hands out a copy, so DecodeChunk's in-place rewrite of the
+	// base offsets never touches a cached block.
+	chunk, err := a.cache.readRange(ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
+	switch {
+	case errors.Is(err, objectlog.ErrInvalidRange):
+		return false, fmt.Errorf("%w: index entry at offset %d points past the end of %s", objectlog.ErrCorrupt, e.BaseOffset, e.SegmentKey)
+	case errors.Is(err, objectlog.ErrNotFound):
+		// The index never names a missing object (DESIGN.md): this is lost
+		// data, not an unknown topic, so it must not read as NotFound.
+		return false, fmt.Errorf("%w: index entry at offset %d names a missing object: %v", objectlog.ErrCorrupt, e.BaseOffset, err)
+	}
+	if err != nil {
+		return false, err
+	}
+	if int64(len(chunk)) != e.ByteLength {
+		return false, fmt.Errorf("%w: index entry at offset %d wants bytes %d+%d of %s, the object has %d of them",
+			objectlog.ErrCorrupt, e.BaseOffset, e.ByteOffset, e.ByteLength, e.SegmentKey, len(chunk))
+	}
+	batches, err := objectlog.DecodeChunk(chunk, e.BaseOffset)
+	if err != nil {
+		return false, fmt.Errorf("%s bytes %d+%d (offset %d): %w", e.SegmentKey, e.ByteOffset, e.ByteLength, e.BaseOffset, err)
+	}
+	if end := batches[len(batches)-1].NextOffset(); end != e.BaseOffset+e.Records {
+		return false, fmt.Errorf("%w: index entry at offset %d holds %d offsets, its batches in %s take %d",
+			objectlog.ErrCorrupt, e.BaseOffset, e.Records, e.SegmentKey, end-e.BaseOffset)
+	}
+	var recs []objectlog.DecodedRecord
+	for i := range batches {
+		b := &batches[i]
+		if b.NextOffset() <= *next {
+			continue
+		}
+		if b.Attrs.Control() {
+			*next = b.NextOffset()
+			continue
+		}
+		if recs, err = b.AppendRecords(recs[:0], 0); err != nil {
+			return false, fmt.Errorf("%s batch at offset %d: %w", e.SegmentKey, b.BaseOffset, err)
+		}
+		for _, r := range recs {
+			if r.Offset < *next {
+				continue
+			}
+			n := recordSize(r.Record)
+			if *size+n > maxBytes && (len(*out) > 0 || !atLeastOne) {
+				*next = r.Offset
+				return true, nil
+			}
+			*out = append(*out, consumedRecord(topic.Name, partition, r))
+			*size += n
+			*next = r.Offset + 1
+		}
+		// Compacted batches may lack their last offsets.
+		*next = b.NextOffset()
+	}
+	return *size >= maxBytes, nil
+}
+
+// recordSize is what a record counts against max_bytes.
+func recordSize(r objectlog.Record) int64 {
+	n := int64(len(r.Key) + len(r.Value))
+	for _, h := range r.Headers {
+		n += int64(len(h.Key) + len(h.Value))
+	}
+	return n
+}
+
+// consumedRecord converts a decoded record. Null keys, values and header
+// values stay unset: a nil slice is an absent optional field, an empty
+// non-nil one a present empty field.
+func consumedRecord(topic string, partition int32, r objectlog.DecodedRecord) *stratav1.ConsumedRecord {
+	cr := &stratav1.ConsumedRecord{
+		Topic:     topic,
+		Partition: partition,
+		Offset:    r.Offset,
+		Timestamp: timestamppb.New(time.UnixMilli(r.Timestamp)),
+		Key:       r.Key,
+		Value:     r.Value,
+	}
+	if len(r.Headers) > 0 {
+		cr.Headers = make([]*stratav1.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			cr.Headers[i] = &stratav1.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return cr
+}

@@ -1,0 +1,462 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/objectlog"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+// readEnv is one deployment for read-path tests: a store and an index that
+// any number of agents share, as in production.
+type readEnv struct {
+	store *objectlog.MemBucket
+	index Index
+	redis *coordinator.Redis
+}
+
+func newReadEnv(t *testing.T) *readEnv {
+	t.Helper()
+	r, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return &readEnv{store: objectlog.NewMemBucket(), index: r, redis: r}
+}
+
+// startAgent starts an agent on the env with its own cold cache; its GETs
+// are counted on the returned bucket.
+func (e *readEnv) startAgent(t *testing.T, tweak func(*Config)) (*Agent, *countingBucket) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.FlushInterval = 5 * time.Millisecond
+	cfg.AdminListen = ""
+	cfg.CacheBlockBytes = 4 << 10
+	cfg.CacheBytes = 4 << 20
+	cfg.MaxFetchWait = 5 * time.Second
+	cfg.TopicCacheTTL = 100 * time.Millisecond
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	bucket := &countingBucket{Bucket: e.store}
+	a, err := New(t.Context(), cfg, bucket, e.index, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.Close(ctx)
+	})
+	return a, bucket
+}
+
+func (e *readEnv) createTopic(t *testing.T, partitions int32) coordinator.Topic {
+	t.Helper()
+	name := "t-" + strings.ReplaceAll(t.Name(), "/", "-")
+	tp, err := e.index.CreateTopic(t.Context(), name, coordinator.TopicConfig{Partitions: partitions})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tp
+}
+
+// write appends one batch to a partition through the agent's batcher, the
+// path Produce takes, and returns the batch's base offset once committed.
+func write(t *testing.T, a *Agent, topic coordinator.Topic, p int32, spec objectlog.BatchSpec, recs ...objectlog.Record) int64 {
+	t.Helper()
+	pending, err := a.batcher.append(t.Context(), []partitionBatch{{key: partitionKey{topic.ID, p}, spec: spec, records: recs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pending[0].wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return pending[0].base
+}
+
+// values makes records with the given values, null keys and timestamp ts.
+func values(ts int64, vs ...string) []objectlog.Record {
+	out := make([]objectlog.Record, len(vs))
+	for i, v := range vs {
+		out[i] = objectlog.Record{Value: []byte(v), Timestamp: ts}
+	}
+	return out
+}
+
+func fetchReq(topic coordinator.Topic, p int32, offset int64) *stratav1.FetchRequest {
+	return &stratav1.FetchRequest{Topic: topic.Name, Partition: p, Offset: offset}
+}
+
+func doFetch(ctx context.Context, a *Agent, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
+	resp, err := a.Fetch(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
+}
+
+// offsetsOf lists the records' offsets, for compact comparisons.
+func offsetsOf(recs []*stratav1.ConsumedRecord) string {
+	var b strings.Builder
+	for i, r := range recs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprint(&b, r.GetOffset())
+	}
+	return b.String()
+}
+
+func TestFetchReadsRecordsAsProduced(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	writer, _ := env.startAgent(t, nil)
+	reader, readerGets := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+
+	first := []objectlog.Record{
+		{Key: nil, Value: []byte("v0"), Timestamp: 1000, Headers: []objectlog.Header{{Key: "h", Value: nil}, {Key: "h", Value: []byte("x")}}},
+		{Key: []byte{}, Value: nil, Timestamp: 1001},
+		{Key: []byte("k2"), Value: []byte("v2"), Timestamp: 1002},
+		{Key: []byte("k3"), Value: []byte("v3"), Timestamp: 1003},
+		{Key: []byte("k4"), Value: []byte("v4"), Timestamp: 1004},
+	}
+	if base := write(t, writer, topic, 0, objectlog.NoProducer, first...); base != 0 {
+		t.Fatalf("first batch at offset %d, want 0", base)
+	}
+	if base := write(t, writer, topic, 0, objectlog.NoProducer, values(2000, "v5", "v6", "v7")...); base != 5 {
+		t.Fatalf("second batch at offset %d, want 5", base)
+	}
+
+	// The writer serves from its own cache, the reader from the store:
+	// both must answer the same.
+	for name, a := range map[string]*Agent{"writer": writer, "reader": reader} {
+		resp, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := offsetsOf(resp.Records); got != "0,1,2,3,4,5,6,7" {
+			t.Fatalf("%s: offsets %s", name, got)
+		}
+		if resp.NextOffset != 8 || resp.HighWatermark != 8 || resp.LogStartOffset != 0 {
+			t.Fatalf("%s: next %d, hwm %d, start %d; want 8, 8, 0", name, resp.NextOffset, resp.HighWatermark, resp.LogStartOffset)
+		}
+		r0, r1 := resp.Records[0], resp.Records[1]
+		switch {
+		case r0.Key != nil || string(r0.Value) != "v0" || r0.Topic != topic.Name || r0.Partition != 0:
+			t.Fatalf("%s: record 0 = %v", name, r0)
+		case r0.Timestamp.AsTime().UnixMilli() != 1000:
+			t.Fatalf("%s: record 0 timestamp %v, want 1000 ms", name, r0.Timestamp.AsTime())
+		case len(r0.Headers) != 2 || r0.Headers[0].Value != nil || r0.Headers[1].Key != "h" || string(r0.Headers[1].Value) != "x":
+			t.Fatalf("%s: record 0 headers %v: want a null value, then x", name, r0.Headers)
+		case r1.Key == nil || len(r1.Key) != 0 || r1.Value != nil:
+			// An empty key is a present field, a null value an absent one.
+			t.Fatalf("%s: record 1 key %#v value %#v, want empty and null", name, r1.Key, r1.Value)
+		case string(resp.Records[7].Value) != "v7" || resp.Records[7].Timestamp.AsTime().UnixMilli() != 2000:
+			t.Fatalf("%s: record 7 = %v", name, resp.Records[7])
+		}
+	}
+	if readerGets.gets.Load() == 0 {
+		t.Fatal("the reader made no GET: its cache was not cold")
+	}
+
+	for _, tc := range []struct {
+		offset int64
+		want   string
+	}{
+		{2, "2,3,4,5,6,7"}, // from the middle of the first batch
+		{6, "6,7"},         // from the middle of the second
+		{8, ""},            // at the high watermark, without max_wait
+	} {
+		resp, err := doFetch(t.Context(), reader, fetchReq(topic, 0, tc.offset))
+		if err != nil {
+			t.Fatalf("offset %d: %v", tc.offset, err)
+		}
+		if got := offsetsOf(resp.Records); got != tc.want || resp.NextOffset != 8 {
+			t.Fatalf("offset %d: offsets %q next %d, want %q next 8", tc.offset, got, resp.NextOffset, tc.want)
+		}
+	}
+}
+
+func TestFetchMaxBytes(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+	hundred := strings.Repeat("x", 100)
+	recs := values(1, hundred, hundred, hundred, hundred, hundred, hundred, hundred, hundred, hundred, hundred)
+	write(t, a, topic, 0, objectlog.NoProducer, recs...)
+
+	for _, tc := range []struct {
+		offset   int64
+		maxBytes int32
+		want     string
+	}{
+		{0, 250, "0,1"},
+		{2, 250, "2,3"},
+		{3, 300, "3,4,5"},
+		// Always at least one record, even if it is larger.
+		{0, 1, "0"},
+		{9, 1, "9"},
+		{0, 0, "0,1,2,3,4,5,6,7,8,9"}, // 0: the 1 MiB default
+	} {
+		req := fetchReq(topic, 0, tc.offset)
+		req.MaxBytes = tc.maxBytes
+		resp, err := doFetch(t.Context(), a, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := offsetsOf(resp.Records)
+		last := resp.Records[len(resp.Records)-1].Offset
+		if got != tc.want || resp.NextOffset != last+1 {
+			t.Fatalf("offset %d max_bytes %d: offsets %s next %d, want %s next %d", tc.offset, tc.maxBytes, got, resp.NextOffset, tc.want, last+1)
+		}
+	}
+}
+
+func TestFetchLongPollWakesWhenACommitLands(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	writer, _ := env.startAgent(t, nil)
+	other, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 2)
+
+	// On the writer the batcher wakes the poll; on another agent the
+	// index's notification does.
+	for i, reader := range []*Agent{writer, other} {
+		p := int32(i)
+		write(t, writer, topic, p, objectlog.NoProducer, values(1, "before")...)
+		req := fetchReq(topic, p, 1)
+		req.MaxWait = durationpb.New(5 * time.Second)
+		type result struct {
+			resp *stratav1.FetchResponse
+			err  error
+			at   time.Time
+		}
+		done := make(chan result, 1)
+		go func() {
+			resp, err := doFetch(t.Context(), reader, req)
+			done <- result{resp, err, time.Now()}
+		}()
+		select {
+		case r := <-done:
+			t.Fatalf("partition %d: the fetch at the high watermark answered at once: %v %v", p, r.resp, r.err)
+		case <-time.After(150 * time.Millisecond):
+		}
+		write(t, writer, topic, p, objectlog.NoProducer, values(2, "after")...)
+		acked := time.Now()
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("partition %d: %v", p, r.err)
+		}
+		if len(r.resp.Records) != 1 || string(r.resp.Records[0].Value) != "after" || r.resp.NextOffset != 2 {
+			t.Fatalf("partition %d: answer %v, want the record at offset 1", p, r.resp)
+		}
+		// Well under the 1 s safety re-check: the wake-up did it.
+		if lag := r.at.Sub(acked); lag > 300*time.Millisecond {
+			t.Fatalf("partition %d: the fetch answered %s after the commit", p, lag)
+		}
+	}
+}
+
+func TestFetchLongPollTimesOutEmpty(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, func(c *Config) { c.MaxFetchWait = 400 * time.Millisecond })
+	topic := env.createTopic(t, 1)
+	write(t, a, topic, 0, objectlog.NoProducer, values(1, "only")...)
+
+	for _, tc := range []struct {
+		name     string
+		wait     time.Duration
+		min, max time.Duration
+	}{
+		{"max_wait", 200 * time.Millisecond, 200 * time.Millisecond, time.Second},
+		{"capped by the agent", time.Hour, 400 * time.Millisecond, 2 * time.Second},
+	} {
+		req := fetchReq(topic, 0, 1)
+		req.MaxWait = durationpb.New(tc.wait)
+		start := time.Now()
+		resp, err := doFetch(t.Context(), a, req)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(resp.Records) != 0 || resp.NextOffset != 1 || resp.HighWatermark != 1 {
+			t.Fatalf("%s: answer %v, want no records, next 1", tc.name, resp)
+		}
+		if took < tc.min || took > tc.max {
+			t.Fatalf("%s: answered after %s, want %s..%s", tc.name, took, tc.min, tc.max)
+		}
+	}
+}
+
+func TestFetchErrors(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 2)
+	write(t, a, topic, 0, objectlog.NoProducer, values(1, "a", "b", "c")...)
+
+	for _, tc := range []struct {
+		name     string
+		req      *stratav1.FetchRequest
+		code     connect.Code
+		contains []string
+	}{
+		{"unknown topic", &stratav1.FetchRequest{Topic: "nope"}, connect.CodeNotFound, nil},
+		{"empty topic name", &stratav1.FetchRequest{}, connect.CodeInvalidArgument, nil},
+		{"partition past the count", &stratav1.FetchRequest{Topic: topic.Name, Partition: 2}, connect.CodeNotFound, []string{"has 2 partitions"}},
+		{"negative partition", &stratav1.FetchRequest{Topic: topic.Name, Partition: -1}, connect.CodeNotFound, []string{"has 2 partitions"}},
+		{"above the high watermark", &stratav1.FetchRequest{Topic: topic.Name, Offset: 4}, connect.CodeOutOfRange, []string{"log start 0", "high watermark 3"}},
+		{"below the log start", &stratav1.FetchRequest{Topic: topic.Name, Offset: -1}, connect.CodeOutOfRange, []string{"log start 0", "high watermark 3"}},
+		{"negative max_bytes", &stratav1.FetchRequest{Topic: topic.Name, MaxBytes: -1}, connect.CodeInvalidArgument, nil},
+		{"negative max_wait", &stratav1.FetchRequest{Topic: topic.Name, MaxWait: durationpb.New(-time.Second)}, connect.CodeInvalidArgument, nil},
+		{"unknown isolation level", &stratav1.FetchRequest{Topic: topic.Name, IsolationLevel: 9}, connect.CodeInvalidArgument, nil},
+	} {
+		_, err := doFetch(t.Context(), a, tc.req)
+		if connect.CodeOf(err) != tc.code {
+			t.Fatalf("%s: error %v, want code %v", tc.name, err, tc.code)
+		}
+		for _, s := range tc.contains {
+			if !strings.Contains(err.Error(), s) {
+				t.Fatalf("%s: error %q does not say %q", tc.name, err, s)
+			}
+		}
+	}
+}
+
+// retainedIndex plays retention: offsets below start are gone, as they
+// will be once the compactor trims partitions.
+type retainedIndex struct {
+	Index
+	start atomic.Int64
+}
+
+func (r *retainedIndex) Lookup(ctx context.Context, id uuid.UUID, p int32, offset, maxBytes int64) ([]coordinator.IndexEntry, coordinator.PartitionState, error) {
+	start := r.start.Load()
+	st, err := r.Index.PartitionState(ctx, id, p)
+	if err != nil {
+		return nil, st, err
+	}
+	st.LogStartOffset = max(st.LogStartOffset, start)
+	if offset < start {
+		return nil, st, fmt.Errorf("lookup: %w: log start %d, high watermark %d", coordinator.ErrOffsetOutOfRange, st.LogStartOffset, st.HighWatermark)
+	}
+	entries, ist, err := r.Index.Lookup(ctx, id, p, offset, maxBytes)
+	ist.LogStartOffset = max(ist.LogStartOffset, start)
+	return entries, ist, err
+}
+
+func (r *retainedIndex) PartitionState(ctx context.Context, id uuid.UUID, p int32) (coordinator.PartitionState, error) {
+	st, err := r.Index.PartitionState(ctx, id, p)
+	st.LogStartOffset = max(st.LogStartOffset, r.start.Load())
+	return st, err
+}
+
+func TestFetchBelowRetainedLogStartIsOutOfRange(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	retained := &retainedIndex{Index: env.index}
+	env.index = retained
+	a, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+	write(t, a, topic, 0, objectlog.NoProducer, values(1, "a", "b", "c", "d")...)
+	retained.start.Store(2)
+
+	_, err := doFetch(t.Context(), a, fetchReq(topic, 0, 1))
+	if connect.CodeOf(err) != connect.CodeOutOfRange || !strings.Contains(err.Error(), "log start 2") || !strings.Contains(err.Error(), "high watermark 4") {
+		t.Fatalf("fetch below the log start: %v, want OutOfRange naming both bounds", err)
+	}
+	resp, err := doFetch(t.Context(), a, fetchReq(topic, 0, 2))
+	if err != nil || offsetsOf(resp.Records) != "2,3" || resp.LogStartOffset != 2 {
+		t.Fatalf("fetch at the log start: %v %v", resp, err)
+	}
+}
+
+func TestFetchSkipsControlBatches(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+	control := objectlog.NoProducer
+	control.Control = true
+	write(t, a, topic, 0, control, values(1, "marker")...)
+	write(t, a, topic, 0, objectlog.NoProducer, values(1, "a", "b")...)
+	write(t, a, topic, 0, control, values(1, "marker")...)
+
+	resp, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := offsetsOf(resp.Records); got != "1,2" || resp.NextOffset != 4 {
+		t.Fatalf("offsets %s next %d, want 1,2 next 4 (past the trailing marker)", got, resp.NextOffset)
+	}
+	// Only a marker left before the watermark: the answer is empty and
+	// moves the consumer past it, after waiting for real records.
+	req := fetchReq(topic, 0, 3)
+	req.MaxWait = durationpb.New(100 * time.Millisecond)
+	resp, err = doFetch(t.Context(), a, req)
+	if err != nil || len(resp.Records) != 0 || resp.NextOffset != 4 {
+		t.Fatalf("fetch of a marker: %v %v, want no records and next 4", resp, err)
+	}
+}
+
+func TestFetchOwnSegmentsWithoutGets(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	writer, writerGets := env.startAgent(t, nil)
+	other, otherGets := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+	big := bytes.Repeat([]byte("y"), 10<<10) // several cache blocks
+	for range 3 {
+		write(t, writer, topic, 0, objectlog.NoProducer, objectlog.Record{Value: big, Timestamp: 1})
+	}
+	for _, a := range []*Agent{writer, other} {
+		resp, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0))
+		if err != nil || offsetsOf(resp.Records) != "0,1,2" || !bytes.Equal(resp.Records[2].Value, big) {
+			t.Fatalf("fetch: %v", err)
+		}
+	}
+	if n := writerGets.gets.Load(); n != 0 {
+		t.Fatalf("the writing agent made %d GETs for its own segments, want 0", n)
+	}
+	if otherGets.gets.Load() == 0 {
+		t.Fatal("the other agent made no GET: the count proves nothing")
+	}
+}
+
+func TestFetchCorruptEntryIsDataLoss(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+	junk := bytes.Repeat([]byte{0xab}, 200)
+	if err := env.store.PutIfAbsent(t.Context(), "segments/junk", bytes.NewReader(junk), int64(len(junk))); err != nil {
+		t.Fatal(err)
+	}
+	_, err := env.index.CommitSegment(t.Context(), coordinator.SegmentCommit{SegmentID: "junk", SegmentKey: "segments/junk",
+		Chunks: []coordinator.ChunkCommit{{TopicID: topic.ID, Partition: 0, Batches: []coordinator.BatchCommit{
+			{ByteOffset: 0, ByteLength: 200, Records: 1, ProducerID: -1},
+		}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0)); connect.CodeOf(err) != connect.CodeDataLoss {
+		t.Fatalf("fetch of a corrupt chunk: %v, want DataLoss", err)
+	}
+}

@@ -1,0 +1,395 @@
+package agent
+
+// ConsumerService.Subscribe (DESIGN.md, "Read path" 5): the fetch loop kept
+// open over a server stream, for a set of partitions of one topic. Each
+// message takes records from the partitions with data round-robin, up to
+// max_bytes; when every partition is caught up the stream waits on the hub
+// (one channel per topic) and re-reads the watermarks every
+// watermarkRecheck, because notifications can be lost while the index
+// connection is down. Following all partitions includes those added later:
+// the topic's metadata is re-read as often as the topic cache allows
+// (TopicCacheTTL, the staleness an operator already accepts for it), and a
+// new partition followed from "latest" is read from its start (its records
+// are all newer than the stream).
+//
+// A partition whose position falls below the log start (retention) jumps
+// to the log start. Transient index or store failures are retried with
+// backoff for up to streamRetryFor before the stream fails Unavailable.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/stratabroker/strata/coordinator"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+const (
+	// minTopicRefresh keeps a stream from re-reading topic metadata in a
+	// tight loop when the topic cache is off (TopicCacheTTL 0).
+	minTopicRefresh = 100 * time.Millisecond
+	// streamRetryFor bounds how long a stream rides out transient failures.
+	streamRetryFor = 30 * time.Second
+)
+
+// errStreamBroken marks a failed send, after which a stream must end.
+var errStreamBroken = errors.New("stream broken")
+
+// Subscribe implements stratav1connect.ConsumerServiceHandler.
+func (a *Agent) Subscribe(ctx context.Context, req *connect.Request[stratav1.SubscribeRequest], stream *connect.ServerStream[stratav1.SubscribeResponse]) error {
+	s, err := a.newSubscription(ctx, req.Msg)
+	if err != nil {
+		return connectError(err)
+	}
+	// Send the response headers now that every start position is fixed: a
+	// client that waits for them knows that whatever it produces from then
+	// on reaches the stream, even from "latest".
+	if err := stream.Send(nil); err != nil {
+		return connectError(err)
+	}
+	return connectError(s.run(ctx, stream.Send))
+}
+
+// subscription is the state of one Subscribe stream.
+type subscription struct {
+	a        *Agent
+	req      *stratav1.SubscribeRequest
+	topic    coordinator.Topic
+	all      bool // following every partition, present and future
+	maxBytes int64
+	follows  []*follow
+	rr       int // where the next message starts taking records
+	// wake is the hub's channel for the topic, taken by step before it
+	// looked at the watermarks, so a rise after the look closes it.
+	wake <-chan struct{}
+}
+
+// follow is one partition of a subscription.
+type follow struct {
+	key  partitionKey
+	next int64
+	// indexHWM is the watermark the index last reported; hubSeen is the
+	// hub's when the partition was last read, so the hub's news counts
+	// once.
+	indexHWM int64
+	hubSeen  int64
+}
+
+func (a *Agent) newSubscription(ctx context.Context, m *stratav1.SubscribeRequest) (*subscription, error) {
+	maxBytes, err := readBudget(m.GetMaxBytes())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkIsolation(m.GetIsolationLevel()); err != nil {
+		return nil, err
+	}
+	if ts, ok := m.GetStart().(*stratav1.SubscribeRequest_Timestamp); ok {
+		if err := ts.Timestamp.CheckValid(); err != nil {
+			return nil, invalidf("timestamp: %v", err)
+		}
+	}
+	if m.GetTopic() == "" {
+		return nil, invalidf("topic name is empty")
+	}
+	s := &subscription{a: a, req: m, all: len(m.GetPartitions()) == 0, maxBytes: maxBytes}
+	var partitions []int32
+	if s.all {
+		if s.topic, err = a.topics.get(ctx, m.GetTopic()); err != nil {
+			return nil, unknownTopic(m.GetTopic(), err)
+		}
+		for p := range s.topic.Config.Partitions {
+			partitions = append(partitions, p)
+		}
+	} else {
+		for _, p := range m.GetPartitions() {
+			if s.topic, err = a.partitionTopic(ctx, m.GetTopic(), p); err != nil {
+				return nil, err
+			}
+		}
+		partitions = slices.Compact(slices.Sorted(slices.Values(m.GetPartitions())))
+	}
+	for _, p := range partitions {
+		if err := s.add(ctx, p, false); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// add starts following partition p. Every record of a partition created
+// after the stream opened is newer than the stream, so from "latest" such
+// a partition starts at its log start; the other starts apply as asked.
+func (s *subscription) add(ctx context.Context, p int32, created bool) error {
+	st, err := s.a.index.PartitionState(ctx, s.topic.ID, p)
+	if err != nil {
+		return err
+	}
+	f := &follow{key: partitionKey{s.topic.ID, p}, indexHWM: st.HighWatermark, hubSeen: -1}
+	switch start := s.req.GetStart().(type) {
+	case *stratav1.SubscribeRequest_Earliest:
+		f.next = st.LogStartOffset
+	case *stratav1.SubscribeRequest_Offset:
+		f.next = min(max(start.Offset, st.LogStartOffset), st.HighWatermark)
+	case *stratav1.SubscribeRequest_Timestamp:
+		if f.next, err = s.a.offsetForTime(ctx, s.topic, p, start.Timestamp.AsTime().UnixMilli(), st); err != nil {
+			return err
+		}
+	default: // latest, or no start
+		f.next = st.HighWatermark
+		if created {
+			f.next = st.LogStartOffset
+		}
+	}
+	s.follows = append(s.follows, f)
+	return nil
+}
+
+// offsetForTime is the offset of the partition's first record with a
+// timestamp at or after ts (ms), or the high watermark if none has one.
+// The index names the entry holding it; the entry is scanned for the exact
+// record.
+func (a *Agent) offsetForTime(ctx context.Context, topic coordinator.Topic, p int32, ts int64, st coordinator.PartitionState) (int64, error) {
+	e, found, err := a.index.OffsetForTimestamp(ctx, topic.ID, p, ts)
+	if err != nil {
+		return 0, err
+	}
+	if !found {
+		return st.HighWatermark, nil
+	}
+	from := max(e.BaseOffset, st.LogStartOffset)
+	for {
+		recs, next, rst, err := a.readPartition(ctx, topic, p, from, defaultReadBytes)
+		if errors.Is(err, coordinator.ErrOffsetOutOfRange) && from < rst.LogStartOffset {
+			from = rst.LogStartOffset // retention passed the entry meanwhile
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range recs {
+			if r.GetTimestamp().AsTime().UnixMilli() >= ts {
+				return r.GetOffset(), nil
+			}
+		}
+		// The entry's running maximum reached ts but, when retention cut
+		// it, the record that did is gone: keep scanning to the end.
+		if next <= from || next >= rst.HighWatermark {
+			return next, nil
+		}
+		from = next
+	}
+}
+
+// run sends records until ctx ends or a failure outlasts streamRetryFor.
+func (s *subscription) run(ctx context.Context, send func(*stratav1.SubscribeResponse) error) error {
+	var lastRecheck, lastRefresh = time.Now(), time.Now()
+	var failingSince time.Time
+	backoff := 50 * time.Millisecond
+	for {
+		again, err := s.step(ctx, send, &lastRecheck, &lastRefresh)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, errStreamBroken) || connect.CodeOf(connectError(err)) != connect.CodeUnavailable {
+				return err
+			}
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if time.Since(failingSince) > streamRetryFor {
+				return err
+			}
+			s.a.log.Warn("subscription read failed, retrying", "topic", s.topic.Name, "err", err)
+			if err := sleepCtx(ctx, backoff); err != nil {
+				return err
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		failingSince, backoff = time.Time{}, 50*time.Millisecond
+		if again {
+			continue
+		}
+		if err := s.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// step refreshes what is due, then sends one message if any partition has
+// records. It reports whether to go on at once rather than wait: it sent
+// something, or moved a position (control records, retention) and the
+// partition may have more.
+func (s *subscription) step(ctx context.Context, send func(*stratav1.SubscribeResponse) error, lastRecheck, lastRefresh *time.Time) (bool, error) {
+	if s.all && time.Since(*lastRefresh) >= max(s.a.cfg.TopicCacheTTL, minTopicRefresh) {
+		if err := s.refresh(ctx); err != nil {
+			return false, err
+		}
+		*lastRefresh = time.Now()
+	}
+	if time.Since(*lastRecheck) >= watermarkRecheck {
+		if err := s.recheck(ctx); err != nil {
+			return false, err
+		}
+		*lastRecheck = time.Now()
+	}
+	// The hub's channel before its watermarks (see wait).
+	s.wake = s.a.hub.topicChanged(s.topic.ID)
+	n := len(s.follows)
+	var ready []int // indexes into follows, from rr on
+	hubNow := make([]int64, n)
+	for j := range n {
+		i := (s.rr + j) % n
+		f := s.follows[i]
+		_, hwm := s.a.hub.changed(f.key)
+		hubNow[i] = hwm
+		if f.indexHWM > f.next || (hwm > f.hubSeen && hwm > f.next) {
+			ready = append(ready, i)
+		}
+	}
+	if len(ready) == 0 {
+		return false, nil
+	}
+	var out []*stratav1.ConsumedRecord
+	var size int64
+	moved := false
+	s.rr = (ready[0] + 1) % n
+	for _, i := range ready {
+		f := s.follows[i]
+		recs, next, st, err := s.a.readRecords(ctx, s.topic, f.key.partition, f.next, s.maxBytes-size, len(out) == 0)
+		if errors.Is(err, coordinator.ErrOffsetOutOfRange) {
+			s.reposition(f, st)
+			moved = true
+			continue
+		}
+		if err != nil {
+			// The hub's news stays unread (hubSeen unchanged), so the
+			// retry reads this partition again.
+			if len(out) > 0 {
+				break // send what was read; the next step meets the error
+			}
+			return false, err
+		}
+		f.hubSeen = hubNow[i]
+		moved = moved || next != f.next
+		f.next, f.indexHWM = next, st.HighWatermark
+		out = append(out, recs...)
+		for _, r := range recs {
+			size += consumedSize(r)
+		}
+		if len(recs) == 0 && next < st.HighWatermark {
+			// Its next record does not fit this message: it goes first in
+			// the next one.
+			s.rr = i
+			break
+		}
+		if size >= s.maxBytes {
+			break
+		}
+	}
+	if len(out) == 0 {
+		return moved, nil
+	}
+	if err := send(&stratav1.SubscribeResponse{Records: out}); err != nil {
+		// The positions moved past records the client may never have got:
+		// the stream cannot go on, whatever the error's code.
+		return false, fmt.Errorf("%w: %w", errStreamBroken, err)
+	}
+	metricFetchedRecords.Add(float64(len(out)))
+	return true, nil
+}
+
+// reposition moves a partition's position back into its bounds after a
+// read found it outside them.
+func (s *subscription) reposition(f *follow, st coordinator.PartitionState) {
+	f.indexHWM = st.HighWatermark
+	switch {
+	case f.next < st.LogStartOffset:
+		// Retention removed records the stream had not read yet.
+		s.a.log.Info("subscription skips records removed by retention", "topic", s.topic.Name,
+			"partition", f.key.partition, "from", f.next, "to", st.LogStartOffset)
+		f.next = st.LogStartOffset
+	case f.next > st.HighWatermark:
+		// Only an index that lost acknowledged commits gets here.
+		s.a.log.Warn("subscription position above the high watermark", "topic", s.topic.Name,
+			"partition", f.key.partition, "position", f.next, "high_watermark", st.HighWatermark)
+		f.next = st.HighWatermark
+	}
+}
+
+// wait blocks until a watermark of the topic rises, the next recheck or
+// topic refresh is due, or ctx ends.
+func (s *subscription) wait(ctx context.Context) error {
+	d := watermarkRecheck
+	if s.all {
+		d = min(d, max(s.a.cfg.TopicCacheTTL, minTopicRefresh))
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	waitAbove(wctx, s.wake)
+	return ctx.Err()
+}
+
+// recheck re-reads every followed partition's watermark from the index,
+// covering notifications the hub never got.
+func (s *subscription) recheck(ctx context.Context) error {
+	for _, f := range s.follows {
+		st, err := s.a.index.PartitionState(ctx, s.topic.ID, f.key.partition)
+		if err != nil {
+			return s.gone(err)
+		}
+		f.indexHWM = st.HighWatermark
+	}
+	return nil
+}
+
+// refresh follows partitions added to the topic since the last look.
+func (s *subscription) refresh(ctx context.Context) error {
+	t, err := s.a.topics.get(ctx, s.topic.Name)
+	if err != nil {
+		return s.gone(err)
+	}
+	if t.ID != s.topic.ID {
+		return fmt.Errorf("%w: topic %q was deleted while the stream followed it", coordinator.ErrNotFound, s.topic.Name)
+	}
+	for p := int32(len(s.follows)); p < t.Config.Partitions; p++ {
+		if err := s.add(ctx, p, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gone says which topic went away when the index no longer knows it.
+func (s *subscription) gone(err error) error {
+	if errors.Is(err, coordinator.ErrNotFound) {
+		return fmt.Errorf("topic %q was deleted while the stream followed it: %w", s.topic.Name, err)
+	}
+	return err
+}
+
+// consumedSize is what a record counts against max_bytes (recordSize).
+func consumedSize(r *stratav1.ConsumedRecord) int64 {
+	n := int64(len(r.GetKey()) + len(r.GetValue()))
+	for _, h := range r.GetHeaders() {
+		n += int64(len(h.GetKey()) + len(h.GetValue()))
+	}
+	return n
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
