@@ -1,0 +1,20 @@
+// Package integration holds Strata's end-to-end tests. They build the real
+// strata binary once, run agents as separate processes against the real
+// services scripts/test-services.sh starts (MinIO, redis-server), and talk to
+// them only as a user would: through the public API (Connect, gRPC and
+// gRPC-web clients generated from proto/strata/v1, grpcurl, curl) and the
+// CLI. They kill agents with SIGTERM and SIGKILL and check what the
+// design promises: acked records are never lost, offsets stay dense and
+// ordered, errors carry the right code and a useful message.
+//
+// Each test gets its own MinIO bucket and its own Redis database (the agent
+// has no index key prefix setting), so the tests run in parallel on the
+// shared servers.
+//
+// A process's output is shown when its test fails; set
+// STRATA_INTEGRATION_LOGS=1 to see it always.
+//
+// The package has no non-test code besides this file, and nothing imports it.
+// It must not import agent, coordinator or objectlog: it sees the system from
+// the outside.
+package integration
