@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -144,8 +143,6 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // ApplyFile sets every flag given neither on the command line nor in the
 // environment from a YAML file whose keys are flag names (flush-interval:
