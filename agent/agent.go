@@ -35,6 +35,7 @@ type Agent struct {
 	cache   *blockCache
 
 	closeOnce sync.Once
+	closing   chan struct{} // closed when Close begins
 	stop      context.CancelFunc
 	done      chan struct{}
 }
@@ -50,12 +51,13 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a := &Agent{
-		cfg:    cfg,
-		bucket: bucket,
-		index:  index,
-		log:    log,
-		stop:   stop,
-		done:   make(chan struct{}),
+		cfg:     cfg,
+		bucket:  bucket,
+		index:   index,
+		log:     log,
+		stop:    stop,
+		done:    make(chan struct{}),
+		closing: make(chan struct{}),
 	}
 	a.topics = newTopicCache(index, cfg.TopicCacheTTL)
 	a.cache = newBlockCache(bucket, cfg.CacheBytes, cfg.CacheBlockBytes)
@@ -97,6 +99,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 func (a *Agent) Close(ctx context.Context) error {
 	var err error
 	a.closeOnce.Do(func() {
+		close(a.closing)
 		err = a.batcher.close(ctx)
 		a.stop()
 		<-a.done
@@ -104,5 +107,16 @@ func (a *Agent) Close(ctx context.Context) error {
 	return err
 }
 
-// errClosed fails produces that arrive after Close began.
+// shuttingDown reports whether Close has begun.
+func (a *Agent) shuttingDown() bool {
+	select {
+	case <-a.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// errClosed fails produces that arrive after Close began, and ends streams
+// the shutdown cut, so clients reconnect to another agent.
 var errClosed = errors.New("agent is shutting down")

@@ -211,6 +211,11 @@ func (a *Agent) readRecords(ctx context.Context, topic coordinator.Topic, partit
 				// Answer what was read; the next read meets the error.
 				return out, next, st, nil
 			}
+			if errors.Is(err, coordinator.ErrOffsetOutOfRange) {
+				// Say it with the topic's name; the index only knows its id.
+				err = fmt.Errorf("%w: topic %q partition %d has offsets from log start %d to high watermark %d, offset %d is outside",
+					coordinator.ErrOffsetOutOfRange, topic.Name, partition, lst.LogStartOffset, lst.HighWatermark, next)
+			}
 			return nil, offset, lst, err
 		}
 		st = lst

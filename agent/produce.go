@@ -230,7 +230,17 @@ func topicCodec(t coordinator.Topic) (objectlog.Codec, error) {
 // unknownTopic says how to fix a missing topic.
 func unknownTopic(name string, err error) error {
 	if errors.Is(err, coordinator.ErrNotFound) {
-		return fmt.Errorf("topic %q does not exist (create it with `strata topic create %s`): %w", name, name, err)
+		return &hintError{msg: fmt.Sprintf("topic %q does not exist; create it with `strata topic create %s`", name, name), err: err}
 	}
 	return err
 }
+
+// hintError replaces an error's message with one a person can act on,
+// keeping the error for errors.Is.
+type hintError struct {
+	msg string
+	err error
+}
+
+func (e *hintError) Error() string { return e.msg }
+func (e *hintError) Unwrap() error { return e.err }

@@ -395,3 +395,56 @@ func TestCloseFlushesBufferedRecords(t *testing.T) {
 		t.Errorf("produce after close: %v, want Unavailable", err)
 	}
 }
+
+func TestShutdownEndsSubscriptionsWithUnavailable(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	ta.createTopic(t, "t", 1, nil)
+	// Through Serve, as in production: the shutdown ends stream contexts.
+	l, err := agent.Listen(agent.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- ta.agent.Serve(ctx, l) }()
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	consumer := stratav1connect.NewConsumerServiceClient(&http.Client{Transport: tr}, "http://"+l.API.Addr().String())
+	stream, err := consumer.Subscribe(t.Context(), connect.NewRequest(&stratav1.SubscribeRequest{Topic: "t"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.ResponseHeader(), stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	for stream.Receive() {
+	}
+	if code := connect.CodeOf(stream.Err()); code != connect.CodeUnavailable {
+		t.Errorf("stream cut by shutdown ended with %v (%v), want Unavailable", code, stream.Err())
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+func TestOutOfRangeNamesTopicAndBounds(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	ta.createTopic(t, "bounded", 1, nil)
+	if _, err := produce(t.Context(), ta.producer, "bounded", rec("", "a"), rec("", "b")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ta.consumer.Fetch(t.Context(), connect.NewRequest(&stratav1.FetchRequest{Topic: "bounded", Offset: 7}))
+	if connect.CodeOf(err) != connect.CodeOutOfRange {
+		t.Fatalf("fetch past the end: %v, want OutOfRange", err)
+	}
+	for _, want := range []string{`"bounded"`, "log start 0", "high watermark 2", "offset 7"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q lacks %q", err.Error(), want)
+		}
+	}
+}

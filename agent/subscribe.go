@@ -52,7 +52,13 @@ func (a *Agent) Subscribe(ctx context.Context, req *connect.Request[stratav1.Sub
 	if err := stream.Send(nil); err != nil {
 		return connectError(err)
 	}
-	return connectError(s.run(ctx, stream.Send))
+	err = s.run(ctx, stream.Send)
+	if err != nil && ctx.Err() != nil && a.shuttingDown() {
+		// The agent ended the stream, not the client: Unavailable tells the
+		// client to resume on another agent.
+		err = errClosed
+	}
+	return connectError(err)
 }
 
 // subscription is the state of one Subscribe stream.

@@ -59,10 +59,9 @@ func ValidateTopicName(name string) error {
 	case len(name) > MaxTopicNameLength:
 		return fmt.Errorf("%w: topic name is %d characters, the limit is %d", ErrInvalid, len(name), MaxTopicNameLength)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	for i, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: topic name %q has %q at %d; allowed are ASCII letters, digits, '.', '_' and '-'", ErrInvalid, name, c, i)
+			return fmt.Errorf("%w: topic name %q has %q at byte %d; allowed are ASCII letters, digits, '.', '_' and '-'", ErrInvalid, name, c, i)
 		}
 	}
 	return nil

@@ -54,7 +54,8 @@ type ProducerServiceClient interface {
 	// order, without waiting for one answer before taking the next request:
 	// the way to keep many flushes' worth of records in flight on one
 	// connection. A request that fails gets an answer carrying the error; the
-	// stream goes on.
+	// stream goes on. Bidirectional streams need HTTP/2 (h2c or TLS); over
+	// HTTP/1.1 use Produce.
 	ProduceStream(context.Context) *connect.BidiStreamForClient[v1.ProduceStreamRequest, v1.ProduceStreamResponse]
 }
 
@@ -114,7 +115,8 @@ type ProducerServiceHandler interface {
 	// order, without waiting for one answer before taking the next request:
 	// the way to keep many flushes' worth of records in flight on one
 	// connection. A request that fails gets an answer carrying the error; the
-	// stream goes on.
+	// stream goes on. Bidirectional streams need HTTP/2 (h2c or TLS); over
+	// HTTP/1.1 use Produce.
 	ProduceStream(context.Context, *connect.BidiStream[v1.ProduceStreamRequest, v1.ProduceStreamResponse]) error
 }
 
