@@ -1,0 +1,451 @@
+package main
+
+// strata consume: one Subscribe stream. Without --follow the command reads
+// a snapshot: the records below each partition's high watermark as
+// DescribeTopic saw it at the start, then it stops. With --follow it goes on
+// until Ctrl-C or -n records.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+const consumeHelp = `Usage: strata consume TOPIC [flags]
+
+Reads records of TOPIC and prints them to stdout.
+
+Where to start (--from), in every partition read:
+  earliest         the first record still kept
+  latest           the end: only records produced from now on
+  <offset>         this offset (e.g. 42), clamped to each partition's bounds
+  <RFC 3339 time>  the first record at or after this time,
+                   e.g. 2025-06-01T12:00:00Z or 2025-06-01T14:00:00+02:00
+The default is earliest, or latest with --follow.
+
+Without --follow the command stops once it has read every partition up to
+its high watermark as it was when the command started (records produced
+meanwhile are left out), and at once if there is nothing to read. With a
+time, a partition whose newest record is older than the time counts as
+having nothing to read. With --follow it keeps printing new records until
+Ctrl-C (exit status 0) or until -n records. If the agent goes away (it
+shuts down, or the connection breaks), the command says so, with the count
+of records it printed, and exits with status 1.
+
+Output (--output):
+  plain   the value of each record, one per line; with --print-key the key,
+          a tab, then the value. Bytes are written as they are; a null
+          value prints as an empty line.
+  json    one JSON object per line:
+            {"topic":"demo","partition":0,"offset":7,
+             "timestamp":"2025-06-01T12:00:00.123Z","key":"k","value":"v",
+             "headers":[{"key":"source","value":"seq"}]}
+          A key, value or header value that is valid UTF-8 is a string; one
+          that is not is base64 under "key_base64", "value_base64" or, in a
+          header, "value_base64" instead. A null key or value is null.
+
+Examples:
+  strata consume demo
+  strata consume demo --from latest --follow
+  strata consume orders --partition 0 --partition 2 --from 1000 -n 10 --output json
+  strata consume orders --from 2025-06-01T00:00:00Z --print-key
+`
+
+// startPosition is a parsed --from.
+type startPosition struct {
+	kind   string // "earliest", "latest", "offset", "time"
+	offset int64
+	time   time.Time
+}
+
+func parseFrom(s string) (startPosition, error) {
+	switch s {
+	case "earliest", "latest":
+		return startPosition{kind: s}, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return startPosition{}, fmt.Errorf("--from %d: an offset cannot be negative", n)
+		}
+		return startPosition{kind: "offset", offset: n}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return startPosition{kind: "time", time: t}, nil
+	}
+	return startPosition{}, fmt.Errorf("--from %q: want earliest, latest, an offset (e.g. 42) or an RFC 3339 time (e.g. 2025-06-01T12:00:00Z)", s)
+}
+
+func runConsume(ctx context.Context, c *cli, args []string) error {
+	const cmd = "strata consume"
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	from := fs.String("from", "", "start `POSITION`: earliest, latest, an offset or an RFC 3339 time (default earliest, or latest with --follow)")
+	var partitions partitionList
+	fs.Var(&partitions, "partition", "read only partition `N`; repeat for several (default: all)")
+	follow := fs.Bool("follow", false, "keep reading new records until Ctrl-C or -n")
+	limit := fs.Int("n", 0, "stop after `N` records (0: no limit)")
+	output := fs.String("output", "plain", "output format: plain or json")
+	printKey := fs.Bool("print-key", false, "plain output: print key<TAB>value")
+	positional, err := c.parseFlags(fs, consumeHelp, args)
+	if err != nil {
+		return err
+	}
+	topic, err := oneName(cmd, positional)
+	if err != nil {
+		return err
+	}
+	if err := oneOf(cmd, "output", *output, "plain", "json"); err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef(cmd, "-n %d: want a count, or 0 for no limit", *limit)
+	}
+	fromValue := *from
+	if fromValue == "" {
+		fromValue = "earliest"
+		if *follow {
+			fromValue = "latest"
+		}
+	}
+	start, err := parseFrom(fromValue)
+	if err != nil {
+		return usagef(cmd, "%v", err)
+	}
+	cl, err := cf.dial(fs)
+	if err != nil {
+		return err
+	}
+	defer cl.close()
+
+	desc, err := cl.admin.DescribeTopic(ctx, connect.NewRequest(&stratav1.DescribeTopicRequest{Name: topic}))
+	if err != nil {
+		return cl.explain(err, topic)
+	}
+	count := desc.Msg.GetTopic().GetPartitions()
+	slices.Sort(partitions)
+	partitions = slices.Compact(partitions)
+	for _, p := range partitions {
+		if p >= count {
+			return usagef(cmd, "--partition %d: topic %s has %d partition%s (0 to %d)", p, topic, count, plural(count), count-1)
+		}
+	}
+	con := &consumer{
+		cl:         cl,
+		topic:      topic,
+		follow:     *follow,
+		limit:      *limit,
+		json:       *output == "json",
+		printKey:   *printKey,
+		out:        bufio.NewWriter(c.stdout),
+		subscribed: c.subscribed,
+	}
+	req := &stratav1.SubscribeRequest{Topic: topic, Partitions: partitions}
+	switch start.kind {
+	case "earliest":
+		req.Start = &stratav1.SubscribeRequest_Earliest{Earliest: true}
+	case "latest":
+		req.Start = &stratav1.SubscribeRequest_Latest{Latest: true}
+	case "offset":
+		req.Start = &stratav1.SubscribeRequest_Offset{Offset: start.offset}
+	case "time":
+		req.Start = &stratav1.SubscribeRequest_Timestamp{Timestamp: timestamppb.New(start.time)}
+	}
+	if !*follow {
+		if err := con.planSnapshot(ctx, desc.Msg.GetPartitions(), partitions, start); err != nil {
+			return err
+		}
+		if len(con.pending) == 0 {
+			return nil // nothing to read (unsure partitions are not waited for)
+		}
+		// Read only the partitions with something to read.
+		req.Partitions = req.Partitions[:0:0]
+		for p := range con.pending {
+			req.Partitions = append(req.Partitions, p)
+		}
+		for p := range con.unsure {
+			req.Partitions = append(req.Partitions, p)
+		}
+		slices.Sort(req.Partitions)
+	}
+	err = con.run(ctx, req)
+	if ferr := con.out.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("write output: %w", ferr)
+	}
+	return err
+}
+
+// consumer is one run of strata consume.
+type consumer struct {
+	cl       *client
+	topic    string
+	follow   bool
+	limit    int
+	json     bool
+	printKey bool
+	out      *bufio.Writer
+	// subscribed is cli.subscribed.
+	subscribed func()
+
+	// Without --follow: pending maps each partition still to be read to
+	// its high watermark at the start; unsure holds partitions that may
+	// have nothing to read (see planSnapshot).
+	pending map[int32]int64
+	unsure  map[int32]int64
+	printed int
+	buf     []byte
+}
+
+// planSnapshot works out, for a run without --follow, which partitions have
+// records to read and up to where. followed is the --partition list (empty:
+// all).
+func (c *consumer) planSnapshot(ctx context.Context, infos []*stratav1.PartitionInfo, followed []int32, start startPosition) error {
+	c.pending, c.unsure = map[int32]int64{}, map[int32]int64{}
+	for _, info := range infos {
+		p := info.GetPartition()
+		if len(followed) > 0 && !slices.Contains(followed, p) {
+			continue
+		}
+		lso, hwm := info.GetLogStartOffset(), info.GetHighWatermark()
+		if hwm <= lso {
+			continue // empty
+		}
+		switch start.kind {
+		case "earliest":
+			c.pending[p] = hwm
+		case "latest":
+		case "offset":
+			if max(start.offset, lso) < hwm {
+				c.pending[p] = hwm
+			}
+		case "time":
+			// The agent starts at the first record at or after the time,
+			// but nothing in the API says whether there is one. If the
+			// newest record is that recent, there is, and the stream will
+			// reach the watermark. If not, there is none unless producers
+			// wrote timestamps out of order: such a partition is not waited
+			// for, but read to its end if records come from it anyway.
+			newest, ok, err := c.newestTimestamp(ctx, p, hwm)
+			if err != nil {
+				return err
+			}
+			if ok && !newest.Before(start.time) {
+				c.pending[p] = hwm
+			} else {
+				c.unsure[p] = hwm
+			}
+		}
+	}
+	return nil
+}
+
+// newestTimestamp reads the record just below hwm; ok is false when it is
+// gone (retention) or the agent answered without it.
+func (c *consumer) newestTimestamp(ctx context.Context, partition int32, hwm int64) (t time.Time, ok bool, err error) {
+	resp, err := c.cl.consumer.Fetch(ctx, connect.NewRequest(&stratav1.FetchRequest{
+		Topic: c.topic, Partition: partition, Offset: hwm - 1, MaxBytes: 1,
+	}))
+	if err != nil {
+		if connect.CodeOf(err) == connect.CodeOutOfRange {
+			return time.Time{}, false, nil
+		}
+		return time.Time{}, false, c.cl.explain(err, c.topic)
+	}
+	for _, r := range resp.Msg.GetRecords() {
+		if r.GetOffset() == hwm-1 && r.GetTimestamp() != nil {
+			return r.GetTimestamp().AsTime(), true, nil
+		}
+	}
+	return time.Time{}, false, nil
+}
+
+// errStop ends the read loop without an error.
+var errStop = errors.New("stop")
+
+func (c *consumer) run(ctx context.Context, req *stratav1.SubscribeRequest) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.cl.consumer.Subscribe(ctx, connect.NewRequest(req))
+	if err != nil {
+		return c.cl.explain(err, c.topic)
+	}
+	defer func() {
+		cancel()
+		_ = stream.Close()
+	}()
+	// The agent answers with the headers once every start position is
+	// fixed; a stream that fails at once (unknown partition) fails here.
+	stream.ResponseHeader()
+	if c.subscribed != nil {
+		c.subscribed()
+	}
+	for stream.Receive() {
+		err := c.handle(stream.Msg().GetRecords())
+		if ferr := c.out.Flush(); ferr != nil {
+			return fmt.Errorf("write output: %w", ferr)
+		}
+		if errors.Is(err, errStop) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	err = stream.Err()
+	if ctx.Err() != nil {
+		if c.follow {
+			return nil // Ctrl-C is how --follow ends
+		}
+		return errInterrupted
+	}
+	if connect.CodeOf(err) == connect.CodeUnavailable {
+		// An agent shutting down ends its streams this way.
+		return fmt.Errorf("the agent at %s ended the stream after %d records: %s; run the command again to go on", c.cl.addr, c.printed, connectMessage(err))
+	}
+	if err != nil {
+		return c.cl.explain(err, c.topic)
+	}
+	return fmt.Errorf("the agent at %s ended the stream after %d records; run the command again to go on", c.cl.addr, c.printed)
+}
+
+// connectMessage is an RPC error's message without the code.
+func connectMessage(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Message()
+	}
+	return err.Error()
+}
+
+// handle prints one message's records; errStop means done.
+func (c *consumer) handle(records []*stratav1.ConsumedRecord) error {
+	for _, r := range records {
+		p, off := r.GetPartition(), r.GetOffset()
+		if !c.follow {
+			hwm, ok := c.pending[p]
+			if !ok {
+				if hwm, ok = c.unsure[p]; !ok {
+					continue // read to its end already
+				}
+				// Records came after all: read this one to its end.
+				delete(c.unsure, p)
+				c.pending[p] = hwm
+			}
+			if off >= hwm {
+				delete(c.pending, p)
+				if c.snapshotDone() {
+					return errStop
+				}
+				continue
+			}
+		}
+		if err := c.print(r); err != nil {
+			return err
+		}
+		c.printed++
+		if c.limit > 0 && c.printed >= c.limit {
+			return errStop
+		}
+		if !c.follow && off+1 >= c.pending[p] {
+			delete(c.pending, p)
+			if c.snapshotDone() {
+				return errStop
+			}
+		}
+	}
+	return nil
+}
+
+// snapshotDone: every partition waited for has reached its watermark. The
+// unsure ones have sent nothing so far, and are not waited for.
+func (c *consumer) snapshotDone() bool { return len(c.pending) == 0 }
+
+func (c *consumer) print(r *stratav1.ConsumedRecord) error {
+	b := c.buf[:0]
+	if c.json {
+		b = appendRecordJSON(b, r)
+	} else {
+		if c.printKey {
+			b = append(b, r.GetKey()...)
+			b = append(b, '\t')
+		}
+		b = append(b, r.GetValue()...)
+	}
+	b = append(b, '\n')
+	c.buf = b
+	_, err := c.out.Write(b)
+	return err
+}
+
+// appendRecordJSON writes a record as one JSON object, fields in a fixed
+// order (see consumeHelp for the format).
+func appendRecordJSON(b []byte, r *stratav1.ConsumedRecord) []byte {
+	b = append(b, `{"topic":`...)
+	b = appendJSONString(b, r.GetTopic())
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(r.GetPartition()), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, r.GetOffset(), 10)
+	b = append(b, `,"timestamp":`...)
+	if ts := r.GetTimestamp(); ts != nil {
+		b = appendJSONString(b, ts.AsTime().UTC().Format(time.RFC3339Nano))
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, ',')
+	b = appendBytesField(b, "key", r.Key)
+	b = append(b, ',')
+	b = appendBytesField(b, "value", r.Value)
+	b = append(b, `,"headers":[`...)
+	for i, h := range r.GetHeaders() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"key":`...)
+		b = appendJSONString(b, h.GetKey())
+		b = append(b, ',')
+		b = appendBytesField(b, "value", h.Value)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// appendBytesField writes "name":"text" for UTF-8 bytes, "name_base64":"..."
+// for other bytes and "name":null for nil (unset).
+func appendBytesField(b []byte, name string, v []byte) []byte {
+	switch {
+	case v == nil:
+		return append(append(append(b, '"'), name...), `":null`...)
+	case utf8.Valid(v):
+		b = append(append(append(b, '"'), name...), `":`...)
+		return appendJSONString(b, string(v))
+	default:
+		b = append(append(append(b, '"'), name...), `_base64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, v)
+		return append(b, '"')
+	}
+}
+
+// appendJSONString appends s as a JSON string, without the HTML escaping
+// encoding/json does by default: the output is for terminals and jq.
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+}

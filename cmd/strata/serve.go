@@ -1,0 +1,270 @@
+package main
+
+// strata agent and strata dev: both run one agent until SIGINT/SIGTERM (ctx
+// ends), then let it flush what it holds before closing the store and the
+// index. dev only changes defaults: local storage under --data-dir, a short
+// flush interval and text logs.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/objectlog"
+)
+
+const agentHelp = `Usage: strata agent --store URL --index URL [flags]
+
+Runs an agent: the stateless server of the public API (Connect, gRPC and
+gRPC-web on one port, --listen) with metrics and pprof on --admin-listen.
+Run as many as you like against the same store and index, behind a load
+balancer that speaks HTTP/2.
+
+Settings come from, in order of precedence: flags, the environment
+(STRATA_ plus the flag name in upper case, dashes as underscores, e.g.
+STRATA_FLUSH_INTERVAL=250ms), the YAML file given with --config (keys are
+flag names, e.g. "flush-interval: 250ms"), then the defaults below.
+
+Storage URLs:
+  --store  file:///var/lib/strata
+           s3://bucket/prefix?endpoint=host:9000&insecure=true   (minio-go)
+           s3+aws://bucket/prefix?region=eu-west-1                (AWS SDK)
+           memory://                                              (tests)
+           S3 credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+           a shared credentials file or an instance role, never the URL.
+  --index  redis://host:6379/0, rediss://..., redis+cluster://h1:p1,h2:p2,
+           memory:///dir (embedded, persisted in dir), memory://
+           The Redis password comes from STRATA_REDIS_PASSWORD.
+
+SIGINT or SIGTERM stops the agent gracefully: it stops accepting requests,
+flushes and commits what it holds so waiting producers get their answers,
+and exits. A second signal exits at once.
+
+Example:
+  strata agent --store 's3://strata/prod?endpoint=minio:9000' \
+      --index redis://redis:6379/0 --listen 0.0.0.0:7070
+`
+
+const devHelp = `Usage: strata dev [--data-dir DIR] [flags]
+
+Runs a whole Strata in one process for development: an agent with its
+object store in DIR/store (files) and its index in DIR/index (an embedded
+Redis, saved to disk before every write is acknowledged). Stopping and
+starting it again on the same --data-dir keeps every acknowledged record
+and topic. --store and --index override the local defaults.
+
+It takes every flag of 'strata agent' (see below); the defaults differ:
+--flush-interval 50ms and --log-format text.
+
+Example:
+  strata dev --data-dir /tmp/strata
+`
+
+// serveFlags are the flags agent and dev share on top of agent.Config's.
+type serveFlags struct {
+	cfg        agent.Config
+	configFile string
+	logFormat  string
+	logLevel   string
+}
+
+func (s *serveFlags) register(fs *flag.FlagSet, logFormat string) {
+	s.cfg.RegisterFlags(fs)
+	fs.StringVar(&s.configFile, "config", "", "YAML `FILE` of settings keyed by flag name (flags and STRATA_* variables win over it)")
+	fs.StringVar(&s.logFormat, "log-format", logFormat, "log format: json or text")
+	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// resolve applies the environment and the config file to the flags not
+// given on the command line, then checks the logging flags.
+func (s *serveFlags) resolve(cmd string, fs *flag.FlagSet) error {
+	if err := agent.ApplyEnv(fs); err != nil {
+		return usagef(cmd, "%v", err)
+	}
+	if s.configFile != "" {
+		if err := agent.ApplyFile(fs, s.configFile); err != nil {
+			return usagef(cmd, "%v", err)
+		}
+	}
+	if err := oneOf(cmd, "log-format", s.logFormat, "json", "text"); err != nil {
+		return err
+	}
+	return oneOf(cmd, "log-level", s.logLevel, "debug", "info", "warn", "error")
+}
+
+func (s *serveFlags) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(s.logLevel)) // checked in resolve
+	opts := &slog.HandlerOptions{Level: level}
+	if s.logFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func runAgent(ctx context.Context, c *cli, args []string) error {
+	const cmd = "strata agent"
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	var s serveFlags
+	s.register(fs, "json")
+	positional, err := c.parseFlags(fs, agentHelp, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(cmd, positional); err != nil {
+		return err
+	}
+	if err := s.resolve(cmd, fs); err != nil {
+		return err
+	}
+	if s.cfg.Store == "" {
+		return usagef(cmd, "--store is required: the object store URL, e.g. s3://bucket/prefix?endpoint=host:9000 or file:///var/lib/strata (or set STRATA_STORE, or store: in --config)")
+	}
+	if s.cfg.Index == "" {
+		return usagef(cmd, "--index is required: the metadata index URL, e.g. redis://host:6379/0 (or set STRATA_INDEX, or index: in --config)")
+	}
+	return serve(ctx, c, s, nil)
+}
+
+func runDev(ctx context.Context, c *cli, args []string) error {
+	const cmd = "strata dev"
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	var s serveFlags
+	s.register(fs, "text")
+	// Dev defaults: set the value (not fs.Set, which would count as given
+	// on the command line and hide STRATA_FLUSH_INTERVAL) and what --help
+	// shows.
+	s.cfg.FlushInterval = 50 * time.Millisecond
+	fs.Lookup("flush-interval").DefValue = "50ms"
+	dataDir := fs.String("data-dir", "./strata-data", "`DIR` for the store (DIR/store) and the index (DIR/index)")
+	fs.Lookup("store").Usage += " (default: file://DIR/store)"
+	fs.Lookup("index").Usage += " (default: memory://DIR/index)"
+	positional, err := c.parseFlags(fs, devHelp, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(cmd, positional); err != nil {
+		return err
+	}
+	if err := s.resolve(cmd, fs); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if s.cfg.Store == "" {
+		dir := filepath.Join(abs, "store")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		s.cfg.Store = fileURL(dir)
+	}
+	if s.cfg.Index == "" {
+		dir := filepath.Join(abs, "index")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		s.cfg.Index = "memory://" + filepath.ToSlash(dir)
+	}
+	return serve(ctx, c, s, func(addr string) {
+		fmt.Fprint(c.stdout, devBanner(addr, *dataDir))
+	})
+}
+
+// fileURL is the file:// URL of an absolute path.
+func fileURL(path string) string {
+	p := filepath.ToSlash(path)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // C:/dir on Windows
+	}
+	return "file://" + p
+}
+
+// devBanner tells where the broker is and how to try it.
+func devBanner(addr, dataDir string) string {
+	flag := ""
+	if addr != defaultAddr {
+		flag = " --addr " + addr
+	}
+	return fmt.Sprintf(`Strata dev broker listening on %s (data in %s)
+Try:  strata topic create demo --partitions 3%s
+      echo hello | strata produce demo%s
+      strata consume demo --from earliest%s
+Stop with Ctrl-C; everything acknowledged is kept in %s.
+`, addr, dataDir, flag, flag, flag, dataDir)
+}
+
+// serve runs one agent until ctx ends. listening, if not nil, is told the
+// API's URL once the port is bound.
+func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr string)) (err error) {
+	log := s.logger(c.stderr)
+	bucket, err := objectlog.OpenBucket(ctx, s.cfg.Store)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if cerr := bucket.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close store: %w", cerr)
+		}
+	}()
+	index, err := coordinator.Open(ctx, s.cfg.Index, coordinator.Options{})
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	// Closed last: the agent's final flush commits to it, and the embedded
+	// index writes its last snapshot on Close.
+	defer func() {
+		if cerr := index.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close index: %w", cerr)
+		}
+	}()
+	ls, err := agent.Listen(s.cfg)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w (is another agent or `strata dev` running? choose another port with --listen, or --admin-listen for the admin port)", err)
+		}
+		return err
+	}
+	a, err := agent.New(ctx, s.cfg, bucket, index, log)
+	if err != nil {
+		ls.API.Close()
+		if ls.Admin != nil {
+			ls.Admin.Close()
+		}
+		return err
+	}
+	if listening != nil {
+		listening(apiURL(ls.API.Addr()))
+	}
+	if err := a.Serve(ctx, ls); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	log.Info("agent stopped")
+	return nil
+}
+
+// apiURL is the URL clients on this machine use to reach a listener: an
+// unspecified address (0.0.0.0, ::) is reached through loopback.
+func apiURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	host := tcp.IP.String()
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+}
