@@ -76,13 +76,16 @@ free_port() {
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strata-services.XXXXXX")
 PIDS=()
+CHILD=""
 cleanup() {
   local rc=$?
+  if [ -n "$CHILD" ]; then kill -TERM -- "-$CHILD" 2>/dev/null || true; fi
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
+  if [ -n "$CHILD" ]; then kill -KILL -- "-$CHILD" 2>/dev/null || true; fi
   rm -rf "$WORK"
   exit $rc
 }
@@ -177,4 +180,15 @@ export STRATA_TEST_MINIO_BIN="$BIN_DIR/minio.$MINIO_VERSION"
 export STRATA_TEST_SERVICES=1
 
 log "MinIO $STRATA_TEST_S3_ENDPOINT, redis $STRATA_TEST_REDIS_ADDR, cluster $STRATA_TEST_REDIS_CLUSTER_ADDRS"
-"$@"
+# The command runs in its own process group, in the background, so that a
+# signal to this script (Ctrl-C, a CI timeout's TERM) runs the trap at once
+# instead of after the command ends, and the trap stops the command with
+# everything it started.
+setsid "$@" &
+CHILD=$!
+set +e
+wait "$CHILD"
+rc=$?
+set -e
+CHILD=""
+exit $rc
