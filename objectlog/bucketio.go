@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"strings"
 )
 
 // ctxReadCloser fails reads once ctx is done. A file does not watch a context
@@ -190,4 +192,46 @@ func copyBody(ctx context.Context, w io.Writer, r io.Reader, size int64) (int64,
 	// The context is checked once more after the last byte: a put whose
 	// caller gave up while the body was being read must not appear.
 	return total, ctx.Err()
+}
+
+// s3GetRange holds what GetRange must work around on S3's HTTP API, for both
+// S3 backends: HTTP has no empty range, and "bytes=0-" is not satisfiable on
+// an empty object although a plain GET of it succeeds. get fetches bytes
+// off..end inclusive, or from off to the end when end < 0 (a plain GET when
+// off is 0 as well), and returns the body with its length.
+func s3GetRange(ctx context.Context, b BucketReader, key string, off, length int64,
+	get func(off, end int64) (io.ReadCloser, int64, error)) (io.ReadCloser, error) {
+	if err := checkRangeArgs(key, off); err != nil {
+		return nil, err
+	}
+	if length > math.MaxInt64-off {
+		length = -1
+	}
+	switch {
+	case length == 0:
+		a, err := b.Attributes(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := rangeEnd(key, a.Size, off, 0); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(strings.NewReader("")), nil
+	case off == 0 && length < 0:
+		rc, size, err := get(0, -1)
+		if err != nil {
+			return nil, err
+		}
+		if size == 0 {
+			rc.Close()
+			return nil, fmt.Errorf("objectlog: get range %s: offset 0, size 0: %w", key, ErrInvalidRange)
+		}
+		return rc, nil
+	}
+	end := int64(-1)
+	if length > 0 {
+		end = off + length - 1
+	}
+	rc, _, err := get(off, end)
+	return rc, err
 }

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -244,46 +243,20 @@ func (b *AWSBucket) Get(ctx context.Context, key string) (io.ReadCloser, error) 
 
 // GetRange opens length bytes from off (to the end if length < 0).
 func (b *AWSBucket) GetRange(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
-	if err := checkRangeArgs(key, off); err != nil {
-		return nil, err
-	}
-	if length > math.MaxInt64-off {
-		length = -1
-	}
-	switch {
-	case length == 0:
-		// HTTP has no empty range; the size tells an empty read from an
-		// invalid one.
-		a, err := b.Attributes(ctx, key)
+	return s3GetRange(ctx, b, key, off, length, func(off, end int64) (io.ReadCloser, int64, error) {
+		var rng *string
+		switch {
+		case end >= 0:
+			rng = aws.String(fmt.Sprintf("bytes=%d-%d", off, end))
+		case off > 0:
+			rng = aws.String(fmt.Sprintf("bytes=%d-", off))
+		}
+		out, err := b.get(ctx, "get range", key, rng)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		if _, err := rangeEnd(key, a.Size, off, 0); err != nil {
-			return nil, err
-		}
-		return io.NopCloser(strings.NewReader("")), nil
-	case off == 0 && length < 0:
-		// A plain GET of an empty object succeeds where "bytes=0-" would
-		// not; the size says which case this is.
-		out, err := b.get(ctx, "get range", key, nil)
-		if err != nil {
-			return nil, err
-		}
-		if aws.ToInt64(out.ContentLength) == 0 {
-			out.Body.Close()
-			return nil, fmt.Errorf("objectlog: get range %s: offset 0, size 0: %w", key, ErrInvalidRange)
-		}
-		return newCtxReadCloser(ctx, out.Body), nil
-	}
-	rng := fmt.Sprintf("bytes=%d-", off)
-	if length > 0 {
-		rng = fmt.Sprintf("bytes=%d-%d", off, off+length-1)
-	}
-	out, err := b.get(ctx, "get range", key, aws.String(rng))
-	if err != nil {
-		return nil, err
-	}
-	return newCtxReadCloser(ctx, out.Body), nil
+		return newCtxReadCloser(ctx, out.Body), aws.ToInt64(out.ContentLength), nil
+	})
 }
 
 // Attributes returns the object's size and modification time (one HEAD).

@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"math"
 	"net/http"
 	"strings"
 
@@ -235,47 +234,17 @@ func (b *MinioBucket) get(ctx context.Context, op, key string, opts minio.GetObj
 
 // GetRange opens length bytes from off (to the end if length < 0).
 func (b *MinioBucket) GetRange(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
-	if err := checkRangeArgs(key, off); err != nil {
-		return nil, err
-	}
-	if length > math.MaxInt64-off {
-		length = -1
-	}
-	switch {
-	case length == 0:
-		// HTTP has no empty range; ask for the size to tell an empty read
-		// from an invalid one.
-		a, err := b.Attributes(ctx, key)
-		if err != nil {
-			return nil, err
+	return s3GetRange(ctx, b, key, off, length, func(off, end int64) (io.ReadCloser, int64, error) {
+		var opts minio.GetObjectOptions
+		if off > 0 || end >= 0 {
+			// minio-go's end 0 means "to the end".
+			if err := opts.SetRange(off, max(end, 0)); err != nil {
+				return nil, 0, fmt.Errorf("objectlog: get range %s: %w", key, err)
+			}
 		}
-		if _, err := rangeEnd(key, a.Size, off, 0); err != nil {
-			return nil, err
-		}
-		return io.NopCloser(strings.NewReader("")), nil
-	case off == 0 && length < 0:
-		// "bytes=0-" on an empty object is not satisfiable either, but a
-		// plain GET of it succeeds; the size answers which case this is.
-		rc, info, err := b.get(ctx, "get range", key, minio.GetObjectOptions{})
-		if err != nil {
-			return nil, err
-		}
-		if info.Size == 0 {
-			rc.Close()
-			return nil, fmt.Errorf("objectlog: get range %s: offset 0, size 0: %w", key, ErrInvalidRange)
-		}
-		return rc, nil
-	}
-	var opts minio.GetObjectOptions
-	end := int64(0) // "bytes=off-"
-	if length > 0 {
-		end = off + length - 1
-	}
-	if err := opts.SetRange(off, end); err != nil {
-		return nil, fmt.Errorf("objectlog: get range %s: %w", key, err)
-	}
-	rc, _, err := b.get(ctx, "get range", key, opts)
-	return rc, err
+		rc, info, err := b.get(ctx, "get range", key, opts)
+		return rc, info.Size, err
+	})
 }
 
 // Attributes returns the object's size and modification time (one HEAD).
