@@ -448,3 +448,44 @@ func TestOutOfRangeNamesTopicAndBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestTopicCompressionRoundTrips(t *testing.T) {
+	t.Parallel()
+	for _, codec := range []string{"gzip", "snappy", "lz4", "zstd"} {
+		t.Run(codec, func(t *testing.T) {
+			t.Parallel()
+			ta := startAgent(t, nil)
+			ta.createTopic(t, "c", 1, map[string]string{"compression.type": codec})
+			value := strings.Repeat("compressible ", 400)
+			var recs []*stratav1.Record
+			for i := range 20 {
+				recs = append(recs, rec(fmt.Sprint(i), value))
+			}
+			if _, err := produce(t.Context(), ta.producer, "c", recs...); err != nil {
+				t.Fatal(err)
+			}
+			var stored int64
+			for o, err := range ta.store.List(t.Context(), "segments/") {
+				if err != nil {
+					t.Fatal(err)
+				}
+				stored += o.Size
+			}
+			if raw := int64(20 * len(value)); stored*4 > raw {
+				t.Errorf("%s segment holds %d bytes for %d bytes of values: not compressed", codec, stored, raw)
+			}
+			resp, err := ta.consumer.Fetch(t.Context(), connect.NewRequest(&stratav1.FetchRequest{Topic: "c"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(resp.Msg.GetRecords()); got != 20 {
+				t.Fatalf("fetched %d records, want 20", got)
+			}
+			for i, r := range resp.Msg.GetRecords() {
+				if string(r.GetValue()) != value || string(r.GetKey()) != fmt.Sprint(i) || r.GetOffset() != int64(i) {
+					t.Fatalf("record %d came back as key %q offset %d", i, r.GetKey(), r.GetOffset())
+				}
+			}
+		})
+	}
+}
