@@ -98,7 +98,7 @@ func (s *privateRedis) shutdownNoSave() {
 func TestDurabilityAcrossRedisRestarts(t *testing.T) {
 	srv := startPrivateRedis(t)
 	client := redis.NewClient(&redis.Options{Addr: srv.addr(), MaxRetries: 1,
-		DialTimeout: 200 * time.Millisecond, MinRetryBackoff: 5 * time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond})
+		DialTimeout: 200 * time.Millisecond, DialerRetries: 1, DialerRetryTimeout: 5 * time.Millisecond, MinRetryBackoff: 5 * time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond})
 	r := mustRedis(t, client, coordinator.Options{})
 	tp := createTopic(t, r, "storm", 4)
 
@@ -113,6 +113,7 @@ func TestDurabilityAcrossRedisRestarts(t *testing.T) {
 		mu    sync.Mutex
 		acks  []ack
 		count atomic.Int64
+		fails atomic.Int64
 		stop  atomic.Bool
 		wg    sync.WaitGroup
 	)
@@ -140,6 +141,7 @@ func TestDurabilityAcrossRedisRestarts(t *testing.T) {
 						count.Add(1)
 						break
 					}
+					fails.Add(1)
 					if attempt > 2000 {
 						t.Errorf("commit %s never went through: %v", sid, err)
 						return
@@ -160,14 +162,29 @@ func TestDurabilityAcrossRedisRestarts(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	// down keeps the server down until commits have failed against it, so
+	// the storm really crosses the outage rather than waiting it out in the
+	// client's dial retries.
+	down := func() {
+		t.Helper()
+		before := fails.Load()
+		deadline := time.Now().Add(30 * time.Second)
+		for fails.Load() < before+8 {
+			if time.Now().After(deadline) {
+				stop.Store(true)
+				t.Fatalf("no commit failed while redis-server was down")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	waitFor(200)
 	srv.kill9()
-	time.Sleep(100 * time.Millisecond) // commits fail meanwhile
+	down()
 	srv.start()
 	afterKill := count.Load()
 	waitFor(afterKill + 200)
 	srv.shutdownNoSave()
-	time.Sleep(100 * time.Millisecond)
+	down()
 	srv.start()
 	afterShutdown := count.Load()
 	waitFor(afterShutdown + 200)
