@@ -38,11 +38,17 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 // client is a connection to one agent.
 type client struct {
 	// addr is the agent's base URL, for messages.
-	addr      string
-	admin     stratav1connect.AdminServiceClient
-	producer  stratav1connect.ProducerServiceClient
-	consumer  stratav1connect.ConsumerServiceClient
-	transport *http.Transport
+	addr     string
+	admin    stratav1connect.AdminServiceClient
+	producer stratav1connect.ProducerServiceClient
+	consumer stratav1connect.ConsumerServiceClient
+	group    stratav1connect.GroupServiceClient
+	// httpClient and base serve clients built elsewhere (the group
+	// consumer of package client) over the same connection.
+	httpClient *http.Client
+	base       string
+	opts       []connect.ClientOption
+	transport  *http.Transport
 }
 
 // dial checks the client flags (the environment fills those not given on
@@ -82,11 +88,15 @@ func (f *clientFlags) dial(fs *flag.FlagSet) (*client, error) {
 	}
 	hc := &http.Client{Transport: transport}
 	return &client{
-		addr:      base,
-		admin:     stratav1connect.NewAdminServiceClient(hc, base, opts...),
-		producer:  stratav1connect.NewProducerServiceClient(hc, base, opts...),
-		consumer:  stratav1connect.NewConsumerServiceClient(hc, base, opts...),
-		transport: transport,
+		addr:       base,
+		admin:      stratav1connect.NewAdminServiceClient(hc, base, opts...),
+		producer:   stratav1connect.NewProducerServiceClient(hc, base, opts...),
+		consumer:   stratav1connect.NewConsumerServiceClient(hc, base, opts...),
+		group:      stratav1connect.NewGroupServiceClient(hc, base, opts...),
+		httpClient: hc,
+		base:       base,
+		opts:       opts,
+		transport:  transport,
 	}, nil
 }
 
