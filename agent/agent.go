@@ -18,6 +18,7 @@ type Index interface {
 	coordinator.Log
 	coordinator.Notifier
 	coordinator.Agents
+	coordinator.Groups
 }
 
 // Agent serves the public API over one object store and one index. It keeps
@@ -29,10 +30,12 @@ type Agent struct {
 	index  Index
 	log    *slog.Logger
 
-	topics  *topicCache
-	batcher *batcher
-	hub     *hub
-	cache   *blockCache
+	topics *topicCache
+	// groupTopics is the topic list group subscriptions resolve against.
+	groupTopics *topicCounts
+	batcher     *batcher
+	hub         *hub
+	cache       *blockCache
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
@@ -60,6 +63,7 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		closing: make(chan struct{}),
 	}
 	a.topics = newTopicCache(index, cfg.TopicCacheTTL)
+	a.groupTopics = &topicCounts{index: index, ttl: cfg.TopicCacheTTL}
 	a.cache = newBlockCache(bucket, cfg.CacheBytes, cfg.CacheBlockBytes)
 	a.hub = newHub()
 	if err := index.SubscribeWatermarks(runCtx, a.hub.publish); err != nil {

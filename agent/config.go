@@ -55,6 +55,15 @@ type Config struct {
 	MaxFetchWait time.Duration `yaml:"max-fetch-wait"`
 	// TopicCacheTTL is how long topic metadata is reused before a re-read.
 	TopicCacheTTL time.Duration `yaml:"topic-cache-ttl"`
+	// GroupSessionTimeout is a group member's session when it asks for none.
+	GroupSessionTimeout time.Duration `yaml:"group-session-timeout"`
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session a
+	// member may ask for.
+	GroupMinSessionTimeout time.Duration `yaml:"group-min-session-timeout"`
+	GroupMaxSessionTimeout time.Duration `yaml:"group-max-session-timeout"`
+	// GroupHeartbeatInterval is how often members heartbeat (at most a
+	// third of their session).
+	GroupHeartbeatInterval time.Duration `yaml:"group-heartbeat-interval"`
 	// CORSOrigins lists the origins browsers may call from, comma
 	// separated; "*" allows any, "" turns CORS off.
 	CORSOrigins string `yaml:"cors-origins"`
@@ -87,6 +96,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.CacheBlockBytes, "cache-block-bytes", 1<<20, "block cache block size; store reads are aligned to it")
 	fs.DurationVar(&c.MaxFetchWait, "max-fetch-wait", 30*time.Second, "longest long poll a fetch may ask for")
 	fs.DurationVar(&c.TopicCacheTTL, "topic-cache-ttl", 2*time.Second, "how long topic metadata is reused")
+	fs.DurationVar(&c.GroupSessionTimeout, "group-session-timeout", 45*time.Second, "consumer group session when the member asks for none: a member silent this long loses its partitions")
+	fs.DurationVar(&c.GroupMinSessionTimeout, "group-min-session-timeout", time.Second, "shortest session a group member may ask for")
+	fs.DurationVar(&c.GroupMaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session a group member may ask for")
+	fs.DurationVar(&c.GroupHeartbeatInterval, "group-heartbeat-interval", 5*time.Second, "how often group members heartbeat (at most a third of their session)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "origins browsers may call the API from, comma separated; empty disables CORS")
 }
 
@@ -137,6 +150,11 @@ func (c *Config) validate() error {
 	check(c.CacheBlockBytes >= 4<<10, "cache-block-bytes must be at least 4096, got %d", c.CacheBlockBytes)
 	check(c.CacheBytes >= c.CacheBlockBytes, "cache-bytes must be at least one block")
 	check(c.MaxFetchWait >= 0, "max-fetch-wait must not be negative")
+	check(c.GroupMinSessionTimeout > 0 && c.GroupMinSessionTimeout <= c.GroupMaxSessionTimeout,
+		"group-min-session-timeout (%s) must be positive and at most group-max-session-timeout (%s)", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
+	check(c.GroupSessionTimeout >= c.GroupMinSessionTimeout && c.GroupSessionTimeout <= c.GroupMaxSessionTimeout,
+		"group-session-timeout (%s) must be within [%s, %s]", c.GroupSessionTimeout, c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
+	check(c.GroupHeartbeatInterval > 0, "group-heartbeat-interval must be positive")
 	check(c.ProduceQueueTimeout >= 0, "produce-queue-timeout must not be negative")
 	if len(errs) > 0 {
 		return fmt.Errorf("agent config: %w", errors.Join(errs...))

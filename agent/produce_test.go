@@ -31,6 +31,7 @@ type testAgent struct {
 	producer stratav1connect.ProducerServiceClient
 	consumer stratav1connect.ConsumerServiceClient
 	admin    stratav1connect.AdminServiceClient
+	group    stratav1connect.GroupServiceClient
 }
 
 func startAgent(t *testing.T, tweak func(*agent.Config)) *testAgent {
@@ -84,6 +85,7 @@ func startAgentOn(t testing.TB, store objectlog.Bucket, index *coordinator.Redis
 		producer: stratav1connect.NewProducerServiceClient(client, srv.URL),
 		consumer: stratav1connect.NewConsumerServiceClient(client, srv.URL),
 		admin:    stratav1connect.NewAdminServiceClient(client, srv.URL),
+		group:    stratav1connect.NewGroupServiceClient(client, srv.URL),
 	}
 }
 

@@ -37,10 +37,12 @@ func (a *Agent) Handler() http.Handler {
 	mux.Handle(stratav1connect.NewProducerServiceHandler(a, opts...))
 	mux.Handle(stratav1connect.NewConsumerServiceHandler(a, opts...))
 	mux.Handle(stratav1connect.NewAdminServiceHandler(a, opts...))
+	mux.Handle(stratav1connect.NewGroupServiceHandler(a, opts...))
 	services := []string{
 		stratav1connect.ProducerServiceName,
 		stratav1connect.ConsumerServiceName,
 		stratav1connect.AdminServiceName,
+		stratav1connect.GroupServiceName,
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
 	reflector := grpcreflect.NewStaticReflector(services...)

@@ -1,0 +1,609 @@
+package agent
+
+// Consumer groups: the reconciliation behind GroupService.Heartbeat.
+//
+// A group's record lives in the index (coordinator.Groups state, replaced by
+// compare-and-set) and holds, per member, its subscription, its epoch, the
+// target the assignor gave it, the partitions the last answer let it own
+// (assigned) and the partitions it was told to give up but has not yet
+// released (revoking). Member liveness is a lease in the index
+// (coordinator.Groups members), renewed by every heartbeat and judged by the
+// index's clock.
+//
+// One heartbeat:
+//
+//  1. load the record and the leases; drop members whose lease is gone or
+//     expired, which frees their partitions;
+//  2. release what the member no longer reports as owned;
+//  3. recompute the target with coordinator.ComputeAssignment, fed the
+//     previous target so a partition in transit stays on course (feeding
+//     it what members own would flip it back);
+//  4. give the member its target's partitions that nobody else owns or is
+//     still revoking; the rest of its target is pending, the partitions it
+//     owns beyond its target are revoking;
+//  5. save the record if anything changed (compare-and-set, retried on a
+//     conflict), renew the lease, answer.
+//
+// So a partition reaches its new owner only after the old one left it out
+// of a heartbeat or lost its lease: two live members never own one
+// partition. A steady heartbeat writes nothing but its lease.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/stratabroker/strata/coordinator"
+)
+
+// groupRecord is a group's protocol state, stored as JSON.
+type groupRecord struct {
+	// Epoch is the group epoch: it changes whenever the target does.
+	Epoch   int32                    `json:"epoch"`
+	Members map[string]*memberRecord `json:"members"`
+}
+
+// memberRecord is one member. Partition sets are topic -> sorted partitions.
+type memberRecord struct {
+	Epoch     int32        `json:"epoch"`
+	Topics    []string     `json:"topics,omitempty"`
+	Regex     string       `json:"regex,omitempty"`
+	SessionMs int64        `json:"session_ms"`
+	Target    partitionSet `json:"target,omitempty"`
+	Assigned  partitionSet `json:"assigned,omitempty"`
+	Revoking  partitionSet `json:"revoking,omitempty"`
+}
+
+// partitionSet is a set of partitions by topic, each list sorted and unique.
+type partitionSet map[string][]int32
+
+func newPartitionSet(tps []coordinator.TopicPartition) partitionSet {
+	s := partitionSet{}
+	for _, tp := range tps {
+		s.add(tp)
+	}
+	return s
+}
+
+func (s partitionSet) has(tp coordinator.TopicPartition) bool {
+	_, ok := slices.BinarySearch(s[tp.Topic], tp.Partition)
+	return ok
+}
+
+func (s partitionSet) add(tp coordinator.TopicPartition) {
+	ps := s[tp.Topic]
+	if i, ok := slices.BinarySearch(ps, tp.Partition); !ok {
+		s[tp.Topic] = slices.Insert(ps, i, tp.Partition)
+	}
+}
+
+func (s partitionSet) list() []coordinator.TopicPartition {
+	var out []coordinator.TopicPartition
+	for _, t := range slices.Sorted(maps.Keys(s)) {
+		for _, p := range s[t] {
+			out = append(out, coordinator.TopicPartition{Topic: t, Partition: p})
+		}
+	}
+	return out
+}
+
+func (s partitionSet) len() int {
+	n := 0
+	for _, ps := range s {
+		n += len(ps)
+	}
+	return n
+}
+
+// filter is the set of s's partitions for which keep is true.
+func (s partitionSet) filter(keep func(coordinator.TopicPartition) bool) partitionSet {
+	out := partitionSet{}
+	for _, tp := range s.list() {
+		if keep(tp) {
+			out.add(tp)
+		}
+	}
+	return out
+}
+
+func (s partitionSet) equal(o partitionSet) bool {
+	if s.len() != o.len() {
+		return false
+	}
+	for t, ps := range s {
+		if !slices.Equal(ps, o[t]) {
+			return false
+		}
+	}
+	return true
+}
+
+// union is the set of partitions in s or o.
+func (s partitionSet) union(o partitionSet) partitionSet {
+	out := partitionSet{}
+	for _, tp := range s.list() {
+		out.add(tp)
+	}
+	for _, tp := range o.list() {
+		out.add(tp)
+	}
+	return out
+}
+
+func decodeGroupRecord(st coordinator.GroupState) (*groupRecord, error) {
+	rec := &groupRecord{Members: map[string]*memberRecord{}}
+	if st.Version == 0 || len(st.Data) == 0 {
+		return rec, nil
+	}
+	if err := json.Unmarshal(st.Data, rec); err != nil {
+		return nil, fmt.Errorf("group record is corrupt: %w", err)
+	}
+	if rec.Members == nil {
+		rec.Members = map[string]*memberRecord{}
+	}
+	return rec, nil
+}
+
+func (rec *groupRecord) encode() []byte {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		panic(fmt.Sprintf("encode group record: %v", err)) // plain data: cannot fail
+	}
+	return data
+}
+
+// heartbeat is one validated Heartbeat request.
+type heartbeat struct {
+	group    string
+	memberID string
+	epoch    int32
+	topics   []string
+	regex    string
+	owned    partitionSet
+	session  time.Duration
+}
+
+// heartbeatResult is the answer to a heartbeat.
+type heartbeatResult struct {
+	memberID   string
+	epoch      int32
+	groupEpoch int32
+	assigned   partitionSet
+	pending    partitionSet
+	session    time.Duration
+	interval   time.Duration
+}
+
+// errUnknownMember: the member is not in the group (never joined, left, or
+// its session expired). It must rejoin with member epoch 0.
+var errUnknownMember = fmt.Errorf("%w: unknown member", coordinator.ErrFenced)
+
+const maxMemberIDLen = 255
+
+// validateHeartbeat checks a heartbeat and fills its defaults.
+func (a *Agent) validateHeartbeat(h *heartbeat) error {
+	if err := validGroupName(h.group); err != nil {
+		return err
+	}
+	if len(h.memberID) > maxMemberIDLen {
+		return invalidf("member id is %d bytes long; the limit is %d", len(h.memberID), maxMemberIDLen)
+	}
+	if h.epoch < 0 {
+		return invalidf("member epoch %d is negative: send 0 to join, then the epoch of the last answer", h.epoch)
+	}
+	if h.epoch > 0 && h.memberID == "" {
+		return invalidf("member epoch %d without a member id: send 0 to join", h.epoch)
+	}
+	if (len(h.topics) == 0) == (h.regex == "") {
+		return invalidf("subscribe by topic names or by topic_regex, exactly one of them")
+	}
+	for _, t := range h.topics {
+		if t == "" {
+			return invalidf("empty topic name in the subscription")
+		}
+	}
+	if h.regex != "" {
+		if _, err := compileTopicRegex(h.regex); err != nil {
+			return err
+		}
+	}
+	switch {
+	case h.session == 0:
+		h.session = a.cfg.GroupSessionTimeout
+	case h.session < a.cfg.GroupMinSessionTimeout || h.session > a.cfg.GroupMaxSessionTimeout:
+		return invalidf("session timeout %s is outside the agent's bounds [%s, %s]", h.session, a.cfg.GroupMinSessionTimeout, a.cfg.GroupMaxSessionTimeout)
+	}
+	return nil
+}
+
+func validGroupName(g string) error {
+	if g == "" {
+		return invalidf("empty group name")
+	}
+	if len(g) > 249 {
+		return invalidf("group name is %d bytes long; the limit is 249", len(g))
+	}
+	if strings.ContainsFunc(g, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return invalidf("group name %q has a control character", g)
+	}
+	return nil
+}
+
+// compileTopicRegex compiles a subscription's expression, anchored so that
+// it matches whole topic names as Kafka's pattern subscriptions do.
+func compileTopicRegex(expr string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile(`^(?:` + expr + `)$`)
+	if err != nil {
+		return nil, invalidf("topic_regex %q: %v", expr, err)
+	}
+	return re, nil
+}
+
+// groupHeartbeat runs one heartbeat against the index, retrying when a
+// concurrent heartbeat of the same group saved first.
+func (a *Agent) groupHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult, error) {
+	if err := a.validateHeartbeat(&h); err != nil {
+		return heartbeatResult{}, err
+	}
+	if h.memberID == "" {
+		h.memberID = strings.ToLower(ulid.Make().String())
+	}
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		res, err := a.tryHeartbeat(ctx, h)
+		if !errors.Is(err, coordinator.ErrConflict) || attempt >= 100 {
+			return res, err
+		}
+		// Jittered, growing pause: members of one group heartbeating at
+		// once take turns instead of colliding again.
+		t := time.NewTimer(time.Duration(rand.Int64N(int64(backoff)) + 1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return heartbeatResult{}, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 50*time.Millisecond)
+	}
+}
+
+func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult, error) {
+	st, err := a.index.LoadGroup(ctx, h.group)
+	if err != nil {
+		return heartbeatResult{}, err
+	}
+	rec, err := decodeGroupRecord(st)
+	if err != nil {
+		return heartbeatResult{}, err
+	}
+	leases, err := a.index.ListMembers(ctx, h.group)
+	if err != nil {
+		return heartbeatResult{}, err
+	}
+	now := time.Now()
+	live := map[string]bool{}
+	for _, l := range leases {
+		if l.Expires.After(now) {
+			live[l.ID] = true
+		}
+	}
+	changed := false
+	var expired []string
+	for id := range rec.Members {
+		if !live[id] && id != h.memberID {
+			delete(rec.Members, id)
+			expired = append(expired, id)
+			changed = true
+		}
+	}
+
+	m, known := rec.Members[h.memberID]
+	joining := h.epoch == 0
+	switch {
+	case joining:
+		// A (re)joining member owns nothing: whatever it held under an
+		// earlier epoch it has dropped.
+		epoch := int32(1)
+		if known {
+			epoch = m.Epoch + 1
+		}
+		m = &memberRecord{Epoch: epoch, Assigned: partitionSet{}}
+		rec.Members[h.memberID] = m
+		changed = true
+	case !known || !live[h.memberID]:
+		if known { // its lease is gone: it is out, and so are its partitions
+			delete(rec.Members, h.memberID)
+			if _, err := a.index.SaveGroup(ctx, h.group, st.Version, rec.encode()); err != nil {
+				return heartbeatResult{}, err // a conflict retries the heartbeat
+			}
+		}
+		return heartbeatResult{}, fmt.Errorf("%w: member %q is not in group %q (it left or its session expired): drop its partitions and rejoin with member_epoch 0", errUnknownMember, h.memberID, h.group)
+	case h.epoch > m.Epoch:
+		return heartbeatResult{}, fmt.Errorf("%w: member %q sent epoch %d, ahead of its epoch %d: rejoin with member_epoch 0", errUnknownMember, h.memberID, h.epoch, m.Epoch)
+	default:
+		// Release what the member no longer reports. After a lost answer
+		// (its epoch behind) it reports less than it was given: that is
+		// released too, and offered again below.
+		held := func(tp coordinator.TopicPartition) bool { return h.owned.has(tp) }
+		if a, r := m.Assigned.filter(held), m.Revoking.filter(held); !a.equal(m.Assigned) || !r.equal(m.Revoking) {
+			m.Assigned, m.Revoking = a, r
+			changed = true
+		}
+	}
+	if !slices.Equal(m.Topics, h.topics) || m.Regex != h.regex || m.SessionMs != h.session.Milliseconds() {
+		m.Topics, m.Regex, m.SessionMs = slices.Clone(h.topics), h.regex, h.session.Milliseconds()
+		changed = true
+	}
+
+	if err := a.retarget(ctx, rec, &changed); err != nil {
+		return heartbeatResult{}, err
+	}
+
+	// Reconcile the member with its target.
+	others := partitionSet{}
+	for id, o := range rec.Members {
+		if id != h.memberID {
+			others = others.union(o.Assigned).union(o.Revoking)
+		}
+	}
+	owned := m.Assigned.union(m.Revoking)
+	assigned := m.Target.filter(func(tp coordinator.TopicPartition) bool { return owned.has(tp) || !others.has(tp) })
+	revoking := owned.filter(func(tp coordinator.TopicPartition) bool { return !m.Target.has(tp) })
+	pending := m.Target.filter(func(tp coordinator.TopicPartition) bool { return !assigned.has(tp) })
+	epochBumped := false
+	if !assigned.equal(m.Assigned) {
+		if !joining {
+			m.Epoch++
+			epochBumped = true
+		}
+		m.Assigned = assigned
+		changed = true
+	}
+	if !revoking.equal(m.Revoking) {
+		m.Revoking = revoking
+		changed = true
+	}
+
+	lease := coordinator.GroupMember{ID: h.memberID, Epoch: m.Epoch}
+	// A new lease goes in before the record names the member, so nobody
+	// takes the member for expired in between; a new epoch goes into the
+	// lease only after the record holds it, so commits at the old epoch
+	// keep working until the member hears of the new one.
+	if !epochBumped {
+		if err := a.index.PutMember(ctx, h.group, lease, h.session); err != nil {
+			return heartbeatResult{}, err
+		}
+	}
+	if changed {
+		if _, err := a.index.SaveGroup(ctx, h.group, st.Version, rec.encode()); err != nil {
+			return heartbeatResult{}, err
+		}
+		for _, id := range expired {
+			if err := a.index.RemoveMember(ctx, h.group, id); err != nil && !errors.Is(err, coordinator.ErrNotFound) {
+				a.log.Warn("remove expired group member", "group", h.group, "member", id, "err", err)
+			}
+		}
+	}
+	if epochBumped {
+		if err := a.index.PutMember(ctx, h.group, lease, h.session); err != nil {
+			return heartbeatResult{}, err
+		}
+	}
+	return heartbeatResult{
+		memberID:   h.memberID,
+		epoch:      m.Epoch,
+		groupEpoch: rec.Epoch,
+		assigned:   assigned,
+		pending:    pending,
+		session:    h.session,
+		interval:   min(a.cfg.GroupHeartbeatInterval, h.session/3),
+	}, nil
+}
+
+// retarget recomputes every member's target from the subscriptions and the
+// topics as they are now, and bumps the group epoch when it changed.
+func (a *Agent) retarget(ctx context.Context, rec *groupRecord, changed *bool) error {
+	topics, err := a.groupTopics.list(ctx)
+	if err != nil {
+		return err
+	}
+	counts := map[string]int32{}
+	members := make([]coordinator.AssignmentMember, 0, len(rec.Members))
+	for id, m := range rec.Members {
+		subscribed := resolveSubscription(m, topics)
+		for _, t := range subscribed {
+			counts[t] = topics[t]
+		}
+		members = append(members, coordinator.AssignmentMember{ID: id, Topics: subscribed, Owned: m.Target.list()})
+	}
+	target := coordinator.ComputeAssignment(members, counts)
+	moved := false
+	for id, m := range rec.Members {
+		t := newPartitionSet(target[id])
+		if !t.equal(m.Target) {
+			m.Target = t
+			moved = true
+		}
+	}
+	if moved {
+		rec.Epoch++
+		*changed = true
+	}
+	return nil
+}
+
+// resolveSubscription is the member's subscribed topics that exist.
+func resolveSubscription(m *memberRecord, topics map[string]int32) []string {
+	var out []string
+	if m.Regex != "" {
+		re, err := compileTopicRegex(m.Regex)
+		if err != nil {
+			return nil // validated on the way in; a record from elsewhere may differ
+		}
+		for t := range topics {
+			if re.MatchString(t) {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	for _, t := range m.Topics {
+		if _, ok := topics[t]; ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// topicCounts caches the topic list (name -> partition count) that group
+// heartbeats resolve subscriptions against, for the topic cache's TTL: new
+// topics and partitions reach groups within that time.
+type topicCounts struct {
+	index coordinator.Topics
+	ttl   time.Duration
+
+	mu      sync.Mutex
+	counts  map[string]int32
+	fetched time.Time
+}
+
+func (c *topicCounts) list(ctx context.Context) (map[string]int32, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.counts != nil && time.Since(c.fetched) < c.ttl {
+		return c.counts, nil
+	}
+	ts, err := c.index.ListTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	counts := make(map[string]int32, len(ts))
+	for _, t := range ts {
+		counts[t.Name] = t.Config.Partitions
+	}
+	c.counts, c.fetched = counts, time.Now()
+	return counts, nil
+}
+
+// leaveGroup removes the member and frees its partitions. Leaving twice, or
+// after the session expired, is not an error.
+func (a *Agent) leaveGroup(ctx context.Context, group, memberID string) error {
+	if err := validGroupName(group); err != nil {
+		return err
+	}
+	if memberID == "" {
+		return invalidf("empty member id")
+	}
+	for attempt := 0; ; attempt++ {
+		st, err := a.index.LoadGroup(ctx, group)
+		if err != nil {
+			return err
+		}
+		rec, err := decodeGroupRecord(st)
+		if err != nil {
+			return err
+		}
+		if _, ok := rec.Members[memberID]; ok {
+			delete(rec.Members, memberID)
+			_, err = a.index.SaveGroup(ctx, group, st.Version, rec.encode())
+			if errors.Is(err, coordinator.ErrConflict) && attempt < 100 {
+				time.Sleep(time.Duration(rand.Int64N(int64(5*time.Millisecond))) + time.Millisecond)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := a.index.RemoveMember(ctx, group, memberID); err != nil && !errors.Is(err, coordinator.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+}
+
+// commitGroupOffsets stores offsets for a member, or for nobody while the
+// group has no live members.
+func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, epoch int32, offsets map[coordinator.TopicPartition]coordinator.CommittedOffset) error {
+	if err := validGroupName(group); err != nil {
+		return err
+	}
+	if len(offsets) == 0 {
+		return invalidf("no offsets to commit")
+	}
+	for tp, o := range offsets {
+		if tp.Topic == "" || tp.Partition < 0 {
+			return invalidf("bad partition %q/%d", tp.Topic, tp.Partition)
+		}
+		if o.Offset < 0 {
+			return invalidf("offset %d of %s/%d is negative", o.Offset, tp.Topic, tp.Partition)
+		}
+	}
+	if memberID == "" {
+		live, err := a.liveMembers(ctx, group)
+		if err != nil {
+			return err
+		}
+		if live > 0 {
+			return fmt.Errorf("%w: group %q has %d live members; only they may commit (give member_id and member_epoch)", coordinator.ErrFenced, group, live)
+		}
+		return a.index.CommitOffsets(ctx, group, nil, offsets)
+	}
+	st, err := a.index.LoadGroup(ctx, group)
+	if err != nil {
+		return err
+	}
+	rec, err := decodeGroupRecord(st)
+	if err != nil {
+		return err
+	}
+	m, ok := rec.Members[memberID]
+	if !ok {
+		return fmt.Errorf("%w: member %q is not in group %q (it left or its session expired): rejoin", errUnknownMember, memberID, group)
+	}
+	if epoch != m.Epoch {
+		return fmt.Errorf("%w: member %q committed at epoch %d, its epoch is %d: heartbeat first", coordinator.ErrFenced, memberID, epoch, m.Epoch)
+	}
+	for _, tp := range slices.SortedFunc(maps.Keys(offsets), compareTP) {
+		if !m.Assigned.has(tp) && !m.Revoking.has(tp) {
+			return fmt.Errorf("%w: member %q does not own %s/%d", coordinator.ErrFenced, memberID, tp.Topic, tp.Partition)
+		}
+	}
+	err = a.index.CommitOffsets(ctx, group, &coordinator.MemberFence{MemberID: memberID, Epoch: epoch}, offsets)
+	if errors.Is(err, coordinator.ErrFenced) {
+		return fmt.Errorf("%w: member %q's session expired or its epoch moved on: rejoin", errUnknownMember, memberID)
+	}
+	return err
+}
+
+func compareTP(x, y coordinator.TopicPartition) int {
+	if c := strings.Compare(x.Topic, y.Topic); c != 0 {
+		return c
+	}
+	return int(x.Partition) - int(y.Partition)
+}
+
+// liveMembers counts the members whose lease has not expired.
+func (a *Agent) liveMembers(ctx context.Context, group string) (int, error) {
+	leases, err := a.index.ListMembers(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	now := time.Now()
+	for _, l := range leases {
+		if l.Expires.After(now) {
+			n++
+		}
+	}
+	return n, nil
+}

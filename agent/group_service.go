@@ -1,0 +1,360 @@
+package agent
+
+// GroupService: the Connect handlers over group.go's protocol and the
+// index's group storage.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/stratabroker/strata/coordinator"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+// Heartbeat joins, keeps alive and reconciles a group member.
+func (a *Agent) Heartbeat(ctx context.Context, req *connect.Request[stratav1.HeartbeatRequest]) (*connect.Response[stratav1.HeartbeatResponse], error) {
+	m := req.Msg
+	owned, err := partitionSetFromProto(m.GetOwned())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	h := heartbeat{
+		group:    m.GetGroup(),
+		memberID: m.GetMemberId(),
+		epoch:    m.GetMemberEpoch(),
+		topics:   m.GetTopics(),
+		regex:    m.GetTopicRegex(),
+		owned:    owned,
+	}
+	if m.GetSessionTimeout() != nil {
+		if err := m.GetSessionTimeout().CheckValid(); err != nil {
+			return nil, connectError(invalidf("session_timeout: %v", err))
+		}
+		h.session = m.GetSessionTimeout().AsDuration()
+		if h.session <= 0 {
+			return nil, connectError(invalidf("session_timeout %s must be positive", h.session))
+		}
+	}
+	res, err := a.groupHeartbeat(ctx, h)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.HeartbeatResponse{
+		MemberId:          res.memberID,
+		MemberEpoch:       res.epoch,
+		Assigned:          partitionSetToProto(res.assigned),
+		Pending:           partitionSetToProto(res.pending),
+		HeartbeatInterval: durationpb.New(res.interval),
+		SessionTimeout:    durationpb.New(res.session),
+		GroupEpoch:        res.groupEpoch,
+	}), nil
+}
+
+// LeaveGroup ends a member's session.
+func (a *Agent) LeaveGroup(ctx context.Context, req *connect.Request[stratav1.LeaveGroupRequest]) (*connect.Response[stratav1.LeaveGroupResponse], error) {
+	if err := a.leaveGroup(ctx, req.Msg.GetGroup(), req.Msg.GetMemberId()); err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.LeaveGroupResponse{}), nil
+}
+
+// CommitOffsets stores a group's positions.
+func (a *Agent) CommitOffsets(ctx context.Context, req *connect.Request[stratav1.CommitOffsetsRequest]) (*connect.Response[stratav1.CommitOffsetsResponse], error) {
+	m := req.Msg
+	offsets := make(map[coordinator.TopicPartition]coordinator.CommittedOffset, len(m.GetOffsets()))
+	for _, o := range m.GetOffsets() {
+		tp := coordinator.TopicPartition{Topic: o.GetTopic(), Partition: o.GetPartition()}
+		if _, dup := offsets[tp]; dup {
+			return nil, connectError(invalidf("%s/%d appears twice in one commit", tp.Topic, tp.Partition))
+		}
+		offsets[tp] = coordinator.CommittedOffset{Offset: o.GetOffset(), Metadata: o.GetMetadata()}
+	}
+	if err := a.commitGroupOffsets(ctx, m.GetGroup(), m.GetMemberId(), m.GetMemberEpoch(), offsets); err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.CommitOffsetsResponse{}), nil
+}
+
+// FetchOffsets reads a group's committed positions.
+func (a *Agent) FetchOffsets(ctx context.Context, req *connect.Request[stratav1.FetchOffsetsRequest]) (*connect.Response[stratav1.FetchOffsetsResponse], error) {
+	if err := validGroupName(req.Msg.GetGroup()); err != nil {
+		return nil, connectError(err)
+	}
+	wanted, err := partitionSetFromProto(req.Msg.GetPartitions())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	got, err := a.index.FetchOffsets(ctx, req.Msg.GetGroup(), wanted.list())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.FetchOffsetsResponse{Offsets: offsetsToProto(got)}), nil
+}
+
+// ListGroups lists every group with its state, live members and lag.
+func (a *Agent) ListGroups(ctx context.Context, _ *connect.Request[stratav1.ListGroupsRequest]) (*connect.Response[stratav1.ListGroupsResponse], error) {
+	names, err := a.index.ListGroups(ctx)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	out := &stratav1.ListGroupsResponse{}
+	for _, g := range names {
+		d, err := a.describeGroup(ctx, g)
+		if errors.Is(err, coordinator.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, connectError(err)
+		}
+		out.Groups = append(out.Groups, &stratav1.GroupSummary{
+			Group: g, State: d.GetState(), Members: int32(len(d.GetMembers())), Lag: d.GetTotalLag(),
+		})
+	}
+	return connect.NewResponse(out), nil
+}
+
+// DescribeGroup tells a group's state, members, offsets and lag.
+func (a *Agent) DescribeGroup(ctx context.Context, req *connect.Request[stratav1.DescribeGroupRequest]) (*connect.Response[stratav1.DescribeGroupResponse], error) {
+	d, err := a.describeGroup(ctx, req.Msg.GetGroup())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(d), nil
+}
+
+func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.DescribeGroupResponse, error) {
+	if err := validGroupName(group); err != nil {
+		return nil, err
+	}
+	st, err := a.index.LoadGroup(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := decodeGroupRecord(st)
+	if err != nil {
+		return nil, err
+	}
+	leases, err := a.index.ListMembers(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	committed, err := a.index.FetchOffsets(ctx, group, nil)
+	if err != nil {
+		return nil, err
+	}
+	if st.Version == 0 && len(leases) == 0 && len(committed) == 0 {
+		return nil, fmt.Errorf("%w: group %q does not exist", coordinator.ErrNotFound, group)
+	}
+	expires := map[string]time.Time{}
+	for _, l := range leases {
+		expires[l.ID] = l.Expires
+	}
+	now := time.Now()
+	out := &stratav1.DescribeGroupResponse{Group: group, GroupEpoch: rec.Epoch, State: "Empty"}
+	owners := map[coordinator.TopicPartition]string{}
+	partitions := partitionSet{}
+	reconciling := false
+	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
+		m := rec.Members[id]
+		exp, ok := expires[id]
+		if !ok || !exp.After(now) {
+			continue // expired: gone at the next heartbeat of anyone
+		}
+		pending := m.Target.filter(func(tp coordinator.TopicPartition) bool { return !m.Assigned.has(tp) })
+		if pending.len() > 0 || m.Revoking.len() > 0 {
+			reconciling = true
+		}
+		for _, tp := range m.Assigned.union(m.Revoking).list() {
+			owners[tp] = id
+		}
+		partitions = partitions.union(m.Target).union(m.Assigned).union(m.Revoking)
+		out.Members = append(out.Members, &stratav1.GroupMemberInfo{
+			MemberId:       id,
+			MemberEpoch:    m.Epoch,
+			Topics:         m.Topics,
+			TopicRegex:     m.Regex,
+			Assigned:       partitionSetToProto(m.Assigned),
+			Revoking:       partitionSetToProto(m.Revoking),
+			Pending:        partitionSetToProto(pending),
+			SessionExpires: timestamppb.New(exp),
+		})
+	}
+	if len(out.Members) > 0 {
+		out.State = "Stable"
+		if reconciling {
+			out.State = "Reconciling"
+		}
+	}
+	for tp := range committed {
+		partitions.add(tp)
+	}
+	for _, tp := range partitions.list() {
+		pl := &stratav1.PartitionLag{Topic: tp.Topic, Partition: tp.Partition, CommittedOffset: -1, Owner: owners[tp]}
+		c, hasCommit := committed[tp]
+		if hasCommit {
+			pl.CommittedOffset, pl.Metadata = c.Offset, c.Metadata
+		}
+		ps, err := a.partitionStateByName(ctx, tp)
+		switch {
+		case errors.Is(err, coordinator.ErrNotFound):
+			// The topic is gone: the position stays, with no lag to tell.
+		case err != nil:
+			return nil, err
+		default:
+			pl.HighWatermark = ps.HighWatermark
+			from := ps.LogStartOffset
+			if hasCommit {
+				from = max(c.Offset, ps.LogStartOffset)
+			}
+			pl.Lag = max(ps.HighWatermark-from, 0)
+		}
+		out.TotalLag += pl.Lag
+		out.Partitions = append(out.Partitions, pl)
+	}
+	return out, nil
+}
+
+// partitionStateByName is a partition's bounds; ErrNotFound if the topic or
+// partition does not exist.
+func (a *Agent) partitionStateByName(ctx context.Context, tp coordinator.TopicPartition) (coordinator.PartitionState, error) {
+	t, err := a.partitionTopic(ctx, tp.Topic, tp.Partition)
+	if err != nil {
+		return coordinator.PartitionState{}, err
+	}
+	return a.index.PartitionState(ctx, t.ID, tp.Partition)
+}
+
+// DeleteGroup forgets a group without live members.
+func (a *Agent) DeleteGroup(ctx context.Context, req *connect.Request[stratav1.DeleteGroupRequest]) (*connect.Response[stratav1.DeleteGroupResponse], error) {
+	g := req.Msg.GetGroup()
+	if err := validGroupName(g); err != nil {
+		return nil, connectError(err)
+	}
+	err := a.index.DeleteGroup(ctx, g)
+	if errors.Is(err, coordinator.ErrGroupNotEmpty) {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("group %q has live members: stop its consumers (or wait for their session timeout) before deleting it", g))
+	}
+	if errors.Is(err, coordinator.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("group %q does not exist", g))
+	}
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.DeleteGroupResponse{}), nil
+}
+
+// ResetOffsets moves a group's positions while it has no live members.
+func (a *Agent) ResetOffsets(ctx context.Context, req *connect.Request[stratav1.ResetOffsetsRequest]) (*connect.Response[stratav1.ResetOffsetsResponse], error) {
+	m := req.Msg
+	g := m.GetGroup()
+	if err := validGroupName(g); err != nil {
+		return nil, connectError(err)
+	}
+	if m.GetTo() == nil {
+		return nil, connectError(invalidf("say where to reset to: earliest, latest, timestamp or offset"))
+	}
+	if off, ok := m.GetTo().(*stratav1.ResetOffsetsRequest_Offset); ok && off.Offset < 0 {
+		return nil, connectError(invalidf("offset %d is negative", off.Offset))
+	}
+	targets, err := partitionSetFromProto(m.GetPartitions())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	for _, name := range m.GetTopics() {
+		t, err := a.topics.get(ctx, name)
+		if err != nil {
+			return nil, connectError(err)
+		}
+		for p := range t.Config.Partitions {
+			targets.add(coordinator.TopicPartition{Topic: name, Partition: p})
+		}
+	}
+	if targets.len() == 0 {
+		return nil, connectError(invalidf("name the topics or partitions to reset"))
+	}
+	live, err := a.liveMembers(ctx, g)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if live > 0 {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("group %q has %d live members: stop its consumers (or wait for their session timeout) before resetting its offsets", g, live))
+	}
+	offsets := map[coordinator.TopicPartition]coordinator.CommittedOffset{}
+	for _, tp := range targets.list() {
+		t, err := a.partitionTopic(ctx, tp.Topic, tp.Partition)
+		if err != nil {
+			return nil, connectError(err)
+		}
+		st, err := a.index.PartitionState(ctx, t.ID, tp.Partition)
+		if err != nil {
+			return nil, connectError(err)
+		}
+		var off int64
+		switch to := m.GetTo().(type) {
+		case *stratav1.ResetOffsetsRequest_Earliest:
+			off = st.LogStartOffset
+		case *stratav1.ResetOffsetsRequest_Latest:
+			off = st.HighWatermark
+		case *stratav1.ResetOffsetsRequest_Offset:
+			off = min(max(to.Offset, st.LogStartOffset), st.HighWatermark)
+		case *stratav1.ResetOffsetsRequest_Timestamp:
+			if off, err = a.offsetForTime(ctx, t, tp.Partition, to.Timestamp.AsTime().UnixMilli(), st); err != nil {
+				return nil, connectError(err)
+			}
+		}
+		offsets[tp] = coordinator.CommittedOffset{Offset: off}
+	}
+	if !m.GetDryRun() {
+		if err := a.index.CommitOffsets(ctx, g, nil, offsets); err != nil {
+			return nil, connectError(err)
+		}
+	}
+	return connect.NewResponse(&stratav1.ResetOffsetsResponse{Offsets: offsetsToProto(offsets)}), nil
+}
+
+func partitionSetFromProto(in []*stratav1.TopicPartitions) (partitionSet, error) {
+	s := partitionSet{}
+	for _, tps := range in {
+		if tps.GetTopic() == "" {
+			return nil, invalidf("empty topic name in a partition list")
+		}
+		for _, p := range tps.GetPartitions() {
+			if p < 0 {
+				return nil, invalidf("partition %d of %q is negative", p, tps.GetTopic())
+			}
+			s.add(coordinator.TopicPartition{Topic: tps.GetTopic(), Partition: p})
+		}
+	}
+	return s, nil
+}
+
+func partitionSetToProto(s partitionSet) []*stratav1.TopicPartitions {
+	out := make([]*stratav1.TopicPartitions, 0, len(s))
+	for _, t := range slices.Sorted(maps.Keys(s)) {
+		if len(s[t]) > 0 {
+			out = append(out, &stratav1.TopicPartitions{Topic: t, Partitions: slices.Clone(s[t])})
+		}
+	}
+	return out
+}
+
+func offsetsToProto(m map[coordinator.TopicPartition]coordinator.CommittedOffset) []*stratav1.PartitionOffset {
+	out := make([]*stratav1.PartitionOffset, 0, len(m))
+	for _, tp := range slices.SortedFunc(maps.Keys(m), compareTP) {
+		o := m[tp]
+		po := &stratav1.PartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o.Offset, Metadata: o.Metadata}
+		if !o.CommitTime.IsZero() {
+			po.CommitTime = timestamppb.New(o.CommitTime)
+		}
+		out = append(out, po)
+	}
+	return out
+}
