@@ -97,6 +97,15 @@ func (s partitionSet) list() []coordinator.TopicPartition {
 	return out
 }
 
+// forEach calls f for every partition, in no particular order.
+func (s partitionSet) forEach(f func(coordinator.TopicPartition)) {
+	for t, ps := range s {
+		for _, p := range ps {
+			f(coordinator.TopicPartition{Topic: t, Partition: p})
+		}
+	}
+}
+
 func (s partitionSet) len() int {
 	n := 0
 	for _, ps := range s {
@@ -108,9 +117,15 @@ func (s partitionSet) len() int {
 // filter is the set of s's partitions for which keep is true.
 func (s partitionSet) filter(keep func(coordinator.TopicPartition) bool) partitionSet {
 	out := partitionSet{}
-	for _, tp := range s.list() {
-		if keep(tp) {
-			out.add(tp)
+	for t, ps := range s {
+		var kept []int32
+		for _, p := range ps {
+			if keep(coordinator.TopicPartition{Topic: t, Partition: p}) {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) > 0 {
+			out[t] = kept // ps is sorted, so kept is
 		}
 	}
 	return out
@@ -131,13 +146,14 @@ func (s partitionSet) equal(o partitionSet) bool {
 // union is the set of partitions in s or o.
 func (s partitionSet) union(o partitionSet) partitionSet {
 	out := partitionSet{}
-	for _, tp := range s.list() {
-		out.add(tp)
-	}
-	for _, tp := range o.list() {
-		out.add(tp)
-	}
+	out.addAll(s)
+	out.addAll(o)
 	return out
+}
+
+// addAll adds o's partitions to s.
+func (s partitionSet) addAll(o partitionSet) {
+	o.forEach(s.add)
 }
 
 func decodeGroupRecord(st coordinator.GroupState) (*groupRecord, error) {
@@ -350,14 +366,15 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 	}
 
 	// Reconcile the member with its target.
-	others := partitionSet{}
+	others := map[coordinator.TopicPartition]bool{}
 	for id, o := range rec.Members {
 		if id != h.memberID {
-			others = others.union(o.Assigned).union(o.Revoking)
+			o.Assigned.forEach(func(tp coordinator.TopicPartition) { others[tp] = true })
+			o.Revoking.forEach(func(tp coordinator.TopicPartition) { others[tp] = true })
 		}
 	}
 	owned := m.Assigned.union(m.Revoking)
-	assigned := m.Target.filter(func(tp coordinator.TopicPartition) bool { return owned.has(tp) || !others.has(tp) })
+	assigned := m.Target.filter(func(tp coordinator.TopicPartition) bool { return owned.has(tp) || !others[tp] })
 	revoking := owned.filter(func(tp coordinator.TopicPartition) bool { return !m.Target.has(tp) })
 	pending := m.Target.filter(func(tp coordinator.TopicPartition) bool { return !assigned.has(tp) })
 	epochBumped := false

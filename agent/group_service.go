@@ -172,10 +172,12 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 		if pending.len() > 0 || m.Revoking.len() > 0 {
 			reconciling = true
 		}
-		for _, tp := range m.Assigned.union(m.Revoking).list() {
-			owners[tp] = id
-		}
-		partitions = partitions.union(m.Target).union(m.Assigned).union(m.Revoking)
+		setOwner := func(tp coordinator.TopicPartition) { owners[tp] = id }
+		m.Assigned.forEach(setOwner)
+		m.Revoking.forEach(setOwner)
+		partitions.addAll(m.Target)
+		partitions.addAll(m.Assigned)
+		partitions.addAll(m.Revoking)
 		out.Members = append(out.Members, &stratav1.GroupMemberInfo{
 			MemberId:       id,
 			MemberEpoch:    m.Epoch,

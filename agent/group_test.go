@@ -454,3 +454,16 @@ func produceOne(t *testing.T, ta *testAgent, topic string, p int32, value string
 		t.Fatal(err)
 	}
 }
+
+func (ta *testAgent) agentDescribe(t testing.TB, group string) (*stratav1.DescribeGroupResponse, error) {
+	res, err := ta.group.DescribeGroup(t.Context(), connect.NewRequest(&stratav1.DescribeGroupRequest{Group: group}))
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg, nil
+}
+
+func (ta *testAgent) leave(t testing.TB, group, memberID string) error {
+	_, err := ta.group.LeaveGroup(t.Context(), connect.NewRequest(&stratav1.LeaveGroupRequest{Group: group, MemberId: memberID}))
+	return err
+}
