@@ -63,6 +63,7 @@ func commands() []command {
 		{"topic", "create, list, describe, alter and delete topics", runTopic},
 		{"produce", "write records to a topic, one per input line", runProduce},
 		{"consume", "read records from a topic", runConsume},
+		{"group", "list, describe, reset and delete consumer groups", runGroup},
 	}
 }
 
