@@ -63,6 +63,7 @@ func commands() []command {
 		{"topic", "create, list, describe, alter and delete topics", runTopic},
 		{"produce", "write records to a topic, one per input line", runProduce},
 		{"consume", "read records from a topic", runConsume},
+		{"bench", "measure throughput and latency of an agent, its store and index", runBench},
 		{"group", "list, describe, reset and delete consumer groups", runGroup},
 	}
 }
