@@ -233,12 +233,12 @@ func (a *Agent) validateHeartbeat(h *heartbeat) error {
 			return err
 		}
 	}
-	switch {
-	case h.session == 0:
+	// A session outside the agent's bounds is brought within them; the
+	// answer tells the member the session that applies.
+	if h.session == 0 {
 		h.session = a.cfg.GroupSessionTimeout
-	case h.session < a.cfg.GroupMinSessionTimeout || h.session > a.cfg.GroupMaxSessionTimeout:
-		return invalidf("session timeout %s is outside the agent's bounds [%s, %s]", h.session, a.cfg.GroupMinSessionTimeout, a.cfg.GroupMaxSessionTimeout)
 	}
+	h.session = min(max(h.session, a.cfg.GroupMinSessionTimeout), a.cfg.GroupMaxSessionTimeout)
 	return nil
 }
 
@@ -566,6 +566,12 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 		}
 	}
 	if memberID == "" {
+		// Only partitions that exist: a member's are checked by ownership.
+		for tp := range offsets {
+			if _, err := a.partitionTopic(ctx, tp.Topic, tp.Partition); err != nil {
+				return err
+			}
+		}
 		live, err := a.liveMembers(ctx, group)
 		if err != nil {
 			return err

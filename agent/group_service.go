@@ -161,6 +161,10 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 	out := &stratav1.DescribeGroupResponse{Group: group, GroupEpoch: rec.Epoch, State: "Empty"}
 	owners := map[coordinator.TopicPartition]string{}
 	partitions := partitionSet{}
+	topics, err := a.groupTopics.list(ctx)
+	if err != nil {
+		return nil, err
+	}
 	reconciling := false
 	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
 		m := rec.Members[id]
@@ -168,23 +172,28 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 		if !ok || !exp.After(now) {
 			continue // expired: gone at the next heartbeat of anyone
 		}
-		pending := m.Target.filter(func(tp coordinator.TopicPartition) bool { return !m.Assigned.has(tp) })
-		if pending.len() > 0 || m.Revoking.len() > 0 {
+		// The record's revoking set is brought up to date by the member's
+		// own heartbeat; what it owns beyond its target is revoking now.
+		owned := m.Assigned.union(m.Revoking)
+		revoking := owned.filter(func(tp coordinator.TopicPartition) bool { return !m.Target.has(tp) })
+		pending := m.Target.filter(func(tp coordinator.TopicPartition) bool { return !owned.has(tp) })
+		if pending.len() > 0 || revoking.len() > 0 {
 			reconciling = true
 		}
-		setOwner := func(tp coordinator.TopicPartition) { owners[tp] = id }
-		m.Assigned.forEach(setOwner)
-		m.Revoking.forEach(setOwner)
-		partitions.addAll(m.Target)
-		partitions.addAll(m.Assigned)
-		partitions.addAll(m.Revoking)
+		owned.forEach(func(tp coordinator.TopicPartition) { owners[tp] = id })
+		for _, t := range resolveSubscription(m, topics) {
+			for p := range topics[t] {
+				partitions.add(coordinator.TopicPartition{Topic: t, Partition: p})
+			}
+		}
+		partitions.addAll(owned)
 		out.Members = append(out.Members, &stratav1.GroupMemberInfo{
 			MemberId:       id,
 			MemberEpoch:    m.Epoch,
 			Topics:         m.Topics,
 			TopicRegex:     m.Regex,
-			Assigned:       partitionSetToProto(m.Assigned),
-			Revoking:       partitionSetToProto(m.Revoking),
+			Assigned:       partitionSetToProto(owned),
+			Revoking:       partitionSetToProto(revoking),
 			Pending:        partitionSetToProto(pending),
 			SessionExpires: timestamppb.New(exp),
 		})

@@ -253,8 +253,28 @@ func TestGroupSessionExpiryAndStaleMember(t *testing.T) {
 	if len(b.owned) != 0 {
 		t.Fatalf("b got %v while a is alive and has not released", b.owned)
 	}
+	// Describe shows the hand-over under way: a still owns all 4, two of
+	// them revoking; b waits for those two.
+	d, err := ta.agentDescribe(t, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dm := range d.GetMembers() {
+		owned, revoking, pending := tpsFromProto(dm.GetAssigned()), tpsFromProto(dm.GetRevoking()), tpsFromProto(dm.GetPending())
+		if dm.GetMemberId() == a.id && (len(owned) != 4 || len(revoking) != 2) || dm.GetMemberId() == b.id && (len(owned) != 0 || len(pending) != 2) {
+			t.Fatalf("describe during the hand-over: %v", d)
+		}
+	}
+	if d.GetState() != "Reconciling" {
+		t.Fatalf("state %q during a hand-over, want Reconciling", d.GetState())
+	}
 	// a stops heartbeating; after its session its partitions move.
 	time.Sleep(1200 * time.Millisecond)
+	// Before anyone heartbeats, describe still lists every subscribed
+	// partition, though a's are nobody's now.
+	if d, err := ta.agentDescribe(t, "g"); err != nil || len(d.GetPartitions()) != 4 || len(d.GetMembers()) != 1 {
+		t.Fatalf("describe after a expired: %v %v", d, err)
+	}
 	b.mustHeartbeat(t)
 	if len(b.owned) != 4 {
 		t.Fatalf("b owns %v after a's session expired, want all 4", b.owned)
@@ -423,7 +443,6 @@ func TestGroupBadInput(t *testing.T) {
 		{&stratav1.HeartbeatRequest{Group: "g"}, "exactly one"},
 		{&stratav1.HeartbeatRequest{Group: "g", Topics: []string{"t"}, TopicRegex: "t"}, "exactly one"},
 		{&stratav1.HeartbeatRequest{Group: "g", TopicRegex: "("}, "topic_regex"},
-		{&stratav1.HeartbeatRequest{Group: "g", Topics: []string{"t"}, SessionTimeout: durationpb.New(time.Millisecond)}, "outside the agent's bounds"},
 		{&stratav1.HeartbeatRequest{Group: "g", Topics: []string{"t"}, MemberEpoch: 3}, "without a member id"},
 		{&stratav1.HeartbeatRequest{Group: "g", Topics: []string{"t"}, MemberEpoch: -1}, "negative"},
 		{&stratav1.HeartbeatRequest{Group: "g", Topics: []string{"t"}, Owned: []*stratav1.TopicPartitions{{Topic: "t", Partitions: []int32{-1}}}}, "negative"},
@@ -436,6 +455,15 @@ func TestGroupBadInput(t *testing.T) {
 	_, err = ta.group.CommitOffsets(t.Context(), connect.NewRequest(&stratav1.CommitOffsetsRequest{Group: "g", Offsets: []*stratav1.PartitionOffset{
 		{Topic: "t", Partition: 0, Offset: 1}, {Topic: "t", Partition: 0, Offset: 2}}}))
 	wantCode(t, err, connect.CodeInvalidArgument, "twice")
+	_, err = ta.group.CommitOffsets(t.Context(), connect.NewRequest(&stratav1.CommitOffsetsRequest{Group: "g",
+		Offsets: []*stratav1.PartitionOffset{{Topic: "nope", Partition: 7, Offset: 1}}}))
+	wantCode(t, err, connect.CodeNotFound, "nope")
+	// A session outside the agent's bounds is clamped, and the answer says so.
+	ta.createTopic(t, "t", 1, nil)
+	res, err := ta.group.Heartbeat(t.Context(), connect.NewRequest(&stratav1.HeartbeatRequest{Group: "clamp", Topics: []string{"t"}, SessionTimeout: durationpb.New(time.Millisecond)}))
+	if err != nil || res.Msg.GetSessionTimeout().AsDuration() != time.Second {
+		t.Fatalf("heartbeat with a 1ms session: %v %v, want it clamped to the 1s minimum", res, err)
+	}
 	_, err = ta.group.CommitOffsets(t.Context(), connect.NewRequest(&stratav1.CommitOffsetsRequest{Group: "g", MemberId: "ghost", MemberEpoch: 1,
 		Offsets: []*stratav1.PartitionOffset{{Topic: "t", Partition: 0, Offset: 1}}}))
 	wantCode(t, err, connect.CodeFailedPrecondition, "not in group")

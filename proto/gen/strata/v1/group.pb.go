@@ -721,7 +721,7 @@ type GroupSummary struct {
 	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
 	// Live members.
 	Members int32 `protobuf:"varint,3,opt,name=members,proto3" json:"members,omitempty"`
-	// Total lag over the partitions with committed offsets.
+	// Total lag, as DescribeGroup's total_lag.
 	Lag           int64 `protobuf:"varint,4,opt,name=lag,proto3" json:"lag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -888,9 +888,10 @@ type GroupMemberInfo struct {
 	Topics []string `protobuf:"bytes,3,rep,name=topics,proto3" json:"topics,omitempty"`
 	// The member's subscription by regular expression, if any.
 	TopicRegex string `protobuf:"bytes,4,opt,name=topic_regex,json=topicRegex,proto3" json:"topic_regex,omitempty"`
-	// The partitions it owns now.
+	// The partitions it owns now, those it must release included.
 	Assigned []*TopicPartitions `protobuf:"bytes,5,rep,name=assigned,proto3" json:"assigned,omitempty"`
-	// Partitions it owns but must release (they move to another member).
+	// Partitions it owns but must release: they move to another member once
+	// it leaves them out of a heartbeat.
 	Revoking []*TopicPartitions `protobuf:"bytes,6,rep,name=revoking,proto3" json:"revoking,omitempty"`
 	// Partitions the target gives it that wait for their owner's release.
 	Pending []*TopicPartitions `protobuf:"bytes,7,rep,name=pending,proto3" json:"pending,omitempty"`
