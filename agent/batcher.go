@@ -249,6 +249,8 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 		a.log.Error("segment commit failed", "key", key, "err", err)
 		return nil, err
 	}
+	metricCommits.Inc()
+	metricCommitChunks.Add(float64(len(commit.Chunks)))
 	out := make(map[partitionKey][]coordinator.BatchResult, len(chunkResults))
 	for i, cr := range chunkResults {
 		c := commit.Chunks[i]

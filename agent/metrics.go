@@ -31,6 +31,10 @@ var (
 		Name: "strata_cache_misses_total", Help: "Block cache misses."})
 	metricCommitSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
 		Name: "strata_index_commit_seconds", Help: "Segment commit latency in the index.", Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14)})
+	metricCommits = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_index_commits_total", Help: "Segments committed to the index (one pipelined round trip each, retries aside)."})
+	metricCommitChunks = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_index_commit_chunks_total", Help: "Partition chunks committed to the index: one Lua script each."})
 	metricFetchedRecords = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "strata_fetched_records_total", Help: "Records served to fetches and subscriptions."})
 )
