@@ -1,0 +1,19 @@
+// Package client holds Go clients of Strata's public API that do more than
+// one RPC: today the consumer-group member, GroupConsumer.
+//
+// A GroupConsumer joins a group through GroupService (server-side
+// assignment, see proto/strata/v1/group.proto), reads the partitions the
+// group gives it with ConsumerService.Fetch long polls, and commits its
+// positions with GroupService.CommitOffsets, at least once (after the
+// application processed a batch) or at most once (before Poll returns it).
+//
+// The membership runs in a background goroutine that heartbeats, but every
+// change it learns (partitions assigned, revoked or lost) is applied inside
+// Poll, Commit or Close on the application's goroutine, as Kafka's consumer
+// runs its rebalance callbacks inside poll: a partition is never taken away
+// while the application processes a batch of it.
+//
+// The package talks to agents only through the public API (the generated
+// Connect clients); it must not import agent, coordinator or objectlog, so
+// that it stays what any outside program could have written.
+package client

@@ -1,0 +1,107 @@
+package client
+
+// One fetcher per owned partition: Fetch long polls from its position into
+// the consumer's bounded batch channel, which Poll drains. A fetcher blocks
+// while the channel is full, so a slow application bounds what is buffered.
+
+import (
+	"context"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+type fetcher struct {
+	tp     TopicPartition
+	cancel context.CancelFunc
+	done   chan struct{}
+	// stopped is set by Poll's goroutine when it stops the fetcher: its
+	// batches still in the channel are dropped.
+	stopped bool
+}
+
+// fetchedBatch is one Fetch answer's records.
+type fetchedBatch struct {
+	f       *fetcher
+	records []*stratav1.ConsumedRecord
+}
+
+func (f *fetcher) stop() {
+	f.stopped = true
+	f.cancel()
+}
+
+func (c *GroupConsumer) startFetcher(tp TopicPartition, from int64) *fetcher {
+	ctx, cancel := context.WithCancel(c.bgCtx)
+	f := &fetcher{tp: tp, cancel: cancel, done: make(chan struct{})}
+	go c.fetch(ctx, f, from)
+	return f
+}
+
+func (c *GroupConsumer) fetch(ctx context.Context, f *fetcher, next int64) {
+	defer close(f.done)
+	failures := 0
+	for ctx.Err() == nil {
+		resp, err := c.consumer.Fetch(ctx, connect.NewRequest(&stratav1.FetchRequest{
+			Topic:     f.tp.Topic,
+			Partition: f.tp.Partition,
+			Offset:    next,
+			MaxBytes:  c.cfg.MaxBytes,
+			MaxWait:   durationpb.New(c.cfg.MaxWait),
+		}))
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			failures++
+			if connect.CodeOf(err) == connect.CodeOutOfRange {
+				// Retention passed the position, or the topic was made
+				// anew: start again where the reset policy says.
+				bounds, berr := c.bounds(ctx, []TopicPartition{f.tp})
+				if b, ok := bounds[f.tp]; berr == nil && ok {
+					reset := b.reset(c.cfg.Reset)
+					c.log.Warn("position outside the log; resetting", "partition", f.tp, "position", next,
+						"log_start", b.logStart, "high_watermark", b.highWatermark, "reset", c.cfg.Reset, "start", reset)
+					if reset != next {
+						next = reset
+						continue
+					}
+				}
+			}
+			if failures == 1 || failures%20 == 0 {
+				c.log.Warn("fetch failed; retrying", "partition", f.tp, "offset", next, "err", err, "failures", failures)
+			}
+			if !sleep(ctx, backoff(failures)) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		recs := resp.Msg.GetRecords()
+		// Records below the position (the agent answers whole batches in
+		// some paths) were read already.
+		for len(recs) > 0 && recs[0].GetOffset() < next {
+			recs = recs[1:]
+		}
+		if len(recs) > 0 {
+			select {
+			case c.batches <- fetchedBatch{f: f, records: recs}:
+			case <-ctx.Done():
+				return
+			}
+			next = recs[len(recs)-1].GetOffset() + 1
+		}
+		if n := resp.Msg.GetNextOffset(); n > next {
+			next = n
+		}
+		if len(recs) == 0 && resp.Msg.GetNextOffset() <= next && c.cfg.MaxWait == 0 {
+			// Nothing new and no long poll: do not spin.
+			if !sleep(ctx, 100*time.Millisecond) {
+				return
+			}
+		}
+	}
+}
