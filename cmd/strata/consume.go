@@ -26,6 +26,7 @@ import (
 )
 
 const consumeHelp = `Usage: strata consume TOPIC [flags]
+       strata consume --group GROUP TOPIC... | --topic-regex RE [flags]
 
 Reads records of TOPIC and prints them to stdout.
 
@@ -46,6 +47,19 @@ Ctrl-C (exit status 0) or until -n records. If the agent goes away (it
 shuts down, or the connection breaks), the command says so, with the count
 of records it printed, and exits with status 1.
 
+With --group the command is a member of the consumer group GROUP: the group
+shares the partitions of the topics (named, or every topic matching
+--topic-regex, new ones included) among its members, and the command reads
+the ones it is given, from the group's committed offsets. --from (earliest
+or latest, default latest) applies only to partitions without a committed
+offset. It runs until Ctrl-C or -n records, then commits and leaves the
+group (exit status 0). Positions are committed after the records are
+printed (at least once: a crash repeats the records printed since the last
+commit, about a second's worth), or with --at-most-once before (a crash
+skips the records not yet printed). --partition and --follow do not apply.
+If the agent goes away the member retries; if its session expires meanwhile
+it loses its partitions (without committing) and joins again.
+
 Output (--output):
   plain   the value of each record, one per line; with --print-key the key,
           a tab, then the value. Bytes are written as they are; a null
@@ -58,11 +72,22 @@ Output (--output):
           that is not is base64 under "key_base64", "value_base64" or, in a
           header, "value_base64" instead. A null key or value is null.
 
+Group events (--events FILE): one JSON object per line appended to FILE as
+each happens, e.g.
+  {"time":"2025-06-01T12:00:00.123456789Z","member":"01j...","event":"assigned",
+   "partitions":[{"topic":"orders","partition":0}]}
+Events: joined, assigned (before any of its records is printed), revoked and
+lost (before the partitions are released), committed and commit_failed (with
+"offsets":[{"topic":"orders","partition":0,"offset":42}], the next offsets
+to read; commit_failed also has "error"), left.
+
 Examples:
   strata consume demo
   strata consume demo --from latest --follow
   strata consume orders --partition 0 --partition 2 --from 1000 -n 10 --output json
   strata consume orders --from 2025-06-01T00:00:00Z --print-key
+  strata consume --group billing orders refunds
+  strata consume --group audit --topic-regex 'orders\..*' --from earliest --events audit.jsonl
 `
 
 // startPosition is a parsed --from.
@@ -94,15 +119,25 @@ func runConsume(ctx context.Context, c *cli, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	var cf clientFlags
 	cf.register(fs)
-	from := fs.String("from", "", "start `POSITION`: earliest, latest, an offset or an RFC 3339 time (default earliest, or latest with --follow)")
+	from := fs.String("from", "", "start `POSITION`: earliest, latest, an offset or an RFC 3339 time (default earliest, or latest with --follow); with --group, earliest or latest for partitions without a committed offset (default latest)")
 	var partitions partitionList
 	fs.Var(&partitions, "partition", "read only partition `N`; repeat for several (default: all)")
 	follow := fs.Bool("follow", false, "keep reading new records until Ctrl-C or -n")
 	limit := fs.Int("n", 0, "stop after `N` records (0: no limit)")
 	output := fs.String("output", "plain", "output format: plain or json")
 	printKey := fs.Bool("print-key", false, "plain output: print key<TAB>value")
+	var g groupFlags
+	g.register(fs)
 	positional, err := c.parseFlags(fs, consumeHelp, args)
 	if err != nil {
+		return err
+	}
+	if g.group != "" {
+		return runConsumeGroup(ctx, c, fs, &cf, &g, consumeGroupArgs{
+			topics: positional, from: *from, limit: *limit, output: *output, printKey: *printKey,
+		})
+	}
+	if err := g.checkUnused(fs); err != nil {
 		return err
 	}
 	topic, err := oneName(cmd, positional)
