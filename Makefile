@@ -12,7 +12,7 @@ PROTO_TOOLS := $(TOOLS_BIN)/proto-$(BUF_VERSION)-$(PROTOC_GEN_GO_VERSION)-$(PROT
 BUF := $(PROTO_TOOLS)/buf
 FUZZTIME ?= 30s
 
-.PHONY: all build test test-unit lint generate checkgenerate bench fuzz clean
+.PHONY: all build test test-unit lint generate checkgenerate bench bench-go fuzz clean
 
 all: build
 
@@ -56,7 +56,13 @@ lint: $(STATICCHECK) $(BUF)
 	$(BUF) format -d --exit-code
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The benchmark suite: a real agent against local MinIO and redis-server,
+# driven by strata bench; writes docs/benchmarks.md and its chart.
 bench:
+	scripts/test-services.sh scripts/bench.sh
+
+# The go test benchmarks of each package, against the same services.
+bench-go:
 	scripts/test-services.sh $(GO) test -run '^$$' -bench . -benchtime 2x ./...
 
 fuzz:

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# bench.sh: the fixed benchmark suite behind `make bench`. Run it under
+# scripts/test-services.sh, which starts MinIO and redis-server:
+#
+#   scripts/test-services.sh scripts/bench.sh
+#
+# It builds bin/strata, runs a real `strata agent` on free ports against
+# that MinIO and redis-server, runs `strata bench` with --json (store
+# ceilings, produce flat out, produce and e2e at half of that, a rate sweep,
+# 1/100/1000 partitions at one load, catch-up reads through a second agent
+# with a cold cache), and writes docs/benchmarks.md and
+# docs/benchmarks-latency.svg with internal/benchreport. The JSON results
+# and the agents' logs stay in $BENCH_OUT (default bin/bench).
+#
+# Settings (environment): BENCH_FLUSH_INTERVAL (50ms), BENCH_DURATION (10s),
+# BENCH_OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${STRATA_TEST_S3_ENDPOINT:?run under scripts/test-services.sh (make bench does)}"
+: "${STRATA_TEST_REDIS_ADDR:?run under scripts/test-services.sh (make bench does)}"
+
+FLUSH=${BENCH_FLUSH_INTERVAL:-50ms}
+DURATION=${BENCH_DURATION:-10s}
+SHORT=${BENCH_SHORT_DURATION:-6s}
+OUT=${BENCH_OUT:-bin/bench}
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+
+log "building bin/strata and bin/benchreport"
+go build -o bin/strata ./cmd/strata
+go build -o bin/benchreport ./internal/benchreport
+STRATA=bin/strata
+REPORT=bin/benchreport
+
+export AWS_ACCESS_KEY_ID=$STRATA_TEST_S3_ACCESS_KEY
+export AWS_SECRET_ACCESS_KEY=$STRATA_TEST_S3_SECRET_KEY
+BUCKET=strata-bench-$(date +%s)
+STORE="s3://$BUCKET/strata?endpoint=$STRATA_TEST_S3_ENDPOINT&insecure=true&create_bucket=true"
+INDEX="redis://$STRATA_TEST_REDIS_ADDR/0"
+
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( 20000 + RANDOM % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  log "no free port"; exit 1
+}
+
+AGENT_PID=""
+cleanup() {
+  if [ -n "$AGENT_PID" ]; then kill -TERM "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# start_agent NAME: a strata agent on free ports; sets ADDR, METRICS, AGENT_PID.
+start_agent() {
+  local name=$1 api admin
+  api=$(free_port)
+  admin=$(free_port)
+  ADDR=http://127.0.0.1:$api
+  METRICS=http://127.0.0.1:$admin/metrics
+  local cmd=("$STRATA" agent --store "$STORE" --index "$INDEX" --listen "127.0.0.1:$api"
+    --admin-listen "127.0.0.1:$admin" --flush-interval "$FLUSH" --log-format text --log-level warn)
+  printf '%s\t%s\n' "$name" "${cmd[*]}" >>"$OUT/commands.tsv"
+  "${cmd[@]}" 2>>"$OUT/$name.log" &
+  AGENT_PID=$!
+  for _ in $(seq 1 100); do
+    if "$STRATA" topic list --addr "$ADDR" >/dev/null 2>&1; then return; fi
+    kill -0 "$AGENT_PID" 2>/dev/null || { log "agent $name died: $(tail -n 5 "$OUT/$name.log")"; exit 1; }
+    sleep 0.1
+  done
+  log "agent $name did not come up"; exit 1
+}
+
+# stop_agent NAME: records the agent's peak RSS (VmHWM) and stops it.
+stop_agent() {
+  local name=$1
+  awk '/^VmHWM:/ {print $2}' "/proc/$AGENT_PID/status" >"$OUT/$name.vmhwm_kb"
+  kill -TERM "$AGENT_PID"
+  wait "$AGENT_PID" || true
+  AGENT_PID=""
+}
+
+# bench NAME ARGS...: strata bench ARGS --json > $OUT/NAME.json, and the
+# command line in commands.tsv.
+bench() {
+  local name=$1; shift
+  printf '%s\t%s\n' "$name" "$STRATA bench $* --json" >>"$OUT/commands.tsv"
+  log "$name: strata bench $*"
+  "$STRATA" bench "$@" --json >"$OUT/$name.json"
+}
+
+get() { "$REPORT" get "$OUT/$1.json" "$2"; }
+
+{
+  echo "flush_interval=$FLUSH"
+  echo "duration=$DURATION"
+  echo "short_duration=$SHORT"
+  echo "redis_version=$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"
+  echo "minio_version=$(basename "$STRATA_TEST_MINIO_BIN" | sed 's/^minio\.//')"
+  echo "redis_config=test-services.sh defaults: appendonly no, save ''"
+} >"$OUT/meta.txt"
+
+COMMON=(--record-size 1024 --batch 100 --producers 4 --max-inflight 16)
+
+start_agent agent-1
+# Flat out: the agent's maximum. The topic is kept as the catch-up backlog.
+bench produce-max produce --addr "$ADDR" --metrics "$METRICS" "${COMMON[@]}" \
+  --topic bench-backlog --partitions 16 --keep --duration "$DURATION" --warmup 3s
+MAX_RATE=$(get produce-max produce.records_per_sec)
+SEGMENT=$("$REPORT" segment-size "$OUT/produce-max.json")
+log "max $MAX_RATE records/s; segments of $SEGMENT bytes on average"
+
+# The store and the index alone, at the segment size the agent wrote.
+bench store store --store "$STORE" --index "$INDEX" --object-size "$SEGMENT" --block-size 1MiB \
+  --concurrency 4 --duration 5s
+
+HALF=$(( ${MAX_RATE%.*} / 2 ))
+bench produce-half produce --addr "$ADDR" --metrics "$METRICS" "${COMMON[@]}" \
+  --partitions 16 --rate "$HALF" --duration "$DURATION" --warmup 3s
+bench e2e-half e2e --addr "$ADDR" --metrics "$METRICS" "${COMMON[@]}" --consumers 4 \
+  --partitions 16 --rate "$HALF" --duration "$DURATION" --warmup 3s
+
+# The rate sweep for the latency-throughput chart (50% and 100% are above).
+for pct in 10 25 75 90; do
+  bench "sweep-$pct" produce --addr "$ADDR" --metrics "$METRICS" "${COMMON[@]}" \
+    --partitions 16 --rate $(( ${MAX_RATE%.*} * pct / 100 )) --duration "$SHORT" --warmup 2s
+done
+
+# PUTs per second must not grow with partitions: one load, 1/100/1000.
+LOAD=$(( ${MAX_RATE%.*} / 4 ))
+for parts in 1 100 1000; do
+  bench "partitions-$parts" produce --addr "$ADDR" --metrics "$METRICS" "${COMMON[@]}" \
+    --partitions "$parts" --rate "$LOAD" --duration "$SHORT" --warmup 2s
+done
+stop_agent agent-1
+
+# Catch-up: a fresh agent, whose cache has none of the backlog, so every
+# byte comes from the store.
+start_agent agent-2
+bench consume consume --addr "$ADDR" --metrics "$METRICS" --topic bench-backlog --consumers 4 \
+  --api subscribe --duration 2m
+"$STRATA" topic delete bench-backlog --addr "$ADDR" >/dev/null
+stop_agent agent-2
+
+log "writing docs/benchmarks.md"
+"$REPORT" report --in "$OUT" --out docs/benchmarks.md --chart docs/benchmarks-latency.svg
+log "done: docs/benchmarks.md"
