@@ -669,9 +669,13 @@ func (c *GroupConsumer) startPositions(ctx context.Context, parts []TopicPartiti
 	}
 	starts = map[TopicPartition]int64{}
 	for _, tp := range parts {
-		b := bounds[tp]
+		b, known := bounds[tp]
 		off := committed[tp]
 		switch {
+		case !known:
+			// A partition newer than the agent's answer: nothing in it
+			// can be out of range yet.
+			starts[tp] = max(off, 0)
 		case off >= b.logStart && off <= b.highWatermark:
 			starts[tp] = off
 		case off >= 0:
@@ -696,7 +700,7 @@ func (b partitionBounds) reset(p ResetPolicy) int64 {
 
 // bounds asks the agent for the log start and high watermark of parts,
 // one DescribeTopic per topic. A partition the answer lacks (created since)
-// counts as empty.
+// is left out.
 func (c *GroupConsumer) bounds(ctx context.Context, parts []TopicPartition) (map[TopicPartition]partitionBounds, error) {
 	out := map[TopicPartition]partitionBounds{}
 	seen := map[string]bool{}

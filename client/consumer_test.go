@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/stratabroker/strata/client"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
 func TestConfigChecked(t *testing.T) {
@@ -562,4 +563,54 @@ func pollFor(t *testing.T, c *client.GroupConsumer, d time.Duration) []client.Re
 		t.Fatalf("Poll: %v", err)
 	}
 	return recs
+}
+
+// TestRegexFollowsNewTopics: a subscription by regular expression picks up
+// a matching topic created after the member joined, and only matching ones.
+func TestRegexFollowsNewTopics(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "logs.a", 1)
+	ta.createTopic(t, "other", 1)
+	ta.produce(t, "logs.a", 1, 0, 1)
+	ta.produce(t, "other", 1, 0, 1)
+	cfg := ta.config("g")
+	cfg.Topics, cfg.TopicRegex = nil, `logs\..*`
+	c := newConsumer(t, cfg)
+	seen := map[string]bool{}
+	record := func(recs []client.Record) {
+		for _, r := range recs {
+			if r.Topic == "other" {
+				t.Fatalf("read %s, which does not match", r.Topic)
+			}
+			seen[r.Topic] = true
+		}
+	}
+	pollUntil(t, c, "logs.a", func(recs []client.Record) bool { record(recs); return seen["logs.a"] })
+	ta.createTopic(t, "logs.b", 2)
+	ta.produce(t, "logs.b", 2, 0, 1)
+	pollUntil(t, c, "logs.b", func(recs []client.Record) bool { record(recs); return seen["logs.b"] })
+	if n := len(c.Assignment()); n != 3 {
+		t.Errorf("owns %v, want logs.a/0 and logs.b/0-1", c.Assignment())
+	}
+}
+
+// TestCommittedOffsetOutOfRangeResets: a committed position beyond the log
+// (say, the topic was made anew) starts over where the reset policy says.
+func TestCommittedOffsetOutOfRangeResets(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "reset", 1)
+	ta.produce(t, "reset", 1, 0, 3)
+	_, err := ta.group.CommitOffsets(t.Context(), connect.NewRequest(&stratav1.CommitOffsetsRequest{
+		Group: "g", Offsets: []*stratav1.PartitionOffset{{Topic: "reset", Partition: 0, Offset: 1000}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConsumer(t, ta.config("g", "reset")) // ResetEarliest
+	recs, err := c.Poll(t.Context())
+	if err != nil || len(recs) == 0 || recs[0].Offset != 0 {
+		t.Fatalf("Poll = %v, %v; want records from offset 0", recs, err)
+	}
 }
