@@ -2,12 +2,14 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,6 +169,9 @@ type gate struct {
 
 	mu     sync.Mutex
 	closed chan struct{} // nil while open
+	// failing, while set, fails the RPCs at once, as a dead agent's
+	// refused connections do.
+	failing atomic.Bool
 }
 
 func newGate(suffixes ...string) *gate { return &gate{suffixes: suffixes} }
@@ -194,6 +199,9 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 	for _, s := range g.suffixes {
 		if !strings.HasSuffix(req.URL.Path, s) {
 			continue
+		}
+		if g.failing.Load() {
+			return nil, errors.New("connection refused (test gate)")
 		}
 		g.mu.Lock()
 		closed := g.closed

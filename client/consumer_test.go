@@ -614,3 +614,45 @@ func TestCommittedOffsetOutOfRangeResets(t *testing.T) {
 		t.Fatalf("Poll = %v, %v; want records from offset 0", recs, err)
 	}
 }
+
+// TestOutageShorterThanSession: while the agent is unreachable for less
+// than the session, the member keeps its partitions and then reads on,
+// neither losing nor repeating records.
+func TestOutageShorterThanSession(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "outage", 2)
+	gt := newGate("")
+	cfg := ta.config("g", "outage")
+	cfg.SessionTimeout = 2 * time.Second
+	cfg.HTTPClient = h2cClient(t, gt.wrap)
+	var lost, assigned atomic.Int32
+	cfg.OnLost = func(context.Context, []client.TopicPartition) { lost.Add(1) }
+	cfg.OnAssigned = func(context.Context, []client.TopicPartition) { assigned.Add(1) }
+	c := newConsumer(t, cfg)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	runMember(t, c, func(r client.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[string(r.Value)]++
+	})
+	waitFor(t, "the partitions", func() bool { return assigned.Load() == 1 })
+	ta.produce(t, "outage", 2, 0, 5)
+	waitFor(t, "the first records", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 10 })
+	gt.failing.Store(true)
+	ta.produce(t, "outage", 2, 5, 5) // produced while the member cannot fetch
+	time.Sleep(700 * time.Millisecond)
+	gt.failing.Store(false)
+	waitFor(t, "the records produced during the outage", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 20 })
+	if lost.Load() != 0 || assigned.Load() != 1 {
+		t.Errorf("%d losses and %d assignments over an outage shorter than the session", lost.Load(), assigned.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("%s read %d times", v, n)
+		}
+	}
+}
