@@ -992,15 +992,19 @@ func (c *GroupConsumer) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// retryable reports whether an RPC error may pass: the agent or the index
-// was unavailable, overloaded or slow, or the connection broke.
+// retryable reports whether an RPC error may pass: anything but an answer
+// that says the request itself is wrong. Unavailable, overloaded or slow
+// agents and broken connections are retried, and so is CANCELED, which an
+// agent shutting down answers to calls in flight (the caller's own
+// cancellation is checked before this).
 func retryable(err error) bool {
 	switch connect.CodeOf(err) {
-	case connect.CodeUnavailable, connect.CodeDeadlineExceeded, connect.CodeResourceExhausted,
-		connect.CodeAborted, connect.CodeUnknown, connect.CodeInternal:
-		return true
+	case connect.CodeInvalidArgument, connect.CodeNotFound, connect.CodeAlreadyExists,
+		connect.CodePermissionDenied, connect.CodeUnauthenticated, connect.CodeFailedPrecondition,
+		connect.CodeOutOfRange, connect.CodeUnimplemented, connect.CodeDataLoss:
+		return false
 	}
-	return false
+	return true
 }
 
 // backoff is the wait before retry n (1, 2, ...): 100ms doubling to 2s.
