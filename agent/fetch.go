@@ -119,6 +119,10 @@ func (a *Agent) waitForRecords(ctx context.Context, key partitionKey, offset int
 		rose := waitAbove(wctx, ch)
 		cancel()
 		if err := ctx.Err(); err != nil {
+			if a.shuttingDown() {
+				// The shutdown cut the long poll: retryable, elsewhere.
+				return errClosed
+			}
 			return err
 		}
 		if rose || !time.Now().Before(deadline) {

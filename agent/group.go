@@ -393,9 +393,12 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 
 	lease := coordinator.GroupMember{ID: h.memberID, Epoch: m.Epoch}
 	// A new lease goes in before the record names the member, so nobody
-	// takes the member for expired in between; a new epoch goes into the
-	// lease only after the record holds it, so commits at the old epoch
-	// keep working until the member hears of the new one.
+	// takes the member for expired in between. A new epoch goes into the
+	// lease only after the record holds it, so the lease never carries an
+	// epoch the record does not (a failed save would leave the member
+	// fenced). From the save on, commits must carry the new epoch: a member
+	// whose answer was lost is fenced until its next heartbeat, which
+	// answers the new epoch again.
 	if !epochBumped {
 		if err := a.index.PutMember(ctx, h.group, lease, h.session); err != nil {
 			return heartbeatResult{}, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stratabroker/strata/agent"
 	"github.com/stratabroker/strata/coordinator"
@@ -421,12 +422,21 @@ func TestShutdownEndsSubscriptionsWithUnavailable(t *testing.T) {
 	if _, err := stream.ResponseHeader(), stream.Err(); err != nil {
 		t.Fatal(err)
 	}
+	// And a fetch long-polling at the end of the log.
+	fetched := make(chan error, 1)
+	go func() {
+		_, err := consumer.Fetch(t.Context(), connect.NewRequest(&stratav1.FetchRequest{Topic: "t", MaxWait: durationpb.New(10 * time.Second)}))
+		fetched <- err
+	}()
 	time.Sleep(100 * time.Millisecond)
 	stop()
 	for stream.Receive() {
 	}
 	if code := connect.CodeOf(stream.Err()); code != connect.CodeUnavailable {
 		t.Errorf("stream cut by shutdown ended with %v (%v), want Unavailable", code, stream.Err())
+	}
+	if err := <-fetched; connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Errorf("long poll cut by shutdown ended with %v, want Unavailable", err)
 	}
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
