@@ -503,6 +503,7 @@ type clients struct {
 	producer stratav1connect.ProducerServiceClient
 	consumer stratav1connect.ConsumerServiceClient
 	admin    stratav1connect.AdminServiceClient
+	group    stratav1connect.GroupServiceClient
 }
 
 func newClients(baseURL string, p protocol, opts ...connect.ClientOption) clients {
@@ -528,6 +529,7 @@ func newClients(baseURL string, p protocol, opts ...connect.ClientOption) client
 		producer: stratav1connect.NewProducerServiceClient(hc, baseURL, opts...),
 		consumer: stratav1connect.NewConsumerServiceClient(hc, baseURL, opts...),
 		admin:    stratav1connect.NewAdminServiceClient(hc, baseURL, opts...),
+		group:    stratav1connect.NewGroupServiceClient(hc, baseURL, opts...),
 	}
 }
 
