@@ -334,7 +334,7 @@ func (c *blockCache) get(ctx context.Context, key string, first, n int64) (block
 	defer rc.Close()
 	var got int64
 	defer func() { metricGetBytes.Add(float64(got)) }()
-	for range n {
+	for i := range n {
 		buf := make([]byte, c.blockSize)
 		m, eof, err := readBlock(rc, buf)
 		got += int64(m)
@@ -348,7 +348,10 @@ func (c *blockCache) get(ctx context.Context, key string, first, n int64) (block
 			blocks = append(blocks, buf)
 		}
 		if eof {
-			return blocks, true, nil
+			// The end of the response is the object's end only if it came
+			// before the end of the range asked for: a reader may return
+			// io.EOF with the range's last bytes, and the object may go on.
+			return blocks, m < len(buf) || i < n-1, nil
 		}
 	}
 	return blocks, false, nil

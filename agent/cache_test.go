@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stratabroker/strata/objectlog"
@@ -307,5 +308,42 @@ func TestCacheDoesNotKeepFailures(t *testing.T) {
 	}
 	if n := bucket.gets.Load(); n != 3 {
 		t.Fatalf("%d GETs, want 3: failed reads must not be cached", n)
+	}
+}
+
+// eofWithDataBucket answers ranged GETs with readers that return io.EOF
+// together with the last bytes, as io.Reader allows and HTTP bodies do.
+type eofWithDataBucket struct{ objectlog.Bucket }
+
+func (b eofWithDataBucket) GetRange(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	rc, err := b.Bucket.GetRange(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{iotest.DataErrReader(rc), rc}, nil
+}
+
+// A ranged GET that ends on a block boundary inside the object must not
+// mark its last block as the object's end: reads past it would then fail
+// with ErrInvalidRange (served as DATA_LOSS) for as long as it is cached.
+func TestCacheRangeEndingOnBlockBoundaryIsNotTheObjectEnd(t *testing.T) {
+	t.Parallel()
+	bucket := eofWithDataBucket{objectlog.NewMemBucket()}
+	data := storedObject(t, bucket, "obj", 5*testBlock+100)
+	c := newBlockCache(bucket, 1<<20, testBlock)
+	for _, r := range []struct{ off, n int64 }{{0, testBlock}, {testBlock, 2 * testBlock}, {3 * testBlock, 2*testBlock + 100}, {0, 5*testBlock + 100}} {
+		got, err := c.readRange(t.Context(), "obj", r.off, r.n)
+		if err != nil {
+			t.Fatalf("readRange(%d, %d): %v", r.off, r.n, err)
+		}
+		if !bytes.Equal(got, data[r.off:r.off+r.n]) {
+			t.Fatalf("readRange(%d, %d): wrong bytes", r.off, r.n)
+		}
+	}
+	if _, err := c.readRange(t.Context(), "obj", 5*testBlock+100, 1); !errors.Is(err, objectlog.ErrInvalidRange) {
+		t.Errorf("read at the end: %v, want ErrInvalidRange", err)
 	}
 }
