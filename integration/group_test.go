@@ -411,7 +411,26 @@ func TestConsumerGroupThreeMembers(t *testing.T) {
 	if moved != 4 {
 		t.Errorf("member-4's join moved %d partitions, want 4 (its fair share, taken from the others)", moved)
 	}
-	time.Sleep(time.Second)
+	// Agents keep no group state: restarting the agent member-4 talks to,
+	// on the same address and within the session, disturbs nothing.
+	a2.stop()
+	restartedAt := time.Now()
+	p := startProc(t, "agent-2-restarted", childEnv(d.credentialsEnv()...), append([]string{"agent",
+		"--listen", a2.addr, "--admin-listen", "", "--store", d.storeURL, "--index", d.indexURL,
+		"--flush-interval", "50ms", "--agent-id", "agent-2"}, agentFlags...)...)
+	if err := waitReady(t.Context(), p, a2.addr); err != nil {
+		t.Fatalf("agent-2 did not come back: %v", err)
+	}
+	t.Logf("agent-2 restarted in %s", time.Since(restartedAt))
+	time.Sleep(2 * time.Second)
+	if after, _ := waitStable(t, c1, group, 3, 12, 10*time.Second); moves(three, after) != 0 {
+		t.Errorf("the agent restart moved partitions: %v before, %v after", three, after)
+	}
+	for _, e := range m4.readEvents(t) {
+		if e.Time.After(restartedAt) && (e.Event == "lost" || e.Event == "revoked" || e.Event == "joined") {
+			t.Errorf("member-4 logged %q at %s, after its agent restarted", e.Event, e.Time.Format(time.StampMicro))
+		}
+	}
 	acked := feed.halt()
 	if len(acked) == 0 {
 		t.Fatal("nothing was produced")
