@@ -331,9 +331,9 @@ type feeder struct {
 	mu      sync.Mutex
 	acked   map[partOff]string
 	ackedAt map[partOff]time.Time
-	stop  atomic.Bool
-	done  chan struct{}
-	errs  atomic.Int64
+	stop    atomic.Bool
+	done    chan struct{}
+	errs    atomic.Int64
 }
 
 func startFeeder(t *testing.T, topic string, partitions int32, agents ...clients) *feeder {
