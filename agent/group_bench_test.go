@@ -137,14 +137,15 @@ func startSim(b *testing.B, m *member, interval time.Duration) *simMember {
 
 func (s *simMember) halt() { close(s.stop); <-s.done }
 
-// settled reports whether every partition of the group's topic is owned by
-// exactly the members its target names, none pending or revoking.
-func groupSettled(b *testing.B, ta *testAgent, group string, partitions int) bool {
+// groupSettled reports whether the group has the given number of members
+// and every partition of its topic is owned by exactly the members its
+// target names, none pending or revoking.
+func groupSettled(b *testing.B, ta *testAgent, group string, members, partitions int) bool {
 	d, err := ta.agentDescribe(b, group)
 	if err != nil {
 		return false
 	}
-	if d.GetState() != "Stable" {
+	if d.GetState() != "Stable" || len(d.GetMembers()) != members {
 		return false
 	}
 	owned := 0
@@ -172,9 +173,9 @@ func BenchmarkGroupSettle(b *testing.B) {
 			m.session = 10 * time.Second
 			sims = append(sims, startSim(b, m, interval))
 		}
-		waitSettled := func() time.Duration {
+		waitSettled := func(members int) time.Duration {
 			start := time.Now()
-			for !groupSettled(b, ta, group, 120) {
+			for !groupSettled(b, ta, group, members, 120) {
 				if time.Since(start) > 30*time.Second {
 					b.Fatal("the group did not settle within 30 s")
 				}
@@ -182,7 +183,7 @@ func BenchmarkGroupSettle(b *testing.B) {
 			}
 			return time.Since(start)
 		}
-		waitSettled()
+		waitSettled(10)
 		// One leaves.
 		gone := sims[len(sims)-1]
 		gone.halt()
@@ -190,14 +191,14 @@ func BenchmarkGroupSettle(b *testing.B) {
 		if err := ta.leave(b, group, gone.m.id); err != nil {
 			b.Fatal(err)
 		}
-		waitSettled()
+		waitSettled(9)
 		leaveTotal += time.Since(start)
 		// One joins.
 		start = time.Now()
 		m := newMember(ta, group, "settle")
 		m.session = 10 * time.Second
 		sims = append(sims[:len(sims)-1], startSim(b, m, interval))
-		waitSettled()
+		waitSettled(10)
 		joinTotal += time.Since(start)
 		for _, s := range sims {
 			s.halt()
