@@ -53,6 +53,11 @@ type batcher struct {
 	buffer *semaphore.Weighted // record bytes buffered or in flight
 	upload *semaphore.Weighted // uploads in flight
 
+	// writers keeps the segment writers of finished flushes for reuse: a
+	// writer's buffers grow to a segment's size once, instead of doubling
+	// their way up (copying and zeroing) in every flush.
+	writers chan *objectlog.SegmentWriter
+
 	mu         sync.Mutex
 	open       *openSegment
 	timer      *time.Timer
@@ -69,6 +74,26 @@ func newBatcher(a *Agent) *batcher {
 		buffer:     semaphore.NewWeighted(a.cfg.MaxBufferedBytes),
 		upload:     semaphore.NewWeighted(int64(a.cfg.MaxConcurrentUploads)),
 		lastCommit: last,
+		writers:    make(chan *objectlog.SegmentWriter, a.cfg.MaxConcurrentUploads+2),
+	}
+}
+
+// newWriter returns a spare segment writer, or a new one.
+func (b *batcher) newWriter() *objectlog.SegmentWriter {
+	select {
+	case w := <-b.writers:
+		return w
+	default:
+		return objectlog.NewSegmentWriter()
+	}
+}
+
+// recycle keeps a writer whose bytes nothing references any more.
+func (b *batcher) recycle(w *objectlog.SegmentWriter) {
+	w.Reset()
+	select {
+	case b.writers <- w:
+	default:
 	}
 }
 
@@ -116,7 +141,7 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 	}
 	seg := b.open
 	if seg == nil {
-		seg = &openSegment{w: objectlog.NewSegmentWriter(), batches: map[partitionKey]int{}}
+		seg = &openSegment{w: b.newWriter(), batches: map[partitionKey]int{}}
 		b.open = seg
 		b.timer = time.AfterFunc(b.a.cfg.FlushInterval, func() { b.sealIfOpen(seg) })
 	}
@@ -219,6 +244,11 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 		return nil, fmt.Errorf("%w: upload segment %s: %w", coordinator.ErrUnavailable, key, err)
 	}
 	metricPutBytes.Add(float64(len(data)))
+	// The cache takes a copy, and the store has all of the bytes: the
+	// writer can serve another segment once this one is committed. (After a
+	// failed PUT it is dropped instead: the HTTP transport may still be
+	// reading the body.)
+	defer b.recycle(seg.w)
 
 	commit := coordinator.SegmentCommit{SegmentID: id, SegmentKey: key, Chunks: make([]coordinator.ChunkCommit, len(footer.Chunks))}
 	for i, c := range footer.Chunks {

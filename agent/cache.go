@@ -83,8 +83,8 @@ func newBlockCache(bucket objectlog.BucketReader, capacityBytes, blockBytes int6
 	}
 }
 
-// putObject caches a whole object the agent has just written, taking
-// ownership of data: the caller must not modify it afterwards.
+// putObject caches a whole object the agent has just written. It copies
+// data: the caller may reuse it afterwards.
 //
 // The object is copied block by block rather than sliced: blocks are
 // evicted one at a time, and a sub-slice would keep the whole object's
