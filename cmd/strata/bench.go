@@ -40,6 +40,7 @@ import (
 
 	"github.com/stratabroker/strata/internal/hdr"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+	"github.com/stratabroker/strata/proto/gen/strata/v1/stratav1connect"
 )
 
 const benchHelp = `Usage: strata bench <produce|consume|e2e|store> [flags]
@@ -98,6 +99,7 @@ type benchFlags struct {
 	json       bool
 	progress   bool
 	metrics    string
+	gzip       string
 }
 
 func (f *benchFlags) register(fs *flag.FlagSet, warmup time.Duration) {
@@ -116,6 +118,7 @@ func (f *benchFlags) register(fs *flag.FlagSet, warmup time.Duration) {
 	fs.IntVar(&f.inflight, "max-inflight", 16, "produce requests each producer has sent and not yet had answered")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object with the results to stdout")
 	fs.BoolVar(&f.progress, "progress", false, "print a progress line to stderr every second even when stderr is not a terminal")
+	fs.StringVar(&f.gzip, "compression", "none", "response compression the clients accept: none, or gzip (what connect clients accept by default; the records are random, so it only costs CPU)")
 	fs.StringVar(&f.metrics, "metrics", "", "the agent's metrics `URL` (http://host:7071/metrics): report its store requests, index commits and CPU during the measurement")
 }
 
@@ -143,10 +146,33 @@ func (f *benchFlags) check(cmd string) error {
 	case f.inflight < 1:
 		return usagef(cmd, "--max-inflight %d: want at least 1", f.inflight)
 	}
+	if err := oneOf(cmd, "compression", f.gzip, "none", "gzip"); err != nil {
+		return err
+	}
 	if f.metrics != "" && !strings.HasPrefix(f.metrics, "http://") && !strings.HasPrefix(f.metrics, "https://") {
 		return usagef(cmd, "--metrics %q: want a URL such as http://127.0.0.1:7071/metrics", f.metrics)
 	}
 	return nil
+}
+
+// dial connects as --addr and --protocol say, accepting compressed
+// responses only with --compression gzip.
+func (f *benchFlags) dial(fs *flag.FlagSet) (*client, error) {
+	cl, err := f.client.dial(fs)
+	if err != nil || f.gzip == "gzip" {
+		return cl, err
+	}
+	opts := []connect.ClientOption{connect.WithAcceptCompression("gzip", nil, nil)}
+	switch f.client.protocol {
+	case "grpc":
+		opts = append(opts, connect.WithGRPC())
+	case "grpcweb":
+		opts = append(opts, connect.WithGRPCWeb())
+	}
+	hc := &http.Client{Transport: cl.transport}
+	cl.producer = stratav1connect.NewProducerServiceClient(hc, cl.addr, opts...)
+	cl.consumer = stratav1connect.NewConsumerServiceClient(hc, cl.addr, opts...)
+	return cl, nil
 }
 
 // showProgress reports whether the live line is wanted.
@@ -242,6 +268,8 @@ type benchResult struct {
 	Duration   float64   `json:"duration_s"`
 	Warmup     float64   `json:"warmup_s"`
 	Start      time.Time `json:"start"`
+	// Compression is the response compression the clients accepted.
+	Compression string `json:"compression"`
 	// Produce is the producers' acks; Consume what consumers read; E2E the
 	// time from a record's send to its arrival at a consumer.
 	Produce *flowJSON    `json:"produce,omitempty"`

@@ -73,7 +73,7 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 	}
 	backlogGiven := false
 	fs.Visit(func(fl *flag.Flag) { backlogGiven = backlogGiven || fl.Name == "backlog-bytes" })
-	cl, err := f.client.dial(fs)
+	cl, err := f.dial(fs)
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 		if len(share) == 0 {
 			continue
 		}
-		rcl, err := f.client.dial(fs)
+		rcl, err := f.dial(fs)
 		if err != nil {
 			stopProgress()
 			return err
@@ -169,6 +169,7 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 	}
 	wg.Wait()
 	stopProgress()
+	cut := rctx.Err() != nil // the window ended before the backlog did
 	cancel()
 	end := time.Unix(0, lastDone.Load())
 	if end.After(win.end) {
@@ -180,7 +181,7 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 	}
 	stats := newFlowStats()
 	for _, r := range readers {
-		if r.err != nil && rctx.Err() == nil {
+		if r.err != nil && !cut {
 			return r.err
 		}
 		stats.merge(r.stats)

@@ -54,7 +54,7 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 	if err := checkRate(cmd, &f); err != nil {
 		return err
 	}
-	cl, err := f.client.dial(fs)
+	cl, err := f.dial(fs)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 	var win window // set before the consumers run
 	consumers := make([]*tailConsumer, min(f.consumers, int(t.partitions)))
 	for i := range consumers {
-		ccl, err := f.client.dial(fs)
+		ccl, err := f.dial(fs)
 		if err != nil {
 			return err
 		}

@@ -63,7 +63,7 @@ func runBenchProduce(ctx context.Context, c *cli, args []string) error {
 	if err := checkRate(cmd, &f); err != nil {
 		return err
 	}
-	cl, err := f.client.dial(fs)
+	cl, err := f.dial(fs)
 	if err != nil {
 		return err
 	}
@@ -99,18 +99,19 @@ func runBenchProduce(ctx context.Context, c *cli, args []string) error {
 
 func newResult(command string, cl *client, f *benchFlags, t *benchTopic, win window) *benchResult {
 	return &benchResult{
-		Command:    command,
-		Addr:       cl.addr,
-		Topic:      t.name,
-		Partitions: t.partitions,
-		Producers:  f.producers,
-		Consumers:  f.consumers,
-		RecordSize: int64(f.recordSize),
-		Batch:      f.batch,
-		TargetRate: f.rate,
-		Duration:   f.duration.Seconds(),
-		Warmup:     f.warmup.Seconds(),
-		Start:      win.start.UTC(),
+		Command:     command,
+		Addr:        cl.addr,
+		Topic:       t.name,
+		Partitions:  t.partitions,
+		Producers:   f.producers,
+		Consumers:   f.consumers,
+		RecordSize:  int64(f.recordSize),
+		Batch:       f.batch,
+		TargetRate:  f.rate,
+		Duration:    f.duration.Seconds(),
+		Warmup:      f.warmup.Seconds(),
+		Start:       win.start.UTC(),
+		Compression: f.gzip,
 	}
 }
 
@@ -143,7 +144,7 @@ func runProducers(ctx context.Context, f *benchFlags, fs *flag.FlagSet, topic st
 	begin := time.Now()
 	producers := make([]*benchProducer, f.producers)
 	for i := range producers {
-		cl, err := f.client.dial(fs)
+		cl, err := f.dial(fs)
 		if err != nil {
 			return nil, err
 		}
