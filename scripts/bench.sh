@@ -105,7 +105,7 @@ get() { "$REPORT" get "$OUT/$1.json" "$2"; }
   echo "redis_config=test-services.sh defaults: appendonly no, save ''"
 } >"$OUT/meta.txt"
 
-COMMON=(--record-size 1024 --batch 100 --producers 4 --max-inflight 16)
+COMMON=(--record-size 1024 --batch 100 --producers 4 --max-inflight 64)
 
 start_agent agent-1
 # Flat out: the agent's maximum. The topic is kept as the catch-up backlog.

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -256,18 +257,20 @@ func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 
 // benchResult is what --json prints for produce, consume and e2e.
 type benchResult struct {
-	Command    string    `json:"command"`
-	Addr       string    `json:"addr"`
-	Topic      string    `json:"topic"`
-	Partitions int32     `json:"partitions"`
-	Producers  int       `json:"producers"`
-	Consumers  int       `json:"consumers,omitempty"`
-	RecordSize int64     `json:"record_size"`
-	Batch      int       `json:"batch"`
-	TargetRate float64   `json:"target_rate"`
-	Duration   float64   `json:"duration_s"`
-	Warmup     float64   `json:"warmup_s"`
-	Start      time.Time `json:"start"`
+	Command    string `json:"command"`
+	Addr       string `json:"addr"`
+	Topic      string `json:"topic"`
+	Partitions int32  `json:"partitions"`
+	Producers  int    `json:"producers"`
+	Consumers  int    `json:"consumers,omitempty"`
+	RecordSize int64  `json:"record_size"`
+	Batch      int    `json:"batch"`
+	// MaxInflight is the requests each producer keeps unanswered.
+	MaxInflight int       `json:"max_inflight"`
+	TargetRate  float64   `json:"target_rate"`
+	Duration    float64   `json:"duration_s"`
+	Warmup      float64   `json:"warmup_s"`
+	Start       time.Time `json:"start"`
 	// Compression is the response compression the clients accepted.
 	Compression string `json:"compression"`
 	// Produce is the producers' acks; Consume what consumers read; E2E the
@@ -279,6 +282,33 @@ type benchResult struct {
 	// Agent is the change of the agent's metrics during the window
 	// (--metrics).
 	Agent map[string]float64 `json:"agent,omitempty"`
+	// ClientCPU is the CPU time this process (the load generator) used
+	// over the whole run, warm-up included, and the run's wall time: on a
+	// machine shared with the agent they tell who had the cores.
+	ClientCPU  float64 `json:"client_cpu_s"`
+	ClientWall float64 `json:"client_wall_s"`
+}
+
+// cpuClock measures this process's CPU time.
+type cpuClock struct {
+	wall time.Time
+	cpu  float64
+}
+
+func processCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func startCPUClock() cpuClock { return cpuClock{time.Now(), processCPU()} }
+
+// stamp records the CPU time and wall time since the clock started.
+func (c cpuClock) stamp(r *benchResult) {
+	r.ClientCPU = round3(processCPU() - c.cpu)
+	r.ClientWall = round3(time.Since(c.wall).Seconds())
 }
 
 type backlogJSON struct {
@@ -647,7 +677,8 @@ func (m *metricsWindow) result() (map[string]float64, error) {
 }
 
 // finish prints r as --json or a summary.
-func finish(c *cli, f *benchFlags, r *benchResult) error {
+func finish(c *cli, f *benchFlags, r *benchResult, clock cpuClock) error {
+	clock.stamp(r)
 	if f.json {
 		return writeJSON(c.stdout, r)
 	}

@@ -83,6 +83,7 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer t.teardown(cl, f.keep, c.stderr)
+	clock := startCPUClock()
 
 	cnt := &counters{}
 	var bl backlogJSON
@@ -132,6 +133,7 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 	}
 
 	cnt = &counters{}
+	clock = startCPUClock() // the reads only, not the backlog's writing
 	win := newWindow(f.warmup, f.duration)
 	mw := watchMetrics(ctx, f.metrics, win)
 	rctx, cancel := context.WithDeadline(ctx, win.end)
@@ -200,7 +202,7 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 	r.Backlog = &bl
 	r.Consume = stats.json(seconds)
 	r.Agent = agent
-	return finish(c, &f, r)
+	return finish(c, &f, r, clock)
 }
 
 // catchUpReader reads its share of the partitions up to their watermarks.

@@ -64,6 +64,7 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer t.teardown(cl, f.keep, c.stderr)
+	clock := startCPUClock()
 
 	// Subscribe first; the streams are in place once their headers are in.
 	cctx, stopConsumers := context.WithCancel(ctx)
@@ -131,7 +132,7 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 	lat := latencyOf(e2e.hist)
 	r.E2E = &lat
 	r.Agent = agent
-	return finish(c, &f, r)
+	return finish(c, &f, r, clock)
 }
 
 // tailConsumer follows some partitions from their end over Subscribe.

@@ -73,6 +73,7 @@ func runBenchProduce(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer t.teardown(cl, f.keep, c.stderr)
+	clock := startCPUClock()
 
 	cnt := &counters{}
 	win := newWindow(f.warmup, f.duration)
@@ -94,7 +95,7 @@ func runBenchProduce(ctx context.Context, c *cli, args []string) error {
 	r.Consumers = 0
 	r.Produce = stats.json(f.duration.Seconds())
 	r.Agent = agent
-	return finish(c, &f, r)
+	return finish(c, &f, r, clock)
 }
 
 func newResult(command string, cl *client, f *benchFlags, t *benchTopic, win window) *benchResult {

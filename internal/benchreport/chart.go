@@ -48,11 +48,33 @@ func drawChart(d *runData, path string) error {
 	p.Y.Label.Text = "latency (ms)"
 	p.X.Min, p.Y.Min = 0, 0
 	p.Add(plotter.NewGrid())
-	pts := sweep(d)
-	p50, p99 := make(plotter.XYs, len(pts)), make(plotter.XYs, len(pts))
-	for i, s := range pts {
-		p50[i] = plotter.XY{X: s.mibPerSec, Y: s.p50}
-		p99[i] = plotter.XY{X: s.mibPerSec, Y: s.p99}
+	// The rate-limited runs make the curve; the flat-out run measures from
+	// the send rather than from the due time (nothing is due when sending
+	// flat out), so it is drawn on its own.
+	var p50, p99, flat plotter.XYs
+	for _, s := range sweep(d) {
+		if s.percent == 100 {
+			flat = plotter.XYs{{X: s.mibPerSec, Y: s.p50}, {X: s.mibPerSec, Y: s.p99}}
+			continue
+		}
+		p50 = append(p50, plotter.XY{X: s.mibPerSec, Y: s.p50})
+		p99 = append(p99, plotter.XY{X: s.mibPerSec, Y: s.p99})
+	}
+	if flush := parseMs(d.meta["flush_interval"]); flush > 0 && len(p99) > 0 {
+		for _, t := range []struct {
+			name string
+			ms   float64
+			c    color.Color
+		}{{"target: ack p99 ≤ flush + 25 ms", flush + 25, color.NRGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0x90}},
+			{"target: produce-to-consume p99 ≤ flush + 50 ms", flush + 50, color.NRGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0x90}}} {
+			l, err := plotter.NewLine(plotter.XYs{{X: 0, Y: t.ms}, {X: p99[len(p99)-1].X, Y: t.ms}})
+			if err != nil {
+				return err
+			}
+			l.Color, l.Dashes = t.c, []vg.Length{vg.Points(2), vg.Points(3)}
+			p.Add(l)
+			p.Legend.Add(t.name, l)
+		}
 	}
 	add := func(name string, xys plotter.XYs, c color.Color, shape draw.GlyphDrawer, dashed bool) error {
 		l, s, err := plotter.NewLinePoints(xys)
@@ -74,6 +96,15 @@ func drawChart(d *runData, path string) error {
 	}
 	if err := add("ack p99", p99, red, draw.TriangleGlyph{}, false); err != nil {
 		return err
+	}
+	if flat != nil {
+		s, err := plotter.NewScatter(flat)
+		if err != nil {
+			return err
+		}
+		s.Color, s.Shape, s.Radius = color.Black, draw.CrossGlyph{}, vg.Points(4)
+		p.Add(s)
+		p.Legend.Add("flat out, p50 and p99 (from send)", s)
 	}
 	if e := d.results["e2e-half"]; e != nil && e.E2E != nil && e.Produce != nil {
 		green := color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}

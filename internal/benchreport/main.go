@@ -97,20 +97,23 @@ type flow struct {
 }
 
 type result struct {
-	Command    string   `json:"command"`
-	Topic      string   `json:"topic"`
-	Partitions int32    `json:"partitions"`
-	Producers  int      `json:"producers"`
-	Consumers  int      `json:"consumers"`
-	RecordSize int64    `json:"record_size"`
-	Batch      int      `json:"batch"`
-	TargetRate float64  `json:"target_rate"`
-	Duration   float64  `json:"duration_s"`
-	Warmup     float64  `json:"warmup_s"`
-	Produce    *flow    `json:"produce"`
-	Consume    *flow    `json:"consume"`
-	E2E        *latency `json:"e2e_latency_ms"`
-	Backlog    *struct {
+	Command     string   `json:"command"`
+	Topic       string   `json:"topic"`
+	Partitions  int32    `json:"partitions"`
+	Producers   int      `json:"producers"`
+	Consumers   int      `json:"consumers"`
+	RecordSize  int64    `json:"record_size"`
+	Batch       int      `json:"batch"`
+	MaxInflight int      `json:"max_inflight"`
+	ClientCPU   float64  `json:"client_cpu_s"`
+	ClientWall  float64  `json:"client_wall_s"`
+	TargetRate  float64  `json:"target_rate"`
+	Duration    float64  `json:"duration_s"`
+	Warmup      float64  `json:"warmup_s"`
+	Produce     *flow    `json:"produce"`
+	Consume     *flow    `json:"consume"`
+	E2E         *latency `json:"e2e_latency_ms"`
+	Backlog     *struct {
 		Records int64 `json:"records"`
 		Bytes   int64 `json:"bytes"`
 	} `json:"backlog"`

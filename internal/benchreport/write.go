@@ -50,6 +50,14 @@ func latencyCells(l latency) []string {
 	return []string{f1(l.P50), f1(l.P90), f1(l.P99), f1(l.P999), f1(l.Max)}
 }
 
+// clientCores is the load generator's average CPU use over its run.
+func clientCores(r *result) string {
+	if r.ClientWall == 0 {
+		return ""
+	}
+	return f2(r.ClientCPU / r.ClientWall)
+}
+
 func parseMs(s string) float64 {
 	d, err := time.ParseDuration(s)
 	if err != nil {
@@ -68,7 +76,7 @@ func verdict(ok bool) string {
 // segmentStats is what the agent's metrics say about the segments of a run.
 type segmentStats struct {
 	puts, putMiB, avgSegmentMiB, commits, chunksPerCommit, roundTripsPerCommit float64
-	gets, getMiB, cpuSeconds                                                    float64
+	gets, getMiB, cpuSeconds, putMs, commitMs                                  float64
 }
 
 func segmentsOf(r *result) segmentStats {
@@ -76,6 +84,12 @@ func segmentsOf(r *result) segmentStats {
 	s := segmentStats{puts: a["puts"], putMiB: a["put_bytes"] / mib, commits: a["commits"], gets: a["gets"], getMiB: a["get_bytes"] / mib, cpuSeconds: a["cpu_seconds"]}
 	if s.puts > 0 {
 		s.avgSegmentMiB = s.putMiB / s.puts
+	}
+	if s.puts > 0 {
+		s.putMs = 1000 * a["put_seconds_sum"] / s.puts
+	}
+	if a["commit_attempts"] > 0 {
+		s.commitMs = 1000 * a["commit_seconds_sum"] / a["commit_attempts"]
 	}
 	if s.commits > 0 {
 		s.chunksPerCommit = a["commit_chunks"] / s.commits
@@ -107,8 +121,8 @@ func writeReport(b *strings.Builder, d *runData, m machine, chart string, now ti
 		{"MinIO", d.meta["minio_version"] + " (single drive, local disk)"},
 		{"redis-server", d.meta["redis_version"] + " (" + d.meta["redis_config"] + "; production runs appendfsync always, which adds an fsync to every commit)"},
 		{"agent", fmt.Sprintf("`--flush-interval %s`, other settings default: segment-max-bytes 8 MiB, max-concurrent-uploads 4, cache 256 MiB in 1 MiB blocks", d.meta["flush_interval"])},
-		{"load", fmt.Sprintf("%d-byte random (incompressible) values, no keys, %d records per request, %d producers with 16 requests in flight each, 16 partitions unless said",
-			max.RecordSize, max.Batch, max.Producers)},
+		{"load", fmt.Sprintf("%d-byte random (incompressible) values, no keys, %d records per request, %d producers with up to %d requests in flight each, 16 partitions unless said; clients accept no response compression (`--compression none`)",
+			max.RecordSize, max.Batch, max.Producers, max.MaxInflight)},
 		{"runs", fmt.Sprintf("%s measured after 3 s of warm-up (sweep and partition runs: %s after 2 s)", d.meta["duration"], d.meta["short_duration"])},
 	})
 
@@ -183,9 +197,11 @@ func writeReport(b *strings.Builder, d *runData, m machine, chart string, now ti
 			target = fmt.Sprintf("%s/s (%d%%)", f0(r.TargetRate), s.percent)
 		}
 		rows = append(rows, append([]string{s.name, target, f0(r.Produce.RecordsPerSec), f1(r.Produce.MiBPerSec)},
-			append(latencyCells(r.Produce.Latency), f1(seg.puts/r.Produce.Seconds), f2(seg.avgSegmentMiB), f2(seg.cpuSeconds/r.Produce.Seconds), errs(r.Produce.Errors))...))
+			append(latencyCells(r.Produce.Latency), f1(seg.puts/r.Produce.Seconds), f2(seg.avgSegmentMiB), f1(seg.putMs), f1(seg.commitMs), f2(seg.cpuSeconds/r.Produce.Seconds), clientCores(r), errs(r.Produce.Errors))...))
 	}
-	table(b, []string{"run", "target rate", "records/s", "MiB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "PUTs/s", "MiB/segment", "agent CPU cores", "errors"}, rows)
+	table(b, []string{"run", "target rate", "records/s", "MiB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "PUTs/s", "MiB/segment", "PUT ms (mean)", "commit ms (mean)", "agent CPU cores", "load generator CPU cores", "errors"}, rows)
+	b.WriteString("PUT and commit times are the agent's own (`strata_store_put_seconds`, `strata_index_commit_seconds`), averaged over the run's segments. " +
+		"A record waits up to one flush interval in the open segment, then for its segment's PUT and commit (and the commits of the segments before it).\n\n")
 	fmt.Fprintf(b, "![ack latency against throughput](%s)\n\n", chart)
 
 	// E2E.
@@ -210,8 +226,8 @@ func writeReport(b *strings.Builder, d *runData, m machine, chart string, now ti
 		fmt.Fprintf(b, "`strata bench consume` on the backlog the flat-out produce run left (%d records, %.0f MiB), read from the start through a second agent started afterwards, "+
 			"so its cache held none of it and every byte came from MinIO. %d consumers, each one `Subscribe` stream on a quarter of the partitions. "+
 			"Latency here is the time between two messages of a stream.\n\n", con.Backlog.Records, float64(con.Backlog.Bytes)/mib, con.Consumers)
-		rows = [][]string{append([]string{f0(con.Consume.RecordsPerSec), f1(con.Consume.MiBPerSec), f0(seg.gets), f1(seg.getMiB), f2(seg.cpuSeconds / con.Consume.Seconds)}, latencyCells(con.Consume.Latency)...)}
-		table(b, []string{"records/s", "MiB/s", "GETs", "MiB got", "agent CPU cores", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"}, rows)
+		rows = [][]string{append([]string{f0(con.Consume.RecordsPerSec), f1(con.Consume.MiBPerSec), f0(seg.gets), f1(seg.getMiB), f2(seg.cpuSeconds / con.Consume.Seconds), clientCores(con)}, latencyCells(con.Consume.Latency)...)}
+		table(b, []string{"records/s", "MiB/s", "GETs", "MiB got", "agent CPU cores", "load generator CPU cores", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"}, rows)
 	}
 
 	// Partitions.
