@@ -347,3 +347,52 @@ func TestCacheRangeEndingOnBlockBoundaryIsNotTheObjectEnd(t *testing.T) {
 		t.Errorf("read at the end: %v, want ErrInvalidRange", err)
 	}
 }
+
+// A reader moving through an object block after block makes the cache read
+// ahead: the GET for block 1, with block 0 cached, takes the blocks after
+// it too, and the reads of those cost no GET. A read of a block with
+// nothing cached before it fetches only what it needs.
+func TestCacheReadsAheadForSequentialReaders(t *testing.T) {
+	t.Parallel()
+	bucket := &countingBucket{Bucket: objectlog.NewMemBucket()}
+	size := (readAheadBlocks+4)*testBlock + 10
+	data := storedObject(t, bucket, "obj", size)
+	c := newBlockCache(bucket, 1<<20, testBlock)
+	read := func(off, n int64) {
+		t.Helper()
+		got, err := c.readRange(t.Context(), "obj", off, n)
+		if err != nil || !bytes.Equal(got, data[off:off+n]) {
+			t.Fatalf("readRange(%d, %d): %v", off, n, err)
+		}
+	}
+	// A lone read in the middle: its block only.
+	read(5*testBlock+1, 10)
+	if got := bucket.gets.Load(); got != 1 {
+		t.Fatalf("%d GETs for one block", got)
+	}
+	if _, ok := c.blocks[blockID{"obj", 6}]; ok {
+		t.Fatal("a lone read read ahead")
+	}
+	// From the start: block 0, then block 1 reads ahead to block 5, which
+	// is cached, and stops there.
+	read(0, 100)
+	read(testBlock, 100)
+	if got := bucket.gets.Load(); got != 3 {
+		t.Fatalf("%d GETs after three reads", got)
+	}
+	for i := int64(2); i <= 4; i++ {
+		read(i*testBlock, testBlock)
+	}
+	if got := bucket.gets.Load(); got != 3 {
+		t.Errorf("%d GETs: blocks 2-4 were not read ahead", got)
+	}
+	// Block 6 follows cached block 5: one GET to the object's end.
+	read(6*testBlock, 1)
+	read(int64(size)-10, 10)
+	if got := bucket.gets.Load(); got != 4 {
+		t.Errorf("%d GETs: the read ahead from block 6 did not reach the end", got)
+	}
+	if _, err := c.readRange(t.Context(), "obj", int64(size), 1); !errors.Is(err, objectlog.ErrInvalidRange) {
+		t.Errorf("read at the end: %v", err)
+	}
+}
