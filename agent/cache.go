@@ -388,7 +388,7 @@ func (c *blockCache) get(ctx context.Context, key string, first, n int64) (block
 			// The end of the response is the object's end only if it came
 			// before the end of the range asked for: a reader may return
 			// io.EOF with the range's last bytes, and the object may go on.
-			return blocks, m < len(buf) || i < n-1, nil
+			return blocks, int64(m) < c.blockSize || i < n-1, nil
 		}
 	}
 	return blocks, false, nil
