@@ -56,15 +56,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_agent NAME: a strata agent on free ports; sets ADDR, METRICS, AGENT_PID.
+# start_agent NAME [agent flags]: a strata agent on free ports; sets ADDR,
+# METRICS, AGENT_PID.
 start_agent() {
   local name=$1 api admin
+  shift
   api=$(free_port)
   admin=$(free_port)
   ADDR=http://127.0.0.1:$api
   METRICS=http://127.0.0.1:$admin/metrics
   local cmd=("$STRATA" agent --store "$STORE" --index "$INDEX" --listen "127.0.0.1:$api"
-    --admin-listen "127.0.0.1:$admin" --flush-interval "$FLUSH" --log-format text --log-level warn)
+    --admin-listen "127.0.0.1:$admin" --flush-interval "$FLUSH" --log-format text --log-level warn "$@")
   printf '%s\t%s\n' "$name" "${cmd[*]}" >>"$OUT/commands.tsv"
   "${cmd[@]}" 2>>"$OUT/$name.log" &
   AGENT_PID=$!
@@ -103,6 +105,7 @@ get() { "$REPORT" get "$OUT/$1.json" "$2"; }
   echo "redis_version=$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"
   echo "minio_version=$(basename "$STRATA_TEST_MINIO_BIN" | sed 's/^minio\.//')"
   echo "redis_config=test-services.sh defaults: appendonly no, save ''"
+  echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/meta.txt"
 
 COMMON=(--record-size 1024 --batch 100 --producers 4 --max-inflight 64)
@@ -139,6 +142,15 @@ for parts in 1 100 1000; do
 done
 stop_agent agent-1
 
+# The same half load with segments capped at 1 MiB: more, smaller PUTs,
+# each done sooner (the latency knob; see the report).
+start_agent agent-small --segment-max-bytes 1048576
+bench produce-half-1mib produce --addr "$ADDR" --metrics "$METRICS" "${COMMON[@]}" \
+  --partitions 16 --rate "$HALF" --duration "$DURATION" --warmup 3s
+bench e2e-half-1mib e2e --addr "$ADDR" --metrics "$METRICS" "${COMMON[@]}" --consumers 4 \
+  --partitions 16 --rate "$HALF" --duration "$DURATION" --warmup 3s
+stop_agent agent-small
+
 # Catch-up: a fresh agent, whose cache has none of the backlog, so every
 # byte comes from the store.
 start_agent agent-2
@@ -147,6 +159,7 @@ bench consume consume --addr "$ADDR" --metrics "$METRICS" --topic bench-backlog 
 "$STRATA" topic delete bench-backlog --addr "$ADDR" >/dev/null
 stop_agent agent-2
 
+echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.txt"
 log "writing docs/benchmarks.md"
 "$REPORT" report --in "$OUT" --out docs/benchmarks.md --chart docs/benchmarks-latency.svg
 log "done: docs/benchmarks.md"

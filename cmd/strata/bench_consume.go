@@ -83,7 +83,6 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer t.teardown(cl, f.keep, c.stderr)
-	clock := startCPUClock()
 
 	cnt := &counters{}
 	var bl backlogJSON
@@ -133,7 +132,7 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 	}
 
 	cnt = &counters{}
-	clock = startCPUClock() // the reads only, not the backlog's writing
+	clock := startCPUClock() // the reads only, not the backlog's writing
 	win := newWindow(f.warmup, f.duration)
 	mw := watchMetrics(ctx, f.metrics, win)
 	rctx, cancel := context.WithDeadline(ctx, win.end)

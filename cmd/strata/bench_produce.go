@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"sync"
@@ -311,6 +310,3 @@ func (p *benchProducer) receive(stream *connect.BidiStreamForClient[stratav1.Pro
 	}
 	return false
 }
-
-// errNoRecords ends a consumer that found nothing to read.
-var errNoRecords = fmt.Errorf("the topic has no records to read")

@@ -123,6 +123,7 @@ func writeReport(b *strings.Builder, d *runData, m machine, chart string, now ti
 		{"agent", fmt.Sprintf("`--flush-interval %s`, other settings default: segment-max-bytes 8 MiB, max-concurrent-uploads 4, cache 256 MiB in 1 MiB blocks", d.meta["flush_interval"])},
 		{"load", fmt.Sprintf("%d-byte random (incompressible) values, no keys, %d records per request, %d producers with up to %d requests in flight each, 16 partitions unless said; clients accept no response compression (`--compression none`)",
 			max.RecordSize, max.Batch, max.Producers, max.MaxInflight)},
+		{"load average", fmt.Sprintf("%s before the suite, %s at its end (1, 5 and 15 minutes; anything else running on the machine skews every number)", d.meta["loadavg_before"], d.meta["loadavg_after"])},
 		{"runs", fmt.Sprintf("%s measured after 3 s of warm-up (sweep and partition runs: %s after 2 s)", d.meta["duration"], d.meta["short_duration"])},
 	})
 
@@ -217,6 +218,38 @@ func writeReport(b *strings.Builder, d *runData, m machine, chart string, now ti
 		table(b, []string{"", "records/s", "MiB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"}, rows)
 		fmt.Fprintf(b, "GETs issued by the agent during the run: **%.0f** (cache hits %.0f, misses %.0f): the tailing consumers read the segments the agent cached as it wrote them.\n\n",
 			seg.gets, e2e.Agent["cache_hits"], e2e.Agent["cache_misses"])
+	}
+
+	// Smaller segments.
+	if small, smallE2E := d.results["produce-half-1mib"], d.results["e2e-half-1mib"]; small != nil && small.Produce != nil {
+		b.WriteString("## Smaller segments: latency for requests\n\n")
+		b.WriteString("The same half load on an agent with `--segment-max-bytes 1048576`: a segment is sealed at 1 MiB or the flush interval, whichever comes first, " +
+			"so each PUT is smaller and done sooner, and the uploads overlap (up to `--max-concurrent-uploads`).\n\n")
+		rows = nil
+		row := func(name string, r *result, l latency, e2eRow bool) {
+			seg := segmentsOf(r)
+			gib := float64(r.Produce.Bytes) / (1 << 30)
+			putsPerGiB := ""
+			if gib > 0 {
+				putsPerGiB = f0(seg.puts / gib)
+			}
+			kind := "ack"
+			if e2eRow {
+				kind = "produce to consume"
+			}
+			rows = append(rows, append([]string{name, kind, f0(r.Produce.RecordsPerSec)}, append(latencyCells(l), f2(seg.avgSegmentMiB), f1(seg.putMs), f1(seg.puts/r.Produce.Seconds), putsPerGiB)...))
+		}
+		if half != nil && half.Produce != nil {
+			row("8 MiB (default)", half, half.Produce.Latency, false)
+		}
+		row("1 MiB", small, small.Produce.Latency, false)
+		if e2e != nil && e2e.E2E != nil {
+			row("8 MiB (default)", e2e, *e2e.E2E, true)
+		}
+		if smallE2E != nil && smallE2E.E2E != nil {
+			row("1 MiB", smallE2E, *smallE2E.E2E, true)
+		}
+		table(b, []string{"segment-max-bytes", "latency", "records/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "MiB/segment", "PUT ms (mean)", "PUTs/s", "PUTs per GiB"}, rows)
 	}
 
 	// Consume.
