@@ -87,13 +87,31 @@ stop_agent() {
   AGENT_PID=""
 }
 
-# bench NAME ARGS...: strata bench ARGS --json > $OUT/NAME.json, and the
-# command line in commands.tsv.
+# The servers' processes, to report their CPU use (the agent reports its
+# own in its metrics, strata bench its own in its results).
+MINIO_PID=$(pgrep -f -- "--address $STRATA_TEST_S3_ENDPOINT" | head -n 1 || true)
+REDIS_PID=$(pgrep -f -- "redis-server $STRATA_TEST_REDIS_ADDR" | head -n 1 || true)
+cpu_of() { # cpu_of PID: user+system CPU seconds so far, or 0
+  if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then
+    sed 's/.*) //' "/proc/$1/stat" | awk '{printf "%.2f", ($12 + $13) / 100}'
+  else
+    echo 0
+  fi
+}
+
+# bench NAME ARGS...: strata bench ARGS --json > $OUT/NAME.json, the
+# command line in commands.tsv, and MinIO's and redis-server's CPU seconds
+# over the command in NAME.procs.
 bench() {
   local name=$1; shift
   printf '%s\t%s\n' "$name" "$STRATA bench $* --json" >>"$OUT/commands.tsv"
   log "$name: strata bench $*"
+  local m0 r0 t0
+  m0=$(cpu_of "$MINIO_PID"); r0=$(cpu_of "$REDIS_PID"); t0=$(date +%s.%N)
   "$STRATA" bench "$@" --json >"$OUT/$name.json"
+  awk -v m0="$m0" -v m1="$(cpu_of "$MINIO_PID")" -v r0="$r0" -v r1="$(cpu_of "$REDIS_PID")" \
+    -v t0="$t0" -v t1="$(date +%s.%N)" \
+    'BEGIN { printf "minio_cpu_s=%.2f\nredis_cpu_s=%.2f\nwall_s=%.3f\n", m1 - m0, r1 - r0, t1 - t0 }' >"$OUT/$name.procs"
 }
 
 get() { "$REPORT" get "$OUT/$1.json" "$2"; }
@@ -120,7 +138,7 @@ log "max $MAX_RATE records/s; segments of $SEGMENT bytes on average"
 
 # The store and the index alone, at the segment size the agent wrote.
 bench store store --store "$STORE" --index "$INDEX" --object-size "$SEGMENT" --block-size 1MiB \
-  --concurrency 4 --duration 5s
+  --concurrency 4 --duration 5s ${MINIO_PID:+--watch-pid $MINIO_PID} ${REDIS_PID:+--watch-index-pid $REDIS_PID}
 
 HALF=$(( ${MAX_RATE%.*} / 2 ))
 bench produce-half produce --addr "$ADDR" --metrics "$METRICS" "${COMMON[@]}" \

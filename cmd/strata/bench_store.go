@@ -21,6 +21,8 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +66,11 @@ type opJSON struct {
 	MiBPerSec float64          `json:"mib_per_sec,omitempty"`
 	Latency   latencyJSON      `json:"latency_ms"`
 	Errors    map[string]int64 `json:"errors"`
+	// ClientCPU is this process's average CPU use during the phase, in
+	// cores; ServerCPU that of the process --watch-pid (or
+	// --watch-index-pid) named: the store's or the index's server.
+	ClientCPU float64 `json:"client_cpu_cores"`
+	ServerCPU float64 `json:"server_cpu_cores,omitempty"`
 }
 
 type storeResult struct {
@@ -96,6 +103,8 @@ func runBenchStore(ctx context.Context, c *cli, args []string) error {
 	duration := fs.Duration("duration", 5*time.Second, "time of each phase")
 	jsonOut := fs.Bool("json", false, "print one JSON object with the results to stdout")
 	progress := fs.Bool("progress", false, "print a progress line to stderr every second even when stderr is not a terminal")
+	watchPID := fs.Int("watch-pid", 0, "report the CPU use of process `PID` (the store's server, on this machine) in the store phases (Linux)")
+	watchIndexPID := fs.Int("watch-index-pid", 0, "report the CPU use of process `PID` (redis-server, on this machine) in the Redis phases (Linux)")
 	positional, err := c.parseFlags(fs, benchStoreHelp, args)
 	if err != nil {
 		return err
@@ -115,17 +124,27 @@ func runBenchStore(ctx context.Context, c *cli, args []string) error {
 	case *duration <= 0:
 		return usagef(cmd, "--duration %s: want a positive duration", *duration)
 	}
+	for name, pid := range map[string]int{"watch-pid": *watchPID, "watch-index-pid": *watchIndexPID} {
+		if pid == 0 {
+			continue
+		}
+		if _, err := processCPUOf(pid); err != nil {
+			return usagef(cmd, "--%s %d: %v", name, pid, err)
+		}
+	}
 	res := &storeResult{Command: "store", ObjectSize: int64(objectSize), BlockSize: int64(blockSize),
 		Concurrency: *concurrency, Duration: duration.Seconds(), Start: time.Now().UTC()}
 	ph := &phaser{conc: *concurrency, dur: *duration, stderr: c.stderr, progress: *progress || isTerminal(c.stderr)}
 
 	if *storeURL != "" {
+		ph.watch = *watchPID
 		res.Store = redactedURL(*storeURL)
 		if err := benchBucket(ctx, ph, res, *storeURL, int64(objectSize), int64(blockSize)); err != nil {
 			return err
 		}
 	}
 	if *indexURL != "" {
+		ph.watch = *watchIndexPID
 		res.Index = redactedURL(*indexURL)
 		if err := benchRedis(ctx, ph, res, *indexURL); err != nil {
 			return err
@@ -173,6 +192,33 @@ type phaser struct {
 	dur      time.Duration
 	stderr   io.Writer
 	progress bool
+	watch    int // a process whose CPU use to report, or 0
+}
+
+// processCPUOf is a process's CPU time so far (user and system), from
+// /proc/PID/stat, in seconds of USER_HZ 100 ticks.
+func processCPUOf(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the process's CPU time: %w", err)
+	}
+	// The command name, in parentheses, may hold spaces: fields count
+	// from after its closing parenthesis (utime and stime are the 14th
+	// and 15th fields of the line).
+	rest := string(data)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad CPU times", pid)
+	}
+	return (utime + stime) / 100, nil
 }
 
 // run calls op from conc workers until the phase's time is up. op returns
@@ -188,6 +234,10 @@ func (ph *phaser) run(ctx context.Context, name string, op func(ctx context.Cont
 	var live atomic.Int64
 	var liveBytes atomic.Int64
 	stats := make([]*workerStats, ph.conc)
+	cpu0, server0 := processCPU(), 0.0
+	if ph.watch != 0 {
+		server0, _ = processCPUOf(ph.watch)
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range ph.conc {
@@ -238,6 +288,13 @@ func (ph *phaser) run(ctx context.Context, name string, op func(ctx context.Cont
 	wg.Wait()
 	stop()
 	seconds := time.Since(start).Seconds()
+	clientCPU := (processCPU() - cpu0) / seconds
+	serverCPU := 0.0
+	if ph.watch != 0 {
+		if s1, err := processCPUOf(ph.watch); err == nil {
+			serverCPU = (s1 - server0) / seconds
+		}
+	}
 	total := &workerStats{hist: hdr.New(), errors: map[string]int64{}}
 	for _, ws := range stats {
 		total.ops += ws.ops
@@ -247,7 +304,8 @@ func (ph *phaser) run(ctx context.Context, name string, op func(ctx context.Cont
 			total.errors[k] += v
 		}
 	}
-	out := &opJSON{Ops: total.ops, Seconds: round3(seconds), Latency: latencyOf(total.hist), Errors: total.errors}
+	out := &opJSON{Ops: total.ops, Seconds: round3(seconds), Latency: latencyOf(total.hist), Errors: total.errors,
+		ClientCPU: round3(clientCPU), ServerCPU: round3(serverCPU)}
 	out.OpsPerSec = math.Round(float64(total.ops)/seconds*10) / 10
 	out.MiBPerSec = round3(float64(total.bytes) / seconds / (1 << 20))
 	return out

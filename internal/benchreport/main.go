@@ -127,6 +127,8 @@ type op struct {
 	MiBPerSec float64          `json:"mib_per_sec"`
 	Latency   latency          `json:"latency_ms"`
 	Errors    map[string]int64 `json:"errors"`
+	ClientCPU float64          `json:"client_cpu_cores"`
+	ServerCPU float64          `json:"server_cpu_cores"`
 }
 
 type storeResult struct {
@@ -224,10 +226,13 @@ type runData struct {
 	meta     map[string]string
 	commands [][2]string // name, command line
 	vmhwmKB  map[string]int64
+	// procs holds, per run, MinIO's and redis-server's CPU seconds and the
+	// run's wall time (scripts/bench.sh measures them around each run).
+	procs map[string]map[string]float64
 }
 
 func load(dir string) (*runData, error) {
-	d := &runData{results: map[string]*result{}, meta: map[string]string{}, vmhwmKB: map[string]int64{}}
+	d := &runData{results: map[string]*result{}, meta: map[string]string{}, vmhwmKB: map[string]int64{}, procs: map[string]map[string]float64{}}
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return nil, err
@@ -270,6 +275,22 @@ func load(dir string) (*runData, error) {
 		if kb, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil {
 			d.vmhwmKB[strings.TrimSuffix(filepath.Base(f), ".vmhwm_kb")] = kb
 		}
+	}
+	pf, _ := filepath.Glob(filepath.Join(dir, "*.procs"))
+	for _, f := range pf {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		m := map[string]float64{}
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				if x, err := strconv.ParseFloat(v, 64); err == nil {
+					m[k] = x
+				}
+			}
+		}
+		d.procs[strings.TrimSuffix(filepath.Base(f), ".procs")] = m
 	}
 	if d.store == nil || d.results["produce-max"] == nil {
 		return nil, fmt.Errorf("%s: no store.json or produce-max.json: run scripts/bench.sh first", dir)

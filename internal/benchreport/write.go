@@ -50,6 +50,16 @@ func latencyCells(l latency) []string {
 	return []string{f1(l.P50), f1(l.P90), f1(l.P99), f1(l.P999), f1(l.Max)}
 }
 
+// minioCores is MinIO's average CPU use over a run (warm-up and setup
+// included), when scripts/bench.sh could measure it.
+func minioCores(d *runData, name string) string {
+	p := d.procs[name]
+	if p == nil || p["wall_s"] == 0 {
+		return ""
+	}
+	return f2(p["minio_cpu_s"] / p["wall_s"])
+}
+
 // clientCores is the load generator's average CPU use over its run.
 func clientCores(r *result) string {
 	if r.ClientWall == 0 {
@@ -182,9 +192,14 @@ func writeReport(b *strings.Builder, d *runData, m machine, chart string, now ti
 		if p.o.MiBPerSec > 0 {
 			mibs = f1(p.o.MiBPerSec)
 		}
-		rows = append(rows, append([]string{p.name, f0(p.o.OpsPerSec), mibs}, append(latencyCells(p.o.Latency), errs(p.o.Errors))...))
+		server := ""
+		if p.o.ServerCPU > 0 {
+			server = f2(p.o.ServerCPU)
+		}
+		rows = append(rows, append([]string{p.name, f0(p.o.OpsPerSec), mibs}, append(latencyCells(p.o.Latency), f2(p.o.ClientCPU), server, errs(p.o.Errors))...))
 	}
-	table(b, []string{"operation", "ops/s", "MiB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors"}, rows)
+	table(b, []string{"operation", "ops/s", "MiB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "client CPU cores", "server CPU cores", "errors"}, rows)
+	b.WriteString("Client CPU is `strata bench store`'s own; server CPU is MinIO's for the store phases and redis-server's for the Redis ones.\n\n")
 
 	// Produce.
 	b.WriteString("## Produce\n\n")
@@ -198,9 +213,9 @@ func writeReport(b *strings.Builder, d *runData, m machine, chart string, now ti
 			target = fmt.Sprintf("%s/s (%d%%)", f0(r.TargetRate), s.percent)
 		}
 		rows = append(rows, append([]string{s.name, target, f0(r.Produce.RecordsPerSec), f1(r.Produce.MiBPerSec)},
-			append(latencyCells(r.Produce.Latency), f1(seg.puts/r.Produce.Seconds), f2(seg.avgSegmentMiB), f1(seg.putMs), f1(seg.commitMs), f2(seg.cpuSeconds/r.Produce.Seconds), clientCores(r), errs(r.Produce.Errors))...))
+			append(latencyCells(r.Produce.Latency), f1(seg.puts/r.Produce.Seconds), f2(seg.avgSegmentMiB), f1(seg.putMs), f1(seg.commitMs), f2(seg.cpuSeconds/r.Produce.Seconds), clientCores(r), minioCores(d, s.name), errs(r.Produce.Errors))...))
 	}
-	table(b, []string{"run", "target rate", "records/s", "MiB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "PUTs/s", "MiB/segment", "PUT ms (mean)", "commit ms (mean)", "agent CPU cores", "load generator CPU cores", "errors"}, rows)
+	table(b, []string{"run", "target rate", "records/s", "MiB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "PUTs/s", "MiB/segment", "PUT ms (mean)", "commit ms (mean)", "agent CPU cores", "load generator CPU cores", "MinIO CPU cores", "errors"}, rows)
 	b.WriteString("PUT and commit times are the agent's own (`strata_store_put_seconds`, `strata_index_commit_seconds`), averaged over the run's segments. " +
 		"A record waits up to one flush interval in the open segment, then for its segment's PUT and commit (and the commits of the segments before it).\n\n")
 	fmt.Fprintf(b, "![ack latency against throughput](%s)\n\n", chart)
@@ -259,8 +274,8 @@ func writeReport(b *strings.Builder, d *runData, m machine, chart string, now ti
 		fmt.Fprintf(b, "`strata bench consume` on the backlog the flat-out produce run left (%d records, %.0f MiB), read from the start through a second agent started afterwards, "+
 			"so its cache held none of it and every byte came from MinIO. %d consumers, each one `Subscribe` stream on a quarter of the partitions. "+
 			"Latency here is the time between two messages of a stream.\n\n", con.Backlog.Records, float64(con.Backlog.Bytes)/mib, con.Consumers)
-		rows = [][]string{append([]string{f0(con.Consume.RecordsPerSec), f1(con.Consume.MiBPerSec), f0(seg.gets), f1(seg.getMiB), f2(seg.cpuSeconds / con.Consume.Seconds), clientCores(con)}, latencyCells(con.Consume.Latency)...)}
-		table(b, []string{"records/s", "MiB/s", "GETs", "MiB got", "agent CPU cores", "load generator CPU cores", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"}, rows)
+		rows = [][]string{append([]string{f0(con.Consume.RecordsPerSec), f1(con.Consume.MiBPerSec), f0(seg.gets), f1(seg.getMiB), f2(seg.cpuSeconds / con.Consume.Seconds), clientCores(con), minioCores(d, "consume")}, latencyCells(con.Consume.Latency)...)}
+		table(b, []string{"records/s", "MiB/s", "GETs", "MiB got", "agent CPU cores", "load generator CPU cores", "MinIO CPU cores", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms"}, rows)
 	}
 
 	// Partitions.
