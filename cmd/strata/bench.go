@@ -324,8 +324,15 @@ func printSummary(w io.Writer, r *benchResult) {
 	if r.TargetRate > 0 {
 		rate = fmt.Sprintf("%.0f records/s", r.TargetRate)
 	}
-	fmt.Fprintf(w, "strata bench %s: topic %s (%d partitions), %d producer%s, %d consumer%s, %d-byte records, batch %d, rate %s, %.0fs measured after %.0fs warm-up\n",
-		r.Command, r.Topic, r.Partitions, r.Producers, plural64(int64(r.Producers)), r.Consumers, plural64(int64(r.Consumers)), r.RecordSize, r.Batch, rate, r.Duration, r.Warmup)
+	var who []string
+	if r.Producers > 0 {
+		who = append(who, fmt.Sprintf("%d producer%s, %d-byte records, batch %d, rate %s", r.Producers, plural64(int64(r.Producers)), r.RecordSize, r.Batch, rate))
+	}
+	if r.Consumers > 0 {
+		who = append(who, fmt.Sprintf("%d consumer%s", r.Consumers, plural64(int64(r.Consumers))))
+	}
+	fmt.Fprintf(w, "strata bench %s: topic %s (%d partitions), %s, %.3gs measured after %.3gs warm-up\n",
+		r.Command, r.Topic, r.Partitions, strings.Join(who, ", "), r.Duration, r.Warmup)
 	if r.Backlog != nil {
 		fmt.Fprintf(w, "backlog: %d records, %.1f MiB", r.Backlog.Records, float64(r.Backlog.Bytes)/(1<<20))
 		if r.Backlog.Prefilled {
