@@ -274,19 +274,30 @@ func (a *Agent) groupHeartbeat(ctx context.Context, h heartbeat) (heartbeatResul
 	if h.memberID == "" {
 		h.memberID = strings.ToLower(ulid.Make().String())
 	}
+	var res heartbeatResult
+	err := retryConflicts(ctx, func() (err error) {
+		res, err = a.tryHeartbeat(ctx, h)
+		return err
+	})
+	return res, err
+}
+
+// retryConflicts runs a read-modify-write of a group record until it does
+// not lose a compare-and-set to a concurrent writer (100 tries at most),
+// pausing a jittered, growing time in between so that members of one group
+// heartbeating at once take turns instead of colliding again.
+func retryConflicts(ctx context.Context, f func() error) error {
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
-		res, err := a.tryHeartbeat(ctx, h)
+		err := f()
 		if !errors.Is(err, coordinator.ErrConflict) || attempt >= 100 {
-			return res, err
+			return err
 		}
-		// Jittered, growing pause: members of one group heartbeating at
-		// once take turns instead of colliding again.
 		t := time.NewTimer(time.Duration(rand.Int64N(int64(backoff)) + 1))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return heartbeatResult{}, ctx.Err()
+			return ctx.Err()
 		case <-t.C:
 		}
 		backoff = min(backoff*2, 50*time.Millisecond)
@@ -302,21 +313,14 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 	if err != nil {
 		return heartbeatResult{}, err
 	}
-	leases, err := a.index.ListMembers(ctx, h.group)
+	live, err := a.liveMembers(ctx, h.group)
 	if err != nil {
 		return heartbeatResult{}, err
-	}
-	now := time.Now()
-	live := map[string]bool{}
-	for _, l := range leases {
-		if l.Expires.After(now) {
-			live[l.ID] = true
-		}
 	}
 	changed := false
 	var expired []string
 	for id := range rec.Members {
-		if !live[id] && id != h.memberID {
+		if _, ok := live[id]; !ok && id != h.memberID {
 			delete(rec.Members, id)
 			expired = append(expired, id)
 			changed = true
@@ -336,7 +340,7 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 		m = &memberRecord{Epoch: epoch, Assigned: partitionSet{}}
 		rec.Members[h.memberID] = m
 		changed = true
-	case !known || !live[h.memberID]:
+	case !known || live[h.memberID].IsZero():
 		if known { // its lease is gone: it is out, and so are its partitions
 			delete(rec.Members, h.memberID)
 			if _, err := a.index.SaveGroup(ctx, h.group, st.Version, rec.encode()); err != nil {
@@ -524,7 +528,7 @@ func (a *Agent) leaveGroup(ctx context.Context, group, memberID string) error {
 	if memberID == "" {
 		return invalidf("empty member id")
 	}
-	for attempt := 0; ; attempt++ {
+	return retryConflicts(ctx, func() error {
 		st, err := a.index.LoadGroup(ctx, group)
 		if err != nil {
 			return err
@@ -535,12 +539,7 @@ func (a *Agent) leaveGroup(ctx context.Context, group, memberID string) error {
 		}
 		if _, ok := rec.Members[memberID]; ok {
 			delete(rec.Members, memberID)
-			_, err = a.index.SaveGroup(ctx, group, st.Version, rec.encode())
-			if errors.Is(err, coordinator.ErrConflict) && attempt < 100 {
-				time.Sleep(time.Duration(rand.Int64N(int64(5*time.Millisecond))) + time.Millisecond)
-				continue
-			}
-			if err != nil {
+			if _, err := a.index.SaveGroup(ctx, group, st.Version, rec.encode()); err != nil {
 				return err
 			}
 		}
@@ -548,7 +547,7 @@ func (a *Agent) leaveGroup(ctx context.Context, group, memberID string) error {
 			return err
 		}
 		return nil
-	}
+	})
 }
 
 // commitGroupOffsets stores offsets for a member, or for nobody while the
@@ -579,8 +578,8 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 		if err != nil {
 			return err
 		}
-		if live > 0 {
-			return fmt.Errorf("%w: group %q has %d live members; only they may commit (give member_id and member_epoch)", coordinator.ErrFenced, group, live)
+		if len(live) > 0 {
+			return fmt.Errorf("%w: group %q has %d live members; only they may commit (give member_id and member_epoch)", coordinator.ErrFenced, group, len(live))
 		}
 		return a.index.CommitOffsets(ctx, group, nil, offsets)
 	}
@@ -599,7 +598,7 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 	if epoch != m.Epoch {
 		return fmt.Errorf("%w: member %q committed at epoch %d, its epoch is %d: heartbeat first", coordinator.ErrFenced, memberID, epoch, m.Epoch)
 	}
-	for _, tp := range slices.SortedFunc(maps.Keys(offsets), compareTP) {
+	for _, tp := range slices.SortedFunc(maps.Keys(offsets), coordinator.CompareTopicPartitions) {
 		if !m.Assigned.has(tp) && !m.Revoking.has(tp) {
 			return fmt.Errorf("%w: member %q does not own %s/%d", coordinator.ErrFenced, memberID, tp.Topic, tp.Partition)
 		}
@@ -611,25 +610,19 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 	return err
 }
 
-func compareTP(x, y coordinator.TopicPartition) int {
-	if c := strings.Compare(x.Topic, y.Topic); c != 0 {
-		return c
-	}
-	return int(x.Partition) - int(y.Partition)
-}
-
-// liveMembers counts the members whose lease has not expired.
-func (a *Agent) liveMembers(ctx context.Context, group string) (int, error) {
+// liveMembers is the lease expiry of every member whose lease has not
+// expired, by member id.
+func (a *Agent) liveMembers(ctx context.Context, group string) (map[string]time.Time, error) {
 	leases, err := a.index.ListMembers(ctx, group)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
+	live := map[string]time.Time{}
 	now := time.Now()
 	for _, l := range leases {
 		if l.Expires.After(now) {
-			n++
+			live[l.ID] = l.Expires
 		}
 	}
-	return n, nil
+	return live, nil
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -142,7 +141,7 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 	if err != nil {
 		return nil, err
 	}
-	leases, err := a.index.ListMembers(ctx, group)
+	expires, err := a.liveMembers(ctx, group)
 	if err != nil {
 		return nil, err
 	}
@@ -150,14 +149,9 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 	if err != nil {
 		return nil, err
 	}
-	if st.Version == 0 && len(leases) == 0 && len(committed) == 0 {
+	if st.Version == 0 && len(expires) == 0 && len(committed) == 0 {
 		return nil, fmt.Errorf("%w: group %q does not exist", coordinator.ErrNotFound, group)
 	}
-	expires := map[string]time.Time{}
-	for _, l := range leases {
-		expires[l.ID] = l.Expires
-	}
-	now := time.Now()
 	out := &stratav1.DescribeGroupResponse{Group: group, GroupEpoch: rec.Epoch, State: "Empty"}
 	owners := map[coordinator.TopicPartition]string{}
 	partitions := partitionSet{}
@@ -169,7 +163,7 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
 		m := rec.Members[id]
 		exp, ok := expires[id]
-		if !ok || !exp.After(now) {
+		if !ok {
 			continue // expired: gone at the next heartbeat of anyone
 		}
 		// The record's revoking set is brought up to date by the member's
@@ -295,8 +289,8 @@ func (a *Agent) ResetOffsets(ctx context.Context, req *connect.Request[stratav1.
 	if err != nil {
 		return nil, connectError(err)
 	}
-	if live > 0 {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("group %q has %d live members: stop its consumers (or wait for their session timeout) before resetting its offsets", g, live))
+	if len(live) > 0 {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("group %q has %d live members: stop its consumers (or wait for their session timeout) before resetting its offsets", g, len(live)))
 	}
 	offsets := map[coordinator.TopicPartition]coordinator.CommittedOffset{}
 	for _, tp := range targets.list() {
@@ -359,7 +353,7 @@ func partitionSetToProto(s partitionSet) []*stratav1.TopicPartitions {
 
 func offsetsToProto(m map[coordinator.TopicPartition]coordinator.CommittedOffset) []*stratav1.PartitionOffset {
 	out := make([]*stratav1.PartitionOffset, 0, len(m))
-	for _, tp := range slices.SortedFunc(maps.Keys(m), compareTP) {
+	for _, tp := range slices.SortedFunc(maps.Keys(m), coordinator.CompareTopicPartitions) {
 		o := m[tp]
 		po := &stratav1.PartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o.Offset, Metadata: o.Metadata}
 		if !o.CommitTime.IsZero() {

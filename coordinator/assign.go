@@ -165,7 +165,7 @@ func (a *assigner) keepOwned(members []AssignmentMember) {
 		owned[i] = append(owned[i], m.Owned...)
 	}
 	for i, tps := range owned {
-		slices.SortFunc(tps, compareTopicPartitions)
+		slices.SortFunc(tps, CompareTopicPartitions)
 		for _, tp := range slices.Compact(tps) {
 			if !a.subscribed[i][tp.Topic] || tp.Partition < 0 || tp.Partition >= a.counts[tp.Topic] {
 				continue
@@ -201,7 +201,7 @@ func (a *assigner) assignUnowned() {
 		}
 	}
 	for _, held := range a.held {
-		slices.SortFunc(held, compareTopicPartitions)
+		slices.SortFunc(held, CompareTopicPartitions)
 	}
 }
 
@@ -269,7 +269,7 @@ func (a *assigner) moveOne(order []int, target map[string]int) bool {
 		tp := a.held[from][pick]
 		to := target[tp.Topic]
 		a.held[from] = slices.Delete(a.held[from], pick, pick+1)
-		at, _ := slices.BinarySearchFunc(a.held[to], tp, compareTopicPartitions)
+		at, _ := slices.BinarySearchFunc(a.held[to], tp, CompareTopicPartitions)
 		a.held[to] = slices.Insert(a.held[to], at, tp)
 		a.owner[tp] = to
 		return true

@@ -326,7 +326,7 @@ func (r *Redis) CommitOffsets(ctx context.Context, group string, fence *MemberFe
 		args = append(args, "0", "", 0)
 	}
 	// Sorted so a commit writes in the same order every time.
-	for _, tp := range slices.SortedFunc(maps.Keys(offsets), compareTopicPartitions) {
+	for _, tp := range slices.SortedFunc(maps.Keys(offsets), CompareTopicPartitions) {
 		o := offsets[tp]
 		if err := validTopicPartition(tp); err != nil {
 			return wrapErr(op, err)
@@ -537,7 +537,8 @@ func validTopicPartition(tp TopicPartition) error {
 	return nil
 }
 
-func compareTopicPartitions(a, b TopicPartition) int {
+// CompareTopicPartitions orders partitions by topic, then number.
+func CompareTopicPartitions(a, b TopicPartition) int {
 	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
 		return c
 	}
