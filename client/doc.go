@@ -13,6 +13,10 @@
 // runs its rebalance callbacks inside poll: a partition is never taken away
 // while the application processes a batch of it.
 //
+// It is a top-level package, beside the ones the design names (cmd, agent,
+// objectlog, coordinator), because it is what users import: the CLI is one
+// of its users, not its owner.
+//
 // The package talks to agents only through the public API (the generated
 // Connect clients); it must not import agent, coordinator or objectlog, so
 // that it stays what any outside program could have written.
