@@ -205,7 +205,9 @@ func TestUnkeyedRecordsOfOneRequestStickToOnePartition(t *testing.T) {
 
 func TestOneSegmentPerFlushWhateverThePartitions(t *testing.T) {
 	t.Parallel()
-	ta := startAgent(t, func(c *agent.Config) { c.FlushInterval = 300 * time.Millisecond })
+	// A long interval, so that all 100 requests arrive within it even on a
+	// loaded machine; they are all answered when it ends.
+	ta := startAgent(t, func(c *agent.Config) { c.FlushInterval = 2 * time.Second })
 	ta.createTopic(t, "wide", 100, nil)
 	// 100 producers, one per partition, all inside one flush interval.
 	var wg sync.WaitGroup
