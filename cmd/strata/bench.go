@@ -63,24 +63,12 @@ Run 'strata bench <subcommand> --help' for the flags.
 `
 
 func runBench(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 {
-		return usagef("strata bench", "missing the subcommand: produce, consume, e2e or store")
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(c.stdout, benchHelp)
-		return errHelpShown
-	case "produce":
-		return runBenchProduce(ctx, c, rest)
-	case "consume":
-		return runBenchConsume(ctx, c, rest)
-	case "e2e":
-		return runBenchE2E(ctx, c, rest)
-	case "store":
-		return runBenchStore(ctx, c, rest)
-	}
-	return usagef("strata bench", "unknown subcommand %q; want produce, consume, e2e or store", sub)
+	return runSubcommand(ctx, c, "strata bench", benchHelp, []command{
+		{name: "produce", run: runBenchProduce},
+		{name: "consume", run: runBenchConsume},
+		{name: "e2e", run: runBenchE2E},
+		{name: "store", run: runBenchStore},
+	}, args)
 }
 
 // benchFlags are the flags the client benchmarks share.

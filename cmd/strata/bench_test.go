@@ -163,7 +163,7 @@ func TestBenchBadFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"bench"}, "missing the subcommand"},
+		{[]string{"bench"}, "missing subcommand: produce, consume, e2e or store"},
 		{[]string{"bench", "nope"}, `unknown subcommand "nope"`},
 		{[]string{"bench", "produce", "--record-size", "4"}, "--record-size 4: want at least 8 bytes"},
 		{[]string{"bench", "produce", "--producers", "0"}, "--producers 0: want at least 1"},

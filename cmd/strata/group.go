@@ -46,37 +46,18 @@ func liveMembers(verb, group string, err error) error {
 }
 
 func runGroup(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, groupUsage)
-		return usagef("strata group", "missing subcommand")
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(c.stdout, groupUsage)
-		return errHelpShown
-	case "list":
-		return runGroupList(ctx, c, rest)
-	case "describe":
-		return runGroupDescribe(ctx, c, rest)
-	case "reset":
-		return runGroupReset(ctx, c, rest)
-	case "delete":
-		return runGroupDelete(ctx, c, rest)
-	}
-	return usagef("strata group", "unknown subcommand %q; want list, describe, reset or delete", sub)
+	return runSubcommand(ctx, c, "strata group", groupUsage, []command{
+		{name: "list", run: runGroupList},
+		{name: "describe", run: runGroupDescribe},
+		{name: "reset", run: runGroupReset},
+		{name: "delete", run: runGroupDelete},
+	}, args)
 }
 
 // oneGroup checks that exactly one positional argument, the group name, was
 // given.
 func oneGroup(cmd string, positional []string) (string, error) {
-	switch len(positional) {
-	case 0:
-		return "", usagef(cmd, "missing the group name")
-	case 1:
-		return positional[0], nil
-	}
-	return "", usagef(cmd, "want one group name, got %d arguments: %s", len(positional), strings.Join(positional, " "))
+	return oneArg(cmd, "group name", positional)
 }
 
 func groupNotFound(group string) error {

@@ -138,6 +138,43 @@ type usageError struct {
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
+// runSubcommand runs the subcommand of cmd (e.g. "strata topic") that
+// args[0] names, with the rest of args. A missing or unknown one is a usage
+// error naming them all; help prints usage to stdout.
+func runSubcommand(ctx context.Context, c *cli, cmd, usage string, subs []command, args []string) error {
+	names := make([]string, len(subs))
+	for i, sub := range subs {
+		names[i] = sub.name
+	}
+	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	if len(args) == 0 {
+		return usagef(cmd, "missing subcommand: %s", want)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(c.stdout, usage)
+		return errHelpShown
+	}
+	for _, sub := range subs {
+		if sub.name == args[0] {
+			return sub.run(ctx, c, args[1:])
+		}
+	}
+	return usagef(cmd, "unknown subcommand %q; want %s", args[0], want)
+}
+
+// oneArg checks that exactly one positional argument, the what (e.g.
+// "topic name"), was given, and returns it.
+func oneArg(cmd, what string, positional []string) (string, error) {
+	switch len(positional) {
+	case 0:
+		return "", usagef(cmd, "missing the %s", what)
+	case 1:
+		return positional[0], nil
+	}
+	return "", usagef(cmd, "want one %s, got %d arguments: %s", what, len(positional), strings.Join(positional, " "))
+}
+
 func usagef(cmd, format string, args ...any) error {
 	return &usageError{cmd: cmd, err: fmt.Errorf(format, args...)}
 }

@@ -11,7 +11,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -39,38 +38,18 @@ const topicConfigHelp = `Topic configs use Kafka's key names:
 `
 
 func runTopic(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(c.stderr, topicUsage)
-		return usagef("strata topic", "missing subcommand")
-	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(c.stdout, topicUsage)
-		return errHelpShown
-	case "create":
-		return runTopicCreate(ctx, c, rest)
-	case "list":
-		return runTopicList(ctx, c, rest)
-	case "describe":
-		return runTopicDescribe(ctx, c, rest)
-	case "alter":
-		return runTopicAlter(ctx, c, rest)
-	case "delete":
-		return runTopicDelete(ctx, c, rest)
-	}
-	return usagef("strata topic", "unknown subcommand %q; want create, list, describe, alter or delete", sub)
+	return runSubcommand(ctx, c, "strata topic", topicUsage, []command{
+		{name: "create", run: runTopicCreate},
+		{name: "list", run: runTopicList},
+		{name: "describe", run: runTopicDescribe},
+		{name: "alter", run: runTopicAlter},
+		{name: "delete", run: runTopicDelete},
+	}, args)
 }
 
 // oneName checks that exactly one positional argument, the topic name, was given.
 func oneName(cmd string, positional []string) (string, error) {
-	switch len(positional) {
-	case 0:
-		return "", usagef(cmd, "missing the topic name")
-	case 1:
-		return positional[0], nil
-	}
-	return "", usagef(cmd, "want one topic name, got %d arguments: %s", len(positional), strings.Join(positional, " "))
+	return oneArg(cmd, "topic name", positional)
 }
 
 func noArgs(cmd string, positional []string) error {
