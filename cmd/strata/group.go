@@ -74,8 +74,9 @@ func runGroupList(ctx context.Context, c *cli, args []string) error {
 
 Lists every consumer group: its state (Empty: no live members; Stable:
 every member owns its share; Reconciling: partitions are moving), its live
-members and its lag, the records between the committed offsets and the high
-watermarks summed over the partitions with a committed offset.
+members and its lag: the records between each partition's committed offset
+(its log start when none is committed) and its high watermark, summed over
+the partitions of the subscribed topics and those with a committed offset.
 --output json prints {"groups":[{"group","state","members","lag"}]}.
 `, args)
 	if err != nil {
