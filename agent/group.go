@@ -256,14 +256,35 @@ func validGroupName(g string) error {
 }
 
 // compileTopicRegex compiles a subscription's expression, anchored so that
-// it matches whole topic names as Kafka's pattern subscriptions do.
+// it matches whole topic names as Kafka's pattern subscriptions do. Every
+// heartbeat resolves every member's expression, so compiled ones are kept
+// (up to maxCachedRegexes; the cache starts over when full).
 func compileTopicRegex(expr string) (*regexp.Regexp, error) {
+	regexCache.mu.Lock()
+	re, ok := regexCache.m[expr]
+	regexCache.mu.Unlock()
+	if ok {
+		return re, nil
+	}
 	re, err := regexp.Compile(`^(?:` + expr + `)$`)
 	if err != nil {
 		return nil, invalidf("topic_regex %q: %v", expr, err)
 	}
+	regexCache.mu.Lock()
+	if len(regexCache.m) >= maxCachedRegexes {
+		clear(regexCache.m)
+	}
+	regexCache.m[expr] = re
+	regexCache.mu.Unlock()
 	return re, nil
 }
+
+const maxCachedRegexes = 1024
+
+var regexCache = struct {
+	mu sync.Mutex
+	m  map[string]*regexp.Regexp
+}{m: map[string]*regexp.Regexp{}}
 
 // groupHeartbeat runs one heartbeat against the index, retrying when a
 // concurrent heartbeat of the same group saved first.
