@@ -29,6 +29,10 @@ var (
 	producerBumpSrc string
 	//go:embed lua/snapshot.lua
 	snapshotSrc string
+	//go:embed lua/trim.lua
+	trimSrc string
+	//go:embed lua/segment_state.lua
+	segmentStateSrc string
 
 	commitScript        = redis.NewScript(commitSrc)
 	lookupScript        = redis.NewScript(lookupSrc)
@@ -38,6 +42,8 @@ var (
 	topicUpdateScript   = redis.NewScript(topicUpdateSrc)
 	producerBumpScript  = redis.NewScript(producerBumpSrc)
 	snapshotScript      = redis.NewScript(snapshotSrc)
+	trimScript          = redis.NewScript(trimSrc)
+	segmentStateScript  = redis.NewScript(segmentStateSrc)
 
 	// pipelinedScripts are run with EVALSHA inside pipelines, where a cache
 	// miss cannot fall back to EVAL on its own; they are loaded on every
