@@ -37,6 +37,12 @@ type Agent struct {
 	hub         *hub
 	cache       *blockCache
 
+	// janitorMu serializes this agent's janitor passes; janitorLive holds
+	// the segment keys a pass saw in use (see janitor.go).
+	janitorMu   sync.Mutex
+	janitorLive map[string]bool
+	janitorDone chan struct{} // closed when the janitor loop ends
+
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
 	stop      context.CancelFunc
@@ -61,6 +67,9 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		stop:    stop,
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
+
+		janitorLive: map[string]bool{},
+		janitorDone: make(chan struct{}),
 	}
 	a.topics = newTopicCache(index, cfg.TopicCacheTTL)
 	a.groupTopics = &topicCounts{index: index, ttl: cfg.TopicCacheTTL}
@@ -72,6 +81,11 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 	}
 	a.batcher = newBatcher(a)
 	go a.heartbeat(runCtx)
+	if cfg.JanitorInterval > 0 {
+		go a.runJanitor(runCtx)
+	} else {
+		close(a.janitorDone)
+	}
 	return a, nil
 }
 
@@ -107,6 +121,7 @@ func (a *Agent) Close(ctx context.Context) error {
 		err = a.batcher.close(ctx)
 		a.stop()
 		<-a.done
+		<-a.janitorDone
 	})
 	return err
 }
