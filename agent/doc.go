@@ -10,5 +10,8 @@
 // Files follow the API: produce.go (ProducerService), fetch.go and
 // subscribe.go (ConsumerService), admin.go (AdminService); batcher.go is the
 // write path behind Produce, cache.go the block cache, hub.go the fan-out of
-// the index's watermark notifications, server.go the HTTP wiring.
+// the index's watermark notifications, server.go the HTTP wiring;
+// delete_records.go is AdminService.DeleteRecords and janitor.go the
+// janitor (retention, deleted topics, deletion of unreferenced and orphaned
+// segment objects).
 package agent
