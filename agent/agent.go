@@ -38,9 +38,10 @@ type Agent struct {
 	cache       *blockCache
 
 	// janitorMu serializes this agent's janitor passes; janitorLive holds
-	// the segment keys a pass saw in use (see janitor.go).
+	// the segment keys a pass saw in use, with the partition using them
+	// (see janitor.go).
 	janitorMu   sync.Mutex
-	janitorLive map[string]bool
+	janitorLive map[string]topicPartition
 	janitorDone chan struct{} // closed when the janitor loop ends
 
 	closeOnce sync.Once
@@ -68,7 +69,7 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
 
-		janitorLive: map[string]bool{},
+		janitorLive: map[string]topicPartition{},
 		janitorDone: make(chan struct{}),
 	}
 	a.topics = newTopicCache(index, cfg.TopicCacheTTL)

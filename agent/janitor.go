@@ -17,6 +17,14 @@ package agent
 // Candidates come from the partitions' released sets (no listing needed)
 // and, for orphans (uploads whose commit never happened), from a listing of
 // the segments/ prefix. An object the janitor cannot parse is kept.
+//
+// A deleted topic's record is purged once its partitions are dropped and
+// every segment they released is deleted; a segment it shares with a live
+// topic waits for that topic's retention, and so does the purge.
+//
+// Cost per pass: one retention call and one released-set read per
+// partition, one ranged GET of the footer per candidate segment not known
+// to be in use, and a listing of segments/.
 
 import (
 	"context"
@@ -140,7 +148,7 @@ func (a *Agent) RunJanitor(ctx context.Context, now time.Time) (JanitorReport, e
 }
 
 func (j *janitor) run(ctx context.Context, ttl time.Duration) error {
-	if err := j.retention(ctx); err != nil {
+	if err := j.retention(ctx, ttl); err != nil {
 		return err
 	}
 	purge, err := j.dropDeletedTopics(ctx)
@@ -188,12 +196,15 @@ func (j *janitor) released(ctx context.Context, tp topicPartition) error {
 }
 
 // retention applies every live topic's retention.ms and retention.bytes.
-func (j *janitor) retention(ctx context.Context) error {
+func (j *janitor) retention(ctx context.Context, ttl time.Duration) error {
 	topics, err := j.idx.ListTopics(ctx)
 	if err != nil {
 		return fmt.Errorf("janitor: %w", err)
 	}
 	for _, t := range topics {
+		if err := j.renew(ctx, ttl); err != nil {
+			return err
+		}
 		for p := range t.Config.Partitions {
 			tp := topicPartition{t.ID, p}
 			if t.Config.RetentionMs >= 0 || t.Config.RetentionBytes >= 0 {
@@ -275,7 +286,7 @@ func (j *janitor) orphans(ctx context.Context, ttl time.Duration) error {
 			return fmt.Errorf("janitor: list %s: %w", segmentPrefix, err)
 		}
 		seen[info.Key] = true
-		if live[info.Key] || j.candidates[info.Key] != nil || j.now.Sub(info.LastModified) < j.a.cfg.OrphanGrace {
+		if _, inUse := live[info.Key]; inUse || j.candidates[info.Key] != nil || j.now.Sub(info.LastModified) < j.a.cfg.OrphanGrace {
 			continue
 		}
 		if err := j.renew(ctx, ttl); err != nil {
@@ -314,6 +325,18 @@ func (j *janitor) collect(ctx context.Context, key string, tps []topicPartition)
 		j.a.log.Warn("janitor: not a segment key; left alone", "key", key)
 		return nil
 	}
+	if tp, ok := j.a.janitorLive[key]; ok {
+		// A partition used it last time: while it still does, the footer
+		// need not be read again.
+		use, _, err := j.idx.SegmentState(ctx, tp.id, tp.p, id, key)
+		if err != nil {
+			return fmt.Errorf("janitor: %w", err)
+		}
+		if use == coordinator.SegmentInUse {
+			return nil
+		}
+		delete(j.a.janitorLive, key)
+	}
 	attrs, err := j.a.bucket.Attributes(ctx, key)
 	if errors.Is(err, objectlog.ErrNotFound) {
 		return j.forget(ctx, id, key, tps)
@@ -343,7 +366,7 @@ func (j *janitor) collect(ctx context.Context, key string, tps []topicPartition)
 		}
 		switch use {
 		case coordinator.SegmentInUse:
-			j.a.janitorLive[key] = true
+			j.a.janitorLive[key] = tp
 			return nil
 		case coordinator.SegmentReleased:
 			if j.now.Sub(at) < j.a.cfg.UnreferencedGrace {
