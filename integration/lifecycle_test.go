@@ -1,11 +1,13 @@
 package integration
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/minio/minio-go/v7"
 
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
@@ -58,5 +60,50 @@ func TestRetentionAndDeleteRecords(t *testing.T) {
 	// The segments stay until --orphan-grace (1 h by default) has passed.
 	if n := len(d.objectKeys(t)); n < 2 {
 		t.Fatalf("%d objects in the bucket, want the 2 segments kept through the grace period", n)
+	}
+}
+
+// TestJanitorDeletesSegmentsOnMinIO lets the janitor of a real agent process
+// delete, on MinIO, the segments DeleteRecords released and an orphan
+// upload, once they are past the shortest grace the agent accepts, while
+// the segments of another topic stay and read back through an agent that
+// never cached them.
+func TestJanitorDeletesSegmentsOnMinIO(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	// The shortest orphan grace allowed: commit-timeout plus a minute, and a bit.
+	gc := []string{"--janitor-interval", "500ms", "--commit-timeout", "1s", "--orphan-grace", "62s", "--unreferenced-grace", "0s"}
+	a1 := d.startAgent(t, "agent-1", gc...)
+	mustCLI(t, nil, "topic", "create", "gone", "--addr", a1.url())
+	mustCLI(t, nil, "topic", "create", "kept", "--addr", a1.url())
+	for i := range 3 {
+		mustCLI(t, strings.NewReader(fmt.Sprintf("g%d\n", i)), "produce", "gone", "--addr", a1.url())
+		mustCLI(t, strings.NewReader(fmt.Sprintf("k%d\n", i)), "produce", "kept", "--addr", a1.url())
+	}
+	keys := d.objectKeys(t)
+	if len(keys) != 6 {
+		t.Fatalf("%d objects after 6 produces, want 6: %v", len(keys), keys)
+	}
+	// An upload whose commit never happened: a copy of a real segment.
+	orphan := d.prefix + "/segments/01ORPHAN00000000000000000000.seg"
+	if _, err := d.minio.CopyObject(t.Context(), minio.CopyDestOptions{Bucket: d.bucket, Object: orphan},
+		minio.CopySrcOptions{Bucket: d.bucket, Object: keys[0]}); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, nil, "topic", "delete-records", "gone", "--before-offset", "-1", "--addr", a1.url())
+
+	// Three segments of "gone" and the orphan go once 62 s old.
+	var left []string
+	if !waitFor(3*time.Minute, func() bool {
+		left = d.objectKeys(t)
+		return len(left) == 3
+	}) {
+		t.Fatalf("objects left: %v, want the 3 of \"kept\"\nagent-1:\n%s", left, a1.log())
+	}
+	// A second agent never saw these segments: it reads them from MinIO.
+	a2 := d.startAgent(t, "agent-2", "--janitor-interval", "0")
+	out := mustCLI(t, nil, "consume", "kept", "--from", "earliest", "-n", "3", "--addr", a2.url())
+	if out != "k0\nk1\nk2\n" {
+		t.Fatalf("consume kept printed %q", out)
 	}
 }
