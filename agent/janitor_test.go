@@ -368,3 +368,67 @@ func TestJanitorConcurrentProduceAndDeletion(t *testing.T) {
 		}
 	}
 }
+
+func TestJanitorConfigRefusesShortOrphanGrace(t *testing.T) {
+	t.Parallel()
+	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	cfg := agent.DefaultConfig()
+	cfg.AdminListen = ""
+	cfg.CommitTimeout = 10 * time.Second
+	cfg.OrphanGrace = time.Minute
+	_, err = agent.New(t.Context(), cfg, objectlog.NewMemBucket(), index, nil)
+	if err == nil || !strings.Contains(err.Error(), "orphan-grace (1m0s) must exceed commit-timeout plus a minute (1m10s)") {
+		t.Fatalf("New with a 1m orphan grace: %v", err)
+	}
+}
+
+func TestDeleteRecordsRPC(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, manualJanitor)
+	ta.createTopic(t, "t", 2, nil)
+	for i := range 3 {
+		produceTo(t, ta, "t", 0, fmt.Sprint(i))
+	}
+	del := func(parts ...*stratav1.DeleteRecordsPartition) (*stratav1.DeleteRecordsResponse, error) {
+		resp, err := ta.admin.DeleteRecords(t.Context(), connect.NewRequest(&stratav1.DeleteRecordsRequest{Topic: "t", Partitions: parts}))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg, nil
+	}
+	part := func(p int32, before int64) *stratav1.DeleteRecordsPartition {
+		return &stratav1.DeleteRecordsPartition{Partition: p, BeforeOffset: before}
+	}
+	resp, err := del(part(0, 1), part(1, -1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(resp.Partitions[0].LogStartOffset, resp.Partitions[0].HighWatermark, resp.Partitions[1].LogStartOffset); got != "1 3 0" {
+		t.Fatalf("bounds %s, want 1 3 0", got)
+	}
+	for _, tc := range []struct {
+		parts []*stratav1.DeleteRecordsPartition
+		code  connect.Code
+		msg   string
+	}{
+		{nil, connect.CodeInvalidArgument, "no partitions"},
+		{[]*stratav1.DeleteRecordsPartition{part(0, 2), part(0, 2)}, connect.CodeInvalidArgument, "partition 0 given twice"},
+		{[]*stratav1.DeleteRecordsPartition{part(0, -2)}, connect.CodeInvalidArgument, "offset -2"},
+		{[]*stratav1.DeleteRecordsPartition{part(2, 0)}, connect.CodeNotFound, "partitions 0 to 1"},
+		{[]*stratav1.DeleteRecordsPartition{part(0, 4)}, connect.CodeOutOfRange, "high watermark 3"},
+	} {
+		_, err := del(tc.parts...)
+		if connect.CodeOf(err) != tc.code || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%v: %v, want %v with %q", tc.parts, err, tc.code, tc.msg)
+		}
+	}
+	// A fetch below the new log start is OUT_OF_RANGE with both bounds.
+	_, err = readFrom(t, ta, "t", 0, 0)
+	if connect.CodeOf(err) != connect.CodeOutOfRange || !strings.Contains(err.Error(), "log start 1") || !strings.Contains(err.Error(), "high watermark 3") {
+		t.Fatalf("fetch below the log start: %v", err)
+	}
+}
