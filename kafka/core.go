@@ -321,23 +321,23 @@ type ProducerCore interface {
 // The errors a Core returns, matched with errors.Is. Each maps to one Kafka
 // error code in errors.go; the comment names it.
 var (
-	ErrUnknownTopicOrPartition = errors.New("unknown topic or partition")         // UNKNOWN_TOPIC_OR_PARTITION
-	ErrUnknownTopicID          = errors.New("unknown topic id")                   // UNKNOWN_TOPIC_ID
-	ErrTopicAlreadyExists      = errors.New("topic already exists")               // TOPIC_ALREADY_EXISTS
-	ErrInvalidTopic            = errors.New("invalid topic name")                 // INVALID_TOPIC_EXCEPTION
-	ErrInvalidPartitions       = errors.New("invalid number of partitions")       // INVALID_PARTITIONS
-	ErrInvalidConfig           = errors.New("invalid config")                     // INVALID_CONFIG
-	ErrPolicyViolation         = errors.New("policy violation")                   // POLICY_VIOLATION
-	ErrMessageTooLarge         = errors.New("record batch too large")             // MESSAGE_TOO_LARGE
-	ErrCorruptMessage          = errors.New("corrupt record batch")               // CORRUPT_MESSAGE
-	ErrInvalidRecord           = errors.New("invalid record")                     // INVALID_RECORD
-	ErrOffsetOutOfRange        = errors.New("offset out of range")                // OFFSET_OUT_OF_RANGE
-	ErrOutOfOrderSequence      = errors.New("out of order sequence number")       // OUT_OF_ORDER_SEQUENCE_NUMBER
-	ErrInvalidProducerEpoch    = errors.New("invalid producer epoch")             // INVALID_PRODUCER_EPOCH
-	ErrUnknownProducerID       = errors.New("unknown producer id")                // UNKNOWN_PRODUCER_ID
-	ErrUnavailable             = errors.New("store or index unavailable")         // KAFKA_STORAGE_ERROR (retriable)
-	ErrTimeout                 = errors.New("request timed out")                  // REQUEST_TIMED_OUT (retriable)
-	ErrUnsupported             = errors.New("not supported by this broker")       // UNSUPPORTED_VERSION
-	ErrInvalidRequest          = errors.New("invalid request")                    // INVALID_REQUEST
+	ErrUnknownTopicOrPartition = errors.New("unknown topic or partition")        // UNKNOWN_TOPIC_OR_PARTITION
+	ErrUnknownTopicID          = errors.New("unknown topic id")                  // UNKNOWN_TOPIC_ID
+	ErrTopicAlreadyExists      = errors.New("topic already exists")              // TOPIC_ALREADY_EXISTS
+	ErrInvalidTopic            = errors.New("invalid topic name")                // INVALID_TOPIC_EXCEPTION
+	ErrInvalidPartitions       = errors.New("invalid number of partitions")      // INVALID_PARTITIONS
+	ErrInvalidConfig           = errors.New("invalid config")                    // INVALID_CONFIG
+	ErrPolicyViolation         = errors.New("policy violation")                  // POLICY_VIOLATION
+	ErrMessageTooLarge         = errors.New("record batch too large")            // MESSAGE_TOO_LARGE
+	ErrCorruptMessage          = errors.New("corrupt record batch")              // CORRUPT_MESSAGE
+	ErrInvalidRecord           = errors.New("invalid record")                    // INVALID_RECORD
+	ErrOffsetOutOfRange        = errors.New("offset out of range")               // OFFSET_OUT_OF_RANGE
+	ErrOutOfOrderSequence      = errors.New("out of order sequence number")      // OUT_OF_ORDER_SEQUENCE_NUMBER
+	ErrInvalidProducerEpoch    = errors.New("invalid producer epoch")            // INVALID_PRODUCER_EPOCH
+	ErrUnknownProducerID       = errors.New("unknown producer id")               // UNKNOWN_PRODUCER_ID
+	ErrUnavailable             = errors.New("store or index unavailable")        // KAFKA_STORAGE_ERROR (retriable)
+	ErrTimeout                 = errors.New("request timed out")                 // REQUEST_TIMED_OUT (retriable)
+	ErrUnsupported             = errors.New("not supported by this broker")      // UNSUPPORTED_VERSION
+	ErrInvalidRequest          = errors.New("invalid request")                   // INVALID_REQUEST
 	ErrThrottled               = errors.New("overloaded, retry after a backoff") // THROTTLING_QUOTA_EXCEEDED (retriable)
 )
