@@ -8,7 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Produce: key 0, versions 3-11.
+// Produce: key 0, versions 0-11 (3-11 served).
 //
 // Each partition's records must be exactly one RecordBatch v2 (batch.go
 // checks framing, magic and CRC-32C and answers INVALID_RECORD or
@@ -29,6 +29,13 @@ import (
 //   - The request's timeout bounds the wait for durability: partitions not
 //     durable in time answer REQUEST_TIMED_OUT (retriable; an idempotent
 //     retry gets the offset of the first attempt).
+//   - v0-2 (magic 0/1 message sets, Kafka < 0.11) are advertised but
+//     answer UNSUPPORTED_VERSION in every partition: Strata stores record
+//     batches v2 only and never converts. They are listed because librdkafka
+//     up to 2.11 (Debian's kcat 1.7.1 has 2.0.2) turns gzip, snappy and lz4
+//     compression off for a broker that does not list Produce v0; it then
+//     produces at v3+ anyway. (Its LZ4 also needs FindCoordinator v0
+//     listed, which comes with the group APIs.)
 //   - MESSAGE_TOO_LARGE (batch over the topic's max.message.bytes),
 //     UNKNOWN_TOPIC_OR_PARTITION, OUT_OF_ORDER_SEQUENCE_NUMBER and the like
 //     come from the core; v8+ carry the error's text in ErrorMessage.
@@ -41,6 +48,7 @@ func (s *Server) handleProduce(ctx context.Context, cc *clientConn, req *kmsg.Pr
 	}
 	var waits []waiting
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
+	oldVersion := req.Version < 3
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
@@ -53,6 +61,10 @@ func (s *Server) handleProduce(ctx context.Context, cc *clientConn, req *kmsg.Pr
 			*p = kmsg.NewProduceResponseTopicPartition()
 			p.Partition = rp.Partition
 			p.BaseOffset = -1
+			if oldVersion {
+				p.ErrorCode = kerr.UnsupportedVersion.Code
+				continue
+			}
 			if !validAcks {
 				p.ErrorCode = kerr.InvalidRequiredAcks.Code
 				continue

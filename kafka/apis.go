@@ -27,14 +27,16 @@ func typed[R kmsg.Request](f func(*Server, context.Context, *clientConn, R) func
 // key or version is answered with UNSUPPORTED_VERSION. The ranges are those
 // current clients negotiate (Kafka 3.x/4.x and franz-go's kfake are the
 // reference), bounded by what kmsg v1.15.1 encodes; old versions are left out
-// where they predate record batches v2 (Produce < 3, Fetch < 4) or carry
-// semantics we do not keep (ListOffsets v0's list of offsets). Group and
+// where they predate record batches v2 (Fetch < 4) or carry semantics we do
+// not keep (ListOffsets v0's list of offsets). Produce v0-2 are the exception:
+// listed, and answered UNSUPPORTED_VERSION (00_produce.go), because
+// librdkafka compresses only for brokers that list Produce v0. Group and
 // transaction APIs come with their own issue and are not advertised.
 var apis map[int16]api
 
 func init() {
 	apis = map[int16]api{
-		int16(kmsg.Produce):                 {3, 11, typed((*Server).handleProduce)},
+		int16(kmsg.Produce):                 {0, 11, typed((*Server).handleProduce)}, // 0-2: see 00_produce.go
 		int16(kmsg.Fetch):                   {4, 16, typed((*Server).handleFetch)},
 		int16(kmsg.ListOffsets):             {1, 8, typed((*Server).handleListOffsets)},
 		int16(kmsg.Metadata):                {0, 12, typed((*Server).handleMetadata)},

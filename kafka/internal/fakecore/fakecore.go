@@ -523,3 +523,22 @@ func (c *Core) InitProducerID(_ context.Context, req kafka.InitProducer) (int64,
 }
 
 var _ kafka.Core = (*Core)(nil)
+
+// StoredBatches returns the raw batches stored for a topic, partition by
+// partition, as a fetch would return them: for tests that check what was
+// stored byte for byte.
+func (c *Core) StoredBatches(name string) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.topics[name]
+	if !ok {
+		return nil
+	}
+	var out [][]byte
+	for _, p := range t.partitions {
+		for _, b := range p.batches {
+			out = append(out, slices.Clone(b.raw))
+		}
+	}
+	return out
+}
