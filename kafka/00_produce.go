@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -66,7 +67,7 @@ func (s *Server) handleProduce(ctx context.Context, cc *clientConn, req *kmsg.Pr
 				continue
 			}
 			if !validAcks {
-				p.ErrorCode = kerr.InvalidRequiredAcks.Code
+				setProduceError(p, req.Version, fmt.Errorf("%w: acks %d; use 0, 1 or -1 (all)", kerr.InvalidRequiredAcks, req.Acks))
 				continue
 			}
 			b, err := parseProduceBatch(rp.Records)

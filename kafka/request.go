@@ -116,6 +116,7 @@ type decodedRequest struct {
 	header      requestHeader
 	req         kmsg.Request
 	unsupported bool
+	body        []byte // after the fixed header; for unsupported requests only
 }
 
 // decodeRequest takes one frame apart: header by hand, body by kmsg, for the
@@ -131,7 +132,7 @@ func decodeRequest(frame []byte) (decodedRequest, error) {
 	}
 	a, ok := apis[h.key]
 	if !ok || h.version < a.min || h.version > a.max {
-		d.unsupported = true
+		d.unsupported, d.body = true, rest
 		return d, nil
 	}
 	req := kmsg.RequestForKey(h.key)
@@ -171,7 +172,11 @@ func appendResponse(dst []byte, correlationID int32, resp kmsg.Response) []byte 
 // versions served, so the client can pick one (KIP-511). It returns nil when
 // kmsg cannot encode a response of that key and version: there is then no
 // answer the client could read, and the connection is closed with a log line.
-func unsupportedResponse(h requestHeader) kmsg.Response {
+//
+// FindCoordinator v4+ has no top-level error code: each key asked gets
+// UNSUPPORTED_VERSION (group clients send it first, so this is the error
+// they see until groups are served).
+func unsupportedResponse(h requestHeader, body []byte) kmsg.Response {
 	if h.key == int16(kmsg.ApiVersions) {
 		resp := apiVersionsResponse(0)
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
@@ -184,6 +189,19 @@ func unsupportedResponse(h requestHeader) kmsg.Response {
 	resp.SetVersion(h.version)
 	if f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode"); f.IsValid() && f.Kind() == reflect.Int16 {
 		f.SetInt(int64(kerr.UnsupportedVersion.Code))
+	}
+	if fc, ok := resp.(*kmsg.FindCoordinatorResponse); ok && h.version >= 4 {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.SetVersion(h.version)
+		if rest, err := skipTags(body); err == nil && req.ReadFrom(rest) == nil {
+			for _, key := range req.CoordinatorKeys {
+				c := kmsg.NewFindCoordinatorResponseCoordinator()
+				c.Key, c.NodeID, c.Port = key, -1, -1
+				c.ErrorCode = kerr.UnsupportedVersion.Code
+				c.ErrorMessage = kmsg.StringPtr("consumer groups and transactions are not served over Kafka yet")
+				fc.Coordinators = append(fc.Coordinators, c)
+			}
+		}
 	}
 	return resp
 }

@@ -239,7 +239,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		p := pending{correlationID: d.header.correlationID, key: d.header.key}
 		if d.unsupported {
-			resp := unsupportedResponse(d.header)
+			resp := unsupportedResponse(d.header, d.body)
 			if resp == nil {
 				log.Warn("closing Kafka connection: unknown API key or a version no response can be encoded for",
 					"api_key", d.header.key, "api_version", d.header.version)
