@@ -65,8 +65,20 @@ bench:
 bench-go:
 	scripts/test-services.sh $(GO) test -run '^$$' -bench . -benchtime 2x ./...
 
+# Every fuzz target as package:Func. Each gets an equal share of FUZZTIME
+# (given in seconds, e.g. 30s), so the smoke run takes FUZZTIME in all however
+# many targets there are; any other form of FUZZTIME is given to each target.
+FUZZ_TARGETS := ./objectlog:FuzzReadSegment ./kafka:FuzzDecodeRequest
+
 fuzz:
-	$(GO) test ./objectlog -run '^$$' -fuzz FuzzReadSegment -fuzztime $(FUZZTIME)
+	@t='$(FUZZTIME)'; share=$$t; \
+	if [[ $$t =~ ^[0-9]+s$$ ]]; then share=$$(( $${t%s} / $(words $(FUZZ_TARGETS)) ))s; fi; \
+	if [ "$$share" = 0s ]; then share=1s; fi; \
+	for target in $(FUZZ_TARGETS); do \
+		pkg=$${target%%:*}; fn=$${target##*:}; \
+		echo "fuzz $$pkg $$fn for $$share"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $$share || exit 1; \
+	done
 
 clean:
 	rm -rf bin
