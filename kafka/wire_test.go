@@ -540,3 +540,125 @@ func TestDescribeTopicPartitionsPages(t *testing.T) {
 		t.Fatalf("pages gave %v, want %v", seen, want)
 	}
 }
+
+func TestFetchMaxBytes(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t)
+	topic := topicName(t)
+	createTopic(t, c, topic, 2)
+	rc := dial(t, c.addrs[0])
+	big := string(make([]byte, 1000))
+	for p := range int32(2) {
+		for range 3 {
+			r := roundTrip[*kmsg.ProduceResponse](t, rc, "x", produceRequest(9, -1, topic, p, makeBatch(big)))
+			if code := r.Topics[0].Partitions[0].ErrorCode; code != 0 {
+				t.Fatal(kerr.ErrorForCode(code))
+			}
+		}
+	}
+	batchSize := len(makeBatch(big))
+	fetch := func(partitionMax, requestMax int32) []int {
+		req := fetchRequest(12, topic, [16]byte{}, 0, 0, 0)
+		req.MaxBytes = requestMax
+		p1 := req.Topics[0].Partitions[0]
+		p1.Partition = 1
+		req.Topics[0].Partitions = append(req.Topics[0].Partitions, p1)
+		for i := range req.Topics[0].Partitions {
+			req.Topics[0].Partitions[i].PartitionMaxBytes = partitionMax
+		}
+		resp := roundTrip[*kmsg.FetchResponse](t, rc, "x", req)
+		var batches []int
+		for _, p := range resp.Topics[0].Partitions {
+			if p.ErrorCode != 0 || len(p.RecordBatches)%batchSize != 0 {
+				t.Fatalf("partition %d: error %d, %d bytes: not whole batches", p.Partition, p.ErrorCode, len(p.RecordBatches))
+			}
+			batches = append(batches, len(p.RecordBatches)/batchSize)
+		}
+		return batches
+	}
+	for _, tc := range []struct {
+		partitionMax, requestMax int32
+		want                     []int
+	}{
+		{1 << 20, 1 << 20, []int{3, 3}},
+		{int32(2 * batchSize), 1 << 20, []int{2, 2}},           // per partition
+		{1 << 20, int32(4 * batchSize), []int{3, 1}},           // per request
+		{10, 10, []int{1, 0}},                                  // the first batch always comes (KIP-74)
+		{int32(batchSize), int32(batchSize + 10), []int{1, 0}}, // no room for a second
+	} {
+		if got := fetch(tc.partitionMax, tc.requestMax); !slices.Equal(got, tc.want) {
+			t.Errorf("partition max %d, request max %d: batches %v, want %v", tc.partitionMax, tc.requestMax, got, tc.want)
+		}
+	}
+}
+
+func TestOffsetForLeaderEpochAndDescribeCluster(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, "a", "b")
+	topic := topicName(t)
+	createTopic(t, c, topic, 1)
+	rc := dial(t, c.addrs[0])
+	roundTrip[*kmsg.ProduceResponse](t, rc, "x", produceRequest(9, -1, topic, 0, makeBatch("a", "b")))
+
+	// Every epoch runs to the end of the log: no truncation, ever.
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.SetVersion(4)
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = topic
+	for _, p := range []int32{0, 5} {
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.Partition, rp.LeaderEpoch = p, 3
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp := roundTrip[*kmsg.OffsetForLeaderEpochResponse](t, rc, "x", req)
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.EndOffset != 2 || p.LeaderEpoch != 3 {
+		t.Fatalf("partition 0: %+v, want epoch 3 ending at 2", p)
+	}
+	if p := resp.Topics[0].Partitions[1]; p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("partition 5: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	dc.SetVersion(1)
+	dc.EndpointType = 1
+	r := roundTrip[*kmsg.DescribeClusterResponse](t, rc, "svc,zone=b", dc)
+	if r.ErrorCode != 0 || r.ClusterID != "strata-test" || len(r.Brokers) != 1 || r.Brokers[0].NodeID != 2 ||
+		r.Brokers[0].Rack == nil || *r.Brokers[0].Rack != "b" || r.ControllerID != 2 {
+		t.Fatalf("DescribeCluster from zone b: %+v", r)
+	}
+	dc.EndpointType = 2
+	if r := roundTrip[*kmsg.DescribeClusterResponse](t, rc, "x", dc); r.ErrorCode != kerr.UnsupportedEndpointType.Code {
+		t.Fatalf("controllers endpoint: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+}
+
+func TestDeleteTopicsByID(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t)
+	topic := topicName(t)
+	createTopic(t, c, topic, 1)
+	rc := dial(t, c.addrs[0])
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(12)
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	md.Topics = append(md.Topics, mt)
+	id := roundTrip[*kmsg.MetadataResponse](t, rc, "x", md).Topics[0].TopicID
+
+	req := kmsg.NewPtrDeleteTopicsRequest()
+	req.SetVersion(6)
+	req.Topics = []kmsg.DeleteTopicsRequestTopic{{TopicID: id}, {TopicID: [16]byte{9}}}
+	resp := roundTrip[*kmsg.DeleteTopicsResponse](t, rc, "x", req)
+	if r := resp.Topics[0]; r.ErrorCode != 0 || r.Topic == nil || *r.Topic != topic || r.TopicID != id {
+		t.Fatalf("delete by id: %+v", r)
+	}
+	if r := resp.Topics[1]; r.ErrorCode != kerr.UnknownTopicID.Code {
+		t.Fatalf("delete by an unknown id: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	// Metadata by the old id: gone.
+	md.Topics = []kmsg.MetadataRequestTopic{{TopicID: id}}
+	if r := roundTrip[*kmsg.MetadataResponse](t, rc, "x", md); r.Topics[0].ErrorCode != kerr.UnknownTopicID.Code {
+		t.Fatalf("metadata of a deleted id: %v", kerr.ErrorForCode(r.Topics[0].ErrorCode))
+	}
+}
