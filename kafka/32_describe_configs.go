@@ -9,13 +9,13 @@ import (
 
 // DescribeConfigs: key 32, versions 0-4 (KIP-133, KIP-226, KIP-336).
 //
-// Topic resources (type 2) list the topic's configs from the core, every one
-// or those named; each with its value, its source (v1+: the topic's own value
-// or a default), read-only and sensitive flags (sensitive values are null),
-// its type (v3+) and, when asked, its documentation (v3+). With
-// include_synonyms (v1+) each config lists itself as its only synonym: there
-// is no chain of broker-level overrides to show. v0 has is_default instead of
-// a source.
+// Topic resources (type 2) list the topic's configs from the core: every one
+// when the names are null or empty (Kafka reads both so), else those named.
+// Each has its value, its source (v1+: the topic's own value or a default),
+// read-only and sensitive flags (sensitive values are null), its type (v3+)
+// and, when asked, its documentation (v3+). With include_synonyms (v1+) each
+// config lists itself as its only synonym: there is no chain of broker-level
+// overrides to show. v0 has is_default instead of a source.
 //
 // Broker (4) and broker-logger (8) resources answer with no configs: agents
 // are configured by their flags, not over Kafka. Other resource types are
@@ -35,7 +35,7 @@ func (s *Server) handleDescribeConfigs(ctx context.Context, _ *clientConn, req *
 			}
 			r.Configs = []kmsg.DescribeConfigsResponseResourceConfig{}
 			for _, c := range configs {
-				if rr.ConfigNames != nil && !contains(rr.ConfigNames, c.Name) {
+				if len(rr.ConfigNames) > 0 && !contains(rr.ConfigNames, c.Name) {
 					continue
 				}
 				r.Configs = append(r.Configs, describeConfig(req, c))

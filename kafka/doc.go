@@ -28,6 +28,10 @@
 // and the Kafka front-ends have (produce, fetch, groups, transactions) lives
 // once, in the core.
 //
+// Wiring (cmd/strata, later): --kafka-listen is the address given to Serve;
+// --kafka-advertise is what the agent registers for Core.Brokers to list, so
+// the front-end itself needs neither. One Server may Serve several listeners.
+//
 // What it must not import: the agent's internals or its Connect front-end,
 // connectrpc or the generated protobuf code, coordinator and objectlog. The
 // agent core implements Core (or an adapter in cmd/strata does); this package

@@ -258,6 +258,9 @@ func (s *Server) serveConn(nc net.Conn) {
 			break
 		}
 	}
+	// The client is gone or broke the protocol: stop the work still in
+	// flight (long polls, waits for acks); nobody will read its answers.
+	cancel()
 	close(queue)
 	<-writerDone
 }
