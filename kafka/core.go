@@ -267,7 +267,9 @@ type LogCore interface {
 	// returned channel then receives exactly one result, once the batch is
 	// durable in the store and the index (or has failed); only then is it
 	// visible to fetches. ctx bounds only the wait before Produce returns: a
-	// batch already queued is committed or failed whatever ctx does.
+	// batch already queued is committed or failed whatever ctx does. The
+	// channel must be buffered (capacity 1): the front-end stops listening
+	// when its client goes away, and the core must never block on that.
 	//
 	// Errors: ErrUnknownTopicOrPartition, ErrMessageTooLarge (over the topic's
 	// max.message.bytes), ErrCorruptMessage, ErrOutOfOrderSequence,

@@ -662,3 +662,25 @@ func TestDeleteTopicsByID(t *testing.T) {
 		t.Fatalf("metadata of a deleted id: %v", kerr.ErrorForCode(r.Topics[0].ErrorCode))
 	}
 }
+
+func TestAcksZeroFailureClosesConnection(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t)
+	topic := topicName(t)
+	createTopic(t, c, topic, 1)
+	rc := dial(t, c.addrs[0])
+	// A good acks=0 produce: no answer, the next request's answer comes first.
+	rc.send(1, "x", produceRequest(9, 0, topic, 0, makeBatch("a")))
+	rc.send(2, "x", kmsg.NewPtrApiVersionsRequest())
+	if corr, _, err := rc.recv(); err != nil || corr != 2 {
+		t.Fatalf("after an acks=0 produce: corr %d err %v, want the ApiVersions answer (2)", corr, err)
+	}
+	// A failing one closes the connection, as Kafka does, so the client
+	// learns of the failure it was not told about.
+	rc.send(3, "x", produceRequest(9, 0, topic+"-none", 0, makeBatch("a")))
+	_, _, err := rc.recv()
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("after a failed acks=0 produce: %v, want the connection closed", err)
+	}
+}
