@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -224,7 +225,11 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 		frame, err := readFrame(br, s.cfg.MaxRequestBytes)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && ctx.Err() == nil {
+			switch {
+			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || ctx.Err() != nil:
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				log.Debug("closing idle Kafka connection", "idle", s.cfg.IdleTimeout)
+			default:
 				log.Warn("closing Kafka connection", "err", err)
 			}
 			break
@@ -282,7 +287,11 @@ func (s *Server) writeResponses(ctx context.Context, cancel context.CancelFunc, 
 		} else {
 			buf = appendResponse(buf[:0], p.correlationID, resp)
 			nc.SetWriteDeadline(time.Now().Add(time.Minute))
-			if _, err = nc.Write(buf); err == nil {
+			_, err = nc.Write(buf)
+			if cap(buf) > 1<<20 {
+				buf = nil // keep no large fetch's buffer for the connection's life
+			}
+			if err == nil {
 				continue
 			}
 			if ctx.Err() == nil {
