@@ -193,6 +193,14 @@ func TestKadmAdmin(t *testing.T) {
 	if err := again[topic].Err; err != kerr.TopicAlreadyExists {
 		t.Fatalf("creating it again: %v, want TOPIC_ALREADY_EXISTS", err)
 	}
+	rf0, _ := adm.CreateTopics(ctx, 1, 0, nil, topic+"-rf0")
+	if err := rf0[topic+"-rf0"].Err; err != kerr.InvalidReplicationFactor {
+		t.Fatalf("replication factor 0: %v, want INVALID_REPLICATION_FACTOR", err)
+	}
+	rf3, _ := adm.CreateTopics(ctx, 1, 3, nil, topic+"-rf3")
+	if err := rf3[topic+"-rf3"].Err; err != nil {
+		t.Fatalf("replication factor 3 (accepted, durability is the store's): %v", err)
+	}
 	bad, _ := adm.CreateTopics(ctx, 1, -1, map[string]*string{"no.such.config": &retention}, topic+"-bad")
 	if err := bad[topic+"-bad"].Err; err != kerr.InvalidConfig {
 		t.Fatalf("unknown config: %v, want INVALID_CONFIG", err)
