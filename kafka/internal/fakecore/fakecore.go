@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratabroker/strata/kafka"
@@ -42,7 +43,11 @@ type Core struct {
 	nextPID   int64
 	producers map[int64]int16 // producer id -> current epoch
 	changed   chan struct{}   // closed and replaced on every append: wakes long polls
+	polling   atomic.Int32    // fetches waiting for data
 }
+
+// Polling is the number of fetches waiting for data right now.
+func (c *Core) Polling() int { return int(c.polling.Load()) }
 
 type topic struct {
 	kafka.Topic
@@ -396,14 +401,18 @@ func (c *Core) Fetch(ctx context.Context, req kafka.FetchRequest) ([]kafka.Fetch
 		if anyErr || total >= int(req.MinBytes) {
 			return results, nil
 		}
+		c.polling.Add(1)
 		select {
 		case <-changed:
+			c.polling.Add(-1)
 		case <-deadline.C:
+			c.polling.Add(-1)
 			c.mu.Lock()
 			results, _, _ = c.readLocked(req)
 			c.mu.Unlock()
 			return results, nil
 		case <-ctx.Done():
+			c.polling.Add(-1)
 			return nil, ctx.Err()
 		}
 	}
