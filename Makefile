@@ -55,8 +55,8 @@ generate: $(BUF) $(WEB_DEPS)
 	PATH=$(PROTO_TOOLS):$(CURDIR)/web/node_modules/.bin:$$PATH $(BUF) generate
 
 checkgenerate: generate
-	@if [ -n "$$(git status --porcelain -- proto/gen web/src/gen web/package-lock.json)" ]; then \
-		git status --short -- proto/gen web/src/gen web/package-lock.json; \
+	@if [ -n "$$(git status --porcelain -- proto/gen web/src/gen)" ]; then \
+		git status --short -- proto/gen web/src/gen; \
 		echo "generated code is stale: run make generate and commit"; exit 1; fi
 
 # Type-checks the generated TypeScript and the example of docs/typescript.md
