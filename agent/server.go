@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -168,6 +170,7 @@ func (a *Agent) Serve(ctx context.Context, l Listeners) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return streams },
 			TLSConfig:         tlsConfig,
+			ErrorLog:          log.New(serverErrorLog{a.log}, "", 0),
 		}
 		s.Protocols = new(http.Protocols)
 		s.Protocols.SetHTTP1(true)
@@ -221,4 +224,19 @@ func (a *Agent) Serve(ctx context.Context, l Listeners) error {
 		return serveErr
 	}
 	return errors.Join(closeErr, err)
+}
+
+// serverErrorLog puts net/http's error lines into the agent's structured
+// log. Failed TLS handshakes are debug: load balancers' TCP health checks
+// and port scanners cause one per probe.
+type serverErrorLog struct{ log *slog.Logger }
+
+func (l serverErrorLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, "http server", "err", msg)
+	return len(p), nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,6 +49,11 @@ type servedAgent struct {
 
 func serveAgent(t *testing.T, tweak func(*agent.Config)) servedAgent {
 	t.Helper()
+	return serveAgentLogging(t, tweak, slog.New(slog.DiscardHandler))
+}
+
+func serveAgentLogging(t *testing.T, tweak func(*agent.Config), log *slog.Logger) servedAgent {
+	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = ""
@@ -66,7 +72,7 @@ func serveAgent(t *testing.T, tweak func(*agent.Config)) servedAgent {
 	}
 	counting := &countingListener{Listener: ls.API}
 	ls.API = counting
-	a, err := agent.New(t.Context(), cfg, objectlog.NewMemBucket(), index, slog.New(slog.DiscardHandler))
+	a, err := agent.New(t.Context(), cfg, objectlog.NewMemBucket(), index, log)
 	if err != nil {
 		ls.API.Close()
 		t.Fatal(err)
@@ -175,6 +181,56 @@ func TestServeTLSGivesBrowsersHTTP2(t *testing.T) {
 	}
 	if n := srv.accepted.Load(); n != 1 {
 		t.Errorf("the agent accepted %d connections, want 1: HTTP/2 multiplexes every call", n)
+	}
+}
+
+// logBuffer is a log destination safe for the server's goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeTLSHandshakeErrorsAreDebugLogs: a connection that is no TLS
+// client (a load balancer's TCP check) is logged at debug, in the agent's
+// structured log, not as a bare line on stderr.
+func TestServeTLSHandshakeErrorsAreDebugLogs(t *testing.T) {
+	t.Parallel()
+	cert := testcert.Write(t, t.TempDir(), "agent")
+	logs := &logBuffer{}
+	srv := serveAgentLogging(t, func(c *agent.Config) { c.TLSCert, c.TLSKey = cert.CertFile, cert.KeyFile },
+		slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.url, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("\x00\x01 not a TLS client hello\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, conn) // until the server hangs up
+	conn.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logs.String(), "TLS handshake error") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no handshake error logged:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "TLS handshake error") && !strings.Contains(line, `"level":"DEBUG"`) {
+			t.Errorf("handshake error logged above debug: %s", line)
+		}
 	}
 }
 
