@@ -25,7 +25,9 @@ type Config struct {
 	// (RFC 7301) or HTTP/1.1; with neither it speaks plaintext HTTP/1.1 and
 	// h2c. Browsers use HTTP/2 only over TLS, and HTTP/1.1 allows them six
 	// connections per origin, so a page holding six Subscribe streams over
-	// plaintext cannot make another call. The files are read once at start.
+	// plaintext cannot make another call. A pair that does not load stops
+	// the agent at start; later the files are read again when they change
+	// (certReloader), so a renewal needs no restart.
 	TLSCert string `yaml:"tls-cert"`
 	TLSKey  string `yaml:"tls-key"`
 	// AdminListen is the address of the metrics and pprof port; "" disables it.

@@ -9,7 +9,6 @@ package agent
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -108,13 +107,15 @@ type Listeners struct {
 	// on it (HTTP/2 through ALPN, or HTTP/1.1). Nil: plaintext HTTP/1.1 and
 	// h2c. The admin port is always plaintext.
 	TLS *tls.Config
+
+	certs *certReloader // behind TLS.GetCertificate when Listen built TLS
 }
 
 // Listen reads the API port's certificate, if cfg has one, and binds the API
 // and admin ports of cfg. A certificate that cannot be loaded is an error
 // here, before anything is bound or started.
 func Listen(cfg Config) (Listeners, error) {
-	tlsConfig, err := serverTLS(cfg.TLSCert, cfg.TLSKey)
+	tlsConfig, certs, err := serverTLS(cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
 		return Listeners{}, err
 	}
@@ -122,7 +123,7 @@ func Listen(cfg Config) (Listeners, error) {
 	if err != nil {
 		return Listeners{}, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	l := Listeners{API: api, TLS: tlsConfig}
+	l := Listeners{API: api, TLS: tlsConfig, certs: certs}
 	if cfg.AdminListen != "" {
 		if l.Admin, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			api.Close()
@@ -135,26 +136,21 @@ func Listen(cfg Config) (Listeners, error) {
 // serverTLS loads the API port's certificate and key; nil when neither is
 // given. TLS 1.2 is the floor: HTTP/2 forbids older versions (RFC 9113
 // section 9.2).
-func serverTLS(certFile, keyFile string) (*tls.Config, error) {
+func serverTLS(certFile, keyFile string) (*tls.Config, *certReloader, error) {
 	if certFile == "" && keyFile == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if certFile == "" || keyFile == "" {
-		return nil, fmt.Errorf("tls-cert and tls-key go together: got tls-cert %q and tls-key %q", certFile, keyFile)
+		return nil, nil, fmt.Errorf("tls-cert and tls-key go together: got tls-cert %q and tls-key %q", certFile, keyFile)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	certs, err := newCertReloader(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate (tls-cert %s, tls-key %s): %w", certFile, keyFile, err)
-	}
-	if cert.Leaf == nil { // LoadX509KeyPair fills it since Go 1.23; be sure
-		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			return nil, fmt.Errorf("load TLS certificate (tls-cert %s): %w", certFile, err)
-		}
+		return nil, nil, err
 	}
 	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-	}, nil
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.current(), nil },
+		MinVersion:     tls.VersionTLS12,
+	}, certs, nil
 }
 
 // Serve serves the API (and admin port) on l until ctx ends, then shuts
@@ -181,10 +177,14 @@ func (a *Agent) Serve(ctx context.Context, l Listeners) error {
 		}
 		return s
 	}
+	if l.certs != nil {
+		l.certs.setLogger(a.log)
+		l.certs.logCertificate(ctx, a.log)
+	}
 	api := newServer(a.Handler(), l.TLS)
 	errc := make(chan error, 2)
 	if l.TLS != nil {
-		// The certificate is in TLSConfig already: no files to read here.
+		// TLSConfig.GetCertificate hands out the certificate: no files here.
 		go func() { errc <- api.ServeTLS(l.API, "", "") }()
 	} else {
 		go func() { errc <- api.Serve(l.API) }()
@@ -194,15 +194,7 @@ func (a *Agent) Serve(ctx context.Context, l Listeners) error {
 		admin = newServer(AdminHandler(), nil)
 		go func() { errc <- admin.Serve(l.Admin) }()
 	}
-	logArgs := []any{"api", l.API.Addr().String(), "agent_id", a.cfg.AgentID, "tls", l.TLS != nil}
-	if l.TLS != nil {
-		leaf := l.TLS.Certificates[0].Leaf
-		logArgs = append(logArgs, "tls_subject", leaf.Subject.String(), "tls_dns_names", leaf.DNSNames, "tls_not_after", leaf.NotAfter)
-		if time.Now().After(leaf.NotAfter) {
-			a.log.Warn("the API port's TLS certificate has expired: clients will refuse it", "tls_cert", a.cfg.TLSCert, "tls_not_after", leaf.NotAfter)
-		}
-	}
-	a.log.Info("agent serving", logArgs...)
+	a.log.Info("agent serving", "api", l.API.Addr().String(), "agent_id", a.cfg.AgentID, "tls", l.TLS != nil)
 
 	var serveErr error
 	select {

@@ -443,3 +443,71 @@ func TestCORSHeaderListsAreChecked(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// servedCertificate is the common name of the certificate a new TLS
+// connection to url is shown.
+func servedCertificate(t *testing.T, url string) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(url, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+// replaceFile writes data to path as a renewal would, with a modification
+// time that differs from the old file's whatever the clock's resolution.
+func replaceFile(t *testing.T, path string, data []byte, mod time.Time) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, mod, mod); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeTLSReloadsRenewedCertificate: new connections get a renewed
+// certificate once its files change, without a restart; files that do not
+// load (a renewal half written) leave the last good certificate in use.
+func TestServeTLSReloadsRenewedCertificate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	old, renewed := testcert.Write(t, dir, "old"), testcert.Write(t, dir, "renewed")
+	logs := &logBuffer{}
+	srv := serveAgentLogging(t, func(c *agent.Config) { c.TLSCert, c.TLSKey = old.CertFile, old.KeyFile },
+		slog.New(slog.NewJSONHandler(logs, nil)))
+	if got := servedCertificate(t, srv.url); got != "strata test old" {
+		t.Fatalf("served %q at start", got)
+	}
+	read := func(path string) []byte {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	mod := time.Now().Add(time.Minute)
+	// Half a renewal: the new certificate beside the old key.
+	replaceFile(t, old.CertFile, read(renewed.CertFile), mod)
+	if got := servedCertificate(t, srv.url); got != "strata test old" {
+		t.Fatalf("served %q with a mismatched pair on disk, want the old certificate still", got)
+	}
+	if !strings.Contains(logs.String(), "private key does not match public key") {
+		t.Errorf("the failed reload was not logged:\n%s", logs)
+	}
+	replaceFile(t, old.KeyFile, read(renewed.KeyFile), mod.Add(time.Second))
+	if got := servedCertificate(t, srv.url); got != "strata test renewed" {
+		t.Fatalf("served %q after the renewal, want the renewed certificate", got)
+	}
+	if !strings.Contains(logs.String(), "TLS certificate reloaded") {
+		t.Errorf("the reload was not logged:\n%s", logs)
+	}
+	// Calls still work over the renewed certificate.
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: renewed.Pool}, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	if resp := listTopics(t, &http.Client{Transport: tr}, srv.url); resp.Proto != "HTTP/2.0" {
+		t.Errorf("after the reload: %s", resp.Proto)
+	}
+}
