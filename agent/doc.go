@@ -10,5 +10,6 @@
 // Files follow the API: produce.go (ProducerService), fetch.go and
 // subscribe.go (ConsumerService), admin.go (AdminService); batcher.go is the
 // write path behind Produce, cache.go the block cache, hub.go the fan-out of
-// the index's watermark notifications, server.go the HTTP wiring.
+// the index's watermark notifications, server.go the HTTP wiring (TLS,
+// CORS), tlscert.go the API port's certificate and its reloading.
 package agent
