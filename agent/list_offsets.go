@@ -69,59 +69,119 @@ func (a *Agent) ListOffsets(ctx context.Context, req *connect.Request[stratav1.L
 	}
 	out := &stratav1.ListOffsetsResponse{Partitions: make([]*stratav1.ListOffsetsPartitionResult, n)}
 	for i, q := range m.GetPartitions() {
-		r, err := a.listOffset(ctx, q)
+		var spec offsetSpec
+		var ts int64
+		switch s := q.GetSpec().(type) {
+		case *stratav1.ListOffsetsPartition_Earliest:
+			spec = offsetEarliest
+		case *stratav1.ListOffsetsPartition_Latest:
+			spec = offsetLatest
+		case *stratav1.ListOffsetsPartition_MaxTimestamp:
+			spec = offsetMaxTimestamp
+		case *stratav1.ListOffsetsPartition_Timestamp:
+			spec, ts = offsetByTime, millisCeil(s.Timestamp)
+		}
+		r, found, err := a.listOffset(ctx, q.GetTopic(), q.GetPartition(), spec, ts)
 		if err != nil {
 			return nil, connectError(err)
 		}
-		out.Partitions[i] = r
+		res := &stratav1.ListOffsetsPartitionResult{Topic: q.GetTopic(), Partition: q.GetPartition(), Offset: -1}
+		if found {
+			res.Offset = r.offset
+			if spec == offsetByTime || spec == offsetMaxTimestamp {
+				res.Timestamp = timestamppb.New(time.UnixMilli(r.timestamp))
+			}
+		}
+		out.Partitions[i] = res
 	}
 	return connect.NewResponse(out), nil
 }
 
-// listOffset answers one lookup. A partition the index says does not exist
-// is looked up once more after re-reading the topic, in case the cached
-// topic was deleted and its name given to a new one (as Fetch does).
-func (a *Agent) listOffset(ctx context.Context, q *stratav1.ListOffsetsPartition) (*stratav1.ListOffsetsPartitionResult, error) {
-	topic, err := a.partitionTopic(ctx, q.GetTopic(), q.GetPartition())
-	if err != nil {
-		return nil, err
+// Kafka's special ListOffsets timestamps, for ListOffset.
+const (
+	ListLatest       int64 = -1 // the high watermark
+	ListEarliest     int64 = -2 // the log start offset
+	ListMaxTimestamp int64 = -3 // the record with the largest timestamp (KIP-734)
+)
+
+// ListOffset is Kafka's ListOffsets for one partition, for any front-end:
+// timestamp is a time in ms (the first record stamped at or after it,
+// KIP-79) or one of ListLatest, ListEarliest, ListMaxTimestamp. It answers
+// the offset and, for a time or ListMaxTimestamp, the record's timestamp
+// (ms); offset and timestamp are -1 when no record matches (Kafka's
+// answer), and timestamp is -1 for ListLatest and ListEarliest. Other
+// negative timestamps are invalid. Errors: an unknown topic or partition is
+// a coordinator.ErrNotFound, said only after the topic's metadata was read
+// afresh; the index or store unavailable is retryable.
+func (a *Agent) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (offset, recordTimestamp int64, err error) {
+	spec := offsetByTime
+	switch {
+	case timestamp == ListLatest:
+		spec = offsetLatest
+	case timestamp == ListEarliest:
+		spec = offsetEarliest
+	case timestamp == ListMaxTimestamp:
+		spec = offsetMaxTimestamp
+	case timestamp < 0:
+		return 0, 0, invalidf("timestamp %d: want a time in ms, or -1 (latest), -2 (earliest), -3 (max timestamp)", timestamp)
 	}
-	r, err := a.lookupOffset(ctx, topic, q)
-	if errors.Is(err, coordinator.ErrNotFound) {
-		if fresh, ferr := a.refreshTopic(ctx, topic); ferr == nil {
-			r, err = a.lookupOffset(ctx, fresh, q)
-		}
+	r, found, err := a.listOffset(ctx, topic, partition, spec, timestamp)
+	switch {
+	case err != nil:
+		return 0, 0, err
+	case !found:
+		return -1, -1, nil
 	}
-	return r, err
+	return r.offset, r.timestamp, nil
 }
 
-func (a *Agent) lookupOffset(ctx context.Context, topic coordinator.Topic, q *stratav1.ListOffsetsPartition) (*stratav1.ListOffsetsPartitionResult, error) {
-	p := q.GetPartition()
-	out := &stratav1.ListOffsetsPartitionResult{Topic: q.GetTopic(), Partition: p, Offset: -1}
+// offsetSpec is what a lookup finds.
+type offsetSpec int
+
+const (
+	offsetByTime offsetSpec = iota
+	offsetEarliest
+	offsetLatest
+	offsetMaxTimestamp
+)
+
+// listOffset answers one lookup (ts in ms, for offsetByTime); found is
+// false when no record matches. For earliest and latest, the timestamp is
+// -1. A partition the index says does not exist is looked up once more
+// after re-reading the topic, in case the cached topic was deleted and its
+// name given to a new one (as Fetch does).
+func (a *Agent) listOffset(ctx context.Context, name string, p int32, spec offsetSpec, ts int64) (timedOffset, bool, error) {
+	topic, err := a.partitionTopic(ctx, name, p)
+	if err != nil {
+		return timedOffset{}, false, err
+	}
+	r, found, err := a.lookupOffset(ctx, topic, p, spec, ts)
+	if errors.Is(err, coordinator.ErrNotFound) {
+		fresh, ferr := a.refreshTopic(ctx, topic)
+		switch {
+		case ferr == nil:
+			r, found, err = a.lookupOffset(ctx, fresh, p, spec, ts)
+		case errors.Is(ferr, coordinator.ErrNotFound):
+			err = unknownTopic(name, ferr) // deleted for good
+		}
+	}
+	return r, found, err
+}
+
+func (a *Agent) lookupOffset(ctx context.Context, topic coordinator.Topic, p int32, spec offsetSpec, ts int64) (timedOffset, bool, error) {
 	st, err := a.index.PartitionState(ctx, topic.ID, p)
 	if err != nil {
-		return nil, err
+		return timedOffset{}, false, err
 	}
-	var rec timedOffset
-	var found bool
-	switch s := q.GetSpec().(type) {
-	case *stratav1.ListOffsetsPartition_Earliest:
-		out.Offset = st.LogStartOffset
-		return out, nil
-	case *stratav1.ListOffsetsPartition_Latest:
-		out.Offset = st.HighWatermark
-		return out, nil
-	case *stratav1.ListOffsetsPartition_Timestamp:
-		rec, found, err = a.recordAtOrAfter(ctx, topic, p, millisCeil(s.Timestamp), st)
-	case *stratav1.ListOffsetsPartition_MaxTimestamp:
-		rec, found, err = a.maxTimestampRecord(ctx, topic, p, st)
+	switch spec {
+	case offsetEarliest:
+		return timedOffset{st.LogStartOffset, -1}, true, nil
+	case offsetLatest:
+		return timedOffset{st.HighWatermark, -1}, true, nil
+	case offsetMaxTimestamp:
+		return a.maxTimestampRecord(ctx, topic, p, st)
 	}
-	if err != nil || !found {
-		return out, err
-	}
-	out.Offset = rec.offset
-	out.Timestamp = timestamppb.New(time.UnixMilli(rec.timestamp))
-	return out, nil
+	return a.recordAtOrAfter(ctx, topic, p, ts, st)
 }
 
 // millisCeil is ts in milliseconds since the epoch, rounded up: a time

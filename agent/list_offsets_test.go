@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -246,70 +247,6 @@ func TestErrorDetailsReachClients(t *testing.T) {
 	}
 }
 
-// A partition added by CreatePartitions, on another agent, is usable at
-// once on an agent whose topic cache still holds the old count.
-func TestNewPartitionUsableDespiteTopicCache(t *testing.T) {
-	t.Parallel()
-	long := func(c *agent.Config) { c.TopicCacheTTL = time.Hour }
-	a := startAgent(t, long)
-	b := startAgentOn(t, a.store, a.index, long)
-	a.createTopic(t, "growing", 1, nil)
-	// Fill a's cache with the 1-partition topic.
-	produceEach(t, a, "growing", stamped(0, 1, "p0"))
-	if _, err := b.admin.CreatePartitions(t.Context(), connect.NewRequest(&stratav1.CreatePartitionsRequest{Name: "growing", Total: 2})); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := produce(t.Context(), a.producer, "growing", stamped(1, 2, "p1"))
-	if err != nil {
-		t.Fatalf("produce to the new partition through an agent with a stale cache: %v", err)
-	}
-	if r := resp.GetTopics()[0].GetResults()[0]; r.GetPartition() != 1 || r.GetOffset() != 0 {
-		t.Errorf("produced at %d/%d, want 1/0", r.GetPartition(), r.GetOffset())
-	}
-	got, err := listOffsets(t, a.consumer, latest("growing", 1))
-	if err != nil || answer(got[0]) != "growing/1 offset 1 ts -1" {
-		t.Errorf("ListOffsets of the new partition: %v %v", got, err)
-	}
-	// A partition that does not exist, even in the index, is still refused.
-	_, err = produce(t.Context(), a.producer, "growing", stamped(2, 3, "p2"))
-	if connect.CodeOf(err) != connect.CodeInvalidArgument {
-		t.Errorf("produce to partition 2 of 2: %v, want InvalidArgument", err)
-	}
-}
-
-// A produce bound to a deleted topic whose name was given to a new topic
-// fails retryably, and the retry reaches the new topic.
-func TestProduceToRecreatedTopicIsRetryable(t *testing.T) {
-	t.Parallel()
-	ta := startAgent(t, func(c *agent.Config) { c.TopicCacheTTL = time.Hour })
-	ta.createTopic(t, "reborn", 1, nil)
-	produceEach(t, ta, "reborn", stamped(0, 1, "old"))
-	if err := ta.index.DeleteTopic(t.Context(), "reborn"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ta.index.CreateTopic(t.Context(), "reborn", coordinator.TopicConfig{Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := produce(t.Context(), ta.producer, "reborn", stamped(0, 2, "new"))
-	if connect.CodeOf(err) != connect.CodeUnavailable {
-		t.Fatalf("produce through the stale cache: %v, want Unavailable (retryable)", err)
-	}
-	resp, err := produce(t.Context(), ta.producer, "reborn", stamped(0, 2, "new"))
-	if err != nil {
-		t.Fatalf("retry: %v", err)
-	}
-	if off := resp.GetTopics()[0].GetResults()[0].GetOffset(); off != 0 {
-		t.Errorf("retry landed at offset %d, want 0 of the new topic", off)
-	}
-	// A topic deleted for good stays NotFound.
-	if err := ta.index.DeleteTopic(t.Context(), "reborn"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := produce(t.Context(), ta.producer, "reborn", stamped(0, 3, "gone")); connect.CodeOf(err) != connect.CodeNotFound {
-		t.Errorf("produce to a deleted topic: %v, want NotFound", err)
-	}
-}
-
 // Reads answer Connect GET requests: URLs a browser can open and a cache
 // can keep.
 func TestReadsAnswerHTTPGet(t *testing.T) {
@@ -399,5 +336,35 @@ func TestReadsAnswerHTTPGet(t *testing.T) {
 	got, err := listOffsets(t, c, maxTimestamp("gettable", 0))
 	if err != nil || answer(got[0]) != "gettable/0 offset 1 ts 2000" {
 		t.Errorf("ListOffsets with WithHTTPGet: %v %v", got, err)
+	}
+}
+
+// The Go API of the lookup, for front-ends: Kafka's special timestamps.
+func TestListOffsetSpecialTimestamps(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	ta.createTopic(t, "kafkaish", 1, nil)
+	produceEach(t, ta, "kafkaish", stamped(0, 300, "a"), stamped(0, 900, "b"), stamped(0, 600, "c"))
+	for _, c := range []struct {
+		ts         int64
+		off, stamp int64
+	}{
+		{agent.ListEarliest, 0, -1},
+		{agent.ListLatest, 3, -1},
+		{agent.ListMaxTimestamp, 1, 900},
+		{0, 0, 300},
+		{301, 1, 900},
+		{901, -1, -1},
+	} {
+		off, stamp, err := ta.agent.ListOffset(t.Context(), "kafkaish", 0, c.ts)
+		if err != nil || off != c.off || stamp != c.stamp {
+			t.Errorf("ListOffset(%d) = %d, %d, %v; want %d, %d", c.ts, off, stamp, err, c.off, c.stamp)
+		}
+	}
+	if _, _, err := ta.agent.ListOffset(t.Context(), "kafkaish", 0, -4); err == nil || !strings.Contains(err.Error(), "timestamp -4") {
+		t.Errorf("ListOffset(-4): %v, want an invalid timestamp", err)
+	}
+	if _, _, err := ta.agent.ListOffset(t.Context(), "kafkaish", 1, agent.ListLatest); !errors.Is(err, coordinator.ErrNotFound) {
+		t.Errorf("ListOffset of partition 1 of 1: %v, want ErrNotFound", err)
 	}
 }

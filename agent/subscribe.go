@@ -43,6 +43,12 @@ var errStreamBroken = errors.New("stream broken")
 // Subscribe implements stratav1connect.ConsumerServiceHandler.
 func (a *Agent) Subscribe(ctx context.Context, req *connect.Request[stratav1.SubscribeRequest], stream *connect.ServerStream[stratav1.SubscribeResponse]) error {
 	s, err := a.newSubscription(ctx, req.Msg)
+	if errors.Is(err, coordinator.ErrNotFound) && !errors.Is(err, errUnknownTopicOrPartition) {
+		// The index knows no partition of the cached topic: it may have been
+		// deleted and its name given to a new topic. Once more, afresh.
+		a.topics.invalidate(req.Msg.GetTopic())
+		s, err = a.newSubscription(ctx, req.Msg)
+	}
 	if err != nil {
 		return connectError(err)
 	}
