@@ -69,6 +69,8 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 			if fresh, ferr := a.refreshTopic(ctx, topic); ferr == nil {
 				topic, key = fresh, partitionKey{fresh.ID, p}
 				records, next, st, err = a.readPartition(ctx, topic, p, offset, maxBytes)
+			} else if errors.Is(ferr, coordinator.ErrNotFound) {
+				err = unknownTopic(topic.Name, ferr) // deleted for good
 			}
 		}
 		if err != nil {

@@ -148,6 +148,7 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 		}
 		n := topic.Config.Partitions
 		sticky := int32(stickyCounter.Add(1) % uint32(n))
+		maxMessageBytes, limitFresh := topic.Config.MaxMessageBytes, false
 		where[i] = make([]slot, len(tr.GetRecords()))
 		for j, r := range tr.GetRecords() {
 			var p int32
@@ -169,9 +170,21 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 			for _, h := range r.GetHeaders() {
 				rec.Headers = append(rec.Headers, objectlog.Header{Key: h.GetKey(), Value: h.Value})
 			}
-			if size := recordBytes(rec); size > int64(topic.Config.MaxMessageBytes) {
-				return nil, overLimit(errTooLarge, "max.message.bytes", int64(topic.Config.MaxMessageBytes), size,
-					"record %d of topic %q is %d bytes, over the topic's max.message.bytes %d", j, topic.Name, size, topic.Config.MaxMessageBytes)
+			if size := recordBytes(rec); size > int64(maxMessageBytes) {
+				if !limitFresh {
+					// The limit may have been raised since the cache was
+					// filled (UpdateTopicConfig on any agent): refuse on
+					// the index's word only.
+					limitFresh = true
+					a.topics.invalidate(tr.GetTopic())
+					if fresh, err := a.topics.get(ctx, tr.GetTopic()); err == nil {
+						maxMessageBytes = fresh.Config.MaxMessageBytes
+					}
+				}
+				if size > int64(maxMessageBytes) {
+					return nil, overLimit(errTooLarge, "max.message.bytes", int64(maxMessageBytes), size,
+						"record %d of topic %q is %d bytes, over the topic's max.message.bytes %d", j, topic.Name, size, maxMessageBytes)
+				}
 			}
 			payload += recordBytes(rec)
 			k := partitionKey{topic.ID, p}

@@ -15,6 +15,8 @@ import (
 //   - a partition past the cached count is checked against a fresh read
 //     before it is refused (partitionTopic; Produce likewise), so partitions
 //     added by CreatePartitions on any agent are usable at once;
+//   - a record over the cached max.message.bytes is checked against a
+//     fresh read before it is refused (Produce);
 //   - an index answer that the cached topic's partition does not exist
 //     (the topic was deleted, perhaps created again under the same name)
 //     invalidates the entry and is retried on the fresh topic (refreshTopic);

@@ -153,3 +153,47 @@ func TestSubscribeAfterTopicRecreated(t *testing.T) {
 		t.Errorf("stream read %v, want the new topic's record at offset 0", recs)
 	}
 }
+
+// A record within a limit raised on another agent is accepted at once.
+func TestRaisedMessageLimitUsableDespiteTopicCache(t *testing.T) {
+	t.Parallel()
+	long := func(c *agent.Config) { c.TopicCacheTTL = time.Hour }
+	a := startAgent(t, long)
+	b := startAgentOn(t, a.store, a.index, long)
+	a.createTopic(t, "roomy", 1, map[string]string{"max.message.bytes": "1000"})
+	produceEach(t, a, "roomy", stamped(0, 1, "small")) // a caches the topic
+	big := &stratav1.Record{Value: make([]byte, 1500)}
+	if _, err := produce(t.Context(), a.producer, "roomy", big); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("record over the limit: %v, want InvalidArgument", err)
+	}
+	if _, err := b.admin.UpdateTopicConfig(t.Context(), connect.NewRequest(&stratav1.UpdateTopicConfigRequest{
+		Name: "roomy", Set: map[string]string{"max.message.bytes": "2000"}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := produce(t.Context(), a.producer, "roomy", big); err != nil {
+		t.Errorf("record within the raised limit, through an agent with a stale cache: %v", err)
+	}
+}
+
+// A fetch through an agent whose cache holds a topic deleted for good says
+// the topic does not exist, by name.
+func TestFetchAfterTopicDeletedNamesIt(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, func(c *agent.Config) { c.TopicCacheTTL = time.Hour })
+	ta.createTopic(t, "gone", 1, nil)
+	produceEach(t, ta, "gone", stamped(0, 1, "a"))
+	if _, err := ta.consumer.Fetch(t.Context(), connect.NewRequest(&stratav1.FetchRequest{Topic: "gone"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.index.DeleteTopic(t.Context(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ta.consumer.Fetch(t.Context(), connect.NewRequest(&stratav1.FetchRequest{Topic: "gone"}))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeNotFound || !strings.Contains(ce.Message(), `topic "gone" does not exist`) {
+		t.Fatalf("fetch of a deleted topic: %v, want NotFound naming it", err)
+	}
+	if info := clientDetail[*stratav1.ErrorInfo](t, ce); info.GetKafkaErrorName() != "UNKNOWN_TOPIC_OR_PARTITION" {
+		t.Errorf("ErrorInfo %v", info)
+	}
+}
