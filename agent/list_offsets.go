@@ -199,11 +199,16 @@ type timedOffset struct {
 
 // recordAtOrAfter finds the partition's first record, in offset order from
 // the log start, with a timestamp (ms) at or after ts; found is false when
-// none has one. st is the partition's state, read by the caller.
+// none has one, and then the answer's offset is where the search ended:
+// every record below it is older than ts (a reader from ts starts there).
+// st is the partition's state, read by the caller.
 func (a *Agent) recordAtOrAfter(ctx context.Context, topic coordinator.Topic, p int32, ts int64, st coordinator.PartitionState) (timedOffset, bool, error) {
 	e, found, err := a.index.OffsetForTimestamp(ctx, topic.ID, p, ts)
-	if err != nil || !found {
+	if err != nil {
 		return timedOffset{}, false, err
+	}
+	if !found {
+		return timedOffset{st.HighWatermark, -1}, false, nil
 	}
 	from := max(e.BaseOffset, st.LogStartOffset)
 	for {
@@ -223,7 +228,7 @@ func (a *Agent) recordAtOrAfter(ctx context.Context, topic coordinator.Topic, p 
 		// The entry's running maximum reached ts but, when retention cut
 		// it, the record that did is gone: keep scanning to the end.
 		if next <= from || next >= rst.HighWatermark {
-			return timedOffset{}, false, nil
+			return timedOffset{next, -1}, false, nil
 		}
 		from = next
 	}

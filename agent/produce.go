@@ -244,8 +244,12 @@ func (a *Agent) topicDeleted(ctx context.Context, req *stratav1.ProduceRequest, 
 	for _, tr := range req.GetTopics() {
 		a.topics.invalidate(tr.GetTopic())
 	}
-	if t, gerr := a.topics.get(ctx, name); gerr == nil && t.ID != deleted {
+	t, gerr := a.topics.get(ctx, name)
+	switch {
+	case gerr == nil && t.ID != deleted:
 		return fmt.Errorf("%w: topic %q: %w; send the request again", errTopicRecreated, name, err)
+	case errors.Is(gerr, coordinator.ErrNotFound):
+		return unknownTopic(name, errors.Join(err, gerr)) // deleted for good
 	}
 	return err
 }

@@ -162,16 +162,14 @@ func (s *subscription) add(ctx context.Context, p int32, created bool) error {
 }
 
 // offsetForTime is the offset of the partition's first record with a
-// timestamp at or after ts (ms), or the high watermark if none has one.
+// timestamp at or after ts (ms), or, if none has one, the high watermark
+// the search reached.
 // The index names the entry holding it; the entry is scanned for the exact
 // record (recordAtOrAfter, in list_offsets.go).
 func (a *Agent) offsetForTime(ctx context.Context, topic coordinator.Topic, p int32, ts int64, st coordinator.PartitionState) (int64, error) {
-	r, found, err := a.recordAtOrAfter(ctx, topic, p, ts, st)
+	r, _, err := a.recordAtOrAfter(ctx, topic, p, ts, st)
 	if err != nil {
 		return 0, err
-	}
-	if !found {
-		return st.HighWatermark, nil
 	}
 	return r.offset, nil
 }
