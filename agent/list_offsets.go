@@ -20,13 +20,15 @@ package agent
 //
 // Any error fails the call (documented in the proto): the caller names
 // partitions it learned from DescribeTopic, so an unknown one is a mistake,
-// and the topic cache is refreshed before saying so.
+// and the topic cache is refreshed before saying so. The lookups of one
+// call run listOffsetsParallel at a time; the first error cancels the rest.
 
 import (
 	"context"
 	"errors"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -68,33 +70,72 @@ func (a *Agent) ListOffsets(ctx context.Context, req *connect.Request[stratav1.L
 		}
 	}
 	out := &stratav1.ListOffsetsResponse{Partitions: make([]*stratav1.ListOffsetsPartitionResult, n)}
+	// Lookups run listOffsetsParallel at a time: a lookup by time may read
+	// from the store, and a topic's partitions are many.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	sem := make(chan struct{}, listOffsetsParallel)
 	for i, q := range m.GetPartitions() {
-		var spec offsetSpec
-		var ts int64
-		switch s := q.GetSpec().(type) {
-		case *stratav1.ListOffsetsPartition_Earliest:
-			spec = offsetEarliest
-		case *stratav1.ListOffsetsPartition_Latest:
-			spec = offsetLatest
-		case *stratav1.ListOffsetsPartition_MaxTimestamp:
-			spec = offsetMaxTimestamp
-		case *stratav1.ListOffsetsPartition_Timestamp:
-			spec, ts = offsetByTime, millisCeil(s.Timestamp)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
 		}
-		r, found, err := a.listOffset(ctx, q.GetTopic(), q.GetPartition(), spec, ts)
-		if err != nil {
-			return nil, connectError(err)
+		if ctx.Err() != nil {
+			break
 		}
-		res := &stratav1.ListOffsetsPartitionResult{Topic: q.GetTopic(), Partition: q.GetPartition(), Offset: -1}
-		if found {
-			res.Offset = r.offset
-			if spec == offsetByTime || spec == offsetMaxTimestamp {
-				res.Timestamp = timestamppb.New(time.UnixMilli(r.timestamp))
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res, err := a.listOffsetsPartition(ctx, q)
+			if err != nil {
+				once.Do(func() { firstErr = err; cancel() })
+				return
 			}
-		}
-		out.Partitions[i] = res
+			out.Partitions[i] = res
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err() // the client went away
+	}
+	if firstErr != nil {
+		return nil, connectError(firstErr)
 	}
 	return connect.NewResponse(out), nil
+}
+
+// listOffsetsParallel bounds the lookups of one ListOffsets call in flight.
+const listOffsetsParallel = 16
+
+// listOffsetsPartition answers one lookup of the RPC.
+func (a *Agent) listOffsetsPartition(ctx context.Context, q *stratav1.ListOffsetsPartition) (*stratav1.ListOffsetsPartitionResult, error) {
+	var spec offsetSpec
+	var ts int64
+	switch s := q.GetSpec().(type) {
+	case *stratav1.ListOffsetsPartition_Earliest:
+		spec = offsetEarliest
+	case *stratav1.ListOffsetsPartition_Latest:
+		spec = offsetLatest
+	case *stratav1.ListOffsetsPartition_MaxTimestamp:
+		spec = offsetMaxTimestamp
+	case *stratav1.ListOffsetsPartition_Timestamp:
+		spec, ts = offsetByTime, millisCeil(s.Timestamp)
+	}
+	r, found, err := a.listOffset(ctx, q.GetTopic(), q.GetPartition(), spec, ts)
+	if err != nil {
+		return nil, err
+	}
+	res := &stratav1.ListOffsetsPartitionResult{Topic: q.GetTopic(), Partition: q.GetPartition(), Offset: -1}
+	if found {
+		res.Offset = r.offset
+		if spec == offsetByTime || spec == offsetMaxTimestamp {
+			res.Timestamp = timestamppb.New(time.UnixMilli(r.timestamp))
+		}
+	}
+	return res, nil
 }
 
 // Kafka's special ListOffsets timestamps, for ListOffset.
