@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/consumer.proto.
  */
 export const file_strata_v1_consumer: GenFile = /*@__PURE__*/
-  fileDesc("ChhzdHJhdGEvdjEvY29uc3VtZXIucHJvdG8SCXN0cmF0YS52MSK0AQoMRmV0Y2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSEQoJbWF4X2J5dGVzGAQgASgFEisKCG1heF93YWl0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2lzb2xhdGlvbl9sZXZlbBgGIAEoDjIZLnN0cmF0YS52MS5Jc29sYXRpb25MZXZlbCKCAQoNRmV0Y2hSZXNwb25zZRIqCgdyZWNvcmRzGAEgAygLMhkuc3RyYXRhLnYxLkNvbnN1bWVkUmVjb3JkEhMKC25leHRfb2Zmc2V0GAIgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMi7gEKEFN1YnNjcmliZVJlcXVlc3QSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAMoBRISCghlYXJsaWVzdBgDIAEoCEgAEhAKBmxhdGVzdBgEIAEoCEgAEhAKBm9mZnNldBgFIAEoA0gAEi8KCXRpbWVzdGFtcBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIRCgltYXhfYnl0ZXMYByABKAUSMgoPaXNvbGF0aW9uX2xldmVsGAggASgOMhkuc3RyYXRhLnYxLklzb2xhdGlvbkxldmVsQgcKBXN0YXJ0Ij8KEVN1YnNjcmliZVJlc3BvbnNlEioKB3JlY29yZHMYASADKAsyGS5zdHJhdGEudjEuQ29uc3VtZWRSZWNvcmQqewoOSXNvbGF0aW9uTGV2ZWwSHwobSVNPTEFUSU9OX0xFVkVMX1VOU1BFQ0lGSUVEEAASJAogSVNPTEFUSU9OX0xFVkVMX1JFQURfVU5DT01NSVRURUQQARIiCh5JU09MQVRJT05fTEVWRUxfUkVBRF9DT01NSVRURUQQAjKbAQoPQ29uc3VtZXJTZXJ2aWNlEjwKBUZldGNoEhcuc3RyYXRhLnYxLkZldGNoUmVxdWVzdBoYLnN0cmF0YS52MS5GZXRjaFJlc3BvbnNlIgASSgoJU3Vic2NyaWJlEhsuc3RyYXRhLnYxLlN1YnNjcmliZVJlcXVlc3QaHC5zdHJhdGEudjEuU3Vic2NyaWJlUmVzcG9uc2UiADABQj1aO2dpdGh1Yi5jb20vc3RyYXRhYnJva2VyL3N0cmF0YS9wcm90by9nZW4vc3RyYXRhL3YxO3N0cmF0YXYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_records]);
+  fileDesc("ChhzdHJhdGEvdjEvY29uc3VtZXIucHJvdG8SCXN0cmF0YS52MSK0AQoMRmV0Y2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSEQoJbWF4X2J5dGVzGAQgASgFEisKCG1heF93YWl0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2lzb2xhdGlvbl9sZXZlbBgGIAEoDjIZLnN0cmF0YS52MS5Jc29sYXRpb25MZXZlbCKCAQoNRmV0Y2hSZXNwb25zZRIqCgdyZWNvcmRzGAEgAygLMhkuc3RyYXRhLnYxLkNvbnN1bWVkUmVjb3JkEhMKC25leHRfb2Zmc2V0GAIgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMi7gEKEFN1YnNjcmliZVJlcXVlc3QSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAMoBRISCghlYXJsaWVzdBgDIAEoCEgAEhAKBmxhdGVzdBgEIAEoCEgAEhAKBm9mZnNldBgFIAEoA0gAEi8KCXRpbWVzdGFtcBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIRCgltYXhfYnl0ZXMYByABKAUSMgoPaXNvbGF0aW9uX2xldmVsGAggASgOMhkuc3RyYXRhLnYxLklzb2xhdGlvbkxldmVsQgcKBXN0YXJ0Ij8KEVN1YnNjcmliZVJlc3BvbnNlEioKB3JlY29yZHMYASADKAsyGS5zdHJhdGEudjEuQ29uc3VtZWRSZWNvcmQifQoSTGlzdE9mZnNldHNSZXF1ZXN0EjMKCnBhcnRpdGlvbnMYASADKAsyHy5zdHJhdGEudjEuTGlzdE9mZnNldHNQYXJ0aXRpb24SMgoPaXNvbGF0aW9uX2xldmVsGAIgASgOMhkuc3RyYXRhLnYxLklzb2xhdGlvbkxldmVsIrABChRMaXN0T2Zmc2V0c1BhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSEgoIZWFybGllc3QYAyABKAhIABIQCgZsYXRlc3QYBCABKAhIABIvCgl0aW1lc3RhbXAYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASFwoNbWF4X3RpbWVzdGFtcBgGIAEoCEgAQgYKBHNwZWMiUAoTTGlzdE9mZnNldHNSZXNwb25zZRI5CgpwYXJ0aXRpb25zGAEgAygLMiUuc3RyYXRhLnYxLkxpc3RPZmZzZXRzUGFydGl0aW9uUmVzdWx0In0KGkxpc3RPZmZzZXRzUGFydGl0aW9uUmVzdWx0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCp7Cg5Jc29sYXRpb25MZXZlbBIfChtJU09MQVRJT05fTEVWRUxfVU5TUEVDSUZJRUQQABIkCiBJU09MQVRJT05fTEVWRUxfUkVBRF9VTkNPTU1JVFRFRBABEiIKHklTT0xBVElPTl9MRVZFTF9SRUFEX0NPTU1JVFRFRBACMvEBCg9Db25zdW1lclNlcnZpY2USPwoFRmV0Y2gSFy5zdHJhdGEudjEuRmV0Y2hSZXF1ZXN0Ghguc3RyYXRhLnYxLkZldGNoUmVzcG9uc2UiA5ACARJKCglTdWJzY3JpYmUSGy5zdHJhdGEudjEuU3Vic2NyaWJlUmVxdWVzdBocLnN0cmF0YS52MS5TdWJzY3JpYmVSZXNwb25zZSIAMAESUQoLTGlzdE9mZnNldHMSHS5zdHJhdGEudjEuTGlzdE9mZnNldHNSZXF1ZXN0Gh4uc3RyYXRhLnYxLkxpc3RPZmZzZXRzUmVzcG9uc2UiA5ACAUI9WjtnaXRodWIuY29tL3N0cmF0YWJyb2tlci9zdHJhdGEvcHJvdG8vZ2VuL3N0cmF0YS92MTtzdHJhdGF2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_records]);
 
 /**
  * FetchRequest reads one partition.
@@ -223,6 +223,182 @@ export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE_
   messageDesc(file_strata_v1_consumer, 3);
 
 /**
+ * ListOffsetsRequest asks for offsets of one or more partitions, of one or
+ * more topics.
+ *
+ * @generated from message strata.v1.ListOffsetsRequest
+ */
+export type ListOffsetsRequest = Message<"strata.v1.ListOffsetsRequest"> & {
+  /**
+   * The lookups, at most 1000; answered in the same order. A partition may
+   * appear more than once (with different specs).
+   *
+   * @generated from field: repeated strata.v1.ListOffsetsPartition partitions = 1;
+   */
+  partitions: ListOffsetsPartition[];
+
+  /**
+   * Which records count. Reserved for transactions (Kafka answers "latest"
+   * with the last stable offset under READ_COMMITTED); answered as
+   * READ_UNCOMMITTED until then.
+   *
+   * @generated from field: strata.v1.IsolationLevel isolation_level = 2;
+   */
+  isolationLevel: IsolationLevel;
+};
+
+/**
+ * Describes the message strata.v1.ListOffsetsRequest.
+ * Use `create(ListOffsetsRequestSchema)` to create a new message.
+ */
+export const ListOffsetsRequestSchema: GenMessage<ListOffsetsRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_consumer, 4);
+
+/**
+ * ListOffsetsPartition is one lookup: a partition and what to find in it.
+ *
+ * @generated from message strata.v1.ListOffsetsPartition
+ */
+export type ListOffsetsPartition = Message<"strata.v1.ListOffsetsPartition"> & {
+  /**
+   * The topic's name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * The partition.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * What to find; exactly one must be set.
+   *
+   * @generated from oneof strata.v1.ListOffsetsPartition.spec
+   */
+  spec: {
+    /**
+     * The log start offset: the first offset still readable (Kafka's
+     * EARLIEST_TIMESTAMP, -2). No timestamp is answered.
+     *
+     * @generated from field: bool earliest = 3;
+     */
+    value: boolean;
+    case: "earliest";
+  } | {
+    /**
+     * The high watermark: the offset the next record will get (Kafka's
+     * LATEST_TIMESTAMP, -1). No timestamp is answered.
+     *
+     * @generated from field: bool latest = 4;
+     */
+    value: boolean;
+    case: "latest";
+  } | {
+    /**
+     * The first offset, from the log start on, whose record's timestamp is
+     * at or after this time, with that record's timestamp (KIP-79). When no
+     * record has one, the answer is offset -1 and no timestamp, as Kafka
+     * answers; a reader that wants "from there on" then starts at the high
+     * watermark. Timestamps go back in time when producers set them so:
+     * the answer is the first such record in offset order, even if a later
+     * record is nearer the time. Nanoseconds below a millisecond round the
+     * time up (records are stored in milliseconds).
+     *
+     * @generated from field: google.protobuf.Timestamp timestamp = 5;
+     */
+    value: Timestamp;
+    case: "timestamp";
+  } | {
+    /**
+     * The offset and timestamp of the record with the largest timestamp,
+     * the first one in offset order when several share it (Kafka's
+     * MAX_TIMESTAMP, -3, KIP-734). Offset -1 and no timestamp for a
+     * partition without records. Transaction markers do not count.
+     *
+     * @generated from field: bool max_timestamp = 6;
+     */
+    value: boolean;
+    case: "maxTimestamp";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message strata.v1.ListOffsetsPartition.
+ * Use `create(ListOffsetsPartitionSchema)` to create a new message.
+ */
+export const ListOffsetsPartitionSchema: GenMessage<ListOffsetsPartition> = /*@__PURE__*/
+  messageDesc(file_strata_v1_consumer, 5);
+
+/**
+ * ListOffsetsResponse answers a ListOffsetsRequest.
+ *
+ * @generated from message strata.v1.ListOffsetsResponse
+ */
+export type ListOffsetsResponse = Message<"strata.v1.ListOffsetsResponse"> & {
+  /**
+   * One answer per lookup, in the order of the request.
+   *
+   * @generated from field: repeated strata.v1.ListOffsetsPartitionResult partitions = 1;
+   */
+  partitions: ListOffsetsPartitionResult[];
+};
+
+/**
+ * Describes the message strata.v1.ListOffsetsResponse.
+ * Use `create(ListOffsetsResponseSchema)` to create a new message.
+ */
+export const ListOffsetsResponseSchema: GenMessage<ListOffsetsResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_consumer, 6);
+
+/**
+ * ListOffsetsPartitionResult answers one ListOffsetsPartition.
+ *
+ * @generated from message strata.v1.ListOffsetsPartitionResult
+ */
+export type ListOffsetsPartitionResult = Message<"strata.v1.ListOffsetsPartitionResult"> & {
+  /**
+   * The topic's name, as asked.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * The partition, as asked.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * The offset found, or -1 when a lookup by timestamp or max timestamp
+   * found no record.
+   *
+   * @generated from field: int64 offset = 3;
+   */
+  offset: bigint;
+
+  /**
+   * The timestamp of the record at offset, in milliseconds, for lookups by
+   * timestamp and max timestamp that found one; unset otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp timestamp = 4;
+   */
+  timestamp?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message strata.v1.ListOffsetsPartitionResult.
+ * Use `create(ListOffsetsPartitionResultSchema)` to create a new message.
+ */
+export const ListOffsetsPartitionResultSchema: GenMessage<ListOffsetsPartitionResult> = /*@__PURE__*/
+  messageDesc(file_strata_v1_consumer, 7);
+
+/**
  * IsolationLevel chooses which records a read sees.
  *
  * @generated from enum strata.v1.IsolationLevel
@@ -269,7 +445,11 @@ export const ConsumerService: GenService<{
    * A fetch at the high watermark waits up to max_wait for new records
    * (long poll) and answers with none if nothing arrived. Errors: NOT_FOUND
    * for an unknown topic or partition; OUT_OF_RANGE for an offset below the
-   * log start or above the high watermark (the message gives both bounds).
+   * log start or above the high watermark (the message gives both bounds,
+   * and an OffsetOutOfRange detail carries them, see errors.proto).
+   *
+   * Fetch has no side effects, so Connect clients may send it as an HTTP
+   * GET (cacheable, and a URL a browser can open).
    *
    * @generated from rpc strata.v1.ConsumerService.Fetch
    */
@@ -289,6 +469,36 @@ export const ConsumerService: GenService<{
     methodKind: "server_streaming";
     input: typeof SubscribeRequestSchema;
     output: typeof SubscribeResponseSchema;
+  },
+  /**
+   * ListOffsets answers, for each partition asked, one offset and its
+   * timestamp: the log start (earliest), the high watermark (latest), the
+   * first offset whose record's timestamp is at or after a time, or the
+   * offset of the record with the largest timestamp. It is Kafka's
+   * ListOffsets API: lookup by time from KIP-79, max timestamp from
+   * KIP-734. Timestamps are compared in milliseconds, the precision records
+   * are stored in: a time between two milliseconds is rounded up, so the
+   * answer never holds a record stamped before the time asked.
+   *
+   * Errors fail the whole call, unlike Kafka's per-partition error codes
+   * (a Strata caller names partitions it learned from DescribeTopic, so an
+   * unknown one is a mistake or a deleted topic, and the message names it):
+   * INVALID_ARGUMENT for a malformed entry (empty topic name, no spec,
+   * invalid timestamp) or more than 1000 entries (with a LimitExceeded
+   * detail); NOT_FOUND for an unknown topic or partition, after the agent
+   * re-read the topic's metadata from the index, so a partition just added
+   * with CreatePartitions is found; UNAVAILABLE when the index or the store
+   * is briefly unreachable (retry).
+   *
+   * ListOffsets has no side effects, so Connect clients may send it as an
+   * HTTP GET.
+   *
+   * @generated from rpc strata.v1.ConsumerService.ListOffsets
+   */
+  listOffsets: {
+    methodKind: "unary";
+    input: typeof ListOffsetsRequestSchema;
+    output: typeof ListOffsetsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_consumer, 0);
