@@ -612,6 +612,14 @@ func (c *topicCounts) list(ctx context.Context) (map[string]int32, error) {
 	return s.counts, err
 }
 
+// invalidate makes the next snapshot re-read the index: a topic was
+// created or deleted, or a topic's id was seen to differ from the list's.
+func (c *topicCounts) invalidate() {
+	c.mu.Lock()
+	c.topics = topicSnapshot{}
+	c.mu.Unlock()
+}
+
 // snapshot is the topic list, re-read from the index when the cached one is
 // older than the TTL or gives any name in known another id or none: a
 // group record's ids may come from an agent with a fresher list, and an
@@ -763,6 +771,7 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 		}
 		switch {
 		case errors.Is(err, coordinator.ErrNotFound):
+			a.groupTopics.invalidate()
 			return fmt.Errorf("%w: topic %q was deleted: member %q's partitions of it are gone", coordinator.ErrFenced, tp.Topic, memberID)
 		case err != nil:
 			return err
@@ -770,6 +779,7 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 			id = t.ID // a record from before topic ids
 		}
 		if t.ID != id || (o.TopicID != uuid.Nil && o.TopicID != id) {
+			a.groupTopics.invalidate() // the next heartbeat retires the deleted topic
 			return fmt.Errorf("%w: topic %q was deleted and created again: member %q's partitions of the deleted one are gone", coordinator.ErrFenced, tp.Topic, memberID)
 		}
 		o.TopicID = id
@@ -819,6 +829,9 @@ func (a *Agent) committedOffsets(ctx context.Context, group string, tps []coordi
 		}
 		delete(got, tp)
 		stale[o.TopicID] = append(stale[o.TopicID], tp)
+	}
+	if len(stale) > 0 {
+		a.groupTopics.invalidate() // the heartbeats retire the deleted topics
 	}
 	for id, tps := range stale {
 		if _, err := a.index.DeleteTopicOffsets(ctx, group, id, tps); err != nil {
