@@ -856,16 +856,20 @@ func (a *Agent) liveMembers(ctx context.Context, group string) (map[string]time.
 }
 
 // liveLeases is the lease (expiry and epoch) of every member whose lease
-// has not expired, by member id.
+// had not expired by the index's clock when it answered, by member id. The
+// index tells the time left; measured from before the call, a lease is
+// taken for expired only once the index says so, never a round trip
+// early: a member judged expired here can no longer renew its lease
+// (RenewMember refuses an expired one), so its partitions may move.
 func (a *Agent) liveLeases(ctx context.Context, group string) (map[string]coordinator.GroupMember, error) {
+	start := time.Now()
 	leases, err := a.index.ListMembers(ctx, group)
 	if err != nil {
 		return nil, err
 	}
 	live := map[string]coordinator.GroupMember{}
-	now := time.Now()
 	for _, l := range leases {
-		if l.Expires.After(now) {
+		if l.Expires.After(start) {
 			live[l.ID] = l
 		}
 	}
