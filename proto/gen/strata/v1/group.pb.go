@@ -197,7 +197,11 @@ type HeartbeatResponse struct {
 	// it owns that is not listed, and may start reading every listed one.
 	Assigned []*TopicPartitions `protobuf:"bytes,3,rep,name=assigned,proto3" json:"assigned,omitempty"`
 	// Partitions the target gives this member that still wait for their old
-	// owner to release them; they will be assigned on a later heartbeat.
+	// owner to release them; they will be assigned on a later heartbeat. A
+	// topic deleted and created again under its name is a new topic (Kafka's
+	// topic ids, KIP-516): its partitions wait here until every member, this
+	// one included, released the deleted topic's partitions of the same
+	// numbers, whose positions mean nothing in the new topic.
 	Pending []*TopicPartitions `protobuf:"bytes,4,rep,name=pending,proto3" json:"pending,omitempty"`
 	// How often to heartbeat.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,5,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
