@@ -51,7 +51,9 @@ type Topic struct {
 type Topics interface {
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) (Topic, error)
 	// DeleteTopic removes the name at once; the partitions' data is left for
-	// garbage collection and no commit to them succeeds afterwards.
+	// garbage collection and no commit to them succeeds afterwards. Every
+	// group's committed offsets of the topic are deleted too, best effort
+	// (groups live in other slots; readers of offsets check topic ids).
 	DeleteTopic(ctx context.Context, name string) error
 	ListTopics(ctx context.Context) ([]Topic, error)
 	DescribeTopic(ctx context.Context, name string) (Topic, error)
