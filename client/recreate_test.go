@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -71,4 +73,54 @@ func describeTopicID(t *testing.T, ta *testAgent, name string) string {
 		t.Fatal(err)
 	}
 	return resp.Msg.GetTopic().GetId()
+}
+
+// beforeCall runs hook once, before the first RPC whose path ends with
+// suffix goes out.
+type beforeCall struct {
+	next   http.RoundTripper
+	suffix string
+	once   sync.Once
+	hook   func()
+}
+
+func (b *beforeCall) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, b.suffix) {
+		b.once.Do(b.hook)
+	}
+	return b.next.RoundTrip(req)
+}
+
+// TestCommittedOffsetOfDeletedTopicIgnored: a committed offset the agent
+// answered for a topic that is deleted and made again before the member
+// reads the topic's bounds is of the deleted topic: the member starts the
+// new one where the reset policy says, not there.
+func TestCommittedOffsetOfDeletedTopicIgnored(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "swap", 1)
+	ta.produce(t, "swap", 1, 0, 5)
+	if _, err := ta.group.CommitOffsets(t.Context(), connect.NewRequest(&stratav1.CommitOffsetsRequest{
+		Group: "g", Offsets: []*stratav1.PartitionOffset{{Topic: "swap", Partition: 0, Offset: 5}},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := ta.config("g", "swap") // ResetEarliest
+	cfg.HTTPClient = h2cClient(t, func(next http.RoundTripper) http.RoundTripper {
+		return &beforeCall{next: next, suffix: "/DescribeTopic", hook: func() {
+			if _, err := ta.admin.DeleteTopic(t.Context(), connect.NewRequest(&stratav1.DeleteTopicRequest{Name: "swap"})); err != nil {
+				t.Error(err)
+			}
+			ta.createTopic(t, "swap", 1)
+			ta.produce(t, "swap", 1, 100, 10)
+		}}
+	})
+	c := newConsumer(t, cfg)
+	recs, err := c.Poll(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) == 0 || recs[0].Offset != 0 || string(recs[0].Value) != "0-100" {
+		t.Fatalf("first records %v; want the new topic's from offset 0, not from the deleted topic's committed 5", recs)
+	}
 }
