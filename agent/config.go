@@ -19,6 +19,17 @@ import (
 type Config struct {
 	// Listen is the address of the API port (Connect, gRPC, gRPC-web).
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are the PEM files of the API port's certificate
+	// (the leaf first, then any intermediates) and its private key. With
+	// both set the API port speaks TLS only, HTTP/2 negotiated through ALPN
+	// (RFC 7301) or HTTP/1.1; with neither it speaks plaintext HTTP/1.1 and
+	// h2c. Browsers use HTTP/2 only over TLS, and HTTP/1.1 allows them six
+	// connections per origin, so a page holding six Subscribe streams over
+	// plaintext cannot make another call. A pair that does not load stops
+	// the agent at start; later the files are read again when they change
+	// (certReloader), so a renewal needs no restart.
+	TLSCert string `yaml:"tls-cert"`
+	TLSKey  string `yaml:"tls-key"`
 	// AdminListen is the address of the metrics and pprof port; "" disables it.
 	AdminListen string `yaml:"admin-listen"`
 	// AdvertiseAddr is how others reach this agent; defaults to Listen.
@@ -70,6 +81,17 @@ type Config struct {
 	// CORSOrigins lists the origins browsers may call from, comma
 	// separated; "*" allows any, "" turns CORS off.
 	CORSOrigins string `yaml:"cors-origins"`
+	// CORSAllowedHeaders lists the request headers browsers may send on top
+	// of the Connect, gRPC-web and gRPC ones (connectrpc.com/cors), comma
+	// separated and case-insensitive; "*" allows any. A preflight asking for
+	// a header outside the list is refused, so the browser never sends the
+	// call.
+	CORSAllowedHeaders string `yaml:"cors-allowed-headers"`
+	// CORSExposedHeaders lists the response headers and trailers browser
+	// code may read on top of the Connect, gRPC-web and gRPC ones, comma
+	// separated; "*" exposes any (for calls without credentials, as the
+	// Fetch standard has it).
+	CORSExposedHeaders string `yaml:"cors-exposed-headers"`
 }
 
 // DefaultConfig is the configuration with every default applied.
@@ -83,6 +105,8 @@ func DefaultConfig() Config {
 // RegisterFlags registers every field's flag with its default and help.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7070", "API address: Connect, gRPC and gRPC-web on one port")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM `FILE` of the API port's certificate chain; with --tls-key the port speaks TLS (HTTP/2 through ALPN, and HTTP/1.1) instead of plaintext HTTP/1.1 and h2c")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM `FILE` of the private key of --tls-cert")
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:7071", "metrics (/metrics) and pprof (/debug/pprof) address; empty disables it")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "address others reach this agent at (default: --listen)")
 	fs.StringVar(&c.AgentID, "agent-id", "", "agent id in the registry and segment keys (default: a new ULID)")
@@ -105,6 +129,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GroupHeartbeatInterval, "group-heartbeat-interval", 5*time.Second, "how often group members heartbeat (at most a third of their session)")
 	fs.IntVar(&c.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", 4096, "largest metadata a committed offset may carry, in bytes (Kafka's offset.metadata.max.bytes)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "origins browsers may call the API from, comma separated; empty disables CORS")
+	fs.StringVar(&c.CORSAllowedHeaders, "cors-allowed-headers", "authorization", "request headers browsers may send on top of Connect's and gRPC-web's own, comma separated; * allows any")
+	fs.StringVar(&c.CORSExposedHeaders, "cors-exposed-headers", "", "response headers browser code may read on top of Connect's and gRPC-web's own, comma separated; * exposes any")
 }
 
 // ApplyEnv sets every flag not given on the command line from its
@@ -161,6 +187,13 @@ func (c *Config) validate() error {
 	check(c.GroupHeartbeatInterval > 0, "group-heartbeat-interval must be positive")
 	check(c.ProduceQueueTimeout >= 0, "produce-queue-timeout must not be negative")
 	check(c.OffsetMetadataMaxBytes >= 0, "offset-metadata-max-bytes must not be negative, got %d", c.OffsetMetadataMaxBytes)
+	check((c.TLSCert == "") == (c.TLSKey == ""), "tls-cert and tls-key go together: got tls-cert %q and tls-key %q", c.TLSCert, c.TLSKey)
+	for _, h := range splitList(c.CORSAllowedHeaders) {
+		check(isHeaderName(h), "cors-allowed-headers: %q is not an HTTP header name", h)
+	}
+	for _, h := range splitList(c.CORSExposedHeaders) {
+		check(isHeaderName(h), "cors-exposed-headers: %q is not an HTTP header name", h)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("agent config: %w", errors.Join(errs...))
 	}
@@ -199,4 +232,33 @@ func ApplyFile(fs *flag.FlagSet, path string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// splitList splits a comma separated flag value, dropping blanks and the
+// spaces around each item.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// isHeaderName reports whether s is an HTTP field name: a token of RFC 9110
+// section 5.6.2.
+func isHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune("!#$%&'*+-.^_`|~", r):
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -69,6 +69,8 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 			if fresh, ferr := a.refreshTopic(ctx, topic); ferr == nil {
 				topic, key = fresh, partitionKey{fresh.ID, p}
 				records, next, st, err = a.readPartition(ctx, topic, p, offset, maxBytes)
+			} else if errors.Is(ferr, coordinator.ErrNotFound) {
+				err = unknownTopic(topic.Name, ferr) // deleted for good
 			}
 		}
 		if err != nil {
@@ -170,8 +172,7 @@ func (a *Agent) partitionTopic(ctx context.Context, name string, partition int32
 		}
 	}
 	if partition < 0 || partition >= topic.Config.Partitions {
-		return coordinator.Topic{}, fmt.Errorf("%w: partition %d: topic %q has %d partitions",
-			coordinator.ErrNotFound, partition, name, topic.Config.Partitions)
+		return coordinator.Topic{}, unknownPartition(name, partition, topic.Config.Partitions)
 	}
 	return topic, nil
 }
@@ -217,8 +218,8 @@ func (a *Agent) readRecords(ctx context.Context, topic coordinator.Topic, partit
 			}
 			if errors.Is(err, coordinator.ErrOffsetOutOfRange) {
 				// Say it with the topic's name; the index only knows its id.
-				err = fmt.Errorf("%w: topic %q partition %d has offsets from log start %d to high watermark %d, offset %d is outside",
-					coordinator.ErrOffsetOutOfRange, topic.Name, partition, lst.LogStartOffset, lst.HighWatermark, next)
+				err = &offsetRangeError{topic: topic.Name, partition: partition, requested: next,
+					logStart: lst.LogStartOffset, highWatermark: lst.HighWatermark}
 			}
 			return nil, offset, lst, err
 		}

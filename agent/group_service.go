@@ -328,7 +328,7 @@ func (a *Agent) ResetOffsets(ctx context.Context, req *connect.Request[stratav1.
 		case *stratav1.ResetOffsetsRequest_Offset:
 			off = min(max(to.Offset, st.LogStartOffset), st.HighWatermark)
 		case *stratav1.ResetOffsetsRequest_Timestamp:
-			if off, err = a.offsetForTime(ctx, t, tp.Partition, to.Timestamp.AsTime().UnixMilli(), st); err != nil {
+			if off, err = a.offsetForTime(ctx, t, tp.Partition, millisCeil(to.Timestamp), st); err != nil {
 				return nil, connectError(err)
 			}
 		}

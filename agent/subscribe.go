@@ -43,6 +43,12 @@ var errStreamBroken = errors.New("stream broken")
 // Subscribe implements stratav1connect.ConsumerServiceHandler.
 func (a *Agent) Subscribe(ctx context.Context, req *connect.Request[stratav1.SubscribeRequest], stream *connect.ServerStream[stratav1.SubscribeResponse]) error {
 	s, err := a.newSubscription(ctx, req.Msg)
+	if errors.Is(err, coordinator.ErrNotFound) && !errors.Is(err, errUnknownTopicOrPartition) {
+		// The index knows no partition of the cached topic: it may have been
+		// deleted and its name given to a new topic. Once more, afresh.
+		a.topics.invalidate(req.Msg.GetTopic())
+		s, err = a.newSubscription(ctx, req.Msg)
+	}
 	if err != nil {
 		return connectError(err)
 	}
@@ -142,7 +148,7 @@ func (s *subscription) add(ctx context.Context, p int32, created bool) error {
 	case *stratav1.SubscribeRequest_Offset:
 		f.next = min(max(start.Offset, st.LogStartOffset), st.HighWatermark)
 	case *stratav1.SubscribeRequest_Timestamp:
-		if f.next, err = s.a.offsetForTime(ctx, s.topic, p, start.Timestamp.AsTime().UnixMilli(), st); err != nil {
+		if f.next, err = s.a.offsetForTime(ctx, s.topic, p, millisCeil(start.Timestamp), st); err != nil {
 			return err
 		}
 	default: // latest, or no start
@@ -156,39 +162,16 @@ func (s *subscription) add(ctx context.Context, p int32, created bool) error {
 }
 
 // offsetForTime is the offset of the partition's first record with a
-// timestamp at or after ts (ms), or the high watermark if none has one.
+// timestamp at or after ts (ms), or, if none has one, the high watermark
+// the search reached.
 // The index names the entry holding it; the entry is scanned for the exact
-// record.
+// record (recordAtOrAfter, in list_offsets.go).
 func (a *Agent) offsetForTime(ctx context.Context, topic coordinator.Topic, p int32, ts int64, st coordinator.PartitionState) (int64, error) {
-	e, found, err := a.index.OffsetForTimestamp(ctx, topic.ID, p, ts)
+	r, _, err := a.recordAtOrAfter(ctx, topic, p, ts, st)
 	if err != nil {
 		return 0, err
 	}
-	if !found {
-		return st.HighWatermark, nil
-	}
-	from := max(e.BaseOffset, st.LogStartOffset)
-	for {
-		recs, next, rst, err := a.readPartition(ctx, topic, p, from, defaultReadBytes)
-		if errors.Is(err, coordinator.ErrOffsetOutOfRange) && from < rst.LogStartOffset {
-			from = rst.LogStartOffset // retention passed the entry meanwhile
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		for _, r := range recs {
-			if r.GetTimestamp().AsTime().UnixMilli() >= ts {
-				return r.GetOffset(), nil
-			}
-		}
-		// The entry's running maximum reached ts but, when retention cut
-		// it, the record that did is gone: keep scanning to the end.
-		if next <= from || next >= rst.HighWatermark {
-			return next, nil
-		}
-		from = next
-	}
+	return r.offset, nil
 }
 
 // run sends records until ctx ends or a failure outlasts streamRetryFor.

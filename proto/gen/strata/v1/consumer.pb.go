@@ -450,6 +450,337 @@ func (x *SubscribeResponse) GetRecords() []*ConsumedRecord {
 	return nil
 }
 
+// ListOffsetsRequest asks for offsets of one or more partitions, of one or
+// more topics.
+type ListOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lookups, at most 1000; answered in the same order. A partition may
+	// appear more than once (with different specs).
+	Partitions []*ListOffsetsPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// Which records count. Reserved for transactions (Kafka answers "latest"
+	// with the last stable offset under READ_COMMITTED); answered as
+	// READ_UNCOMMITTED until then.
+	IsolationLevel IsolationLevel `protobuf:"varint,2,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListOffsetsRequest) Reset() {
+	*x = ListOffsetsRequest{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsRequest) ProtoMessage() {}
+
+func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListOffsetsRequest) GetPartitions() []*ListOffsetsPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *ListOffsetsRequest) GetIsolationLevel() IsolationLevel {
+	if x != nil {
+		return x.IsolationLevel
+	}
+	return IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED
+}
+
+// ListOffsetsPartition is one lookup: a partition and what to find in it.
+type ListOffsetsPartition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// What to find; exactly one must be set.
+	//
+	// Types that are valid to be assigned to Spec:
+	//
+	//	*ListOffsetsPartition_Earliest
+	//	*ListOffsetsPartition_Latest
+	//	*ListOffsetsPartition_Timestamp
+	//	*ListOffsetsPartition_MaxTimestamp
+	Spec          isListOffsetsPartition_Spec `protobuf_oneof:"spec"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOffsetsPartition) Reset() {
+	*x = ListOffsetsPartition{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsPartition) ProtoMessage() {}
+
+func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsPartition.ProtoReflect.Descriptor instead.
+func (*ListOffsetsPartition) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListOffsetsPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ListOffsetsPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ListOffsetsPartition) GetSpec() isListOffsetsPartition_Spec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *ListOffsetsPartition) GetEarliest() bool {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsPartition_Earliest); ok {
+			return x.Earliest
+		}
+	}
+	return false
+}
+
+func (x *ListOffsetsPartition) GetLatest() bool {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsPartition_Latest); ok {
+			return x.Latest
+		}
+	}
+	return false
+}
+
+func (x *ListOffsetsPartition) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsPartition_Timestamp); ok {
+			return x.Timestamp
+		}
+	}
+	return nil
+}
+
+func (x *ListOffsetsPartition) GetMaxTimestamp() bool {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsPartition_MaxTimestamp); ok {
+			return x.MaxTimestamp
+		}
+	}
+	return false
+}
+
+type isListOffsetsPartition_Spec interface {
+	isListOffsetsPartition_Spec()
+}
+
+type ListOffsetsPartition_Earliest struct {
+	// The log start offset: the first offset still readable (Kafka's
+	// EARLIEST_TIMESTAMP, -2). No timestamp is answered.
+	Earliest bool `protobuf:"varint,3,opt,name=earliest,proto3,oneof"`
+}
+
+type ListOffsetsPartition_Latest struct {
+	// The high watermark: the offset the next record will get (Kafka's
+	// LATEST_TIMESTAMP, -1). No timestamp is answered.
+	Latest bool `protobuf:"varint,4,opt,name=latest,proto3,oneof"`
+}
+
+type ListOffsetsPartition_Timestamp struct {
+	// The first offset, from the log start on, whose record's timestamp is
+	// at or after this time, with that record's timestamp (KIP-79). When no
+	// record has one, the answer is offset -1 and no timestamp, as Kafka
+	// answers; a reader that wants "from there on" then starts at the high
+	// watermark. Timestamps go back in time when producers set them so:
+	// the answer is the first such record in offset order, even if a later
+	// record is nearer the time. Nanoseconds below a millisecond round the
+	// time up (records are stored in milliseconds).
+	Timestamp *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timestamp,proto3,oneof"`
+}
+
+type ListOffsetsPartition_MaxTimestamp struct {
+	// The offset and timestamp of the record with the largest timestamp,
+	// the first one in offset order when several share it (Kafka's
+	// MAX_TIMESTAMP, -3, KIP-734). Offset -1 and no timestamp for a
+	// partition without records. Transaction markers do not count.
+	MaxTimestamp bool `protobuf:"varint,6,opt,name=max_timestamp,json=maxTimestamp,proto3,oneof"`
+}
+
+func (*ListOffsetsPartition_Earliest) isListOffsetsPartition_Spec() {}
+
+func (*ListOffsetsPartition_Latest) isListOffsetsPartition_Spec() {}
+
+func (*ListOffsetsPartition_Timestamp) isListOffsetsPartition_Spec() {}
+
+func (*ListOffsetsPartition_MaxTimestamp) isListOffsetsPartition_Spec() {}
+
+// ListOffsetsResponse answers a ListOffsetsRequest.
+type ListOffsetsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One answer per lookup, in the order of the request.
+	Partitions    []*ListOffsetsPartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOffsetsResponse) Reset() {
+	*x = ListOffsetsResponse{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsResponse) ProtoMessage() {}
+
+func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// ListOffsetsPartitionResult answers one ListOffsetsPartition.
+type ListOffsetsPartitionResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name, as asked.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition, as asked.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The offset found, or -1 when a lookup by timestamp or max timestamp
+	// found no record.
+	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The timestamp of the record at offset, in milliseconds, for lookups by
+	// timestamp and max timestamp that found one; unset otherwise.
+	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOffsetsPartitionResult) Reset() {
+	*x = ListOffsetsPartitionResult{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsPartitionResult) ProtoMessage() {}
+
+func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsPartitionResult.ProtoReflect.Descriptor instead.
+func (*ListOffsetsPartitionResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListOffsetsPartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ListOffsetsPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ListOffsetsPartitionResult) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ListOffsetsPartitionResult) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Timestamp
+	}
+	return nil
+}
+
 var File_strata_v1_consumer_proto protoreflect.FileDescriptor
 
 const file_strata_v1_consumer_proto_rawDesc = "" +
@@ -481,14 +812,37 @@ const file_strata_v1_consumer_proto_rawDesc = "" +
 	"\x0fisolation_level\x18\b \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevelB\a\n" +
 	"\x05start\"H\n" +
 	"\x11SubscribeResponse\x123\n" +
-	"\arecords\x18\x01 \x03(\v2\x19.strata.v1.ConsumedRecordR\arecords*{\n" +
+	"\arecords\x18\x01 \x03(\v2\x19.strata.v1.ConsumedRecordR\arecords\"\x99\x01\n" +
+	"\x12ListOffsetsRequest\x12?\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1f.strata.v1.ListOffsetsPartitionR\n" +
+	"partitions\x12B\n" +
+	"\x0fisolation_level\x18\x02 \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\xed\x01\n" +
+	"\x14ListOffsetsPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1c\n" +
+	"\bearliest\x18\x03 \x01(\bH\x00R\bearliest\x12\x18\n" +
+	"\x06latest\x18\x04 \x01(\bH\x00R\x06latest\x12:\n" +
+	"\ttimestamp\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\ttimestamp\x12%\n" +
+	"\rmax_timestamp\x18\x06 \x01(\bH\x00R\fmaxTimestampB\x06\n" +
+	"\x04spec\"\\\n" +
+	"\x13ListOffsetsResponse\x12E\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2%.strata.v1.ListOffsetsPartitionResultR\n" +
+	"partitions\"\xa2\x01\n" +
+	"\x1aListOffsetsPartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x128\n" +
+	"\ttimestamp\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp*{\n" +
 	"\x0eIsolationLevel\x12\x1f\n" +
 	"\x1bISOLATION_LEVEL_UNSPECIFIED\x10\x00\x12$\n" +
 	" ISOLATION_LEVEL_READ_UNCOMMITTED\x10\x01\x12\"\n" +
-	"\x1eISOLATION_LEVEL_READ_COMMITTED\x10\x022\x9b\x01\n" +
-	"\x0fConsumerService\x12<\n" +
-	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\"\x00\x12J\n" +
-	"\tSubscribe\x12\x1b.strata.v1.SubscribeRequest\x1a\x1c.strata.v1.SubscribeResponse\"\x000\x01B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
+	"\x1eISOLATION_LEVEL_READ_COMMITTED\x10\x022\xf1\x01\n" +
+	"\x0fConsumerService\x12?\n" +
+	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\"\x03\x90\x02\x01\x12J\n" +
+	"\tSubscribe\x12\x1b.strata.v1.SubscribeRequest\x1a\x1c.strata.v1.SubscribeResponse\"\x000\x01\x12Q\n" +
+	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\"\x03\x90\x02\x01B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_consumer_proto_rawDescOnce sync.Once
@@ -503,33 +857,44 @@ func file_strata_v1_consumer_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_consumer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_v1_consumer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_strata_v1_consumer_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_strata_v1_consumer_proto_goTypes = []any{
-	(IsolationLevel)(0),           // 0: strata.v1.IsolationLevel
-	(*FetchRequest)(nil),          // 1: strata.v1.FetchRequest
-	(*FetchResponse)(nil),         // 2: strata.v1.FetchResponse
-	(*SubscribeRequest)(nil),      // 3: strata.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),     // 4: strata.v1.SubscribeResponse
-	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
-	(*ConsumedRecord)(nil),        // 6: strata.v1.ConsumedRecord
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(IsolationLevel)(0),                // 0: strata.v1.IsolationLevel
+	(*FetchRequest)(nil),               // 1: strata.v1.FetchRequest
+	(*FetchResponse)(nil),              // 2: strata.v1.FetchResponse
+	(*SubscribeRequest)(nil),           // 3: strata.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),          // 4: strata.v1.SubscribeResponse
+	(*ListOffsetsRequest)(nil),         // 5: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartition)(nil),       // 6: strata.v1.ListOffsetsPartition
+	(*ListOffsetsResponse)(nil),        // 7: strata.v1.ListOffsetsResponse
+	(*ListOffsetsPartitionResult)(nil), // 8: strata.v1.ListOffsetsPartitionResult
+	(*durationpb.Duration)(nil),        // 9: google.protobuf.Duration
+	(*ConsumedRecord)(nil),             // 10: strata.v1.ConsumedRecord
+	(*timestamppb.Timestamp)(nil),      // 11: google.protobuf.Timestamp
 }
 var file_strata_v1_consumer_proto_depIdxs = []int32{
-	5, // 0: strata.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
-	0, // 1: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	6, // 2: strata.v1.FetchResponse.records:type_name -> strata.v1.ConsumedRecord
-	7, // 3: strata.v1.SubscribeRequest.timestamp:type_name -> google.protobuf.Timestamp
-	0, // 4: strata.v1.SubscribeRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	6, // 5: strata.v1.SubscribeResponse.records:type_name -> strata.v1.ConsumedRecord
-	1, // 6: strata.v1.ConsumerService.Fetch:input_type -> strata.v1.FetchRequest
-	3, // 7: strata.v1.ConsumerService.Subscribe:input_type -> strata.v1.SubscribeRequest
-	2, // 8: strata.v1.ConsumerService.Fetch:output_type -> strata.v1.FetchResponse
-	4, // 9: strata.v1.ConsumerService.Subscribe:output_type -> strata.v1.SubscribeResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	9,  // 0: strata.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	0,  // 1: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	10, // 2: strata.v1.FetchResponse.records:type_name -> strata.v1.ConsumedRecord
+	11, // 3: strata.v1.SubscribeRequest.timestamp:type_name -> google.protobuf.Timestamp
+	0,  // 4: strata.v1.SubscribeRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	10, // 5: strata.v1.SubscribeResponse.records:type_name -> strata.v1.ConsumedRecord
+	6,  // 6: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	0,  // 7: strata.v1.ListOffsetsRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	11, // 8: strata.v1.ListOffsetsPartition.timestamp:type_name -> google.protobuf.Timestamp
+	8,  // 9: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	11, // 10: strata.v1.ListOffsetsPartitionResult.timestamp:type_name -> google.protobuf.Timestamp
+	1,  // 11: strata.v1.ConsumerService.Fetch:input_type -> strata.v1.FetchRequest
+	3,  // 12: strata.v1.ConsumerService.Subscribe:input_type -> strata.v1.SubscribeRequest
+	5,  // 13: strata.v1.ConsumerService.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	2,  // 14: strata.v1.ConsumerService.Fetch:output_type -> strata.v1.FetchResponse
+	4,  // 15: strata.v1.ConsumerService.Subscribe:output_type -> strata.v1.SubscribeResponse
+	7,  // 16: strata.v1.ConsumerService.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	14, // [14:17] is the sub-list for method output_type
+	11, // [11:14] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_consumer_proto_init() }
@@ -544,13 +909,19 @@ func file_strata_v1_consumer_proto_init() {
 		(*SubscribeRequest_Offset)(nil),
 		(*SubscribeRequest_Timestamp)(nil),
 	}
+	file_strata_v1_consumer_proto_msgTypes[5].OneofWrappers = []any{
+		(*ListOffsetsPartition_Earliest)(nil),
+		(*ListOffsetsPartition_Latest)(nil),
+		(*ListOffsetsPartition_Timestamp)(nil),
+		(*ListOffsetsPartition_MaxTimestamp)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_consumer_proto_rawDesc), len(file_strata_v1_consumer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
