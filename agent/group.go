@@ -486,7 +486,8 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 			return heartbeatResult{}, err
 		}
 		for _, id := range expired {
-			if err := a.index.RemoveMember(ctx, h.group, id); err != nil && !errors.Is(err, coordinator.ErrNotFound) {
+			// Only while still expired: the member may have rejoined since.
+			if _, err := a.index.RemoveExpiredMember(ctx, h.group, id); err != nil {
 				a.log.Warn("remove expired group member", "group", h.group, "member", id, "err", err)
 			}
 		}

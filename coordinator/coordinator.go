@@ -277,6 +277,10 @@ type Groups interface {
 	ListMembers(ctx context.Context, group string) ([]GroupMember, error)
 	// RemoveMember is ErrNotFound for a member that is not there.
 	RemoveMember(ctx context.Context, group, memberID string) error
+	// RemoveExpiredMember removes the member only if its lease has expired
+	// by the index's clock, and reports whether it did: a member that
+	// rejoined meanwhile keeps its new lease.
+	RemoveExpiredMember(ctx context.Context, group, memberID string) (bool, error)
 	// CommitOffsets stores all the offsets or none; with a fence, only while
 	// the member holds an unexpired lease at that epoch, else ErrFenced.
 	CommitOffsets(ctx context.Context, group string, fence *MemberFence, offsets map[TopicPartition]CommittedOffset) error

@@ -103,6 +103,17 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return n
 `)
 
+// memberRemoveExpiredScript: KEYS as memberPutScript; ARGV[1] id. Removes
+// the member only while its lease is expired; returns 1 if it did.
+var memberRemoveExpiredScript = redis.NewScript(luaNowMs + `
+local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not exp or tonumber(exp) > tonumber(now_ms()) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+`)
+
 // offsetCommitScript: KEYS[1] members, KEYS[2] epochs, KEYS[3] offsets;
 // ARGV[1] "1" when fenced, ARGV[2] member id, ARGV[3] epoch, then per
 // partition: field, topic id prefix ("@<id>:" or ""), offset, commit ms
@@ -388,6 +399,30 @@ func (r *Redis) RemoveMember(ctx context.Context, group, memberID string) error 
 		return wrapErr(op, fmt.Errorf("%w: member %q of group %q", ErrNotFound, memberID, group))
 	}
 	return wrapErr(op, r.written(ctx))
+}
+
+// RemoveExpiredMember removes the member if, and only if, its lease has
+// expired by the server's clock, in one script, and reports whether it did.
+// A heartbeat that found the member expired tidies up with it: a plain
+// RemoveMember arriving after the member rejoined would delete its new
+// lease behind its back, and the next heartbeat of another member would
+// take partitions the member was just told it owns.
+func (r *Redis) RemoveExpiredMember(ctx context.Context, group, memberID string) (bool, error) {
+	const op = "remove expired member"
+	if err := validGroup(group); err != nil {
+		return false, wrapErr(op, err)
+	}
+	if memberID == "" {
+		return false, wrapErr(op, fmt.Errorf("%w: empty member id", ErrInvalid))
+	}
+	n, err := memberRemoveExpiredScript.Run(ctx, r.client, r.groupKeys(group).memberKeys(), memberID).Int64()
+	if err != nil {
+		return false, wrapErr(op, err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	return true, wrapErr(op, r.written(ctx))
 }
 
 // CommitOffsets stores the offsets, all or none. With a fence, the commit is

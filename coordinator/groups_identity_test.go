@@ -191,3 +191,41 @@ func TestDeleteTopicForgetsGroupOffsets(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupRemoveExpiredMember removes a member only while its lease is
+// expired: one that rejoined keeps its new lease.
+func TestGroupRemoveExpiredMember(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		for _, m := range []coordinator.GroupMember{{ID: "lapsed", Epoch: 1}, {ID: "rejoined", Epoch: 1}} {
+			if err := r.PutMember(ctx, "g", m, shortTTL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.PutMember(ctx, "g", coordinator.GroupMember{ID: "live", Epoch: 1}, longTTL); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(expired)
+		// "rejoined" joins again after another member found it expired.
+		if err := r.PutMember(ctx, "g", coordinator.GroupMember{ID: "rejoined", Epoch: 1}, longTTL); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			id   string
+			want bool
+		}{{"lapsed", true}, {"rejoined", false}, {"live", false}, {"ghost", false}, {"lapsed", false}} {
+			got, err := r.RemoveExpiredMember(ctx, "g", c.id)
+			if err != nil || got != c.want {
+				t.Fatalf("remove expired %s: %v, %v; want %v", c.id, got, err, c.want)
+			}
+		}
+		members, err := r.ListMembers(ctx, "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(members) != 2 || members[0].ID != "live" || members[1].ID != "rejoined" || !members[1].Expires.After(time.Now()) {
+			t.Fatalf("members %+v, want live and rejoined with their leases", members)
+		}
+	})
+}
