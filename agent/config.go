@@ -75,6 +75,9 @@ type Config struct {
 	// GroupHeartbeatInterval is how often members heartbeat (at most a
 	// third of their session).
 	GroupHeartbeatInterval time.Duration `yaml:"group-heartbeat-interval"`
+	// OffsetMetadataMaxBytes caps the metadata stored with one committed
+	// offset, as Kafka's offset.metadata.max.bytes (default 4096).
+	OffsetMetadataMaxBytes int `yaml:"offset-metadata-max-bytes"`
 	// CORSOrigins lists the origins browsers may call from, comma
 	// separated; "*" allows any, "" turns CORS off.
 	CORSOrigins string `yaml:"cors-origins"`
@@ -124,6 +127,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GroupMinSessionTimeout, "group-min-session-timeout", time.Second, "shortest session a group member may ask for")
 	fs.DurationVar(&c.GroupMaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session a group member may ask for")
 	fs.DurationVar(&c.GroupHeartbeatInterval, "group-heartbeat-interval", 5*time.Second, "how often group members heartbeat (at most a third of their session)")
+	fs.IntVar(&c.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", 4096, "largest metadata a committed offset may carry, in bytes (Kafka's offset.metadata.max.bytes)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "origins browsers may call the API from, comma separated; empty disables CORS")
 	fs.StringVar(&c.CORSAllowedHeaders, "cors-allowed-headers", "authorization", "request headers browsers may send on top of Connect's and gRPC-web's own, comma separated; * allows any")
 	fs.StringVar(&c.CORSExposedHeaders, "cors-exposed-headers", "", "response headers browser code may read on top of Connect's and gRPC-web's own, comma separated; * exposes any")
@@ -182,6 +186,7 @@ func (c *Config) validate() error {
 		"group-session-timeout (%s) must be within [%s, %s]", c.GroupSessionTimeout, c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	check(c.GroupHeartbeatInterval > 0, "group-heartbeat-interval must be positive")
 	check(c.ProduceQueueTimeout >= 0, "produce-queue-timeout must not be negative")
+	check(c.OffsetMetadataMaxBytes >= 0, "offset-metadata-max-bytes must not be negative, got %d", c.OffsetMetadataMaxBytes)
 	check((c.TLSCert == "") == (c.TLSKey == ""), "tls-cert and tls-key go together: got tls-cert %q and tls-key %q", c.TLSCert, c.TLSKey)
 	for _, h := range splitList(c.CORSAllowedHeaders) {
 		check(isHeaderName(h), "cors-allowed-headers: %q is not an HTTP header name", h)
