@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/group.proto.
  */
 export const file_strata_v1_group: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdHJhdGEvdjEvZ3JvdXAucHJvdG8SCXN0cmF0YS52MSI0Cg9Ub3BpY1BhcnRpdGlvbnMSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAMoBSLOAQoQSGVhcnRiZWF0UmVxdWVzdBINCgVncm91cBgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFAoMbWVtYmVyX2Vwb2NoGAMgASgFEg4KBnRvcGljcxgEIAMoCRITCgt0b3BpY19yZWdleBgFIAEoCRIpCgVvd25lZBgGIAMoCzIaLnN0cmF0YS52MS5Ub3BpY1BhcnRpdGlvbnMSMgoPc2Vzc2lvbl90aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpcCChFIZWFydGJlYXRSZXNwb25zZRIRCgltZW1iZXJfaWQYASABKAkSFAoMbWVtYmVyX2Vwb2NoGAIgASgFEiwKCGFzc2lnbmVkGAMgAygLMhouc3RyYXRhLnYxLlRvcGljUGFydGl0aW9ucxIrCgdwZW5kaW5nGAQgAygLMhouc3RyYXRhLnYxLlRvcGljUGFydGl0aW9ucxI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPc2Vzc2lvbl90aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2dyb3VwX2Vwb2NoGAcgASgFIjUKEUxlYXZlR3JvdXBSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEhEKCW1lbWJlcl9pZBgCIAEoCSIUChJMZWF2ZUdyb3VwUmVzcG9uc2UihgEKD1BhcnRpdGlvbk9mZnNldBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEhAKCG1ldGFkYXRhGAQgASgJEi8KC2NvbW1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ7ChRDb21taXRPZmZzZXRzUmVxdWVzdBINCgVncm91cBgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFAoMbWVtYmVyX2Vwb2NoGAMgASgFEisKB29mZnNldHMYBCADKAsyGi5zdHJhdGEudjEuUGFydGl0aW9uT2Zmc2V0IhcKFUNvbW1pdE9mZnNldHNSZXNwb25zZSJUChNGZXRjaE9mZnNldHNSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEi4KCnBhcnRpdGlvbnMYAiADKAsyGi5zdHJhdGEudjEuVG9waWNQYXJ0aXRpb25zIkMKFEZldGNoT2Zmc2V0c1Jlc3BvbnNlEisKB29mZnNldHMYASADKAsyGi5zdHJhdGEudjEuUGFydGl0aW9uT2Zmc2V0IhMKEUxpc3RHcm91cHNSZXF1ZXN0IkoKDEdyb3VwU3VtbWFyeRINCgVncm91cBgBIAEoCRINCgVzdGF0ZRgCIAEoCRIPCgdtZW1iZXJzGAMgASgFEgsKA2xhZxgEIAEoAyI9ChJMaXN0R3JvdXBzUmVzcG9uc2USJwoGZ3JvdXBzGAEgAygLMhcuc3RyYXRhLnYxLkdyb3VwU3VtbWFyeSIlChREZXNjcmliZUdyb3VwUmVxdWVzdBINCgVncm91cBgBIAEoCSKdAgoPR3JvdXBNZW1iZXJJbmZvEhEKCW1lbWJlcl9pZBgBIAEoCRIUCgxtZW1iZXJfZXBvY2gYAiABKAUSDgoGdG9waWNzGAMgAygJEhMKC3RvcGljX3JlZ2V4GAQgASgJEiwKCGFzc2lnbmVkGAUgAygLMhouc3RyYXRhLnYxLlRvcGljUGFydGl0aW9ucxIsCghyZXZva2luZxgGIAMoCzIaLnN0cmF0YS52MS5Ub3BpY1BhcnRpdGlvbnMSKwoHcGVuZGluZxgHIAMoCzIaLnN0cmF0YS52MS5Ub3BpY1BhcnRpdGlvbnMSMwoPc2Vzc2lvbl9leHBpcmVzGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKQAQoMUGFydGl0aW9uTGFnEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIYChBjb21taXR0ZWRfb2Zmc2V0GAMgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAQgASgDEgsKA2xhZxgFIAEoAxINCgVvd25lchgGIAEoCRIQCghtZXRhZGF0YRgHIAEoCSK3AQoVRGVzY3JpYmVHcm91cFJlc3BvbnNlEg0KBWdyb3VwGAEgASgJEg0KBXN0YXRlGAIgASgJEhMKC2dyb3VwX2Vwb2NoGAMgASgFEisKB21lbWJlcnMYBCADKAsyGi5zdHJhdGEudjEuR3JvdXBNZW1iZXJJbmZvEisKCnBhcnRpdGlvbnMYBSADKAsyFy5zdHJhdGEudjEuUGFydGl0aW9uTGFnEhEKCXRvdGFsX2xhZxgGIAEoAyIjChJEZWxldGVHcm91cFJlcXVlc3QSDQoFZ3JvdXAYASABKAkiFQoTRGVsZXRlR3JvdXBSZXNwb25zZSLkAQoTUmVzZXRPZmZzZXRzUmVxdWVzdBINCgVncm91cBgBIAEoCRIOCgZ0b3BpY3MYAiADKAkSLgoKcGFydGl0aW9ucxgDIAMoCzIaLnN0cmF0YS52MS5Ub3BpY1BhcnRpdGlvbnMSEgoIZWFybGllc3QYBCABKAhIABIQCgZsYXRlc3QYBSABKAhIABIvCgl0aW1lc3RhbXAYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASEAoGb2Zmc2V0GAcgASgDSAASDwoHZHJ5X3J1bhgIIAEoCEIECgJ0byJDChRSZXNldE9mZnNldHNSZXNwb25zZRIrCgdvZmZzZXRzGAEgAygLMhouc3RyYXRhLnYxLlBhcnRpdGlvbk9mZnNldDKUBQoMR3JvdXBTZXJ2aWNlEkgKCUhlYXJ0YmVhdBIbLnN0cmF0YS52MS5IZWFydGJlYXRSZXF1ZXN0Ghwuc3RyYXRhLnYxLkhlYXJ0YmVhdFJlc3BvbnNlIgASSwoKTGVhdmVHcm91cBIcLnN0cmF0YS52MS5MZWF2ZUdyb3VwUmVxdWVzdBodLnN0cmF0YS52MS5MZWF2ZUdyb3VwUmVzcG9uc2UiABJUCg1Db21taXRPZmZzZXRzEh8uc3RyYXRhLnYxLkNvbW1pdE9mZnNldHNSZXF1ZXN0GiAuc3RyYXRhLnYxLkNvbW1pdE9mZnNldHNSZXNwb25zZSIAElEKDEZldGNoT2Zmc2V0cxIeLnN0cmF0YS52MS5GZXRjaE9mZnNldHNSZXF1ZXN0Gh8uc3RyYXRhLnYxLkZldGNoT2Zmc2V0c1Jlc3BvbnNlIgASSwoKTGlzdEdyb3VwcxIcLnN0cmF0YS52MS5MaXN0R3JvdXBzUmVxdWVzdBodLnN0cmF0YS52MS5MaXN0R3JvdXBzUmVzcG9uc2UiABJUCg1EZXNjcmliZUdyb3VwEh8uc3RyYXRhLnYxLkRlc2NyaWJlR3JvdXBSZXF1ZXN0GiAuc3RyYXRhLnYxLkRlc2NyaWJlR3JvdXBSZXNwb25zZSIAEk4KC0RlbGV0ZUdyb3VwEh0uc3RyYXRhLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBoeLnN0cmF0YS52MS5EZWxldGVHcm91cFJlc3BvbnNlIgASUQoMUmVzZXRPZmZzZXRzEh4uc3RyYXRhLnYxLlJlc2V0T2Zmc2V0c1JlcXVlc3QaHy5zdHJhdGEudjEuUmVzZXRPZmZzZXRzUmVzcG9uc2UiAEI9WjtnaXRodWIuY29tL3N0cmF0YWJyb2tlci9zdHJhdGEvcHJvdG8vZ2VuL3N0cmF0YS92MTtzdHJhdGF2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChVzdHJhdGEvdjEvZ3JvdXAucHJvdG8SCXN0cmF0YS52MSI0Cg9Ub3BpY1BhcnRpdGlvbnMSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAMoBSLOAQoQSGVhcnRiZWF0UmVxdWVzdBINCgVncm91cBgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFAoMbWVtYmVyX2Vwb2NoGAMgASgFEg4KBnRvcGljcxgEIAMoCRITCgt0b3BpY19yZWdleBgFIAEoCRIpCgVvd25lZBgGIAMoCzIaLnN0cmF0YS52MS5Ub3BpY1BhcnRpdGlvbnMSMgoPc2Vzc2lvbl90aW1lb3V0GAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpcCChFIZWFydGJlYXRSZXNwb25zZRIRCgltZW1iZXJfaWQYASABKAkSFAoMbWVtYmVyX2Vwb2NoGAIgASgFEiwKCGFzc2lnbmVkGAMgAygLMhouc3RyYXRhLnYxLlRvcGljUGFydGl0aW9ucxIrCgdwZW5kaW5nGAQgAygLMhouc3RyYXRhLnYxLlRvcGljUGFydGl0aW9ucxI1ChJoZWFydGJlYXRfaW50ZXJ2YWwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMgoPc2Vzc2lvbl90aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2dyb3VwX2Vwb2NoGAcgASgFIjUKEUxlYXZlR3JvdXBSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEhEKCW1lbWJlcl9pZBgCIAEoCSIUChJMZWF2ZUdyb3VwUmVzcG9uc2UimAEKD1BhcnRpdGlvbk9mZnNldBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEhAKCG1ldGFkYXRhGAQgASgJEi8KC2NvbW1pdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0b3BpY19pZBgGIAEoCSJ7ChRDb21taXRPZmZzZXRzUmVxdWVzdBINCgVncm91cBgBIAEoCRIRCgltZW1iZXJfaWQYAiABKAkSFAoMbWVtYmVyX2Vwb2NoGAMgASgFEisKB29mZnNldHMYBCADKAsyGi5zdHJhdGEudjEuUGFydGl0aW9uT2Zmc2V0IhcKFUNvbW1pdE9mZnNldHNSZXNwb25zZSJUChNGZXRjaE9mZnNldHNSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEi4KCnBhcnRpdGlvbnMYAiADKAsyGi5zdHJhdGEudjEuVG9waWNQYXJ0aXRpb25zIkMKFEZldGNoT2Zmc2V0c1Jlc3BvbnNlEisKB29mZnNldHMYASADKAsyGi5zdHJhdGEudjEuUGFydGl0aW9uT2Zmc2V0IhMKEUxpc3RHcm91cHNSZXF1ZXN0IkoKDEdyb3VwU3VtbWFyeRINCgVncm91cBgBIAEoCRINCgVzdGF0ZRgCIAEoCRIPCgdtZW1iZXJzGAMgASgFEgsKA2xhZxgEIAEoAyI9ChJMaXN0R3JvdXBzUmVzcG9uc2USJwoGZ3JvdXBzGAEgAygLMhcuc3RyYXRhLnYxLkdyb3VwU3VtbWFyeSIlChREZXNjcmliZUdyb3VwUmVxdWVzdBINCgVncm91cBgBIAEoCSKdAgoPR3JvdXBNZW1iZXJJbmZvEhEKCW1lbWJlcl9pZBgBIAEoCRIUCgxtZW1iZXJfZXBvY2gYAiABKAUSDgoGdG9waWNzGAMgAygJEhMKC3RvcGljX3JlZ2V4GAQgASgJEiwKCGFzc2lnbmVkGAUgAygLMhouc3RyYXRhLnYxLlRvcGljUGFydGl0aW9ucxIsCghyZXZva2luZxgGIAMoCzIaLnN0cmF0YS52MS5Ub3BpY1BhcnRpdGlvbnMSKwoHcGVuZGluZxgHIAMoCzIaLnN0cmF0YS52MS5Ub3BpY1BhcnRpdGlvbnMSMwoPc2Vzc2lvbl9leHBpcmVzGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKQAQoMUGFydGl0aW9uTGFnEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIYChBjb21taXR0ZWRfb2Zmc2V0GAMgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAQgASgDEgsKA2xhZxgFIAEoAxINCgVvd25lchgGIAEoCRIQCghtZXRhZGF0YRgHIAEoCSK3AQoVRGVzY3JpYmVHcm91cFJlc3BvbnNlEg0KBWdyb3VwGAEgASgJEg0KBXN0YXRlGAIgASgJEhMKC2dyb3VwX2Vwb2NoGAMgASgFEisKB21lbWJlcnMYBCADKAsyGi5zdHJhdGEudjEuR3JvdXBNZW1iZXJJbmZvEisKCnBhcnRpdGlvbnMYBSADKAsyFy5zdHJhdGEudjEuUGFydGl0aW9uTGFnEhEKCXRvdGFsX2xhZxgGIAEoAyIjChJEZWxldGVHcm91cFJlcXVlc3QSDQoFZ3JvdXAYASABKAkiFQoTRGVsZXRlR3JvdXBSZXNwb25zZSLkAQoTUmVzZXRPZmZzZXRzUmVxdWVzdBINCgVncm91cBgBIAEoCRIOCgZ0b3BpY3MYAiADKAkSLgoKcGFydGl0aW9ucxgDIAMoCzIaLnN0cmF0YS52MS5Ub3BpY1BhcnRpdGlvbnMSEgoIZWFybGllc3QYBCABKAhIABIQCgZsYXRlc3QYBSABKAhIABIvCgl0aW1lc3RhbXAYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASEAoGb2Zmc2V0GAcgASgDSAASDwoHZHJ5X3J1bhgIIAEoCEIECgJ0byJDChRSZXNldE9mZnNldHNSZXNwb25zZRIrCgdvZmZzZXRzGAEgAygLMhouc3RyYXRhLnYxLlBhcnRpdGlvbk9mZnNldDKUBQoMR3JvdXBTZXJ2aWNlEkgKCUhlYXJ0YmVhdBIbLnN0cmF0YS52MS5IZWFydGJlYXRSZXF1ZXN0Ghwuc3RyYXRhLnYxLkhlYXJ0YmVhdFJlc3BvbnNlIgASSwoKTGVhdmVHcm91cBIcLnN0cmF0YS52MS5MZWF2ZUdyb3VwUmVxdWVzdBodLnN0cmF0YS52MS5MZWF2ZUdyb3VwUmVzcG9uc2UiABJUCg1Db21taXRPZmZzZXRzEh8uc3RyYXRhLnYxLkNvbW1pdE9mZnNldHNSZXF1ZXN0GiAuc3RyYXRhLnYxLkNvbW1pdE9mZnNldHNSZXNwb25zZSIAElEKDEZldGNoT2Zmc2V0cxIeLnN0cmF0YS52MS5GZXRjaE9mZnNldHNSZXF1ZXN0Gh8uc3RyYXRhLnYxLkZldGNoT2Zmc2V0c1Jlc3BvbnNlIgASSwoKTGlzdEdyb3VwcxIcLnN0cmF0YS52MS5MaXN0R3JvdXBzUmVxdWVzdBodLnN0cmF0YS52MS5MaXN0R3JvdXBzUmVzcG9uc2UiABJUCg1EZXNjcmliZUdyb3VwEh8uc3RyYXRhLnYxLkRlc2NyaWJlR3JvdXBSZXF1ZXN0GiAuc3RyYXRhLnYxLkRlc2NyaWJlR3JvdXBSZXNwb25zZSIAEk4KC0RlbGV0ZUdyb3VwEh0uc3RyYXRhLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBoeLnN0cmF0YS52MS5EZWxldGVHcm91cFJlc3BvbnNlIgASUQoMUmVzZXRPZmZzZXRzEh4uc3RyYXRhLnYxLlJlc2V0T2Zmc2V0c1JlcXVlc3QaHy5zdHJhdGEudjEuUmVzZXRPZmZzZXRzUmVzcG9uc2UiAEI9WjtnaXRodWIuY29tL3N0cmF0YWJyb2tlci9zdHJhdGEvcHJvdG8vZ2VuL3N0cmF0YS92MTtzdHJhdGF2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * TopicPartitions names partitions of one topic.
@@ -143,7 +143,11 @@ export type HeartbeatResponse = Message<"strata.v1.HeartbeatResponse"> & {
 
   /**
    * Partitions the target gives this member that still wait for their old
-   * owner to release them; they will be assigned on a later heartbeat.
+   * owner to release them; they will be assigned on a later heartbeat. A
+   * topic deleted and created again under its name is a new topic (Kafka's
+   * topic ids, KIP-516): its partitions wait here until every member, this
+   * one included, released the deleted topic's partitions of the same
+   * numbers, whose positions mean nothing in the new topic.
    *
    * @generated from field: repeated strata.v1.TopicPartitions pending = 4;
    */
@@ -249,7 +253,10 @@ export type PartitionOffset = Message<"strata.v1.PartitionOffset"> & {
   offset: bigint;
 
   /**
-   * Free-form text stored with the offset.
+   * Free-form text stored with the offset, at most the agent's
+   * --offset-metadata-max-bytes (default 4096 bytes, Kafka's
+   * offset.metadata.max.bytes); a longer one is INVALID_ARGUMENT naming the
+   * limit (Kafka answers OFFSET_METADATA_TOO_LARGE).
    *
    * @generated from field: string metadata = 4;
    */
@@ -261,6 +268,19 @@ export type PartitionOffset = Message<"strata.v1.PartitionOffset"> & {
    * @generated from field: google.protobuf.Timestamp commit_time = 5;
    */
   commitTime?: Timestamp | undefined;
+
+  /**
+   * The id (a UUID) of the topic the offset belongs to. A topic deleted and
+   * created again under the same name is another topic with another id
+   * (Kafka's topic ids, KIP-516): offsets committed to the deleted one are
+   * deleted with it and never answered for the new one. Set in answers. In
+   * a commit it is optional; when set, the commit is refused unless it is
+   * the topic's current id (FAILED_PRECONDITION for a member, whose
+   * partitions of the deleted topic are gone; NOT_FOUND otherwise).
+   *
+   * @generated from field: string topic_id = 6;
+   */
+  topicId: string;
 };
 
 /**
@@ -820,10 +840,11 @@ export const ResetOffsetsResponseSchema: GenMessage<ResetOffsetsResponse> = /*@_
  *
  * Errors: INVALID_ARGUMENT for a bad group name, regular expression or
  * request; FAILED_PRECONDITION when the member is unknown or its session
- * expired (the member must drop its partitions and rejoin with
- * member_epoch 0), when a commit names a partition the member does not own
- * or a stale member epoch, and for DeleteGroup or ResetOffsets while the
- * group has live members; NOT_FOUND for a group that does not exist.
+ * expired, even while its heartbeat was in flight (the member must drop its
+ * partitions and rejoin with member_epoch 0), when a commit names a
+ * partition the member does not own, one of a topic since deleted, or a
+ * stale member epoch, and for DeleteGroup or ResetOffsets while the group
+ * has live members; NOT_FOUND for a group or topic that does not exist.
  *
  * @generated from service strata.v1.GroupService
  */
@@ -855,7 +876,10 @@ export const GroupService: GenService<{
   },
   /**
    * CommitOffsets stores the group's positions, all or none. A member commits
-   * only partitions it owns, at its current member epoch.
+   * only partitions it owns, at its current member epoch, of the topic as it
+   * was when they were assigned: after the topic was deleted (and maybe
+   * created again under its name) the commit is FAILED_PRECONDITION and the
+   * member must drop those partitions.
    *
    * @generated from rpc strata.v1.GroupService.CommitOffsets
    */
@@ -865,7 +889,9 @@ export const GroupService: GenService<{
     output: typeof CommitOffsetsResponseSchema;
   },
   /**
-   * FetchOffsets returns committed positions.
+   * FetchOffsets returns committed positions. Offsets committed to a topic
+   * since deleted (even if created again under the same name) are never
+   * answered: they belong to the deleted topic.
    *
    * @generated from rpc strata.v1.GroupService.FetchOffsets
    */
