@@ -77,14 +77,14 @@ type subscription struct {
 	a        *Agent
 	req      *stratav1.SubscribeRequest
 	topic    coordinator.Topic
-	all      bool // following every partition, present and future
+	all      bool  // following every partition, present and future
 	maxBytes int64 // for the records of one message (readBudget)
 	// keepAlive is the idle time after which a keep-alive goes; 0: never.
 	keepAlive time.Duration
 	lastSent  time.Time
 	started   bool // run has begun: records may have been sent
-	follows  []*follow
-	rr       int // where the next message starts taking records
+	follows   []*follow
+	rr        int // where the next message starts taking records
 	// wake is the hub's channel for the topic, taken by step before it
 	// looked at the watermarks, so a rise after the look closes it.
 	wake <-chan struct{}
