@@ -94,8 +94,8 @@ type FetchRequest struct {
 	// a consumer always progresses. 0 means the agent's default (1 MiB). The
 	// agent caps it at its --max-fetch-bytes (default 4128768, 4 MiB less
 	// 64 KiB, so a response fits the 4 MiB receive limit of default gRPC
-	// clients); a larger value is lowered silently, as Kafka lowers it to
-	// fetch.max.bytes.
+	// clients); a larger value is lowered silently, as a Kafka broker lowers
+	// it to its fetch.max.bytes (KIP-541).
 	MaxBytes int32 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// How long to wait for records when there are none at offset yet. Unset
 	// or zero answers at once. Capped by the agent (30 s).
@@ -309,9 +309,9 @@ type SubscribeRequest struct {
 	// A start offset per partition (partition -> offset), overriding start
 	// for the partitions it names, e.g. to resume a topic where each
 	// partition stopped in one stream. Each offset is clamped to its
-	// partition's bounds, as start.offset is. Every partition named must be
-	// followed (listed in partitions, or any partition of the topic when
-	// partitions is empty), else NOT_FOUND.
+	// partition's bounds, as start.offset is. A partition the topic lacks is
+	// NOT_FOUND; one that a non-empty partitions list leaves out is
+	// INVALID_ARGUMENT.
 	PartitionOffsets map[int32]int64 `protobuf:"bytes,10,rep,name=partition_offsets,json=partitionOffsets,proto3" json:"partition_offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// How long the stream may stay idle (no message sent) before the agent
 	// sends a keep-alive message (keep_alive set, no records), so proxies and
