@@ -26,8 +26,8 @@ type fetcher struct {
 	// topicID is the id of the topic the position belongs to, from the
 	// first answer; "" until then.
 	topicID string
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
 	// stopped is set by Poll's goroutine when it stops the fetcher: its
 	// batches still in the channel are dropped.
 	stopped bool
