@@ -394,6 +394,8 @@ func TestFetchErrors(t *testing.T) {
 		{"negative max_bytes", &stratav1.FetchRequest{Topic: topic.Name, MaxBytes: -1}, connect.CodeInvalidArgument, nil},
 		{"negative max_wait", &stratav1.FetchRequest{Topic: topic.Name, MaxWait: durationpb.New(-time.Second)}, connect.CodeInvalidArgument, nil},
 		{"unknown isolation level", &stratav1.FetchRequest{Topic: topic.Name, IsolationLevel: 9}, connect.CodeInvalidArgument, nil},
+		{"malformed topic_id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: "t1"}, connect.CodeInvalidArgument, []string{`topic_id "t1"`}},
+		{"another topic's id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: uuid.NewString()}, connect.CodeNotFound, []string{"exists again as a new topic"}},
 	} {
 		_, err := doFetch(t.Context(), a, tc.req)
 		if connect.CodeOf(err) != tc.code {
@@ -676,4 +678,32 @@ func TestLongPollWithTheHubAheadOfTheIndexDoesNotSpin(t *testing.T) {
 		}
 		_ = s.s.Close()
 	})
+}
+
+func TestReadConfigChecked(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	for _, tc := range []struct {
+		tweak func(*Config)
+		want  string
+	}{
+		{func(c *Config) { c.MaxFetchBytes = 100 }, "max-fetch-bytes must be between 1024"},
+		{func(c *Config) { c.SubscribeKeepAlive = 10 * time.Millisecond }, "subscribe-keep-alive must be 0 (off) or at least 1s"},
+		{func(c *Config) { c.SubscribeKeepAlive = -time.Second }, "subscribe-keep-alive must be 0 (off) or at least 1s"},
+	} {
+		cfg := DefaultConfig()
+		cfg.AdminListen = ""
+		tc.tweak(&cfg)
+		a, err := New(t.Context(), cfg, env.store, env.index, slog.New(slog.DiscardHandler))
+		if err == nil {
+			_ = a.Close(t.Context())
+			t.Fatalf("config accepted, want %q", tc.want)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("error %q, want %q", err, tc.want)
+		}
+	}
+	if d := DefaultConfig(); d.MaxFetchBytes != 4<<20-64<<10 || d.SubscribeKeepAlive != 15*time.Second {
+		t.Fatalf("defaults max-fetch-bytes %d subscribe-keep-alive %s, want what README.md documents", d.MaxFetchBytes, d.SubscribeKeepAlive)
+	}
 }
