@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
@@ -705,5 +708,85 @@ func TestReadConfigChecked(t *testing.T) {
 	}
 	if d := DefaultConfig(); d.MaxFetchBytes != 4<<20-64<<10 || d.SubscribeKeepAlive != 15*time.Second {
 		t.Fatalf("defaults max-fetch-bytes %d subscribe-keep-alive %s, want what README.md documents", d.MaxFetchBytes, d.SubscribeKeepAlive)
+	}
+}
+
+// BenchmarkFetchCatchUp reads a backlog of 100-byte records from the
+// writer's cache, 1 MiB per fetch: the cost of decoding and sizing records.
+func BenchmarkFetchCatchUp(b *testing.B) {
+	r, err := coordinator.Open(b.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	cfg := DefaultConfig()
+	cfg.AdminListen = ""
+	cfg.FlushInterval = 5 * time.Millisecond
+	a, err := New(b.Context(), cfg, objectlog.NewMemBucket(), r, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	topic, err := r.CreateTopic(b.Context(), "bench", coordinator.TopicConfig{Partitions: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := make([]objectlog.Record, 1000)
+	for i := range recs {
+		recs[i] = objectlog.Record{Key: []byte("key"), Value: bytes.Repeat([]byte{'v'}, 100), Timestamp: 1}
+	}
+	for range 20 {
+		pending, err := a.batcher.append(b.Context(), []partitionBatch{{key: partitionKey{topic.ID, 0}, spec: objectlog.NoProducer, records: recs}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pending[0].wait(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := &stratav1.FetchRequest{Topic: "bench", MaxBytes: 1 << 20}
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		resp, err := doFetch(b.Context(), a, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(resp.Records)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
+
+// consumedRecordSize must be proto.Size, for every shape of record.
+func TestConsumedRecordSizeIsProtoSize(t *testing.T) {
+	t.Parallel()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	maybeBytes := func() []byte {
+		switch rnd.IntN(4) {
+		case 0:
+			return nil
+		case 1:
+			return []byte{}
+		}
+		return bytes.Repeat([]byte{'b'}, rnd.IntN(300))
+	}
+	ints := []int64{0, 1, -1, 127, 128, 1 << 31, -1 << 31, 1 << 62, math.MaxInt64, math.MinInt64}
+	for i := range 5000 {
+		r := &stratav1.ConsumedRecord{
+			Topic:     strings.Repeat("t", rnd.IntN(200)),
+			Partition: int32(ints[rnd.IntN(7)]),
+			Offset:    ints[rnd.IntN(len(ints))],
+			Key:       maybeBytes(),
+			Value:     maybeBytes(),
+		}
+		if rnd.IntN(5) > 0 {
+			r.Timestamp = &timestamppb.Timestamp{Seconds: ints[rnd.IntN(len(ints))], Nanos: int32(ints[rnd.IntN(7)])}
+		}
+		for range rnd.IntN(4) {
+			r.Headers = append(r.Headers, &stratav1.Header{Key: strings.Repeat("k", rnd.IntN(3)), Value: maybeBytes()})
+		}
+		if got, want := consumedRecordSize(r), proto.Size(r); got != want {
+			t.Fatalf("record %d %v: size %d, proto.Size %d", i, r, got, want)
+		}
 	}
 }
