@@ -56,7 +56,6 @@ func (a *Agent) Subscribe(ctx context.Context, req *connect.Request[stratav1.Sub
 	if err != nil {
 		return connectError(err)
 	}
-
 	// Send the response headers now that every start position is fixed: a
 	// client that waits for them knows that whatever it produces from then
 	// on reaches the stream, even from "latest".
@@ -272,6 +271,12 @@ func (s *subscription) run(ctx context.Context, sendMsg func(*stratav1.Subscribe
 				return err
 			}
 			s.a.log.Warn("subscription read failed, retrying", "topic", s.topic.Name, "err", err)
+			if s.keepAlive > 0 && time.Since(s.lastSent) >= s.keepAlive {
+				// The stream is alive, only waiting: say so to proxies.
+				if err := send(&stratav1.SubscribeResponse{KeepAlive: true}); err != nil {
+					return fmt.Errorf("%w: %w", errStreamBroken, err)
+				}
+			}
 			if err := sleepCtx(ctx, backoff); err != nil {
 				return err
 			}
@@ -454,10 +459,14 @@ func (s *subscription) gone(ctx context.Context, err error) error {
 	if !errors.Is(err, coordinator.ErrNotFound) {
 		return err
 	}
-	s.a.hub.forgetTopic(s.topic.ID)
 	s.a.topics.invalidate(s.topic.Name)
 	now, terr := s.a.topics.get(ctx, s.topic.Name)
-	recreated := terr == nil && now.ID != s.topic.ID
+	if terr == nil && now.ID == s.topic.ID {
+		// The topic lives: the index lacks one of its partitions.
+		return fmt.Errorf("%w: topic %q: a partition the stream follows is unknown to the index", coordinator.ErrNotFound, s.topic.Name)
+	}
+	s.a.hub.forgetTopic(s.topic.ID)
+	recreated := terr == nil
 	if s.started {
 		if recreated {
 			return fmt.Errorf("%w: topic %q was deleted while the stream followed it; it exists again as a new topic, whose offsets are not the old topic's",
