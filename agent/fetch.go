@@ -5,7 +5,16 @@ package agent
 // bytes come through the block cache and are decoded here, control batches
 // (transaction markers) skipped. A fetch at the high watermark long-polls
 // on the hub: it wakes when a commit raises the watermark, whichever agent
-// made it, or answers empty when max_wait passes.
+// made it, or answers empty when max_wait passes. While it waits it reads
+// the index once per watermarkRecheck and once per rise the hub reports,
+// never more: the hub's own watermark is only a hint, which an index
+// failover that lost commits leaves above the index's.
+//
+// max_bytes bounds the encoded response (KIP-74: one record always goes,
+// even a larger one), capped by the agent's --max-fetch-bytes. A request
+// may name the topic id its offset belongs to (KIP-516); a topic deleted
+// since, even if created again under its name, is then NotFound, named by
+// its name, rather than read from the old offset.
 //
 // Isolation: READ_COMMITTED is answered as READ_UNCOMMITTED until
 // transactions exist, as the proto documents.
@@ -17,10 +26,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
