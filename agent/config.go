@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -64,6 +65,15 @@ type Config struct {
 	CacheBlockBytes int64 `yaml:"cache-block-bytes"`
 	// MaxFetchWait caps a fetch's long poll.
 	MaxFetchWait time.Duration `yaml:"max-fetch-wait"`
+	// MaxFetchBytes caps the max_bytes of a Fetch or of one Subscribe
+	// message, i.e. the encoded size of an answer (one record larger than
+	// it still goes alone). The default, 4 MiB less 64 KiB, keeps answers
+	// within the 4 MiB a default grpc-go or grpc-java client receives.
+	MaxFetchBytes int `yaml:"max-fetch-bytes"`
+	// SubscribeKeepAlive is how long a Subscribe stream stays idle before
+	// the agent sends a keep-alive message, for streams that ask for no
+	// interval of their own; 0 sends none.
+	SubscribeKeepAlive time.Duration `yaml:"subscribe-keep-alive"`
 	// TopicCacheTTL is how long topic metadata is reused before a re-read.
 	TopicCacheTTL time.Duration `yaml:"topic-cache-ttl"`
 	// GroupSessionTimeout is a group member's session when it asks for none.
@@ -122,6 +132,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", 256<<20, "block cache size in bytes")
 	fs.Int64Var(&c.CacheBlockBytes, "cache-block-bytes", 1<<20, "block cache block size; store reads are aligned to it")
 	fs.DurationVar(&c.MaxFetchWait, "max-fetch-wait", 30*time.Second, "longest long poll a fetch may ask for")
+	fs.IntVar(&c.MaxFetchBytes, "max-fetch-bytes", 4<<20-64<<10, "largest answer of a Fetch or Subscribe message in encoded bytes; a client's larger max_bytes is lowered to it (the default fits gRPC clients' 4 MiB receive limit)")
+	fs.DurationVar(&c.SubscribeKeepAlive, "subscribe-keep-alive", 15*time.Second, "send a keep-alive message on a Subscribe stream idle this long, unless the client asks for another interval; 0 disables")
 	fs.DurationVar(&c.TopicCacheTTL, "topic-cache-ttl", 2*time.Second, "how long topic metadata is reused")
 	fs.DurationVar(&c.GroupSessionTimeout, "group-session-timeout", 45*time.Second, "consumer group session when the member asks for none: a member silent this long loses its partitions")
 	fs.DurationVar(&c.GroupMinSessionTimeout, "group-min-session-timeout", time.Second, "shortest session a group member may ask for")
@@ -180,6 +192,8 @@ func (c *Config) validate() error {
 	check(c.CacheBlockBytes >= 4<<10, "cache-block-bytes must be at least 4096, got %d", c.CacheBlockBytes)
 	check(c.CacheBytes >= c.CacheBlockBytes, "cache-bytes must be at least one block")
 	check(c.MaxFetchWait >= 0, "max-fetch-wait must not be negative")
+	check(c.MaxFetchBytes >= 1<<10 && c.MaxFetchBytes <= math.MaxInt32, "max-fetch-bytes must be between 1024 and %d, got %d", math.MaxInt32, c.MaxFetchBytes)
+	check(c.SubscribeKeepAlive == 0 || c.SubscribeKeepAlive >= minKeepAlive, "subscribe-keep-alive must be 0 (off) or at least %s, got %s", minKeepAlive, c.SubscribeKeepAlive)
 	check(c.GroupMinSessionTimeout > 0 && c.GroupMinSessionTimeout <= c.GroupMaxSessionTimeout,
 		"group-min-session-timeout (%s) must be positive and at most group-max-session-timeout (%s)", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	check(c.GroupSessionTimeout >= c.GroupMinSessionTimeout && c.GroupSessionTimeout <= c.GroupMaxSessionTimeout,

@@ -642,7 +642,7 @@ func (c *GroupConsumer) assign(ctx context.Context, parts []TopicPartition) erro
 	}
 	for _, tp := range parts {
 		if st := c.active[tp]; st != nil && st.fetcher == nil {
-			st.fetcher = c.startFetcher(tp, st.returned)
+			st.fetcher = c.startFetcher(tp, st.returned, st.topicID)
 		}
 	}
 	return nil

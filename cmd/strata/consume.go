@@ -311,6 +311,7 @@ func (c *consumer) run(ctx context.Context, req *stratav1.SubscribeRequest) erro
 		c.subscribed()
 	}
 	for stream.Receive() {
+		// A keep-alive has no records: handle and Flush do nothing.
 		err := c.handle(stream.Msg().GetRecords())
 		if ferr := c.out.Flush(); ferr != nil {
 			return fmt.Errorf("write output: %w", ferr)

@@ -86,17 +86,31 @@ type FetchRequest struct {
 	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	// The first offset wanted.
 	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	// An upper bound on the record bytes answered; the answer always holds at
-	// least one record when one is available, even if it is larger. 0 means
-	// the agent's default (1 MiB).
+	// An upper bound on the encoded size of the response in bytes: records
+	// count their whole encoded size (topic, offset, timestamp, key, value,
+	// headers and framing), plus a fixed allowance for the response's other
+	// fields. As in Kafka's Fetch (KIP-74), the answer holds at least one
+	// record when one is available, even if that record alone is larger, so
+	// a consumer always progresses. 0 means the agent's default (1 MiB). The
+	// agent caps it at its --max-fetch-bytes (default 4128768, 4 MiB less
+	// 64 KiB, so a response fits the 4 MiB receive limit of default gRPC
+	// clients); a larger value is lowered silently, as a Kafka broker lowers
+	// it to its fetch.max.bytes (KIP-541).
 	MaxBytes int32 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// How long to wait for records when there are none at offset yet. Unset
 	// or zero answers at once. Capped by the agent (30 s).
 	MaxWait *durationpb.Duration `protobuf:"bytes,5,opt,name=max_wait,json=maxWait,proto3" json:"max_wait,omitempty"`
 	// Which records to see.
 	IsolationLevel IsolationLevel `protobuf:"varint,6,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The id (UUID text) of the topic the offset belongs to, as a previous
+	// FetchResponse or SubscribeResponse gave it (KIP-516 topic ids). Set,
+	// the fetch fails with NOT_FOUND if the topic was deleted since, even if
+	// a topic of the same name exists again: an offset of the old topic
+	// would name other records in the new one. Empty reads whatever topic
+	// has the name now. A value that is not a UUID is INVALID_ARGUMENT.
+	TopicId       string `protobuf:"bytes,7,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchRequest) Reset() {
@@ -171,6 +185,13 @@ func (x *FetchRequest) GetIsolationLevel() IsolationLevel {
 	return IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED
 }
 
+func (x *FetchRequest) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
 // FetchResponse answers a FetchRequest.
 type FetchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -182,8 +203,11 @@ type FetchResponse struct {
 	HighWatermark int64 `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	// The partition's first offset still readable.
 	LogStartOffset int64 `protobuf:"varint,4,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The id (UUID text) of the topic read: send it back in the next
+	// FetchRequest's topic_id to notice a deletion (KIP-516).
+	TopicId       string `protobuf:"bytes,5,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchResponse) Reset() {
@@ -244,6 +268,13 @@ func (x *FetchResponse) GetLogStartOffset() int64 {
 	return 0
 }
 
+func (x *FetchResponse) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
 // SubscribeRequest opens a stream of a topic's records.
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -252,7 +283,8 @@ type SubscribeRequest struct {
 	// The partitions to follow; empty means all of them, including ones
 	// added while the stream is open.
 	Partitions []int32 `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
-	// Where to start in every followed partition.
+	// Where to start in every followed partition that partition_offsets does
+	// not name.
 	//
 	// Types that are valid to be assigned to Start:
 	//
@@ -261,12 +293,34 @@ type SubscribeRequest struct {
 	//	*SubscribeRequest_Offset
 	//	*SubscribeRequest_Timestamp
 	Start isSubscribeRequest_Start `protobuf_oneof:"start"`
-	// An upper bound on the record bytes of one message. 0 means 1 MiB.
+	// An upper bound on the encoded size of one message in bytes, counted as
+	// FetchRequest.max_bytes counts it (whole records plus a fixed allowance;
+	// a message holds at least one record even if it alone is larger). 0
+	// means 1 MiB; capped by the agent's --max-fetch-bytes (default 4128768).
 	MaxBytes int32 `protobuf:"varint,7,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// Which records to see.
 	IsolationLevel IsolationLevel `protobuf:"varint,8,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The id (UUID text) of the topic, as a previous response gave it
+	// (KIP-516). Set, the stream fails with NOT_FOUND unless the topic named
+	// topic still has this id: positions saved from a deleted topic are not
+	// applied to a new topic of the same name. Empty follows the topic that
+	// has the name now. A value that is not a UUID is INVALID_ARGUMENT.
+	TopicId string `protobuf:"bytes,9,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	// A start offset per partition (partition -> offset), overriding start
+	// for the partitions it names, e.g. to resume a topic where each
+	// partition stopped in one stream. Each offset is clamped to its
+	// partition's bounds, as start.offset is. A partition the topic lacks is
+	// NOT_FOUND; one that a non-empty partitions list leaves out is
+	// INVALID_ARGUMENT.
+	PartitionOffsets map[int32]int64 `protobuf:"bytes,10,rep,name=partition_offsets,json=partitionOffsets,proto3" json:"partition_offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// How long the stream may stay idle (no message sent) before the agent
+	// sends a keep-alive message (keep_alive set, no records), so proxies and
+	// load balancers with idle timeouts do not cut a quiet stream. Unset
+	// means the agent's --subscribe-keep-alive (default 15 s); zero turns
+	// keep-alives off; otherwise at least 1 s, else INVALID_ARGUMENT.
+	KeepAliveInterval *durationpb.Duration `protobuf:"bytes,11,opt,name=keep_alive_interval,json=keepAliveInterval,proto3" json:"keep_alive_interval,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SubscribeRequest) Reset() {
@@ -370,6 +424,27 @@ func (x *SubscribeRequest) GetIsolationLevel() IsolationLevel {
 	return IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED
 }
 
+func (x *SubscribeRequest) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
+func (x *SubscribeRequest) GetPartitionOffsets() map[int32]int64 {
+	if x != nil {
+		return x.PartitionOffsets
+	}
+	return nil
+}
+
+func (x *SubscribeRequest) GetKeepAliveInterval() *durationpb.Duration {
+	if x != nil {
+		return x.KeepAliveInterval
+	}
+	return nil
+}
+
 type isSubscribeRequest_Start interface {
 	isSubscribeRequest_Start()
 }
@@ -404,11 +479,18 @@ func (*SubscribeRequest_Offset) isSubscribeRequest_Start() {}
 
 func (*SubscribeRequest_Timestamp) isSubscribeRequest_Start() {}
 
-// SubscribeResponse carries records as they become available.
+// SubscribeResponse carries records as they become available, or keeps an
+// idle stream alive.
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Records, in offset order within each partition.
-	Records       []*ConsumedRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// Records, in offset order within each partition. Empty on a keep-alive.
+	Records []*ConsumedRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// The id (UUID text) of the topic followed, on every message: send it as
+	// topic_id when resuming (KIP-516).
+	TopicId string `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	// True on a keep-alive: a message with no records, sent after
+	// keep_alive_interval without any other message. Clients skip it.
+	KeepAlive     bool `protobuf:"varint,3,opt,name=keep_alive,json=keepAlive,proto3" json:"keep_alive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -448,6 +530,20 @@ func (x *SubscribeResponse) GetRecords() []*ConsumedRecord {
 		return x.Records
 	}
 	return nil
+}
+
+func (x *SubscribeResponse) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
+func (x *SubscribeResponse) GetKeepAlive() bool {
+	if x != nil {
+		return x.KeepAlive
+	}
+	return false
 }
 
 // ListOffsetsRequest asks for offsets of one or more partitions, of one or
@@ -785,20 +881,22 @@ var File_strata_v1_consumer_proto protoreflect.FileDescriptor
 
 const file_strata_v1_consumer_proto_rawDesc = "" +
 	"\n" +
-	"\x18strata/v1/consumer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\xf1\x01\n" +
+	"\x18strata/v1/consumer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\x8c\x02\n" +
 	"\fFetchRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\x124\n" +
 	"\bmax_wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\amaxWait\x12B\n" +
-	"\x0fisolation_level\x18\x06 \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\xb6\x01\n" +
+	"\x0fisolation_level\x18\x06 \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\x12\x19\n" +
+	"\btopic_id\x18\a \x01(\tR\atopicId\"\xd1\x01\n" +
 	"\rFetchResponse\x123\n" +
 	"\arecords\x18\x01 \x03(\v2\x19.strata.v1.ConsumedRecordR\arecords\x12\x1f\n" +
 	"\vnext_offset\x18\x02 \x01(\x03R\n" +
 	"nextOffset\x12%\n" +
 	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\x12(\n" +
-	"\x10log_start_offset\x18\x04 \x01(\x03R\x0elogStartOffset\"\xc0\x02\n" +
+	"\x10log_start_offset\x18\x04 \x01(\x03R\x0elogStartOffset\x12\x19\n" +
+	"\btopic_id\x18\x05 \x01(\tR\atopicId\"\xcb\x04\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
 	"\n" +
@@ -809,10 +907,20 @@ const file_strata_v1_consumer_proto_rawDesc = "" +
 	"\x06offset\x18\x05 \x01(\x03H\x00R\x06offset\x12:\n" +
 	"\ttimestamp\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\ttimestamp\x12\x1b\n" +
 	"\tmax_bytes\x18\a \x01(\x05R\bmaxBytes\x12B\n" +
-	"\x0fisolation_level\x18\b \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevelB\a\n" +
-	"\x05start\"H\n" +
+	"\x0fisolation_level\x18\b \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\x12\x19\n" +
+	"\btopic_id\x18\t \x01(\tR\atopicId\x12^\n" +
+	"\x11partition_offsets\x18\n" +
+	" \x03(\v21.strata.v1.SubscribeRequest.PartitionOffsetsEntryR\x10partitionOffsets\x12I\n" +
+	"\x13keep_alive_interval\x18\v \x01(\v2\x19.google.protobuf.DurationR\x11keepAliveInterval\x1aC\n" +
+	"\x15PartitionOffsetsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\a\n" +
+	"\x05start\"\x82\x01\n" +
 	"\x11SubscribeResponse\x123\n" +
-	"\arecords\x18\x01 \x03(\v2\x19.strata.v1.ConsumedRecordR\arecords\"\x99\x01\n" +
+	"\arecords\x18\x01 \x03(\v2\x19.strata.v1.ConsumedRecordR\arecords\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\tR\atopicId\x12\x1d\n" +
+	"\n" +
+	"keep_alive\x18\x03 \x01(\bR\tkeepAlive\"\x99\x01\n" +
 	"\x12ListOffsetsRequest\x12?\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x1f.strata.v1.ListOffsetsPartitionR\n" +
@@ -857,7 +965,7 @@ func file_strata_v1_consumer_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_consumer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_v1_consumer_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_strata_v1_consumer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_strata_v1_consumer_proto_goTypes = []any{
 	(IsolationLevel)(0),                // 0: strata.v1.IsolationLevel
 	(*FetchRequest)(nil),               // 1: strata.v1.FetchRequest
@@ -868,33 +976,36 @@ var file_strata_v1_consumer_proto_goTypes = []any{
 	(*ListOffsetsPartition)(nil),       // 6: strata.v1.ListOffsetsPartition
 	(*ListOffsetsResponse)(nil),        // 7: strata.v1.ListOffsetsResponse
 	(*ListOffsetsPartitionResult)(nil), // 8: strata.v1.ListOffsetsPartitionResult
-	(*durationpb.Duration)(nil),        // 9: google.protobuf.Duration
-	(*ConsumedRecord)(nil),             // 10: strata.v1.ConsumedRecord
-	(*timestamppb.Timestamp)(nil),      // 11: google.protobuf.Timestamp
+	nil,                                // 9: strata.v1.SubscribeRequest.PartitionOffsetsEntry
+	(*durationpb.Duration)(nil),        // 10: google.protobuf.Duration
+	(*ConsumedRecord)(nil),             // 11: strata.v1.ConsumedRecord
+	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
 }
 var file_strata_v1_consumer_proto_depIdxs = []int32{
-	9,  // 0: strata.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	10, // 0: strata.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
 	0,  // 1: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	10, // 2: strata.v1.FetchResponse.records:type_name -> strata.v1.ConsumedRecord
-	11, // 3: strata.v1.SubscribeRequest.timestamp:type_name -> google.protobuf.Timestamp
+	11, // 2: strata.v1.FetchResponse.records:type_name -> strata.v1.ConsumedRecord
+	12, // 3: strata.v1.SubscribeRequest.timestamp:type_name -> google.protobuf.Timestamp
 	0,  // 4: strata.v1.SubscribeRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	10, // 5: strata.v1.SubscribeResponse.records:type_name -> strata.v1.ConsumedRecord
-	6,  // 6: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
-	0,  // 7: strata.v1.ListOffsetsRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	11, // 8: strata.v1.ListOffsetsPartition.timestamp:type_name -> google.protobuf.Timestamp
-	8,  // 9: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	11, // 10: strata.v1.ListOffsetsPartitionResult.timestamp:type_name -> google.protobuf.Timestamp
-	1,  // 11: strata.v1.ConsumerService.Fetch:input_type -> strata.v1.FetchRequest
-	3,  // 12: strata.v1.ConsumerService.Subscribe:input_type -> strata.v1.SubscribeRequest
-	5,  // 13: strata.v1.ConsumerService.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	2,  // 14: strata.v1.ConsumerService.Fetch:output_type -> strata.v1.FetchResponse
-	4,  // 15: strata.v1.ConsumerService.Subscribe:output_type -> strata.v1.SubscribeResponse
-	7,  // 16: strata.v1.ConsumerService.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	14, // [14:17] is the sub-list for method output_type
-	11, // [11:14] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 5: strata.v1.SubscribeRequest.partition_offsets:type_name -> strata.v1.SubscribeRequest.PartitionOffsetsEntry
+	10, // 6: strata.v1.SubscribeRequest.keep_alive_interval:type_name -> google.protobuf.Duration
+	11, // 7: strata.v1.SubscribeResponse.records:type_name -> strata.v1.ConsumedRecord
+	6,  // 8: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	0,  // 9: strata.v1.ListOffsetsRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	12, // 10: strata.v1.ListOffsetsPartition.timestamp:type_name -> google.protobuf.Timestamp
+	8,  // 11: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	12, // 12: strata.v1.ListOffsetsPartitionResult.timestamp:type_name -> google.protobuf.Timestamp
+	1,  // 13: strata.v1.ConsumerService.Fetch:input_type -> strata.v1.FetchRequest
+	3,  // 14: strata.v1.ConsumerService.Subscribe:input_type -> strata.v1.SubscribeRequest
+	5,  // 15: strata.v1.ConsumerService.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	2,  // 16: strata.v1.ConsumerService.Fetch:output_type -> strata.v1.FetchResponse
+	4,  // 17: strata.v1.ConsumerService.Subscribe:output_type -> strata.v1.SubscribeResponse
+	7,  // 18: strata.v1.ConsumerService.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	16, // [16:19] is the sub-list for method output_type
+	13, // [13:16] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_consumer_proto_init() }
@@ -921,7 +1032,7 @@ func file_strata_v1_consumer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_consumer_proto_rawDesc), len(file_strata_v1_consumer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

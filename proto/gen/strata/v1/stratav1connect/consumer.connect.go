@@ -49,8 +49,10 @@ type ConsumerServiceClient interface {
 	//
 	// A fetch at the high watermark waits up to max_wait for new records
 	// (long poll) and answers with none if nothing arrived. Errors: NOT_FOUND
-	// for an unknown topic or partition; OUT_OF_RANGE for an offset below the
-	// log start or above the high watermark (the message gives both bounds,
+	// for an unknown topic or partition, or for a topic_id that is no longer
+	// the topic's (the topic was deleted, and maybe created again: the
+	// message names the topic); OUT_OF_RANGE for an offset below the log
+	// start or above the high watermark (the message gives both bounds,
 	// and an OffsetOutOfRange detail carries them, see errors.proto).
 	//
 	// Fetch has no side effects, so Connect clients may send it as an HTTP
@@ -58,7 +60,12 @@ type ConsumerServiceClient interface {
 	Fetch(context.Context, *connect.Request[v1.FetchRequest]) (*connect.Response[v1.FetchResponse], error)
 	// Subscribe streams records of a topic from a start position and keeps
 	// following new records until the client cancels. It works for Connect,
-	// gRPC and gRPC-web clients, browsers included.
+	// gRPC and gRPC-web clients, browsers included. The stream ends with
+	// NOT_FOUND (naming the topic) when its topic is deleted, even if a topic
+	// of the same name is created again: positions of the old topic mean
+	// nothing in the new one. It ends with UNAVAILABLE when the agent shuts
+	// down or the index or store stay unreachable for 30 s: open it again,
+	// on any agent, from the positions the records gave.
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest]) (*connect.ServerStreamForClient[v1.SubscribeResponse], error)
 	// ListOffsets answers, for each partition asked, one offset and its
 	// timestamp: the log start (earliest), the high watermark (latest), the
@@ -146,8 +153,10 @@ type ConsumerServiceHandler interface {
 	//
 	// A fetch at the high watermark waits up to max_wait for new records
 	// (long poll) and answers with none if nothing arrived. Errors: NOT_FOUND
-	// for an unknown topic or partition; OUT_OF_RANGE for an offset below the
-	// log start or above the high watermark (the message gives both bounds,
+	// for an unknown topic or partition, or for a topic_id that is no longer
+	// the topic's (the topic was deleted, and maybe created again: the
+	// message names the topic); OUT_OF_RANGE for an offset below the log
+	// start or above the high watermark (the message gives both bounds,
 	// and an OffsetOutOfRange detail carries them, see errors.proto).
 	//
 	// Fetch has no side effects, so Connect clients may send it as an HTTP
@@ -155,7 +164,12 @@ type ConsumerServiceHandler interface {
 	Fetch(context.Context, *connect.Request[v1.FetchRequest]) (*connect.Response[v1.FetchResponse], error)
 	// Subscribe streams records of a topic from a start position and keeps
 	// following new records until the client cancels. It works for Connect,
-	// gRPC and gRPC-web clients, browsers included.
+	// gRPC and gRPC-web clients, browsers included. The stream ends with
+	// NOT_FOUND (naming the topic) when its topic is deleted, even if a topic
+	// of the same name is created again: positions of the old topic mean
+	// nothing in the new one. It ends with UNAVAILABLE when the agent shuts
+	// down or the index or store stay unreachable for 30 s: open it again,
+	// on any agent, from the positions the records gave.
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest], *connect.ServerStream[v1.SubscribeResponse]) error
 	// ListOffsets answers, for each partition asked, one offset and its
 	// timestamp: the log start (earliest), the high watermark (latest), the

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/consumer.proto.
  */
 export const file_strata_v1_consumer: GenFile = /*@__PURE__*/
-  fileDesc("ChhzdHJhdGEvdjEvY29uc3VtZXIucHJvdG8SCXN0cmF0YS52MSK0AQoMRmV0Y2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSEQoJbWF4X2J5dGVzGAQgASgFEisKCG1heF93YWl0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2lzb2xhdGlvbl9sZXZlbBgGIAEoDjIZLnN0cmF0YS52MS5Jc29sYXRpb25MZXZlbCKCAQoNRmV0Y2hSZXNwb25zZRIqCgdyZWNvcmRzGAEgAygLMhkuc3RyYXRhLnYxLkNvbnN1bWVkUmVjb3JkEhMKC25leHRfb2Zmc2V0GAIgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMi7gEKEFN1YnNjcmliZVJlcXVlc3QSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAMoBRISCghlYXJsaWVzdBgDIAEoCEgAEhAKBmxhdGVzdBgEIAEoCEgAEhAKBm9mZnNldBgFIAEoA0gAEi8KCXRpbWVzdGFtcBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIRCgltYXhfYnl0ZXMYByABKAUSMgoPaXNvbGF0aW9uX2xldmVsGAggASgOMhkuc3RyYXRhLnYxLklzb2xhdGlvbkxldmVsQgcKBXN0YXJ0Ij8KEVN1YnNjcmliZVJlc3BvbnNlEioKB3JlY29yZHMYASADKAsyGS5zdHJhdGEudjEuQ29uc3VtZWRSZWNvcmQifQoSTGlzdE9mZnNldHNSZXF1ZXN0EjMKCnBhcnRpdGlvbnMYASADKAsyHy5zdHJhdGEudjEuTGlzdE9mZnNldHNQYXJ0aXRpb24SMgoPaXNvbGF0aW9uX2xldmVsGAIgASgOMhkuc3RyYXRhLnYxLklzb2xhdGlvbkxldmVsIrABChRMaXN0T2Zmc2V0c1BhcnRpdGlvbhINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSEgoIZWFybGllc3QYAyABKAhIABIQCgZsYXRlc3QYBCABKAhIABIvCgl0aW1lc3RhbXAYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASFwoNbWF4X3RpbWVzdGFtcBgGIAEoCEgAQgYKBHNwZWMiUAoTTGlzdE9mZnNldHNSZXNwb25zZRI5CgpwYXJ0aXRpb25zGAEgAygLMiUuc3RyYXRhLnYxLkxpc3RPZmZzZXRzUGFydGl0aW9uUmVzdWx0In0KGkxpc3RPZmZzZXRzUGFydGl0aW9uUmVzdWx0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCp7Cg5Jc29sYXRpb25MZXZlbBIfChtJU09MQVRJT05fTEVWRUxfVU5TUEVDSUZJRUQQABIkCiBJU09MQVRJT05fTEVWRUxfUkVBRF9VTkNPTU1JVFRFRBABEiIKHklTT0xBVElPTl9MRVZFTF9SRUFEX0NPTU1JVFRFRBACMvEBCg9Db25zdW1lclNlcnZpY2USPwoFRmV0Y2gSFy5zdHJhdGEudjEuRmV0Y2hSZXF1ZXN0Ghguc3RyYXRhLnYxLkZldGNoUmVzcG9uc2UiA5ACARJKCglTdWJzY3JpYmUSGy5zdHJhdGEudjEuU3Vic2NyaWJlUmVxdWVzdBocLnN0cmF0YS52MS5TdWJzY3JpYmVSZXNwb25zZSIAMAESUQoLTGlzdE9mZnNldHMSHS5zdHJhdGEudjEuTGlzdE9mZnNldHNSZXF1ZXN0Gh4uc3RyYXRhLnYxLkxpc3RPZmZzZXRzUmVzcG9uc2UiA5ACAUI9WjtnaXRodWIuY29tL3N0cmF0YWJyb2tlci9zdHJhdGEvcHJvdG8vZ2VuL3N0cmF0YS92MTtzdHJhdGF2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_records]);
+  fileDesc("ChhzdHJhdGEvdjEvY29uc3VtZXIucHJvdG8SCXN0cmF0YS52MSLGAQoMRmV0Y2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSEQoJbWF4X2J5dGVzGAQgASgFEisKCG1heF93YWl0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2lzb2xhdGlvbl9sZXZlbBgGIAEoDjIZLnN0cmF0YS52MS5Jc29sYXRpb25MZXZlbBIQCgh0b3BpY19pZBgHIAEoCSKUAQoNRmV0Y2hSZXNwb25zZRIqCgdyZWNvcmRzGAEgAygLMhkuc3RyYXRhLnYxLkNvbnN1bWVkUmVjb3JkEhMKC25leHRfb2Zmc2V0GAIgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMSEAoIdG9waWNfaWQYBSABKAkivwMKEFN1YnNjcmliZVJlcXVlc3QSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAMoBRISCghlYXJsaWVzdBgDIAEoCEgAEhAKBmxhdGVzdBgEIAEoCEgAEhAKBm9mZnNldBgFIAEoA0gAEi8KCXRpbWVzdGFtcBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIRCgltYXhfYnl0ZXMYByABKAUSMgoPaXNvbGF0aW9uX2xldmVsGAggASgOMhkuc3RyYXRhLnYxLklzb2xhdGlvbkxldmVsEhAKCHRvcGljX2lkGAkgASgJEkwKEXBhcnRpdGlvbl9vZmZzZXRzGAogAygLMjEuc3RyYXRhLnYxLlN1YnNjcmliZVJlcXVlc3QuUGFydGl0aW9uT2Zmc2V0c0VudHJ5EjYKE2tlZXBfYWxpdmVfaW50ZXJ2YWwYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aNwoVUGFydGl0aW9uT2Zmc2V0c0VudHJ5EgsKA2tleRgBIAEoBRINCgV2YWx1ZRgCIAEoAzoCOAFCBwoFc3RhcnQiZQoRU3Vic2NyaWJlUmVzcG9uc2USKgoHcmVjb3JkcxgBIAMoCzIZLnN0cmF0YS52MS5Db25zdW1lZFJlY29yZBIQCgh0b3BpY19pZBgCIAEoCRISCgprZWVwX2FsaXZlGAMgASgIIn0KEkxpc3RPZmZzZXRzUmVxdWVzdBIzCgpwYXJ0aXRpb25zGAEgAygLMh8uc3RyYXRhLnYxLkxpc3RPZmZzZXRzUGFydGl0aW9uEjIKD2lzb2xhdGlvbl9sZXZlbBgCIAEoDjIZLnN0cmF0YS52MS5Jc29sYXRpb25MZXZlbCKwAQoUTGlzdE9mZnNldHNQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhIKCGVhcmxpZXN0GAMgASgISAASEAoGbGF0ZXN0GAQgASgISAASLwoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEhcKDW1heF90aW1lc3RhbXAYBiABKAhIAEIGCgRzcGVjIlAKE0xpc3RPZmZzZXRzUmVzcG9uc2USOQoKcGFydGl0aW9ucxgBIAMoCzIlLnN0cmF0YS52MS5MaXN0T2Zmc2V0c1BhcnRpdGlvblJlc3VsdCJ9ChpMaXN0T2Zmc2V0c1BhcnRpdGlvblJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqewoOSXNvbGF0aW9uTGV2ZWwSHwobSVNPTEFUSU9OX0xFVkVMX1VOU1BFQ0lGSUVEEAASJAogSVNPTEFUSU9OX0xFVkVMX1JFQURfVU5DT01NSVRURUQQARIiCh5JU09MQVRJT05fTEVWRUxfUkVBRF9DT01NSVRURUQQAjLxAQoPQ29uc3VtZXJTZXJ2aWNlEj8KBUZldGNoEhcuc3RyYXRhLnYxLkZldGNoUmVxdWVzdBoYLnN0cmF0YS52MS5GZXRjaFJlc3BvbnNlIgOQAgESSgoJU3Vic2NyaWJlEhsuc3RyYXRhLnYxLlN1YnNjcmliZVJlcXVlc3QaHC5zdHJhdGEudjEuU3Vic2NyaWJlUmVzcG9uc2UiADABElEKC0xpc3RPZmZzZXRzEh0uc3RyYXRhLnYxLkxpc3RPZmZzZXRzUmVxdWVzdBoeLnN0cmF0YS52MS5MaXN0T2Zmc2V0c1Jlc3BvbnNlIgOQAgFCPVo7Z2l0aHViLmNvbS9zdHJhdGFicm9rZXIvc3RyYXRhL3Byb3RvL2dlbi9zdHJhdGEvdjE7c3RyYXRhdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_records]);
 
 /**
  * FetchRequest reads one partition.
@@ -44,9 +44,16 @@ export type FetchRequest = Message<"strata.v1.FetchRequest"> & {
   offset: bigint;
 
   /**
-   * An upper bound on the record bytes answered; the answer always holds at
-   * least one record when one is available, even if it is larger. 0 means
-   * the agent's default (1 MiB).
+   * An upper bound on the encoded size of the response in bytes: records
+   * count their whole encoded size (topic, offset, timestamp, key, value,
+   * headers and framing), plus a fixed allowance for the response's other
+   * fields. As in Kafka's Fetch (KIP-74), the answer holds at least one
+   * record when one is available, even if that record alone is larger, so
+   * a consumer always progresses. 0 means the agent's default (1 MiB). The
+   * agent caps it at its --max-fetch-bytes (default 4128768, 4 MiB less
+   * 64 KiB, so a response fits the 4 MiB receive limit of default gRPC
+   * clients); a larger value is lowered silently, as a Kafka broker lowers
+   * it to its fetch.max.bytes (KIP-541).
    *
    * @generated from field: int32 max_bytes = 4;
    */
@@ -66,6 +73,18 @@ export type FetchRequest = Message<"strata.v1.FetchRequest"> & {
    * @generated from field: strata.v1.IsolationLevel isolation_level = 6;
    */
   isolationLevel: IsolationLevel;
+
+  /**
+   * The id (UUID text) of the topic the offset belongs to, as a previous
+   * FetchResponse or SubscribeResponse gave it (KIP-516 topic ids). Set,
+   * the fetch fails with NOT_FOUND if the topic was deleted since, even if
+   * a topic of the same name exists again: an offset of the old topic
+   * would name other records in the new one. Empty reads whatever topic
+   * has the name now. A value that is not a UUID is INVALID_ARGUMENT.
+   *
+   * @generated from field: string topic_id = 7;
+   */
+  topicId: string;
 };
 
 /**
@@ -108,6 +127,14 @@ export type FetchResponse = Message<"strata.v1.FetchResponse"> & {
    * @generated from field: int64 log_start_offset = 4;
    */
   logStartOffset: bigint;
+
+  /**
+   * The id (UUID text) of the topic read: send it back in the next
+   * FetchRequest's topic_id to notice a deletion (KIP-516).
+   *
+   * @generated from field: string topic_id = 5;
+   */
+  topicId: string;
 };
 
 /**
@@ -139,7 +166,8 @@ export type SubscribeRequest = Message<"strata.v1.SubscribeRequest"> & {
   partitions: number[];
 
   /**
-   * Where to start in every followed partition.
+   * Where to start in every followed partition that partition_offsets does
+   * not name.
    *
    * @generated from oneof strata.v1.SubscribeRequest.start
    */
@@ -180,7 +208,10 @@ export type SubscribeRequest = Message<"strata.v1.SubscribeRequest"> & {
   } | { case: undefined; value?: undefined };
 
   /**
-   * An upper bound on the record bytes of one message. 0 means 1 MiB.
+   * An upper bound on the encoded size of one message in bytes, counted as
+   * FetchRequest.max_bytes counts it (whole records plus a fixed allowance;
+   * a message holds at least one record even if it alone is larger). 0
+   * means 1 MiB; capped by the agent's --max-fetch-bytes (default 4128768).
    *
    * @generated from field: int32 max_bytes = 7;
    */
@@ -192,6 +223,40 @@ export type SubscribeRequest = Message<"strata.v1.SubscribeRequest"> & {
    * @generated from field: strata.v1.IsolationLevel isolation_level = 8;
    */
   isolationLevel: IsolationLevel;
+
+  /**
+   * The id (UUID text) of the topic, as a previous response gave it
+   * (KIP-516). Set, the stream fails with NOT_FOUND unless the topic named
+   * topic still has this id: positions saved from a deleted topic are not
+   * applied to a new topic of the same name. Empty follows the topic that
+   * has the name now. A value that is not a UUID is INVALID_ARGUMENT.
+   *
+   * @generated from field: string topic_id = 9;
+   */
+  topicId: string;
+
+  /**
+   * A start offset per partition (partition -> offset), overriding start
+   * for the partitions it names, e.g. to resume a topic where each
+   * partition stopped in one stream. Each offset is clamped to its
+   * partition's bounds, as start.offset is. A partition the topic lacks is
+   * NOT_FOUND; one that a non-empty partitions list leaves out is
+   * INVALID_ARGUMENT.
+   *
+   * @generated from field: map<int32, int64> partition_offsets = 10;
+   */
+  partitionOffsets: { [key: number]: bigint };
+
+  /**
+   * How long the stream may stay idle (no message sent) before the agent
+   * sends a keep-alive message (keep_alive set, no records), so proxies and
+   * load balancers with idle timeouts do not cut a quiet stream. Unset
+   * means the agent's --subscribe-keep-alive (default 15 s); zero turns
+   * keep-alives off; otherwise at least 1 s, else INVALID_ARGUMENT.
+   *
+   * @generated from field: google.protobuf.Duration keep_alive_interval = 11;
+   */
+  keepAliveInterval?: Duration | undefined;
 };
 
 /**
@@ -202,17 +267,34 @@ export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*
   messageDesc(file_strata_v1_consumer, 2);
 
 /**
- * SubscribeResponse carries records as they become available.
+ * SubscribeResponse carries records as they become available, or keeps an
+ * idle stream alive.
  *
  * @generated from message strata.v1.SubscribeResponse
  */
 export type SubscribeResponse = Message<"strata.v1.SubscribeResponse"> & {
   /**
-   * Records, in offset order within each partition.
+   * Records, in offset order within each partition. Empty on a keep-alive.
    *
    * @generated from field: repeated strata.v1.ConsumedRecord records = 1;
    */
   records: ConsumedRecord[];
+
+  /**
+   * The id (UUID text) of the topic followed, on every message: send it as
+   * topic_id when resuming (KIP-516).
+   *
+   * @generated from field: string topic_id = 2;
+   */
+  topicId: string;
+
+  /**
+   * True on a keep-alive: a message with no records, sent after
+   * keep_alive_interval without any other message. Clients skip it.
+   *
+   * @generated from field: bool keep_alive = 3;
+   */
+  keepAlive: boolean;
 };
 
 /**
@@ -444,8 +526,10 @@ export const ConsumerService: GenService<{
    *
    * A fetch at the high watermark waits up to max_wait for new records
    * (long poll) and answers with none if nothing arrived. Errors: NOT_FOUND
-   * for an unknown topic or partition; OUT_OF_RANGE for an offset below the
-   * log start or above the high watermark (the message gives both bounds,
+   * for an unknown topic or partition, or for a topic_id that is no longer
+   * the topic's (the topic was deleted, and maybe created again: the
+   * message names the topic); OUT_OF_RANGE for an offset below the log
+   * start or above the high watermark (the message gives both bounds,
    * and an OffsetOutOfRange detail carries them, see errors.proto).
    *
    * Fetch has no side effects, so Connect clients may send it as an HTTP
@@ -461,7 +545,12 @@ export const ConsumerService: GenService<{
   /**
    * Subscribe streams records of a topic from a start position and keeps
    * following new records until the client cancels. It works for Connect,
-   * gRPC and gRPC-web clients, browsers included.
+   * gRPC and gRPC-web clients, browsers included. The stream ends with
+   * NOT_FOUND (naming the topic) when its topic is deleted, even if a topic
+   * of the same name is created again: positions of the old topic mean
+   * nothing in the new one. It ends with UNAVAILABLE when the agent shuts
+   * down or the index or store stay unreachable for 30 s: open it again,
+   * on any agent, from the positions the records gave.
    *
    * @generated from rpc strata.v1.ConsumerService.Subscribe
    */
