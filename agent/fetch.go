@@ -182,7 +182,8 @@ func errTopicDeleted(name string, recreated bool) error {
 		return fmt.Errorf("%w: topic %q was deleted; it exists again as a new topic, whose offsets are not the old topic's: read it from a position of its own",
 			coordinator.ErrNotFound, name)
 	}
-	return fmt.Errorf("%w: topic %q was deleted", coordinator.ErrNotFound, name)
+	return &hintError{msg: fmt.Sprintf("topic %q was deleted: it does not exist", name),
+		err: errors.Join(coordinator.ErrNotFound, errUnknownTopicOrPartition)}
 }
 
 // readTopic is partitionTopic for a reader that may name the topic's id:

@@ -190,7 +190,7 @@ func TestFetchAfterTopicDeletedNamesIt(t *testing.T) {
 	}
 	_, err := ta.consumer.Fetch(t.Context(), connect.NewRequest(&stratav1.FetchRequest{Topic: "gone"}))
 	var ce *connect.Error
-	if !errors.As(err, &ce) || ce.Code() != connect.CodeNotFound || !strings.Contains(ce.Message(), `topic "gone" does not exist`) {
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeNotFound || !strings.Contains(ce.Message(), `topic "gone" was deleted`) {
 		t.Fatalf("fetch of a deleted topic: %v, want NotFound naming it", err)
 	}
 	if info := clientDetail[*stratav1.ErrorInfo](t, ce); info.GetKafkaErrorName() != "UNKNOWN_TOPIC_OR_PARTITION" {
