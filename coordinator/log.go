@@ -18,7 +18,9 @@ package coordinator
 // Durable before visible (DESIGN.md write path step 6): commit.lua assigns
 // offsets and advances leo; only once the commit is durable (WAIT answered
 // by Options.WaitReplicas replicas, or the embedded index's snapshot on
-// disk) does advance_hwm.lua raise hwm to the commit's leo and PUBLISH it.
+// disk) does advance_hwm.lua raise hwm to the commit's leo and PUBLISH it,
+// in a second round trip. Without either, a write is durable once executed
+// (see durableOnExecution) and advance_hwm.lua ends the commit's pipeline.
 // Readers (Lookup, PartitionState, OffsetForTimestamp, notifications) go by
 // hwm only, so a crash or failover between the two loses offsets no reader
 // saw and no producer was acked for; the retry, or the next commit to the
@@ -83,8 +85,9 @@ type chunkCall struct {
 // single Redis; one per shard, in parallel, on a cluster), ending in WAIT
 // when Options.WaitReplicas asks for it. Once the commit is durable (WAIT
 // answered, or the embedded index's snapshot written) a second pipeline
-// makes the offsets visible to readers (advance_hwm.lua), and only then
-// does it return them. Any failure before that is ErrUnavailable with the
+// makes the offsets visible to readers (advance_hwm.lua; the same pipeline
+// when there is neither, see durableOnExecution), and only then does it
+// return them. Any failure before that is ErrUnavailable with the
 // offsets invisible; a retry with the same SegmentID returns the same
 // offsets and finishes the job. See commit.lua and the notes above.
 func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResult, error) {
@@ -139,10 +142,30 @@ func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResu
 	if err := r.written(ctx); err != nil {
 		return nil, wrapErr("commit segment "+c.SegmentID, err)
 	}
-	if err := r.advanceHighWatermarks(ctx, visible); err != nil {
-		return nil, wrapErr("commit segment "+c.SegmentID+": make offsets visible", err)
+	if !r.durableOnExecution() {
+		if err := r.advanceHighWatermarks(ctx, visible); err != nil {
+			return nil, wrapErr("commit segment "+c.SegmentID+": make offsets visible", err)
+		}
 	}
 	return results, nil
+}
+
+// durableOnExecution reports whether the index counts a write as durable
+// once the server executed it: no WAIT and no snapshot to wait for. That
+// holds with appendfsync always (the server sends no reply and no PUBLISH
+// before the fsync that follows the commands it executed) and on a durable
+// managed service. The commit pipeline then ends with advance_hwm.lua (to
+// the current log end offset) itself: one round trip.
+func (r *Redis) durableOnExecution() bool { return r.opts.WaitReplicas <= 0 && r.afterWrite == nil }
+
+// addAdvance queues advance_hwm.lua for call's partition up to target, or
+// up to the partition's log end offset when target < 0.
+func (r *Redis) addAdvance(ctx context.Context, pipe redis.Pipeliner, call *chunkCall, target int64, eval bool) *redis.Cmd {
+	keys, args := []string{call.keys[0]}, []any{target, r.watermarkChannel(), call.tag}
+	if eval {
+		return advanceHWMScript.Eval(ctx, pipe, keys, args...)
+	}
+	return advanceHWMScript.EvalSha(ctx, pipe, keys, args...)
 }
 
 // advanceHighWatermarks runs advance_hwm.lua for every call, in one
@@ -151,25 +174,19 @@ func (r *Redis) advanceHighWatermarks(ctx context.Context, calls []*chunkCall) e
 	if len(calls) == 0 {
 		return nil
 	}
-	exec := func(eval bool) ([]*redis.Cmd, error) {
+	exec := func(eval bool) error {
 		pipe := r.client.Pipeline()
-		cmds := make([]*redis.Cmd, len(calls))
-		for i, call := range calls {
-			keys, args := []string{call.keys[0]}, []any{call.leo, r.watermarkChannel(), call.tag}
-			if eval {
-				cmds[i] = advanceHWMScript.Eval(ctx, pipe, keys, args...)
-			} else {
-				cmds[i] = advanceHWMScript.EvalSha(ctx, pipe, keys, args...)
-			}
+		for _, call := range calls {
+			r.addAdvance(ctx, pipe, call, call.leo, eval)
 		}
 		_, err := pipe.Exec(ctx)
-		return cmds, err
+		return err
 	}
-	_, err := exec(false)
+	err := exec(false)
 	if isNoScript(err) {
 		// The script only ever raises hwm: running it twice is harmless.
 		if err = r.loadScripts(ctx); err == nil {
-			_, err = exec(true)
+			err = exec(true)
 		}
 	}
 	return err
@@ -255,6 +272,11 @@ func (r *Redis) execCommit(ctx context.Context, calls []*chunkCall, eval bool) e
 		}
 		for _, call := range calls {
 			add(pipe, call)
+		}
+		if r.durableOnExecution() {
+			for _, call := range calls {
+				r.addAdvance(ctx, pipe, call, -1, eval)
+			}
 		}
 		var wait *redis.Cmd
 		if r.opts.WaitReplicas > 0 {
