@@ -255,6 +255,21 @@ func wantNote(t *testing.T, notes <-chan coordinator.Watermark, topicID uuid.UUI
 	}
 }
 
+// commitWaited commits c with WAIT, retrying while the replica is too slow
+// to answer in time: the machine may be loaded.
+func commitWaited(t *testing.T, r *coordinator.Redis, c coordinator.SegmentCommit) []coordinator.ChunkResult {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		res, err := r.CommitSegment(t.Context(), c)
+		if err == nil {
+			return res
+		}
+		if !errors.Is(err, coordinator.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("commit %s with the replica running: %v", c.SegmentID, err)
+		}
+	}
+}
+
 // wantInvisible checks that readers of r see partition p end at hwm: its
 // state, a lookup at hwm and a lookup by a timestamp (ts) only the invisible
 // commit holds.
@@ -307,7 +322,7 @@ func TestCommitWaitsForReplica(t *testing.T) {
 	tp := createTopic(t, w, "waited", 2)
 	notes := subscribe(t, reader)
 
-	wantOffsets(t, commit(t, w, segment(tp.ID, 0, plain(0, 10, 2, 100)))[0], 0)
+	wantOffsets(t, commitWaited(t, w, segment(tp.ID, 0, plain(0, 10, 2, 100)))[0], 0)
 	wantNote(t, notes, tp.ID, 0, 2)
 
 	replica, err := os.FindProcess(rr.ReplicaPID)
@@ -345,16 +360,7 @@ func TestCommitWaitsForReplica(t *testing.T) {
 	wantNote(t, notes, tp.ID, 1, 1)
 
 	resume()
-	var res []coordinator.ChunkResult
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if res, err = w.CommitSegment(ctx, b); err == nil {
-			break
-		}
-		if !errors.Is(err, coordinator.ErrUnavailable) || time.Now().After(deadline) {
-			t.Fatalf("retry with the replica running: %v", err)
-		}
-	}
-	wantOffsets(t, res[0], 2)
+	wantOffsets(t, commitWaited(t, w, b)[0], 2)
 	if st, err := reader.PartitionState(ctx, tp.ID, 0); err != nil || st.HighWatermark != 5 {
 		t.Fatalf("after the retry: high watermark %d, %v; want 5", st.HighWatermark, err)
 	}
@@ -386,7 +392,7 @@ func TestFailoverNeverReassignsAVisibleOffset(t *testing.T) {
 		coordinator.Options{Prefix: prefix, WaitReplicas: 1, WaitTimeout: 300})
 	reader := mustRedis(t, redis.NewClient(&redis.Options{Addr: primary.addr(), MaxRetries: -1}), coordinator.Options{Prefix: prefix})
 	tp := createTopic(t, w, "failover", 1)
-	wantOffsets(t, commit(t, w, segment(tp.ID, 0, plain(0, 10, 2, 100)))[0], 0)
+	wantOffsets(t, commitWaited(t, w, segment(tp.ID, 0, plain(0, 10, 2, 100)))[0], 0)
 
 	// The replica loses its primary (it follows a port nothing listens on,
 	// keeping its data), and the next commit reaches the primary only.
