@@ -16,8 +16,9 @@
 -- (0 = not idempotent), epoch, base sequence.
 --
 -- Returns "T" for a deleted or unknown partition (nothing written), else
--- "leo;r1;r2;..." (the log end offset after the commit) with per batch: o<base> appended, d<base> duplicate,
--- F<epoch> fenced by the partition's epoch, S<expected> sequence gap.
+-- "leo;r1;r2;..." (leo after the commit) with per batch: o<base> appended,
+-- d<base> duplicate, F<epoch> fenced by the partition's epoch,
+-- S<expected> sequence gap.
 local meta, logk, timek, segs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local m = redis.call('HMGET', meta, 's', 'leo', 'bytes', 'mt', 'hwm')
 if m[1] ~= 'live' then return 'T' end
