@@ -104,7 +104,7 @@ type BatchResult struct {
 // ChunkResult is the outcome of one chunk, Batches in the order of the commit.
 type ChunkResult struct {
 	Batches       []BatchResult
-	HighWatermark int64 // after the commit
+	HighWatermark int64 // after the commit, visible once CommitSegment returned
 }
 
 // IndexEntry points at a run of offsets stored in an object.
@@ -123,16 +123,22 @@ func (e IndexEntry) LastOffset() int64 { return e.BaseOffset + e.Records - 1 }
 // PartitionState is a partition's bounds and size.
 type PartitionState struct {
 	LogStartOffset int64
-	HighWatermark  int64
-	Bytes          int64 // bytes referenced by live index entries
+	// HighWatermark ends the log readers may see: every offset below it
+	// is durable (commits past it are not yet).
+	HighWatermark int64
+	Bytes         int64 // bytes referenced by live index entries
 }
 
 // Log commits segments and looks up offsets. Keys are per partition, so it runs
 // on Redis Cluster sharded by partition.
 type Log interface {
-	// CommitSegment assigns offsets to every chunk in one round trip. Per-chunk
+	// CommitSegment assigns offsets to every chunk in one round trip (and
+	// makes them visible in a second). Per-chunk
 	// failures (deleted topic) come back in the result; err is for the call.
 	// Retrying a commit with the same SegmentID returns the same offsets.
+	// It returns only once the commit is durable (Options.WaitReplicas, or
+	// the embedded index's snapshot) and its offsets are visible to readers;
+	// before that, readers do not see them (DESIGN.md write path step 6).
 	CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResult, error)
 	// Lookup returns the entry holding offset and the entries after it while
 	// their bytes add up to at most maxBytes (always at least one entry).

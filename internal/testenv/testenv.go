@@ -1,6 +1,6 @@
 // Package testenv hands tests the real services that scripts/test-services.sh
-// started: a MinIO server, a standalone redis-server and a three-shard Redis
-// Cluster. A test that needs one calls the matching function; when the service
+// started: a MinIO server, a standalone redis-server, a redis-server primary
+// with one replica, and a three-shard Redis Cluster. A test that needs one calls the matching function; when the service
 // is not there the test fails with a message saying how to start it. It never
 // skips: a test that silently did not run is worse than a red one.
 //
@@ -10,6 +10,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,33 @@ func RedisAddr(t testing.TB) string {
 		t.Fatalf("STRATA_TEST_REDIS_ADDR is not set: %s", howTo)
 	}
 	return a
+}
+
+// ReplicatedRedis is a redis-server primary and one replica following it
+// (replicaof), for tests of WAIT.
+type ReplicatedRedis struct {
+	PrimaryAddr string // host:port
+	ReplicaAddr string // host:port
+	// ReplicaPID is the replica's process: a test may stop it (SIGSTOP) to
+	// make WAIT time out, and must continue it (SIGCONT) in its cleanup.
+	ReplicaPID int
+}
+
+// RedisReplica returns the shared primary and replica. Tests keep apart by
+// key prefix; a test that stops the replica must not run in parallel with
+// another that needs it answering.
+func RedisReplica(t testing.TB) ReplicatedRedis {
+	t.Helper()
+	r := ReplicatedRedis{
+		PrimaryAddr: os.Getenv("STRATA_TEST_REDIS_REPLICA_PRIMARY_ADDR"),
+		ReplicaAddr: os.Getenv("STRATA_TEST_REDIS_REPLICA_ADDR"),
+	}
+	pid, err := strconv.Atoi(os.Getenv("STRATA_TEST_REDIS_REPLICA_PID"))
+	if r.PrimaryAddr == "" || r.ReplicaAddr == "" || err != nil || pid <= 0 {
+		t.Fatalf("STRATA_TEST_REDIS_REPLICA_PRIMARY_ADDR, STRATA_TEST_REDIS_REPLICA_ADDR or STRATA_TEST_REDIS_REPLICA_PID is not set: %s", howTo)
+	}
+	r.ReplicaPID = pid
+	return r
 }
 
 // RedisClusterAddrs returns the seed addresses of the shared Redis Cluster.
