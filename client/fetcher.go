@@ -12,7 +12,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -71,16 +70,19 @@ func (c *GroupConsumer) fetch(ctx context.Context, f *fetcher, next int64) {
 		if err != nil {
 			failures++
 			if connect.CodeOf(err) == connect.CodeNotFound && f.topicID != "" {
-				// The topic was deleted. Wait for one of its name; then
-				// the old position means nothing in it.
-				id, reset, rerr := c.newTopicStart(ctx, f)
-				if rerr == nil {
-					c.log.Warn("topic deleted and created again; starting the new topic", "partition", f.tp,
-						"position", next, "reset", c.cfg.Reset, "start", reset)
-					f.topicID, next, failures = id, reset, 0
-					continue
+				// The topic of this position was deleted (and maybe
+				// created again under its name: KIP-516). The position
+				// means nothing in a new topic, so the fetcher never moves
+				// to it on its own: the group's next heartbeat revokes the
+				// old topic's partition (OnLost) and assigns the new
+				// one's, which starts where the reset policy says.
+				if failures == 1 {
+					c.log.Warn("topic deleted under the fetcher; waiting for the group to revoke it", "partition", f.tp, "position", next)
 				}
-				err = fmt.Errorf("%w (%v)", err, rerr)
+				if !sleep(ctx, backoff(failures)) {
+					return
+				}
+				continue
 			}
 			if connect.CodeOf(err) == connect.CodeOutOfRange {
 				// Retention passed the position, or the topic was made
@@ -132,25 +134,4 @@ func (c *GroupConsumer) fetch(ctx context.Context, f *fetcher, next int64) {
 			}
 		}
 	}
-}
-
-// newTopicStart is the id of the topic now named f.tp.Topic, if it is not
-// the fetcher's (the fetcher's was deleted), and where the reset policy
-// starts its partition. Both come from one DescribeTopic, so the position
-// is the new topic's.
-func (c *GroupConsumer) newTopicStart(ctx context.Context, f *fetcher) (id string, start int64, err error) {
-	resp, err := c.admin.DescribeTopic(ctx, connect.NewRequest(&stratav1.DescribeTopicRequest{Name: f.tp.Topic}))
-	if err != nil {
-		return "", 0, fmt.Errorf("describe topic %s: %w", f.tp.Topic, err)
-	}
-	id = resp.Msg.GetTopic().GetId()
-	if id == f.topicID || id == "" {
-		return "", 0, fmt.Errorf("topic %s still has id %s", f.tp.Topic, f.topicID)
-	}
-	for _, p := range resp.Msg.GetPartitions() {
-		if p.GetPartition() == f.tp.Partition {
-			return id, partitionBounds{p.GetLogStartOffset(), p.GetHighWatermark(), id}.reset(c.cfg.Reset), nil
-		}
-	}
-	return "", 0, fmt.Errorf("topic %s, created again, has no partition %d", f.tp.Topic, f.tp.Partition)
 }
