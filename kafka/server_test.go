@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/stratabroker/strata/kafka"
-	"github.com/stratabroker/strata/kafka/internal/fakecore"
+	"github.com/stratabroker/strata/internal/kafkafake"
 )
 
 func TestNewServerValidatesConfig(t *testing.T) {
 	t.Parallel()
-	core := fakecore.New("c")
+	core := kafkafake.New("c")
 	if _, err := kafka.NewServer(nil, kafka.Config{}); err == nil {
 		t.Error("nil core accepted")
 	}
