@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/stratabroker/strata/kafka"
 	"github.com/stratabroker/strata/internal/kafkafake"
+	"github.com/stratabroker/strata/kafka"
 )
 
 // cluster is one kafka.Server over a fake core, listening on n loopback

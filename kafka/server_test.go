@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratabroker/strata/kafka"
 	"github.com/stratabroker/strata/internal/kafkafake"
+	"github.com/stratabroker/strata/kafka"
 )
 
 func TestNewServerValidatesConfig(t *testing.T) {
