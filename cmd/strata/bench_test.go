@@ -139,6 +139,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"bench", "store", "--store", "memory://", "--concurrency", "0"}, "--concurrency 0"},
 		{[]string{"bench", "store", "--store", "ftp://x"}, "unknown scheme"},
 		{[]string{"bench", "produce", "--addr", "127.0.0.1:1"}, "cannot reach a Strata agent"},
+		{[]string{"bench", "produce", "--kafka", "127.0.0.1:1"}, "cannot reach a Kafka listener at 127.0.0.1:1"},
 		{[]string{"bench", "produce", "--linger", "5ms"}, "--linger: only with --kafka"},
 		{[]string{"bench", "produce", "--kafka", "127.0.0.1:1", "--addr", "127.0.0.1:2"}, "--addr: not used with --kafka"},
 		{[]string{"bench", "e2e", "--kafka", " , "}, `--kafka " , ": want host:port`},

@@ -242,11 +242,7 @@ func (p *kafkaProducer) run(ctx context.Context) {
 		if !t0.Before(p.win.end) || (p.stop != nil && p.stop()) || ctx.Err() != nil {
 			break
 		}
-		select {
-		case p.slots <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
+		if !p.takeSlot(ctx) {
 			break
 		}
 		g := &group{t0: t0, left: p.batch}
@@ -260,8 +256,37 @@ func (p *kafkaProducer) run(ctx context.Context) {
 		}
 		p.partition = (p.partition + 1) % p.partitions
 	}
-	// Wait for what is in flight, unless interrupted.
-	_ = p.cl.Flush(ctx)
+	// Wait for what is in flight, unless interrupted or the broker stays
+	// silent; the client's Close then fails what is left, counted as
+	// CLIENT_CLOSED.
+	fctx, cancel := context.WithTimeout(ctx, kafkaDrainTimeout)
+	defer cancel()
+	_ = p.cl.Flush(fctx)
+}
+
+// kafkaDrainTimeout bounds the wait for answers after the window: franz-go
+// retries an idempotent record until it is answered, so a broker that went
+// away would otherwise hold the run forever.
+const kafkaDrainTimeout = 30 * time.Second
+
+// takeSlot waits for room for one more group in flight. It gives up when
+// ctx ends, or when the window ended and no answer freed a slot for
+// kafkaDrainTimeout after it.
+func (p *kafkaProducer) takeSlot(ctx context.Context) bool {
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+	}
+	timer := time.NewTimer(time.Until(p.win.end.Add(kafkaDrainTimeout)))
+	defer timer.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+	return false
 }
 
 // acked counts one record's answer; the group's last one records the
