@@ -32,7 +32,11 @@ type span struct {
 
 func openTarget(f *Config) (target, error) {
 	if f.isKafka() {
-		return openKafkaTarget(f)
+		k, err := openKafkaTarget(f)
+		if err != nil {
+			return nil, err
+		}
+		return k, nil
 	}
 	cl, err := f.Dial()
 	if err != nil {
