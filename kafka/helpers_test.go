@@ -8,14 +8,14 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/stratabroker/strata/internal/kafkafake"
 	"github.com/stratabroker/strata/kafka"
-	"github.com/stratabroker/strata/kafka/internal/fakecore"
 )
 
 // cluster is one kafka.Server over a fake core, listening on n loopback
 // ports: n brokers, as n agents would be.
 type cluster struct {
-	core    *fakecore.Core
+	core    *kafkafake.Core
 	server  *kafka.Server
 	addrs   []string
 	brokers []kafka.Broker
@@ -28,7 +28,7 @@ func startCluster(t *testing.T, zones ...string) *cluster {
 	if len(zones) == 0 {
 		zones = []string{""}
 	}
-	core := fakecore.New("strata-test")
+	core := kafkafake.New("strata-test")
 	srv, err := kafka.NewServer(core, kafka.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

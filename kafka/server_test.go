@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratabroker/strata/internal/kafkafake"
 	"github.com/stratabroker/strata/kafka"
-	"github.com/stratabroker/strata/kafka/internal/fakecore"
 )
 
 func TestNewServerValidatesConfig(t *testing.T) {
 	t.Parallel()
-	core := fakecore.New("c")
+	core := kafkafake.New("c")
 	if _, err := kafka.NewServer(nil, kafka.Config{}); err == nil {
 		t.Error("nil core accepted")
 	}

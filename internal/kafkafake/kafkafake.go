@@ -1,16 +1,21 @@
-// Package fakecore is an in-memory kafka.Core for the Kafka front-end's
-// tests: topics, configs, partitions of stored record batches, idempotent
-// producers and long-polling fetches, all in one process and behind one lock.
-// It keeps the core's contracts (kafka/core.go) so that real Kafka clients
-// can run against a kafka.Server over it; it is not the agent core and stores
-// nothing durably.
+// Package kafkafake is an in-memory kafka.Core for tests of the Kafka
+// front-end and of what drives it (kafka/'s tests, the Kafka mode of the
+// benchmark harness in internal/bench): topics, configs, partitions of stored
+// record batches, idempotent producers and long-polling fetches, all in one
+// process and behind one lock. It keeps the core's contracts (kafka/core.go)
+// so that real Kafka clients can run against a kafka.Server over it; it is not
+// the agent core and stores nothing durably.
+//
+// It is for tests only: no command or server links it. It lives under
+// internal/ rather than inside kafka/ so that tests of other packages can
+// start a kafka.Server over it.
 //
 // Simplifications, each safe for the tests that use it: timestamps are
 // looked up per batch (the first batch whose max timestamp is at or after the
 // one asked, answered with that batch's base offset and max timestamp), which
 // is exact for one-record batches; there are no transactions, so the last
 // stable offset is the high watermark and no transaction is ever aborted.
-package fakecore
+package kafkafake
 
 import (
 	"context"
