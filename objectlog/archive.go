@@ -51,9 +51,11 @@ type archiveRow struct {
 	// Timestamp is microseconds since the Unix epoch, UTC: Kafka's
 	// milliseconds times 1000, so SQL engines see a TIMESTAMP.
 	Timestamp int64 `parquet:"timestamp,timestamp(microsecond)"`
-	// Key and Value: nil is null, a non-nil empty slice is empty.
-	Key     []byte          `parquet:"key,optional"`
-	Value   []byte          `parquet:"value,optional"`
+	// Key and Value: nil is null, a pointer to an empty slice is empty.
+	// Pointers, because parquet-go v0.32.0 loses a null among runs of
+	// empty and null []byte (TestArchiveNullAfterEmpty).
+	Key     *[]byte         `parquet:"key,optional"`
+	Value   *[]byte         `parquet:"value,optional"`
 	Headers []archiveHeader `parquet:"headers,list"`
 
 	// The batch the record came in: what a fetch needs to rebuild it.
@@ -70,8 +72,8 @@ type archiveRow struct {
 }
 
 type archiveHeader struct {
-	Key   string `parquet:"key"`
-	Value []byte `parquet:"value,optional"`
+	Key   string  `parquet:"key"`
+	Value *[]byte `parquet:"value,optional"`
 }
 
 // archiveSchema is the schema every archive file must have.
@@ -378,8 +380,8 @@ func (w *ArchiveWriter) Append(b ArchiveBatch, recs []DecodedRecord) error {
 		row := archiveRow{
 			Offset:               r.Offset,
 			Timestamp:            r.Timestamp * archiveMicrosPerMilli,
-			Key:                  r.Key,
-			Value:                r.Value,
+			Key:                  nullable(&r.Key),
+			Value:                nullable(&r.Value),
 			BatchBaseOffset:      b.BaseOffset,
 			BatchLastOffsetDelta: b.LastOffsetDelta,
 			BatchFirstTimestamp:  b.FirstTimestamp * archiveMicrosPerMilli,
@@ -394,7 +396,7 @@ func (w *ArchiveWriter) Append(b ArchiveBatch, recs []DecodedRecord) error {
 		if len(r.Headers) > 0 {
 			row.Headers = make([]archiveHeader, len(r.Headers))
 			for j, h := range r.Headers {
-				row.Headers[j] = archiveHeader{Key: h.Key, Value: h.Value}
+				row.Headers[j] = archiveHeader{Key: h.Key, Value: nullable(&r.Headers[j].Value)}
 				w.gbytes += int64(len(h.Key) + len(h.Value))
 			}
 		}
@@ -413,6 +415,25 @@ func (w *ArchiveWriter) Append(b ArchiveBatch, recs []DecodedRecord) error {
 		return w.endGroup()
 	}
 	return nil
+}
+
+// nullable is nil for a nil slice and p otherwise.
+func nullable(p *[]byte) *[]byte {
+	if *p == nil {
+		return nil
+	}
+	return p
+}
+
+// deref is the slice p points at, nil if p is nil.
+func deref(p *[]byte) []byte {
+	if p == nil {
+		return nil
+	}
+	if *p == nil {
+		return []byte{}
+	}
+	return *p
 }
 
 func (w *ArchiveWriter) checkBatch(b ArchiveBatch, recs []DecodedRecord) error {

@@ -516,11 +516,11 @@ func rowsToRecords(rows []archiveRow, g ArchiveRowGroup) ([]ArchiveRecord, error
 		}
 		rec := &recs[i]
 		rec.Offset, rec.Timestamp = row.Offset, row.Timestamp/archiveMicrosPerMilli
-		rec.Key, rec.Value, rec.Batch = row.Key, row.Value, b
+		rec.Key, rec.Value, rec.Batch = deref(row.Key), deref(row.Value), b
 		if len(row.Headers) > 0 {
 			start := len(headers)
 			for _, h := range row.Headers {
-				headers = append(headers, Header{Key: h.Key, Value: h.Value})
+				headers = append(headers, Header{Key: h.Key, Value: deref(h.Value)})
 			}
 			rec.Headers = headers[start:len(headers):len(headers)]
 		}
