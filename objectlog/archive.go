@@ -20,6 +20,10 @@ import (
 	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
+// archiveCRCKey is the footer key-value entry holding each row group's
+// CRC32C (Castagnoli) over its bytes, as 8 hex digits, comma-separated.
+const archiveCRCKey = "strata.row_group_crc32c"
+
 // ArchiveRoot is the key prefix under which every archive file lives.
 const ArchiveRoot = "archive/"
 
@@ -75,9 +79,6 @@ type archiveHeader struct {
 	Key   string  `parquet:"key"`
 	Value *[]byte `parquet:"value,optional"`
 }
-
-// archiveSchema is the schema every archive file must have.
-var archiveSchema = parquet.SchemaOf(archiveRow{})
 
 // ArchiveBatch is what the archive keeps of the RecordBatch a record came in:
 // enough to rebuild a RecordBatch v2 with the same base offset, producer
@@ -337,7 +338,8 @@ type ArchiveWriter struct {
 	next   int64 // the lowest offset the next record may have
 	err    error
 
-	fileOpen bool
+	fileOpen  bool
+	groupEnds []int64 // where each row group of the open file ends in buf
 }
 
 // NewArchiveWriter returns a writer for one partition.
@@ -473,6 +475,9 @@ func (w *ArchiveWriter) openFile() {
 	opts := []parquet.WriterOption{
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
 		parquet.CreatedBy("strata", "archive-v1", ""),
+		// Unbuffered: the output is memory already, and each row group's
+		// bytes must be in buf after its Flush for its checksum.
+		parquet.WriteBufferSize(0),
 		parquet.KeyValueMetadata("strata.topic", w.part.Topic),
 		parquet.KeyValueMetadata("strata.topic_id", w.part.TopicID.String()),
 		parquet.KeyValueMetadata("strata.partition", strconv.Itoa(int(w.part.Partition))),
@@ -490,6 +495,7 @@ func (w *ArchiveWriter) openFile() {
 	w.pw = parquet.NewGenericWriter[archiveRow](&w.buf, opts...)
 	w.file = ArchiveFileInfo{ArchiveKeyParts: ArchiveKeyParts{ArchivePartition: w.part, FirstOffset: -1}}
 	w.group = ArchiveRowGroup{FirstOffset: -1}
+	w.groupEnds = w.groupEnds[:0]
 	w.fileOpen = true
 }
 
@@ -514,6 +520,7 @@ func (w *ArchiveWriter) endGroup() error {
 		return w.fail(fmt.Errorf("objectlog: archive row group: %w", err))
 	}
 	f := &w.file
+	w.groupEnds = append(w.groupEnds, int64(w.buf.Len()))
 	g := w.group
 	if f.Records == 0 {
 		f.FirstOffset, f.MinTimestamp, f.MaxTimestamp = g.FirstOffset, g.MinTimestamp, g.MaxTimestamp
@@ -536,6 +543,16 @@ func (w *ArchiveWriter) endGroup() error {
 
 // closeFile writes the footer and hands the file to emit.
 func (w *ArchiveWriter) closeFile() error {
+	// Parquet checksums pages but not their headers; a CRC32C of each row
+	// group's bytes lets a reader reject any damage to them before a
+	// decoder sees it.
+	crcs := make([]string, len(w.groupEnds))
+	start := int64(len(parquetMagic))
+	for i, end := range w.groupEnds {
+		crcs[i] = fmt.Sprintf("%08x", crc32Castagnoli(w.buf.Bytes()[start:end]))
+		start = end
+	}
+	w.pw.SetKeyValueMetadata(archiveCRCKey, strings.Join(crcs, ","))
 	if err := w.pw.Close(); err != nil {
 		return w.fail(fmt.Errorf("objectlog: archive footer: %w", err))
 	}
@@ -546,6 +563,9 @@ func (w *ArchiveWriter) closeFile() error {
 	}
 	for i := range md.RowGroups {
 		start, end := rowGroupRange(&md.RowGroups[i])
+		if want := w.groupEnds[i]; end != want {
+			return w.fail(fmt.Errorf("objectlog: archive writer: row group %d ends at byte %d, its checksum was taken to %d", i, end, want))
+		}
 		f.RowGroups[i].ByteOffset, f.RowGroups[i].ByteLength = start, end-start
 	}
 	f.Size = int64(w.buf.Len())

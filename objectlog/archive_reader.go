@@ -22,6 +22,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -113,8 +114,9 @@ type ArchiveReader struct {
 	tail []byte
 	md   format.FileMetaData
 	info ArchiveFileInfo
-	// offsetCol and timestampCol index the leaves.
 	leaves []archiveLeaf
+	// crcs are the row groups' CRC32C.
+	crcs []uint32
 }
 
 // OpenArchive reads an archive file's footer: a HEAD for its size, a
@@ -257,8 +259,34 @@ func (r *ArchiveReader) checkMetadata(parts ArchiveKeyParts) error {
 	if first != parts.FirstOffset || last != parts.LastOffset {
 		return archiveCorrupt(footerOff, "file holds offsets %d..%d, its key says %d..%d", first, last, parts.FirstOffset, parts.LastOffset)
 	}
-	r.info = info
+	crcs, err := rowGroupCRCs(md, len(info.RowGroups))
+	if err != nil {
+		return archiveCorrupt(footerOff, "%v", err)
+	}
+	r.info, r.crcs = info, crcs
 	return nil
+}
+
+// rowGroupCRCs reads the checksums the writer stored in the footer.
+func rowGroupCRCs(md *format.FileMetaData, groups int) ([]uint32, error) {
+	for _, kv := range md.KeyValueMetadata {
+		if kv.Key != archiveCRCKey {
+			continue
+		}
+		if len(kv.Value) != groups*9-1 {
+			return nil, fmt.Errorf("%s of %d bytes for %d row groups", archiveCRCKey, len(kv.Value), groups)
+		}
+		crcs := make([]uint32, groups)
+		for i := range crcs {
+			v, err := strconv.ParseUint(kv.Value[i*9:i*9+8], 16, 32)
+			if err != nil || i+1 < groups && kv.Value[i*9+8] != ',' {
+				return nil, fmt.Errorf("%s: entry %d is not 8 hex digits and a comma", archiveCRCKey, i)
+			}
+			crcs[i] = uint32(v)
+		}
+		return crcs, nil
+	}
+	return nil, fmt.Errorf("no %s entry: not written by Strata's archive writer", archiveCRCKey)
 }
 
 // rowGroupRange is the byte range of a row group's column chunks.
@@ -429,6 +457,9 @@ func (r *ArchiveReader) ReadRowGroup(ctx context.Context, i int) ([]ArchiveRecor
 func (r *ArchiveReader) decodeRowGroup(i int, data []byte) (recs []ArchiveRecord, err error) {
 	g := r.info.RowGroups[i]
 	mg := &r.md.RowGroups[i]
+	if got := crc32Castagnoli(data); got != r.crcs[i] {
+		return nil, archiveCorrupt(g.ByteOffset, "row group crc32c %08x, the footer says %08x", got, r.crcs[i])
+	}
 	for j := range mg.Columns {
 		if err := checkColumnPages(&mg.Columns[j].MetaData, data, g.ByteOffset); err != nil {
 			return nil, fmt.Errorf("column %v: %w", mg.Columns[j].MetaData.PathInSchema, err)

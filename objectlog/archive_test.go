@@ -3,6 +3,7 @@ package objectlog_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -562,7 +563,7 @@ func TestArchiveCorrupt(t *testing.T) {
 		}
 	}
 	flipped, corrupt := 0, 0
-	for i := 0; i < len(data); i += 1 + i%7 {
+	for i := 0; i < len(data); i += 1 + i%41 {
 		bad := slices.Clone(data)
 		bad[i] ^= 0x5a
 		got, err := readAll(bad)
@@ -621,4 +622,48 @@ func TestArchiveNullAfterEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameRecords(t, "alternating nulls", got, wantRecords(batches))
+}
+
+// TestArchiveHostileFooter: footers whose lengths would make a Parquet
+// reader allocate gigabytes fail as corrupt, quickly, with the limit named.
+func TestArchiveHostileFooter(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	key, err := objectlog.ArchiveKey(objectlog.ArchiveKeyParts{ArchivePartition: archivePart, FirstOffset: 0, LastOffset: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := func(footer []byte, footerLen uint32) []byte {
+		out := append([]byte("PAR1"), footer...)
+		out = binary.LittleEndian.AppendUint32(out, footerLen)
+		return append(out, "PAR1"...)
+	}
+	// FileMetaData field 2 (schema): a list of 2^30 structs in 5 bytes.
+	listBomb := []byte{0x29, 0xfc, 0x80, 0x80, 0x80, 0x80, 0x04, 0x00}
+	// A binary (field 6, created_by) claiming 1 GiB.
+	binaryBomb := []byte{0x68, 0x80, 0x80, 0x80, 0x80, 0x04, 0x00}
+	deep := bytes.Repeat([]byte{0x1c}, 100) // structs nested 100 deep
+	for _, tt := range []struct {
+		name, reason string
+		data         []byte
+	}{
+		{"footer length past the object", "footer length", file(nil, 1<<31)},
+		{"footer length over the limit", "footer length", file(make([]byte, 5<<20), 5<<20)},
+		{"list of 2^30 schema elements", "list of 1073741824", file(listBomb, uint32(len(listBomb)))},
+		{"1 GiB created_by", "binary of 1073741824", file(binaryBomb, uint32(len(binaryBomb)))},
+		{"nested 100 deep", "nested deeper", file(deep, uint32(len(deep)))},
+		{"no magic", "trailing magic", bytes.Repeat([]byte("x"), 100)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := objectlog.NewMemBucket()
+			if err := b.PutIfAbsent(ctx, key, bytes.NewReader(tt.data), int64(len(tt.data))); err != nil {
+				t.Fatal(err)
+			}
+			_, err := objectlog.OpenArchive(ctx, b, key)
+			if !errors.Is(err, objectlog.ErrCorrupt) || !strings.Contains(err.Error(), tt.reason) {
+				t.Fatalf("OpenArchive: %v; want ErrCorrupt saying %q", err, tt.reason)
+			}
+		})
+	}
 }
