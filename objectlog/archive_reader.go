@@ -111,9 +111,9 @@ type ArchiveReader struct {
 	key  string
 	size int64
 	// tail is the file's last bytes, holding the footer and its length.
-	tail []byte
-	md   format.FileMetaData
-	info ArchiveFileInfo
+	tail   []byte
+	md     format.FileMetaData
+	info   ArchiveFileInfo
 	leaves []archiveLeaf
 	// crcs are the row groups' CRC32C.
 	crcs []uint32
