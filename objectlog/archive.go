@@ -38,11 +38,20 @@ const maxTopicNameLen = 249
 // Timestamp type names as Kafka spells them (TimestampType.name), the
 // values of the timestamp_type column.
 const (
-	TimestampTypeCreate     = "CreateTime"
-	TimestampTypeLogAppend  = "LogAppendTime"
-	archiveMicrosPerMilli   = 1000
-	archiveMaxMillis        = math.MaxInt64 / archiveMicrosPerMilli
-	archiveMinMillis        = math.MinInt64 / archiveMicrosPerMilli
+	TimestampTypeCreate    = "CreateTime"
+	TimestampTypeLogAppend = "LogAppendTime"
+)
+
+// Kafka timestamps are milliseconds; the archive stores microseconds, so
+// only milliseconds within int64 microseconds (about ±292,000 years) fit.
+const (
+	archiveMicrosPerMilli = 1000
+	archiveMaxMillis      = math.MaxInt64 / archiveMicrosPerMilli
+	archiveMinMillis      = math.MinInt64 / archiveMicrosPerMilli
+)
+
+// ArchiveOptions defaults (see there).
+const (
 	archiveDefaultGroupSize = 4 << 20
 	archiveDefaultGroupRecs = 64 << 10
 	archiveDefaultFileSize  = 128 << 20
@@ -321,9 +330,16 @@ const archiveRowOverhead = 48
 const archiveGroupMetaBytes = 3 << 10
 
 // ArchiveWriter turns one partition's committed records, in offset order and
-// batch by batch, into archive files. It calls emit with each finished file;
-// the caller uploads it (PutIfAbsent under Info.Key) and indexes its row
-// groups. It is not safe for concurrent use.
+// batch by batch, into archive files. A compactor reads the partition's
+// chunks in offset order (ReadChunk, then DecodeChunk with the chunk's base
+// offset), leaves out control batches and aborted transactions, calls
+// Append(ArchiveBatchOf(&batch), records) for each batch, and Close at the
+// end.
+//
+// The writer calls emit, from Append or Close, with each finished file: the
+// caller uploads it (PutIfAbsent under Info.Key) and indexes its row groups
+// (Info.RowGroups). The file's Data is the caller's. An error from emit
+// fails the writer and is returned. It is not safe for concurrent use.
 type ArchiveWriter struct {
 	part ArchivePartition
 	opts ArchiveOptions
