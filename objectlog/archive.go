@@ -303,6 +303,11 @@ type ArchiveOptions struct {
 	// single row group does (one batch larger than the limit). Default
 	// 128 MiB.
 	FileBytes int64
+	// BetterCompression compresses with zstd's "better" level (about zstd
+	// level 7) instead of its default (level 3): on JSON records about 17%
+	// smaller files for two to three times the CPU when writing
+	// (BenchmarkArchiveWrite); reading costs the same.
+	BetterCompression bool
 }
 
 func (o ArchiveOptions) withDefaults() (ArchiveOptions, error) {
@@ -488,8 +493,12 @@ func (w *ArchiveWriter) fail(err error) error {
 
 func (w *ArchiveWriter) openFile() {
 	w.buf.Reset()
+	level := zstd.SpeedDefault
+	if w.opts.BetterCompression {
+		level = zstd.SpeedBetterCompression
+	}
 	opts := []parquet.WriterOption{
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
+		parquet.Compression(&zstd.Codec{Level: level}),
 		parquet.CreatedBy("strata", "archive-v1", ""),
 		// Unbuffered: the output is memory already, and each row group's
 		// bytes must be in buf after its Flush for its checksum.

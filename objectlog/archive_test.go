@@ -667,3 +667,27 @@ func TestArchiveHostileFooter(t *testing.T) {
 		})
 	}
 }
+
+// TestArchiveBetterCompression: files written at the better zstd level
+// read back the same and are smaller.
+func TestArchiveBetterCompression(t *testing.T) {
+	t.Parallel()
+	batches, _ := jsonBatches()
+	batches = batches[:4]
+	plain := writeArchive(t, archivePart, objectlog.ArchiveOptions{}, batches)
+	better := writeArchive(t, archivePart, objectlog.ArchiveOptions{BetterCompression: true}, batches)
+	if len(plain) != 1 || len(better) != 1 || len(better[0].Data) >= len(plain[0].Data) {
+		t.Fatalf("better compression: %d files; want one smaller than the default's", len(better))
+	}
+	b := objectlog.NewMemBucket()
+	putFiles(t, b, better)
+	r, err := objectlog.OpenArchive(t.Context(), b, better[0].Info.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.ReadFrom(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecords(t, "better compression", got, wantRecords(batches))
+}
