@@ -150,6 +150,24 @@ func TestDuckDBReadsArchive(t *testing.T) {
 	if want1 := int64(len(want) - countPartition(want, 0)); n != want1 {
 		t.Errorf("partition 1 has %d rows in DuckDB, %d were written", n, want1)
 	}
+	// docs/archive.md's first query, on this data: a time filter and
+	// decode() of keys and values.
+	cutoff := time.UnixMilli(base + 10*1000).UTC()
+	var wantAfter int64
+	for _, r := range want {
+		if r.partition == 1 && r.ts >= cutoff.UnixMilli() {
+			wantAfter++
+		}
+	}
+	after := queryOne[int64](t, db, `SELECT count(*) FROM (
+		SELECT topic, partition, "offset", "timestamp", decode(key) AS key, decode(value) AS value, headers
+		FROM read_parquet(?, hive_partitioning = true, hive_types = {'topic': VARCHAR, 'partition': INTEGER})
+		WHERE topic = 'clicks.v2' AND partition = 1
+		  AND "timestamp" >= TIMESTAMPTZ '`+cutoff.Format("2006-01-02 15:04:05")+`+00'
+		ORDER BY "offset")`, glob)
+	if wantAfter == 0 || after != wantAfter {
+		t.Errorf("records of partition 1 from %v: DuckDB counts %d, %d were written", cutoff, after, wantAfter)
+	}
 	text := queryOne[string](t, db, `SELECT decode(value) FROM read_parquet(?, hive_partitioning = true)
 		WHERE partition = 0 AND "offset" = 5`, glob)
 	if want[5].offset != 5 || text != string(want[5].value) {
