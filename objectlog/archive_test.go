@@ -691,3 +691,42 @@ func TestArchiveBetterCompression(t *testing.T) {
 	}
 	sameRecords(t, "better compression", got, wantRecords(batches))
 }
+
+// TestArchiveReaderConcurrent: one reader serves concurrent fetches (run
+// with -race).
+func TestArchiveReaderConcurrent(t *testing.T) {
+	t.Parallel()
+	batches := archiveWorkload(rand.New(rand.NewPCG(7, 8)), 0, 40)
+	want := wantRecords(batches)
+	files := writeArchive(t, archivePart, objectlog.ArchiveOptions{RowGroupRecords: 60}, batches)
+	b := objectlog.NewMemBucket()
+	putFiles(t, b, files)
+	r, err := objectlog.OpenArchive(t.Context(), b, files[0].Info.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			var got []objectlog.ArchiveRecord
+			for g := range r.Info().RowGroups {
+				recs, err := r.ReadRowGroup(t.Context(), g)
+				if err != nil {
+					errs <- err
+					return
+				}
+				got = append(got, recs...)
+			}
+			if len(got) != len(want) || got[len(got)-1].Offset != want[len(want)-1].Offset {
+				errs <- fmt.Errorf("read %d records, want %d", len(got), len(want))
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
