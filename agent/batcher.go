@@ -118,7 +118,8 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 		}
 	}
 	if size > b.a.cfg.MaxBufferedBytes {
-		return nil, fmt.Errorf("%w: request holds %d record bytes, over the agent's max-buffered-bytes %d", errTooLarge, size, b.a.cfg.MaxBufferedBytes)
+		return nil, overLimit(errTooLarge, "max-buffered-bytes", b.a.cfg.MaxBufferedBytes, size,
+			"request holds %d record bytes, over the agent's max-buffered-bytes %d", size, b.a.cfg.MaxBufferedBytes)
 	}
 	if !b.buffer.TryAcquire(size) {
 		wctx, cancel := context.WithTimeout(ctx, b.a.cfg.ProduceQueueTimeout)

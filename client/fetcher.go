@@ -3,9 +3,16 @@ package client
 // One fetcher per owned partition: Fetch long polls from its position into
 // the consumer's bounded batch channel, which Poll drains. A fetcher blocks
 // while the channel is full, so a slow application bounds what is buffered.
+//
+// A position belongs to one topic, not to a name (KIP-516): the fetcher
+// keeps the topic id its first answer gave and sends it on every Fetch. If
+// the topic is deleted, the agent answers NOT_FOUND rather than reading a
+// new topic of the same name from the old position; once a topic of the
+// name exists again, the fetcher starts it where the reset policy says.
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -15,9 +22,12 @@ import (
 )
 
 type fetcher struct {
-	tp     TopicPartition
-	cancel context.CancelFunc
-	done   chan struct{}
+	tp TopicPartition
+	// topicID is the id of the topic the position belongs to, from the
+	// first answer; "" until then.
+	topicID string
+	cancel  context.CancelFunc
+	done    chan struct{}
 	// stopped is set by Poll's goroutine when it stops the fetcher: its
 	// batches still in the channel are dropped.
 	stopped bool
@@ -34,9 +44,11 @@ func (f *fetcher) stop() {
 	f.cancel()
 }
 
-func (c *GroupConsumer) startFetcher(tp TopicPartition, from int64) *fetcher {
+// topicID is the id of the topic the position from belongs to ("" when not
+// known yet: the first answer tells it).
+func (c *GroupConsumer) startFetcher(tp TopicPartition, from int64, topicID string) *fetcher {
 	ctx, cancel := context.WithCancel(c.bgCtx)
-	f := &fetcher{tp: tp, cancel: cancel, done: make(chan struct{})}
+	f := &fetcher{tp: tp, topicID: topicID, cancel: cancel, done: make(chan struct{})}
 	go c.fetch(ctx, f, from)
 	return f
 }
@@ -51,12 +63,25 @@ func (c *GroupConsumer) fetch(ctx context.Context, f *fetcher, next int64) {
 			Offset:    next,
 			MaxBytes:  c.cfg.MaxBytes,
 			MaxWait:   durationpb.New(c.cfg.MaxWait),
+			TopicId:   f.topicID,
 		}))
 		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			failures++
+			if connect.CodeOf(err) == connect.CodeNotFound && f.topicID != "" {
+				// The topic was deleted. Wait for one of its name; then
+				// the old position means nothing in it.
+				id, reset, rerr := c.newTopicStart(ctx, f)
+				if rerr == nil {
+					c.log.Warn("topic deleted and created again; starting the new topic", "partition", f.tp,
+						"position", next, "reset", c.cfg.Reset, "start", reset)
+					f.topicID, next, failures = id, reset, 0
+					continue
+				}
+				err = fmt.Errorf("%w (%v)", err, rerr)
+			}
 			if connect.CodeOf(err) == connect.CodeOutOfRange {
 				// Retention passed the position, or the topic was made
 				// anew: start again where the reset policy says.
@@ -80,6 +105,9 @@ func (c *GroupConsumer) fetch(ctx context.Context, f *fetcher, next int64) {
 			continue
 		}
 		failures = 0
+		if f.topicID == "" {
+			f.topicID = resp.Msg.GetTopicId()
+		}
 		recs := resp.Msg.GetRecords()
 		// Records below the position (the agent answers whole batches in
 		// some paths) were read already.
@@ -104,4 +132,25 @@ func (c *GroupConsumer) fetch(ctx context.Context, f *fetcher, next int64) {
 			}
 		}
 	}
+}
+
+// newTopicStart is the id of the topic now named f.tp.Topic, if it is not
+// the fetcher's (the fetcher's was deleted), and where the reset policy
+// starts its partition. Both come from one DescribeTopic, so the position
+// is the new topic's.
+func (c *GroupConsumer) newTopicStart(ctx context.Context, f *fetcher) (id string, start int64, err error) {
+	resp, err := c.admin.DescribeTopic(ctx, connect.NewRequest(&stratav1.DescribeTopicRequest{Name: f.tp.Topic}))
+	if err != nil {
+		return "", 0, fmt.Errorf("describe topic %s: %w", f.tp.Topic, err)
+	}
+	id = resp.Msg.GetTopic().GetId()
+	if id == f.topicID || id == "" {
+		return "", 0, fmt.Errorf("topic %s still has id %s", f.tp.Topic, f.topicID)
+	}
+	for _, p := range resp.Msg.GetPartitions() {
+		if p.GetPartition() == f.tp.Partition {
+			return id, partitionBounds{p.GetLogStartOffset(), p.GetHighWatermark(), id}.reset(c.cfg.Reset), nil
+		}
+	}
+	return "", 0, fmt.Errorf("topic %s, created again, has no partition %d", f.tp.Topic, f.tp.Partition)
 }

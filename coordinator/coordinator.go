@@ -51,7 +51,9 @@ type Topic struct {
 type Topics interface {
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) (Topic, error)
 	// DeleteTopic removes the name at once; the partitions' data is left for
-	// garbage collection and no commit to them succeeds afterwards.
+	// garbage collection and no commit to them succeeds afterwards. Every
+	// group's committed offsets of the topic are deleted too, best effort
+	// (groups live in other slots; readers of offsets check topic ids).
 	DeleteTopic(ctx context.Context, name string) error
 	ListTopics(ctx context.Context) ([]Topic, error)
 	DescribeTopic(ctx context.Context, name string) (Topic, error)
@@ -219,6 +221,12 @@ type TopicPartition struct {
 type CommittedOffset struct {
 	Offset   int64 // the next offset to consume
 	Metadata string
+	// TopicID is the id of the topic the offset was committed to: a topic
+	// deleted and created again under the same name is another topic
+	// (Kafka's topic ids, KIP-516), and an offset whose TopicID is not the
+	// topic's current id belongs to the deleted one. uuid.Nil: not known
+	// (committed without one).
+	TopicID uuid.UUID
 	// CommitTime is set by the index's clock when zero on commit.
 	CommitTime time.Time
 }
@@ -257,12 +265,22 @@ type Groups interface {
 	// SaveGroup replaces the state if it is still at expectVersion (0: none);
 	// ErrConflict when another writer saved first.
 	SaveGroup(ctx context.Context, group string, expectVersion int64, data []byte) (newVersion int64, err error)
-	// PutMember upserts the member with a lease of ttl from the index's now.
+	// PutMember upserts the member with a lease of ttl from the index's now:
+	// the explicit create path of a member joining (or rejoining).
 	PutMember(ctx context.Context, group string, m GroupMember, ttl time.Duration) error
+	// RenewMember extends the member's lease by ttl from the index's now and
+	// sets its epoch to m.Epoch, only while the member is there with an
+	// unexpired lease at fromEpoch; ErrFenced otherwise, so a renewal that
+	// arrives after the lease expired never brings the member back.
+	RenewMember(ctx context.Context, group string, m GroupMember, fromEpoch int32, ttl time.Duration) error
 	// ListMembers returns every member, expired ones included, by id.
 	ListMembers(ctx context.Context, group string) ([]GroupMember, error)
 	// RemoveMember is ErrNotFound for a member that is not there.
 	RemoveMember(ctx context.Context, group, memberID string) error
+	// RemoveExpiredMember removes the member only if its lease has expired
+	// by the index's clock, and reports whether it did: a member that
+	// rejoined meanwhile keeps its new lease.
+	RemoveExpiredMember(ctx context.Context, group, memberID string) (bool, error)
 	// CommitOffsets stores all the offsets or none; with a fence, only while
 	// the member holds an unexpired lease at that epoch, else ErrFenced.
 	CommitOffsets(ctx context.Context, group string, fence *MemberFence, offsets map[TopicPartition]CommittedOffset) error
@@ -270,6 +288,11 @@ type Groups interface {
 	FetchOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]CommittedOffset, error)
 	// DeleteOffsets forgets the offsets of tps; an empty tps deletes nothing.
 	DeleteOffsets(ctx context.Context, group string, tps []TopicPartition) error
+	// DeleteTopicOffsets forgets those of tps' committed offsets that were
+	// committed to the topic with id topicID (uuid.Nil: without an id), and
+	// keeps any committed to another incarnation of the name. It returns
+	// how many it deleted.
+	DeleteTopicOffsets(ctx context.Context, group string, topicID uuid.UUID, tps []TopicPartition) (int, error)
 	// ListGroups returns the groups with state, members or offsets.
 	ListGroups(ctx context.Context) ([]string, error)
 	// DeleteGroup removes everything of the group; ErrGroupNotEmpty while a

@@ -4,7 +4,7 @@
 #   scripts/test-services.sh go test ./...
 #
 # On a fresh machine it installs what is missing: redis-server (and redis-cli)
-# with apt, MinIO with `go install` into a cache outside the repository
+# and kcat with apt, MinIO with `go install` into a cache outside the repository
 # ($STRATA_CACHE_DIR, default ~/.cache/strata). It then starts, each on a free
 # loopback port with a throwaway data directory:
 #   - one MinIO server,
@@ -36,6 +36,18 @@ ensure_redis() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >&2 || die "apt-get install redis-server failed"
   # Debian's package may start a system instance on 6379; the tests never use it.
   command -v redis-server >/dev/null || die "redis-server still missing after apt-get install"
+}
+
+# kcat (librdkafka's command-line client) drives the Kafka listener's tests.
+ensure_kcat() {
+  command -v kcat >/dev/null && return
+  command -v apt-get >/dev/null || die "kcat is missing and apt-get is not available"
+  log "installing kcat with apt"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat >&2 \
+    || { $SUDO apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat >&2; } \
+    || die "apt-get install kcat failed"
+  command -v kcat >/dev/null || die "kcat still missing after apt-get install"
 }
 
 ensure_minio() {
@@ -126,6 +138,7 @@ start_redis() {
 }
 
 ensure_redis
+ensure_kcat
 ensure_minio
 
 # MinIO
@@ -177,6 +190,8 @@ STRATA_TEST_REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${CLUSTER_ADDRS[*]}")
 export STRATA_TEST_REDIS_SERVER_BIN
 STRATA_TEST_REDIS_SERVER_BIN=$(command -v redis-server)
 export STRATA_TEST_MINIO_BIN="$BIN_DIR/minio.$MINIO_VERSION"
+export STRATA_TEST_KCAT_BIN
+STRATA_TEST_KCAT_BIN=$(command -v kcat)
 export STRATA_TEST_SERVICES=1
 
 log "MinIO $STRATA_TEST_S3_ENDPOINT, redis $STRATA_TEST_REDIS_ADDR, cluster $STRATA_TEST_REDIS_CLUSTER_ADDRS"

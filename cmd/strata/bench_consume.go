@@ -292,6 +292,9 @@ func (r *catchUpReader) subscribe(ctx context.Context) error {
 	defer stream.Close()
 	last := time.Now()
 	for stream.Receive() {
+		if stream.Msg().GetKeepAlive() {
+			continue // not a delivery: no latency sample
+		}
 		now := time.Now()
 		recs := stream.Msg().GetRecords()
 		kept := recs[:0]

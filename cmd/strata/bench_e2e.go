@@ -166,6 +166,9 @@ func (tc *tailConsumer) run(ctx context.Context) {
 	defer tc.stream.Close()
 	last := time.Now()
 	for tc.stream.Receive() {
+		if tc.stream.Msg().GetKeepAlive() {
+			continue // not a delivery: no latency sample
+		}
 		now := time.Now()
 		in := tc.win.in(now)
 		var n, bytes int64

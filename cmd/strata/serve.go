@@ -31,6 +31,13 @@ gRPC-web on one port, --listen) with metrics and pprof on --admin-listen.
 Run as many as you like against the same store and index, behind a load
 balancer that speaks HTTP/2.
 
+TLS: with --tls-cert and --tls-key the API port speaks TLS only, HTTP/2
+(negotiated through ALPN) and HTTP/1.1; without them, plaintext HTTP/1.1
+and h2c. Browsers use HTTP/2 only over TLS: give the agent a certificate,
+or put it behind a TLS-terminating proxy that speaks HTTP/2 (h2c) to it.
+Browser apps may send the headers of --cors-allowed-headers (default:
+authorization) on top of Connect's own.
+
 Settings come from, in order of precedence: flags, the environment
 (STRATA_ plus the flag name in upper case, dashes as underscores, e.g.
 STRATA_FLUSH_INTERVAL=250ms), the YAML file given with --config (keys are
@@ -246,7 +253,7 @@ func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr string
 		return err
 	}
 	if listening != nil {
-		listening(apiURL(ls.API.Addr()))
+		listening(apiURL(ls.API.Addr(), ls.TLS != nil))
 	}
 	if err := a.Serve(ctx, ls); err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -256,15 +263,20 @@ func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr string
 }
 
 // apiURL is the URL clients on this machine use to reach a listener: an
-// unspecified address (0.0.0.0, ::) is reached through loopback.
-func apiURL(addr net.Addr) string {
+// unspecified address (0.0.0.0, ::) is reached through loopback; https
+// when the port speaks TLS.
+func apiURL(addr net.Addr, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok {
-		return "http://" + addr.String()
+		return scheme + addr.String()
 	}
 	host := tcp.IP.String()
 	if tcp.IP == nil || tcp.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+	return scheme + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 }

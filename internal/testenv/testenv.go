@@ -9,6 +9,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -76,5 +77,21 @@ func MinIOBin(t testing.TB) string {
 		return b
 	}
 	t.Fatalf("STRATA_TEST_MINIO_BIN is not set: %s", howTo)
+	return ""
+}
+
+// KcatBin returns the path of kcat (the librdkafka command-line client), for
+// tests that drive the Kafka listener with a real non-Go client. It is
+// $STRATA_TEST_KCAT_BIN, else kcat on the PATH; scripts/test-services.sh
+// installs it with apt when it is missing. Without it the test fails.
+func KcatBin(t testing.TB) string {
+	t.Helper()
+	if b := os.Getenv("STRATA_TEST_KCAT_BIN"); b != "" {
+		return b
+	}
+	if b, err := exec.LookPath("kcat"); err == nil {
+		return b
+	}
+	t.Fatalf("kcat is not installed (apt-get install kcat): %s", howTo)
 	return ""
 }
