@@ -33,6 +33,8 @@ var (
 	trimSrc string
 	//go:embed lua/segment_state.lua
 	segmentStateSrc string
+	//go:embed lua/advance_hwm.lua
+	advanceHWMSrc string
 
 	commitScript        = redis.NewScript(commitSrc)
 	lookupScript        = redis.NewScript(lookupSrc)
@@ -44,11 +46,12 @@ var (
 	snapshotScript      = redis.NewScript(snapshotSrc)
 	trimScript          = redis.NewScript(trimSrc)
 	segmentStateScript  = redis.NewScript(segmentStateSrc)
+	advanceHWMScript    = redis.NewScript(advanceHWMSrc)
 
 	// pipelinedScripts are run with EVALSHA inside pipelines, where a cache
 	// miss cannot fall back to EVAL on its own; they are loaded on every
 	// master when one misses.
-	pipelinedScripts = []*redis.Script{commitScript}
+	pipelinedScripts = []*redis.Script{commitScript, advanceHWMScript}
 )
 
 // run executes a script outside a pipeline: EVALSHA, then EVAL when the

@@ -57,7 +57,11 @@ while not done do
     if mode == 'D' then
       go = base + records <= target
     elseif mode == 'R' then
-      go = (retMs >= 0 and maxts < cutoffNow - retMs) or (retBytes >= 0 and bytes - len >= retBytes)
+      -- Only entries below the high watermark: those above it are
+      -- committed but not durable yet (advance_hwm.lua), and the log start
+      -- must never pass the high watermark.
+      go = base + records <= hwm and
+        ((retMs >= 0 and maxts < cutoffNow - retMs) or (retBytes >= 0 and bytes - len >= retBytes))
     else
       go = true
     end

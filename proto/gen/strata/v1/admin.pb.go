@@ -1065,13 +1065,13 @@ const file_strata_v1_admin_proto_rawDesc = "" +
 	"\x13DeleteRecordsResult\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12(\n" +
 	"\x10log_start_offset\x18\x02 \x01(\x03R\x0elogStartOffset\x12%\n" +
-	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark2\xe8\x04\n" +
+	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark2\xee\x04\n" +
 	"\fAdminService\x12N\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\"\x00\x12N\n" +
-	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\"\x00\x12K\n" +
+	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\"\x00\x12N\n" +
 	"\n" +
-	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\"\x00\x12T\n" +
-	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\"\x00\x12`\n" +
+	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\"\x03\x90\x02\x01\x12W\n" +
+	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\"\x03\x90\x02\x01\x12`\n" +
 	"\x11UpdateTopicConfig\x12#.strata.v1.UpdateTopicConfigRequest\x1a$.strata.v1.UpdateTopicConfigResponse\"\x00\x12]\n" +
 	"\x10CreatePartitions\x12\".strata.v1.CreatePartitionsRequest\x1a#.strata.v1.CreatePartitionsResponse\"\x00\x12T\n" +
 	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\"\x00B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
