@@ -32,7 +32,9 @@ var codeTable = []struct {
 	{coordinator.ErrTopicDeleted, connect.CodeNotFound},
 	{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange},
 	{coordinator.ErrFenced, connect.CodeFailedPrecondition},
-	{coordinator.ErrOutOfOrderSequence, connect.CodeFailedPrecondition},
+	// A sequence gap is OUT_OF_RANGE, apart from a fenced epoch, so a client
+	// can tell the gap it may retry from the fencing it may not (producer.proto).
+	{coordinator.ErrOutOfOrderSequence, connect.CodeOutOfRange},
 	{coordinator.ErrConflict, connect.CodeAborted},
 	{coordinator.ErrAlreadyExists, connect.CodeAlreadyExists},
 	{objectlog.ErrAlreadyExists, connect.CodeAlreadyExists},

@@ -23,7 +23,7 @@ func TestConnectErrorCodes(t *testing.T) {
 		{coordinator.ErrTopicDeleted, connect.CodeNotFound},
 		{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange},
 		{coordinator.ErrFenced, connect.CodeFailedPrecondition},
-		{coordinator.ErrOutOfOrderSequence, connect.CodeFailedPrecondition},
+		{coordinator.ErrOutOfOrderSequence, connect.CodeOutOfRange},
 		{coordinator.ErrConflict, connect.CodeAborted},
 		{coordinator.ErrGroupNotEmpty, connect.CodeAborted},
 		{coordinator.ErrAlreadyExists, connect.CodeAlreadyExists},

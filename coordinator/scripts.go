@@ -27,17 +27,20 @@ var (
 	topicUpdateSrc string
 	//go:embed lua/producer_bump.lua
 	producerBumpSrc string
+	//go:embed lua/producer_init_txn.lua
+	producerInitTxnSrc string
 	//go:embed lua/snapshot.lua
 	snapshotSrc string
 
-	commitScript        = redis.NewScript(commitSrc)
-	lookupScript        = redis.NewScript(lookupSrc)
-	offsetForTimeScript = redis.NewScript(offsetForTimeSrc)
-	topicCreateScript   = redis.NewScript(topicCreateSrc)
-	topicDeleteScript   = redis.NewScript(topicDeleteSrc)
-	topicUpdateScript   = redis.NewScript(topicUpdateSrc)
-	producerBumpScript  = redis.NewScript(producerBumpSrc)
-	snapshotScript      = redis.NewScript(snapshotSrc)
+	commitScript          = redis.NewScript(commitSrc)
+	lookupScript          = redis.NewScript(lookupSrc)
+	offsetForTimeScript   = redis.NewScript(offsetForTimeSrc)
+	topicCreateScript     = redis.NewScript(topicCreateSrc)
+	topicDeleteScript     = redis.NewScript(topicDeleteSrc)
+	topicUpdateScript     = redis.NewScript(topicUpdateSrc)
+	producerBumpScript    = redis.NewScript(producerBumpSrc)
+	producerInitTxnScript = redis.NewScript(producerInitTxnSrc)
+	snapshotScript        = redis.NewScript(snapshotSrc)
 
 	// pipelinedScripts are run with EVALSHA inside pipelines, where a cache
 	// miss cannot fall back to EVAL on its own; they are loaded on every
