@@ -1,0 +1,306 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/stratabroker/strata/client"
+	"github.com/stratabroker/strata/internal/kafkahash"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+	"github.com/stratabroker/strata/proto/gen/strata/v1/stratav1connect"
+)
+
+// responseCutter breaks produce streams: after a random number of response
+// bytes it ends the body with an error and resets the stream, so the agent
+// has taken (and will commit) requests whose answers the producer never
+// sees. It cuts at most limit streams.
+type responseCutter struct {
+	next  http.RoundTripper
+	limit int64
+	cuts  atomic.Int64
+}
+
+func (c *responseCutter) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err != nil || !strings.HasSuffix(req.URL.Path, "/ProduceStream") || c.cuts.Load() >= c.limit {
+		return resp, err
+	}
+	resp.Body = &cutBody{ReadCloser: resp.Body, left: 200 + rand.IntN(4000), cutter: c}
+	return resp, nil
+}
+
+type cutBody struct {
+	io.ReadCloser
+	left   int
+	cutter *responseCutter
+	cut    bool
+}
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	if b.cut {
+		return 0, errors.New("injected: connection dropped")
+	}
+	if len(p) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= n
+	if b.left <= 0 && err == nil {
+		if b.cutter.cuts.Add(1) <= b.cutter.limit {
+			b.cut = true
+			_ = b.ReadCloser.Close()
+		} else {
+			b.left = 1 << 30
+		}
+	}
+	return n, err
+}
+
+// readAll fetches every record of the topic's partitions.
+func (ta *testAgent) readAll(t *testing.T, topic string, partitions int32) map[int32][]*stratav1.ConsumedRecord {
+	t.Helper()
+	consumer := stratav1connect.NewConsumerServiceClient(ta.http, ta.url)
+	out := map[int32][]*stratav1.ConsumedRecord{}
+	for p := range partitions {
+		var next int64
+		for {
+			resp, err := consumer.Fetch(t.Context(), connect.NewRequest(&stratav1.FetchRequest{Topic: topic, Partition: p, Offset: next, MaxBytes: 1 << 20}))
+			if err != nil {
+				t.Fatalf("fetch %s/%d at %d: %v", topic, p, next, err)
+			}
+			out[p] = append(out[p], resp.Msg.GetRecords()...)
+			next = resp.Msg.GetNextOffset()
+			if next >= resp.Msg.GetHighWatermark() {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// checkExactlyOnceInOrder checks that the log holds every value of
+// produced exactly once, each key's values in produce order, at the offsets
+// the promises reported.
+func checkExactlyOnceInOrder(t *testing.T, log map[int32][]*stratav1.ConsumedRecord, produced []*client.Record) {
+	t.Helper()
+	type pos struct {
+		p int32
+		o int64
+	}
+	at := map[string]pos{}
+	lastSeq := map[string]int{}
+	total := 0
+	for p, recs := range log {
+		for _, r := range recs {
+			total++
+			v := string(r.GetValue())
+			if prev, dup := at[v]; dup {
+				t.Fatalf("value %q twice: %v and %d/%d", v, prev, p, r.GetOffset())
+			}
+			at[v] = pos{p, r.GetOffset()}
+			var key string
+			var seq int
+			if _, err := fmt.Sscanf(v, "%s %d", &key, &seq); err != nil {
+				t.Fatalf("value %q: %v", v, err)
+			}
+			if last, ok := lastSeq[key]; ok && seq <= last {
+				t.Fatalf("key %s: value %d after %d in partition %d: order broken", key, seq, last, p)
+			}
+			lastSeq[key] = seq
+		}
+	}
+	if total != len(produced) {
+		t.Errorf("log holds %d records, produced %d", total, len(produced))
+	}
+	for _, r := range produced {
+		got, ok := at[string(r.Value)]
+		if !ok {
+			t.Fatalf("acknowledged %q is not in the log", r.Value)
+		}
+		if got != (pos{r.Partition, r.Offset}) {
+			t.Fatalf("%q acknowledged at %d/%d, in the log at %v", r.Value, r.Partition, r.Offset, got)
+		}
+	}
+}
+
+// TestProducerExactlyOnceThroughDroppedStreams: streams break after the
+// agent took requests, many times; the idempotent producer retries them and
+// the log ends with every record once, in order, at the offsets the
+// promises gave.
+func TestProducerExactlyOnceThroughDroppedStreams(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "exactly", 4)
+	cutter := &responseCutter{limit: 15}
+	hc := h2cClient(t, func(rt http.RoundTripper) http.RoundTripper { cutter.next = rt; return cutter })
+	p, err := client.NewProducer(hc, ta.url, client.Linger(2*time.Millisecond), client.BatchMaxBytes(2<<10), client.RetryBackoff(5*time.Millisecond, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 4000
+	produced := make([]*client.Record, n)
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	for i := range n {
+		key := fmt.Sprintf("k%02d", i%40)
+		r := &client.Record{Topic: "exactly", Key: []byte(key), Value: fmt.Appendf(nil, "%s %06d", key, i)}
+		produced[i] = r
+		p.Produce(t.Context(), r, func(_ *client.Record, err error) {
+			if err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err)
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if failed.Load() > 0 {
+		t.Fatalf("%d records failed, first: %v", failed.Load(), firstErr.Load())
+	}
+	if cutter.cuts.Load() == 0 {
+		t.Fatal("no stream was cut: the test tested nothing")
+	}
+	t.Logf("%d streams cut", min(cutter.cuts.Load(), cutter.limit))
+	checkExactlyOnceInOrder(t, ta.readAll(t, "exactly", 4), produced)
+}
+
+// TestProducerPartitioning: keyed records go where Kafka's default
+// partitioner puts them; records without a key stick to one partition per
+// batch; ManualPartitioner takes Partition as given.
+func TestProducerPartitioning(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "parts", 6)
+	p, err := client.NewProducer(ta.http, ta.url, client.Linger(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	var keyed []*client.Record
+	for i := range 50 {
+		keyed = append(keyed, &client.Record{Topic: "parts", Key: fmt.Appendf(nil, "user-%d", i), Value: []byte("v")})
+	}
+	var unkeyed []*client.Record
+	for range 20 {
+		unkeyed = append(unkeyed, &client.Record{Topic: "parts", Value: []byte("u")})
+	}
+	// Produce only buffers (the linger is an hour); Flush sends.
+	errs := make(chan error, len(keyed)+len(unkeyed))
+	for _, r := range append(keyed, unkeyed...) {
+		p.Produce(t.Context(), r, func(_ *client.Record, err error) { errs <- err })
+	}
+	if err := p.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for range len(keyed) + len(unkeyed) {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range keyed {
+		if want := kafkahash.KeyPartition(r.Key, 6); r.Partition != want {
+			t.Errorf("key %s in partition %d, Kafka's partitioner says %d", r.Key, r.Partition, want)
+		}
+	}
+	for _, r := range unkeyed {
+		if r.Partition != unkeyed[0].Partition {
+			t.Fatalf("unkeyed records of one batch spread over partitions %d and %d", unkeyed[0].Partition, r.Partition)
+		}
+	}
+
+	manual, err := client.NewProducer(ta.http, ta.url, client.ManualPartitioner(), client.DisableIdempotence())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer manual.Close(context.Background())
+	r := &client.Record{Topic: "parts", Key: []byte("user-1"), Partition: 5}
+	if err := manual.ProduceSync(t.Context(), r); err != nil || r.Partition != 5 {
+		t.Fatalf("manual partition: %d %v", r.Partition, err)
+	}
+	if pid, _ := manual.ProducerID(); pid != 0 {
+		t.Fatalf("a producer without idempotence has id %d", pid)
+	}
+	err = manual.ProduceSync(t.Context(), &client.Record{Topic: "parts", Partition: 6})
+	if err == nil || !strings.Contains(err.Error(), "6 partitions") {
+		t.Fatalf("partition 6 of 6: %v", err)
+	}
+	err = manual.ProduceSync(t.Context(), &client.Record{Topic: "nope"})
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("unknown topic: %v", err)
+	}
+}
+
+// TestProducerFenced: once a newer epoch of the producer's id wrote to a
+// partition, the producer's next batch there is refused and every record
+// after it fails with the fencing error.
+func TestProducerFenced(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "fence", 1)
+	p, err := client.NewProducer(ta.http, ta.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := p.ProduceSync(t.Context(), &client.Record{Topic: "fence", Value: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch := p.ProducerID()
+	if pid < 1 {
+		t.Fatalf("producer id %d", pid)
+	}
+	// A newer incarnation: bump the id, write with the new epoch.
+	bumped, err := ta.producer.InitProducerId(t.Context(), connect.NewRequest(&stratav1.InitProducerIdRequest{ProducerId: pid}))
+	if err != nil || bumped.Msg.GetProducerEpoch() != int32(epoch)+1 {
+		t.Fatalf("bump: %v %v", bumped, err)
+	}
+	zero := int32(0)
+	_, err = ta.producer.Produce(t.Context(), connect.NewRequest(&stratav1.ProduceRequest{
+		ProducerId: pid, ProducerEpoch: bumped.Msg.GetProducerEpoch(),
+		Topics: []*stratav1.TopicRecords{{Topic: "fence", Records: []*stratav1.Record{{Partition: &zero, Value: []byte("new")}}, BaseSequences: map[int32]int32{0: 0}}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.ProduceSync(t.Context(), &client.Record{Topic: "fence", Value: []byte("zombie")})
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("fenced producer: %v, want failed_precondition", err)
+	}
+	err = p.ProduceSync(t.Context(), &client.Record{Topic: "fence", Value: []byte("after")})
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("after fencing: %v", err)
+	}
+}
+
+func TestNewProducerChecksOptions(t *testing.T) {
+	t.Parallel()
+	for name, opt := range map[string]client.ProducerOpt{
+		"in flight over 5":  client.MaxInFlightPerPartition(6),
+		"no batch bytes":    client.BatchMaxBytes(0),
+		"backoff":           client.RetryBackoff(time.Second, time.Millisecond),
+		"negative linger":   client.Linger(-time.Second),
+		"small request max": client.MaxRequestBytes(10),
+	} {
+		if _, err := client.NewProducer(http.DefaultClient, "http://127.0.0.1:1", opt); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	p, err := client.NewProducer(http.DefaultClient, "http://127.0.0.1:1", client.MaxInFlightPerPartition(6), client.DisableIdempotence())
+	if err != nil {
+		t.Fatalf("6 in flight without idempotence: %v", err)
+	}
+	_ = p.Close(t.Context())
+}
