@@ -33,7 +33,7 @@ type testAgent struct {
 	group    stratav1connect.GroupServiceClient
 }
 
-func startAgent(t *testing.T) *testAgent {
+func startAgent(t testing.TB) *testAgent {
 	t.Helper()
 	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
 	if err != nil {
@@ -73,7 +73,7 @@ func startAgent(t *testing.T) *testAgent {
 
 // h2cClient is an HTTP client speaking h2c with prior knowledge. wrap, if
 // not nil, wraps its transport (fault injection).
-func h2cClient(t *testing.T, wrap ...func(http.RoundTripper) http.RoundTripper) *http.Client {
+func h2cClient(t testing.TB, wrap ...func(http.RoundTripper) http.RoundTripper) *http.Client {
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(tr.CloseIdleConnections)
@@ -84,7 +84,7 @@ func h2cClient(t *testing.T, wrap ...func(http.RoundTripper) http.RoundTripper) 
 	return &http.Client{Transport: rt}
 }
 
-func (ta *testAgent) createTopic(t *testing.T, name string, partitions int32) {
+func (ta *testAgent) createTopic(t testing.TB, name string, partitions int32) {
 	t.Helper()
 	_, err := ta.admin.CreateTopic(t.Context(), connect.NewRequest(&stratav1.CreateTopicRequest{Name: name, Partitions: partitions}))
 	if err != nil {
