@@ -372,7 +372,10 @@ func (p *Producer) ProducerID() (int64, int16) {
 // Produce hands r to the producer. promise (may be nil) is called once
 // with r and nil when r is durable, its Partition, Offset and Timestamp
 // then set, or with an error: a *connect.Error with the agent's code, a
-// context error, or ErrProducerClosed. The promises of one partition are
+// context error, or ErrProducerClosed. Retryable errors are retried until
+// DeliveryTimeout; an error the agent gives for a record (a record over
+// the topic's max.message.bytes) fails the records batched with it, those
+// of the same partition produced within one batch. The promises of one partition are
 // called in the order of their Produce calls, one at a time, on a goroutine
 // of the producer: they must be quick and must not call Flush or Close.
 //

@@ -304,3 +304,103 @@ func TestNewProducerChecksOptions(t *testing.T) {
 	}
 	_ = p.Close(t.Context())
 }
+
+// TestProducerBumpsEpochOnUnexplainedGap: when a partition expects another
+// sequence than the producer's oldest unacknowledged batch has (its state
+// there is not what the producer thinks), the producer bumps its epoch,
+// numbers its batches from 0 again and gets the batch written.
+func TestProducerBumpsEpochOnUnexplainedGap(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "gap", 1)
+	p, err := client.NewProducer(ta.http, ta.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := p.ProduceSync(t.Context(), &client.Record{Topic: "gap", Value: []byte("a")}, &client.Record{Topic: "gap", Value: []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch := p.ProducerID()
+	// Someone else writes with the producer's id and epoch at the sequence
+	// the producer will use next (2), two records long: the producer's
+	// next batch (one record at sequence 2) is then a gap, not a duplicate.
+	zero := int32(0)
+	_, err = ta.producer.Produce(t.Context(), connect.NewRequest(&stratav1.ProduceRequest{
+		ProducerId: pid, ProducerEpoch: int32(epoch),
+		Topics: []*stratav1.TopicRecords{{Topic: "gap", BaseSequences: map[int32]int32{0: 2},
+			Records: []*stratav1.Record{{Partition: &zero, Value: []byte("x")}, {Partition: &zero, Value: []byte("y")}}}},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client.Record{Topic: "gap", Value: []byte("c")}
+	if err := p.ProduceSync(t.Context(), c); err != nil {
+		t.Fatalf("after the gap: %v", err)
+	}
+	if c.Offset != 4 {
+		t.Fatalf("c at offset %d, want 4 (after a, b, x, y)", c.Offset)
+	}
+	if pid2, epoch2 := p.ProducerID(); pid2 != pid || epoch2 != epoch+1 {
+		t.Fatalf("producer %d/%d after the gap, want %d/%d", pid2, epoch2, pid, epoch+1)
+	}
+	d := &client.Record{Topic: "gap", Value: []byte("d")}
+	if err := p.ProduceSync(t.Context(), d); err != nil || d.Offset != 5 {
+		t.Fatalf("d: offset %d, %v", d.Offset, err)
+	}
+}
+
+// TestProducerFailsOnlyTheBadBatch: a record the agent refuses fails its
+// own batch; batches of the same request for other partitions, and the
+// partition's later batches, are written, in order.
+func TestProducerFailsOnlyTheBadBatch(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	_, err := ta.admin.CreateTopic(t.Context(), connect.NewRequest(&stratav1.CreateTopicRequest{Name: "small", Partitions: 2, Configs: map[string]string{"max.message.bytes": "200"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := client.NewProducer(ta.http, ta.url, client.ManualPartitioner(), client.Linger(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	type outcome struct {
+		r   *client.Record
+		err error
+	}
+	results := make(chan outcome, 8)
+	rec := func(part int32, v string) {
+		p.Produce(t.Context(), &client.Record{Topic: "small", Partition: part, Value: []byte(v)}, func(r *client.Record, err error) { results <- outcome{r, err} })
+	}
+	flush := func() {
+		if err := p.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec(0, "ok-0")
+	rec(1, "ok-1")
+	flush()
+	// One request: partition 0's batch and partition 1's refused one.
+	rec(0, "ok-2")
+	rec(1, strings.Repeat("x", 500))
+	flush()
+	rec(1, "after")
+	flush()
+	got := map[string]outcome{}
+	for range 5 {
+		o := <-results
+		got[string(o.r.Value[:min(len(o.r.Value), 5)])] = o
+	}
+	if o := got["xxxxx"]; connect.CodeOf(o.err) != connect.CodeInvalidArgument || !strings.Contains(o.err.Error(), "max.message.bytes") {
+		t.Fatalf("oversized record: %v", o.err)
+	}
+	for _, v := range []string{"ok-0", "ok-1", "ok-2", "after"} {
+		if got[v].err != nil {
+			t.Fatalf("%s: %v", v, got[v].err)
+		}
+	}
+	if got["after"].r.Partition != 1 || got["after"].r.Offset <= got["ok-1"].r.Offset {
+		t.Fatalf("after at %d/%d, ok-1 at %d/%d", got["after"].r.Partition, got["after"].r.Offset, got["ok-1"].r.Partition, got["ok-1"].r.Offset)
+	}
+}
