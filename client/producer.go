@@ -623,25 +623,40 @@ func (p *Producer) broadcastLocked() {
 	p.changed = make(chan struct{})
 }
 
-// deliver calls the promises queued so far, in order.
+// deliver calls the promises queued so far, in order. A goroutine that
+// finds another delivering leaves its promises to it: that one loops until
+// the queue is empty, so no goroutine (the sender above all) ever waits for
+// a promise, which may itself wait in Produce for buffer space.
 func (p *Producer) deliver() {
-	p.deliverMu.Lock()
-	defer p.deliverMu.Unlock()
 	for {
-		p.mu.Lock()
-		d := p.deliveries
-		p.deliveries = nil
-		p.mu.Unlock()
-		if len(d) == 0 {
+		if !p.deliverMu.TryLock() {
 			return
 		}
-		for _, f := range d {
-			f()
+		for {
+			p.mu.Lock()
+			d := p.deliveries
+			p.deliveries = nil
+			p.mu.Unlock()
+			if len(d) == 0 {
+				break
+			}
+			for _, f := range d {
+				f()
+			}
+			p.mu.Lock()
+			p.outstanding -= len(d)
+			p.broadcastLocked()
+			p.mu.Unlock()
 		}
+		p.deliverMu.Unlock()
+		// Promises queued between the last look and the unlock, by a
+		// goroutine that found the lock taken, are this one's to deliver.
 		p.mu.Lock()
-		p.outstanding -= len(d)
-		p.broadcastLocked()
+		more := len(p.deliveries) > 0
 		p.mu.Unlock()
+		if !more {
+			return
+		}
 	}
 }
 
