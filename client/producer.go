@@ -17,10 +17,17 @@ package client
 // has not acknowledged a batch in the current epoch gets one batch at a
 // time: a partition with no state for the producer takes any sequence
 // (KIP-360), so two batches in flight there could land in either order.
-// When a batch is given up on (non-retryable error, delivery timeout) or a
-// gap appears that no earlier batch explains, the producer waits for its
-// in-flight requests, bumps its epoch (InitProducerId with its id, KIP-360)
-// and numbers every unacknowledged batch from 0 again.
+// When a batch is refused before it was written (a record over
+// max.message.bytes, a deleted topic), its partition's later batches are
+// numbered again from its sequence once none is in flight. When a batch
+// that may have been written is given up on (delivery timeout), or a gap
+// appears that no earlier batch explains (the partition lost the
+// producer's state), the producer waits for its in-flight requests, bumps
+// its epoch (InitProducerId with its id, KIP-360) and numbers every
+// unacknowledged batch from 0 again. (A batch of another partition that
+// failed retryably and waits for its retry at that moment is then sent in
+// the new epoch; had its first attempt been written, it is written twice:
+// Kafka's clients share this edge, which needs a batch given up on first.)
 
 import (
 	"context"
@@ -257,6 +264,11 @@ type producerPartition struct {
 	nextSeq   int32
 	acked     bool // a batch was acknowledged in the current epoch
 	draining  bool // a batch failed: nothing is sent until in-flight ones are back
+	// rewind: a batch that was certainly not written was given up on; once
+	// nothing of the partition is in flight, its later batches are
+	// numbered again from rewindSeq, closing the hole without a bump.
+	rewind    bool
+	rewindSeq int32
 }
 
 type batchState int
@@ -759,7 +771,7 @@ func (p *Producer) initProducerID(pid int64) {
 		p.log.Info("producer epoch bumped; sequences start again at 0", "producer_id", p.pid, "epoch", p.epoch)
 	}
 	for _, part := range p.parts {
-		part.nextSeq, part.acked, part.draining = 0, false, false
+		part.nextSeq, part.acked, part.draining, part.rewind = 0, false, false, false
 		for _, b := range part.batches {
 			if b.state == batchQueued && b.sealed {
 				b.seq, b.epoch = part.nextSeq, p.epoch
@@ -801,7 +813,7 @@ func (p *Producer) openStreamLocked() {
 // sendableLocked is the partition's next batch to send, if it may go now,
 // and otherwise when its linger ends (zero: not waiting on time).
 func (p *Producer) sendableLocked(part *producerPartition, now time.Time) (*producerBatch, time.Time) {
-	if part.draining || len(part.batches) == 0 || part.inflight >= p.cfg.inflightPerPart {
+	if part.draining || part.rewind || len(part.batches) == 0 || part.inflight >= p.cfg.inflightPerPart {
 		return nil, time.Time{}
 	}
 	if p.cfg.idempotent && !part.acked && part.inflight > 0 {
@@ -1018,7 +1030,7 @@ func (p *Producer) requestFailedLocked(req *produceRequest, err error) {
 	defer p.undrainLocked(req.batches)
 	if p.fatal != nil {
 		for _, b := range req.batches {
-			p.failBatchLocked(b, p.fatal)
+			p.failBatchLocked(b, p.fatal, false)
 		}
 		return
 	}
@@ -1031,7 +1043,7 @@ func (p *Producer) requestFailedLocked(req *produceRequest, err error) {
 		// Otherwise the partition lost our state: bump the epoch.
 		explained := true
 		for _, b := range req.batches {
-			explained = explained && b.part.batches[0] != b
+			explained = explained && (b.part.batches[0] != b || b.part.rewind)
 		}
 		switch {
 		case explained:
@@ -1049,7 +1061,7 @@ func (p *Producer) requestFailedLocked(req *produceRequest, err error) {
 		p.fatal = fmt.Errorf("producer %d epoch %d fenced: %w", p.pid, p.epoch, err)
 		p.log.Error("producer fenced", "err", err)
 		for _, b := range req.batches {
-			p.failBatchLocked(b, p.fatal)
+			p.failBatchLocked(b, p.fatal, false)
 		}
 		p.failQueuedLocked(p.fatal)
 	case len(req.batches) > 1:
@@ -1059,7 +1071,10 @@ func (p *Producer) requestFailedLocked(req *produceRequest, err error) {
 			b.alone = true
 		}
 	default:
-		p.failBatchLocked(req.batches[0], err)
+		// Refused before anything of it was appended (a bad record, an
+		// unknown topic), or its partition's chunk was not committed (a
+		// deleted topic): not written.
+		p.failBatchLocked(req.batches[0], err, true)
 	}
 }
 
@@ -1069,8 +1084,27 @@ func (p *Producer) undrainLocked(batches []*producerBatch) {
 	for _, b := range batches {
 		if b.part.inflight == 0 {
 			b.part.draining = false
+			p.rewindLocked(b.part)
 		}
 	}
+}
+
+// rewindLocked numbers the partition's unacknowledged batches again from
+// the hole a batch given up on left, once none of them is in flight: none
+// of them can have been written, as each would have left a gap.
+func (p *Producer) rewindLocked(part *producerPartition) {
+	if !part.rewind || part.inflight > 0 {
+		return
+	}
+	part.rewind = false
+	seq := part.rewindSeq
+	for _, b := range part.batches {
+		if b.sealed && b.state == batchQueued {
+			b.seq = seq
+			seq = addSeq(seq, len(b.records))
+		}
+	}
+	part.nextSeq = seq
 }
 
 // requestAnsweredLocked records the offsets of every batch of req.
@@ -1121,10 +1155,12 @@ func (p *Producer) popDoneLocked(part *producerPartition) {
 	p.broadcastLocked()
 }
 
-// failBatchLocked gives up on b. Its sequence numbers were never (or may
-// have been) written: the next batches of its partition would leave a gap,
-// so an idempotent producer bumps its epoch.
-func (p *Producer) failBatchLocked(b *producerBatch, err error) {
+// failBatchLocked gives up on b. Its sequence numbers were never written
+// (unwritten), or may have been: either way the partition's next batches
+// would leave a gap. An idempotent producer numbers them again from b's
+// sequence when b was certainly not written, and otherwise bumps its epoch
+// (the partition may hold b or not; a new epoch starts afresh).
+func (p *Producer) failBatchLocked(b *producerBatch, err error, unwritten bool) {
 	part := b.part
 	for i, c := range part.batches {
 		if c == b {
@@ -1145,7 +1181,13 @@ func (p *Producer) failBatchLocked(b *producerBatch, err error) {
 		p.deliveries = append(p.deliveries, func() { pr.promise(pr.r, werr) })
 	}
 	if p.cfg.idempotent && b.sealed && p.fatal == nil {
-		p.needID = true
+		switch {
+		case !unwritten:
+			p.needID = true
+		case !part.rewind:
+			part.rewind, part.rewindSeq = true, b.seq
+			p.rewindLocked(part)
+		}
 	}
 	p.popDoneLocked(part)
 }
@@ -1155,7 +1197,7 @@ func (p *Producer) failQueuedLocked(err error) {
 	for _, part := range p.parts {
 		for _, b := range append([]*producerBatch(nil), part.batches...) {
 			if b.state == batchQueued {
-				p.failBatchLocked(b, err)
+				p.failBatchLocked(b, err, false)
 			}
 		}
 	}
@@ -1170,7 +1212,9 @@ func (p *Producer) expireLocked(now time.Time) {
 				if err == nil {
 					err = connect.NewError(connect.CodeDeadlineExceeded, errors.New("not sent"))
 				}
-				p.failBatchLocked(b, fmt.Errorf("delivery timeout %s: %w", p.cfg.deliveryTimeout, err))
+				// Never sent (not sealed): no hole. Sent: it may
+				// have been written, so the epoch is bumped.
+				p.failBatchLocked(b, fmt.Errorf("delivery timeout %s: %w", p.cfg.deliveryTimeout, err), false)
 			}
 		}
 	}

@@ -381,6 +381,7 @@ func TestProducerFailsOnlyTheBadBatch(t *testing.T) {
 	rec(0, "ok-0")
 	rec(1, "ok-1")
 	flush()
+	pid, epoch := p.ProducerID()
 	// One request: partition 0's batch and partition 1's refused one.
 	rec(0, "ok-2")
 	rec(1, strings.Repeat("x", 500))
@@ -400,7 +401,59 @@ func TestProducerFailsOnlyTheBadBatch(t *testing.T) {
 			t.Fatalf("%s: %v", v, got[v].err)
 		}
 	}
+	// The refused batch was certainly not written: the partition's
+	// sequence is rewound, no epoch bump.
+	if pid2, epoch2 := p.ProducerID(); pid2 != pid || epoch2 != epoch {
+		t.Errorf("producer %d/%d after a refused batch, want still %d/%d", pid2, epoch2, pid, epoch)
+	}
 	if got["after"].r.Partition != 1 || got["after"].r.Offset <= got["ok-1"].r.Offset {
 		t.Fatalf("after at %d/%d, ok-1 at %d/%d", got["after"].r.Partition, got["after"].r.Offset, got["ok-1"].r.Partition, got["ok-1"].r.Offset)
+	}
+}
+
+// TestProducerRewindsAfterRefusedBatch: batches sent after a refused one
+// are refused too (they left a gap); the producer numbers them again from
+// the refused batch's sequence and writes them, in order, in the same
+// epoch.
+func TestProducerRewindsAfterRefusedBatch(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	_, err := ta.admin.CreateTopic(t.Context(), connect.NewRequest(&stratav1.CreateTopicRequest{Name: "rewind", Partitions: 1, Configs: map[string]string{"max.message.bytes": "200"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := client.NewProducer(ta.http, ta.url, client.BatchMaxRecords(1), client.Linger(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	if err := p.ProduceSync(t.Context(), &client.Record{Topic: "rewind", Value: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch := p.ProducerID()
+	big := &client.Record{Topic: "rewind", Value: []byte(strings.Repeat("x", 500))}
+	after := []*client.Record{{Topic: "rewind", Value: []byte("a1")}, {Topic: "rewind", Value: []byte("a2")}, {Topic: "rewind", Value: []byte("a3")}}
+	errs := make(chan error, 4)
+	for _, r := range append([]*client.Record{big}, after...) {
+		p.Produce(t.Context(), r, func(_ *client.Record, err error) { errs <- err })
+	}
+	if err := p.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("oversized record: %v", err)
+	}
+	for range after {
+		if err := <-errs; err != nil {
+			t.Fatalf("a record after the refused one: %v", err)
+		}
+	}
+	for i, r := range after {
+		if r.Offset != int64(1+i) {
+			t.Errorf("%s at offset %d, want %d", r.Value, r.Offset, 1+i)
+		}
+	}
+	if pid2, epoch2 := p.ProducerID(); pid2 != pid || epoch2 != epoch {
+		t.Errorf("producer %d/%d, want still %d/%d", pid2, epoch2, pid, epoch)
 	}
 }
