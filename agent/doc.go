@@ -7,7 +7,8 @@
 // (the metadata index), never the other way round. Errors from both map to
 // Connect codes in one place, errors.go.
 //
-// Files follow the API: produce.go (ProducerService), fetch.go and
+// Files follow the API: produce.go and producer_id.go (ProducerService,
+// the latter InitProducerId for idempotent producers), fetch.go and
 // subscribe.go (ConsumerService), admin.go (AdminService); batcher.go is the
 // write path behind Produce, cache.go the block cache, hub.go the fan-out of
 // the index's watermark notifications, server.go the HTTP wiring.

@@ -53,7 +53,10 @@ type ProducerServiceClient interface {
 	// names the limit); RESOURCE_EXHAUSTED when the agent's produce buffer is
 	// full; UNAVAILABLE when the store or the index failed (retry).
 	//
-	// Idempotent requests (producer_id set) may also fail with:
+	// Idempotent requests (producer_id set) are INVALID_ARGUMENT when a
+	// record names no partition, a partition with records has no
+	// base_sequences entry (or an entry has no records), a topic appears
+	// twice, or producer_epoch is outside 0..32767. They may also fail with:
 	// FAILED_PRECONDITION when producer_epoch is older than an epoch the
 	// partition has seen from the producer (Kafka's INVALID_PRODUCER_EPOCH /
 	// PRODUCER_FENCED): a newer incarnation of the producer exists, and this
@@ -102,8 +105,9 @@ type ProducerServiceClient interface {
 	// answered one in the current epoch.
 	//
 	// Errors: INVALID_ARGUMENT for a bad transactional_id (longer than 255
-	// bytes, or with braces) or transaction_timeout (over 15 minutes);
-	// UNAVAILABLE when the index failed (retry).
+	// bytes, or with braces), a transaction_timeout over 15 minutes (Kafka's
+	// transaction.max.timeout.ms) or without a transactional_id, or a
+	// negative producer_id; UNAVAILABLE when the index failed (retry).
 	InitProducerId(context.Context, *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error)
 }
 
@@ -171,7 +175,10 @@ type ProducerServiceHandler interface {
 	// names the limit); RESOURCE_EXHAUSTED when the agent's produce buffer is
 	// full; UNAVAILABLE when the store or the index failed (retry).
 	//
-	// Idempotent requests (producer_id set) may also fail with:
+	// Idempotent requests (producer_id set) are INVALID_ARGUMENT when a
+	// record names no partition, a partition with records has no
+	// base_sequences entry (or an entry has no records), a topic appears
+	// twice, or producer_epoch is outside 0..32767. They may also fail with:
 	// FAILED_PRECONDITION when producer_epoch is older than an epoch the
 	// partition has seen from the producer (Kafka's INVALID_PRODUCER_EPOCH /
 	// PRODUCER_FENCED): a newer incarnation of the producer exists, and this
@@ -220,8 +227,9 @@ type ProducerServiceHandler interface {
 	// answered one in the current epoch.
 	//
 	// Errors: INVALID_ARGUMENT for a bad transactional_id (longer than 255
-	// bytes, or with braces) or transaction_timeout (over 15 minutes);
-	// UNAVAILABLE when the index failed (retry).
+	// bytes, or with braces), a transaction_timeout over 15 minutes (Kafka's
+	// transaction.max.timeout.ms) or without a transactional_id, or a
+	// negative producer_id; UNAVAILABLE when the index failed (retry).
 	InitProducerId(context.Context, *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error)
 }
 
