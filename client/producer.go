@@ -691,9 +691,9 @@ func (p *Producer) run() {
 		case now.Before(p.retryAt):
 			wait = p.retryAt.Sub(now)
 		case p.needID:
-			// A bump waits for the requests in flight: their batches
-			// carry the old epoch.
-			initID = p.stream == nil || len(p.stream.inflight) == 0
+			// Not before the first record; and a bump waits for the
+			// requests in flight: their batches carry the old epoch.
+			initID = p.outstanding > 0 && (p.stream == nil || len(p.stream.inflight) == 0)
 		default:
 			reqs, wait = p.buildRequestsLocked(now)
 			if len(reqs) > 0 {
@@ -723,11 +723,23 @@ func (p *Producer) run() {
 			p.initProducerID(pid)
 			continue
 		}
-		for _, r := range reqs {
-			if err := s.bidi.Send(r.msg); err != nil {
-				// The receiver learns why and retries the batches.
-				break
+		if len(reqs) > 0 {
+			// A stalled agent stops reading and Send blocks; the
+			// request timeout then ends the stream, which unblocks it.
+			watchdog := time.AfterFunc(p.cfg.requestTimeout, func() {
+				p.mu.Lock()
+				p.streamFailedLocked(s, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("request not sent within %s", p.cfg.requestTimeout)))
+				p.mu.Unlock()
+				p.deliver()
+				p.signal()
+			})
+			for _, r := range reqs {
+				if err := s.bidi.Send(r.msg); err != nil {
+					// The receiver learns why and retries the batches.
+					break
+				}
 			}
+			watchdog.Stop()
 		}
 		timer.Reset(wait)
 		select {

@@ -457,3 +457,51 @@ func TestProducerRewindsAfterRefusedBatch(t *testing.T) {
 		t.Errorf("producer %d/%d, want still %d/%d", pid2, epoch2, pid, epoch)
 	}
 }
+
+// blackhole swallows the first produce stream: it reads the requests and
+// never answers, as a stalled agent would.
+type blackhole struct {
+	next http.RoundTripper
+	used atomic.Bool
+}
+
+func (b *blackhole) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.HasSuffix(req.URL.Path, "/ProduceStream") || b.used.Swap(true) {
+		return b.next.RoundTrip(req)
+	}
+	go func() { _, _ = io.Copy(io.Discard, req.Body) }()
+	pr, pw := io.Pipe()
+	go func() {
+		<-req.Context().Done()
+		pw.CloseWithError(req.Context().Err())
+	}()
+	h := http.Header{}
+	h.Set("Content-Type", "application/connect+proto")
+	return &http.Response{StatusCode: http.StatusOK, Header: h, Body: pr, Request: req, ProtoMajor: 2}, nil
+}
+
+// TestProducerRequestTimeout: a stream whose answers never come is dropped
+// after RequestTimeout and its batches go again on a new one.
+func TestProducerRequestTimeout(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "stall", 2)
+	hole := &blackhole{}
+	hc := h2cClient(t, func(rt http.RoundTripper) http.RoundTripper { hole.next = rt; return hole })
+	p, err := client.NewProducer(hc, ta.url, client.RequestTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	recs := []*client.Record{{Topic: "stall", Key: []byte("a"), Value: []byte("1")}, {Topic: "stall", Key: []byte("b"), Value: []byte("2")}}
+	if err := p.ProduceSync(t.Context(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	if !hole.used.Load() {
+		t.Fatal("the first stream did not go to the black hole")
+	}
+	log := ta.readAll(t, "stall", 2)
+	if n := len(log[0]) + len(log[1]); n != 2 {
+		t.Fatalf("the topic holds %d records, want 2", n)
+	}
+}
