@@ -10,9 +10,14 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
 PROTO_TOOLS := $(TOOLS_BIN)/proto-$(BUF_VERSION)-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_CONNECT_GO_VERSION)
 BUF := $(PROTO_TOOLS)/buf
+# The TypeScript side (web/: generated code, the guide's example) pins its
+# tools and libraries in web/package.json and web/package-lock.json; npm ci
+# installs exactly those into web/node_modules.
+NPM ?= npm
+WEB_DEPS := web/node_modules/.package-lock.json
 FUZZTIME ?= 30s
 
-.PHONY: all build test test-unit lint generate checkgenerate bench bench-go fuzz clean
+.PHONY: all build test test-unit lint generate checkgenerate typecheck-ts bench bench-go fuzz clean
 
 all: build
 
@@ -40,14 +45,24 @@ $(BUF):
 	GOBIN=$(PROTO_TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	GOBIN=$(PROTO_TOOLS) $(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
 
-# Generated code is committed; checkgenerate fails when it is stale.
-generate: $(BUF)
-	PATH=$(PROTO_TOOLS):$$PATH $(BUF) generate
+$(WEB_DEPS): web/package.json web/package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "npm (Node.js 20 or later) is needed for the TypeScript code in web/: install Node.js"; exit 1; }
+	$(NPM) ci --prefix web --no-audit --no-fund --loglevel=error
+
+# Generated code (Go in proto/gen, TypeScript in web/src/gen) is committed;
+# checkgenerate fails when it is stale.
+generate: $(BUF) $(WEB_DEPS)
+	PATH=$(PROTO_TOOLS):$(CURDIR)/web/node_modules/.bin:$$PATH $(BUF) generate
 
 checkgenerate: generate
-	@if [ -n "$$(git status --porcelain -- proto/gen)" ]; then \
-		git status --short -- proto/gen; \
+	@if [ -n "$$(git status --porcelain -- proto/gen web/src/gen)" ]; then \
+		git status --short -- proto/gen web/src/gen; \
 		echo "generated code is stale: run make generate and commit"; exit 1; fi
+
+# Type-checks the generated TypeScript and the example of docs/typescript.md
+# against the pinned @connectrpc and @bufbuild packages.
+typecheck-ts: $(WEB_DEPS)
+	$(NPM) --prefix web run --silent typecheck
 
 lint: $(STATICCHECK) $(BUF)
 	$(GO) vet ./...
@@ -65,8 +80,20 @@ bench:
 bench-go:
 	scripts/test-services.sh $(GO) test -run '^$$' -bench . -benchtime 2x ./...
 
+# Every fuzz target as package:Func. Each gets an equal share of FUZZTIME
+# (given in seconds, e.g. 30s), so the smoke run takes FUZZTIME in all however
+# many targets there are; any other form of FUZZTIME is given to each target.
+FUZZ_TARGETS := ./objectlog:FuzzReadSegment ./kafka:FuzzDecodeRequest
+
 fuzz:
-	$(GO) test ./objectlog -run '^$$' -fuzz FuzzReadSegment -fuzztime $(FUZZTIME)
+	@t='$(FUZZTIME)'; share=$$t; \
+	if [[ $$t =~ ^[0-9]+s$$ ]]; then share=$$(( $${t%s} / $(words $(FUZZ_TARGETS)) ))s; fi; \
+	if [ "$$share" = 0s ]; then share=1s; fi; \
+	for target in $(FUZZ_TARGETS); do \
+		pkg=$${target%%:*}; fn=$${target##*:}; \
+		echo "fuzz $$pkg $$fn for $$share"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $$share || exit 1; \
+	done
 
 clean:
-	rm -rf bin
+	rm -rf bin web/node_modules

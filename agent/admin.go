@@ -32,6 +32,7 @@ func (a *Agent) CreateTopic(ctx context.Context, req *connect.Request[stratav1.C
 	if err != nil {
 		return nil, connectError(err)
 	}
+	a.groupTopics.invalidate() // groups here see the new topic (and id) at once
 	return connect.NewResponse(&stratav1.CreateTopicResponse{Topic: topicProto(t)}), nil
 }
 
@@ -41,6 +42,7 @@ func (a *Agent) DeleteTopic(ctx context.Context, req *connect.Request[stratav1.D
 		return nil, connectError(err)
 	}
 	a.topics.invalidate(req.Msg.GetName())
+	a.groupTopics.invalidate()
 	return connect.NewResponse(&stratav1.DeleteTopicResponse{}), nil
 }
 

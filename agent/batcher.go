@@ -8,6 +8,13 @@ package agent
 // the producers answered. Uploads of successive segments overlap; commits
 // happen strictly in seal order (each flush waits for its predecessor's
 // commit), so the records of one producer keep their order.
+//
+// The index's CommitSegment returns only once the commit is durable (WAIT,
+// or the embedded index's snapshot) and its offsets visible; only then are
+// producers answered and the local hub told (DESIGN.md write path step 6).
+// A failure names the part that failed: the object store
+// (objectlog.ErrUnavailable) or the index (coordinator.ErrUnavailable);
+// both are Unavailable, retryable.
 
 import (
 	"bytes"
@@ -118,7 +125,8 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 		}
 	}
 	if size > b.a.cfg.MaxBufferedBytes {
-		return nil, fmt.Errorf("%w: request holds %d record bytes, over the agent's max-buffered-bytes %d", errTooLarge, size, b.a.cfg.MaxBufferedBytes)
+		return nil, overLimit(errTooLarge, "max-buffered-bytes", b.a.cfg.MaxBufferedBytes, size,
+			"request holds %d record bytes, over the agent's max-buffered-bytes %d", size, b.a.cfg.MaxBufferedBytes)
 	}
 	if !b.buffer.TryAcquire(size) {
 		wctx, cancel := context.WithTimeout(ctx, b.a.cfg.ProduceQueueTimeout)
@@ -231,7 +239,8 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 	defer cancel()
 	if err := b.upload.Acquire(ctx, 1); err != nil {
 		<-prev
-		return nil, fmt.Errorf("%w: wait for upload slot: %w", coordinator.ErrUnavailable, err)
+		// The slots are held by uploads the store has not finished.
+		return nil, fmt.Errorf("upload segment %s: %w: no upload slot of %d freed: %w", key, objectlog.ErrUnavailable, a.cfg.MaxConcurrentUploads, err)
 	}
 	upStart := time.Now()
 	err = a.bucket.PutIfAbsent(ctx, key, bytes.NewReader(data), int64(len(data)))
@@ -241,7 +250,7 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 	if err != nil {
 		<-prev
 		a.log.Warn("segment upload failed", "key", key, "bytes", len(data), "err", err)
-		return nil, fmt.Errorf("%w: upload segment %s: %w", coordinator.ErrUnavailable, key, err)
+		return nil, uploadError(key, err)
 	}
 	metricPutBytes.Add(float64(len(data)))
 	// The cache takes a copy, and the store has all of the bytes: the
@@ -274,8 +283,12 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 	<-prev
 	chunkResults, err := b.commitWithRetry(commit)
 	if err != nil {
-		// The object stays behind as an orphan for the janitor; nothing
-		// points at it.
+		// The object stays. If no commit script ran, it is an orphan for
+		// the janitor. If one ran but the commit did not become durable in
+		// time, index entries past the high watermark point at it, and a
+		// later durable commit to the partition makes them visible: the
+		// producers were told to retry, so that is at least once, as a
+		// Kafka produce that timed out may still have been written.
 		a.log.Error("segment commit failed", "key", key, "err", err)
 		return nil, err
 	}
@@ -289,6 +302,22 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 		a.hub.publish(coordinator.Watermark{TopicID: c.TopicID, Partition: c.Partition, HighWatermark: cr.HighWatermark})
 	}
 	return out, nil
+}
+
+// uploadError names the object store as what failed, and keeps every upload
+// failure retryable (objectlog.ErrUnavailable): the producer's retry goes
+// into a new segment under a new key. A new ULID key is taken only when the
+// store kept an earlier try of this very put, so ErrAlreadyExists is
+// reported as text, not as a code that would tell the producer to give up.
+func uploadError(key string, err error) error {
+	switch {
+	case errors.Is(err, objectlog.ErrAlreadyExists):
+		return fmt.Errorf("upload segment %s: %w: %v", key, objectlog.ErrUnavailable, err)
+	case errors.Is(err, objectlog.ErrUnavailable):
+		return fmt.Errorf("upload segment %s: %w", key, err)
+	default:
+		return fmt.Errorf("upload segment %s: %w: %w", key, objectlog.ErrUnavailable, err)
+	}
 }
 
 // commitWithRetry commits, retrying transient index failures for up to

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -19,6 +20,17 @@ import (
 type Config struct {
 	// Listen is the address of the API port (Connect, gRPC, gRPC-web).
 	Listen string `yaml:"listen"`
+	// TLSCert and TLSKey are the PEM files of the API port's certificate
+	// (the leaf first, then any intermediates) and its private key. With
+	// both set the API port speaks TLS only, HTTP/2 negotiated through ALPN
+	// (RFC 7301) or HTTP/1.1; with neither it speaks plaintext HTTP/1.1 and
+	// h2c. Browsers use HTTP/2 only over TLS, and HTTP/1.1 allows them six
+	// connections per origin, so a page holding six Subscribe streams over
+	// plaintext cannot make another call. A pair that does not load stops
+	// the agent at start; later the files are read again when they change
+	// (certReloader), so a renewal needs no restart.
+	TLSCert string `yaml:"tls-cert"`
+	TLSKey  string `yaml:"tls-key"`
 	// AdminListen is the address of the metrics and pprof port; "" disables it.
 	AdminListen string `yaml:"admin-listen"`
 	// AdvertiseAddr is how others reach this agent; defaults to Listen.
@@ -53,6 +65,15 @@ type Config struct {
 	CacheBlockBytes int64 `yaml:"cache-block-bytes"`
 	// MaxFetchWait caps a fetch's long poll.
 	MaxFetchWait time.Duration `yaml:"max-fetch-wait"`
+	// MaxFetchBytes caps the max_bytes of a Fetch or of one Subscribe
+	// message, i.e. the encoded size of an answer (one record larger than
+	// it still goes alone). The default, 4 MiB less 64 KiB, keeps answers
+	// within the 4 MiB a default grpc-go or grpc-java client receives.
+	MaxFetchBytes int `yaml:"max-fetch-bytes"`
+	// SubscribeKeepAlive is how long a Subscribe stream stays idle before
+	// the agent sends a keep-alive message, for streams that ask for no
+	// interval of their own; 0 sends none.
+	SubscribeKeepAlive time.Duration `yaml:"subscribe-keep-alive"`
 	// TopicCacheTTL is how long topic metadata is reused before a re-read.
 	TopicCacheTTL time.Duration `yaml:"topic-cache-ttl"`
 	// GroupSessionTimeout is a group member's session when it asks for none.
@@ -64,9 +85,23 @@ type Config struct {
 	// GroupHeartbeatInterval is how often members heartbeat (at most a
 	// third of their session).
 	GroupHeartbeatInterval time.Duration `yaml:"group-heartbeat-interval"`
+	// OffsetMetadataMaxBytes caps the metadata stored with one committed
+	// offset, as Kafka's offset.metadata.max.bytes (default 4096).
+	OffsetMetadataMaxBytes int `yaml:"offset-metadata-max-bytes"`
 	// CORSOrigins lists the origins browsers may call from, comma
 	// separated; "*" allows any, "" turns CORS off.
 	CORSOrigins string `yaml:"cors-origins"`
+	// CORSAllowedHeaders lists the request headers browsers may send on top
+	// of the Connect, gRPC-web and gRPC ones (connectrpc.com/cors), comma
+	// separated and case-insensitive; "*" allows any. A preflight asking for
+	// a header outside the list is refused, so the browser never sends the
+	// call.
+	CORSAllowedHeaders string `yaml:"cors-allowed-headers"`
+	// CORSExposedHeaders lists the response headers and trailers browser
+	// code may read on top of the Connect, gRPC-web and gRPC ones, comma
+	// separated; "*" exposes any (for calls without credentials, as the
+	// Fetch standard has it).
+	CORSExposedHeaders string `yaml:"cors-exposed-headers"`
 }
 
 // DefaultConfig is the configuration with every default applied.
@@ -80,6 +115,8 @@ func DefaultConfig() Config {
 // RegisterFlags registers every field's flag with its default and help.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7070", "API address: Connect, gRPC and gRPC-web on one port")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM `FILE` of the API port's certificate chain; with --tls-key the port speaks TLS (HTTP/2 through ALPN, and HTTP/1.1) instead of plaintext HTTP/1.1 and h2c")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM `FILE` of the private key of --tls-cert")
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:7071", "metrics (/metrics) and pprof (/debug/pprof) address; empty disables it")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "address others reach this agent at (default: --listen)")
 	fs.StringVar(&c.AgentID, "agent-id", "", "agent id in the registry and segment keys (default: a new ULID)")
@@ -95,12 +132,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", 256<<20, "block cache size in bytes")
 	fs.Int64Var(&c.CacheBlockBytes, "cache-block-bytes", 1<<20, "block cache block size; store reads are aligned to it")
 	fs.DurationVar(&c.MaxFetchWait, "max-fetch-wait", 30*time.Second, "longest long poll a fetch may ask for")
+	fs.IntVar(&c.MaxFetchBytes, "max-fetch-bytes", 4<<20-64<<10, "largest answer of a Fetch or Subscribe message in encoded bytes; a client's larger max_bytes is lowered to it (the default fits gRPC clients' 4 MiB receive limit)")
+	fs.DurationVar(&c.SubscribeKeepAlive, "subscribe-keep-alive", 15*time.Second, "send a keep-alive message on a Subscribe stream idle this long, unless the client asks for another interval; 0 disables")
 	fs.DurationVar(&c.TopicCacheTTL, "topic-cache-ttl", 2*time.Second, "how long topic metadata is reused")
 	fs.DurationVar(&c.GroupSessionTimeout, "group-session-timeout", 45*time.Second, "consumer group session when the member asks for none: a member silent this long loses its partitions")
 	fs.DurationVar(&c.GroupMinSessionTimeout, "group-min-session-timeout", time.Second, "shortest session a group member may ask for")
 	fs.DurationVar(&c.GroupMaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session a group member may ask for")
 	fs.DurationVar(&c.GroupHeartbeatInterval, "group-heartbeat-interval", 5*time.Second, "how often group members heartbeat (at most a third of their session)")
+	fs.IntVar(&c.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", 4096, "largest metadata a committed offset may carry, in bytes (Kafka's offset.metadata.max.bytes)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "origins browsers may call the API from, comma separated; empty disables CORS")
+	fs.StringVar(&c.CORSAllowedHeaders, "cors-allowed-headers", "authorization", "request headers browsers may send on top of Connect's and gRPC-web's own, comma separated; * allows any")
+	fs.StringVar(&c.CORSExposedHeaders, "cors-exposed-headers", "", "response headers browser code may read on top of Connect's and gRPC-web's own, comma separated; * exposes any")
 }
 
 // ApplyEnv sets every flag not given on the command line from its
@@ -150,12 +192,22 @@ func (c *Config) validate() error {
 	check(c.CacheBlockBytes >= 4<<10, "cache-block-bytes must be at least 4096, got %d", c.CacheBlockBytes)
 	check(c.CacheBytes >= c.CacheBlockBytes, "cache-bytes must be at least one block")
 	check(c.MaxFetchWait >= 0, "max-fetch-wait must not be negative")
+	check(c.MaxFetchBytes >= 1<<10 && c.MaxFetchBytes <= math.MaxInt32, "max-fetch-bytes must be between 1024 and %d, got %d", math.MaxInt32, c.MaxFetchBytes)
+	check(c.SubscribeKeepAlive == 0 || c.SubscribeKeepAlive >= minKeepAlive, "subscribe-keep-alive must be 0 (off) or at least %s, got %s", minKeepAlive, c.SubscribeKeepAlive)
 	check(c.GroupMinSessionTimeout > 0 && c.GroupMinSessionTimeout <= c.GroupMaxSessionTimeout,
 		"group-min-session-timeout (%s) must be positive and at most group-max-session-timeout (%s)", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	check(c.GroupSessionTimeout >= c.GroupMinSessionTimeout && c.GroupSessionTimeout <= c.GroupMaxSessionTimeout,
 		"group-session-timeout (%s) must be within [%s, %s]", c.GroupSessionTimeout, c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	check(c.GroupHeartbeatInterval > 0, "group-heartbeat-interval must be positive")
 	check(c.ProduceQueueTimeout >= 0, "produce-queue-timeout must not be negative")
+	check(c.OffsetMetadataMaxBytes >= 0, "offset-metadata-max-bytes must not be negative, got %d", c.OffsetMetadataMaxBytes)
+	check((c.TLSCert == "") == (c.TLSKey == ""), "tls-cert and tls-key go together: got tls-cert %q and tls-key %q", c.TLSCert, c.TLSKey)
+	for _, h := range splitList(c.CORSAllowedHeaders) {
+		check(isHeaderName(h), "cors-allowed-headers: %q is not an HTTP header name", h)
+	}
+	for _, h := range splitList(c.CORSExposedHeaders) {
+		check(isHeaderName(h), "cors-exposed-headers: %q is not an HTTP header name", h)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("agent config: %w", errors.Join(errs...))
 	}
@@ -194,4 +246,33 @@ func ApplyFile(fs *flag.FlagSet, path string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// splitList splits a comma separated flag value, dropping blanks and the
+// spaces around each item.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// isHeaderName reports whether s is an HTTP field name: a token of RFC 9110
+// section 5.6.2.
+func isHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune("!#$%&'*+-.^_`|~", r):
+		default:
+			return false
+		}
+	}
+	return true
 }

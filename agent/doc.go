@@ -5,11 +5,14 @@
 //
 // It depends on objectlog (objects and the segment format) and coordinator
 // (the metadata index), never the other way round. Errors from both map to
-// Connect codes in one place, errors.go.
+// Connect codes, and to the typed error details of errors.proto, in one
+// place, errors.go.
 //
 // Files follow the API: produce.go and producer_id.go (ProducerService,
-// the latter InitProducerId for idempotent producers), fetch.go and
-// subscribe.go (ConsumerService), admin.go (AdminService); batcher.go is the
+// the latter InitProducerId for idempotent producers), fetch.go,
+// subscribe.go and list_offsets.go (ConsumerService), admin.go
+// (AdminService); topics.go is the topic metadata cache; batcher.go is the
 // write path behind Produce, cache.go the block cache, hub.go the fan-out of
-// the index's watermark notifications, server.go the HTTP wiring.
+// the index's watermark notifications, server.go the HTTP wiring (TLS,
+// CORS), tlscert.go the API port's certificate and its reloading.
 package agent

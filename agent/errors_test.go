@@ -7,50 +7,125 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
 func TestConnectErrorCodes(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		err  error
-		want connect.Code
+		err       error
+		want      connect.Code
+		kafka     string // ErrorInfo.kafka_error_name
+		kafkaCode int32
 	}{
-		{coordinator.ErrNotFound, connect.CodeNotFound},
-		{objectlog.ErrNotFound, connect.CodeNotFound},
-		{coordinator.ErrTopicDeleted, connect.CodeNotFound},
-		{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange},
-		{coordinator.ErrFenced, connect.CodeFailedPrecondition},
-		{coordinator.ErrOutOfOrderSequence, connect.CodeOutOfRange},
-		{coordinator.ErrConflict, connect.CodeAborted},
-		{coordinator.ErrGroupNotEmpty, connect.CodeAborted},
-		{coordinator.ErrAlreadyExists, connect.CodeAlreadyExists},
-		{coordinator.ErrUnavailable, connect.CodeUnavailable},
-		{objectlog.ErrUnavailable, connect.CodeUnavailable},
-		{objectlog.ErrCorrupt, connect.CodeDataLoss},
-		{coordinator.ErrInvalid, connect.CodeInvalidArgument},
-		{errInvalid, connect.CodeInvalidArgument},
-		{errTooLarge, connect.CodeInvalidArgument},
-		{errOverloaded, connect.CodeResourceExhausted},
-		{errClosed, connect.CodeUnavailable},
-		{context.DeadlineExceeded, connect.CodeDeadlineExceeded},
-		{context.Canceled, connect.CodeCanceled},
-		{errors.New("dial tcp: connection refused"), connect.CodeUnavailable},
-		{connect.NewError(connect.CodePermissionDenied, errors.New("no")), connect.CodePermissionDenied},
+		{coordinator.ErrNotFound, connect.CodeNotFound, "", 0},
+		{objectlog.ErrNotFound, connect.CodeNotFound, "", 0},
+		{coordinator.ErrTopicDeleted, connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
+		{unknownTopic("t", coordinator.ErrNotFound), connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
+		{unknownPartition("t", 5, 2), connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
+		{errTopicRecreated, connect.CodeUnavailable, "UNKNOWN_TOPIC_ID", 100},
+		{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
+		{&offsetRangeError{topic: "t", partition: 1, requested: 9, logStart: 2, highWatermark: 5}, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
+		{coordinator.ErrFenced, connect.CodeFailedPrecondition, "", 0},
+		{coordinator.ErrOutOfOrderSequence, connect.CodeOutOfRange, "OUT_OF_ORDER_SEQUENCE_NUMBER", 45},
+		{coordinator.ErrConflict, connect.CodeAborted, "", 0},
+		{coordinator.ErrGroupNotEmpty, connect.CodeAborted, "", 0},
+		{coordinator.ErrAlreadyExists, connect.CodeAlreadyExists, "TOPIC_ALREADY_EXISTS", 36},
+		{coordinator.ErrUnavailable, connect.CodeUnavailable, "KAFKA_STORAGE_ERROR", 56},
+		{objectlog.ErrUnavailable, connect.CodeUnavailable, "KAFKA_STORAGE_ERROR", 56},
+		{objectlog.ErrCorrupt, connect.CodeDataLoss, "CORRUPT_MESSAGE", 2},
+		{coordinator.ErrInvalid, connect.CodeInvalidArgument, "", 0},
+		{errInvalid, connect.CodeInvalidArgument, "INVALID_REQUEST", 42},
+		{errTooLarge, connect.CodeInvalidArgument, "MESSAGE_TOO_LARGE", 10},
+		{overLimit(errTooLarge, "max.message.bytes", 1000, 1500, "record is 1500 bytes"), connect.CodeInvalidArgument, "MESSAGE_TOO_LARGE", 10},
+		{overLimit(errInvalid, "partitions", 1000, 1001, "1001 lookups"), connect.CodeInvalidArgument, "INVALID_REQUEST", 42},
+		{errOverloaded, connect.CodeResourceExhausted, "", 0},
+		{errClosed, connect.CodeUnavailable, "", 0},
+		{context.DeadlineExceeded, connect.CodeDeadlineExceeded, "REQUEST_TIMED_OUT", 7},
+		{context.Canceled, connect.CodeCanceled, "", 0},
+		{errors.New("dial tcp: connection refused"), connect.CodeUnavailable, "", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.err.Error(), func(t *testing.T) {
 			t.Parallel()
 			// Wrapped twice, as errors travel up from the index or store.
 			wrapped := fmt.Errorf("outer: %w", fmt.Errorf("inner: %w", c.err))
-			if got := connect.CodeOf(connectError(wrapped)); got != c.want {
+			ce := connectError(wrapped).(*connect.Error)
+			if got := ce.Code(); got != c.want {
 				t.Errorf("code of %v = %v, want %v", wrapped, got, c.want)
 			}
+			if ce.Message() != wrapped.Error() {
+				t.Errorf("message %q, want the error's text %q", ce.Message(), wrapped.Error())
+			}
+			info := detailOf[*stratav1.ErrorInfo](t, ce)
+			if info == nil {
+				t.Fatal("no ErrorInfo detail")
+			}
+			if info.GetKafkaErrorName() != c.kafka || info.GetKafkaErrorCode() != c.kafkaCode {
+				t.Errorf("Kafka error %s (%d), want %s (%d)", info.GetKafkaErrorName(), info.GetKafkaErrorCode(), c.kafka, c.kafkaCode)
+			}
+			wantRetriable := c.want == connect.CodeUnavailable || c.want == connect.CodeAborted ||
+				c.want == connect.CodeResourceExhausted || c.want == connect.CodeDeadlineExceeded
+			if info.GetRetriable() != wantRetriable {
+				t.Errorf("retriable = %v for code %v", info.GetRetriable(), c.want)
+			}
 		})
+	}
+	// An error that is already a Connect error keeps its code, untouched.
+	denied := connect.NewError(connect.CodePermissionDenied, errors.New("no"))
+	if got := connectError(denied); got != denied {
+		t.Errorf("connectError(%v) = %v, want it unchanged", denied, got)
 	}
 	if connectError(nil) != nil {
 		t.Error("connectError(nil) is not nil")
 	}
+}
+
+func TestConnectErrorFactDetails(t *testing.T) {
+	t.Parallel()
+	oor := connectError(fmt.Errorf("fetch: %w", &offsetRangeError{topic: "orders", partition: 3, requested: 99, logStart: 10, highWatermark: 42})).(*connect.Error)
+	want := &stratav1.OffsetOutOfRange{Topic: "orders", Partition: 3, RequestedOffset: 99, LogStartOffset: 10, HighWatermark: 42}
+	if got := detailOf[*stratav1.OffsetOutOfRange](t, oor); !proto.Equal(got, want) {
+		t.Errorf("OffsetOutOfRange detail %v, want %v", got, want)
+	}
+	if !errors.Is(&offsetRangeError{}, coordinator.ErrOffsetOutOfRange) {
+		t.Error("offsetRangeError is not an ErrOffsetOutOfRange")
+	}
+	// The facts stay in the text too.
+	const text = `offset out of range: topic "orders" partition 3 has offsets from log start 10 to high watermark 42, offset 99 is outside`
+	if oor.Message() != "fetch: "+text {
+		t.Errorf("message %q, want %q", oor.Message(), "fetch: "+text)
+	}
+
+	le := connectError(overLimit(errTooLarge, "max.message.bytes", 1000, 1500, "record 0 is 1500 bytes, over max.message.bytes 1000")).(*connect.Error)
+	wantLimit := &stratav1.LimitExceeded{Name: "max.message.bytes", Limit: 1000, Actual: 1500}
+	if got := detailOf[*stratav1.LimitExceeded](t, le); !proto.Equal(got, wantLimit) {
+		t.Errorf("LimitExceeded detail %v, want %v", got, wantLimit)
+	}
+	if le.Message() != "too large: record 0 is 1500 bytes, over max.message.bytes 1000" {
+		t.Errorf("message %q", le.Message())
+	}
+	if detailOf[*stratav1.OffsetOutOfRange](t, le) != nil {
+		t.Error("a limit error carries an OffsetOutOfRange detail")
+	}
+}
+
+// detailOf returns the error's detail of type M, or nil.
+func detailOf[M proto.Message](t *testing.T, err *connect.Error) M {
+	t.Helper()
+	var zero M
+	for _, d := range err.Details() {
+		v, derr := d.Value()
+		if derr != nil {
+			t.Fatalf("detail %s: %v", d.Type(), derr)
+		}
+		if m, ok := v.(M); ok {
+			return m
+		}
+	}
+	return zero
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,7 +14,9 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
@@ -201,14 +205,26 @@ func TestFetchMaxBytes(t *testing.T) {
 	recs := values(1, hundred, hundred, hundred, hundred, hundred, hundred, hundred, hundred, hundred, hundred)
 	write(t, a, topic, 0, objectlog.NoProducer, recs...)
 
+	// Records 1..9 take the same encoded size (offsets below 128 take one
+	// byte; record 0's offset takes none); max_bytes counts it whole, plus
+	// the response's allowance.
+	all, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := int32(encodedSize(all.Records[1]))
+	if one <= 100 {
+		t.Fatalf("a record of a 100-byte value counts %d bytes: framing and fields left out", one)
+	}
+	room := func(n int32) int32 { return responseAllowance + n*one }
 	for _, tc := range []struct {
 		offset   int64
 		maxBytes int32
 		want     string
 	}{
-		{0, 250, "0,1"},
-		{2, 250, "2,3"},
-		{3, 300, "3,4,5"},
+		{0, room(2), "0,1"},
+		{2, room(3) - 1, "2,3"},
+		{3, room(3), "3,4,5"},
 		// Always at least one record, even if it is larger.
 		{0, 1, "0"},
 		{9, 1, "9"},
@@ -224,6 +240,60 @@ func TestFetchMaxBytes(t *testing.T) {
 		last := resp.Records[len(resp.Records)-1].Offset
 		if got != tc.want || resp.NextOffset != last+1 {
 			t.Fatalf("offset %d max_bytes %d: offsets %s next %d, want %s next %d", tc.offset, tc.maxBytes, got, resp.NextOffset, tc.want, last+1)
+		}
+		if size := proto.Size(resp); tc.maxBytes > 0 && len(resp.Records) > 1 && size > int(tc.maxBytes) {
+			t.Fatalf("offset %d max_bytes %d: the response takes %d bytes", tc.offset, tc.maxBytes, size)
+		}
+	}
+}
+
+// The bytes of a response, not only of keys, values and headers, are what
+// max_bytes bounds: a client's receive limit sees the whole message.
+func TestFetchMaxBytesBoundsTheEncodedResponse(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, func(c *Config) { c.MaxFetchBytes = 64 << 10 })
+	topic := env.createTopic(t, 2)
+	empty := make([]objectlog.Record, 2000)
+	for i := range empty {
+		empty[i] = objectlog.Record{Value: []byte{}, Timestamp: 1}
+	}
+	write(t, a, topic, 0, objectlog.NoProducer, empty...)
+	tiny := make([]objectlog.Record, 20000)
+	for i := range tiny {
+		tiny[i] = objectlog.Record{Value: []byte{'v'}, Timestamp: 1}
+	}
+	write(t, a, topic, 1, objectlog.NoProducer, tiny...)
+
+	for _, tc := range []struct {
+		name      string
+		partition int32
+		maxBytes  int32
+		bound     int // what the whole response may take
+		minCount  int
+	}{
+		// Records with no bytes of key, value or header still count.
+		{"empty records, max_bytes 1", 0, 1, 0, 1},
+		{"1-byte values, 16 KiB", 1, 16 << 10, 16 << 10, 100},
+		// Past the agent's --max-fetch-bytes, its cap applies.
+		{"1-byte values, 1 GiB asked", 1, 1 << 30, 64 << 10, 1000},
+		{"1-byte values, the default asked", 1, 0, 64 << 10, 1000},
+	} {
+		req := fetchReq(topic, tc.partition, 0)
+		req.MaxBytes = tc.maxBytes
+		resp, err := doFetch(t.Context(), a, req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		n, size := len(resp.Records), proto.Size(resp)
+		if tc.bound == 0 && n != 1 {
+			t.Fatalf("%s: %d records (%d bytes), want 1", tc.name, n, size)
+		}
+		if tc.bound > 0 && (size > tc.bound || n < tc.minCount) {
+			t.Fatalf("%s: %d records in %d bytes, want at least %d records within %d bytes", tc.name, n, size, tc.minCount, tc.bound)
+		}
+		if resp.NextOffset != int64(n) {
+			t.Fatalf("%s: next offset %d after %d records", tc.name, resp.NextOffset, n)
 		}
 	}
 }
@@ -327,6 +397,8 @@ func TestFetchErrors(t *testing.T) {
 		{"negative max_bytes", &stratav1.FetchRequest{Topic: topic.Name, MaxBytes: -1}, connect.CodeInvalidArgument, nil},
 		{"negative max_wait", &stratav1.FetchRequest{Topic: topic.Name, MaxWait: durationpb.New(-time.Second)}, connect.CodeInvalidArgument, nil},
 		{"unknown isolation level", &stratav1.FetchRequest{Topic: topic.Name, IsolationLevel: 9}, connect.CodeInvalidArgument, nil},
+		{"malformed topic_id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: "t1"}, connect.CodeInvalidArgument, []string{`topic_id "t1"`}},
+		{"another topic's id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: uuid.NewString()}, connect.CodeNotFound, []string{"exists again as a new topic"}},
 	} {
 		_, err := doFetch(t.Context(), a, tc.req)
 		if connect.CodeOf(err) != tc.code {
@@ -458,5 +530,263 @@ func TestFetchCorruptEntryIsDataLoss(t *testing.T) {
 	}
 	if _, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0)); connect.CodeOf(err) != connect.CodeDataLoss {
 		t.Fatalf("fetch of a corrupt chunk: %v, want DataLoss", err)
+	}
+}
+
+// KIP-516: a reader that names the topic id it read from is never answered
+// from another topic of the same name.
+func TestFetchAfterTheTopicIsRecreated(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	writer, _ := env.startAgent(t, nil)
+	// This agent keeps topic metadata for a minute: it still has the old
+	// topic cached when the new one is written.
+	cached, _ := env.startAgent(t, func(c *Config) { c.TopicCacheTTL = time.Minute })
+	old := env.createTopic(t, 1)
+	write(t, writer, old, 0, objectlog.NoProducer, values(1, "a", "b", "c", "d", "e", "f")...)
+
+	first, err := doFetch(t.Context(), cached, fetchReq(old, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.TopicId != old.ID.String() {
+		t.Fatalf("topic_id %q, want the topic's id %s", first.TopicId, old.ID)
+	}
+
+	if err := env.index.DeleteTopic(t.Context(), old.Name); err != nil {
+		t.Fatal(err)
+	}
+	oldID := first.TopicId
+	for _, a := range []*Agent{writer, cached} {
+		req := fetchReq(old, 0, 5)
+		req.TopicId = oldID
+		_, err := doFetch(t.Context(), a, req)
+		if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), fmt.Sprintf("topic %q was deleted", old.Name)) ||
+			strings.Contains(err.Error(), oldID) {
+			t.Fatalf("fetch of the deleted topic by id: %v, want NotFound saying, by name, that it was deleted", err)
+		}
+	}
+
+	recreated, err := env.index.CreateTopic(t.Context(), old.Name, coordinator.TopicConfig{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, writer, recreated, 0, objectlog.NoProducer, values(2, "n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7")...)
+
+	for name, a := range map[string]*Agent{"writer": writer, "cached": cached} {
+		// The position 5 of the old topic, sent with its id.
+		req := fetchReq(old, 0, 5)
+		req.TopicId = oldID
+		resp, err := doFetch(t.Context(), a, req)
+		if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), "exists again as a new topic") ||
+			!strings.Contains(err.Error(), fmt.Sprintf("%q", old.Name)) || strings.Contains(err.Error(), oldID) {
+			t.Fatalf("%s: fetch at offset 5 of the old topic's id: %v %v, want NotFound naming the topic", name, resp, err)
+		}
+		// With the new topic's id, or none, the new topic answers.
+		for _, id := range []string{recreated.ID.String(), ""} {
+			req.TopicId = id
+			resp, err := doFetch(t.Context(), a, req)
+			if err != nil || offsetsOf(resp.Records) != "5,6,7" || string(resp.Records[0].Value) != "n5" || resp.TopicId != recreated.ID.String() {
+				t.Fatalf("%s: fetch with topic_id %q: %v %v, want the new topic's 5..7 and its id", name, id, resp, err)
+			}
+		}
+	}
+}
+
+func TestFetchWaitingOnADeletedTopicEnds(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+	write(t, a, topic, 0, objectlog.NoProducer, values(1, "a")...)
+	req := fetchReq(topic, 0, 1)
+	req.TopicId = topic.ID.String()
+	req.MaxWait = durationpb.New(5 * time.Second)
+	done := make(chan error, 1)
+	go func() {
+		_, err := doFetch(t.Context(), a, req)
+		done <- err
+	}()
+	// Deleted while the fetch waits, or before it starts: either way it
+	// ends NotFound rather than waiting out max_wait.
+	if err := env.index.DeleteTopic(t.Context(), topic.Name); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := <-done
+	if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), "was deleted") {
+		t.Fatalf("waiting fetch of a deleted topic: %v, want NotFound", err)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("the fetch ended %s after the deletion: it waited out max_wait", took)
+	}
+	// The hub forgot the deleted topic.
+	if parts, topics := a.hub.size(); parts != 0 || topics != 0 {
+		t.Fatalf("the hub keeps %d partitions and %d topics after the topic's deletion", parts, topics)
+	}
+}
+
+// countingIndex counts the reads a waiting reader makes of the index.
+type countingIndex struct {
+	Index
+	reads atomic.Int64
+}
+
+func (c *countingIndex) Lookup(ctx context.Context, id uuid.UUID, p int32, offset, maxBytes int64) ([]coordinator.IndexEntry, coordinator.PartitionState, error) {
+	c.reads.Add(1)
+	return c.Index.Lookup(ctx, id, p, offset, maxBytes)
+}
+
+func (c *countingIndex) PartitionState(ctx context.Context, id uuid.UUID, p int32) (coordinator.PartitionState, error) {
+	c.reads.Add(1)
+	return c.Index.PartitionState(ctx, id, p)
+}
+
+// After an index failover that lost commits, the hub's watermark is above
+// the index's. A long poll must not believe it and read the index in a
+// loop: it reads once per watermarkRecheck.
+func TestLongPollWithTheHubAheadOfTheIndexDoesNotSpin(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	counting := &countingIndex{Index: env.index}
+	env.index = counting
+	a, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+	write(t, a, topic, 0, objectlog.NoProducer, values(1, "a")...)
+	key := partitionKey{topic.ID, 0}
+	a.hub.changed(key)
+	a.hub.publish(coordinator.Watermark{TopicID: topic.ID, Partition: 0, HighWatermark: 50})
+
+	const wait = 2 * time.Second
+	t.Run("fetch", func(t *testing.T) {
+		before := counting.reads.Load()
+		req := fetchReq(topic, 0, 1)
+		req.MaxWait = durationpb.New(wait)
+		resp, err := doFetch(t.Context(), a, req)
+		if err != nil || len(resp.Records) != 0 || resp.HighWatermark != 1 {
+			t.Fatalf("fetch: %v %v, want no records at watermark 1", resp, err)
+		}
+		// One read at the start and one per second of waiting, and slack.
+		if n := counting.reads.Load() - before; n > 6 {
+			t.Fatalf("one fetch waiting %s read the index %d times", wait, n)
+		}
+	})
+	t.Run("subscribe", func(t *testing.T) {
+		before := counting.reads.Load()
+		s := subscribe(t, consumerClient(t, a), &stratav1.SubscribeRequest{Topic: topic.Name, Partitions: []int32{0},
+			Start: &stratav1.SubscribeRequest_Offset{Offset: 1}})
+		time.Sleep(wait)
+		if n := counting.reads.Load() - before; n > 8 {
+			t.Fatalf("one idle stream read the index %d times in %s", n, wait)
+		}
+		_ = s.s.Close()
+	})
+}
+
+func TestReadConfigChecked(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	for _, tc := range []struct {
+		tweak func(*Config)
+		want  string
+	}{
+		{func(c *Config) { c.MaxFetchBytes = 100 }, "max-fetch-bytes must be between 1024"},
+		{func(c *Config) { c.SubscribeKeepAlive = 10 * time.Millisecond }, "subscribe-keep-alive must be 0 (off) or at least 1s"},
+		{func(c *Config) { c.SubscribeKeepAlive = -time.Second }, "subscribe-keep-alive must be 0 (off) or at least 1s"},
+	} {
+		cfg := DefaultConfig()
+		cfg.AdminListen = ""
+		tc.tweak(&cfg)
+		a, err := New(t.Context(), cfg, env.store, env.index, slog.New(slog.DiscardHandler))
+		if err == nil {
+			_ = a.Close(t.Context())
+			t.Fatalf("config accepted, want %q", tc.want)
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("error %q, want %q", err, tc.want)
+		}
+	}
+	if d := DefaultConfig(); d.MaxFetchBytes != 4<<20-64<<10 || d.SubscribeKeepAlive != 15*time.Second {
+		t.Fatalf("defaults max-fetch-bytes %d subscribe-keep-alive %s, want what README.md documents", d.MaxFetchBytes, d.SubscribeKeepAlive)
+	}
+}
+
+// BenchmarkFetchCatchUp reads a backlog of 100-byte records from the
+// writer's cache, 1 MiB per fetch: the cost of decoding and sizing records.
+func BenchmarkFetchCatchUp(b *testing.B) {
+	r, err := coordinator.Open(b.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	cfg := DefaultConfig()
+	cfg.AdminListen = ""
+	cfg.FlushInterval = 5 * time.Millisecond
+	a, err := New(b.Context(), cfg, objectlog.NewMemBucket(), r, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	topic, err := r.CreateTopic(b.Context(), "bench", coordinator.TopicConfig{Partitions: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := make([]objectlog.Record, 1000)
+	for i := range recs {
+		recs[i] = objectlog.Record{Key: []byte("key"), Value: bytes.Repeat([]byte{'v'}, 100), Timestamp: 1}
+	}
+	for range 20 {
+		pending, err := a.batcher.append(b.Context(), []partitionBatch{{key: partitionKey{topic.ID, 0}, spec: objectlog.NoProducer, records: recs}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pending[0].wait(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := &stratav1.FetchRequest{Topic: "bench", MaxBytes: 1 << 20}
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		resp, err := doFetch(b.Context(), a, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(resp.Records)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
+
+// consumedRecordSize must be proto.Size, for every shape of record.
+func TestConsumedRecordSizeIsProtoSize(t *testing.T) {
+	t.Parallel()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	maybeBytes := func() []byte {
+		switch rnd.IntN(4) {
+		case 0:
+			return nil
+		case 1:
+			return []byte{}
+		}
+		return bytes.Repeat([]byte{'b'}, rnd.IntN(300))
+	}
+	ints := []int64{0, 1, -1, 127, 128, 1 << 31, -1 << 31, 1 << 62, math.MaxInt64, math.MinInt64}
+	for i := range 5000 {
+		r := &stratav1.ConsumedRecord{
+			Topic:     strings.Repeat("t", rnd.IntN(200)),
+			Partition: int32(ints[rnd.IntN(7)]),
+			Offset:    ints[rnd.IntN(len(ints))],
+			Key:       maybeBytes(),
+			Value:     maybeBytes(),
+		}
+		if rnd.IntN(5) > 0 {
+			r.Timestamp = &timestamppb.Timestamp{Seconds: ints[rnd.IntN(len(ints))], Nanos: int32(ints[rnd.IntN(7)])}
+		}
+		for range rnd.IntN(4) {
+			r.Headers = append(r.Headers, &stratav1.Header{Key: strings.Repeat("k", rnd.IntN(3)), Value: maybeBytes()})
+		}
+		if got, want := consumedRecordSize(r), proto.Size(r); got != want {
+			t.Fatalf("record %d %v: size %d, proto.Size %d", i, r, got, want)
+		}
 	}
 }

@@ -26,7 +26,20 @@ package agent
 //
 // So a partition reaches its new owner only after the old one left it out
 // of a heartbeat or lost its lease: two live members never own one
-// partition. A steady heartbeat writes nothing but its lease.
+// partition. A steady heartbeat writes nothing but its lease, and only while
+// the lease is still live at the epoch the heartbeat read
+// (coordinator.Groups.RenewMember): a heartbeat in flight when its lease
+// expired cannot bring the member back once another member's heartbeat took
+// its partitions.
+//
+// Partitions are remembered by topic name, and the record says which topic
+// each name meant (TopicIDs): a topic deleted and created again under the
+// same name is another topic (Kafka's topic ids, KIP-516). When a name's id
+// changes or the topic is gone, what members owned of the old topic becomes
+// stale: it is not assigned, committed to or counted as owning the new
+// topic's partition of the same number, and it blocks that partition until
+// the member released it, so nobody reads the new topic from a position of
+// the old one.
 
 import (
 	"context"
@@ -41,6 +54,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -51,6 +65,9 @@ type groupRecord struct {
 	// Epoch is the group epoch: it changes whenever the target does.
 	Epoch   int32                    `json:"epoch"`
 	Members map[string]*memberRecord `json:"members"`
+	// TopicIDs is the id of every topic the members' partition sets name,
+	// by name.
+	TopicIDs map[string]uuid.UUID `json:"topic_ids,omitempty"`
 }
 
 // memberRecord is one member. Partition sets are topic -> sorted partitions.
@@ -62,6 +79,9 @@ type memberRecord struct {
 	Target    partitionSet `json:"target,omitempty"`
 	Assigned  partitionSet `json:"assigned,omitempty"`
 	Revoking  partitionSet `json:"revoking,omitempty"`
+	// Stale is what the member still owns of deleted topics: it must
+	// release them, and may not commit to them.
+	Stale partitionSet `json:"stale,omitempty"`
 }
 
 // partitionSet is a set of partitions by topic, each list sorted and unique.
@@ -157,7 +177,7 @@ func (s partitionSet) addAll(o partitionSet) {
 }
 
 func decodeGroupRecord(st coordinator.GroupState) (*groupRecord, error) {
-	rec := &groupRecord{Members: map[string]*memberRecord{}}
+	rec := &groupRecord{Members: map[string]*memberRecord{}, TopicIDs: map[string]uuid.UUID{}}
 	if st.Version == 0 || len(st.Data) == 0 {
 		return rec, nil
 	}
@@ -166,6 +186,9 @@ func decodeGroupRecord(st coordinator.GroupState) (*groupRecord, error) {
 	}
 	if rec.Members == nil {
 		rec.Members = map[string]*memberRecord{}
+	}
+	if rec.TopicIDs == nil {
+		rec.TopicIDs = map[string]uuid.UUID{}
 	}
 	return rec, nil
 }
@@ -334,11 +357,19 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 	if err != nil {
 		return heartbeatResult{}, err
 	}
-	live, err := a.liveMembers(ctx, h.group)
+	leases, err := a.liveLeases(ctx, h.group)
 	if err != nil {
 		return heartbeatResult{}, err
 	}
-	changed := false
+	live := map[string]time.Time{}
+	for id, l := range leases {
+		live[id] = l.Expires
+	}
+	topics, err := a.groupTopics.snapshot(ctx, rec.TopicIDs)
+	if err != nil {
+		return heartbeatResult{}, err
+	}
+	changed := retireDeletedTopics(rec, topics)
 	var expired []string
 	for id := range rec.Members {
 		if _, ok := live[id]; !ok && id != h.memberID {
@@ -376,8 +407,9 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 		// (its epoch behind) it reports less than it was given: that is
 		// released too, and offered again below.
 		held := func(tp coordinator.TopicPartition) bool { return h.owned.has(tp) }
-		if a, r := m.Assigned.filter(held), m.Revoking.filter(held); !a.equal(m.Assigned) || !r.equal(m.Revoking) {
-			m.Assigned, m.Revoking = a, r
+		a, r, s := m.Assigned.filter(held), m.Revoking.filter(held), m.Stale.filter(held)
+		if !a.equal(m.Assigned) || !r.equal(m.Revoking) || !s.equal(m.Stale) {
+			m.Assigned, m.Revoking, m.Stale = a, r, s
 			changed = true
 		}
 	}
@@ -386,9 +418,7 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 		changed = true
 	}
 
-	if err := a.retarget(ctx, rec, &changed); err != nil {
-		return heartbeatResult{}, err
-	}
+	a.retarget(rec, topics, &changed)
 
 	// Reconcile the member with its target.
 	others := map[coordinator.TopicPartition]bool{}
@@ -396,10 +426,17 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 		if id != h.memberID {
 			o.Assigned.forEach(func(tp coordinator.TopicPartition) { others[tp] = true })
 			o.Revoking.forEach(func(tp coordinator.TopicPartition) { others[tp] = true })
+			o.Stale.forEach(func(tp coordinator.TopicPartition) { others[tp] = true })
 		}
 	}
 	owned := m.Assigned.union(m.Revoking)
-	assigned := m.Target.filter(func(tp coordinator.TopicPartition) bool { return owned.has(tp) || !others[tp] })
+	// A partition the member still owns of a deleted topic waits until it
+	// is released, even when the new topic's partition of that number is
+	// the member's: given at once, the member would see no change and read
+	// the new topic from the old one's position.
+	assigned := m.Target.filter(func(tp coordinator.TopicPartition) bool {
+		return (owned.has(tp) || !others[tp]) && !m.Stale.has(tp)
+	})
 	revoking := owned.filter(func(tp coordinator.TopicPartition) bool { return !m.Target.has(tp) })
 	pending := m.Target.filter(func(tp coordinator.TopicPartition) bool { return !assigned.has(tp) })
 	epochBumped := false
@@ -424,8 +461,23 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 	// fenced). From the save on, commits must carry the new epoch: a member
 	// whose answer was lost is fenced until its next heartbeat, which
 	// answers the new epoch again.
+	// The lease is renewed only while it is live at the epoch read above:
+	// if it expired meanwhile, another member's heartbeat may have taken
+	// the partitions, and this member must not come back owning them. Only
+	// a join (epoch 0) creates a lease.
+	renew := func() error {
+		if joining {
+			return a.index.PutMember(ctx, h.group, lease, h.session)
+		}
+		err := a.index.RenewMember(ctx, h.group, lease, leases[h.memberID].Epoch, h.session)
+		if errors.Is(err, coordinator.ErrFenced) {
+			return fmt.Errorf("%w: member %q of group %q: its session expired while the heartbeat was in flight (%w): drop its partitions and rejoin with member_epoch 0",
+				errUnknownMember, h.memberID, h.group, err)
+		}
+		return err
+	}
 	if !epochBumped {
-		if err := a.index.PutMember(ctx, h.group, lease, h.session); err != nil {
+		if err := renew(); err != nil {
 			return heartbeatResult{}, err
 		}
 	}
@@ -434,13 +486,14 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 			return heartbeatResult{}, err
 		}
 		for _, id := range expired {
-			if err := a.index.RemoveMember(ctx, h.group, id); err != nil && !errors.Is(err, coordinator.ErrNotFound) {
+			// Only while still expired: the member may have rejoined since.
+			if _, err := a.index.RemoveExpiredMember(ctx, h.group, id); err != nil {
 				a.log.Warn("remove expired group member", "group", h.group, "member", id, "err", err)
 			}
 		}
 	}
 	if epochBumped {
-		if err := a.index.PutMember(ctx, h.group, lease, h.session); err != nil {
+		if err := renew(); err != nil {
 			return heartbeatResult{}, err
 		}
 	}
@@ -455,19 +508,47 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 	}, nil
 }
 
-// retarget recomputes every member's target from the subscriptions and the
-// topics as they are now, and bumps the group epoch when it changed.
-func (a *Agent) retarget(ctx context.Context, rec *groupRecord, changed *bool) error {
-	topics, err := a.groupTopics.list(ctx)
-	if err != nil {
-		return err
+// retireDeletedTopics makes stale, in every member, the partitions of topics
+// the record knew under an id the topic no longer has (deleted, or deleted
+// and made again), and reports whether it changed the record.
+func retireDeletedTopics(rec *groupRecord, topics topicSnapshot) bool {
+	changed := false
+	for name, id := range rec.TopicIDs {
+		if cur, ok := topics.ids[name]; ok && cur == id {
+			continue
+		}
+		delete(rec.TopicIDs, name)
+		changed = true
+		for _, m := range rec.Members {
+			if m.Stale == nil {
+				m.Stale = partitionSet{}
+			}
+			for _, set := range []partitionSet{m.Assigned, m.Revoking} {
+				for _, p := range set[name] {
+					m.Stale.add(coordinator.TopicPartition{Topic: name, Partition: p})
+				}
+				delete(set, name)
+			}
+			delete(m.Target, name)
+		}
 	}
+	return changed
+}
+
+// retarget recomputes every member's target from the subscriptions and the
+// topics as they are now, bumps the group epoch when it changed, and
+// records the id of every topic the target names.
+func (a *Agent) retarget(rec *groupRecord, topics topicSnapshot, changed *bool) {
 	counts := map[string]int32{}
 	members := make([]coordinator.AssignmentMember, 0, len(rec.Members))
 	for id, m := range rec.Members {
-		subscribed := resolveSubscription(m, topics)
+		subscribed := resolveSubscription(m, topics.counts)
 		for _, t := range subscribed {
-			counts[t] = topics[t]
+			counts[t] = topics.counts[t]
+			if _, ok := rec.TopicIDs[t]; !ok {
+				rec.TopicIDs[t] = topics.ids[t]
+				*changed = true
+			}
 		}
 		members = append(members, coordinator.AssignmentMember{ID: id, Topics: subscribed, Owned: m.Target.list()})
 	}
@@ -484,7 +565,6 @@ func (a *Agent) retarget(ctx context.Context, rec *groupRecord, changed *bool) e
 		rec.Epoch++
 		*changed = true
 	}
-	return nil
 }
 
 // resolveSubscription is the member's subscribed topics that exist.
@@ -510,34 +590,65 @@ func resolveSubscription(m *memberRecord, topics map[string]int32) []string {
 	return out
 }
 
-// topicCounts caches the topic list (name -> partition count) that group
-// heartbeats resolve subscriptions against, for the topic cache's TTL: new
-// topics and partitions reach groups within that time.
+// topicCounts caches the topic list (name -> partition count and id) that
+// group heartbeats resolve subscriptions against, for the topic cache's
+// TTL: new topics and partitions reach groups within that time.
 type topicCounts struct {
 	index coordinator.Topics
 	ttl   time.Duration
 
 	mu      sync.Mutex
-	counts  map[string]int32
+	topics  topicSnapshot
 	fetched time.Time
 }
 
+// topicSnapshot is the topic list at one moment.
+type topicSnapshot struct {
+	counts map[string]int32
+	ids    map[string]uuid.UUID
+}
+
 func (c *topicCounts) list(ctx context.Context) (map[string]int32, error) {
+	s, err := c.snapshot(ctx, nil)
+	return s.counts, err
+}
+
+// invalidate makes the next snapshot re-read the index: a topic was
+// created or deleted, or a topic's id was seen to differ from the list's.
+func (c *topicCounts) invalidate() {
+	c.mu.Lock()
+	c.topics = topicSnapshot{}
+	c.mu.Unlock()
+}
+
+// snapshot is the topic list, re-read from the index when the cached one is
+// older than the TTL or gives any name in known another id or none: a
+// group record's ids may come from an agent with a fresher list, and an
+// older list must not undo what it saw.
+func (c *topicCounts) snapshot(ctx context.Context, known map[string]uuid.UUID) (topicSnapshot, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.counts != nil && time.Since(c.fetched) < c.ttl {
-		return c.counts, nil
+	fresh := c.topics.counts != nil && time.Since(c.fetched) < c.ttl
+	for name, id := range known {
+		if c.topics.ids[name] != id {
+			fresh = false
+			break
+		}
+	}
+	if fresh {
+		return c.topics, nil
 	}
 	ts, err := c.index.ListTopics(ctx)
 	if err != nil {
-		return nil, err
+		return topicSnapshot{}, err
 	}
-	counts := make(map[string]int32, len(ts))
+	s := topicSnapshot{counts: make(map[string]int32, len(ts)), ids: make(map[string]uuid.UUID, len(ts))}
 	for _, t := range ts {
-		counts[t.Name] = t.Config.Partitions
+		s.counts[t.Name] = t.Config.Partitions
+		s.ids[t.Name] = t.ID
 	}
-	c.counts, c.fetched = counts, time.Now()
-	return counts, nil
+	c.topics, c.fetched = s, time.Now()
+	return s, nil
 }
 
 // leaveGroup removes the member and frees its partitions. Leaving twice, or
@@ -571,8 +682,14 @@ func (a *Agent) leaveGroup(ctx context.Context, group, memberID string) error {
 	})
 }
 
+// errOffsetMetadataTooLarge: a committed offset's metadata is over
+// --offset-metadata-max-bytes (Kafka's OFFSET_METADATA_TOO_LARGE).
+var errOffsetMetadataTooLarge = fmt.Errorf("%w: offset metadata too large", errTooLarge)
+
 // commitGroupOffsets stores offsets for a member, or for nobody while the
-// group has no live members.
+// group has no live members. An offset's TopicID, when set, is the topic
+// the committer means; every offset is stored with the id of the topic it
+// belongs to.
 func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, epoch int32, offsets map[coordinator.TopicPartition]coordinator.CommittedOffset) error {
 	if err := validGroupName(group); err != nil {
 		return err
@@ -580,20 +697,37 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 	if len(offsets) == 0 {
 		return invalidf("no offsets to commit")
 	}
-	for tp, o := range offsets {
+	for _, tp := range slices.SortedFunc(maps.Keys(offsets), coordinator.CompareTopicPartitions) {
+		o := offsets[tp]
 		if tp.Topic == "" || tp.Partition < 0 {
 			return invalidf("bad partition %q/%d", tp.Topic, tp.Partition)
 		}
 		if o.Offset < 0 {
 			return invalidf("offset %d of %s/%d is negative", o.Offset, tp.Topic, tp.Partition)
 		}
+		if len(o.Metadata) > a.cfg.OffsetMetadataMaxBytes {
+			return fmt.Errorf("%w: the metadata of %s/%d is %d bytes; the limit is %d (offset-metadata-max-bytes)",
+				errOffsetMetadataTooLarge, tp.Topic, tp.Partition, len(o.Metadata), a.cfg.OffsetMetadataMaxBytes)
+		}
 	}
+	offsets = maps.Clone(offsets)
 	if memberID == "" {
 		// Only partitions that exist: a member's are checked by ownership.
-		for tp := range offsets {
-			if _, err := a.partitionTopic(ctx, tp.Topic, tp.Partition); err != nil {
+		for tp, o := range offsets {
+			t, err := a.partitionTopic(ctx, tp.Topic, tp.Partition)
+			if err == nil && o.TopicID != uuid.Nil && o.TopicID != t.ID {
+				// The cache may be behind a delete and create.
+				a.topics.invalidate(tp.Topic)
+				t, err = a.partitionTopic(ctx, tp.Topic, tp.Partition)
+			}
+			if err != nil {
 				return err
 			}
+			if o.TopicID != uuid.Nil && o.TopicID != t.ID {
+				return fmt.Errorf("%w: topic %q was deleted (offsets committed to it are gone); the topic of that name now is another one", coordinator.ErrNotFound, tp.Topic)
+			}
+			o.TopicID = t.ID
+			offsets[tp] = o
 		}
 		live, err := a.liveMembers(ctx, group)
 		if err != nil {
@@ -620,9 +754,37 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 		return fmt.Errorf("%w: member %q committed at epoch %d, its epoch is %d: heartbeat first", coordinator.ErrFenced, memberID, epoch, m.Epoch)
 	}
 	for _, tp := range slices.SortedFunc(maps.Keys(offsets), coordinator.CompareTopicPartitions) {
+		if m.Stale.has(tp) {
+			return fmt.Errorf("%w: member %q owned %s/%d of a topic since deleted: drop it", coordinator.ErrFenced, memberID, tp.Topic, tp.Partition)
+		}
 		if !m.Assigned.has(tp) && !m.Revoking.has(tp) {
 			return fmt.Errorf("%w: member %q does not own %s/%d", coordinator.ErrFenced, memberID, tp.Topic, tp.Partition)
 		}
+		// The member's positions are in the topic it was assigned: that is
+		// the id stored with them. A commit naming another id, or one the
+		// topic no longer has, is of a deleted topic.
+		o := offsets[tp]
+		id, known := rec.TopicIDs[tp.Topic]
+		t, err := a.topics.get(ctx, tp.Topic)
+		if err == nil && known && t.ID != id {
+			a.topics.invalidate(tp.Topic)
+			t, err = a.topics.get(ctx, tp.Topic)
+		}
+		switch {
+		case errors.Is(err, coordinator.ErrNotFound):
+			a.groupTopics.invalidate()
+			return fmt.Errorf("%w: topic %q was deleted: member %q's partitions of it are gone", coordinator.ErrFenced, tp.Topic, memberID)
+		case err != nil:
+			return err
+		case !known:
+			id = t.ID // a record from before topic ids
+		}
+		if t.ID != id || (o.TopicID != uuid.Nil && o.TopicID != id) {
+			a.groupTopics.invalidate() // the next heartbeat retires the deleted topic
+			return fmt.Errorf("%w: topic %q was deleted and created again: member %q's partitions of the deleted one are gone", coordinator.ErrFenced, tp.Topic, memberID)
+		}
+		o.TopicID = id
+		offsets[tp] = o
 	}
 	err = a.index.CommitOffsets(ctx, group, &coordinator.MemberFence{MemberID: memberID, Epoch: epoch}, offsets)
 	if errors.Is(err, coordinator.ErrFenced) {
@@ -631,18 +793,85 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 	return err
 }
 
+// committedOffsets is the group's committed offsets of tps (all when empty)
+// that belong to the topics as they are now: an offset committed to a topic
+// since deleted, even one created again under the same name, is left out
+// and deleted (DeleteTopic deletes them too, but cannot do so atomically
+// with the groups, which live elsewhere). Offsets committed without a topic
+// id count as the current topic's while there is one. Topic ids are read
+// from the index, not the cache: a cached id may be one deleted a moment
+// ago.
+func (a *Agent) committedOffsets(ctx context.Context, group string, tps []coordinator.TopicPartition) (map[coordinator.TopicPartition]coordinator.CommittedOffset, error) {
+	got, err := a.index.FetchOffsets(ctx, group, tps)
+	if err != nil || len(got) == 0 {
+		return got, err
+	}
+	current := map[string]uuid.UUID{} // uuid.Nil: no such topic
+	for tp := range got {
+		if _, ok := current[tp.Topic]; ok {
+			continue
+		}
+		a.topics.invalidate(tp.Topic)
+		t, err := a.topics.get(ctx, tp.Topic)
+		switch {
+		case errors.Is(err, coordinator.ErrNotFound):
+			current[tp.Topic] = uuid.Nil
+		case err != nil:
+			return nil, err
+		default:
+			current[tp.Topic] = t.ID
+		}
+	}
+	stale := map[uuid.UUID][]coordinator.TopicPartition{}
+	for tp, o := range got {
+		cur := current[tp.Topic]
+		if cur != uuid.Nil && (o.TopicID == cur || o.TopicID == uuid.Nil) {
+			continue
+		}
+		delete(got, tp)
+		stale[o.TopicID] = append(stale[o.TopicID], tp)
+	}
+	if len(stale) > 0 {
+		a.groupTopics.invalidate() // the heartbeats retire the deleted topics
+	}
+	for id, tps := range stale {
+		if _, err := a.index.DeleteTopicOffsets(ctx, group, id, tps); err != nil {
+			a.log.Warn("delete committed offsets of a deleted topic", "group", group, "topic_id", id, "err", err)
+		}
+	}
+	return got, nil
+}
+
 // liveMembers is the lease expiry of every member whose lease has not
 // expired, by member id.
 func (a *Agent) liveMembers(ctx context.Context, group string) (map[string]time.Time, error) {
+	leases, err := a.liveLeases(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	live := make(map[string]time.Time, len(leases))
+	for id, l := range leases {
+		live[id] = l.Expires
+	}
+	return live, nil
+}
+
+// liveLeases is the lease (expiry and epoch) of every member whose lease
+// had not expired by the index's clock when it answered, by member id. The
+// index tells the time left; measured from before the call, a lease is
+// taken for expired only once the index says so, never a round trip
+// early: a member judged expired here can no longer renew its lease
+// (RenewMember refuses an expired one), so its partitions may move.
+func (a *Agent) liveLeases(ctx context.Context, group string) (map[string]coordinator.GroupMember, error) {
+	start := time.Now()
 	leases, err := a.index.ListMembers(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	live := map[string]time.Time{}
-	now := time.Now()
+	live := map[string]coordinator.GroupMember{}
 	for _, l := range leases {
-		if l.Expires.After(now) {
-			live[l.ID] = l.Expires
+		if l.Expires.After(start) {
+			live[l.ID] = l
 		}
 	}
 	return live, nil

@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -74,7 +75,14 @@ func (a *Agent) CommitOffsets(ctx context.Context, req *connect.Request[stratav1
 		if _, dup := offsets[tp]; dup {
 			return nil, connectError(invalidf("%s/%d appears twice in one commit", tp.Topic, tp.Partition))
 		}
-		offsets[tp] = coordinator.CommittedOffset{Offset: o.GetOffset(), Metadata: o.GetMetadata()}
+		co := coordinator.CommittedOffset{Offset: o.GetOffset(), Metadata: o.GetMetadata()}
+		if id := o.GetTopicId(); id != "" {
+			var err error
+			if co.TopicID, err = uuid.Parse(id); err != nil {
+				return nil, connectError(invalidf("topic_id %q of %s/%d is not a UUID", id, tp.Topic, tp.Partition))
+			}
+		}
+		offsets[tp] = co
 	}
 	if err := a.commitGroupOffsets(ctx, m.GetGroup(), m.GetMemberId(), m.GetMemberEpoch(), offsets); err != nil {
 		return nil, connectError(err)
@@ -91,7 +99,7 @@ func (a *Agent) FetchOffsets(ctx context.Context, req *connect.Request[stratav1.
 	if err != nil {
 		return nil, connectError(err)
 	}
-	got, err := a.index.FetchOffsets(ctx, req.Msg.GetGroup(), wanted.list())
+	got, err := a.committedOffsets(ctx, req.Msg.GetGroup(), wanted.list())
 	if err != nil {
 		return nil, connectError(err)
 	}
@@ -145,7 +153,7 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 	if err != nil {
 		return nil, err
 	}
-	committed, err := a.index.FetchOffsets(ctx, group, nil)
+	committed, err := a.committedOffsets(ctx, group, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +178,9 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 		// own heartbeat; what it owns beyond its target is revoking now.
 		owned := m.Assigned.union(m.Revoking)
 		revoking := owned.filter(func(tp coordinator.TopicPartition) bool { return !m.Target.has(tp) })
+		// What it still owns of a deleted topic it must release too.
+		revoking.addAll(m.Stale)
+		owned.addAll(m.Stale)
 		pending := m.Target.filter(func(tp coordinator.TopicPartition) bool { return !owned.has(tp) })
 		if pending.len() > 0 || revoking.len() > 0 {
 			reconciling = true
@@ -274,6 +285,7 @@ func (a *Agent) ResetOffsets(ctx context.Context, req *connect.Request[stratav1.
 		return nil, connectError(err)
 	}
 	for _, name := range m.GetTopics() {
+		a.topics.invalidate(name) // a cached topic may be one deleted since
 		t, err := a.topics.get(ctx, name)
 		if err != nil {
 			return nil, connectError(err)
@@ -293,7 +305,12 @@ func (a *Agent) ResetOffsets(ctx context.Context, req *connect.Request[stratav1.
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("group %q has %d live members: stop its consumers (or wait for their session timeout) before resetting its offsets", g, len(live)))
 	}
 	offsets := map[coordinator.TopicPartition]coordinator.CommittedOffset{}
+	refreshed := map[string]bool{}
 	for _, tp := range targets.list() {
+		if !refreshed[tp.Topic] {
+			a.topics.invalidate(tp.Topic) // a cached topic may be one deleted since
+			refreshed[tp.Topic] = true
+		}
 		t, err := a.partitionTopic(ctx, tp.Topic, tp.Partition)
 		if err != nil {
 			return nil, connectError(err)
@@ -311,11 +328,11 @@ func (a *Agent) ResetOffsets(ctx context.Context, req *connect.Request[stratav1.
 		case *stratav1.ResetOffsetsRequest_Offset:
 			off = min(max(to.Offset, st.LogStartOffset), st.HighWatermark)
 		case *stratav1.ResetOffsetsRequest_Timestamp:
-			if off, err = a.offsetForTime(ctx, t, tp.Partition, to.Timestamp.AsTime().UnixMilli(), st); err != nil {
+			if off, err = a.offsetForTime(ctx, t, tp.Partition, millisCeil(to.Timestamp), st); err != nil {
 				return nil, connectError(err)
 			}
 		}
-		offsets[tp] = coordinator.CommittedOffset{Offset: off}
+		offsets[tp] = coordinator.CommittedOffset{Offset: off, TopicID: t.ID}
 	}
 	if !m.GetDryRun() {
 		if err := a.index.CommitOffsets(ctx, g, nil, offsets); err != nil {
@@ -356,6 +373,9 @@ func offsetsToProto(m map[coordinator.TopicPartition]coordinator.CommittedOffset
 	for _, tp := range slices.SortedFunc(maps.Keys(m), coordinator.CompareTopicPartitions) {
 		o := m[tp]
 		po := &stratav1.PartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o.Offset, Metadata: o.Metadata}
+		if o.TopicID != uuid.Nil {
+			po.TopicId = o.TopicID.String()
+		}
 		if !o.CommitTime.IsZero() {
 			po.CommitTime = timestamppb.New(o.CommitTime)
 		}

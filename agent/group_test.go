@@ -349,7 +349,9 @@ func TestGroupRegexPicksUpNewTopics(t *testing.T) {
 func TestGroupDescribeListResetDelete(t *testing.T) {
 	ta := startAgent(t, nil)
 	ta.createTopic(t, "t", 2, nil)
-	before := time.Now()
+	// Records are stamped in whole milliseconds (the produce time, rounded
+	// down): a time with nanoseconds may be after a record of the same ms.
+	before := time.Now().Truncate(time.Millisecond)
 	for i := range 10 {
 		produceOne(t, ta, "t", int32(i%2), fmt.Sprint(i))
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -134,6 +135,7 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 	where := make([][]slot, len(req.GetTopics()))
 	var batches []partitionBatch
 	batchIndex := map[partitionKey]int{}
+	names := map[uuid.UUID]string{} // topic id -> name, for errors
 	var recordCount int
 	var payload int64
 	for i, tr := range req.GetTopics() {
@@ -144,12 +146,23 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 		if err != nil {
 			return nil, unknownTopic(tr.GetTopic(), err)
 		}
+		if maxExplicitPartition(tr) >= topic.Config.Partitions {
+			// Partitions may have been added since the cache was filled
+			// (CreatePartitions on any agent): ask the index before
+			// refusing, so the refusal is never a stale cache's.
+			a.topics.invalidate(tr.GetTopic())
+			if topic, err = a.topics.get(ctx, tr.GetTopic()); err != nil {
+				return nil, unknownTopic(tr.GetTopic(), err)
+			}
+		}
+		names[topic.ID] = topic.Name
 		codec, err := topicCodec(topic)
 		if err != nil {
 			return nil, err
 		}
 		n := topic.Config.Partitions
 		sticky := int32(stickyCounter.Add(1) % uint32(n))
+		maxMessageBytes, limitFresh := topic.Config.MaxMessageBytes, false
 		if idem {
 			for p, seq := range tr.GetBaseSequences() {
 				if p < 0 || p >= n || seq < 0 {
@@ -180,8 +193,21 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 			for _, h := range r.GetHeaders() {
 				rec.Headers = append(rec.Headers, objectlog.Header{Key: h.GetKey(), Value: h.Value})
 			}
-			if size := recordBytes(rec); size > int64(topic.Config.MaxMessageBytes) {
-				return nil, fmt.Errorf("%w: record %d of topic %q is %d bytes, over the topic's max.message.bytes %d", errTooLarge, j, topic.Name, size, topic.Config.MaxMessageBytes)
+			if size := recordBytes(rec); size > int64(maxMessageBytes) {
+				if !limitFresh {
+					// The limit may have been raised since the cache was
+					// filled (UpdateTopicConfig on any agent): refuse on
+					// the index's word only.
+					limitFresh = true
+					a.topics.invalidate(tr.GetTopic())
+					if fresh, err := a.topics.get(ctx, tr.GetTopic()); err == nil {
+						maxMessageBytes = fresh.Config.MaxMessageBytes
+					}
+				}
+				if size > int64(maxMessageBytes) {
+					return nil, overLimit(errTooLarge, "max.message.bytes", int64(maxMessageBytes), size,
+						"record %d of topic %q is %d bytes, over the topic's max.message.bytes %d", j, topic.Name, size, maxMessageBytes)
+				}
 			}
 			payload += recordBytes(rec)
 			k := partitionKey{topic.ID, p}
@@ -225,13 +251,10 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 		return nil, err
 	}
 	return func(ctx context.Context) (*stratav1.ProduceResponse, error) {
-		for _, p := range pending {
+		for i, p := range pending {
 			if err := p.wait(ctx); err != nil {
 				if errors.Is(err, coordinator.ErrTopicDeleted) {
-					// The cached topic is gone; the next request re-reads it.
-					for _, tr := range req.GetTopics() {
-						a.topics.invalidate(tr.GetTopic())
-					}
+					return nil, a.topicDeleted(ctx, req, names[batches[i].key.topic], batches[i].key.topic, err)
 				}
 				return nil, err
 			}
@@ -285,6 +308,37 @@ func checkIdempotence(req *stratav1.ProduceRequest) (bool, error) {
 	return true, nil
 }
 
+// topicDeleted answers a commit that met a deleted topic (name, with id
+// deleted, as the cache had it). The request's cached topics are dropped so
+// the next request re-reads them. If the name now belongs to a new topic
+// (deleted and created again), the same request sent again succeeds, so
+// the answer is retryable, not NotFound.
+func (a *Agent) topicDeleted(ctx context.Context, req *stratav1.ProduceRequest, name string, deleted uuid.UUID, err error) error {
+	for _, tr := range req.GetTopics() {
+		a.topics.invalidate(tr.GetTopic())
+	}
+	t, gerr := a.topics.get(ctx, name)
+	switch {
+	case gerr == nil && t.ID != deleted:
+		return fmt.Errorf("%w: topic %q: %w; send the request again", errTopicRecreated, name, err)
+	case errors.Is(gerr, coordinator.ErrNotFound):
+		return unknownTopic(name, errors.Join(err, gerr)) // deleted for good
+	}
+	return err
+}
+
+// maxExplicitPartition is the largest partition the topic's records name,
+// or -1.
+func maxExplicitPartition(tr *stratav1.TopicRecords) int32 {
+	m := int32(-1)
+	for _, r := range tr.GetRecords() {
+		if r.Partition != nil {
+			m = max(m, r.GetPartition())
+		}
+	}
+	return m
+}
+
 // topicCodec is the codec a topic's compression.type asks for. "producer"
 // means none for the native API, whose records arrive uncompressed (the
 // transport compresses).
@@ -303,9 +357,17 @@ func topicCodec(t coordinator.Topic) (objectlog.Codec, error) {
 // unknownTopic says how to fix a missing topic.
 func unknownTopic(name string, err error) error {
 	if errors.Is(err, coordinator.ErrNotFound) {
-		return &hintError{msg: fmt.Sprintf("topic %q does not exist; create it with `strata topic create %s`", name, name), err: err}
+		return &hintError{msg: fmt.Sprintf("topic %q does not exist; create it with `strata topic create %s`", name, name),
+			err: errors.Join(err, errUnknownTopicOrPartition)}
 	}
 	return err
+}
+
+// unknownPartition is a partition past the topic's count as the index has
+// it (read afresh, not from the cache).
+func unknownPartition(name string, partition, partitions int32) error {
+	return &hintError{msg: fmt.Sprintf("%v: partition %d: topic %q has %d partitions", coordinator.ErrNotFound, partition, name, partitions),
+		err: errors.Join(coordinator.ErrNotFound, errUnknownTopicOrPartition)}
 }
 
 // hintError replaces an error's message with one a person can act on,

@@ -1,15 +1,19 @@
 package agent
 
-// HTTP wiring: one API port serves Connect, gRPC and gRPC-web over HTTP/1.1
-// and h2c, with gRPC health and reflection (grpcurl, buf curl) and CORS for
-// browsers; a separate admin port serves Prometheus metrics and pprof, so
-// they are never exposed where the API is.
+// HTTP wiring: one API port serves Connect, gRPC and gRPC-web, over TLS
+// (HTTP/2 through ALPN, or HTTP/1.1) when given a certificate, else over
+// plaintext HTTP/1.1 and h2c, with gRPC health and reflection (grpcurl, buf
+// curl) and CORS for browsers; a separate admin port serves Prometheus
+// metrics and pprof, so they are never exposed where the API is.
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -64,6 +68,11 @@ func (a *Agent) Handler() http.Handler {
 	return a.withCORS(mux)
 }
 
+// withCORS answers browsers' preflights (the Fetch standard's CORS
+// protocol). Connect's, gRPC-web's and gRPC's own headers are always
+// allowed and exposed (connectrpc.com/cors); the configured lists add to
+// them, so an app may send authorization or a tracing header and read its
+// own response headers.
 func (a *Agent) withCORS(h http.Handler) http.Handler {
 	origins := strings.Split(a.cfg.CORSOrigins, ",")
 	if a.cfg.CORSOrigins == "" {
@@ -72,8 +81,8 @@ func (a *Agent) withCORS(h http.Handler) http.Handler {
 	return cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: connectcors.AllowedMethods(),
-		AllowedHeaders: connectcors.AllowedHeaders(),
-		ExposedHeaders: connectcors.ExposedHeaders(),
+		AllowedHeaders: append(connectcors.AllowedHeaders(), splitList(a.cfg.CORSAllowedHeaders)...),
+		ExposedHeaders: append(connectcors.ExposedHeaders(), splitList(a.cfg.CORSExposedHeaders)...),
 		MaxAge:         7200,
 	}).Handler(h)
 }
@@ -94,15 +103,27 @@ func AdminHandler() http.Handler {
 type Listeners struct {
 	API   net.Listener
 	Admin net.Listener // nil when the admin port is off
+	// TLS, when not nil, holds the API port's certificate: Serve speaks TLS
+	// on it (HTTP/2 through ALPN, or HTTP/1.1). Nil: plaintext HTTP/1.1 and
+	// h2c. The admin port is always plaintext.
+	TLS *tls.Config
+
+	certs *certReloader // behind TLS.GetCertificate when Listen built TLS
 }
 
-// Listen binds the API and admin ports of cfg.
+// Listen reads the API port's certificate, if cfg has one, and binds the API
+// and admin ports of cfg. A certificate that cannot be loaded is an error
+// here, before anything is bound or started.
 func Listen(cfg Config) (Listeners, error) {
+	tlsConfig, certs, err := serverTLS(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return Listeners{}, err
+	}
 	api, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return Listeners{}, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	l := Listeners{API: api}
+	l := Listeners{API: api, TLS: tlsConfig, certs: certs}
 	if cfg.AdminListen != "" {
 		if l.Admin, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			api.Close()
@@ -112,6 +133,26 @@ func Listen(cfg Config) (Listeners, error) {
 	return l, nil
 }
 
+// serverTLS loads the API port's certificate and key; nil when neither is
+// given. TLS 1.2 is the floor: HTTP/2 forbids older versions (RFC 9113
+// section 9.2).
+func serverTLS(certFile, keyFile string) (*tls.Config, *certReloader, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, nil, fmt.Errorf("tls-cert and tls-key go together: got tls-cert %q and tls-key %q", certFile, keyFile)
+	}
+	certs, err := newCertReloader(certFile, keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &tls.Config{
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.current(), nil },
+		MinVersion:     tls.VersionTLS12,
+	}, certs, nil
+}
+
 // Serve serves the API (and admin port) on l until ctx ends, then shuts
 // down gracefully: it stops accepting connections, flushes and commits what
 // is buffered so waiting producers get their answers, ends subscriptions,
@@ -119,26 +160,41 @@ func Listen(cfg Config) (Listeners, error) {
 func (a *Agent) Serve(ctx context.Context, l Listeners) error {
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
-	newServer := func(h http.Handler) *http.Server {
+	newServer := func(h http.Handler, tlsConfig *tls.Config) *http.Server {
 		s := &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return streams },
+			TLSConfig:         tlsConfig,
+			ErrorLog:          log.New(serverErrorLog{a.log}, "", 0),
 		}
 		s.Protocols = new(http.Protocols)
 		s.Protocols.SetHTTP1(true)
-		s.Protocols.SetUnencryptedHTTP2(true)
+		if tlsConfig != nil {
+			s.Protocols.SetHTTP2(true) // offered through ALPN by ServeTLS
+		} else {
+			s.Protocols.SetUnencryptedHTTP2(true)
+		}
 		return s
 	}
-	api := newServer(a.Handler())
+	if l.certs != nil {
+		l.certs.setLogger(a.log)
+		l.certs.logCertificate(ctx, a.log)
+	}
+	api := newServer(a.Handler(), l.TLS)
 	errc := make(chan error, 2)
-	go func() { errc <- api.Serve(l.API) }()
+	if l.TLS != nil {
+		// TLSConfig.GetCertificate hands out the certificate: no files here.
+		go func() { errc <- api.ServeTLS(l.API, "", "") }()
+	} else {
+		go func() { errc <- api.Serve(l.API) }()
+	}
 	var admin *http.Server
 	if l.Admin != nil {
-		admin = newServer(AdminHandler())
+		admin = newServer(AdminHandler(), nil)
 		go func() { errc <- admin.Serve(l.Admin) }()
 	}
-	a.log.Info("agent serving", "api", l.API.Addr().String(), "agent_id", a.cfg.AgentID)
+	a.log.Info("agent serving", "api", l.API.Addr().String(), "agent_id", a.cfg.AgentID, "tls", l.TLS != nil)
 
 	var serveErr error
 	select {
@@ -160,4 +216,19 @@ func (a *Agent) Serve(ctx context.Context, l Listeners) error {
 		return serveErr
 	}
 	return errors.Join(closeErr, err)
+}
+
+// serverErrorLog puts net/http's error lines into the agent's structured
+// log. Failed TLS handshakes are debug: load balancers' TCP health checks
+// and port scanners cause one per probe.
+type serverErrorLog struct{ log *slog.Logger }
+
+func (l serverErrorLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, "http server", "err", msg)
+	return len(p), nil
 }

@@ -15,6 +15,12 @@ package agent
 // A partition whose position falls below the log start (retention) jumps
 // to the log start. Transient index or store failures are retried with
 // backoff for up to streamRetryFor before the stream fails Unavailable.
+//
+// A stream follows one topic id (KIP-516): when the topic is deleted,
+// created again or not, the stream ends NotFound, naming the topic, since
+// its positions mean nothing in a new topic. A stream idle for its
+// keep-alive interval gets a message with no records and keep_alive set,
+// so proxies that cut idle connections leave it open.
 
 import (
 	"context"
@@ -35,6 +41,10 @@ const (
 	minTopicRefresh = 100 * time.Millisecond
 	// streamRetryFor bounds how long a stream rides out transient failures.
 	streamRetryFor = 30 * time.Second
+	// minKeepAlive is the shortest keep-alive interval a stream may ask
+	// for: keep-alives are for idle timeouts of tens of seconds, not a
+	// clock to drive an agent's work with.
+	minKeepAlive = time.Second
 )
 
 // errStreamBroken marks a failed send, after which a stream must end.
@@ -43,6 +53,12 @@ var errStreamBroken = errors.New("stream broken")
 // Subscribe implements stratav1connect.ConsumerServiceHandler.
 func (a *Agent) Subscribe(ctx context.Context, req *connect.Request[stratav1.SubscribeRequest], stream *connect.ServerStream[stratav1.SubscribeResponse]) error {
 	s, err := a.newSubscription(ctx, req.Msg)
+	if errors.Is(err, coordinator.ErrNotFound) && !errors.Is(err, errUnknownTopicOrPartition) {
+		// The index knows no partition of the cached topic: it may have been
+		// deleted and its name given to a new topic. Once more, afresh.
+		a.topics.invalidate(req.Msg.GetTopic())
+		s, err = a.newSubscription(ctx, req.Msg)
+	}
 	if err != nil {
 		return connectError(err)
 	}
@@ -66,10 +82,14 @@ type subscription struct {
 	a        *Agent
 	req      *stratav1.SubscribeRequest
 	topic    coordinator.Topic
-	all      bool // following every partition, present and future
-	maxBytes int64
-	follows  []*follow
-	rr       int // where the next message starts taking records
+	all      bool  // following every partition, present and future
+	maxBytes int64 // for the records of one message (readBudget)
+	// keepAlive is the idle time after which a keep-alive goes; 0: never.
+	keepAlive time.Duration
+	lastSent  time.Time
+	started   bool // run has begun: records may have been sent
+	follows   []*follow
+	rr        int // where the next message starts taking records
 	// wake is the hub's channel for the topic, taken by step before it
 	// looked at the watermarks, so a rise after the look closes it.
 	wake <-chan struct{}
@@ -87,7 +107,7 @@ type follow struct {
 }
 
 func (a *Agent) newSubscription(ctx context.Context, m *stratav1.SubscribeRequest) (*subscription, error) {
-	maxBytes, err := readBudget(m.GetMaxBytes())
+	maxBytes, err := a.readBudget(m.GetMaxBytes())
 	if err != nil {
 		return nil, err
 	}
@@ -102,26 +122,51 @@ func (a *Agent) newSubscription(ctx context.Context, m *stratav1.SubscribeReques
 	if m.GetTopic() == "" {
 		return nil, invalidf("topic name is empty")
 	}
-	s := &subscription{a: a, req: m, all: len(m.GetPartitions()) == 0, maxBytes: maxBytes}
+	wantID, err := parseTopicID(m.GetTopicId())
+	if err != nil {
+		return nil, err
+	}
+	keepAlive := a.cfg.SubscribeKeepAlive
+	if d := m.GetKeepAliveInterval(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return nil, invalidf("keep_alive_interval: %v", err)
+		}
+		keepAlive = d.AsDuration()
+		if keepAlive < 0 || (keepAlive > 0 && keepAlive < minKeepAlive) {
+			return nil, invalidf("keep_alive_interval %s must be 0 (off) or at least %s", keepAlive, minKeepAlive)
+		}
+	}
+	s := &subscription{a: a, req: m, all: len(m.GetPartitions()) == 0, maxBytes: maxBytes, keepAlive: keepAlive}
 	var partitions []int32
 	if s.all {
-		if s.topic, err = a.topics.get(ctx, m.GetTopic()); err != nil {
-			return nil, unknownTopic(m.GetTopic(), err)
+		if s.topic, err = a.readTopic(ctx, m.GetTopic(), 0, wantID); err != nil {
+			return nil, err
 		}
 		for p := range s.topic.Config.Partitions {
 			partitions = append(partitions, p)
 		}
 	} else {
 		for _, p := range m.GetPartitions() {
-			if s.topic, err = a.partitionTopic(ctx, m.GetTopic(), p); err != nil {
+			if s.topic, err = a.readTopic(ctx, m.GetTopic(), p, wantID); err != nil {
 				return nil, err
 			}
 		}
 		partitions = slices.Compact(slices.Sorted(slices.Values(m.GetPartitions())))
 	}
+	for p := range m.GetPartitionOffsets() {
+		switch {
+		case !s.all && !slices.Contains(partitions, p):
+			return nil, invalidf("partition_offsets names partition %d, which partitions %v leaves out", p, partitions)
+		case p < 0 || p >= s.topic.Config.Partitions:
+			// Maybe created since the topic was cached.
+			if _, err := a.partitionTopic(ctx, m.GetTopic(), p); err != nil {
+				return nil, fmt.Errorf("partition_offsets: %w", err)
+			}
+		}
+	}
 	for _, p := range partitions {
 		if err := s.add(ctx, p, false); err != nil {
-			return nil, err
+			return nil, s.gone(ctx, err)
 		}
 	}
 	return s, nil
@@ -131,18 +176,26 @@ func (a *Agent) newSubscription(ctx context.Context, m *stratav1.SubscribeReques
 // after the stream opened is newer than the stream, so from "latest" such
 // a partition starts at its log start; the other starts apply as asked.
 func (s *subscription) add(ctx context.Context, p int32, created bool) error {
+	key := partitionKey{s.topic.ID, p}
+	// Watch the partition before reading its state, so that a commit in
+	// between reaches the stream's first step through the hub.
+	s.a.hub.changed(key)
 	st, err := s.a.index.PartitionState(ctx, s.topic.ID, p)
 	if err != nil {
 		return err
 	}
-	f := &follow{key: partitionKey{s.topic.ID, p}, indexHWM: st.HighWatermark, hubSeen: -1}
-	switch start := s.req.GetStart().(type) {
+	f := &follow{key: key, indexHWM: st.HighWatermark, hubSeen: -1}
+	start := s.req.GetStart()
+	if off, ok := s.req.GetPartitionOffsets()[p]; ok {
+		start = &stratav1.SubscribeRequest_Offset{Offset: off}
+	}
+	switch start := start.(type) {
 	case *stratav1.SubscribeRequest_Earliest:
 		f.next = st.LogStartOffset
 	case *stratav1.SubscribeRequest_Offset:
 		f.next = min(max(start.Offset, st.LogStartOffset), st.HighWatermark)
 	case *stratav1.SubscribeRequest_Timestamp:
-		if f.next, err = s.a.offsetForTime(ctx, s.topic, p, start.Timestamp.AsTime().UnixMilli(), st); err != nil {
+		if f.next, err = s.a.offsetForTime(ctx, s.topic, p, millisCeil(start.Timestamp), st); err != nil {
 			return err
 		}
 	default: // latest, or no start
@@ -156,43 +209,32 @@ func (s *subscription) add(ctx context.Context, p int32, created bool) error {
 }
 
 // offsetForTime is the offset of the partition's first record with a
-// timestamp at or after ts (ms), or the high watermark if none has one.
+// timestamp at or after ts (ms), or, if none has one, the high watermark
+// the search reached.
 // The index names the entry holding it; the entry is scanned for the exact
-// record.
+// record (recordAtOrAfter, in list_offsets.go).
 func (a *Agent) offsetForTime(ctx context.Context, topic coordinator.Topic, p int32, ts int64, st coordinator.PartitionState) (int64, error) {
-	e, found, err := a.index.OffsetForTimestamp(ctx, topic.ID, p, ts)
+	r, _, err := a.recordAtOrAfter(ctx, topic, p, ts, st)
 	if err != nil {
 		return 0, err
 	}
-	if !found {
-		return st.HighWatermark, nil
-	}
-	from := max(e.BaseOffset, st.LogStartOffset)
-	for {
-		recs, next, rst, err := a.readPartition(ctx, topic, p, from, defaultReadBytes)
-		if errors.Is(err, coordinator.ErrOffsetOutOfRange) && from < rst.LogStartOffset {
-			from = rst.LogStartOffset // retention passed the entry meanwhile
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		for _, r := range recs {
-			if r.GetTimestamp().AsTime().UnixMilli() >= ts {
-				return r.GetOffset(), nil
-			}
-		}
-		// The entry's running maximum reached ts but, when retention cut
-		// it, the record that did is gone: keep scanning to the end.
-		if next <= from || next >= rst.HighWatermark {
-			return next, nil
-		}
-		from = next
-	}
+	return r.offset, nil
 }
 
-// run sends records until ctx ends or a failure outlasts streamRetryFor.
-func (s *subscription) run(ctx context.Context, send func(*stratav1.SubscribeResponse) error) error {
+// run sends records until ctx ends or a failure outlasts streamRetryFor,
+// and a keep-alive whenever the stream was idle for s.keepAlive.
+func (s *subscription) run(ctx context.Context, sendMsg func(*stratav1.SubscribeResponse) error) error {
+	topicID := s.topic.ID.String()
+	s.started = true
+	s.lastSent = time.Now()
+	send := func(m *stratav1.SubscribeResponse) error {
+		m.TopicId = topicID
+		if err := sendMsg(m); err != nil {
+			return err
+		}
+		s.lastSent = time.Now()
+		return nil
+	}
 	var lastRecheck, lastRefresh = time.Now(), time.Now()
 	var failingSince time.Time
 	backoff := 50 * time.Millisecond
@@ -212,6 +254,12 @@ func (s *subscription) run(ctx context.Context, send func(*stratav1.SubscribeRes
 				return err
 			}
 			s.a.log.Warn("subscription read failed, retrying", "topic", s.topic.Name, "err", err)
+			if s.keepAlive > 0 && time.Since(s.lastSent) >= s.keepAlive {
+				// The stream is alive, only waiting: say so to proxies.
+				if err := send(&stratav1.SubscribeResponse{KeepAlive: true}); err != nil {
+					return fmt.Errorf("%w: %w", errStreamBroken, err)
+				}
+			}
 			if err := sleepCtx(ctx, backoff); err != nil {
 				return err
 			}
@@ -220,6 +268,12 @@ func (s *subscription) run(ctx context.Context, send func(*stratav1.SubscribeRes
 		}
 		failingSince, backoff = time.Time{}, 50*time.Millisecond
 		if again {
+			continue
+		}
+		if s.keepAlive > 0 && time.Since(s.lastSent) >= s.keepAlive {
+			if err := send(&stratav1.SubscribeResponse{KeepAlive: true}); err != nil {
+				return fmt.Errorf("%w: %w", errStreamBroken, err)
+			}
 			continue
 		}
 		if err := s.wait(ctx); err != nil {
@@ -269,6 +323,11 @@ func (s *subscription) step(ctx context.Context, send func(*stratav1.SubscribeRe
 	for _, i := range ready {
 		f := s.follows[i]
 		recs, next, st, err := s.a.readRecords(ctx, s.topic, f.key.partition, f.next, s.maxBytes-size, len(out) == 0)
+		if errors.Is(err, coordinator.ErrNotFound) {
+			// The topic is gone: its records read so far are not worth
+			// sending before the stream ends.
+			return false, s.gone(ctx, err)
+		}
 		if errors.Is(err, coordinator.ErrOffsetOutOfRange) {
 			s.reposition(f, st)
 			moved = true
@@ -287,7 +346,7 @@ func (s *subscription) step(ctx context.Context, send func(*stratav1.SubscribeRe
 		f.next, f.indexHWM = next, st.HighWatermark
 		out = append(out, recs...)
 		for _, r := range recs {
-			size += consumedSize(r)
+			size += encodedSize(r)
 		}
 		if len(recs) == 0 && next < st.HighWatermark {
 			// Its next record does not fit this message: it goes first in
@@ -329,12 +388,15 @@ func (s *subscription) reposition(f *follow, st coordinator.PartitionState) {
 	}
 }
 
-// wait blocks until a watermark of the topic rises, the next recheck or
-// topic refresh is due, or ctx ends.
+// wait blocks until a watermark of the topic rises, the next recheck,
+// topic refresh or keep-alive is due, or ctx ends.
 func (s *subscription) wait(ctx context.Context) error {
 	d := watermarkRecheck
 	if s.all {
 		d = min(d, max(s.a.cfg.TopicCacheTTL, minTopicRefresh))
+	}
+	if s.keepAlive > 0 {
+		d = min(d, max(s.keepAlive-time.Since(s.lastSent), 0))
 	}
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -348,7 +410,7 @@ func (s *subscription) recheck(ctx context.Context) error {
 	for _, f := range s.follows {
 		st, err := s.a.index.PartitionState(ctx, s.topic.ID, f.key.partition)
 		if err != nil {
-			return s.gone(err)
+			return s.gone(ctx, err)
 		}
 		f.indexHWM = st.HighWatermark
 	}
@@ -359,10 +421,10 @@ func (s *subscription) recheck(ctx context.Context) error {
 func (s *subscription) refresh(ctx context.Context) error {
 	t, err := s.a.topics.get(ctx, s.topic.Name)
 	if err != nil {
-		return s.gone(err)
+		return s.gone(ctx, err)
 	}
 	if t.ID != s.topic.ID {
-		return fmt.Errorf("%w: topic %q was deleted while the stream followed it", coordinator.ErrNotFound, s.topic.Name)
+		return s.gone(ctx, fmt.Errorf("%w: the topic has another id", coordinator.ErrNotFound))
 	}
 	for p := int32(len(s.follows)); p < t.Config.Partitions; p++ {
 		if err := s.add(ctx, p, true); err != nil {
@@ -372,21 +434,30 @@ func (s *subscription) refresh(ctx context.Context) error {
 	return nil
 }
 
-// gone says which topic went away when the index no longer knows it.
-func (s *subscription) gone(err error) error {
-	if errors.Is(err, coordinator.ErrNotFound) {
-		return fmt.Errorf("topic %q was deleted while the stream followed it: %w", s.topic.Name, err)
+// gone says, by name, which topic went away when the index no longer
+// knows a partition of the stream's topic id: the topic was deleted, and
+// maybe created again, which the stream must not follow. The index's
+// message, which names the id, is left out.
+func (s *subscription) gone(ctx context.Context, err error) error {
+	if !errors.Is(err, coordinator.ErrNotFound) {
+		return err
 	}
-	return err
-}
-
-// consumedSize is what a record counts against max_bytes (recordSize).
-func consumedSize(r *stratav1.ConsumedRecord) int64 {
-	n := int64(len(r.GetKey()) + len(r.GetValue()))
-	for _, h := range r.GetHeaders() {
-		n += int64(len(h.GetKey()) + len(h.GetValue()))
+	s.a.topics.invalidate(s.topic.Name)
+	now, terr := s.a.topics.get(ctx, s.topic.Name)
+	if terr == nil && now.ID == s.topic.ID {
+		// The topic lives: the index lacks one of its partitions.
+		return fmt.Errorf("%w: topic %q: a partition the stream follows is unknown to the index", coordinator.ErrNotFound, s.topic.Name)
 	}
-	return n
+	s.a.hub.forgetTopic(s.topic.ID)
+	recreated := terr == nil
+	if s.started {
+		if recreated {
+			return fmt.Errorf("%w: topic %q was deleted while the stream followed it; it exists again as a new topic, whose offsets are not the old topic's",
+				coordinator.ErrNotFound, s.topic.Name)
+		}
+		return fmt.Errorf("%w: topic %q was deleted while the stream followed it", coordinator.ErrNotFound, s.topic.Name)
+	}
+	return errTopicDeleted(s.topic.Name, recreated)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -12,6 +12,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -60,16 +62,17 @@ func (s *stream) next(n int, maxBytes int64) []*stratav1.ConsumedRecord {
 		if !s.s.Receive() {
 			s.t.Fatalf("stream ended after %d of %d records: %v", len(out), n, s.s.Err())
 		}
-		recs := s.s.Msg().Records
-		if len(recs) == 0 {
-			s.t.Fatal("an empty message")
+		msg := s.s.Msg()
+		recs := msg.Records
+		if msg.KeepAlive && len(recs) == 0 {
+			continue
 		}
-		var size int64
-		for _, r := range recs {
-			size += consumedSize(r)
+		if len(recs) == 0 || msg.KeepAlive {
+			s.t.Fatalf("a message with %d records, keep_alive %v", len(recs), msg.KeepAlive)
 		}
-		if maxBytes > 0 && len(recs) > 1 && size > maxBytes {
-			s.t.Fatalf("a message of %d records holds %d bytes, over max_bytes %d", len(recs), size, maxBytes)
+		// The whole message counts, as a client's receive limit does.
+		if size := int64(proto.Size(msg)); maxBytes > 0 && len(recs) > 1 && size > maxBytes {
+			s.t.Fatalf("a message of %d records takes %d bytes, over max_bytes %d", len(recs), size, maxBytes)
 		}
 		out = append(out, recs...)
 	}
@@ -357,5 +360,278 @@ func TestSubscribeRidesOutTransientIndexFailures(t *testing.T) {
 	}
 	if n := flaky.failures.Load(); n >= 0 {
 		t.Fatalf("%d injected failures left: the stream never met them", n+1)
+	}
+}
+
+// streamEnd receives until the stream ends and returns its error; records
+// received meanwhile are returned too.
+func (s *stream) end() ([]*stratav1.ConsumedRecord, error) {
+	s.t.Helper()
+	var recs []*stratav1.ConsumedRecord
+	for s.s.Receive() {
+		recs = append(recs, s.s.Msg().Records...)
+	}
+	return recs, s.s.Err()
+}
+
+// KIP-516: a stream follows one topic id; a topic of the same name created
+// after a deletion is another topic, which the stream must not slide into.
+func TestSubscribeEndsWhenItsTopicIsDeleted(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, nil)
+	client := consumerClient(t, a)
+	for _, tc := range []struct {
+		name       string
+		partitions []int32
+		recreate   bool
+	}{
+		{"all partitions recreated", nil, true},
+		{"chosen partitions recreated", []int32{0, 1}, true},
+		{"all partitions deleted", nil, false},
+		{"chosen partitions deleted", []int32{1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			topic := env.createTopic(t, 2)
+			write(t, a, topic, 1, objectlog.NoProducer, values(1, "old")...)
+			s := subscribe(t, client, &stratav1.SubscribeRequest{Topic: topic.Name, Partitions: tc.partitions,
+				Start: &stratav1.SubscribeRequest_Earliest{Earliest: true}})
+			if got := described(t, s.next(1, 0)); got != "1:0:old" || s.s.Msg().TopicId != topic.ID.String() {
+				t.Fatalf("before the deletion: %s topic_id %q, want 1:0:old and %s", got, s.s.Msg().TopicId, topic.ID)
+			}
+			if err := env.index.DeleteTopic(t.Context(), topic.Name); err != nil {
+				t.Fatal(err)
+			}
+			if tc.recreate {
+				fresh, err := env.index.CreateTopic(t.Context(), topic.Name, coordinator.TopicConfig{Partitions: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for p := range int32(2) {
+					write(t, a, fresh, p, objectlog.NoProducer, values(2, "new0", "new1")...)
+				}
+			}
+			recs, err := s.end()
+			if len(recs) != 0 {
+				t.Fatalf("the stream went on with %s", described(t, recs))
+			}
+			if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), fmt.Sprintf("topic %q was deleted", topic.Name)) ||
+				strings.Contains(err.Error(), topic.ID.String()) {
+				t.Fatalf("stream end: %v, want NotFound saying, by name, that the topic was deleted", err)
+			}
+		})
+	}
+}
+
+func TestSubscribeWithATopicID(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, func(c *Config) { c.TopicCacheTTL = time.Minute })
+	client := consumerClient(t, a)
+	old := env.createTopic(t, 1)
+	write(t, a, old, 0, objectlog.NoProducer, values(1, "a", "b", "c")...)
+
+	// Resuming with the id the stream gave works.
+	s := subscribe(t, client, &stratav1.SubscribeRequest{Topic: old.Name, TopicId: old.ID.String(),
+		Start: &stratav1.SubscribeRequest_Offset{Offset: 2}})
+	if got := described(t, s.next(1, 0)); got != "0:2:c" {
+		t.Fatalf("resumed at 2: %s", got)
+	}
+	_ = s.s.Close()
+
+	if err := env.index.DeleteTopic(t.Context(), old.Name); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := env.index.CreateTopic(t.Context(), old.Name, coordinator.TopicConfig{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, a, fresh, 0, objectlog.NoProducer, values(2, "n0", "n1", "n2", "n3")...)
+	for _, partitions := range [][]int32{nil, {0}} {
+		bad, err := client.Subscribe(t.Context(), connect.NewRequest(&stratav1.SubscribeRequest{Topic: old.Name, TopicId: old.ID.String(),
+			Partitions: partitions, Start: &stratav1.SubscribeRequest_Offset{Offset: 2}}))
+		var recs []*stratav1.ConsumedRecord
+		if err == nil {
+			for bad.Receive() {
+				recs = append(recs, bad.Msg().Records...)
+			}
+			err = bad.Err()
+		}
+		if len(recs) != 0 || connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), "exists again as a new topic") {
+			t.Fatalf("partitions %v: resuming the old topic's position: %d records, %v; want NotFound", partitions, len(recs), err)
+		}
+	}
+	bad, err := client.Subscribe(t.Context(), connect.NewRequest(&stratav1.SubscribeRequest{Topic: old.Name, TopicId: "not-a-uuid"}))
+	if err == nil {
+		for bad.Receive() {
+		}
+		err = bad.Err()
+	}
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("a malformed topic_id: %v, want InvalidArgument", err)
+	}
+}
+
+func TestSubscribeStartsEachPartitionWhereAsked(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, nil)
+	client := consumerClient(t, a)
+	topic := env.createTopic(t, 3)
+	for p := range int32(3) {
+		write(t, a, topic, p, objectlog.NoProducer, values(1, "a", "b", "c", "d")...)
+	}
+	// Partition 0 resumes at 3, partition 2 at 1 (and 99 would be clamped
+	// to the watermark); partition 1, not named, takes start: earliest.
+	s := subscribe(t, client, &stratav1.SubscribeRequest{Topic: topic.Name,
+		Start:            &stratav1.SubscribeRequest_Earliest{Earliest: true},
+		PartitionOffsets: map[int32]int64{0: 3, 2: 1}})
+	want := "0:3:d 1:0:a 1:1:b 1:2:c 1:3:d 2:1:b 2:2:c 2:3:d"
+	if got := described(t, s.next(8, 0)); got != want {
+		t.Fatalf("records %s, want %s", got, want)
+	}
+	s = subscribe(t, client, &stratav1.SubscribeRequest{Topic: topic.Name, Partitions: []int32{1, 2},
+		PartitionOffsets: map[int32]int64{1: 2, 2: 99}})
+	write(t, a, topic, 2, objectlog.NoProducer, values(1, "live")...)
+	if got := described(t, s.next(3, 0)); got != "1:2:c 1:3:d 2:4:live" {
+		t.Fatalf("records %s, want 1 from 2 and 2 from its watermark (latest by default)", got)
+	}
+
+	for _, tc := range []struct {
+		name string
+		req  *stratav1.SubscribeRequest
+		code connect.Code
+	}{
+		{"a partition not followed", &stratav1.SubscribeRequest{Topic: topic.Name, Partitions: []int32{0},
+			PartitionOffsets: map[int32]int64{1: 0}}, connect.CodeInvalidArgument},
+		{"a partition the topic lacks", &stratav1.SubscribeRequest{Topic: topic.Name,
+			PartitionOffsets: map[int32]int64{3: 0}}, connect.CodeNotFound},
+	} {
+		bad, err := client.Subscribe(t.Context(), connect.NewRequest(tc.req))
+		if err == nil {
+			for bad.Receive() {
+			}
+			err = bad.Err()
+		}
+		if connect.CodeOf(err) != tc.code {
+			t.Fatalf("%s: %v, want %v", tc.name, err, tc.code)
+		}
+	}
+}
+
+func TestSubscribeKeepAlives(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	// The agent's default interval is 1 s here.
+	a, _ := env.startAgent(t, func(c *Config) { c.SubscribeKeepAlive = time.Second })
+	client := consumerClient(t, a)
+	topic := env.createTopic(t, 1)
+
+	// receive returns the next message, failing if none comes within d.
+	receive := func(t *testing.T, s *stream, d time.Duration) (*stratav1.SubscribeResponse, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		got := make(chan bool, 1)
+		go func() { got <- s.s.Receive() }()
+		select {
+		case ok := <-got:
+			if !ok {
+				t.Fatalf("stream ended: %v", s.s.Err())
+			}
+			return s.s.Msg(), time.Since(start)
+		case <-time.After(d):
+			t.Fatalf("no message in %s", d)
+			return nil, 0
+		}
+	}
+
+	for _, tc := range []struct {
+		name     string
+		interval *durationpb.Duration
+	}{
+		{"agent default", nil},
+		{"asked for", durationpb.New(time.Second)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := subscribe(t, client, &stratav1.SubscribeRequest{Topic: topic.Name, KeepAliveInterval: tc.interval})
+			for range 2 {
+				msg, _ := receive(t, s, 10*time.Second)
+				if !msg.KeepAlive || len(msg.Records) != 0 || msg.TopicId != topic.ID.String() {
+					t.Fatalf("message on an idle stream: %v, want a keep-alive with the topic id", msg)
+				}
+			}
+			// Records still flow after keep-alives.
+			write(t, a, topic, 0, objectlog.NoProducer, values(1, "x")...)
+			for {
+				msg, _ := receive(t, s, 10*time.Second)
+				if msg.KeepAlive {
+					continue
+				}
+				if len(msg.Records) != 1 || string(msg.Records[0].Value) != "x" {
+					t.Fatalf("after keep-alives: %v", msg)
+				}
+				break
+			}
+		})
+	}
+
+	t.Run("off", func(t *testing.T) {
+		s := subscribe(t, client, &stratav1.SubscribeRequest{Topic: topic.Name, KeepAliveInterval: durationpb.New(0)})
+		// Nothing is sent on the idle stream for 2.5 keep-alive intervals;
+		// then the first message is the record written.
+		got := make(chan bool, 1)
+		go func() { got <- s.s.Receive() }()
+		select {
+		case <-got:
+			t.Fatalf("a message on an idle stream with keep-alives off: %v %v", s.s.Msg(), s.s.Err())
+		case <-time.After(2500 * time.Millisecond):
+		}
+		write(t, a, topic, 0, objectlog.NoProducer, values(1, "late")...)
+		select {
+		case ok := <-got:
+			if msg := s.s.Msg(); !ok || msg.KeepAlive || len(msg.Records) != 1 || string(msg.Records[0].Value) != "late" {
+				t.Fatalf("first message with keep-alives off: %v %v, want the record", msg, s.s.Err())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the record did not arrive")
+		}
+	})
+
+	for _, d := range []time.Duration{-time.Second, 10 * time.Millisecond} {
+		bad, err := client.Subscribe(t.Context(), connect.NewRequest(&stratav1.SubscribeRequest{Topic: topic.Name, KeepAliveInterval: durationpb.New(d)}))
+		if err == nil {
+			for bad.Receive() {
+			}
+			err = bad.Err()
+		}
+		if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "at least 1s") {
+			t.Fatalf("keep_alive_interval %s: %v, want InvalidArgument naming the 1 s floor", d, err)
+		}
+	}
+}
+
+// A Subscribe message is bounded as a Fetch is: by its encoded size, and by
+// the agent's cap whatever the client asks.
+func TestSubscribeMessagesBoundedByEncodedSize(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, func(c *Config) { c.MaxFetchBytes = 32 << 10 })
+	topic := env.createTopic(t, 2)
+	tiny := make([]objectlog.Record, 5000)
+	for i := range tiny {
+		tiny[i] = objectlog.Record{Value: []byte{}, Timestamp: 1}
+	}
+	for p := range int32(2) {
+		write(t, a, topic, p, objectlog.NoProducer, tiny...)
+	}
+	for _, tc := range []struct {
+		maxBytes int32
+		bound    int64
+	}{{8 << 10, 8 << 10}, {1 << 30, 32 << 10}, {0, 32 << 10}} {
+		s := subscribe(t, consumerClient(t, a), &stratav1.SubscribeRequest{Topic: topic.Name, MaxBytes: tc.maxBytes,
+			Start: &stratav1.SubscribeRequest_Earliest{Earliest: true}})
+		described(t, s.next(10000, tc.bound)) // fails on a message over the bound
+		_ = s.s.Close()
 	}
 }

@@ -10,8 +10,18 @@ import (
 
 // topicCache keeps topic metadata for a short while, so produce and fetch do
 // not read the index's metadata slot on every request. Staleness is bounded
-// by the TTL, and safe: a commit to a deleted topic fails in the index, and
-// that failure invalidates the entry.
+// by the TTL, and never decides a final answer:
+//   - misses are not cached, so "no such topic" always comes from the index;
+//   - a partition past the cached count is checked against a fresh read
+//     before it is refused (partitionTopic; Produce likewise), so partitions
+//     added by CreatePartitions on any agent are usable at once;
+//   - a record over the cached max.message.bytes is checked against a
+//     fresh read before it is refused (Produce);
+//   - an index answer that the cached topic's partition does not exist
+//     (the topic was deleted, perhaps created again under the same name)
+//     invalidates the entry and is retried on the fresh topic (refreshTopic);
+//     a produce whose commit met a deleted topic that now exists again is
+//     answered retryable (errTopicRecreated).
 type topicCache struct {
 	index coordinator.Topics
 	ttl   time.Duration

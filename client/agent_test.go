@@ -35,6 +35,12 @@ type testAgent struct {
 
 func startAgent(t testing.TB) *testAgent {
 	t.Helper()
+	return startAgentWith(t, nil)
+}
+
+// startAgentWith is startAgent with tweak applied to the agent's config.
+func startAgentWith(t testing.TB, tweak func(*agent.Config)) *testAgent {
+	t.Helper()
 	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +50,9 @@ func startAgent(t testing.TB) *testAgent {
 	cfg.FlushInterval = 5 * time.Millisecond
 	cfg.AdminListen = ""
 	cfg.TopicCacheTTL = 50 * time.Millisecond
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	a, err := agent.New(t.Context(), cfg, objectlog.NewMemBucket(), index, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -234,6 +234,10 @@ type partitionState struct {
 	// start position); processed is what at-least-once may commit;
 	// committed is the last position committed (-1: none).
 	returned, processed, committed int64
+	// topicID is the id of the topic the positions are in ("" when the
+	// agent did not say): a topic deleted and created again under its name
+	// is another topic, in which these positions mean nothing.
+	topicID string
 }
 
 // NewGroupConsumer checks cfg, joins the group (one Heartbeat, so an
@@ -621,12 +625,12 @@ func (c *GroupConsumer) apply(ctx context.Context) error {
 
 // assign starts reading new partitions from their committed positions.
 func (c *GroupConsumer) assign(ctx context.Context, parts []TopicPartition) error {
-	starts, committed, err := c.startPositions(ctx, parts)
+	starts, committed, topicIDs, err := c.startPositions(ctx, parts)
 	if err != nil {
 		return err
 	}
 	for _, tp := range parts {
-		c.active[tp] = &partitionState{returned: starts[tp], processed: starts[tp], committed: committed[tp]}
+		c.active[tp] = &partitionState{returned: starts[tp], processed: starts[tp], committed: committed[tp], topicID: topicIDs[tp]}
 	}
 	c.mu.Lock()
 	for _, tp := range parts {
@@ -638,7 +642,7 @@ func (c *GroupConsumer) assign(ctx context.Context, parts []TopicPartition) erro
 	}
 	for _, tp := range parts {
 		if st := c.active[tp]; st != nil && st.fetcher == nil {
-			st.fetcher = c.startFetcher(tp, st.returned)
+			st.fetcher = c.startFetcher(tp, st.returned, st.topicID)
 		}
 	}
 	return nil
@@ -646,14 +650,18 @@ func (c *GroupConsumer) assign(ctx context.Context, parts []TopicPartition) erro
 
 // startPositions finds where to read each partition: its committed offset
 // when it is inside the log, else the reset policy's end. committed is -1
-// for partitions without a committed offset.
-func (c *GroupConsumer) startPositions(ctx context.Context, parts []TopicPartition) (starts, committed map[TopicPartition]int64, err error) {
+// for partitions without a committed offset, or whose committed offset was
+// committed to a topic since deleted (a topic of the same name made again
+// is another topic: Kafka's topic ids, KIP-516). topicIDs is the id of the
+// topic the start positions are in.
+func (c *GroupConsumer) startPositions(ctx context.Context, parts []TopicPartition) (starts, committed map[TopicPartition]int64, topicIDs map[TopicPartition]string, err error) {
 	req := &stratav1.FetchOffsetsRequest{Group: c.cfg.Group, Partitions: toTopicPartitions(parts)}
 	resp, err := c.group.FetchOffsets(ctx, connect.NewRequest(req))
 	if err != nil {
-		return nil, nil, fmt.Errorf("fetch committed offsets: %w", err)
+		return nil, nil, nil, fmt.Errorf("fetch committed offsets: %w", err)
 	}
 	committed = map[TopicPartition]int64{}
+	committedIn := map[TopicPartition]string{}
 	for _, tp := range parts {
 		committed[tp] = -1
 	}
@@ -661,15 +669,25 @@ func (c *GroupConsumer) startPositions(ctx context.Context, parts []TopicPartiti
 		tp := TopicPartition{o.GetTopic(), o.GetPartition()}
 		if _, ok := committed[tp]; ok {
 			committed[tp] = o.GetOffset()
+			committedIn[tp] = o.GetTopicId()
 		}
 	}
+	// Read after the offsets: a topic deleted and made again in between
+	// shows as an id the offsets do not have.
 	bounds, err := c.bounds(ctx, parts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	starts = map[TopicPartition]int64{}
+	topicIDs = map[TopicPartition]string{}
 	for _, tp := range parts {
 		b, known := bounds[tp]
+		topicIDs[tp] = b.topicID
+		if in := committedIn[tp]; committed[tp] >= 0 && in != "" && b.topicID != "" && in != b.topicID {
+			c.log.Warn("committed offset belongs to a deleted topic of the same name; ignoring it", "partition", tp,
+				"committed", committed[tp], "committed_topic_id", in, "topic_id", b.topicID)
+			committed[tp] = -1
+		}
 		off := committed[tp]
 		switch {
 		case !known:
@@ -686,10 +704,15 @@ func (c *GroupConsumer) startPositions(ctx context.Context, parts []TopicPartiti
 			starts[tp] = b.reset(c.cfg.Reset)
 		}
 	}
-	return starts, committed, nil
+	return starts, committed, topicIDs, nil
 }
 
-type partitionBounds struct{ logStart, highWatermark int64 }
+// partitionBounds is a partition's log bounds, and the id of the topic
+// they are of ("" when the agent did not say).
+type partitionBounds struct {
+	logStart, highWatermark int64
+	topicID                 string
+}
 
 func (b partitionBounds) reset(p ResetPolicy) int64 {
 	if p == ResetEarliest {
@@ -713,8 +736,9 @@ func (c *GroupConsumer) bounds(ctx context.Context, parts []TopicPartition) (map
 		if err != nil {
 			return nil, fmt.Errorf("describe topic %s: %w", tp.Topic, err)
 		}
+		id := resp.Msg.GetTopic().GetId()
 		for _, p := range resp.Msg.GetPartitions() {
-			out[TopicPartition{tp.Topic, p.GetPartition()}] = partitionBounds{p.GetLogStartOffset(), p.GetHighWatermark()}
+			out[TopicPartition{tp.Topic, p.GetPartition()}] = partitionBounds{p.GetLogStartOffset(), p.GetHighWatermark(), id}
 		}
 	}
 	return out, nil
@@ -891,7 +915,14 @@ func (c *GroupConsumer) commit(ctx context.Context, pos map[TopicPartition]int64
 	req := &stratav1.CommitOffsetsRequest{Group: c.cfg.Group}
 	for i, tp := range parts {
 		offsets[i] = PartitionOffset{tp.Topic, tp.Partition, pos[tp]}
-		req.Offsets = append(req.Offsets, &stratav1.PartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: pos[tp]})
+		po := &stratav1.PartitionOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: pos[tp]}
+		if st := c.active[tp]; st != nil {
+			// The agent refuses a position in a topic since deleted
+			// (FAILED_PRECONDITION: the partition is lost), so it is never
+			// stored for a new topic of the same name.
+			po.TopicId = st.topicID
+		}
+		req.Offsets = append(req.Offsets, po)
 	}
 	var err error
 	for attempt := 1; ; attempt++ {

@@ -51,7 +51,9 @@ type Topic struct {
 type Topics interface {
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) (Topic, error)
 	// DeleteTopic removes the name at once; the partitions' data is left for
-	// garbage collection and no commit to them succeeds afterwards.
+	// garbage collection and no commit to them succeeds afterwards. Every
+	// group's committed offsets of the topic are deleted too, best effort
+	// (groups live in other slots; readers of offsets check topic ids).
 	DeleteTopic(ctx context.Context, name string) error
 	ListTopics(ctx context.Context) ([]Topic, error)
 	DescribeTopic(ctx context.Context, name string) (Topic, error)
@@ -102,7 +104,7 @@ type BatchResult struct {
 // ChunkResult is the outcome of one chunk, Batches in the order of the commit.
 type ChunkResult struct {
 	Batches       []BatchResult
-	HighWatermark int64 // after the commit
+	HighWatermark int64 // after the commit, visible once CommitSegment returned
 }
 
 // IndexEntry points at a run of offsets stored in an object.
@@ -121,16 +123,22 @@ func (e IndexEntry) LastOffset() int64 { return e.BaseOffset + e.Records - 1 }
 // PartitionState is a partition's bounds and size.
 type PartitionState struct {
 	LogStartOffset int64
-	HighWatermark  int64
-	Bytes          int64 // bytes referenced by live index entries
+	// HighWatermark ends the log readers may see: every offset below it
+	// is durable (commits past it are not yet).
+	HighWatermark int64
+	Bytes         int64 // bytes referenced by live index entries
 }
 
 // Log commits segments and looks up offsets. Keys are per partition, so it runs
 // on Redis Cluster sharded by partition.
 type Log interface {
-	// CommitSegment assigns offsets to every chunk in one round trip. Per-chunk
+	// CommitSegment assigns offsets to every chunk in one round trip (and
+	// makes them visible in a second). Per-chunk
 	// failures (deleted topic) come back in the result; err is for the call.
 	// Retrying a commit with the same SegmentID returns the same offsets.
+	// It returns only once the commit is durable (Options.WaitReplicas, or
+	// the embedded index's snapshot) and its offsets are visible to readers;
+	// before that, readers do not see them (DESIGN.md write path step 6).
 	CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResult, error)
 	// Lookup returns the entry holding offset and the entries after it while
 	// their bytes add up to at most maxBytes (always at least one entry).
@@ -230,6 +238,12 @@ type TopicPartition struct {
 type CommittedOffset struct {
 	Offset   int64 // the next offset to consume
 	Metadata string
+	// TopicID is the id of the topic the offset was committed to: a topic
+	// deleted and created again under the same name is another topic
+	// (Kafka's topic ids, KIP-516), and an offset whose TopicID is not the
+	// topic's current id belongs to the deleted one. uuid.Nil: not known
+	// (committed without one).
+	TopicID uuid.UUID
 	// CommitTime is set by the index's clock when zero on commit.
 	CommitTime time.Time
 }
@@ -268,12 +282,22 @@ type Groups interface {
 	// SaveGroup replaces the state if it is still at expectVersion (0: none);
 	// ErrConflict when another writer saved first.
 	SaveGroup(ctx context.Context, group string, expectVersion int64, data []byte) (newVersion int64, err error)
-	// PutMember upserts the member with a lease of ttl from the index's now.
+	// PutMember upserts the member with a lease of ttl from the index's now:
+	// the explicit create path of a member joining (or rejoining).
 	PutMember(ctx context.Context, group string, m GroupMember, ttl time.Duration) error
+	// RenewMember extends the member's lease by ttl from the index's now and
+	// sets its epoch to m.Epoch, only while the member is there with an
+	// unexpired lease at fromEpoch; ErrFenced otherwise, so a renewal that
+	// arrives after the lease expired never brings the member back.
+	RenewMember(ctx context.Context, group string, m GroupMember, fromEpoch int32, ttl time.Duration) error
 	// ListMembers returns every member, expired ones included, by id.
 	ListMembers(ctx context.Context, group string) ([]GroupMember, error)
 	// RemoveMember is ErrNotFound for a member that is not there.
 	RemoveMember(ctx context.Context, group, memberID string) error
+	// RemoveExpiredMember removes the member only if its lease has expired
+	// by the index's clock, and reports whether it did: a member that
+	// rejoined meanwhile keeps its new lease.
+	RemoveExpiredMember(ctx context.Context, group, memberID string) (bool, error)
 	// CommitOffsets stores all the offsets or none; with a fence, only while
 	// the member holds an unexpired lease at that epoch, else ErrFenced.
 	CommitOffsets(ctx context.Context, group string, fence *MemberFence, offsets map[TopicPartition]CommittedOffset) error
@@ -281,6 +305,11 @@ type Groups interface {
 	FetchOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]CommittedOffset, error)
 	// DeleteOffsets forgets the offsets of tps; an empty tps deletes nothing.
 	DeleteOffsets(ctx context.Context, group string, tps []TopicPartition) error
+	// DeleteTopicOffsets forgets those of tps' committed offsets that were
+	// committed to the topic with id topicID (uuid.Nil: without an id), and
+	// keeps any committed to another incarnation of the name. It returns
+	// how many it deleted.
+	DeleteTopicOffsets(ctx context.Context, group string, topicID uuid.UUID, tps []TopicPartition) (int, error)
 	// ListGroups returns the groups with state, members or offsets.
 	ListGroups(ctx context.Context) ([]string, error)
 	// DeleteGroup removes everything of the group; ErrGroupNotEmpty while a

@@ -2,16 +2,21 @@ package coordinator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -25,10 +30,12 @@ type privateRedis struct {
 	bin  string
 	dir  string
 	port string
-	cmd  *exec.Cmd
+	// extra arguments for redis-server (--replicaof host port).
+	extra []string
+	cmd   *exec.Cmd
 }
 
-func startPrivateRedis(t *testing.T) *privateRedis {
+func startPrivateRedis(t *testing.T, extra ...string) *privateRedis {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,7 +43,7 @@ func startPrivateRedis(t *testing.T) *privateRedis {
 	}
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	_ = l.Close()
-	s := &privateRedis{t: t, bin: testenv.RedisServerBin(t), dir: t.TempDir(), port: port}
+	s := &privateRedis{t: t, bin: testenv.RedisServerBin(t), dir: t.TempDir(), port: port, extra: extra}
 	s.start()
 	t.Cleanup(func() {
 		if s.cmd != nil {
@@ -54,6 +61,7 @@ func (s *privateRedis) start() {
 	s.cmd = exec.Command(s.bin, "--bind", "127.0.0.1", "--port", s.port, "--dir", s.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no",
 		"--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log"))
+	s.cmd.Args = append(s.cmd.Args, s.extra...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -218,4 +226,242 @@ func TestDurabilityAcrossRedisRestarts(t *testing.T) {
 		t.Fatal("no commit was retried across a restart: the restarts did not hit the storm")
 	}
 	t.Logf("%d commits acknowledged (%d after retries), %d before the kill, %d before the shutdown", count.Load(), retried, afterKill, afterShutdown)
+}
+
+// Durable before visible (DESIGN.md write path step 6): a reader never sees
+// an offset before the commit that assigned it is durable, so a crash or a
+// failover never takes back an offset someone saw.
+
+// subscribe collects the watermark notifications of r.
+func subscribe(t *testing.T, r *coordinator.Redis) <-chan coordinator.Watermark {
+	t.Helper()
+	notes := make(chan coordinator.Watermark, 1000)
+	if err := r.SubscribeWatermarks(t.Context(), func(w coordinator.Watermark) { notes <- w }); err != nil {
+		t.Fatal(err)
+	}
+	return notes
+}
+
+// wantNote checks that the next notification is partition p at hwm.
+func wantNote(t *testing.T, notes <-chan coordinator.Watermark, topicID uuid.UUID, p int32, hwm int64) {
+	t.Helper()
+	select {
+	case w := <-notes:
+		if w.TopicID != topicID || w.Partition != p || w.HighWatermark != hwm {
+			t.Fatalf("notification %+v, want partition %d at high watermark %d", w, p, hwm)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no notification of partition %d at high watermark %d", p, hwm)
+	}
+}
+
+// commitWaited commits c with WAIT, retrying while the replica is too slow
+// to answer in time: the machine may be loaded.
+func commitWaited(t *testing.T, r *coordinator.Redis, c coordinator.SegmentCommit) []coordinator.ChunkResult {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		res, err := r.CommitSegment(t.Context(), c)
+		if err == nil {
+			return res
+		}
+		if !errors.Is(err, coordinator.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("commit %s with the replica running: %v", c.SegmentID, err)
+		}
+	}
+}
+
+// wantInvisible checks that readers of r see partition p end at hwm: its
+// state, a lookup at hwm and a lookup by a timestamp (ts) only the invisible
+// commit holds.
+func wantInvisible(t *testing.T, r *coordinator.Redis, topicID uuid.UUID, p int32, hwm, ts int64) {
+	t.Helper()
+	ctx := t.Context()
+	st, err := r.PartitionState(ctx, topicID, p)
+	if err != nil || st.HighWatermark != hwm {
+		t.Fatalf("partition %d state: high watermark %d, %v; want %d, the durable end", p, st.HighWatermark, err, hwm)
+	}
+	es, st, err := r.Lookup(ctx, topicID, p, hwm, 1<<20)
+	if err != nil || len(es) != 0 || st.HighWatermark != hwm {
+		t.Fatalf("lookup of partition %d at offset %d: %v, high watermark %d, %v; want nothing at %d", p, hwm, es, st.HighWatermark, err, hwm)
+	}
+	if hwm > 0 {
+		es, _, err := r.Lookup(ctx, topicID, p, hwm-1, 1<<20)
+		if err != nil || len(es) == 0 || es[len(es)-1].BaseOffset+es[len(es)-1].Records != hwm {
+			t.Fatalf("lookup of partition %d at offset %d: %v, %v; want entries ending at %d", p, hwm-1, es, err, hwm)
+		}
+	}
+	if e, found, err := r.OffsetForTimestamp(ctx, topicID, p, ts); err != nil || found {
+		t.Fatalf("offset for timestamp %d on partition %d: %+v, %v, %v; want none", ts, p, e, found, err)
+	}
+}
+
+// TestCommitWaitsForReplica commits to a real primary whose one replica is
+// stopped (SIGSTOP): with wait_replicas=1 the commit fails UNAVAILABLE, its
+// offsets stay invisible to readers and no notification names them, also
+// when the retry runs on another connection. Once the replica runs again the
+// retry returns the same offsets and makes them visible.
+func TestCommitWaitsForReplica(t *testing.T) {
+	rr := testenv.RedisReplica(t)
+	ctx := t.Context()
+	prefix := uniquePrefix(t)
+	url := "redis://" + rr.PrimaryAddr + "/0?wait_replicas=1&wait_timeout=300ms"
+	open := func() *coordinator.Redis {
+		w, err := coordinator.Open(ctx, url, coordinator.Options{Prefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = w.Close() })
+		if o := w.Options(); o.WaitReplicas != 1 || o.WaitTimeout != 300 {
+			t.Fatalf("options from %s: wait replicas %d, timeout %d ms", url, o.WaitReplicas, o.WaitTimeout)
+		}
+		return w
+	}
+	w := open()
+	// A reader, and a writer for markers, that do not wait.
+	reader := mustRedis(t, redis.NewClient(&redis.Options{Addr: rr.PrimaryAddr}), coordinator.Options{Prefix: prefix})
+	tp := createTopic(t, w, "waited", 2)
+	notes := subscribe(t, reader)
+
+	wantOffsets(t, commitWaited(t, w, segment(tp.ID, 0, plain(0, 10, 2, 100)))[0], 0)
+	wantNote(t, notes, tp.ID, 0, 2)
+
+	replica, err := os.FindProcess(rr.ReplicaPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("stopping the replica: %v", err)
+	}
+	stopped := true
+	resume := func() {
+		if stopped {
+			if err := replica.Signal(syscall.SIGCONT); err != nil {
+				t.Errorf("continuing the replica: %v", err)
+			}
+			stopped = false
+		}
+	}
+	t.Cleanup(resume)
+
+	b := segment(tp.ID, 0, plain(0, 10, 3, 200))
+	_, err = w.CommitSegment(ctx, b)
+	if !errors.Is(err, coordinator.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
+		t.Fatalf("commit with the replica stopped: %v, want index unavailable: 0 of 1 replicas", err)
+	}
+	wantInvisible(t, reader, tp.ID, 0, 2, 200)
+	// The retry on a connection that wrote nothing before must wait too.
+	if _, err := open().CommitSegment(ctx, b); !errors.Is(err, coordinator.ErrUnavailable) {
+		t.Fatalf("retry on a new connection with the replica stopped: %v, want index unavailable", err)
+	}
+	wantInvisible(t, reader, tp.ID, 0, 2, 200)
+	// Nothing was published: a marker committed after the failures is the
+	// next notification.
+	wantOffsets(t, commit(t, reader, segment(tp.ID, 1, plain(0, 10, 1, 1)))[0], 0)
+	wantNote(t, notes, tp.ID, 1, 1)
+
+	resume()
+	wantOffsets(t, commitWaited(t, w, b)[0], 2)
+	if st, err := reader.PartitionState(ctx, tp.ID, 0); err != nil || st.HighWatermark != 5 {
+		t.Fatalf("after the retry: high watermark %d, %v; want 5", st.HighWatermark, err)
+	}
+	wantNote(t, notes, tp.ID, 0, 5)
+}
+
+// TestFailoverNeverReassignsAVisibleOffset crashes the primary between a
+// commit and its durability: the replica lost its link (so WAIT fails), the
+// primary is killed and the replica promoted. The commit that never became
+// durable was never visible, so the new primary giving its offsets to other
+// records takes nothing back from any reader.
+func TestFailoverNeverReassignsAVisibleOffset(t *testing.T) {
+	primary := startPrivateRedis(t)
+	replica := startPrivateRedis(t, "--replicaof", "127.0.0.1", primary.port)
+	ctx := t.Context()
+	rc := redis.NewClient(&redis.Options{Addr: replica.addr()})
+	defer rc.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		info, _ := rc.Info(ctx, "replication").Result()
+		if strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not connect: %s", info)
+		}
+	}
+	prefix := uniquePrefix(t)
+	w := mustRedis(t, redis.NewClient(&redis.Options{Addr: primary.addr(), MaxRetries: -1}),
+		coordinator.Options{Prefix: prefix, WaitReplicas: 1, WaitTimeout: 300})
+	reader := mustRedis(t, redis.NewClient(&redis.Options{Addr: primary.addr(), MaxRetries: -1}), coordinator.Options{Prefix: prefix})
+	tp := createTopic(t, w, "failover", 1)
+	wantOffsets(t, commitWaited(t, w, segment(tp.ID, 0, plain(0, 10, 2, 100)))[0], 0)
+
+	// The replica loses its primary (it follows a port nothing listens on,
+	// keeping its data), and the next commit reaches the primary only.
+	if err := rc.Do(ctx, "replicaof", "127.0.0.1", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.CommitSegment(ctx, segment(tp.ID, 0, plain(0, 10, 3, 200)))
+	if !errors.Is(err, coordinator.ErrUnavailable) {
+		t.Fatalf("commit without a replica: %v, want index unavailable", err)
+	}
+	wantInvisible(t, reader, tp.ID, 0, 2, 200)
+
+	primary.kill9()
+	if err := rc.Do(ctx, "replicaof", "no", "one").Err(); err != nil {
+		t.Fatal(err)
+	}
+	promoted := mustRedis(t, redis.NewClient(&redis.Options{Addr: replica.addr()}), coordinator.Options{Prefix: prefix})
+	wantInvisible(t, promoted, tp.ID, 0, 2, 200)
+	// Offset 2 goes to another record: no reader saw it before.
+	wantOffsets(t, commit(t, promoted, segment(tp.ID, 0, plain(0, 10, 1, 300)))[0], 2)
+}
+
+// TestEmbeddedCommitVisibleOnlyOnceSnapshotted crashes the embedded index
+// between a commit and its snapshot (its durability point): the snapshot
+// cannot be written, the commit fails UNAVAILABLE, and readers saw nothing
+// of it. A new process on the last snapshot gives its offsets to other
+// records, which takes nothing back from any reader.
+func TestEmbeddedCommitVisibleOnlyOnceSnapshotted(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "index")
+	r, err := coordinator.OpenEmbedded(dir, coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() }) // its last snapshot fails too
+	tp := createTopic(t, r, "snapshotted", 2)
+	notes := subscribe(t, r)
+	wantOffsets(t, commit(t, r, segment(tp.ID, 0, plain(0, 10, 2, 100)))[0], 0)
+	wantNote(t, notes, tp.ID, 0, 2)
+
+	// The data directory goes away: every snapshot fails from now on.
+	moved := dir + ".moved"
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.CommitSegment(ctx, segment(tp.ID, 0, plain(0, 10, 3, 200)))
+	if !errors.Is(err, coordinator.ErrUnavailable) || !strings.Contains(err.Error(), "persisting the embedded index") {
+		t.Fatalf("commit with no snapshot: %v, want index unavailable: persisting the embedded index", err)
+	}
+	wantInvisible(t, r, tp.ID, 0, 2, 200)
+	// Nothing was published: a marker committed through the same server,
+	// without waiting for a snapshot, is the next notification. (Not closed:
+	// it shares the embedded server with r.)
+	marker, err := coordinator.NewRedis(r.Client(), coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOffsets(t, commit(t, marker, segment(tp.ID, 1, plain(0, 10, 1, 1)))[0], 0)
+	wantNote(t, notes, tp.ID, 1, 1)
+
+	// The crash: a new process restores the last snapshot.
+	restarted, err := coordinator.OpenEmbedded(moved, coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = restarted.Close() })
+	wantInvisible(t, restarted, tp.ID, 0, 2, 200)
+	wantOffsets(t, commit(t, restarted, segment(tp.ID, 0, plain(0, 10, 1, 300)))[0], 2)
 }

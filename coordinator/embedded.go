@@ -11,6 +11,16 @@ package coordinator
 //     Concurrent callers share one snapshot (group commit);
 //   - on Close.
 //
+// The snapshot is the embedded index's durability point (DESIGN.md write
+// path step 6): a commit's offsets become visible (advance_hwm.lua) only
+// after a snapshot holding the commit is on disk, so a crash never takes
+// back an offset a reader saw. Everything in a snapshot is durable, so
+// restoring one raises every partition's high watermark to its log end
+// offset: a crash between a snapshot and the hwm write that follows it
+// hides nothing for longer than the restart. With EmbeddedAsyncWrites
+// there is no such point: offsets are visible (and acked) before any
+// snapshot holds them, and a crash loses up to a second of them.
+//
 // A snapshot is one Lua script (snapshot.lua) reading every key, so it is a
 // single consistent instant: miniredis runs a script under its global lock.
 // The file is written to a temporary name, fsynced, renamed over the old one
@@ -29,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +118,9 @@ func (c embeddedClient) Close() error { return c.e.close() }
 // dataDir the state is restored from dataDir/index.snapshot and saved there
 // (see the top of embedded.go); with "" it lives in memory only.
 func OpenEmbedded(dataDir string, opts Options) (*Redis, error) {
+	if opts.WaitReplicas > 0 {
+		return nil, fmt.Errorf("%w: the embedded index has no replicas to wait for (its durability point is its snapshot): leave wait replicas at 0", ErrInvalid)
+	}
 	e := &embedded{
 		m:    miniredis.NewMiniRedis(),
 		kick: make(chan struct{}, 1),
@@ -373,6 +387,7 @@ func (e *embedded) restore() error {
 		if k.ExpireAtMs != 0 && k.ExpireAtMs <= now {
 			continue // expired while the server was down
 		}
+		visibleOnRestore(&k)
 		if err := e.restoreKey(k); err != nil {
 			return fmt.Errorf("embedded index: restoring key %q: %w", k.Key, err)
 		}
@@ -381,6 +396,31 @@ func (e *embedded) restore() error {
 		}
 	}
 	return nil
+}
+
+// visibleOnRestore raises a partition meta hash's hwm to its leo (see the
+// top of the file; the fields are described in log.go).
+func visibleOnRestore(k *snapshotKey) {
+	if k.Type != "hash" || !strings.Contains(k.Key, "{t:") || !strings.HasSuffix(k.Key, "}:meta") {
+		return
+	}
+	hwmAt, leo, hwm := -1, int64(-1), int64(0)
+	for i := 0; i+1 < len(k.Values); i += 2 {
+		switch k.Values[i] {
+		case "hwm":
+			hwmAt = i + 1
+			hwm, _ = strconv.ParseInt(k.Values[i+1], 10, 64)
+		case "leo":
+			leo, _ = strconv.ParseInt(k.Values[i+1], 10, 64)
+		}
+	}
+	switch {
+	case leo <= hwm:
+	case hwmAt >= 0:
+		k.Values[hwmAt] = strconv.FormatInt(leo, 10)
+	default:
+		k.Values = append(k.Values, "hwm", strconv.FormatInt(leo, 10))
+	}
 }
 
 func (e *embedded) restoreKey(k snapshotKey) error {

@@ -9,7 +9,8 @@ package coordinator
 //	{g:<group>}:members        sorted set: member id -> lease expiry (server ms)
 //	{g:<group>}:member-epochs  hash: member id -> epoch
 //	{g:<group>}:member-data    hash: member id -> opaque member data
-//	{g:<group>}:offsets        hash: "<partition>:<topic>" -> "<offset>:<commit ms>:<metadata>"
+//	{g:<group>}:offsets        hash: "<partition>:<topic>" -> "@<topic id>:<offset>:<commit ms>:<metadata>"
+//	                           ("<offset>:<commit ms>:<metadata>" when committed without a topic id)
 //
 // {m}:groups is the index of group names for ListGroups. It is in another slot,
 // so it cannot change atomically with a group: every write that may create a
@@ -28,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -58,6 +60,25 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 return {1}
 `)
 
+// memberRenewScript: KEYS as memberPutScript; ARGV[1] id, ARGV[2] the
+// epoch the lease must be at, ARGV[3] the new epoch, ARGV[4] ttl ms,
+// ARGV[5] data. Returns {0} renewed, {1} unknown member, {2, epoch} other
+// epoch, {3, remaining ms} lease expired. Expired is judged here, by the
+// server's clock, in the same script as the write: the check and the
+// renewal cannot be split by another member taking the partitions.
+var memberRenewScript = redis.NewScript(luaNowMs + `
+local now = tonumber(now_ms())
+local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not exp then return {1} end
+local epoch = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
+if epoch ~= tonumber(ARGV[2]) then return {2, epoch} end
+if tonumber(exp) <= now then return {3, tonumber(exp) - now} end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
+return {0}
+`)
+
 // memberListScript: KEYS as memberPutScript. Returns {id, remaining ms,
 // epoch, data, ...} for every member, expired ones included.
 var memberListScript = redis.NewScript(luaNowMs + `
@@ -82,9 +103,21 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return n
 `)
 
+// memberRemoveExpiredScript: KEYS as memberPutScript; ARGV[1] id. Removes
+// the member only while its lease is expired; returns 1 if it did.
+var memberRemoveExpiredScript = redis.NewScript(luaNowMs + `
+local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not exp or tonumber(exp) > tonumber(now_ms()) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+`)
+
 // offsetCommitScript: KEYS[1] members, KEYS[2] epochs, KEYS[3] offsets;
 // ARGV[1] "1" when fenced, ARGV[2] member id, ARGV[3] epoch, then per
-// partition: field, offset, commit ms ("" = server now), metadata. Returns
+// partition: field, topic id prefix ("@<id>:" or ""), offset, commit ms
+// ("" = server now), metadata. Returns
 // {0} committed, {1} unknown member, {2, epoch} other epoch, {3, remaining ms}
 // lease expired.
 var offsetCommitScript = redis.NewScript(luaNowMs + `
@@ -96,12 +129,37 @@ if ARGV[1] == '1' then
   if epoch ~= tonumber(ARGV[3]) then return {2, epoch} end
   if tonumber(exp) <= tonumber(now) then return {3, tonumber(exp) - tonumber(now)} end
 end
-for i = 4, #ARGV, 4 do
-  local ts = ARGV[i + 2]
+for i = 4, #ARGV, 5 do
+  local ts = ARGV[i + 3]
   if ts == '' then ts = now end
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1] .. ':' .. ts .. ':' .. ARGV[i + 3])
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1] .. ARGV[i + 2] .. ':' .. ts .. ':' .. ARGV[i + 4])
 end
 return {0}
+`)
+
+// topicOffsetDeleteScript: KEYS[1] offsets; ARGV[1] the topic id prefix
+// ("@<id>:", or "" for offsets committed without an id), ARGV[2..] fields.
+// Deletes the fields whose value was committed under that id, so that an
+// offset committed to a newer topic of the same name meanwhile stays.
+// Returns how many it deleted.
+var topicOffsetDeleteScript = redis.NewScript(`
+local n = 0
+for i = 2, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v then
+    local match
+    if ARGV[1] == '' then
+      match = string.sub(v, 1, 1) ~= '@'
+    else
+      match = string.sub(v, 1, #ARGV[1]) == ARGV[1]
+    end
+    if match then
+      redis.call('HDEL', KEYS[1], ARGV[i])
+      n = n + 1
+    end
+  end
+end
+return n
 `)
 
 // groupDeleteScript: KEYS[1] state, KEYS[2] members, KEYS[3] epochs,
@@ -243,6 +301,47 @@ func (r *Redis) PutMember(ctx context.Context, group string, m GroupMember, ttl 
 	return wrapErr(op, r.written(ctx))
 }
 
+// RenewMember extends the member's lease to ttl from the server's now and
+// moves its epoch from fromEpoch to m.Epoch, in one script that first checks
+// the member is still there, at fromEpoch, with an unexpired lease: a
+// heartbeat whose lease expired while it was in flight must not bring the
+// member back after another member's heartbeat took its partitions. Refused
+// with ErrFenced; the member must rejoin (PutMember, epoch 0).
+func (r *Redis) RenewMember(ctx context.Context, group string, m GroupMember, fromEpoch int32, ttl time.Duration) error {
+	const op = "renew member"
+	if err := validGroup(group); err != nil {
+		return wrapErr(op, err)
+	}
+	if m.ID == "" {
+		return wrapErr(op, fmt.Errorf("%w: empty member id", ErrInvalid))
+	}
+	if ttl < time.Millisecond {
+		return wrapErr(op, fmt.Errorf("%w: member ttl %v is under 1ms", ErrInvalid, ttl))
+	}
+	v, err := memberRenewScript.Run(ctx, r.client, r.groupKeys(group).memberKeys(),
+		m.ID, fromEpoch, m.Epoch, ttl.Milliseconds(), m.Data).Slice()
+	if err != nil {
+		return wrapErr(op, err)
+	}
+	status, detail, err := replyPair(v)
+	if err != nil {
+		return wrapErr(op, err)
+	}
+	switch status {
+	case 0:
+		return wrapErr(op, r.written(ctx))
+	case 1:
+		return wrapErr(op, fmt.Errorf("%w: member %q is not in group %q", ErrFenced, m.ID, group))
+	case 2:
+		return wrapErr(op, fmt.Errorf("%w: member %q of group %q is at epoch %d, not %d", ErrFenced, m.ID, group, detail, fromEpoch))
+	case 3:
+		return wrapErr(op, fmt.Errorf("%w: member %q of group %q: lease expired %v ago",
+			ErrFenced, m.ID, group, -time.Duration(detail)*time.Millisecond))
+	default:
+		return wrapErr(op, fmt.Errorf("%w: member renew reply %v", ErrUnavailable, v))
+	}
+}
+
 // ListMembers returns every member sorted by id, expired ones included: an
 // expired member may still own partitions, and the protocol has to see it to
 // take them back (then RemoveMember). Expires is on the caller's clock (the
@@ -302,6 +401,30 @@ func (r *Redis) RemoveMember(ctx context.Context, group, memberID string) error 
 	return wrapErr(op, r.written(ctx))
 }
 
+// RemoveExpiredMember removes the member if, and only if, its lease has
+// expired by the server's clock, in one script, and reports whether it did.
+// A heartbeat that found the member expired tidies up with it: a plain
+// RemoveMember arriving after the member rejoined would delete its new
+// lease behind its back, and the next heartbeat of another member would
+// take partitions the member was just told it owns.
+func (r *Redis) RemoveExpiredMember(ctx context.Context, group, memberID string) (bool, error) {
+	const op = "remove expired member"
+	if err := validGroup(group); err != nil {
+		return false, wrapErr(op, err)
+	}
+	if memberID == "" {
+		return false, wrapErr(op, fmt.Errorf("%w: empty member id", ErrInvalid))
+	}
+	n, err := memberRemoveExpiredScript.Run(ctx, r.client, r.groupKeys(group).memberKeys(), memberID).Int64()
+	if err != nil {
+		return false, wrapErr(op, err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	return true, wrapErr(op, r.written(ctx))
+}
+
 // CommitOffsets stores the offsets, all or none. With a fence, the commit is
 // refused with ErrFenced unless the member is in the group, at exactly that
 // epoch, with an unexpired lease, checked in the same script as the write;
@@ -316,7 +439,7 @@ func (r *Redis) CommitOffsets(ctx context.Context, group string, fence *MemberFe
 	if len(offsets) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 3+4*len(offsets))
+	args := make([]any, 0, 3+5*len(offsets))
 	if fence != nil {
 		if fence.MemberID == "" {
 			return wrapErr(op, fmt.Errorf("%w: empty member id in fence", ErrInvalid))
@@ -338,7 +461,7 @@ func (r *Redis) CommitOffsets(ctx context.Context, group string, fence *MemberFe
 		if !o.CommitTime.IsZero() {
 			ts = strconv.FormatInt(o.CommitTime.UnixMilli(), 10)
 		}
-		args = append(args, offsetField(tp), o.Offset, ts, o.Metadata)
+		args = append(args, offsetField(tp), topicIDPrefix(o.TopicID), o.Offset, ts, o.Metadata)
 	}
 	k := r.groupKeys(group)
 	v, err := r.runGroupWrite(ctx, group, offsetCommitScript, []string{k.members, k.epochs, k.offsets}, args...)
@@ -441,6 +564,41 @@ func (r *Redis) DeleteOffsets(ctx context.Context, group string, tps []TopicPart
 		return wrapErr(op, err)
 	}
 	return wrapErr(op, r.written(ctx))
+}
+
+// DeleteTopicOffsets forgets those of tps' committed offsets that were
+// committed to the topic with id topicID (uuid.Nil: those committed without
+// an id), in one script: an offset committed meanwhile to a topic made
+// again under the same name has another id and stays. It returns how many
+// it deleted. Used when a topic is deleted, and by readers that find an
+// offset of a deleted topic (Kafka deletes a group's offsets of a deleted
+// topic).
+func (r *Redis) DeleteTopicOffsets(ctx context.Context, group string, topicID uuid.UUID, tps []TopicPartition) (int, error) {
+	const op = "delete topic offsets"
+	if err := validGroup(group); err != nil {
+		return 0, wrapErr(op, err)
+	}
+	if len(tps) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, 1+len(tps))
+	args = append(args, topicIDPrefix(topicID))
+	for _, tp := range tps {
+		if err := validTopicPartition(tp); err != nil {
+			return 0, wrapErr(op, err)
+		}
+		args = append(args, offsetField(tp))
+	}
+	n, err := topicOffsetDeleteScript.Run(ctx, r.client, []string{r.groupKeys(group).offsets}, args...).Int()
+	if err != nil {
+		return 0, wrapErr(op, err)
+	}
+	if n > 0 {
+		if err := r.written(ctx); err != nil {
+			return n, wrapErr(op, err)
+		}
+	}
+	return n, nil
 }
 
 // ListGroups returns, sorted, the groups that have protocol state, members
@@ -562,9 +720,27 @@ func parseOffsetField(f string) (TopicPartition, error) {
 	return TopicPartition{Topic: topic, Partition: int32(n)}, nil
 }
 
-// parseOffsetValue reads "<offset>:<commit ms>:<metadata>"; the metadata is
-// last so it may hold colons.
+// topicIDPrefix is what a committed offset's value starts with: "@<id>:",
+// or nothing for an offset committed without a topic id.
+func topicIDPrefix(id uuid.UUID) string {
+	if id == uuid.Nil {
+		return ""
+	}
+	return "@" + id.String() + ":"
+}
+
+// parseOffsetValue reads "[@<topic id>:]<offset>:<commit ms>:<metadata>";
+// the metadata is last so it may hold colons.
 func parseOffsetValue(v string) (CommittedOffset, error) {
+	var topicID uuid.UUID
+	if rest, ok := strings.CutPrefix(v, "@"); ok {
+		id, tail, found := strings.Cut(rest, ":")
+		parsed, err := uuid.Parse(id)
+		if !found || err != nil {
+			return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, v)
+		}
+		topicID, v = parsed, tail
+	}
 	parts := strings.SplitN(v, ":", 3)
 	if len(parts) != 3 {
 		return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, v)
@@ -574,5 +750,5 @@ func parseOffsetValue(v string) (CommittedOffset, error) {
 	if err1 != nil || err2 != nil {
 		return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, v)
 	}
-	return CommittedOffset{Offset: off, Metadata: parts[2], CommitTime: time.UnixMilli(ms)}, nil
+	return CommittedOffset{Offset: off, Metadata: parts[2], CommitTime: time.UnixMilli(ms), TopicID: topicID}, nil
 }

@@ -3,7 +3,9 @@ package coordinator
 // The log: segment commits and offset lookups. Every key of a partition
 // carries its hash tag {t:<id>:<p>}:
 //
-//	meta       hash  s (live/deleted), hwm, start, bytes, mt (running max timestamp)
+//	meta       hash  s (live/deleted), leo (log end offset: the next offset a
+//	                 commit assigns), hwm (high watermark: what readers see,
+//	                 at most leo), start, bytes, mt (running max timestamp)
 //	log        zset  one index entry per run of appended batches, score the
 //	                 base offset, member "base|records|byteoff|bytelen|maxts|segkey"
 //	time       zset  member a base offset, score the running max timestamp at
@@ -12,6 +14,22 @@ package coordinator
 //	prod:<pid> string a producer's epoch and its last 5 batches on the partition
 //
 // and each segment has {s:<segmentID>}:refs, a set of "topicID:partition".
+//
+// Durable before visible (DESIGN.md write path step 6): commit.lua assigns
+// offsets and advances leo; only once the commit is durable (WAIT answered
+// by Options.WaitReplicas replicas, or the embedded index's snapshot on
+// disk) does advance_hwm.lua raise hwm to the commit's leo and PUBLISH it,
+// in a second round trip. Without either, a write is durable once executed
+// (see durableOnExecution) and advance_hwm.lua ends the commit's pipeline.
+// Readers (Lookup, PartitionState, OffsetForTimestamp, notifications) go by
+// hwm only, so a crash or failover between the two loses offsets no reader
+// saw and no producer was acked for; the retry, or the next commit to the
+// partition, makes visible what is durable. (The index entries between hwm
+// and leo are written already, but lookup.lua and offset_for_time.lua stop
+// at hwm.) After a failover that kept a commit but lost its hwm write, hwm
+// stays behind until the next commit to the partition; the embedded index
+// sets hwm to leo when it restores a snapshot, everything in which is
+// durable.
 //
 // Garbage collection: refs are a hint, not the truth. The SADD is queued
 // before the commit scripts in the same pipeline, so on a single Redis it
@@ -56,11 +74,22 @@ type chunkCall struct {
 	cmd  *redis.Cmd
 	// ref is the segment's refs key and member, "" for an empty chunk.
 	refKey, refMember string
+	// leo is the log end offset the commit returned, once it ran.
+	leo int64
+	// tag is "topicID:partition", for the watermark notification.
+	tag string
 }
 
 // CommitSegment assigns offsets to every chunk: SADDs of the segment refs,
 // then one commit script per chunk, all in one pipeline (one round trip on a
-// single Redis; one per shard, in parallel, on a cluster). See commit.lua.
+// single Redis; one per shard, in parallel, on a cluster), ending in WAIT
+// when Options.WaitReplicas asks for it. Once the commit is durable (WAIT
+// answered, or the embedded index's snapshot written) a second pipeline
+// makes the offsets visible to readers (advance_hwm.lua; the same pipeline
+// when there is neither, see durableOnExecution), and only then does it
+// return them. Any failure before that is ErrUnavailable with the
+// offsets invisible; a retry with the same SegmentID returns the same
+// offsets and finishes the job. See commit.lua and the notes above.
 func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResult, error) {
 	calls, err := r.commitCalls(c)
 	if err != nil {
@@ -81,7 +110,7 @@ func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResu
 		}
 	}
 	results := make([]ChunkResult, len(calls))
-	var unref []*chunkCall
+	var unref, visible []*chunkCall
 	for i, call := range calls {
 		s, err := call.cmd.Text()
 		if err != nil {
@@ -95,6 +124,10 @@ func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResu
 		if !appended && call.refKey != "" {
 			unref = append(unref, call)
 		}
+		if s != "T" {
+			call.leo = res.HighWatermark
+			visible = append(visible, call)
+		}
 	}
 	if len(unref) > 0 {
 		// Rare path (every batch rejected, or a deleted topic): drop the refs
@@ -105,7 +138,58 @@ func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResu
 		}
 		_, _ = pipe.Exec(ctx)
 	}
-	return results, r.written(ctx)
+	// The embedded index's durability point: its snapshot.
+	if err := r.written(ctx); err != nil {
+		return nil, wrapErr("commit segment "+c.SegmentID, err)
+	}
+	if !r.durableOnExecution() {
+		if err := r.advanceHighWatermarks(ctx, visible); err != nil {
+			return nil, wrapErr("commit segment "+c.SegmentID+": make offsets visible", err)
+		}
+	}
+	return results, nil
+}
+
+// durableOnExecution reports whether the index counts a write as durable
+// once the server executed it: no WAIT and no snapshot to wait for. That
+// holds with appendfsync always (the server sends no reply and no PUBLISH
+// before the fsync that follows the commands it executed) and on a durable
+// managed service. The commit pipeline then ends with advance_hwm.lua (to
+// the current log end offset) itself: one round trip.
+func (r *Redis) durableOnExecution() bool { return r.opts.WaitReplicas <= 0 && r.afterWrite == nil }
+
+// addAdvance queues advance_hwm.lua for call's partition up to target, or
+// up to the partition's log end offset when target < 0.
+func (r *Redis) addAdvance(ctx context.Context, pipe redis.Pipeliner, call *chunkCall, target int64, eval bool) *redis.Cmd {
+	keys, args := []string{call.keys[0]}, []any{target, r.watermarkChannel(), call.tag}
+	if eval {
+		return advanceHWMScript.Eval(ctx, pipe, keys, args...)
+	}
+	return advanceHWMScript.EvalSha(ctx, pipe, keys, args...)
+}
+
+// advanceHighWatermarks runs advance_hwm.lua for every call, in one
+// pipeline, after the commit is durable.
+func (r *Redis) advanceHighWatermarks(ctx context.Context, calls []*chunkCall) error {
+	if len(calls) == 0 {
+		return nil
+	}
+	exec := func(eval bool) error {
+		pipe := r.client.Pipeline()
+		for _, call := range calls {
+			r.addAdvance(ctx, pipe, call, call.leo, eval)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	err := exec(false)
+	if isNoScript(err) {
+		// The script only ever raises hwm: running it twice is harmless.
+		if err = r.loadScripts(ctx); err == nil {
+			err = exec(true)
+		}
+	}
+	return err
 }
 
 func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
@@ -134,9 +218,10 @@ func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
 		call := &chunkCall{
 			keys: []string{r.partitionMeta(ch.TopicID, ch.Partition), r.partitionKey(ch.TopicID, ch.Partition, "log"),
 				r.partitionKey(ch.TopicID, ch.Partition, "time"), r.partitionKey(ch.TopicID, ch.Partition, "segs")},
-			args: make([]any, 0, 5+7*len(ch.Batches)),
+			args: make([]any, 0, 3+7*len(ch.Batches)),
+			tag:  tag,
 		}
-		call.args = append(call.args, c.SegmentID, c.SegmentKey, r.watermarkChannel(), tag, ttl)
+		call.args = append(call.args, c.SegmentID, c.SegmentKey, ttl)
 		producerKey := map[int64]int{}
 		for j, b := range ch.Batches {
 			if b.Records <= 0 || b.ByteLength <= 0 || b.ByteOffset < 0 {
@@ -187,6 +272,11 @@ func (r *Redis) execCommit(ctx context.Context, calls []*chunkCall, eval bool) e
 		}
 		for _, call := range calls {
 			add(pipe, call)
+		}
+		if r.durableOnExecution() {
+			for _, call := range calls {
+				r.addAdvance(ctx, pipe, call, -1, eval)
+			}
 		}
 		var wait *redis.Cmd
 		if r.opts.WaitReplicas > 0 {

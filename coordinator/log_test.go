@@ -457,12 +457,21 @@ func TestWaitReplicas(t *testing.T) {
 		if !strings.Contains(err.Error(), "replicas acknowledged") {
 			t.Fatalf("error %v does not say why", err)
 		}
+		// Not durable, so not visible (see durability_test.go).
+		for p := range int32(3) {
+			wantInvisible(t, r, tp.ID, p, 0, 1)
+		}
 		noWait, err := coordinator.NewRedis(r.Client(), coordinator.Options{Prefix: r.Options().Prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, res := range commit(t, noWait, c) {
 			wantOffsets(t, res, 0)
+		}
+		for p := range int32(3) {
+			if st, err := r.PartitionState(t.Context(), tp.ID, p); err != nil || st.HighWatermark != 1 {
+				t.Fatalf("partition %d after the retry: high watermark %d, %v; want 1", p, st.HighWatermark, err)
+			}
 		}
 	})
 }

@@ -1,8 +1,9 @@
 package coordinator
 
-// Watermark notifications. commit.lua PUBLISHes "topicID:partition:hwm" on
-// <prefix>{m}:watermarks whenever a commit moves a partition's high
-// watermark. Plain (not sharded) PUBLISH reaches subscribers on every node of
+// Watermark notifications. advance_hwm.lua PUBLISHes "topicID:partition:hwm"
+// on <prefix>{m}:watermarks whenever a partition's high watermark rises,
+// which happens only once the commit behind it is durable (see log.go), so
+// a notification never names an offset a crash could take back. Plain (not sharded) PUBLISH reaches subscribers on every node of
 // a Redis Cluster, so one subscription per agent sees every commit.
 //
 // Delivery is at most once: a message published while the connection is

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -26,10 +28,27 @@ const PasswordEnv = "STRATA_REDIS_PASSWORD"
 // A password in the URL is accepted by convention, but URLs end up in logs
 // and process listings: prefer $STRATA_REDIS_PASSWORD, used when the URL has
 // none. Open checks the server answers before returning.
+//
+// Besides go-redis's options, a redis URL may carry wait_replicas=N and
+// wait_timeout=D (a Go duration, e.g. 500ms): Options.WaitReplicas and
+// Options.WaitTimeout, used when opts leaves them zero. With WAIT on, the
+// client's read timeout is raised to at least the wait timeout plus two
+// seconds, since WAIT's answer travels in the commit's pipeline.
 func Open(ctx context.Context, rawURL string, opts Options) (*Redis, error) {
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
 		return nil, fmt.Errorf("%w: index URL %q has no scheme; use redis://, rediss://, redis+cluster:// or memory://", ErrInvalid, rawURL)
+	}
+	if err := opts.checkWait(); err != nil {
+		return nil, err
+	}
+	if scheme != "memory" {
+		stripped, err := takeWaitOptions(rawURL, &opts)
+		if err != nil {
+			return nil, fmt.Errorf("%w: index URL %s: %w", ErrInvalid, redactURL(rawURL), err)
+		}
+		rawURL = stripped
+		_, rest, _ = strings.Cut(rawURL, "://")
 	}
 	var client redis.UniversalClient
 	switch scheme {
@@ -47,6 +66,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Redis, error) {
 		if o.Password == "" {
 			o.Password = os.Getenv(PasswordEnv)
 		}
+		o.ReadTimeout = readTimeoutForWait(o.ReadTimeout, opts)
 		client = redis.NewClient(o)
 	case "redis+cluster", "rediss+cluster":
 		o, err := parseClusterURL(strings.TrimSuffix(scheme, "+cluster"), rest)
@@ -56,6 +76,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Redis, error) {
 		if o.Password == "" {
 			o.Password = os.Getenv(PasswordEnv)
 		}
+		o.ReadTimeout = readTimeoutForWait(o.ReadTimeout, opts)
 		client = redis.NewClusterClient(o)
 	default:
 		return nil, fmt.Errorf("%w: index URL scheme %q; use redis://, rediss://, redis+cluster:// or memory://", ErrInvalid, scheme)
@@ -72,6 +93,61 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Redis, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// takeWaitOptions removes wait_replicas and wait_timeout from the URL's
+// query (go-redis refuses options it does not know) and applies them to the
+// fields of opts that are still zero.
+func takeWaitOptions(rawURL string, opts *Options) (string, error) {
+	base, query, ok := strings.Cut(rawURL, "?")
+	if !ok {
+		return rawURL, nil
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", err
+	}
+	if v := q.Get("wait_replicas"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("wait_replicas=%q: want a number of replicas, 0 or more", v)
+		}
+		if opts.WaitReplicas == 0 {
+			opts.WaitReplicas = n
+		}
+	}
+	if v := q.Get("wait_timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond {
+			return "", fmt.Errorf("wait_timeout=%q: want a duration of at least 1ms, such as 500ms or 2s", v)
+		}
+		if opts.WaitTimeout == 0 {
+			opts.WaitTimeout = d.Milliseconds()
+		}
+	}
+	q.Del("wait_replicas")
+	q.Del("wait_timeout")
+	if len(q) == 0 {
+		return base, nil
+	}
+	return base + "?" + q.Encode(), nil
+}
+
+// readTimeoutForWait returns a client read timeout (go-redis's convention:
+// 0 = 3 s, negative = none) long enough for a commit pipeline that ends in
+// WAIT.
+func readTimeoutForWait(rt time.Duration, opts Options) time.Duration {
+	if opts.WaitReplicas <= 0 || rt < 0 {
+		return rt
+	}
+	if rt == 0 {
+		rt = 3 * time.Second
+	}
+	need := time.Duration(opts.WaitTimeout)*time.Millisecond + 2*time.Second
+	if opts.WaitTimeout <= 0 {
+		need = defaultWaitTimeout*time.Millisecond + 2*time.Second
+	}
+	return max(rt, need)
 }
 
 // parseClusterURL turns "user:pw@h1:p1,h2:p2/?opts" into go-redis's cluster

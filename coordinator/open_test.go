@@ -38,6 +38,9 @@ func TestOpenURLs(t *testing.T) {
 		"redis://" + testenv.RedisAddr(t) + "/3?dial_timeout=2s",
 		"redis+cluster://" + strings.Join(testenv.RedisClusterAddrs(t), ","),
 		"redis+cluster://" + strings.Join(testenv.RedisClusterAddrs(t), ",") + "/?read_timeout=2s",
+		// Strata's own options, next to go-redis's.
+		"redis://" + testenv.RedisAddr(t) + "/0?wait_replicas=0&dial_timeout=2s&wait_timeout=2s",
+		"redis+cluster://" + strings.Join(testenv.RedisClusterAddrs(t), ",") + "?wait_timeout=500ms",
 		"memory://",
 	} {
 		t.Run(u, func(t *testing.T) {
@@ -173,4 +176,31 @@ func selfSignedTLS(t *testing.T) *tls.Config {
 		t.Fatal(err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+}
+
+// TestOpenRefusesBadWaitOptions: WAIT's settings are checked before anything
+// is dialled, and the embedded index, which has no replicas, refuses them.
+func TestOpenRefusesBadWaitOptions(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		opts coordinator.Options
+		want string
+	}{
+		{"redis://127.0.0.1:1/0?wait_replicas=two", coordinator.Options{}, `wait_replicas="two"`},
+		{"redis://127.0.0.1:1/0?wait_replicas=-1", coordinator.Options{}, `wait_replicas="-1"`},
+		{"redis+cluster://127.0.0.1:1,127.0.0.1:2?wait_timeout=5", coordinator.Options{}, `wait_timeout="5"`},
+		{"redis://127.0.0.1:1/0", coordinator.Options{WaitReplicas: -1}, "must not be negative"},
+		{"memory://", coordinator.Options{WaitReplicas: 1}, "embedded index has no replicas"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			t.Parallel()
+			r, err := coordinator.Open(t.Context(), tc.url, tc.opts)
+			if err == nil {
+				_ = r.Close()
+			}
+			if !errors.Is(err, coordinator.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Open(%q, %+v): %v, want invalid argument naming %s", tc.url, tc.opts, err, tc.want)
+			}
+		})
+	}
 }

@@ -16,10 +16,16 @@ type Options struct {
 	// Prefix goes in front of every key, so several deployments (or tests)
 	// share one Redis. It must not contain '{' or '}'.
 	Prefix string
-	// WaitReplicas > 0 makes every commit wait (WAIT) until that many replicas
-	// acknowledged it, for up to WaitTimeout.
+	// WaitReplicas > 0 makes every segment commit wait (Redis WAIT) until
+	// that many replicas acknowledged it, for up to WaitTimeout; fewer fails
+	// the commit with ErrUnavailable and leaves its offsets invisible (the
+	// retry returns the same offsets). On Redis Cluster WAIT is per node:
+	// each shard waits for its own replicas. Not for the embedded index,
+	// whose durability point is its snapshot. A client passed to NewRedis
+	// needs a read timeout above WaitTimeout (Open sees to it).
 	WaitReplicas int
-	WaitTimeout  int64 // milliseconds
+	// WaitTimeout is WAIT's timeout in milliseconds; 0 means 1000.
+	WaitTimeout int64
 	// MaxMessageBytesCap is the broker-wide cap on a topic's max.message.bytes.
 	MaxMessageBytesCap int32
 	// EmbeddedAsyncWrites applies to the embedded index (OpenEmbedded) with a
@@ -29,6 +35,13 @@ type Options struct {
 	// periodic snapshot (every second): faster, but a crash loses up to a
 	// second of acknowledged writes.
 	EmbeddedAsyncWrites bool
+}
+
+func (o Options) checkWait() error {
+	if o.WaitReplicas < 0 || o.WaitTimeout < 0 {
+		return fmt.Errorf("%w: wait replicas %d and wait timeout %d ms must not be negative", ErrInvalid, o.WaitReplicas, o.WaitTimeout)
+	}
+	return nil
 }
 
 // Redis is the index on a Redis-compatible server: a single redis-server,
@@ -45,6 +58,9 @@ type Redis struct {
 func NewRedis(client redis.UniversalClient, opts Options) (*Redis, error) {
 	if strings.ContainsAny(opts.Prefix, "{}") {
 		return nil, fmt.Errorf("%w: key prefix %q must not contain braces", ErrInvalid, opts.Prefix)
+	}
+	if err := opts.checkWait(); err != nil {
+		return nil, err
 	}
 	if opts.MaxMessageBytesCap <= 0 {
 		opts.MaxMessageBytesCap = 64 << 20
@@ -100,7 +116,7 @@ func wrapErr(op string, err error) error {
 	if errors.Is(err, redis.Nil) {
 		return fmt.Errorf("%s: %w", op, ErrNotFound)
 	}
-	for _, domain := range []error{ErrNotFound, ErrAlreadyExists, ErrInvalid, ErrFenced, ErrOffsetOutOfRange,
+	for _, domain := range []error{ErrUnavailable, ErrNotFound, ErrAlreadyExists, ErrInvalid, ErrFenced, ErrOffsetOutOfRange,
 		ErrOutOfOrderSequence, ErrConflict, ErrTopicDeleted, context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, domain) {
 			return fmt.Errorf("%s: %w", op, err)

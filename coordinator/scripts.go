@@ -31,6 +31,8 @@ var (
 	producerInitTxnSrc string
 	//go:embed lua/snapshot.lua
 	snapshotSrc string
+	//go:embed lua/advance_hwm.lua
+	advanceHWMSrc string
 
 	commitScript          = redis.NewScript(commitSrc)
 	lookupScript          = redis.NewScript(lookupSrc)
@@ -41,11 +43,12 @@ var (
 	producerBumpScript    = redis.NewScript(producerBumpSrc)
 	producerInitTxnScript = redis.NewScript(producerInitTxnSrc)
 	snapshotScript        = redis.NewScript(snapshotSrc)
+	advanceHWMScript      = redis.NewScript(advanceHWMSrc)
 
 	// pipelinedScripts are run with EVALSHA inside pipelines, where a cache
 	// miss cannot fall back to EVAL on its own; they are loaded on every
 	// master when one misses.
-	pipelinedScripts = []*redis.Script{commitScript}
+	pipelinedScripts = []*redis.Script{commitScript, advanceHWMScript}
 )
 
 // run executes a script outside a pipeline: EVALSHA, then EVAL when the

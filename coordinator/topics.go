@@ -265,7 +265,35 @@ func (r *Redis) DeleteTopic(ctx context.Context, name string) error {
 	if err := r.sealPendingDeletes(ctx); err != nil {
 		return wrapErr("delete topic "+name, err)
 	}
-	return r.written(ctx)
+	if err := r.written(ctx); err != nil {
+		return err
+	}
+	r.forgetTopicOffsets(ctx, name, id, int32(n))
+	return nil
+}
+
+// forgetTopicOffsets deletes every group's committed offsets of the deleted
+// topic id, as Kafka does when a topic is deleted. It is best effort: the
+// groups live in other slots, so this cannot be atomic with the delete, and
+// a group committing while it runs, or a failure part way, may leave some.
+// What guarantees that no offset of the deleted topic is ever applied to a
+// new topic of the same name is the topic id stored with every offset,
+// checked by the readers of offsets; this only saves them the work and
+// keeps `group describe` tidy.
+func (r *Redis) forgetTopicOffsets(ctx context.Context, name string, id uuid.UUID, partitions int32) {
+	groups, err := r.client.SMembers(ctx, r.groupIndexKey()).Result()
+	if err != nil {
+		return
+	}
+	tps := make([]TopicPartition, partitions)
+	for p := range partitions {
+		tps[p] = TopicPartition{Topic: name, Partition: p}
+	}
+	for _, g := range groups {
+		if _, err := r.DeleteTopicOffsets(ctx, g, id, tps); err != nil && ctx.Err() != nil {
+			return
+		}
+	}
 }
 
 // sealDeleted marks a deleted topic's partitions and then its record.

@@ -2,8 +2,8 @@
 // strata binary once, run agents as separate processes against the real
 // services scripts/test-services.sh starts (MinIO, redis-server), and talk to
 // them only as a user would: through the public API (Connect, gRPC and
-// gRPC-web clients generated from proto/strata/v1, grpcurl, curl) and the
-// CLI. They kill agents with SIGTERM and SIGKILL and check what the
+// gRPC-web clients generated from proto/strata/v1, grpcurl, curl, the
+// TypeScript example of docs/typescript.md run by Node) and the CLI. They kill agents with SIGTERM and SIGKILL and check what the
 // design promises: acked records are never lost, offsets stay dense and
 // ordered, errors carry the right code and a useful message.
 //

@@ -12,6 +12,9 @@ if [ -f buf.gen.yaml ]; then
   make --no-print-directory checkgenerate
 fi
 
+echo "== typescript type-check"
+make --no-print-directory typecheck-ts
+
 echo "== go test -race"
 go test -race -timeout 20m -count=1 ./...
 

@@ -4,11 +4,14 @@
 #   scripts/test-services.sh go test ./...
 #
 # On a fresh machine it installs what is missing: redis-server (and redis-cli)
-# with apt, MinIO with `go install` into a cache outside the repository
+# and kcat with apt, MinIO with `go install` into a cache outside the repository
 # ($STRATA_CACHE_DIR, default ~/.cache/strata). It then starts, each on a free
 # loopback port with a throwaway data directory:
 #   - one MinIO server,
 #   - one standalone redis-server,
+#   - a redis-server primary with one replica (replicaof), for tests of WAIT;
+#     such a test may stop the replica (SIGSTOP, its pid is exported) and
+#     must continue it (SIGCONT) when it is done,
 #   - a three-shard Redis Cluster,
 # exports their addresses as STRATA_TEST_* variables, runs the command, and stops
 # everything when the command ends, fails, or is interrupted.
@@ -36,6 +39,18 @@ ensure_redis() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >&2 || die "apt-get install redis-server failed"
   # Debian's package may start a system instance on 6379; the tests never use it.
   command -v redis-server >/dev/null || die "redis-server still missing after apt-get install"
+}
+
+# kcat (librdkafka's command-line client) drives the Kafka listener's tests.
+ensure_kcat() {
+  command -v kcat >/dev/null && return
+  command -v apt-get >/dev/null || die "kcat is missing and apt-get is not available"
+  log "installing kcat with apt"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat >&2 \
+    || { $SUDO apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat >&2; } \
+    || die "apt-get install kcat failed"
+  command -v kcat >/dev/null || die "kcat still missing after apt-get install"
 }
 
 ensure_minio() {
@@ -80,6 +95,9 @@ CHILD=""
 cleanup() {
   local rc=$?
   if [ -n "$CHILD" ]; then kill -TERM -- "-$CHILD" 2>/dev/null || true; fi
+  # A test that stopped the replica and died cannot continue it: do it here,
+  # or the TERM would wait for the KILL.
+  for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -126,6 +144,7 @@ start_redis() {
 }
 
 ensure_redis
+ensure_kcat
 ensure_minio
 
 # MinIO
@@ -153,6 +172,18 @@ done
 start_redis redis
 REDIS_PORT=$STARTED_PORT
 
+# A primary and its replica, for WAIT
+start_redis replica-primary
+REPLICA_PRIMARY_PORT=$STARTED_PORT
+start_redis replica --replicaof 127.0.0.1 "$REPLICA_PRIMARY_PORT"
+REPLICA_PORT=$STARTED_PORT
+REPLICA_PID=${PIDS[-1]}
+replica_up() {
+  redis-cli -h 127.0.0.1 -p "$REPLICA_PORT" info replication | grep -q 'master_link_status:up' &&
+    redis-cli -h 127.0.0.1 -p "$REPLICA_PRIMARY_PORT" info replication | grep -q 'connected_slaves:1'
+}
+wait_for replica 30 replica_up || die "the replica did not catch up with its primary: $(tail -n 5 "$WORK/replica/redis.log")"
+
 # Three-shard Redis Cluster
 CLUSTER_ADDRS=()
 for i in 1 2 3; do
@@ -172,14 +203,19 @@ export STRATA_TEST_S3_ENDPOINT="127.0.0.1:$MINIO_PORT"
 export STRATA_TEST_S3_ACCESS_KEY=$MINIO_USER
 export STRATA_TEST_S3_SECRET_KEY=$MINIO_PASS
 export STRATA_TEST_REDIS_ADDR="127.0.0.1:$REDIS_PORT"
+export STRATA_TEST_REDIS_REPLICA_PRIMARY_ADDR="127.0.0.1:$REPLICA_PRIMARY_PORT"
+export STRATA_TEST_REDIS_REPLICA_ADDR="127.0.0.1:$REPLICA_PORT"
+export STRATA_TEST_REDIS_REPLICA_PID=$REPLICA_PID
 export STRATA_TEST_REDIS_CLUSTER_ADDRS
 STRATA_TEST_REDIS_CLUSTER_ADDRS=$(IFS=,; echo "${CLUSTER_ADDRS[*]}")
 export STRATA_TEST_REDIS_SERVER_BIN
 STRATA_TEST_REDIS_SERVER_BIN=$(command -v redis-server)
 export STRATA_TEST_MINIO_BIN="$BIN_DIR/minio.$MINIO_VERSION"
+export STRATA_TEST_KCAT_BIN
+STRATA_TEST_KCAT_BIN=$(command -v kcat)
 export STRATA_TEST_SERVICES=1
 
-log "MinIO $STRATA_TEST_S3_ENDPOINT, redis $STRATA_TEST_REDIS_ADDR, cluster $STRATA_TEST_REDIS_CLUSTER_ADDRS"
+log "MinIO $STRATA_TEST_S3_ENDPOINT, redis $STRATA_TEST_REDIS_ADDR, primary $STRATA_TEST_REDIS_REPLICA_PRIMARY_ADDR with replica $STRATA_TEST_REDIS_REPLICA_ADDR, cluster $STRATA_TEST_REDIS_CLUSTER_ADDRS"
 # The command runs in its own process group, in the background, so that a
 # signal to this script (Ctrl-C, a CI timeout's TERM) runs the trap at once
 # instead of after the command ends, and the trap stops the command with

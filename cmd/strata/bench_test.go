@@ -2,17 +2,29 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stratabroker/strata/internal/bench"
+	"github.com/stratabroker/strata/internal/kafkafake"
+	"github.com/stratabroker/strata/kafka"
 )
 
-// checkLatency asserts a sane distribution: some samples, ordered
-// percentiles.
+// The harness itself is tested in internal/bench; these tests drive it
+// through the command line: flags, --json, summaries and usage errors.
+//
 // The benchmarks that drive an agent do not run in parallel with each
 // other: each saturates the machine on purpose, and on two cores several at
 // once (under -race especially) starve the streams they measure.
 
-func checkLatency(t *testing.T, name string, l latencyJSON) {
+// checkLatency asserts a sane distribution: some samples, ordered
+// percentiles.
+
+func checkLatency(t *testing.T, name string, l bench.Latency) {
 	t.Helper()
 	if l.Count == 0 {
 		t.Errorf("%s: no latency samples", name)
@@ -22,7 +34,7 @@ func checkLatency(t *testing.T, name string, l latencyJSON) {
 	}
 }
 
-func checkFlow(t *testing.T, name string, f *flowJSON) {
+func checkFlow(t *testing.T, name string, f *bench.Flow) {
 	t.Helper()
 	if f == nil {
 		t.Fatalf("%s: missing", name)
@@ -36,10 +48,10 @@ func checkFlow(t *testing.T, name string, f *flowJSON) {
 	checkLatency(t, name, f.Latency)
 }
 
-func benchJSON(t *testing.T, args ...string) benchResult {
+func benchJSON(t *testing.T, args ...string) bench.Result {
 	t.Helper()
 	out := ok(t, "", append(args, "--json")...)
-	var r benchResult
+	var r bench.Result
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%s: output is not one JSON object: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -63,57 +75,6 @@ func TestBenchProduce(t *testing.T) {
 	}
 }
 
-func TestBenchProduceAtRateKeepsTopic(t *testing.T) {
-	addr := startAgent(t)
-	r := benchJSON(t, "bench", "produce", "--addr", addr, "--duration", "1s", "--warmup", "0s",
-		"--rate", "2000", "--batch", "10", "--topic", "kept", "--partitions", "2", "--keep")
-	checkFlow(t, "produce", r.Produce)
-	// The rate is a ceiling: at most 2000 records/s for a second, give or
-	// take the requests at the edges. How close a loaded machine gets to it
-	// is for benchmarks, not tests.
-	if n := r.Produce.Records; n == 0 || n > 2100 {
-		t.Errorf("produced %d records at --rate 2000 for 1s", n)
-	}
-	if out := ok(t, "", "topic", "describe", "kept", "--addr", addr); !strings.Contains(out, "Partitions:  2") {
-		t.Errorf("kept topic:\n%s", out)
-	}
-}
-
-func TestBenchE2E(t *testing.T) {
-	addr := startAgent(t)
-	r := benchJSON(t, "bench", "e2e", "--addr", addr, "--duration", "1s", "--warmup", "200ms",
-		"--rate", "2000", "--batch", "10", "--producers", "2", "--consumers", "2", "--partitions", "4")
-	checkFlow(t, "produce", r.Produce)
-	checkFlow(t, "consume", r.Consume)
-	if r.E2E == nil {
-		t.Fatal("no e2e latency")
-	}
-	checkLatency(t, "e2e", *r.E2E)
-	// A record is visible only after its commit, so it arrives no sooner
-	// than its ack.
-	if r.E2E.P50 < r.Produce.Latency.P50/2 {
-		t.Errorf("e2e p50 %.2fms well below ack p50 %.2fms", r.E2E.P50, r.Produce.Latency.P50)
-	}
-}
-
-func TestBenchConsume(t *testing.T) {
-	addr := startAgent(t)
-	for _, api := range []string{"subscribe", "fetch"} {
-		r := benchJSON(t, "bench", "consume", "--addr", addr, "--backlog-bytes", "1MiB", "--api", api,
-			"--partitions", "3", "--consumers", "2", "--fetch-bytes", "64KiB", "--record-size", "512", "--batch", "64", "--producers", "2")
-		checkFlow(t, "consume --api "+api, r.Consume)
-		if r.Backlog == nil || !r.Backlog.Prefilled || r.Backlog.Records == 0 {
-			t.Fatalf("backlog %+v", r.Backlog)
-		}
-		if r.Backlog.Records != 2048 {
-			t.Errorf("--backlog-bytes 1MiB of 512-byte records wrote %d records, want 2048", r.Backlog.Records)
-		}
-		if r.Consume.Records != r.Backlog.Records {
-			t.Errorf("--api %s read %d records of a %d-record backlog", api, r.Consume.Records, r.Backlog.Records)
-		}
-	}
-}
-
 func TestBenchConsumeExistingTopic(t *testing.T) {
 	addr := startAgent(t)
 	ok(t, "", "topic", "create", "logs", "--partitions", "2", "--addr", addr)
@@ -130,11 +91,11 @@ func TestBenchStore(t *testing.T) {
 	t.Parallel()
 	out := ok(t, "", "bench", "store", "--store", "memory://", "--index", "memory://", "--duration", "200ms",
 		"--object-size", "256KiB", "--block-size", "128KiB", "--concurrency", "2", "--json")
-	var r storeResult
+	var r bench.StoreResult
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	for name, op := range map[string]*opJSON{"put": r.Put, "get": r.Get, "get_range_64k": r.GetRange64K,
+	for name, op := range map[string]*bench.Op{"put": r.Put, "get": r.Get, "get_range_64k": r.GetRange64K,
 		"get_range_block": r.GetRangeBlk, "redis_ping": r.RedisPing, "redis_eval": r.RedisEval} {
 		if op == nil || op.Ops == 0 || op.OpsPerSec <= 0 {
 			t.Errorf("%s: no operations: %+v", name, op)
@@ -178,6 +139,12 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"bench", "store", "--store", "memory://", "--concurrency", "0"}, "--concurrency 0"},
 		{[]string{"bench", "store", "--store", "ftp://x"}, "unknown scheme"},
 		{[]string{"bench", "produce", "--addr", "127.0.0.1:1"}, "cannot reach a Strata agent"},
+		{[]string{"bench", "produce", "--kafka", "127.0.0.1:1"}, "cannot reach a Kafka listener at 127.0.0.1:1"},
+		{[]string{"bench", "produce", "--linger", "5ms"}, "--linger: only with --kafka"},
+		{[]string{"bench", "produce", "--kafka", "127.0.0.1:1", "--addr", "127.0.0.1:2"}, "--addr: not used with --kafka"},
+		{[]string{"bench", "e2e", "--kafka", " , "}, `--kafka " , ": want host:port`},
+		{[]string{"bench", "consume", "--kafka", "127.0.0.1:1", "--api", "fetch"}, `--api "fetch": not used with --kafka`},
+		{[]string{"bench", "produce", "--kafka", "127.0.0.1:1", "--compression", "lz4"}, `--compression "lz4": want none or gzip`},
 	} {
 		r := fails(t, "", tc.args, tc.want)
 		if strings.Count(strings.TrimSpace(r.stderr), "\n") > 1 {
@@ -189,5 +156,52 @@ func TestBenchBadFlags(t *testing.T) {
 	}
 	if out := ok(t, "", "bench", "--help"); !strings.Contains(out, "strata bench <produce|consume|e2e|store>") {
 		t.Errorf("bench --help:\n%s", out)
+	}
+}
+
+// startKafka runs a Kafka listener over an in-memory fake core on loopback
+// and returns its address.
+func startKafka(t *testing.T) string {
+	t.Helper()
+	core := kafkafake.New("cli-test")
+	srv, err := kafka.NewServer(core, kafka.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(l.Addr().String())
+	p, _ := strconv.Atoi(port)
+	core.SetBrokers(kafka.Broker{ID: 1, Host: host, Port: int32(p)})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, kafka.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return l.Addr().String()
+}
+
+func TestBenchKafka(t *testing.T) {
+	addr := startKafka(t)
+	r := benchJSON(t, "bench", "e2e", "--kafka", addr, "--duration", "1s", "--warmup", "200ms", "--rate", "1000",
+		"--batch", "10", "--producers", "2", "--consumers", "2", "--partitions", "4", "--linger", "1ms", "--compression", "gzip")
+	if r.Command != "e2e" || r.Protocol != "kafka" || r.Addr != addr || r.Compression != "gzip" {
+		t.Errorf("result header %+v", r)
+	}
+	checkFlow(t, "produce", r.Produce)
+	checkFlow(t, "consume", r.Consume)
+	if r.E2E == nil {
+		t.Fatal("no e2e latency")
+	}
+	checkLatency(t, "e2e", *r.E2E)
+	// The summary says what it ran against.
+	out := ok(t, "", "bench", "produce", "--kafka", addr, "--duration", "300ms", "--warmup", "0s", "--producers", "1", "--partitions", "2")
+	if !strings.Contains(out, "strata bench produce over kafka "+addr+": topic bench-") || !strings.Contains(out, "produce (ack)") {
+		t.Errorf("summary:\n%s", out)
 	}
 }

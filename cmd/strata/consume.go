@@ -2,8 +2,9 @@ package main
 
 // strata consume: one Subscribe stream. Without --follow the command reads
 // a snapshot: the records below each partition's high watermark as
-// DescribeTopic saw it at the start, then it stops. With --follow it goes on
-// until Ctrl-C or -n records.
+// DescribeTopic saw it at the start, then it stops; from a time, ListOffsets
+// says which partitions have a record at or after it. With --follow it goes
+// on until Ctrl-C or -n records.
 
 import (
 	"bufio"
@@ -34,15 +35,16 @@ Where to start (--from), in every partition read:
   earliest         the first record still kept
   latest           the end: only records produced from now on
   <offset>         this offset (e.g. 42), clamped to each partition's bounds
-  <RFC 3339 time>  the first record at or after this time,
-                   e.g. 2025-06-01T12:00:00Z or 2025-06-01T14:00:00+02:00
+  <RFC 3339 time>  the first record (in offset order) stamped at or after
+                   this time, then every record after it, e.g.
+                   2025-06-01T12:00:00Z or 2025-06-01T14:00:00.5+02:00
 The default is earliest, or latest with --follow.
 
 Without --follow the command stops once it has read every partition up to
 its high watermark as it was when the command started (records produced
 meanwhile are left out), and at once if there is nothing to read. With a
-time, a partition whose newest record is older than the time counts as
-having nothing to read. With --follow it keeps printing new records until
+time, a partition with no record stamped at or after it has nothing to
+read. With --follow it keeps printing new records until
 Ctrl-C (exit status 0) or until -n records. If the agent goes away (it
 shuts down, or the connection breaks), the command says so, with the count
 of records it printed, and exits with status 1.
@@ -205,14 +207,11 @@ func runConsume(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		if len(con.pending) == 0 {
-			return nil // nothing to read (unsure partitions are not waited for)
+			return nil // nothing to read
 		}
 		// Read only the partitions with something to read.
 		req.Partitions = req.Partitions[:0:0]
 		for p := range con.pending {
-			req.Partitions = append(req.Partitions, p)
-		}
-		for p := range con.unsure {
 			req.Partitions = append(req.Partitions, p)
 		}
 		slices.Sort(req.Partitions)
@@ -237,10 +236,8 @@ type consumer struct {
 	subscribed func()
 
 	// Without --follow: pending maps each partition still to be read to
-	// its high watermark at the start; unsure holds partitions that may
-	// have nothing to read (see planSnapshot).
+	// its high watermark at the start.
 	pending map[int32]int64
-	unsure  map[int32]int64
 	printed int
 	buf     []byte
 }
@@ -249,7 +246,8 @@ type consumer struct {
 // records to read and up to where. followed is the --partition list (empty:
 // all).
 func (c *consumer) planSnapshot(ctx context.Context, infos []*stratav1.PartitionInfo, followed []int32, start startPosition) error {
-	c.pending, c.unsure = map[int32]int64{}, map[int32]int64{}
+	c.pending = map[int32]int64{}
+	var byTime []*stratav1.ListOffsetsPartition
 	for _, info := range infos {
 		p := info.GetPartition()
 		if len(followed) > 0 && !slices.Contains(followed, p) {
@@ -268,44 +266,28 @@ func (c *consumer) planSnapshot(ctx context.Context, infos []*stratav1.Partition
 				c.pending[p] = hwm
 			}
 		case "time":
-			// The agent starts at the first record at or after the time,
-			// but nothing in the API says whether there is one. If the
-			// newest record is that recent, there is, and the stream will
-			// reach the watermark. If not, there is none unless producers
-			// wrote timestamps out of order: such a partition is not waited
-			// for, but read to its end if records come from it anyway.
-			newest, ok, err := c.newestTimestamp(ctx, p, hwm)
-			if err != nil {
-				return err
-			}
-			if ok && !newest.Before(start.time) {
-				c.pending[p] = hwm
-			} else {
-				c.unsure[p] = hwm
-			}
+			byTime = append(byTime, &stratav1.ListOffsetsPartition{Topic: c.topic, Partition: p,
+				Spec: &stratav1.ListOffsetsPartition_Timestamp{Timestamp: timestamppb.New(start.time)}})
+			c.pending[p] = hwm
+		}
+	}
+	if len(byTime) == 0 {
+		return nil
+	}
+	// The agent finds each partition's first record at or after the time,
+	// as the stream will; a partition without one (offset -1), or whose one
+	// came after the snapshot's watermark, has nothing to read.
+	resp, err := c.cl.consumer.ListOffsets(ctx, connect.NewRequest(&stratav1.ListOffsetsRequest{Partitions: byTime}))
+	if err != nil {
+		return c.cl.explain(err, c.topic)
+	}
+	for _, r := range resp.Msg.GetPartitions() {
+		p := r.GetPartition()
+		if off := r.GetOffset(); off < 0 || off >= c.pending[p] {
+			delete(c.pending, p)
 		}
 	}
 	return nil
-}
-
-// newestTimestamp reads the record just below hwm; ok is false when it is
-// gone (retention) or the agent answered without it.
-func (c *consumer) newestTimestamp(ctx context.Context, partition int32, hwm int64) (t time.Time, ok bool, err error) {
-	resp, err := c.cl.consumer.Fetch(ctx, connect.NewRequest(&stratav1.FetchRequest{
-		Topic: c.topic, Partition: partition, Offset: hwm - 1, MaxBytes: 1,
-	}))
-	if err != nil {
-		if connect.CodeOf(err) == connect.CodeOutOfRange {
-			return time.Time{}, false, nil
-		}
-		return time.Time{}, false, c.cl.explain(err, c.topic)
-	}
-	for _, r := range resp.Msg.GetRecords() {
-		if r.GetOffset() == hwm-1 && r.GetTimestamp() != nil {
-			return r.GetTimestamp().AsTime(), true, nil
-		}
-	}
-	return time.Time{}, false, nil
 }
 
 // errStop ends the read loop without an error.
@@ -329,6 +311,7 @@ func (c *consumer) run(ctx context.Context, req *stratav1.SubscribeRequest) erro
 		c.subscribed()
 	}
 	for stream.Receive() {
+		// A keep-alive has no records: handle and Flush do nothing.
 		err := c.handle(stream.Msg().GetRecords())
 		if ferr := c.out.Flush(); ferr != nil {
 			return fmt.Errorf("write output: %w", ferr)
@@ -373,12 +356,7 @@ func (c *consumer) handle(records []*stratav1.ConsumedRecord) error {
 		if !c.follow {
 			hwm, ok := c.pending[p]
 			if !ok {
-				if hwm, ok = c.unsure[p]; !ok {
-					continue // read to its end already
-				}
-				// Records came after all: read this one to its end.
-				delete(c.unsure, p)
-				c.pending[p] = hwm
+				continue // read to its end already
 			}
 			if off >= hwm {
 				delete(c.pending, p)
@@ -405,8 +383,7 @@ func (c *consumer) handle(records []*stratav1.ConsumedRecord) error {
 	return nil
 }
 
-// snapshotDone: every partition waited for has reached its watermark. The
-// unsure ones have sent nothing so far, and are not waited for.
+// snapshotDone: every partition waited for has reached its watermark.
 func (c *consumer) snapshotDone() bool { return len(c.pending) == 0 }
 
 func (c *consumer) print(r *stratav1.ConsumedRecord) error {

@@ -190,3 +190,43 @@ func TestConsumeGroupUsage(t *testing.T) {
 	addr := startAgent(t)
 	fails(t, "", []string{"consume", "--group", "g", "missing", "--addr", addr}, `topic "missing" does not exist`)
 }
+
+// TestConsumeGroupRecreatedTopic: a topic deleted and created again under
+// its name is a new topic. The group's position in the deleted one is not
+// applied to it: the next run starts where --from says and prints every
+// record of the new topic, and describe shows no lag from the old position.
+func TestConsumeGroupRecreatedTopic(t *testing.T) {
+	t.Parallel()
+	addr := startAgent(t)
+	ok(t, "", "topic", "create", "t", "--addr", addr)
+	ok(t, "a0\na1\na2\na3\na4\n", "produce", "t", "--addr", addr)
+	if out := ok(t, "", "consume", "--group", "g", "t", "--from", "earliest", "-n", "5", "--addr", addr); out != "a0\na1\na2\na3\na4\n" {
+		t.Fatalf("first run printed %q", out)
+	}
+	ok(t, "", "topic", "delete", "t", "--addr", addr)
+	if out := ok(t, "", "group", "describe", "g", "--output", "json", "--addr", addr); strings.Contains(out, `"committed_offset":5`) {
+		t.Errorf("describe after the topic was deleted still shows its offset: %s", out)
+	}
+	ok(t, "", "topic", "create", "t", "--addr", addr)
+	var input strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&input, "b%d\n", i)
+	}
+	ok(t, input.String(), "produce", "t", "--addr", addr)
+	out := ok(t, "", "group", "describe", "g", "--output", "json", "--addr", addr)
+	if strings.Contains(out, `"committed_offset":5`) || strings.Contains(out, `"lag":5`) {
+		t.Errorf("describe after the topic was made again shows the deleted topic's offset or lag: %s", out)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	r := strataCtx(ctx, t, "", "consume", "--group", "g", "t", "--from", "earliest", "-n", "10", "--addr", addr)
+	if r.code != 0 || r.stdout != input.String() {
+		t.Fatalf("second run: exit %d, printed %q, want every record of the new topic %q; stderr %s", r.code, r.stdout, input.String(), r.stderr)
+	}
+	// The group's position is in the new topic now, and reset moves it.
+	ok(t, "", "group", "reset", "g", "--to", "earliest", "--topic", "t", "--addr", addr)
+	if out := ok(t, "", "consume", "--group", "g", "t", "-n", "10", "--addr", addr); out != input.String() {
+		t.Fatalf("run after the reset printed %q", out)
+	}
+}

@@ -31,6 +31,13 @@ gRPC-web on one port, --listen) with metrics and pprof on --admin-listen.
 Run as many as you like against the same store and index, behind a load
 balancer that speaks HTTP/2.
 
+TLS: with --tls-cert and --tls-key the API port speaks TLS only, HTTP/2
+(negotiated through ALPN) and HTTP/1.1; without them, plaintext HTTP/1.1
+and h2c. Browsers use HTTP/2 only over TLS: give the agent a certificate,
+or put it behind a TLS-terminating proxy that speaks HTTP/2 (h2c) to it.
+Browser apps may send the headers of --cors-allowed-headers (default:
+authorization) on top of Connect's own.
+
 Settings come from, in order of precedence: flags, the environment
 (STRATA_ plus the flag name in upper case, dashes as underscores, e.g.
 STRATA_FLUSH_INTERVAL=250ms), the YAML file given with --config (keys are
@@ -46,6 +53,10 @@ Storage URLs:
   --index  redis://host:6379/0, rediss://..., redis+cluster://h1:p1,h2:p2,
            memory:///dir (embedded, persisted in dir), memory://
            The Redis password comes from STRATA_REDIS_PASSWORD.
+           With --index-wait-replicas N (or ?wait_replicas=N in the URL)
+           every commit waits for N replicas (Redis WAIT) before anyone
+           is acked or sees it; on Redis Cluster each shard waits for its
+           own replicas.
 
 SIGINT or SIGTERM stops the agent gracefully: it stops accepting requests,
 flushes and commits what it holds so waiting producers get their answers,
@@ -77,6 +88,12 @@ type serveFlags struct {
 	configFile string
 	logFormat  string
 	logLevel   string
+	// waitReplicas and waitTimeout are the index's WAIT after commits
+	// (coordinator.Options); waitTimeoutSet tells a given timeout from the
+	// default, which leaves the index URL's wait_timeout in force.
+	waitReplicas   int
+	waitTimeout    time.Duration
+	waitTimeoutSet bool
 }
 
 func (s *serveFlags) register(fs *flag.FlagSet, logFormat string) {
@@ -84,6 +101,8 @@ func (s *serveFlags) register(fs *flag.FlagSet, logFormat string) {
 	fs.StringVar(&s.configFile, "config", "", "YAML `FILE` of settings keyed by flag name (flags and STRATA_* variables win over it)")
 	fs.StringVar(&s.logFormat, "log-format", logFormat, "log format: json or text")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.IntVar(&s.waitReplicas, "index-wait-replicas", 0, "Redis replicas that must have every commit (WAIT) before producers are acked and readers see it; 0: none (the server's own durability, e.g. appendfsync always)")
+	fs.DurationVar(&s.waitTimeout, "index-wait-timeout", time.Second, "how long a commit waits for --index-wait-replicas; fewer acknowledgements fail it UNAVAILABLE (retried until --commit-timeout)")
 }
 
 // resolve applies the environment and the config file to the flags not
@@ -99,6 +118,13 @@ func (s *serveFlags) resolve(cmd string, fs *flag.FlagSet) error {
 	}
 	if err := oneOf(cmd, "log-format", s.logFormat, "json", "text"); err != nil {
 		return err
+	}
+	if s.waitReplicas < 0 {
+		return usagef(cmd, "--index-wait-replicas %d: want 0 (no WAIT) or more", s.waitReplicas)
+	}
+	fs.Visit(func(f *flag.Flag) { s.waitTimeoutSet = s.waitTimeoutSet || f.Name == "index-wait-timeout" })
+	if s.waitTimeout < time.Millisecond {
+		return usagef(cmd, "--index-wait-timeout %s: want at least 1ms", s.waitTimeout)
 	}
 	return oneOf(cmd, "log-level", s.logLevel, "debug", "info", "warn", "error")
 }
@@ -206,6 +232,16 @@ Stop with Ctrl-C; everything acknowledged is kept in %s.
 `, addr, dataDir, flag, flag, flag, dataDir)
 }
 
+// indexOptions are the index's options from the flags. Unset, they leave
+// the index URL's wait_replicas and wait_timeout in force.
+func (s *serveFlags) indexOptions() coordinator.Options {
+	o := coordinator.Options{WaitReplicas: s.waitReplicas}
+	if s.waitTimeoutSet {
+		o.WaitTimeout = s.waitTimeout.Milliseconds()
+	}
+	return o
+}
+
 // serve runs one agent until ctx ends. listening, if not nil, is told the
 // API's URL once the port is bound.
 func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr string)) (err error) {
@@ -219,7 +255,7 @@ func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr string
 			err = fmt.Errorf("close store: %w", cerr)
 		}
 	}()
-	index, err := coordinator.Open(ctx, s.cfg.Index, coordinator.Options{})
+	index, err := coordinator.Open(ctx, s.cfg.Index, s.indexOptions())
 	if err != nil {
 		return fmt.Errorf("open index: %w", err)
 	}
@@ -246,7 +282,7 @@ func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr string
 		return err
 	}
 	if listening != nil {
-		listening(apiURL(ls.API.Addr()))
+		listening(apiURL(ls.API.Addr(), ls.TLS != nil))
 	}
 	if err := a.Serve(ctx, ls); err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -256,15 +292,20 @@ func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr string
 }
 
 // apiURL is the URL clients on this machine use to reach a listener: an
-// unspecified address (0.0.0.0, ::) is reached through loopback.
-func apiURL(addr net.Addr) string {
+// unspecified address (0.0.0.0, ::) is reached through loopback; https
+// when the port speaks TLS.
+func apiURL(addr net.Addr, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok {
-		return "http://" + addr.String()
+		return scheme + addr.String()
 	}
 	host := tcp.IP.String()
 	if tcp.IP == nil || tcp.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+	return scheme + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 }

@@ -2,31 +2,44 @@
 -- log. Touches only keys of that partition's slot, so it runs unchanged on
 -- Redis Cluster; CommitSegment pipelines one call per chunk.
 --
--- KEYS[1] meta  hash: s ("live"/"deleted"), hwm, start, bytes, mt (running max timestamp)
+-- Offsets it assigns are not visible yet: it advances the log end offset
+-- (leo), and advance_hwm.lua moves the high watermark (hwm, what readers
+-- see) up to it once the commit is durable (DESIGN.md write path step 6).
+--
+-- KEYS[1] meta  hash: s ("live"/"deleted"), leo, hwm, start, bytes, mt (running max timestamp)
 -- KEYS[2] log   zset: score base offset, member "base|records|byteoff|bytelen|maxts|segkey"
 -- KEYS[3] time  zset: member base offset, score running max timestamp (strictly rising)
 -- KEYS[4] segs  hash: segment id -> stored result (idempotence)
 -- KEYS[5..] producer state strings "epoch;first,last,base;..." (last 5 batches)
--- ARGV[1] segment id, ARGV[2] segment key, ARGV[3] watermark channel,
--- ARGV[4] "topicID:partition" for the notification, ARGV[5] producer state TTL ms,
+-- ARGV[1] segment id, ARGV[2] segment key, ARGV[3] producer state TTL ms,
 -- then 7 per batch: byteoff, bytelen, records, maxts, producer key index
 -- (0 = not idempotent), epoch, base sequence.
 --
 -- Returns "T" for a deleted or unknown partition (nothing written), else
--- "hwm;r1;r2;..." with per batch: o<base> appended, d<base> duplicate,
--- F<epoch> fenced by the partition's epoch, S<expected> sequence gap.
+-- "leo;r1;r2;..." (leo after the commit) with per batch: o<base> appended,
+-- d<base> duplicate, F<epoch> fenced by the partition's epoch,
+-- S<expected> sequence gap.
 local meta, logk, timek, segs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local m = redis.call('HMGET', meta, 's', 'hwm', 'bytes', 'mt')
+local m = redis.call('HMGET', meta, 's', 'leo', 'bytes', 'mt', 'hwm')
 if m[1] ~= 'live' then return 'T' end
 local prev = redis.call('HGET', segs, ARGV[1])
-if prev then return prev end
+if prev then
+  -- Written again so that this call replicates: a WAIT after a retry then
+  -- covers the first attempt's writes too, whichever connection it runs on,
+  -- also on servers that track a connection's replication offset only from
+  -- the writes it made itself (redis-server 7.0 waits for the latest
+  -- offset anyway).
+  redis.call('HSET', segs, ARGV[1], prev)
+  return prev
+end
 
 -- Lua numbers are doubles: string.format('%d') keeps big offsets out of
 -- exponent notation, which tostring would use past 1e14.
 local function itoa(n) return string.format('%d', n) end
 
 local segkey = ARGV[2]
-local hwm0 = tonumber(m[2] or '0')
+-- A partition written before leo existed has its end in hwm.
+local hwm0 = tonumber(m[2] or m[5] or '0')
 local hwm = hwm0
 local bytes = tonumber(m[3] or '0')
 local mt = m[4] and tonumber(m[4]) or nil
@@ -67,9 +80,9 @@ local function flush()
 end
 
 local out = {}
-local n = (#ARGV - 5) / 7
+local n = (#ARGV - 3) / 7
 for i = 0, n - 1 do
-  local a = 6 + i * 7
+  local a = 4 + i * 7
   local off, len, records, maxts = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local ki, epoch, seq = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
   local code = nil
@@ -128,15 +141,14 @@ for ki, st in pairs(states) do
     for _, b in ipairs(st.batches) do
       parts[#parts + 1] = itoa(b[1]) .. ',' .. itoa(b[2]) .. ',' .. itoa(b[3])
     end
-    redis.call('SET', KEYS[ki], table.concat(parts, ';'), 'PX', ARGV[5])
+    redis.call('SET', KEYS[ki], table.concat(parts, ';'), 'PX', ARGV[3])
   end
 end
 
 local res = itoa(hwm)
 if #out > 0 then res = res .. ';' .. table.concat(out, ';') end
 if hwm ~= hwm0 then
-  redis.call('HSET', meta, 'hwm', itoa(hwm), 'bytes', itoa(bytes), 'mt', itoa(mt))
-  redis.call('PUBLISH', ARGV[3], ARGV[4] .. ':' .. itoa(hwm))
+  redis.call('HSET', meta, 'leo', itoa(hwm), 'bytes', itoa(bytes), 'mt', itoa(mt))
 end
 redis.call('HSET', segs, ARGV[1], res)
 return res

@@ -39,6 +39,8 @@ while true do
   if #page == 0 then return out end
   for _, member in ipairs(page) do
     local base, _, len = parse(member)
+    -- Entries at or past hwm are committed but not durable yet (commit.lua).
+    if base >= hwm then return out end
     if #out > 4 and (total + len > maxBytes or #out - 4 >= maxEntries) then return out end
     out[#out + 1] = member
     total = total + len

@@ -1,6 +1,6 @@
 // Package testenv hands tests the real services that scripts/test-services.sh
-// started: a MinIO server, a standalone redis-server and a three-shard Redis
-// Cluster. A test that needs one calls the matching function; when the service
+// started: a MinIO server, a standalone redis-server, a redis-server primary
+// with one replica, and a three-shard Redis Cluster. A test that needs one calls the matching function; when the service
 // is not there the test fails with a message saying how to start it. It never
 // skips: a test that silently did not run is worse than a red one.
 //
@@ -9,6 +9,8 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -47,6 +49,33 @@ func RedisAddr(t testing.TB) string {
 	return a
 }
 
+// ReplicatedRedis is a redis-server primary and one replica following it
+// (replicaof), for tests of WAIT.
+type ReplicatedRedis struct {
+	PrimaryAddr string // host:port
+	ReplicaAddr string // host:port
+	// ReplicaPID is the replica's process: a test may stop it (SIGSTOP) to
+	// make WAIT time out, and must continue it (SIGCONT) in its cleanup.
+	ReplicaPID int
+}
+
+// RedisReplica returns the shared primary and replica. Tests keep apart by
+// key prefix; a test that stops the replica must not run in parallel with
+// another that needs it answering.
+func RedisReplica(t testing.TB) ReplicatedRedis {
+	t.Helper()
+	r := ReplicatedRedis{
+		PrimaryAddr: os.Getenv("STRATA_TEST_REDIS_REPLICA_PRIMARY_ADDR"),
+		ReplicaAddr: os.Getenv("STRATA_TEST_REDIS_REPLICA_ADDR"),
+	}
+	pid, err := strconv.Atoi(os.Getenv("STRATA_TEST_REDIS_REPLICA_PID"))
+	if r.PrimaryAddr == "" || r.ReplicaAddr == "" || err != nil || pid <= 0 {
+		t.Fatalf("STRATA_TEST_REDIS_REPLICA_PRIMARY_ADDR, STRATA_TEST_REDIS_REPLICA_ADDR or STRATA_TEST_REDIS_REPLICA_PID is not set: %s", howTo)
+	}
+	r.ReplicaPID = pid
+	return r
+}
+
 // RedisClusterAddrs returns the seed addresses of the shared Redis Cluster.
 func RedisClusterAddrs(t testing.TB) []string {
 	t.Helper()
@@ -76,5 +105,21 @@ func MinIOBin(t testing.TB) string {
 		return b
 	}
 	t.Fatalf("STRATA_TEST_MINIO_BIN is not set: %s", howTo)
+	return ""
+}
+
+// KcatBin returns the path of kcat (the librdkafka command-line client), for
+// tests that drive the Kafka listener with a real non-Go client. It is
+// $STRATA_TEST_KCAT_BIN, else kcat on the PATH; scripts/test-services.sh
+// installs it with apt when it is missing. Without it the test fails.
+func KcatBin(t testing.TB) string {
+	t.Helper()
+	if b := os.Getenv("STRATA_TEST_KCAT_BIN"); b != "" {
+		return b
+	}
+	if b, err := exec.LookPath("kcat"); err == nil {
+		return b
+	}
+	t.Fatalf("kcat is not installed (apt-get install kcat): %s", howTo)
 	return ""
 }

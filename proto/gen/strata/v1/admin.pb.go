@@ -827,13 +827,13 @@ const file_strata_v1_admin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\"B\n" +
 	"\x18CreatePartitionsResponse\x12&\n" +
-	"\x05topic\x18\x01 \x01(\v2\x10.strata.v1.TopicR\x05topic2\x92\x04\n" +
+	"\x05topic\x18\x01 \x01(\v2\x10.strata.v1.TopicR\x05topic2\x98\x04\n" +
 	"\fAdminService\x12N\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\"\x00\x12N\n" +
-	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\"\x00\x12K\n" +
+	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\"\x00\x12N\n" +
 	"\n" +
-	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\"\x00\x12T\n" +
-	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\"\x00\x12`\n" +
+	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\"\x03\x90\x02\x01\x12W\n" +
+	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\"\x03\x90\x02\x01\x12`\n" +
 	"\x11UpdateTopicConfig\x12#.strata.v1.UpdateTopicConfigRequest\x1a$.strata.v1.UpdateTopicConfigResponse\"\x00\x12]\n" +
 	"\x10CreatePartitions\x12\".strata.v1.CreatePartitionsRequest\x1a#.strata.v1.CreatePartitionsResponse\"\x00B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
 

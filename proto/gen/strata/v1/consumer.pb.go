@@ -86,17 +86,31 @@ type FetchRequest struct {
 	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	// The first offset wanted.
 	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	// An upper bound on the record bytes answered; the answer always holds at
-	// least one record when one is available, even if it is larger. 0 means
-	// the agent's default (1 MiB).
+	// An upper bound on the encoded size of the response in bytes: records
+	// count their whole encoded size (topic, offset, timestamp, key, value,
+	// headers and framing), plus a fixed allowance for the response's other
+	// fields. As in Kafka's Fetch (KIP-74), the answer holds at least one
+	// record when one is available, even if that record alone is larger, so
+	// a consumer always progresses. 0 means the agent's default (1 MiB). The
+	// agent caps it at its --max-fetch-bytes (default 4128768, 4 MiB less
+	// 64 KiB, so a response fits the 4 MiB receive limit of default gRPC
+	// clients); a larger value is lowered silently, as a Kafka broker lowers
+	// it to its fetch.max.bytes (KIP-541).
 	MaxBytes int32 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// How long to wait for records when there are none at offset yet. Unset
 	// or zero answers at once. Capped by the agent (30 s).
 	MaxWait *durationpb.Duration `protobuf:"bytes,5,opt,name=max_wait,json=maxWait,proto3" json:"max_wait,omitempty"`
 	// Which records to see.
 	IsolationLevel IsolationLevel `protobuf:"varint,6,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The id (UUID text) of the topic the offset belongs to, as a previous
+	// FetchResponse or SubscribeResponse gave it (KIP-516 topic ids). Set,
+	// the fetch fails with NOT_FOUND if the topic was deleted since, even if
+	// a topic of the same name exists again: an offset of the old topic
+	// would name other records in the new one. Empty reads whatever topic
+	// has the name now. A value that is not a UUID is INVALID_ARGUMENT.
+	TopicId       string `protobuf:"bytes,7,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchRequest) Reset() {
@@ -171,6 +185,13 @@ func (x *FetchRequest) GetIsolationLevel() IsolationLevel {
 	return IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED
 }
 
+func (x *FetchRequest) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
 // FetchResponse answers a FetchRequest.
 type FetchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -182,8 +203,11 @@ type FetchResponse struct {
 	HighWatermark int64 `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	// The partition's first offset still readable.
 	LogStartOffset int64 `protobuf:"varint,4,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The id (UUID text) of the topic read: send it back in the next
+	// FetchRequest's topic_id to notice a deletion (KIP-516).
+	TopicId       string `protobuf:"bytes,5,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchResponse) Reset() {
@@ -244,6 +268,13 @@ func (x *FetchResponse) GetLogStartOffset() int64 {
 	return 0
 }
 
+func (x *FetchResponse) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
 // SubscribeRequest opens a stream of a topic's records.
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -252,7 +283,8 @@ type SubscribeRequest struct {
 	// The partitions to follow; empty means all of them, including ones
 	// added while the stream is open.
 	Partitions []int32 `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
-	// Where to start in every followed partition.
+	// Where to start in every followed partition that partition_offsets does
+	// not name.
 	//
 	// Types that are valid to be assigned to Start:
 	//
@@ -261,12 +293,34 @@ type SubscribeRequest struct {
 	//	*SubscribeRequest_Offset
 	//	*SubscribeRequest_Timestamp
 	Start isSubscribeRequest_Start `protobuf_oneof:"start"`
-	// An upper bound on the record bytes of one message. 0 means 1 MiB.
+	// An upper bound on the encoded size of one message in bytes, counted as
+	// FetchRequest.max_bytes counts it (whole records plus a fixed allowance;
+	// a message holds at least one record even if it alone is larger). 0
+	// means 1 MiB; capped by the agent's --max-fetch-bytes (default 4128768).
 	MaxBytes int32 `protobuf:"varint,7,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// Which records to see.
 	IsolationLevel IsolationLevel `protobuf:"varint,8,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The id (UUID text) of the topic, as a previous response gave it
+	// (KIP-516). Set, the stream fails with NOT_FOUND unless the topic named
+	// topic still has this id: positions saved from a deleted topic are not
+	// applied to a new topic of the same name. Empty follows the topic that
+	// has the name now. A value that is not a UUID is INVALID_ARGUMENT.
+	TopicId string `protobuf:"bytes,9,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	// A start offset per partition (partition -> offset), overriding start
+	// for the partitions it names, e.g. to resume a topic where each
+	// partition stopped in one stream. Each offset is clamped to its
+	// partition's bounds, as start.offset is. A partition the topic lacks is
+	// NOT_FOUND; one that a non-empty partitions list leaves out is
+	// INVALID_ARGUMENT.
+	PartitionOffsets map[int32]int64 `protobuf:"bytes,10,rep,name=partition_offsets,json=partitionOffsets,proto3" json:"partition_offsets,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// How long the stream may stay idle (no message sent) before the agent
+	// sends a keep-alive message (keep_alive set, no records), so proxies and
+	// load balancers with idle timeouts do not cut a quiet stream. Unset
+	// means the agent's --subscribe-keep-alive (default 15 s); zero turns
+	// keep-alives off; otherwise at least 1 s, else INVALID_ARGUMENT.
+	KeepAliveInterval *durationpb.Duration `protobuf:"bytes,11,opt,name=keep_alive_interval,json=keepAliveInterval,proto3" json:"keep_alive_interval,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SubscribeRequest) Reset() {
@@ -370,6 +424,27 @@ func (x *SubscribeRequest) GetIsolationLevel() IsolationLevel {
 	return IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED
 }
 
+func (x *SubscribeRequest) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
+func (x *SubscribeRequest) GetPartitionOffsets() map[int32]int64 {
+	if x != nil {
+		return x.PartitionOffsets
+	}
+	return nil
+}
+
+func (x *SubscribeRequest) GetKeepAliveInterval() *durationpb.Duration {
+	if x != nil {
+		return x.KeepAliveInterval
+	}
+	return nil
+}
+
 type isSubscribeRequest_Start interface {
 	isSubscribeRequest_Start()
 }
@@ -404,11 +479,18 @@ func (*SubscribeRequest_Offset) isSubscribeRequest_Start() {}
 
 func (*SubscribeRequest_Timestamp) isSubscribeRequest_Start() {}
 
-// SubscribeResponse carries records as they become available.
+// SubscribeResponse carries records as they become available, or keeps an
+// idle stream alive.
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Records, in offset order within each partition.
-	Records       []*ConsumedRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// Records, in offset order within each partition. Empty on a keep-alive.
+	Records []*ConsumedRecord `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	// The id (UUID text) of the topic followed, on every message: send it as
+	// topic_id when resuming (KIP-516).
+	TopicId string `protobuf:"bytes,2,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	// True on a keep-alive: a message with no records, sent after
+	// keep_alive_interval without any other message. Clients skip it.
+	KeepAlive     bool `protobuf:"varint,3,opt,name=keep_alive,json=keepAlive,proto3" json:"keep_alive,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -450,24 +532,371 @@ func (x *SubscribeResponse) GetRecords() []*ConsumedRecord {
 	return nil
 }
 
+func (x *SubscribeResponse) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
+func (x *SubscribeResponse) GetKeepAlive() bool {
+	if x != nil {
+		return x.KeepAlive
+	}
+	return false
+}
+
+// ListOffsetsRequest asks for offsets of one or more partitions, of one or
+// more topics.
+type ListOffsetsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lookups, at most 1000; answered in the same order. A partition may
+	// appear more than once (with different specs).
+	Partitions []*ListOffsetsPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// Which records count. Reserved for transactions (Kafka answers "latest"
+	// with the last stable offset under READ_COMMITTED); answered as
+	// READ_UNCOMMITTED until then.
+	IsolationLevel IsolationLevel `protobuf:"varint,2,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListOffsetsRequest) Reset() {
+	*x = ListOffsetsRequest{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsRequest) ProtoMessage() {}
+
+func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListOffsetsRequest) GetPartitions() []*ListOffsetsPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *ListOffsetsRequest) GetIsolationLevel() IsolationLevel {
+	if x != nil {
+		return x.IsolationLevel
+	}
+	return IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED
+}
+
+// ListOffsetsPartition is one lookup: a partition and what to find in it.
+type ListOffsetsPartition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// What to find; exactly one must be set.
+	//
+	// Types that are valid to be assigned to Spec:
+	//
+	//	*ListOffsetsPartition_Earliest
+	//	*ListOffsetsPartition_Latest
+	//	*ListOffsetsPartition_Timestamp
+	//	*ListOffsetsPartition_MaxTimestamp
+	Spec          isListOffsetsPartition_Spec `protobuf_oneof:"spec"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOffsetsPartition) Reset() {
+	*x = ListOffsetsPartition{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsPartition) ProtoMessage() {}
+
+func (x *ListOffsetsPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsPartition.ProtoReflect.Descriptor instead.
+func (*ListOffsetsPartition) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListOffsetsPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ListOffsetsPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ListOffsetsPartition) GetSpec() isListOffsetsPartition_Spec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *ListOffsetsPartition) GetEarliest() bool {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsPartition_Earliest); ok {
+			return x.Earliest
+		}
+	}
+	return false
+}
+
+func (x *ListOffsetsPartition) GetLatest() bool {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsPartition_Latest); ok {
+			return x.Latest
+		}
+	}
+	return false
+}
+
+func (x *ListOffsetsPartition) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsPartition_Timestamp); ok {
+			return x.Timestamp
+		}
+	}
+	return nil
+}
+
+func (x *ListOffsetsPartition) GetMaxTimestamp() bool {
+	if x != nil {
+		if x, ok := x.Spec.(*ListOffsetsPartition_MaxTimestamp); ok {
+			return x.MaxTimestamp
+		}
+	}
+	return false
+}
+
+type isListOffsetsPartition_Spec interface {
+	isListOffsetsPartition_Spec()
+}
+
+type ListOffsetsPartition_Earliest struct {
+	// The log start offset: the first offset still readable (Kafka's
+	// EARLIEST_TIMESTAMP, -2). No timestamp is answered.
+	Earliest bool `protobuf:"varint,3,opt,name=earliest,proto3,oneof"`
+}
+
+type ListOffsetsPartition_Latest struct {
+	// The high watermark: the offset the next record will get (Kafka's
+	// LATEST_TIMESTAMP, -1). No timestamp is answered.
+	Latest bool `protobuf:"varint,4,opt,name=latest,proto3,oneof"`
+}
+
+type ListOffsetsPartition_Timestamp struct {
+	// The first offset, from the log start on, whose record's timestamp is
+	// at or after this time, with that record's timestamp (KIP-79). When no
+	// record has one, the answer is offset -1 and no timestamp, as Kafka
+	// answers; a reader that wants "from there on" then starts at the high
+	// watermark. Timestamps go back in time when producers set them so:
+	// the answer is the first such record in offset order, even if a later
+	// record is nearer the time. Nanoseconds below a millisecond round the
+	// time up (records are stored in milliseconds).
+	Timestamp *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timestamp,proto3,oneof"`
+}
+
+type ListOffsetsPartition_MaxTimestamp struct {
+	// The offset and timestamp of the record with the largest timestamp,
+	// the first one in offset order when several share it (Kafka's
+	// MAX_TIMESTAMP, -3, KIP-734). Offset -1 and no timestamp for a
+	// partition without records. Transaction markers do not count.
+	MaxTimestamp bool `protobuf:"varint,6,opt,name=max_timestamp,json=maxTimestamp,proto3,oneof"`
+}
+
+func (*ListOffsetsPartition_Earliest) isListOffsetsPartition_Spec() {}
+
+func (*ListOffsetsPartition_Latest) isListOffsetsPartition_Spec() {}
+
+func (*ListOffsetsPartition_Timestamp) isListOffsetsPartition_Spec() {}
+
+func (*ListOffsetsPartition_MaxTimestamp) isListOffsetsPartition_Spec() {}
+
+// ListOffsetsResponse answers a ListOffsetsRequest.
+type ListOffsetsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One answer per lookup, in the order of the request.
+	Partitions    []*ListOffsetsPartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOffsetsResponse) Reset() {
+	*x = ListOffsetsResponse{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsResponse) ProtoMessage() {}
+
+func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListOffsetsResponse) GetPartitions() []*ListOffsetsPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// ListOffsetsPartitionResult answers one ListOffsetsPartition.
+type ListOffsetsPartitionResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name, as asked.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition, as asked.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The offset found, or -1 when a lookup by timestamp or max timestamp
+	// found no record.
+	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The timestamp of the record at offset, in milliseconds, for lookups by
+	// timestamp and max timestamp that found one; unset otherwise.
+	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOffsetsPartitionResult) Reset() {
+	*x = ListOffsetsPartitionResult{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOffsetsPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOffsetsPartitionResult) ProtoMessage() {}
+
+func (x *ListOffsetsPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOffsetsPartitionResult.ProtoReflect.Descriptor instead.
+func (*ListOffsetsPartitionResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListOffsetsPartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ListOffsetsPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ListOffsetsPartitionResult) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ListOffsetsPartitionResult) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Timestamp
+	}
+	return nil
+}
+
 var File_strata_v1_consumer_proto protoreflect.FileDescriptor
 
 const file_strata_v1_consumer_proto_rawDesc = "" +
 	"\n" +
-	"\x18strata/v1/consumer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\xf1\x01\n" +
+	"\x18strata/v1/consumer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\x8c\x02\n" +
 	"\fFetchRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1b\n" +
 	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\x124\n" +
 	"\bmax_wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\amaxWait\x12B\n" +
-	"\x0fisolation_level\x18\x06 \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\xb6\x01\n" +
+	"\x0fisolation_level\x18\x06 \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\x12\x19\n" +
+	"\btopic_id\x18\a \x01(\tR\atopicId\"\xd1\x01\n" +
 	"\rFetchResponse\x123\n" +
 	"\arecords\x18\x01 \x03(\v2\x19.strata.v1.ConsumedRecordR\arecords\x12\x1f\n" +
 	"\vnext_offset\x18\x02 \x01(\x03R\n" +
 	"nextOffset\x12%\n" +
 	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\x12(\n" +
-	"\x10log_start_offset\x18\x04 \x01(\x03R\x0elogStartOffset\"\xc0\x02\n" +
+	"\x10log_start_offset\x18\x04 \x01(\x03R\x0elogStartOffset\x12\x19\n" +
+	"\btopic_id\x18\x05 \x01(\tR\atopicId\"\xcb\x04\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
 	"\n" +
@@ -478,17 +907,50 @@ const file_strata_v1_consumer_proto_rawDesc = "" +
 	"\x06offset\x18\x05 \x01(\x03H\x00R\x06offset\x12:\n" +
 	"\ttimestamp\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\ttimestamp\x12\x1b\n" +
 	"\tmax_bytes\x18\a \x01(\x05R\bmaxBytes\x12B\n" +
-	"\x0fisolation_level\x18\b \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevelB\a\n" +
-	"\x05start\"H\n" +
+	"\x0fisolation_level\x18\b \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\x12\x19\n" +
+	"\btopic_id\x18\t \x01(\tR\atopicId\x12^\n" +
+	"\x11partition_offsets\x18\n" +
+	" \x03(\v21.strata.v1.SubscribeRequest.PartitionOffsetsEntryR\x10partitionOffsets\x12I\n" +
+	"\x13keep_alive_interval\x18\v \x01(\v2\x19.google.protobuf.DurationR\x11keepAliveInterval\x1aC\n" +
+	"\x15PartitionOffsetsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\a\n" +
+	"\x05start\"\x82\x01\n" +
 	"\x11SubscribeResponse\x123\n" +
-	"\arecords\x18\x01 \x03(\v2\x19.strata.v1.ConsumedRecordR\arecords*{\n" +
+	"\arecords\x18\x01 \x03(\v2\x19.strata.v1.ConsumedRecordR\arecords\x12\x19\n" +
+	"\btopic_id\x18\x02 \x01(\tR\atopicId\x12\x1d\n" +
+	"\n" +
+	"keep_alive\x18\x03 \x01(\bR\tkeepAlive\"\x99\x01\n" +
+	"\x12ListOffsetsRequest\x12?\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1f.strata.v1.ListOffsetsPartitionR\n" +
+	"partitions\x12B\n" +
+	"\x0fisolation_level\x18\x02 \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"\xed\x01\n" +
+	"\x14ListOffsetsPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x1c\n" +
+	"\bearliest\x18\x03 \x01(\bH\x00R\bearliest\x12\x18\n" +
+	"\x06latest\x18\x04 \x01(\bH\x00R\x06latest\x12:\n" +
+	"\ttimestamp\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\ttimestamp\x12%\n" +
+	"\rmax_timestamp\x18\x06 \x01(\bH\x00R\fmaxTimestampB\x06\n" +
+	"\x04spec\"\\\n" +
+	"\x13ListOffsetsResponse\x12E\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2%.strata.v1.ListOffsetsPartitionResultR\n" +
+	"partitions\"\xa2\x01\n" +
+	"\x1aListOffsetsPartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x128\n" +
+	"\ttimestamp\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp*{\n" +
 	"\x0eIsolationLevel\x12\x1f\n" +
 	"\x1bISOLATION_LEVEL_UNSPECIFIED\x10\x00\x12$\n" +
 	" ISOLATION_LEVEL_READ_UNCOMMITTED\x10\x01\x12\"\n" +
-	"\x1eISOLATION_LEVEL_READ_COMMITTED\x10\x022\x9b\x01\n" +
-	"\x0fConsumerService\x12<\n" +
-	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\"\x00\x12J\n" +
-	"\tSubscribe\x12\x1b.strata.v1.SubscribeRequest\x1a\x1c.strata.v1.SubscribeResponse\"\x000\x01B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
+	"\x1eISOLATION_LEVEL_READ_COMMITTED\x10\x022\xf1\x01\n" +
+	"\x0fConsumerService\x12?\n" +
+	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\"\x03\x90\x02\x01\x12J\n" +
+	"\tSubscribe\x12\x1b.strata.v1.SubscribeRequest\x1a\x1c.strata.v1.SubscribeResponse\"\x000\x01\x12Q\n" +
+	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\"\x03\x90\x02\x01B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_consumer_proto_rawDescOnce sync.Once
@@ -503,33 +965,47 @@ func file_strata_v1_consumer_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_consumer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_v1_consumer_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_strata_v1_consumer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_strata_v1_consumer_proto_goTypes = []any{
-	(IsolationLevel)(0),           // 0: strata.v1.IsolationLevel
-	(*FetchRequest)(nil),          // 1: strata.v1.FetchRequest
-	(*FetchResponse)(nil),         // 2: strata.v1.FetchResponse
-	(*SubscribeRequest)(nil),      // 3: strata.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),     // 4: strata.v1.SubscribeResponse
-	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
-	(*ConsumedRecord)(nil),        // 6: strata.v1.ConsumedRecord
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(IsolationLevel)(0),                // 0: strata.v1.IsolationLevel
+	(*FetchRequest)(nil),               // 1: strata.v1.FetchRequest
+	(*FetchResponse)(nil),              // 2: strata.v1.FetchResponse
+	(*SubscribeRequest)(nil),           // 3: strata.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),          // 4: strata.v1.SubscribeResponse
+	(*ListOffsetsRequest)(nil),         // 5: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartition)(nil),       // 6: strata.v1.ListOffsetsPartition
+	(*ListOffsetsResponse)(nil),        // 7: strata.v1.ListOffsetsResponse
+	(*ListOffsetsPartitionResult)(nil), // 8: strata.v1.ListOffsetsPartitionResult
+	nil,                                // 9: strata.v1.SubscribeRequest.PartitionOffsetsEntry
+	(*durationpb.Duration)(nil),        // 10: google.protobuf.Duration
+	(*ConsumedRecord)(nil),             // 11: strata.v1.ConsumedRecord
+	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
 }
 var file_strata_v1_consumer_proto_depIdxs = []int32{
-	5, // 0: strata.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
-	0, // 1: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	6, // 2: strata.v1.FetchResponse.records:type_name -> strata.v1.ConsumedRecord
-	7, // 3: strata.v1.SubscribeRequest.timestamp:type_name -> google.protobuf.Timestamp
-	0, // 4: strata.v1.SubscribeRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	6, // 5: strata.v1.SubscribeResponse.records:type_name -> strata.v1.ConsumedRecord
-	1, // 6: strata.v1.ConsumerService.Fetch:input_type -> strata.v1.FetchRequest
-	3, // 7: strata.v1.ConsumerService.Subscribe:input_type -> strata.v1.SubscribeRequest
-	2, // 8: strata.v1.ConsumerService.Fetch:output_type -> strata.v1.FetchResponse
-	4, // 9: strata.v1.ConsumerService.Subscribe:output_type -> strata.v1.SubscribeResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	10, // 0: strata.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	0,  // 1: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	11, // 2: strata.v1.FetchResponse.records:type_name -> strata.v1.ConsumedRecord
+	12, // 3: strata.v1.SubscribeRequest.timestamp:type_name -> google.protobuf.Timestamp
+	0,  // 4: strata.v1.SubscribeRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	9,  // 5: strata.v1.SubscribeRequest.partition_offsets:type_name -> strata.v1.SubscribeRequest.PartitionOffsetsEntry
+	10, // 6: strata.v1.SubscribeRequest.keep_alive_interval:type_name -> google.protobuf.Duration
+	11, // 7: strata.v1.SubscribeResponse.records:type_name -> strata.v1.ConsumedRecord
+	6,  // 8: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
+	0,  // 9: strata.v1.ListOffsetsRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	12, // 10: strata.v1.ListOffsetsPartition.timestamp:type_name -> google.protobuf.Timestamp
+	8,  // 11: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
+	12, // 12: strata.v1.ListOffsetsPartitionResult.timestamp:type_name -> google.protobuf.Timestamp
+	1,  // 13: strata.v1.ConsumerService.Fetch:input_type -> strata.v1.FetchRequest
+	3,  // 14: strata.v1.ConsumerService.Subscribe:input_type -> strata.v1.SubscribeRequest
+	5,  // 15: strata.v1.ConsumerService.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	2,  // 16: strata.v1.ConsumerService.Fetch:output_type -> strata.v1.FetchResponse
+	4,  // 17: strata.v1.ConsumerService.Subscribe:output_type -> strata.v1.SubscribeResponse
+	7,  // 18: strata.v1.ConsumerService.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	16, // [16:19] is the sub-list for method output_type
+	13, // [13:16] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_consumer_proto_init() }
@@ -544,13 +1020,19 @@ func file_strata_v1_consumer_proto_init() {
 		(*SubscribeRequest_Offset)(nil),
 		(*SubscribeRequest_Timestamp)(nil),
 	}
+	file_strata_v1_consumer_proto_msgTypes[5].OneofWrappers = []any{
+		(*ListOffsetsPartition_Earliest)(nil),
+		(*ListOffsetsPartition_Latest)(nil),
+		(*ListOffsetsPartition_Timestamp)(nil),
+		(*ListOffsetsPartition_MaxTimestamp)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_consumer_proto_rawDesc), len(file_strata_v1_consumer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

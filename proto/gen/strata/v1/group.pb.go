@@ -197,7 +197,11 @@ type HeartbeatResponse struct {
 	// it owns that is not listed, and may start reading every listed one.
 	Assigned []*TopicPartitions `protobuf:"bytes,3,rep,name=assigned,proto3" json:"assigned,omitempty"`
 	// Partitions the target gives this member that still wait for their old
-	// owner to release them; they will be assigned on a later heartbeat.
+	// owner to release them; they will be assigned on a later heartbeat. A
+	// topic deleted and created again under its name is a new topic (Kafka's
+	// topic ids, KIP-516): its partitions wait here until every member, this
+	// one included, released the deleted topic's partitions of the same
+	// numbers, whose positions mean nothing in the new topic.
 	Pending []*TopicPartitions `protobuf:"bytes,4,rep,name=pending,proto3" json:"pending,omitempty"`
 	// How often to heartbeat.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,5,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
@@ -389,10 +393,21 @@ type PartitionOffset struct {
 	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	// The next offset to consume.
 	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	// Free-form text stored with the offset.
+	// Free-form text stored with the offset, at most the agent's
+	// --offset-metadata-max-bytes (default 4096 bytes, Kafka's
+	// offset.metadata.max.bytes); a longer one is INVALID_ARGUMENT naming the
+	// limit (Kafka answers OFFSET_METADATA_TOO_LARGE).
 	Metadata string `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	// When the offset was committed (set by the index; ignored in commits).
-	CommitTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
+	CommitTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
+	// The id (a UUID) of the topic the offset belongs to. A topic deleted and
+	// created again under the same name is another topic with another id
+	// (Kafka's topic ids, KIP-516): offsets committed to the deleted one are
+	// deleted with it and never answered for the new one. Set in answers. In
+	// a commit it is optional; when set, the commit is refused unless it is
+	// the topic's current id (FAILED_PRECONDITION for a member, whose
+	// partitions of the deleted topic are gone; NOT_FOUND otherwise).
+	TopicId       string `protobuf:"bytes,6,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -460,6 +475,13 @@ func (x *PartitionOffset) GetCommitTime() *timestamppb.Timestamp {
 		return x.CommitTime
 	}
 	return nil
+}
+
+func (x *PartitionOffset) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
 }
 
 // CommitOffsetsRequest stores positions.
@@ -1499,14 +1521,15 @@ const file_strata_v1_group_proto_rawDesc = "" +
 	"\x11LeaveGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\"\x14\n" +
-	"\x12LeaveGroupResponse\"\xb6\x01\n" +
+	"\x12LeaveGroupResponse\"\xd1\x01\n" +
 	"\x0fPartitionOffset\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1a\n" +
 	"\bmetadata\x18\x04 \x01(\tR\bmetadata\x12;\n" +
 	"\vcommit_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"commitTime\"\xa2\x01\n" +
+	"commitTime\x12\x19\n" +
+	"\btopic_id\x18\x06 \x01(\tR\atopicId\"\xa2\x01\n" +
 	"\x14CommitOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +

@@ -61,9 +61,11 @@ type AdminServiceClient interface {
 	// DeleteTopic deletes a topic and, later, its data. A topic created again
 	// under the same name gets a new id and never sees the old records.
 	DeleteTopic(context.Context, *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error)
-	// ListTopics lists every topic.
+	// ListTopics lists every topic. It has no side effects, so Connect
+	// clients may send it as an HTTP GET.
 	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
-	// DescribeTopic describes a topic and each of its partitions.
+	// DescribeTopic describes a topic and each of its partitions. It has no
+	// side effects, so Connect clients may send it as an HTTP GET.
 	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
 	// UpdateTopicConfig changes config keys of a topic.
 	UpdateTopicConfig(context.Context, *connect.Request[v1.UpdateTopicConfigRequest]) (*connect.Response[v1.UpdateTopicConfigResponse], error)
@@ -99,12 +101,14 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			httpClient,
 			baseURL+AdminServiceListTopicsProcedure,
 			connect.WithSchema(adminServiceMethods.ByName("ListTopics")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		describeTopic: connect.NewClient[v1.DescribeTopicRequest, v1.DescribeTopicResponse](
 			httpClient,
 			baseURL+AdminServiceDescribeTopicProcedure,
 			connect.WithSchema(adminServiceMethods.ByName("DescribeTopic")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		updateTopicConfig: connect.NewClient[v1.UpdateTopicConfigRequest, v1.UpdateTopicConfigResponse](
@@ -171,9 +175,11 @@ type AdminServiceHandler interface {
 	// DeleteTopic deletes a topic and, later, its data. A topic created again
 	// under the same name gets a new id and never sees the old records.
 	DeleteTopic(context.Context, *connect.Request[v1.DeleteTopicRequest]) (*connect.Response[v1.DeleteTopicResponse], error)
-	// ListTopics lists every topic.
+	// ListTopics lists every topic. It has no side effects, so Connect
+	// clients may send it as an HTTP GET.
 	ListTopics(context.Context, *connect.Request[v1.ListTopicsRequest]) (*connect.Response[v1.ListTopicsResponse], error)
-	// DescribeTopic describes a topic and each of its partitions.
+	// DescribeTopic describes a topic and each of its partitions. It has no
+	// side effects, so Connect clients may send it as an HTTP GET.
 	DescribeTopic(context.Context, *connect.Request[v1.DescribeTopicRequest]) (*connect.Response[v1.DescribeTopicResponse], error)
 	// UpdateTopicConfig changes config keys of a topic.
 	UpdateTopicConfig(context.Context, *connect.Request[v1.UpdateTopicConfigRequest]) (*connect.Response[v1.UpdateTopicConfigResponse], error)
@@ -205,12 +211,14 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		AdminServiceListTopicsProcedure,
 		svc.ListTopics,
 		connect.WithSchema(adminServiceMethods.ByName("ListTopics")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	adminServiceDescribeTopicHandler := connect.NewUnaryHandler(
 		AdminServiceDescribeTopicProcedure,
 		svc.DescribeTopic,
 		connect.WithSchema(adminServiceMethods.ByName("DescribeTopic")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	adminServiceUpdateTopicConfigHandler := connect.NewUnaryHandler(

@@ -38,6 +38,9 @@ const (
 	// ConsumerServiceSubscribeProcedure is the fully-qualified name of the ConsumerService's Subscribe
 	// RPC.
 	ConsumerServiceSubscribeProcedure = "/strata.v1.ConsumerService/Subscribe"
+	// ConsumerServiceListOffsetsProcedure is the fully-qualified name of the ConsumerService's
+	// ListOffsets RPC.
+	ConsumerServiceListOffsetsProcedure = "/strata.v1.ConsumerService/ListOffsets"
 )
 
 // ConsumerServiceClient is a client for the strata.v1.ConsumerService service.
@@ -46,13 +49,46 @@ type ConsumerServiceClient interface {
 	//
 	// A fetch at the high watermark waits up to max_wait for new records
 	// (long poll) and answers with none if nothing arrived. Errors: NOT_FOUND
-	// for an unknown topic or partition; OUT_OF_RANGE for an offset below the
-	// log start or above the high watermark (the message gives both bounds).
+	// for an unknown topic or partition, or for a topic_id that is no longer
+	// the topic's (the topic was deleted, and maybe created again: the
+	// message names the topic); OUT_OF_RANGE for an offset below the log
+	// start or above the high watermark (the message gives both bounds,
+	// and an OffsetOutOfRange detail carries them, see errors.proto).
+	//
+	// Fetch has no side effects, so Connect clients may send it as an HTTP
+	// GET (cacheable, and a URL a browser can open).
 	Fetch(context.Context, *connect.Request[v1.FetchRequest]) (*connect.Response[v1.FetchResponse], error)
 	// Subscribe streams records of a topic from a start position and keeps
 	// following new records until the client cancels. It works for Connect,
-	// gRPC and gRPC-web clients, browsers included.
+	// gRPC and gRPC-web clients, browsers included. The stream ends with
+	// NOT_FOUND (naming the topic) when its topic is deleted, even if a topic
+	// of the same name is created again: positions of the old topic mean
+	// nothing in the new one. It ends with UNAVAILABLE when the agent shuts
+	// down or the index or store stay unreachable for 30 s: open it again,
+	// on any agent, from the positions the records gave.
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest]) (*connect.ServerStreamForClient[v1.SubscribeResponse], error)
+	// ListOffsets answers, for each partition asked, one offset and its
+	// timestamp: the log start (earliest), the high watermark (latest), the
+	// first offset whose record's timestamp is at or after a time, or the
+	// offset of the record with the largest timestamp. It is Kafka's
+	// ListOffsets API: lookup by time from KIP-79, max timestamp from
+	// KIP-734. Timestamps are compared in milliseconds, the precision records
+	// are stored in: a time between two milliseconds is rounded up, so the
+	// answer never holds a record stamped before the time asked.
+	//
+	// Errors fail the whole call, unlike Kafka's per-partition error codes
+	// (a Strata caller names partitions it learned from DescribeTopic, so an
+	// unknown one is a mistake or a deleted topic, and the message names it):
+	// INVALID_ARGUMENT for a malformed entry (empty topic name, no spec,
+	// invalid timestamp) or more than 1000 entries (with a LimitExceeded
+	// detail); NOT_FOUND for an unknown topic or partition, after the agent
+	// re-read the topic's metadata from the index, so a partition just added
+	// with CreatePartitions is found; UNAVAILABLE when the index or the store
+	// is briefly unreachable (retry).
+	//
+	// ListOffsets has no side effects, so Connect clients may send it as an
+	// HTTP GET.
+	ListOffsets(context.Context, *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error)
 }
 
 // NewConsumerServiceClient constructs a client for the strata.v1.ConsumerService service. By
@@ -70,6 +106,7 @@ func NewConsumerServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			httpClient,
 			baseURL+ConsumerServiceFetchProcedure,
 			connect.WithSchema(consumerServiceMethods.ByName("Fetch")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		subscribe: connect.NewClient[v1.SubscribeRequest, v1.SubscribeResponse](
@@ -78,13 +115,21 @@ func NewConsumerServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(consumerServiceMethods.ByName("Subscribe")),
 			connect.WithClientOptions(opts...),
 		),
+		listOffsets: connect.NewClient[v1.ListOffsetsRequest, v1.ListOffsetsResponse](
+			httpClient,
+			baseURL+ConsumerServiceListOffsetsProcedure,
+			connect.WithSchema(consumerServiceMethods.ByName("ListOffsets")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // consumerServiceClient implements ConsumerServiceClient.
 type consumerServiceClient struct {
-	fetch     *connect.Client[v1.FetchRequest, v1.FetchResponse]
-	subscribe *connect.Client[v1.SubscribeRequest, v1.SubscribeResponse]
+	fetch       *connect.Client[v1.FetchRequest, v1.FetchResponse]
+	subscribe   *connect.Client[v1.SubscribeRequest, v1.SubscribeResponse]
+	listOffsets *connect.Client[v1.ListOffsetsRequest, v1.ListOffsetsResponse]
 }
 
 // Fetch calls strata.v1.ConsumerService.Fetch.
@@ -97,19 +142,57 @@ func (c *consumerServiceClient) Subscribe(ctx context.Context, req *connect.Requ
 	return c.subscribe.CallServerStream(ctx, req)
 }
 
+// ListOffsets calls strata.v1.ConsumerService.ListOffsets.
+func (c *consumerServiceClient) ListOffsets(ctx context.Context, req *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error) {
+	return c.listOffsets.CallUnary(ctx, req)
+}
+
 // ConsumerServiceHandler is an implementation of the strata.v1.ConsumerService service.
 type ConsumerServiceHandler interface {
 	// Fetch reads records of one partition from an offset.
 	//
 	// A fetch at the high watermark waits up to max_wait for new records
 	// (long poll) and answers with none if nothing arrived. Errors: NOT_FOUND
-	// for an unknown topic or partition; OUT_OF_RANGE for an offset below the
-	// log start or above the high watermark (the message gives both bounds).
+	// for an unknown topic or partition, or for a topic_id that is no longer
+	// the topic's (the topic was deleted, and maybe created again: the
+	// message names the topic); OUT_OF_RANGE for an offset below the log
+	// start or above the high watermark (the message gives both bounds,
+	// and an OffsetOutOfRange detail carries them, see errors.proto).
+	//
+	// Fetch has no side effects, so Connect clients may send it as an HTTP
+	// GET (cacheable, and a URL a browser can open).
 	Fetch(context.Context, *connect.Request[v1.FetchRequest]) (*connect.Response[v1.FetchResponse], error)
 	// Subscribe streams records of a topic from a start position and keeps
 	// following new records until the client cancels. It works for Connect,
-	// gRPC and gRPC-web clients, browsers included.
+	// gRPC and gRPC-web clients, browsers included. The stream ends with
+	// NOT_FOUND (naming the topic) when its topic is deleted, even if a topic
+	// of the same name is created again: positions of the old topic mean
+	// nothing in the new one. It ends with UNAVAILABLE when the agent shuts
+	// down or the index or store stay unreachable for 30 s: open it again,
+	// on any agent, from the positions the records gave.
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest], *connect.ServerStream[v1.SubscribeResponse]) error
+	// ListOffsets answers, for each partition asked, one offset and its
+	// timestamp: the log start (earliest), the high watermark (latest), the
+	// first offset whose record's timestamp is at or after a time, or the
+	// offset of the record with the largest timestamp. It is Kafka's
+	// ListOffsets API: lookup by time from KIP-79, max timestamp from
+	// KIP-734. Timestamps are compared in milliseconds, the precision records
+	// are stored in: a time between two milliseconds is rounded up, so the
+	// answer never holds a record stamped before the time asked.
+	//
+	// Errors fail the whole call, unlike Kafka's per-partition error codes
+	// (a Strata caller names partitions it learned from DescribeTopic, so an
+	// unknown one is a mistake or a deleted topic, and the message names it):
+	// INVALID_ARGUMENT for a malformed entry (empty topic name, no spec,
+	// invalid timestamp) or more than 1000 entries (with a LimitExceeded
+	// detail); NOT_FOUND for an unknown topic or partition, after the agent
+	// re-read the topic's metadata from the index, so a partition just added
+	// with CreatePartitions is found; UNAVAILABLE when the index or the store
+	// is briefly unreachable (retry).
+	//
+	// ListOffsets has no side effects, so Connect clients may send it as an
+	// HTTP GET.
+	ListOffsets(context.Context, *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error)
 }
 
 // NewConsumerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -123,6 +206,7 @@ func NewConsumerServiceHandler(svc ConsumerServiceHandler, opts ...connect.Handl
 		ConsumerServiceFetchProcedure,
 		svc.Fetch,
 		connect.WithSchema(consumerServiceMethods.ByName("Fetch")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	consumerServiceSubscribeHandler := connect.NewServerStreamHandler(
@@ -131,12 +215,21 @@ func NewConsumerServiceHandler(svc ConsumerServiceHandler, opts ...connect.Handl
 		connect.WithSchema(consumerServiceMethods.ByName("Subscribe")),
 		connect.WithHandlerOptions(opts...),
 	)
+	consumerServiceListOffsetsHandler := connect.NewUnaryHandler(
+		ConsumerServiceListOffsetsProcedure,
+		svc.ListOffsets,
+		connect.WithSchema(consumerServiceMethods.ByName("ListOffsets")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/strata.v1.ConsumerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ConsumerServiceFetchProcedure:
 			consumerServiceFetchHandler.ServeHTTP(w, r)
 		case ConsumerServiceSubscribeProcedure:
 			consumerServiceSubscribeHandler.ServeHTTP(w, r)
+		case ConsumerServiceListOffsetsProcedure:
+			consumerServiceListOffsetsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -152,4 +245,8 @@ func (UnimplementedConsumerServiceHandler) Fetch(context.Context, *connect.Reque
 
 func (UnimplementedConsumerServiceHandler) Subscribe(context.Context, *connect.Request[v1.SubscribeRequest], *connect.ServerStream[v1.SubscribeResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ConsumerService.Subscribe is not implemented"))
+}
+
+func (UnimplementedConsumerServiceHandler) ListOffsets(context.Context, *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ConsumerService.ListOffsets is not implemented"))
 }

@@ -68,9 +68,14 @@ type GroupServiceClient interface {
 	// partition it owned.
 	LeaveGroup(context.Context, *connect.Request[v1.LeaveGroupRequest]) (*connect.Response[v1.LeaveGroupResponse], error)
 	// CommitOffsets stores the group's positions, all or none. A member commits
-	// only partitions it owns, at its current member epoch.
+	// only partitions it owns, at its current member epoch, of the topic as it
+	// was when they were assigned: after the topic was deleted (and maybe
+	// created again under its name) the commit is FAILED_PRECONDITION and the
+	// member must drop those partitions.
 	CommitOffsets(context.Context, *connect.Request[v1.CommitOffsetsRequest]) (*connect.Response[v1.CommitOffsetsResponse], error)
-	// FetchOffsets returns committed positions.
+	// FetchOffsets returns committed positions. Offsets committed to a topic
+	// since deleted (even if created again under the same name) are never
+	// answered: they belong to the deleted topic.
 	FetchOffsets(context.Context, *connect.Request[v1.FetchOffsetsRequest]) (*connect.Response[v1.FetchOffsetsResponse], error)
 	// ListGroups lists every group.
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
@@ -210,9 +215,14 @@ type GroupServiceHandler interface {
 	// partition it owned.
 	LeaveGroup(context.Context, *connect.Request[v1.LeaveGroupRequest]) (*connect.Response[v1.LeaveGroupResponse], error)
 	// CommitOffsets stores the group's positions, all or none. A member commits
-	// only partitions it owns, at its current member epoch.
+	// only partitions it owns, at its current member epoch, of the topic as it
+	// was when they were assigned: after the topic was deleted (and maybe
+	// created again under its name) the commit is FAILED_PRECONDITION and the
+	// member must drop those partitions.
 	CommitOffsets(context.Context, *connect.Request[v1.CommitOffsetsRequest]) (*connect.Response[v1.CommitOffsetsResponse], error)
-	// FetchOffsets returns committed positions.
+	// FetchOffsets returns committed positions. Offsets committed to a topic
+	// since deleted (even if created again under the same name) are never
+	// answered: they belong to the deleted topic.
 	FetchOffsets(context.Context, *connect.Request[v1.FetchOffsetsRequest]) (*connect.Response[v1.FetchOffsetsResponse], error)
 	// ListGroups lists every group.
 	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)

@@ -1,6 +1,6 @@
-package main
+package bench
 
-// strata bench store: the ceilings the agent works under, measured on the
+// Store: the ceilings the agent works under, measured on the
 // same store and index with the agent's own clients (objectlog.OpenBucket,
 // coordinator.Open) and no agent in between: create-only PUTs of objects of
 // the segment size, whole GETs and ranged GETs of them (64 KiB, and the
@@ -15,7 +15,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -35,36 +34,14 @@ import (
 	"github.com/stratabroker/strata/objectlog"
 )
 
-const benchStoreHelp = `Usage: strata bench store --store URL [--index URL] [flags]
-
-Measures what the object store and the index give without an agent, with
-the agent's own clients, so the agent's numbers can be read as a fraction
-of them. Each phase runs --concurrency workers for --duration:
-
-  put               create-only PUTs of --object-size objects
-  get               whole GETs of the objects the put phase wrote
-  get_range_64k     ranged GETs of 64 KiB at random aligned offsets
-  get_range_block   ranged GETs of --block-size (the agent's cache block)
-  redis_ping        PING round trips (with --index)
-  redis_eval        one EVALSHA per pipeline, a script shaped like a
-                    segment commit's (with --index)
-
-The objects go under bench-store/<random>/ and are deleted at the end; the
-Redis keys are under strata-bench:* and deleted too. Store credentials come
-from the environment as for the agent (AWS_ACCESS_KEY_ID, ...).
-
-Examples:
-  strata bench store --store 's3://strata?endpoint=127.0.0.1:9000&insecure=true' --index redis://127.0.0.1:6379/0
-  strata bench store --store file:///tmp/bucket --object-size 4MiB --json
-`
-
-// opJSON is one phase's results.
-type opJSON struct {
+// Op is one phase's results: operations, their latency, errors by kind
+// (unavailable, not_found, already_exists, deadline_exceeded, other).
+type Op struct {
 	Ops       int64            `json:"ops"`
 	Seconds   float64          `json:"seconds"`
 	OpsPerSec float64          `json:"ops_per_sec"`
 	MiBPerSec float64          `json:"mib_per_sec,omitempty"`
-	Latency   latencyJSON      `json:"latency_ms"`
+	Latency   Latency          `json:"latency_ms"`
 	Errors    map[string]int64 `json:"errors"`
 	// ClientCPU is this process's average CPU use during the phase, in
 	// cores; ServerCPU that of the process --watch-pid (or
@@ -73,7 +50,8 @@ type opJSON struct {
 	ServerCPU float64 `json:"server_cpu_cores,omitempty"`
 }
 
-type storeResult struct {
+// StoreResult is what `strata bench store --json` prints.
+type StoreResult struct {
 	Command     string    `json:"command"`
 	Store       string    `json:"store,omitempty"`
 	Index       string    `json:"index,omitempty"`
@@ -82,86 +60,109 @@ type storeResult struct {
 	Concurrency int       `json:"concurrency"`
 	Duration    float64   `json:"duration_s"`
 	Start       time.Time `json:"start"`
-	Put         *opJSON   `json:"put,omitempty"`
-	Get         *opJSON   `json:"get,omitempty"`
-	GetRange64K *opJSON   `json:"get_range_64k,omitempty"`
-	GetRangeBlk *opJSON   `json:"get_range_block,omitempty"`
-	RedisPing   *opJSON   `json:"redis_ping,omitempty"`
-	RedisEval   *opJSON   `json:"redis_eval,omitempty"`
+	Put         *Op       `json:"put,omitempty"`
+	Get         *Op       `json:"get,omitempty"`
+	GetRange64K *Op       `json:"get_range_64k,omitempty"`
+	GetRangeBlk *Op       `json:"get_range_block,omitempty"`
+	RedisPing   *Op       `json:"redis_ping,omitempty"`
+	RedisEval   *Op       `json:"redis_eval,omitempty"`
+
+	duration time.Duration // as given, for the summary
 }
 
-func runBenchStore(ctx context.Context, c *cli, args []string) error {
-	const cmd = "strata bench store"
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	storeURL := fs.String("store", "", "object store `URL`, as for strata agent")
-	indexURL := fs.String("index", "", "index `URL`, as for strata agent (redis://...); empty skips the Redis phases")
-	objectSize := byteSize(8 << 20)
-	fs.Var(&objectSize, "object-size", "bytes per object (default: the agent's --segment-max-bytes default)")
-	blockSize := byteSize(1 << 20)
-	fs.Var(&blockSize, "block-size", "ranged GET size of the get_range_block phase (the agent's --cache-block-bytes)")
-	concurrency := fs.Int("concurrency", 4, "requests in flight in each phase (the agent's --max-concurrent-uploads is 4)")
-	duration := fs.Duration("duration", 5*time.Second, "time of each phase")
-	jsonOut := fs.Bool("json", false, "print one JSON object with the results to stdout")
-	progress := fs.Bool("progress", false, "print a progress line to stderr every second even when stderr is not a terminal")
-	watchPID := fs.Int("watch-pid", 0, "report the CPU use of process `PID` (the store's server, on this machine) in the store phases (Linux)")
-	watchIndexPID := fs.Int("watch-index-pid", 0, "report the CPU use of process `PID` (redis-server, on this machine) in the Redis phases (Linux)")
-	positional, err := c.parseFlags(fs, benchStoreHelp, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(cmd, positional); err != nil {
-		return err
-	}
+// StoreConfig is what Store measures; the fields are the flags of
+// `strata bench store`.
+type StoreConfig struct {
+	// Store and Index are URLs as for strata agent; either may be empty
+	// (its phases are skipped), not both.
+	Store, Index string
+	// ObjectSize is the bytes per object; BlockSize the ranged GET size of
+	// the get_range_block phase.
+	ObjectSize, BlockSize int64
+	// Concurrency is the requests in flight in each phase.
+	Concurrency int
+	// Duration is the time of each phase.
+	Duration time.Duration
+	// WatchPID and WatchIndexPID name processes on this machine (the
+	// store's and the index's servers) whose CPU use the store and the
+	// Redis phases report; 0 for none.
+	WatchPID, WatchIndexPID int
+	// Progress draws a live line on Stderr every second.
+	Progress bool
+	Stderr   io.Writer
+}
+
+// Check validates the settings.
+func (c *StoreConfig) Check() error {
 	switch {
-	case *storeURL == "" && *indexURL == "":
-		return usagef(cmd, "--store or --index is required: what to measure, e.g. --store 's3://bucket?endpoint=host:9000&insecure=true'")
-	case objectSize < 1 || objectSize > 5<<30:
-		return usagef(cmd, "--object-size %d: want 1 byte to 5GiB", objectSize)
-	case blockSize < 1:
-		return usagef(cmd, "--block-size %d: want at least 1 byte", blockSize)
-	case *concurrency < 1:
-		return usagef(cmd, "--concurrency %d: want at least 1", *concurrency)
-	case *duration <= 0:
-		return usagef(cmd, "--duration %s: want a positive duration", *duration)
+	case c.Store == "" && c.Index == "":
+		return flagErrorf("--store or --index is required: what to measure, e.g. --store 's3://bucket?endpoint=host:9000&insecure=true'")
+	case c.ObjectSize < 1 || c.ObjectSize > 5<<30:
+		return flagErrorf("--object-size %d: want 1 byte to 5GiB", c.ObjectSize)
+	case c.BlockSize < 1:
+		return flagErrorf("--block-size %d: want at least 1 byte", c.BlockSize)
+	case c.Concurrency < 1:
+		return flagErrorf("--concurrency %d: want at least 1", c.Concurrency)
+	case c.Duration <= 0:
+		return flagErrorf("--duration %s: want a positive duration", c.Duration)
 	}
-	for name, pid := range map[string]int{"watch-pid": *watchPID, "watch-index-pid": *watchIndexPID} {
+	for name, pid := range map[string]int{"watch-pid": c.WatchPID, "watch-index-pid": c.WatchIndexPID} {
 		if pid == 0 {
 			continue
 		}
 		if _, err := processCPUOf(pid); err != nil {
-			return usagef(cmd, "--%s %d: %v", name, pid, err)
+			return flagErrorf("--%s %d: %v", name, pid, err)
 		}
 	}
-	res := &storeResult{Command: "store", ObjectSize: int64(objectSize), BlockSize: int64(blockSize),
-		Concurrency: *concurrency, Duration: duration.Seconds(), Start: time.Now().UTC()}
-	ph := &phaser{conc: *concurrency, dur: *duration, stderr: c.stderr, progress: *progress || isTerminal(c.stderr)}
+	return nil
+}
 
-	if *storeURL != "" {
-		ph.watch = *watchPID
-		res.Store = redactedURL(*storeURL)
-		if err := benchBucket(ctx, ph, res, *storeURL, int64(objectSize), int64(blockSize)); err != nil {
-			return err
+// Store measures what the object store and the index give without an
+// agent, with the agent's own clients, so the agent's numbers can be read
+// as a fraction of them. Each phase runs c.Concurrency workers for
+// c.Duration: put, get, get_range_64k, get_range_block (with c.Store),
+// redis_ping and redis_eval (with c.Index). The objects go under
+// bench-store/<random>/ and the Redis keys under strata-bench:*; both are
+// deleted at the end.
+func Store(ctx context.Context, c StoreConfig) (*StoreResult, error) {
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	stderr := c.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	res := &StoreResult{Command: "store", ObjectSize: c.ObjectSize, BlockSize: c.BlockSize,
+		Concurrency: c.Concurrency, Duration: c.Duration.Seconds(), Start: time.Now().UTC(), duration: c.Duration}
+	ph := &phaser{conc: c.Concurrency, dur: c.Duration, stderr: stderr, progress: c.Progress}
+	if c.Store != "" {
+		ph.watch = c.WatchPID
+		res.Store = redactedURL(c.Store)
+		if err := benchBucket(ctx, ph, res, c.Store, c.ObjectSize, c.BlockSize); err != nil {
+			return nil, err
 		}
 	}
-	if *indexURL != "" {
-		ph.watch = *watchIndexPID
-		res.Index = redactedURL(*indexURL)
-		if err := benchRedis(ctx, ph, res, *indexURL); err != nil {
-			return err
+	if c.Index != "" {
+		ph.watch = c.WatchIndexPID
+		res.Index = redactedURL(c.Index)
+		if err := benchRedis(ctx, ph, res, c.Index); err != nil {
+			return nil, err
 		}
 	}
 	if ctx.Err() != nil {
-		return errInterrupted
+		return nil, ErrInterrupted
 	}
-	if *jsonOut {
-		return writeJSON(c.stdout, res)
-	}
-	fmt.Fprintf(c.stdout, "strata bench store: %s objects, %d in flight, %s per phase\n", formatBytes(int64(objectSize)), *concurrency, *duration)
-	tw := newTableWriter(c.stdout)
+	return res, nil
+}
+
+// PrintStoreSummary writes the human-readable results of Store.
+func PrintStoreSummary(w io.Writer, res *StoreResult) {
+	fmt.Fprintf(w, "strata bench store: %s objects, %d in flight, %s per phase\n", sizeText(res.ObjectSize), res.Concurrency, res.duration)
+	tw := newTableWriter(w)
 	tw.row("", "ops/s", "MiB/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors")
 	for _, p := range []struct {
 		name string
-		op   *opJSON
+		op   *Op
 	}{{"put", res.Put}, {"get", res.Get}, {"get_range_64k", res.GetRange64K}, {"get_range_block", res.GetRangeBlk}, {"redis_ping", res.RedisPing}, {"redis_eval", res.RedisEval}} {
 		if p.op == nil {
 			continue
@@ -174,7 +175,19 @@ func runBenchStore(ctx context.Context, c *cli, args []string) error {
 		tw.row(p.name, fmt.Sprintf("%.0f", p.op.OpsPerSec), mib, ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max), errorsText(p.op.Errors))
 	}
 	tw.flush()
-	return nil
+}
+
+// sizeText is n as --object-size takes it: 8MiB, 512KiB, or bytes.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // redactedURL drops user info, for the report.
@@ -223,7 +236,7 @@ func processCPUOf(pid int) (float64, error) {
 
 // run calls op from conc workers until the phase's time is up. op returns
 // the bytes it moved.
-func (ph *phaser) run(ctx context.Context, name string, op func(ctx context.Context, worker int, r *mrand.Rand) (int64, error)) *opJSON {
+func (ph *phaser) run(ctx context.Context, name string, op func(ctx context.Context, worker int, r *mrand.Rand) (int64, error)) *Op {
 	ctx, cancel := context.WithTimeout(ctx, ph.dur)
 	defer cancel()
 	type workerStats struct {
@@ -304,7 +317,7 @@ func (ph *phaser) run(ctx context.Context, name string, op func(ctx context.Cont
 			total.errors[k] += v
 		}
 	}
-	out := &opJSON{Ops: total.ops, Seconds: round3(seconds), Latency: latencyOf(total.hist), Errors: total.errors,
+	out := &Op{Ops: total.ops, Seconds: round3(seconds), Latency: latencyOf(total.hist), Errors: total.errors,
 		ClientCPU: round3(clientCPU), ServerCPU: round3(serverCPU)}
 	out.OpsPerSec = math.Round(float64(total.ops)/seconds*10) / 10
 	out.MiBPerSec = round3(float64(total.bytes) / seconds / (1 << 20))
@@ -326,7 +339,7 @@ func storeErrorKind(err error) string {
 	return "other"
 }
 
-func benchBucket(ctx context.Context, ph *phaser, res *storeResult, storeURL string, size, block int64) error {
+func benchBucket(ctx context.Context, ph *phaser, res *StoreResult, storeURL string, size, block int64) error {
 	bucket, err := objectlog.OpenBucket(ctx, storeURL)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -345,7 +358,7 @@ func benchBucket(ctx context.Context, ph *phaser, res *storeResult, storeURL str
 	// rather than as a phase full of errors.
 	first := prefix + "first"
 	if err := bucket.PutIfAbsent(ctx, first, bytes.NewReader(data), size); err != nil {
-		return fmt.Errorf("put a %s object in %s: %w", formatBytes(size), redactedURL(storeURL), err)
+		return fmt.Errorf("put a %s object in %s: %w", sizeText(size), redactedURL(storeURL), err)
 	}
 	var mu sync.Mutex
 	keys := []string{first}
@@ -421,7 +434,7 @@ end
 return hwm
 `)
 
-func benchRedis(ctx context.Context, ph *phaser, res *storeResult, indexURL string) error {
+func benchRedis(ctx context.Context, ph *phaser, res *StoreResult, indexURL string) error {
 	index, err := coordinator.Open(ctx, indexURL, coordinator.Options{})
 	if err != nil {
 		return fmt.Errorf("open index: %w", err)

@@ -1,13 +1,12 @@
-package main
+package bench
 
-// strata bench consume: catch-up reads. The backlog is what the topic held
-// when the run began (after writing --backlog-bytes into it, if asked), read
-// from each partition's log start to that high watermark by --consumers
-// readers sharing the partitions.
+// Consume: catch-up reads. The backlog is what the topic held when the run
+// began (after writing BacklogBytes into it, if asked), read from each
+// partition's log start to that high watermark by Config.Consumers readers
+// sharing the partitions.
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -18,147 +17,139 @@ import (
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
-const benchConsumeHelp = `Usage: strata bench consume [flags]
+// ConsumeOptions are the settings only Consume has.
+type ConsumeOptions struct {
+	// API is "subscribe" (one Subscribe stream per reader) or "fetch" (one
+	// Fetch at a time) over Connect; over Kafka the readers always Fetch,
+	// with franz-go, and API must be empty.
+	API string
+	// FetchBytes is the max_bytes of each Fetch or Subscribe message (over
+	// Kafka: of each Fetch, and of each partition in it).
+	FetchBytes int64
+	// BacklogBytes are written before reading when the topic is new, or
+	// when BacklogGiven (the user asked for it on an existing topic).
+	BacklogBytes int64
+	BacklogGiven bool
+}
 
-Reads a backlog from its start as fast as the agent serves it and reports
-the read throughput (catch-up consumption). The backlog is the topic's
-records when the run begins: an existing --topic as it is, or, for a new
-topic (or with --backlog-bytes on an existing one), what the producers
-write first, as fast as they can, unmeasured.
+func (o *ConsumeOptions) check(kafka bool) error {
+	switch {
+	case kafka && o.API != "":
+		return flagErrorf("--api %q: not used with --kafka (Kafka readers always Fetch)", o.API)
+	case !kafka && o.API != "subscribe" && o.API != "fetch":
+		return flagErrorf("--api %q: want subscribe or fetch", o.API)
+	case o.FetchBytes < 1 || o.FetchBytes > 1<<30:
+		return flagErrorf("--fetch-bytes %d: want 1 to 1GiB", o.FetchBytes)
+	}
+	return nil
+}
 
---consumers readers share the partitions. With --api subscribe (the
-default) each reads its partitions over one Subscribe stream, and the
-latency column is the time between messages; with --api fetch each reads
-its partitions one Fetch at a time, and the latency is per Fetch.
-
-The run ends when the backlog is read or --duration passes; --warmup
-(default 0) drops the first part of it from the results.
-
-To measure reads from the object store rather than from the writing
-agent's cache, fill the backlog through one agent and read it through
-another, or restart the agent in between (see scripts/bench.sh).
-
-Examples:
-  strata bench consume --backlog-bytes 1GiB
-  strata bench consume --topic orders --api fetch --json
-`
-
-func runBenchConsume(ctx context.Context, c *cli, args []string) error {
-	const cmd = "strata bench consume"
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	var f benchFlags
-	f.register(fs, 0)
-	fs.Lookup("duration").DefValue = "1m0s"
-	f.duration = time.Minute
-	backlog := byteSize(256 << 20)
-	fs.Var(&backlog, "backlog-bytes", "record bytes to write before reading, when the topic is new or the flag is given")
-	api := fs.String("api", "subscribe", "read with subscribe or fetch")
-	fetchBytes := byteSize(1 << 20)
-	fs.Var(&fetchBytes, "fetch-bytes", "max_bytes of each Fetch or Subscribe message")
-	positional, err := c.parseFlags(fs, benchConsumeHelp, args)
+// Consume reads a backlog from its start as fast as the agent serves it
+// and reports the read throughput (catch-up consumption). The run ends when
+// the backlog is read or f.Duration passes; f.Warmup drops the first part
+// of it from the results.
+func Consume(ctx context.Context, f Config, o ConsumeOptions) (*Result, error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	if err := o.check(f.isKafka()); err != nil {
+		return nil, err
+	}
+	tg, err := openTarget(&f)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := noArgs(cmd, positional); err != nil {
-		return err
-	}
-	if err := f.check(cmd); err != nil {
-		return err
-	}
-	if err := oneOf(cmd, "api", *api, "subscribe", "fetch"); err != nil {
-		return err
-	}
-	if fetchBytes < 1 || fetchBytes > 1<<30 {
-		return usagef(cmd, "--fetch-bytes %d: want 1 to 1GiB", fetchBytes)
-	}
-	backlogGiven := false
-	fs.Visit(func(fl *flag.Flag) { backlogGiven = backlogGiven || fl.Name == "backlog-bytes" })
-	cl, err := f.dial(fs)
+	defer tg.close()
+	t, err := tg.setupTopic(ctx, &f)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer cl.close()
-	t, err := setupTopic(ctx, cl, &f, cmd, fs)
-	if err != nil {
-		return err
-	}
-	defer t.teardown(cl, f.keep, c.stderr)
+	defer tg.teardown(t, f.Keep, f.stderr())
 
 	cnt := &counters{}
-	var bl backlogJSON
-	if (t.created || backlogGiven) && backlog > 0 {
+	var bl Backlog
+	if (t.created || o.BacklogGiven) && o.BacklogBytes > 0 {
 		bl.Prefilled = true
 		start := time.Now()
-		target := int64(backlog)
+		target := o.BacklogBytes
 		fill := window{start: start, end: start.Add(24 * time.Hour)}
 		pf := f
-		pf.rate = 0
-		stopProgress := startProgress(c.stderr, f.showProgress(c), fill, cnt)
+		pf.Rate = 0
+		stopProgress := startProgress(f.stderr(), f.Progress, fill, cnt)
 		// Each producer asks before each request; the requests stop once
 		// the backlog is covered, whatever is still in flight.
 		var sent atomic.Int64
-		perRequest := int64(f.batch) * int64(f.recordSize)
-		_, err := runProducers(ctx, &pf, fs, t.name, fill, func() bool { return sent.Add(perRequest) > target+perRequest-1 }, cnt)
+		perRequest := int64(f.Batch) * f.RecordSize
+		_, err := runProducers(ctx, &pf, t, fill, func() bool { return sent.Add(perRequest) > target+perRequest-1 }, cnt)
 		stopProgress()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ctx.Err() != nil {
-			return errInterrupted
+			return nil, ErrInterrupted
 		}
 		if cnt.errors.Load() > 0 && cnt.producedBytes.Load() < target {
-			return fmt.Errorf("writing the backlog failed: %d errors", cnt.errors.Load())
+			return nil, fmt.Errorf("writing the backlog failed: %d errors", cnt.errors.Load())
 		}
 		bl.PrefillSec = round3(time.Since(start).Seconds())
 	}
-	desc, err := cl.admin.DescribeTopic(ctx, connect.NewRequest(&stratav1.DescribeTopicRequest{Name: t.name}))
+	spans, err := tg.spans(ctx, t.name)
 	if err != nil {
-		return cl.explain(err, t.name)
+		return nil, err
 	}
 	// Each reader's share: partition -> [from, to).
-	shares := make([]map[int32][2]int64, min(f.consumers, int(t.partitions)))
+	shares := make([]map[int32][2]int64, min(f.Consumers, int(t.partitions)))
 	for i := range shares {
 		shares[i] = map[int32][2]int64{}
 	}
-	for _, info := range desc.Msg.GetPartitions() {
-		if info.GetHighWatermark() > info.GetLogStartOffset() {
-			bl.Records += info.GetHighWatermark() - info.GetLogStartOffset()
-			bl.Bytes += info.GetBytes()
-			shares[int(info.GetPartition())%len(shares)][info.GetPartition()] = [2]int64{info.GetLogStartOffset(), info.GetHighWatermark()}
-		}
+	for _, s := range spans {
+		bl.Records += s.to - s.from
+		bl.Bytes += s.bytes
+		shares[int(s.partition)%len(shares)][s.partition] = [2]int64{s.from, s.to}
 	}
 	if bl.Records == 0 {
-		return fmt.Errorf("topic %s has no records to read; give --backlog-bytes to write some first", t.name)
+		return nil, fmt.Errorf("topic %s has no records to read; give --backlog-bytes to write some first", t.name)
 	}
 
 	cnt = &counters{}
 	clock := startCPUClock() // the reads only, not the backlog's writing
-	win := newWindow(f.warmup, f.duration)
-	mw := watchMetrics(ctx, f.metrics, win)
+	win := newWindow(f.Warmup, f.Duration)
+	mw := watchMetrics(ctx, f.Metrics, win)
 	rctx, cancel := context.WithDeadline(ctx, win.end)
 	defer cancel()
-	stopProgress := startProgress(c.stderr, f.showProgress(c), win, cnt)
-	readers := make([]*catchUpReader, 0, len(shares))
+	stopProgress := startProgress(f.stderr(), f.Progress, win, cnt)
+	type reader struct {
+		read  func(context.Context) error
+		stats *flowStats
+		err   error
+	}
+	readers := make([]*reader, 0, len(shares))
 	var lastDone atomic.Int64
 	var wg sync.WaitGroup
 	for _, share := range shares {
 		if len(share) == 0 {
 			continue
 		}
-		rcl, err := f.dial(fs)
-		if err != nil {
-			stopProgress()
-			return err
+		r := &reader{stats: newFlowStats()}
+		if f.isKafka() {
+			kr := &kafkaReader{brokers: f.Kafka, topic: t.name, share: share, maxBytes: int32(o.FetchBytes), win: win, cnt: cnt, stats: r.stats}
+			r.read = kr.read
+		} else {
+			rcl, err := f.Dial()
+			if err != nil {
+				stopProgress()
+				return nil, err
+			}
+			defer rcl.close()
+			cr := &catchUpReader{cl: rcl, topic: t.name, share: share, maxBytes: int32(o.FetchBytes), win: win, cnt: cnt, stats: r.stats}
+			r.read = cr.subscribe
+			if o.API == "fetch" {
+				r.read = cr.fetch
+			}
 		}
-		defer rcl.close()
-		r := &catchUpReader{cl: rcl, topic: t.name, share: share, maxBytes: int32(fetchBytes), win: win, cnt: cnt, stats: newFlowStats()}
 		readers = append(readers, r)
 		wg.Go(func() {
-			if *api == "fetch" {
-				r.err = r.fetch(rctx)
-			} else {
-				r.err = r.subscribe(rctx)
-			}
+			r.err = r.read(rctx)
 			now := time.Now().UnixNano()
 			for {
 				old := lastDone.Load()
@@ -178,14 +169,18 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 	}
 	seconds := end.Sub(win.start).Seconds()
 	if ctx.Err() != nil {
-		return errInterrupted
+		return nil, ErrInterrupted
 	}
 	stats := newFlowStats()
 	for _, r := range readers {
 		if r.err != nil && !cut {
-			return r.err
+			return nil, r.err
 		}
 		stats.merge(r.stats)
+	}
+	if f.isKafka() && stats.records == bl.Records {
+		// ListOffsets gives no sizes: the backlog's bytes are those read.
+		bl.Bytes = stats.bytes
 	}
 	// A run that finished before the window's end ends the metrics' too.
 	if end.Before(win.end) {
@@ -193,27 +188,28 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 	}
 	agent, err := mw.result()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r := newResult("consume", cl, &f, t, win)
+	r := newResult("consume", tg.addr(), &f, t, win)
 	r.Producers = 0
 	r.Duration = round3(seconds)
 	r.Backlog = &bl
 	r.Consume = stats.json(seconds)
 	r.Agent = agent
-	return finish(c, &f, r, clock)
+	clock.stamp(r)
+	return r, nil
 }
 
-// catchUpReader reads its share of the partitions up to their watermarks.
+// catchUpReader reads its share of the partitions up to their watermarks
+// over Connect.
 type catchUpReader struct {
-	cl       *client
+	cl       *Conn
 	topic    string
 	share    map[int32][2]int64
 	maxBytes int32
 	win      window
 	cnt      *counters
 	stats    *flowStats
-	err      error
 }
 
 func (r *catchUpReader) count(recs []*stratav1.ConsumedRecord, latency time.Duration, now time.Time) {
@@ -246,7 +242,7 @@ func (r *catchUpReader) fetch(ctx context.Context) error {
 	for p, span := range r.share {
 		for next := span[0]; next < span[1]; {
 			t0 := time.Now()
-			resp, err := r.cl.consumer.Fetch(ctx, connect.NewRequest(&stratav1.FetchRequest{
+			resp, err := r.cl.Consumer.Fetch(ctx, connect.NewRequest(&stratav1.FetchRequest{
 				Topic: r.topic, Partition: p, Offset: next, MaxBytes: r.maxBytes,
 			}))
 			if err != nil {
@@ -283,7 +279,7 @@ func (r *catchUpReader) subscribe(ctx context.Context) error {
 		parts = append(parts, p)
 		left[p] = span[1]
 	}
-	stream, err := r.cl.consumer.Subscribe(ctx, connect.NewRequest(&stratav1.SubscribeRequest{
+	stream, err := r.cl.Consumer.Subscribe(ctx, connect.NewRequest(&stratav1.SubscribeRequest{
 		Topic: r.topic, Partitions: parts, Start: &stratav1.SubscribeRequest_Earliest{Earliest: true}, MaxBytes: r.maxBytes,
 	}))
 	if err != nil {
@@ -292,6 +288,9 @@ func (r *catchUpReader) subscribe(ctx context.Context) error {
 	defer stream.Close()
 	last := time.Now()
 	for stream.Receive() {
+		if stream.Msg().GetKeepAlive() {
+			continue // not a delivery: no latency sample
+		}
 		now := time.Now()
 		recs := stream.Msg().GetRecords()
 		kept := recs[:0]
