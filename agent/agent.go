@@ -16,6 +16,7 @@ import (
 type Index interface {
 	coordinator.Topics
 	coordinator.Log
+	coordinator.Producers
 	coordinator.Notifier
 	coordinator.Agents
 	coordinator.Groups

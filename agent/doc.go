@@ -8,7 +8,8 @@
 // Connect codes, and to the typed error details of errors.proto, in one
 // place, errors.go.
 //
-// Files follow the API: produce.go (ProducerService), fetch.go,
+// Files follow the API: produce.go and producer_id.go (ProducerService,
+// the latter InitProducerId for idempotent producers), fetch.go,
 // subscribe.go and list_offsets.go (ConsumerService), admin.go
 // (AdminService); topics.go is the topic metadata cache; batcher.go is the
 // write path behind Produce, cache.go the block cache, hub.go the fan-out of
