@@ -198,14 +198,23 @@ var (
 	txnOffsetsScript = redis.NewScript(luaNowMs + txnOffsetsSrc)
 	txnAbortedScript = redis.NewScript(txnAbortedSrc)
 	// txnExpiredScript: KEYS[1] the deadline index; ARGV[1] limit. Returns
-	// {now ms, id...}: ids whose deadline is at or before the server's now.
+	// {now ms, id, score, ...}: ids whose deadline is at or before the
+	// server's now.
 	txnExpiredScript = redis.NewScript(luaNowMs + `
 local now = now_ms()
 local out = { now }
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do
-  out[#out + 1] = id
+for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1]))) do
+  out[#out + 1] = v
 end
 return out
+`)
+	// txnForgetScript: KEYS[1] the deadline index; ARGV[1] id, ARGV[2] the
+	// score it was listed with. Removes the entry only if the score is
+	// unchanged: a transaction that started since has a new deadline, or
+	// gets it right after (addToTxn writes it after its script).
+	txnForgetScript = redis.NewScript(`
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
 `)
 )
 
@@ -484,7 +493,10 @@ func (r *Redis) DescribeTxn(ctx context.Context, txnID string) (Txn, error) {
 }
 
 // ListExpiredTxns implements Transactions.ListExpiredTxns: candidates from
-// the deadline index, each checked against its own state.
+// the deadline index, each checked against its own state. Candidates with
+// no transaction in progress (an add that failed, a completion that did not
+// get to remove its entry) are dropped from the index on the way, so they
+// cannot crowd out the expired ones.
 func (r *Redis) ListExpiredTxns(ctx context.Context, limit int) ([]Txn, error) {
 	const op = "list expired transactions"
 	if limit <= 0 {
@@ -500,18 +512,20 @@ func (r *Redis) ListExpiredTxns(ctx context.Context, limit int) ([]Txn, error) {
 	}
 	now := time.UnixMilli(nowMs)
 	var out []Txn
-	for _, id := range ids[1:] {
+	for i := 1; i+1 < len(ids); i += 2 {
+		id, score := ids[i], ids[i+1]
 		t, err := r.DescribeTxn(ctx, id)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return nil, wrapErr(op, err)
 		}
-		switch t.State {
-		case TxnOngoing, TxnPrepareCommit, TxnPrepareAbort:
+		switch {
+		case err == nil && (t.State == TxnOngoing || t.State == TxnPrepareCommit || t.State == TxnPrepareAbort):
 			if !t.Started.IsZero() && !t.Deadline.After(now) {
 				out = append(out, t)
+			}
+		default:
+			if err := r.run(ctx, txnForgetScript, []string{r.txnDeadlinesKey()}, id, score).Err(); err != nil {
+				return nil, wrapErr(op, err)
 			}
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stratabroker/strata/coordinator"
 )
 
@@ -386,10 +388,25 @@ func TestTxnLastStableOffset(t *testing.T) {
 }
 
 func TestTxnExpired(t *testing.T) {
-	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+	prefix := uniquePrefix(t)
+	forEachBackend(t, coordinator.Options{Prefix: prefix}, func(t *testing.T, r *coordinator.Redis) {
 		ctx := t.Context()
 		tp := createTopic(t, r, "txn-exp", 1)
 		parts := []coordinator.TxnPartition{{TopicID: tp.ID, Partition: 0}}
+		// An add to an unknown id leaves a candidate in the reaper's index,
+		// which the next listing drops.
+		_, err := r.AddPartitionsToTxn(ctx, "ghost", 1, 0, parts)
+		wantErr(t, err, coordinator.ErrNotFound)
+		deadlines := prefix + "{m}:txn-deadlines"
+		if err := r.Client().ZScore(ctx, deadlines, "ghost").Err(); err != nil {
+			t.Fatalf("ghost candidate: %v", err)
+		}
+		if _, err := r.ListExpiredTxns(ctx, 100); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Client().ZScore(ctx, deadlines, "ghost").Err(); !errors.Is(err, redis.Nil) {
+			t.Fatalf("ghost candidate still indexed: %v", err)
+		}
 		for _, c := range []struct {
 			id      string
 			timeout time.Duration
