@@ -557,7 +557,7 @@ func (r *Redis) TxnOffsetCommit(ctx context.Context, group string, producerID in
 		if !o.CommitTime.IsZero() {
 			ts = strconv.FormatInt(o.CommitTime.UnixMilli(), 10)
 		}
-		args = append(args, offsetField(tp), o.Offset, ts, o.Metadata)
+		args = append(args, offsetField(tp), topicIDPrefix(o.TopicID), o.Offset, ts, o.Metadata)
 	}
 	v, err := r.runGroupWrite(ctx, group, txnOffsetsScript, []string{r.txnPendingKey(group, producerID), r.groupKeys(group).offsets}, args...)
 	if err != nil {

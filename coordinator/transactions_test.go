@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -242,7 +243,8 @@ func TestTxnOffsets(t *testing.T) {
 		}
 
 		// Committed: visible only once the transaction completes.
-		begin(0, map[coordinator.TopicPartition]coordinator.CommittedOffset{a: {Offset: 10, Metadata: "m"}, b: {Offset: 7}})
+		topicID := uuid.New()
+		begin(0, map[coordinator.TopicPartition]coordinator.CommittedOffset{a: {Offset: 10, Metadata: "m", TopicID: topicID}, b: {Offset: 7}})
 		if o, _ := fetchOne(t, r, "g", a); o != 5 {
 			t.Fatalf("pending offset visible: %d", o)
 		}
@@ -262,7 +264,7 @@ func TestTxnOffsets(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := r.FetchOffsets(ctx, "g", nil)
-		if err != nil || got[a].Offset != 10 || got[a].Metadata != "m" || got[b].Offset != 7 {
+		if err != nil || got[a].Offset != 10 || got[a].Metadata != "m" || got[a].TopicID != topicID || got[b].Offset != 7 {
 			t.Fatalf("after commit: %v, %v", got, err)
 		}
 

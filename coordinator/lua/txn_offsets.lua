@@ -2,12 +2,12 @@
 -- {g:<group>}; prepended with luaNowMs.
 --
 -- KEYS[1] pending hash of one producer id: "~epoch" -> its epoch, and
---   "<partition>:<topic>" -> "<offset>:<commit ms>:<metadata>" (the
---   committed-offset format of groups.go)
+--   "<partition>:<topic>" -> "@<topic id>:<offset>:<commit ms>:<metadata>"
+--   (the committed-offset format of groups.go)
 -- KEYS[2] the group's committed offsets hash
 -- ARGV[1] op: "stage" (TxnOffsetCommit) | "commit" | "abort" (EndTxn's
---   outcome), ARGV[2] epoch; stage: then per partition field, offset,
---   commit ms ("" = server now), metadata.
+--   outcome), ARGV[2] epoch; stage: then per partition field, topic id
+--   prefix ("@<id>:" or ""), offset, commit ms ("" = server now), metadata.
 --
 -- Returns {0} done, {1, epoch} fenced by a newer epoch's pending offsets.
 -- commit and abort are idempotent: the pending hash is gone after either.
@@ -19,10 +19,10 @@ if op == 'stage' then
   if cur and tonumber(cur) < epoch then redis.call('DEL', KEYS[1]) end
   local now = now_ms()
   redis.call('HSET', KEYS[1], '~epoch', ARGV[2])
-  for i = 3, #ARGV, 4 do
-    local ts = ARGV[i + 2]
+  for i = 3, #ARGV, 5 do
+    local ts = ARGV[i + 3]
     if ts == '' then ts = now end
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. ':' .. ts .. ':' .. ARGV[i + 3])
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1] .. ARGV[i + 2] .. ':' .. ts .. ':' .. ARGV[i + 4])
   end
   return { 0 }
 end
