@@ -456,3 +456,52 @@ func TestTxnExpired(t *testing.T) {
 		}
 	})
 }
+
+// TestTxnEmbeddedRestart: the embedded index keeps a transaction across a
+// crash (its snapshot, as the file is when the process dies): the state,
+// the partition's held-back LSO and the staged offsets, and the
+// transaction completes after the restart.
+func TestTxnEmbeddedRestart(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	r := openEmbedded(t, dir, coordinator.Options{})
+	t.Cleanup(func() { _ = r.Close() })
+	tp := createTopic(t, r, "txn-restart", 1)
+	a := coordinator.TopicPartition{Topic: "txn-restart", Partition: 0}
+	if _, err := r.InitTxn(ctx, "rs", 4, 0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddPartitionsToTxn(ctx, "rs", 4, 0, []coordinator.TxnPartition{{TopicID: tp.ID, Partition: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddOffsetsToTxn(ctx, "rs", 4, 0, "rg"); err != nil {
+		t.Fatal(err)
+	}
+	wantOffsets(t, commit(t, r, segment(tp.ID, 0, plain(0, 10, 2, 1), txnBatch(10, 10, 3, 4, 0, 0)))[0], 0, 2)
+	if err := r.TxnOffsetCommit(ctx, "rg", 4, 0, map[coordinator.TopicPartition]coordinator.CommittedOffset{a: {Offset: 2}}); err != nil {
+		t.Fatal(err)
+	}
+
+	r2 := openEmbedded(t, copySnapshot(t, dir), coordinator.Options{})
+	t.Cleanup(func() { _ = r2.Close() })
+	txn, err := r2.DescribeTxn(ctx, "rs")
+	txn = wantState(t, txn, err, coordinator.TxnOngoing)
+	if len(txn.Partitions) != 1 || !slices.Equal(txn.Groups, []string{"rg"}) {
+		t.Fatalf("restored transaction: %+v", txn)
+	}
+	wantLSO(t, r2, tp, 5, 2)
+	if _, ok := fetchOne(t, r2, "rg", a); ok {
+		t.Fatal("staged offset visible after restart")
+	}
+	if _, err := r2.EndTxn(ctx, "rs", 4, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	wantOffsets(t, commit(t, r2, segment(tp.ID, 0, marker(0, 4, 0, coordinator.ControlCommit)))[0], 5)
+	if _, err := r2.CompleteTxn(ctx, "rs", 4, 0); err != nil {
+		t.Fatal(err)
+	}
+	wantLSO(t, r2, tp, 6, 6)
+	if o, ok := fetchOne(t, r2, "rg", a); !ok || o != 2 {
+		t.Fatalf("committed offset after restart: %d, %v", o, ok)
+	}
+}
