@@ -83,8 +83,10 @@ type BatchCommit struct {
 	// transaction marker (one record) whose ControlType, the control
 	// record's type, is ControlAbort or ControlCommit; it closes the
 	// producer's open transaction on the partition. Markers are not subject
-	// to sequence checks (Kafka writes them with sequence -1), and both kinds
-	// need ProducerID >= 0.
+	// to sequence checks (Kafka writes them with sequence -1) but are to
+	// epoch fencing: a marker of an older epoch is ErrFenced, and one of a
+	// newer epoch fences the older epoch's later batches on the partition.
+	// Both kinds need ProducerID >= 0.
 	Transactional bool
 	Control       bool
 	ControlType   int16

@@ -233,8 +233,8 @@ func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
 			if err != nil {
 				return nil, fmt.Errorf("topic %s partition %d batch %d: %w", ch.TopicID, ch.Partition, j, err)
 			}
-			if b.ProducerID >= 0 && !b.Control {
-				if b.ProducerEpoch < 0 || b.BaseSequence < 0 {
+			if b.ProducerID >= 0 {
+				if b.ProducerEpoch < 0 || (b.BaseSequence < 0 && !b.Control) { // issue 11: markers have no sequence
 					return nil, fmt.Errorf("%w: producer %d epoch %d sequence %d", ErrInvalid, b.ProducerID, b.ProducerEpoch, b.BaseSequence)
 				}
 				var ok bool

@@ -505,3 +505,29 @@ func TestTxnEmbeddedRestart(t *testing.T) {
 		t.Fatalf("committed offset after restart: %d, %v", o, ok)
 	}
 }
+
+// TestTxnMarkerFences: the abort marker a re-init writes with the bumped
+// epoch fences the old epoch's late batches on the partition, so a zombie
+// cannot open a transaction that would hold the LSO back; an old epoch's
+// marker is refused.
+func TestTxnMarkerFences(t *testing.T) {
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		tp := createTopic(t, r, "txn-zombie", 1)
+		wantOffsets(t, commit(t, r, segment(tp.ID, 0, txnBatch(0, 10, 2, 7, 0, 0)))[0], 0)
+		wantOffsets(t, commit(t, r, segment(tp.ID, 0, marker(0, 7, 1, coordinator.ControlAbort)))[0], 2)
+		wantLSO(t, r, tp, 3, 3)
+		res := commit(t, r, segment(tp.ID, 0, txnBatch(0, 10, 2, 7, 0, 2), marker(10, 7, 0, coordinator.ControlCommit)))[0]
+		for i, b := range res.Batches {
+			if !errors.Is(b.Err, coordinator.ErrFenced) {
+				t.Fatalf("zombie batch %d: %+v, want ErrFenced", i, b)
+			}
+		}
+		wantLSO(t, r, tp, 3, 3)
+		wantAborted(t, r, tp, 0, 10, coordinator.AbortedTxn{ProducerID: 7, FirstOffset: 0, LastOffset: 2})
+		// The new epoch writes and commits.
+		wantOffsets(t, commit(t, r, segment(tp.ID, 0, txnBatch(0, 10, 2, 7, 1, 0)))[0], 3)
+		wantLSO(t, r, tp, 5, 3)
+		wantOffsets(t, commit(t, r, segment(tp.ID, 0, marker(0, 7, 1, coordinator.ControlCommit)))[0], 5)
+		wantLSO(t, r, tp, 6, 6)
+	})
+}

@@ -91,7 +91,14 @@ for i = 0, n - 1 do
   local ki, epoch, seq = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
   local code = nil
   local st, last = nil, nil
-  if ki > 0 then
+  -- issue 11: a transaction marker has no sequence (Kafka writes it with -1)
+  -- but fences: an older epoch's marker is refused, and a newer epoch's
+  -- (the abort after a re-init) fences the older epoch's late batches.
+  local marker = string.match(ARGV[a + 7], '^[AC]') ~= nil
+  if ki > 0 and marker then
+    st = state(ki)
+    if st.epoch ~= nil and epoch < st.epoch then code = 'F' .. itoa(st.epoch) end
+  elseif ki > 0 then
     st = state(ki)
     last = seq + records - 1
     if last > 2147483647 then last = last - 2147483648 end -- sequences wrap like Kafka's
@@ -119,7 +126,9 @@ for i = 0, n - 1 do
   else
     code = 'o' .. itoa(hwm)
     if ARGV[a + 7] ~= '' then txns[#txns + 1] = { ARGV[a + 7], hwm } end -- issue 11
-    if st then
+    if st and marker then -- issue 11
+      if st.epoch ~= epoch then st.batches = {}; st.epoch = epoch; st.dirty = true end
+    elseif st then
       if st.epoch ~= epoch then st.batches = {} end
       st.epoch = epoch
       st.batches[#st.batches + 1] = { seq, last, hwm }
