@@ -26,9 +26,11 @@ package coordinator
 // apart from the group's committed offsets, until CompleteTxn moves them
 // in (commit) or drops them (abort).
 //
-// Garbage collection still to do: aborted entries below the log start
-// offset and the keys of deleted topics' partitions; the pending offsets
-// of a deleted group.
+// trim.lua (DeleteRecords, retention) drops aborted entries wholly below the
+// new log start, and the drop of a deleted topic's partition deletes both
+// partition keys. Still to collect: the pending offsets of a deleted group,
+// and the state of transactional ids no producer uses any more (Kafka's
+// transactional.id.expiration.ms).
 
 import (
 	"context"
@@ -260,7 +262,9 @@ func txnFlag(b BatchCommit) (string, error) {
 }
 
 // withLastStable fills st.LastStableOffset from the partition's open
-// transactions. It reads after the caller's read of the high watermark, so
+// transactions, never below the log start (DeleteRecords may have removed
+// the start of a transaction still open: what is left of it stays
+// unstable). It reads after the caller's read of the high watermark, so
 // a transaction closed in between only lets the LSO through to a
 // watermark already read, and one opened in between starts at or above it.
 func (r *Redis) withLastStable(ctx context.Context, topicID uuid.UUID, partition int32, st PartitionState) (PartitionState, error) {
@@ -280,6 +284,7 @@ func (r *Redis) withLastStable(ctx context.Context, topicID uuid.UUID, partition
 		}
 		st.LastStableOffset = min(st.LastStableOffset, first)
 	}
+	st.LastStableOffset = max(st.LastStableOffset, st.LogStartOffset)
 	return st, nil
 }
 

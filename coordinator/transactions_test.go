@@ -26,7 +26,7 @@ func marker(off int64, pid int64, epoch int16, controlType int16) coordinator.Ba
 		ProducerEpoch: epoch, BaseSequence: -1, Transactional: true, Control: true, ControlType: controlType}
 }
 
-func wantState(t testing.TB, txn coordinator.Txn, err error, state coordinator.TxnState) coordinator.Txn {
+func wantTxnState(t testing.TB, txn coordinator.Txn, err error, state coordinator.TxnState) coordinator.Txn {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("want state %s, got error %v", state, err)
@@ -49,7 +49,7 @@ func TestTxnStateMachine(t *testing.T) {
 		wantErr(t, err, coordinator.ErrNotFound)
 
 		txn, err := r.InitTxn(ctx, "sm", 7, 0, time.Minute)
-		txn = wantState(t, txn, err, coordinator.TxnEmpty)
+		txn = wantTxnState(t, txn, err, coordinator.TxnEmpty)
 		if txn.ProducerID != 7 || txn.ProducerEpoch != 0 || txn.Timeout != time.Minute || !txn.Started.IsZero() {
 			t.Fatalf("after init: %+v", txn)
 		}
@@ -58,30 +58,30 @@ func TestTxnStateMachine(t *testing.T) {
 		wantErr(t, err, coordinator.ErrInvalidTxnState)
 
 		txn, err = r.AddPartitionsToTxn(ctx, "sm", 7, 0, []coordinator.TxnPartition{p1})
-		txn = wantState(t, txn, err, coordinator.TxnOngoing)
+		txn = wantTxnState(t, txn, err, coordinator.TxnOngoing)
 		if txn.Started.IsZero() || !txn.Deadline.Equal(txn.Started.Add(time.Minute)) || txn.DataProducerID != 7 {
 			t.Fatalf("started transaction: %+v", txn)
 		}
 		started := txn.Started
 		txn, err = r.AddPartitionsToTxn(ctx, "sm", 7, 0, []coordinator.TxnPartition{p0, p1})
-		txn = wantState(t, txn, err, coordinator.TxnOngoing)
+		txn = wantTxnState(t, txn, err, coordinator.TxnOngoing)
 		if !txn.Started.Equal(started) || !slices.Equal(txn.Partitions, []coordinator.TxnPartition{p0, p1}) {
 			t.Fatalf("second add: %+v (started %v)", txn, started)
 		}
 		txn, err = r.AddOffsetsToTxn(ctx, "sm", 7, 0, "g1")
-		txn = wantState(t, txn, err, coordinator.TxnOngoing)
+		txn = wantTxnState(t, txn, err, coordinator.TxnOngoing)
 		if !slices.Equal(txn.Groups, []string{"g1"}) {
 			t.Fatalf("groups %v", txn.Groups)
 		}
 
 		txn, err = r.EndTxn(ctx, "sm", 7, 0, true)
-		txn = wantState(t, txn, err, coordinator.TxnPrepareCommit)
+		txn = wantTxnState(t, txn, err, coordinator.TxnPrepareCommit)
 		if !slices.Equal(txn.Partitions, []coordinator.TxnPartition{p0, p1}) || !slices.Equal(txn.Groups, []string{"g1"}) {
 			t.Fatalf("prepared: %+v", txn)
 		}
 		// A retried EndTxn gets the same answer; the other outcome is refused.
 		again, err := r.EndTxn(ctx, "sm", 7, 0, true)
-		wantState(t, again, err, coordinator.TxnPrepareCommit)
+		wantTxnState(t, again, err, coordinator.TxnPrepareCommit)
 		if !slices.Equal(again.Partitions, txn.Partitions) {
 			t.Fatalf("retried EndTxn: %+v", again)
 		}
@@ -92,29 +92,29 @@ func TestTxnStateMachine(t *testing.T) {
 		wantErr(t, err, coordinator.ErrConflict)
 
 		txn, err = r.CompleteTxn(ctx, "sm", 7, 0)
-		txn = wantState(t, txn, err, coordinator.TxnCompleteCommit)
+		txn = wantTxnState(t, txn, err, coordinator.TxnCompleteCommit)
 		if len(txn.Partitions) != 0 || len(txn.Groups) != 0 || !txn.Started.IsZero() {
 			t.Fatalf("completed: %+v", txn)
 		}
 		txn, err = r.CompleteTxn(ctx, "sm", 7, 0)
-		wantState(t, txn, err, coordinator.TxnCompleteCommit)
+		wantTxnState(t, txn, err, coordinator.TxnCompleteCommit)
 		txn, err = r.EndTxn(ctx, "sm", 7, 0, true)
-		wantState(t, txn, err, coordinator.TxnCompleteCommit)
+		wantTxnState(t, txn, err, coordinator.TxnCompleteCommit)
 		_, err = r.EndTxn(ctx, "sm", 7, 0, false)
 		wantErr(t, err, coordinator.ErrInvalidTxnState)
 
 		// The next add starts a new transaction, which can abort.
 		txn, err = r.AddPartitionsToTxn(ctx, "sm", 7, 0, []coordinator.TxnPartition{p0})
-		txn = wantState(t, txn, err, coordinator.TxnOngoing)
+		txn = wantTxnState(t, txn, err, coordinator.TxnOngoing)
 		if !slices.Equal(txn.Partitions, []coordinator.TxnPartition{p0}) || len(txn.Groups) != 0 {
 			t.Fatalf("new transaction kept old partitions or groups: %+v", txn)
 		}
 		txn, err = r.EndTxn(ctx, "sm", 7, 0, false)
-		wantState(t, txn, err, coordinator.TxnPrepareAbort)
+		wantTxnState(t, txn, err, coordinator.TxnPrepareAbort)
 		_, err = r.CompleteTxn(ctx, "sm", 7, 0)
 		wantErr(t, err, nil)
 		txn, err = r.DescribeTxn(ctx, "sm")
-		wantState(t, txn, err, coordinator.TxnCompleteAbort)
+		wantTxnState(t, txn, err, coordinator.TxnCompleteAbort)
 	})
 }
 
@@ -168,14 +168,14 @@ func TestTxnFencing(t *testing.T) {
 
 		// The new incarnation aborts the old one's open transaction.
 		txn, err := r.InitTxn(ctx, "f", 7, 1, 2*time.Minute)
-		txn = wantState(t, txn, err, coordinator.TxnPrepareAbort)
+		txn = wantTxnState(t, txn, err, coordinator.TxnPrepareAbort)
 		if txn.ProducerEpoch != 1 || txn.DataProducerID != 7 || !slices.Equal(txn.Partitions, []coordinator.TxnPartition{p0}) ||
 			!slices.Equal(txn.Groups, []string{"fg"}) {
 			t.Fatalf("re-init: %+v", txn)
 		}
 		// A retried init answers the same.
 		txn, err = r.InitTxn(ctx, "f", 7, 1, 2*time.Minute)
-		wantState(t, txn, err, coordinator.TxnPrepareAbort)
+		wantTxnState(t, txn, err, coordinator.TxnPrepareAbort)
 
 		// Every call of the old epoch is fenced.
 		_, err = r.InitTxn(ctx, "f", 7, 0, time.Minute)
@@ -192,9 +192,9 @@ func TestTxnFencing(t *testing.T) {
 		_, err = r.AddPartitionsToTxn(ctx, "f", 7, 1, []coordinator.TxnPartition{p0})
 		wantErr(t, err, coordinator.ErrConcurrentTransactions)
 		txn, err = r.CompleteTxn(ctx, "f", 7, 1)
-		wantState(t, txn, err, coordinator.TxnCompleteAbort)
+		wantTxnState(t, txn, err, coordinator.TxnCompleteAbort)
 		txn, err = r.AddPartitionsToTxn(ctx, "f", 7, 1, []coordinator.TxnPartition{p0})
-		txn = wantState(t, txn, err, coordinator.TxnOngoing)
+		txn = wantTxnState(t, txn, err, coordinator.TxnOngoing)
 		if txn.Timeout != 2*time.Minute {
 			t.Fatalf("timeout %v, want the new init's", txn.Timeout)
 		}
@@ -202,7 +202,7 @@ func TestTxnFencing(t *testing.T) {
 		// A new producer id (the old one's epochs ran out) takes over too;
 		// the markers of the aborted transaction carry the old id.
 		txn, err = r.InitTxn(ctx, "f", 9, 0, time.Minute)
-		txn = wantState(t, txn, err, coordinator.TxnPrepareAbort)
+		txn = wantTxnState(t, txn, err, coordinator.TxnPrepareAbort)
 		if txn.ProducerID != 9 || txn.DataProducerID != 7 {
 			t.Fatalf("new producer id: %+v", txn)
 		}
@@ -286,7 +286,7 @@ func TestTxnOffsets(t *testing.T) {
 		// epoch can stage no more.
 		begin(0, map[coordinator.TopicPartition]coordinator.CommittedOffset{a: {Offset: 30}})
 		txn, err := r.InitTxn(ctx, "o", 3, 1, time.Minute)
-		wantState(t, txn, err, coordinator.TxnPrepareAbort)
+		wantTxnState(t, txn, err, coordinator.TxnPrepareAbort)
 		if _, err := r.CompleteTxn(ctx, "o", 3, 1); err != nil {
 			t.Fatal(err)
 		}
@@ -485,7 +485,7 @@ func TestTxnEmbeddedRestart(t *testing.T) {
 	r2 := openEmbedded(t, copySnapshot(t, dir), coordinator.Options{})
 	t.Cleanup(func() { _ = r2.Close() })
 	txn, err := r2.DescribeTxn(ctx, "rs")
-	txn = wantState(t, txn, err, coordinator.TxnOngoing)
+	txn = wantTxnState(t, txn, err, coordinator.TxnOngoing)
 	if len(txn.Partitions) != 1 || !slices.Equal(txn.Groups, []string{"rg"}) {
 		t.Fatalf("restored transaction: %+v", txn)
 	}
@@ -529,5 +529,45 @@ func TestTxnMarkerFences(t *testing.T) {
 		wantLSO(t, r, tp, 5, 3)
 		wantOffsets(t, commit(t, r, segment(tp.ID, 0, marker(0, 7, 1, coordinator.ControlCommit)))[0], 5)
 		wantLSO(t, r, tp, 6, 6)
+	})
+}
+
+// TestTxnTrim: DeleteRecords drops the aborted transactions wholly below
+// the new log start and keeps the one it cuts through; the LSO never falls
+// below the log start.
+func TestTxnTrim(t *testing.T) {
+	prefix := uniquePrefix(t)
+	forEachBackend(t, coordinator.Options{Prefix: prefix}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		tp := createTopic(t, r, "txn-trim", 1)
+		// Producer 1 aborts [0, 2], producer 2 aborts [3, 6] with producer
+		// 3's open transaction starting at 4.
+		wantOffsets(t, commit(t, r, segment(tp.ID, 0, txnBatch(0, 10, 2, 1, 0, 0)))[0], 0)
+		wantOffsets(t, commit(t, r, segment(tp.ID, 0, marker(0, 1, 0, coordinator.ControlAbort)))[0], 2)
+		wantOffsets(t, commit(t, r, segment(tp.ID, 0, txnBatch(0, 10, 1, 2, 0, 0)))[0], 3)
+		wantOffsets(t, commit(t, r, segment(tp.ID, 0, txnBatch(0, 10, 2, 3, 0, 0)))[0], 4)
+		wantOffsets(t, commit(t, r, segment(tp.ID, 0, marker(0, 2, 0, coordinator.ControlAbort)))[0], 6)
+		a1 := coordinator.AbortedTxn{ProducerID: 1, FirstOffset: 0, LastOffset: 2}
+		a2 := coordinator.AbortedTxn{ProducerID: 2, FirstOffset: 3, LastOffset: 6}
+		wantAborted(t, r, tp, 0, 10, a1, a2)
+		wantLSO(t, r, tp, 7, 4)
+
+		if _, err := r.DeleteRecords(ctx, tp.ID, 0, 5); err != nil {
+			t.Fatal(err)
+		}
+		wantAborted(t, r, tp, 0, 10, a2)
+		wantLSO(t, r, tp, 7, 5)
+
+		// Dropping the deleted topic's partition deletes its transaction keys.
+		if err := r.DeleteTopic(ctx, "txn-trim"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.DropPartition(ctx, tp.ID, 0); err != nil {
+			t.Fatal(err)
+		}
+		tag := prefix + "{t:" + tp.ID.String() + ":0}:"
+		if n, err := r.Client().Exists(ctx, tag+"txn-open", tag+"txn-aborted").Result(); err != nil || n != 0 {
+			t.Fatalf("transaction keys left after the drop: %d, %v", n, err)
+		}
 	})
 }
