@@ -2,7 +2,13 @@ package coordinator
 
 // Transactions (issue 11): the index side of Kafka's transactions (KIP-98).
 //
-// Each transactional id has its own slot, {x:<transactional id>}:
+// Each transactional id has its own slot, {x:<transactional id>}, shared
+// with producers.go's binding of the id to a producer id and epoch
+// ({x:<id>} itself, InitTransactionalProducer). InitTxn takes the pid and
+// epoch that call returned; the transaction's own state is apart, so
+// either side changes without the other. Like the binding, these keys
+// expire ProducerIDExpiry after their last write (Kafka's
+// transactional.id.expiration.ms):
 //
 //	{x:<id>}:txn     hash  pid, epoch, state, dpid (producer id the open
 //	                       transaction's batches carry), timeout (ms),
@@ -133,9 +139,10 @@ type AbortedTxn struct {
 type Transactions interface {
 	// InitTxn records (producerID, epoch) as the transactional id's current
 	// incarnation, fencing the older ones, with the producer's transaction
-	// timeout (0 < timeout <= MaxTxnTimeout, else ErrInvalid). The producers
-	// code calls it from InitProducerId once it has chosen the id and bumped
-	// the epoch. An older epoch of the same producer id is ErrFenced; the
+	// timeout (0 < timeout <= MaxTxnTimeout, else ErrInvalid). InitProducerId
+	// with a transactional id calls it right after
+	// Producers.InitTransactionalProducer, with the id and epoch that
+	// returned. An older epoch of the same producer id is ErrFenced; the
 	// same epoch again is a retry and changes nothing. When the previous
 	// incarnation left a transaction Ongoing it becomes PrepareAbort: the
 	// returned Txn then says which partitions need abort markers (with
@@ -300,7 +307,7 @@ func (r *Redis) txnCall(ctx context.Context, op, txnID string, producerID int64,
 	if err := validTxnID(txnID); err != nil {
 		return Txn{}, false, err
 	}
-	args := append([]any{op, producerID, epoch}, extra...)
+	args := append([]any{op, producerID, epoch, ProducerIDExpiry.Milliseconds()}, extra...)
 	v, err := r.run(ctx, txnStateScript, r.txnKeys(txnID), args...).Slice()
 	if err != nil {
 		return Txn{}, false, err

@@ -571,3 +571,43 @@ func TestTxnTrim(t *testing.T) {
 		}
 	})
 }
+
+// TestTxnWithTransactionalProducer: InitProducerId with a transactional id
+// is InitTransactionalProducer, then InitTxn with what it returned; the
+// second incarnation aborts the first one's open transaction and fences it.
+// The transaction's keys expire like the binding.
+func TestTxnWithTransactionalProducer(t *testing.T) {
+	prefix := uniquePrefix(t)
+	forEachBackend(t, coordinator.Options{Prefix: prefix}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		tp := createTopic(t, r, "txn-tp", 1)
+		parts := []coordinator.TxnPartition{{TopicID: tp.ID, Partition: 0}}
+		pid, epoch, err := r.InitTransactionalProducer(ctx, "app", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		txn, err := r.InitTxn(ctx, "app", pid, epoch, time.Minute)
+		wantTxnState(t, txn, err, coordinator.TxnEmpty)
+		if _, err := r.AddPartitionsToTxn(ctx, "app", pid, epoch, parts); err != nil {
+			t.Fatal(err)
+		}
+		ttl, err := r.Client().PTTL(ctx, prefix+"{x:app}:txn").Result()
+		if err != nil || ttl <= 0 || ttl > coordinator.ProducerIDExpiry {
+			t.Fatalf("transaction key TTL %v, %v: want in (0, %v]", ttl, err, coordinator.ProducerIDExpiry)
+		}
+
+		pid2, epoch2, err := r.InitTransactionalProducer(ctx, "app", time.Minute)
+		if err != nil || pid2 != pid || epoch2 != epoch+1 {
+			t.Fatalf("second init: %d/%d, %v; want %d/%d", pid2, epoch2, err, pid, epoch+1)
+		}
+		txn, err = r.InitTxn(ctx, "app", pid2, epoch2, time.Minute)
+		txn = wantTxnState(t, txn, err, coordinator.TxnPrepareAbort)
+		if !slices.Equal(txn.Partitions, parts) || txn.DataProducerID != pid {
+			t.Fatalf("aborting: %+v", txn)
+		}
+		_, err = r.EndTxn(ctx, "app", pid, epoch, true)
+		wantErr(t, err, coordinator.ErrFenced)
+		txn, err = r.CompleteTxn(ctx, "app", pid2, epoch2)
+		wantTxnState(t, txn, err, coordinator.TxnCompleteAbort)
+	})
+}

@@ -7,9 +7,10 @@
 -- KEYS[2] partitions set: "<topic id>:<partition>"
 -- KEYS[3] groups set: group ids whose offsets the transaction commits
 -- ARGV[1] op: init | add | offsets | end | complete | describe
--- ARGV[2] producer id, ARGV[3] epoch, then per op:
---   init: ARGV[4] timeout ms; add: partitions...; offsets: groups...;
---   end: ARGV[4] "1" commit / "0" abort.
+-- ARGV[2] producer id, ARGV[3] epoch, ARGV[4] the keys' TTL in ms (renewed
+-- by every write: the transactional id's expiry, as producers.go's), then
+-- per op: init: ARGV[5] timeout ms; add: partitions...; offsets: groups...;
+-- end: ARGV[5] "1" commit / "0" abort.
 --
 -- Returns {"N"} unknown id, {"F", pid, epoch} fenced (the stored producer),
 -- {"C", state} a commit or abort is still being completed (Kafka
@@ -24,6 +25,9 @@ local h = redis.call('HMGET', txk, 'pid', 'epoch', 'state')
 local started = 0
 
 local function reply()
+  if op ~= 'describe' then
+    for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ARGV[4]) end
+  end
   local t = redis.call('HMGET', txk, 'state', 'pid', 'epoch', 'dpid', 'timeout', 'start', 'updated')
   local parts = redis.call('SMEMBERS', partk)
   local out = { 'K', tostring(started), t[1], t[2], t[3], t[4] or '-1', t[5], t[6] or '0', t[7], tostring(now),
@@ -47,7 +51,7 @@ if op == 'init' then
   -- or abort already prepared keeps its outcome.
   local state = h[3] or 'Empty'
   if state == 'Ongoing' then state = 'PrepareAbort' end
-  redis.call('HSET', txk, 'pid', pid, 'epoch', ARGV[3], 'state', state, 'timeout', ARGV[4], 'updated', now)
+  redis.call('HSET', txk, 'pid', pid, 'epoch', ARGV[3], 'state', state, 'timeout', ARGV[5], 'updated', now)
   return reply()
 end
 
@@ -64,14 +68,14 @@ if op == 'add' or op == 'offsets' then
   end
   local set = partk
   if op == 'offsets' then set = grpk end
-  for i = 4, #ARGV do redis.call('SADD', set, ARGV[i]) end
+  for i = 5, #ARGV do redis.call('SADD', set, ARGV[i]) end
   redis.call('HSET', txk, 'updated', now)
   return reply()
 end
 
 if op == 'end' then
   local prep, done = 'PrepareAbort', 'CompleteAbort'
-  if ARGV[4] == '1' then prep, done = 'PrepareCommit', 'CompleteCommit' end
+  if ARGV[5] == '1' then prep, done = 'PrepareCommit', 'CompleteCommit' end
   if state == 'Ongoing' then
     redis.call('HSET', txk, 'state', prep, 'updated', now)
     return reply()
