@@ -35,7 +35,7 @@ func TestAgentWaitsForIndexReplicas(t *testing.T) {
 			addr, _ := servingLog(t, s)
 			topic := fmt.Sprintf("waited-%s-%d", how, time.Now().UnixNano())
 			ok(t, "", "topic", "create", topic, "--partitions", "1", "--addr", addr)
-			r := strata(t, "lost\n", "produce", topic, "--addr", addr)
+			r := strata(t, "lost\n", "produce", topic, "--addr", addr, "--delivery-timeout", "2s")
 			if r.code == 0 || !strings.Contains(r.stderr, "0 of 1 replicas acknowledged") || !strings.Contains(strings.ToLower(r.stderr), "unavailable") {
 				t.Fatalf("produce with no replica to wait for: exit %d, stdout %q, stderr %q; want UNAVAILABLE, 0 of 1 replicas", r.code, r.stdout, r.stderr)
 			}
