@@ -14,4 +14,14 @@
 // write path behind Produce, cache.go the block cache, hub.go the fan-out of
 // the index's watermark notifications, server.go the HTTP wiring (TLS,
 // CORS), tlscert.go the API port's certificate and its reloading.
+//
+// Besides the Connect handlers it exports a Go API for other protocol
+// front-ends (the Kafka listener, through kafka/agentcore), in plain Go and
+// coordinator types, knowing nothing of Kafka's wire format:
+// core_batches.go appends a client's encoded RecordBatches byte for byte
+// through the same batcher and reads stored batches back whole through the
+// same index lookups, block cache and long polls as Fetch (loadEntry,
+// partitionGone are shared); core_cluster.go lists live agents with their
+// Kafka listeners and node ids, the cluster id, topics and producer ids
+// over the same index calls as AdminService.
 package agent
