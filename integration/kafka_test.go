@@ -25,8 +25,8 @@ func TestKafkaKillAgentUnderProducer(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
 	kafkaA, kafkaB := freeAddr(t), freeAddr(t)
-	victim := d.startAgent(t, "agent-a", "--kafka-listen", kafkaA)
-	survivor := d.startAgent(t, "agent-b", "--kafka-listen", kafkaB)
+	victim := d.startAgent(t, "agent-a", "--kafka-listen", kafkaA, "--zone", "zone-a")
+	survivor := d.startAgent(t, "agent-b", "--kafka-listen", kafkaB, "--zone", "zone-b")
 	cb := newClients(survivor.url(), protoConnect)
 	ctx := t.Context()
 
@@ -72,6 +72,21 @@ func TestKafkaKillAgentUnderProducer(t *testing.T) {
 	slices.Sort(brokers)
 	if want := slices.Sorted(slices.Values([]string{kafkaA, kafkaB})); !slices.Equal(brokers, want) {
 		t.Fatalf("Metadata lists brokers %v, want %v", brokers, want)
+	}
+
+	// A client naming its zone in its client id sees its zone's agent alone.
+	zoned, err := kgo.NewClient(kgo.SeedBrokers(kafkaA), kgo.ClientID("billing,zone=zone-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zoned.Close()
+	resp, err := zoned.Request(ctx, kmsg.NewPtrMetadataRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md := resp.(*kmsg.MetadataResponse); len(md.Brokers) != 1 || fmt.Sprintf("%s:%d", md.Brokers[0].Host, md.Brokers[0].Port) != kafkaB ||
+		md.Brokers[0].Rack == nil || *md.Brokers[0].Rack != "zone-b" {
+		t.Fatalf("a client of zone-b sees brokers %+v, want agent-b (%s) alone, rack zone-b", md.Brokers, kafkaB)
 	}
 
 	type ack struct {

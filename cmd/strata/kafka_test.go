@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -329,4 +333,72 @@ func TestKafkaIdempotentProduceConsume(t *testing.T) {
 		slices.Sort(missing)
 		t.Fatalf("%d records of %d read back; missing %v", len(seen), n, missing[:min(len(missing), 10)])
 	}
+}
+
+// Topic administration over Kafka (kadm) goes through the same index as the
+// Connect API: what one creates, alters or deletes, the other sees.
+func TestKafkaAdminTopics(t *testing.T) {
+	t.Parallel()
+	_, addr, kafkaAddr := startDevKafka(t, t.TempDir())
+	ctx := t.Context()
+	adm := kadm.NewClient(kgoClient(t, kafkaAddr))
+
+	if _, err := adm.CreateTopic(ctx, 2, -1, map[string]*string{"retention.ms": kadm.StringPtr("3600000")}, "adm"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := adm.CreateTopic(ctx, 1, -1, nil, "adm"); err == nil && r.Err == nil {
+		t.Fatal("creating adm twice succeeded")
+	} else if !errors.Is(cmp.Or(err, r.Err), kerr.TopicAlreadyExists) {
+		t.Fatalf("creating adm twice: %v, want TOPIC_ALREADY_EXISTS", cmp.Or(err, r.Err))
+	}
+	if r, _ := adm.CreateTopic(ctx, 1, -1, nil, "bad/name"); !errors.Is(r.Err, kerr.InvalidTopicException) {
+		t.Fatalf("a bad name: %v, want INVALID_TOPIC_EXCEPTION", r.Err)
+	}
+	if r, _ := adm.CreateTopic(ctx, 1, -1, map[string]*string{"retention.ms": kadm.StringPtr("soon")}, "badcfg"); !errors.Is(r.Err, kerr.InvalidConfig) {
+		t.Fatalf("a bad config: %v, want INVALID_CONFIG", r.Err)
+	}
+	desc := ok(t, "", "topic", "describe", "adm", "--addr", addr)
+	if !strings.Contains(desc, "3600000") {
+		t.Fatalf("strata topic describe adm lacks retention.ms 3600000:\n%s", desc)
+	}
+
+	if _, err := adm.UpdatePartitions(ctx, 5, "adm"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr("5000")}}, "adm"); err != nil {
+		t.Fatal(err)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, "adm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rcs.On("adm", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range rc.Configs {
+		got[c.Key] = c.MaybeValue()
+	}
+	if got["max.message.bytes"] != "5000" || got["retention.ms"] != "3600000" || got["cleanup.policy"] != "delete" {
+		t.Fatalf("DescribeConfigs: %v", got)
+	}
+	md, err := adm.Metadata(ctx, "adm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(md.Topics["adm"].Partitions); n != 5 {
+		t.Fatalf("adm has %d partitions over Kafka, want 5", n)
+	}
+	// A batch over max.message.bytes is refused with the Kafka code.
+	err = kgoClient(t, kafkaAddr, kgo.ProducerBatchCompression(kgo.NoCompression())).
+		ProduceSync(ctx, &kgo.Record{Topic: "adm", Value: bytes.Repeat([]byte("x"), 6000)}).FirstErr()
+	if !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("a 6000-byte record into max.message.bytes 5000: %v, want MESSAGE_TOO_LARGE", err)
+	}
+
+	if _, err := adm.DeleteTopics(ctx, "adm"); err != nil {
+		t.Fatal(err)
+	}
+	fails(t, "", []string{"topic", "describe", "adm", "--addr", addr}, "adm")
 }
