@@ -247,6 +247,13 @@ func (c *Core) AlterTopicConfigs(ctx context.Context, name string, changes []kaf
 // log it).
 func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kafka.Batch) <-chan kafka.ProduceResult {
 	out := make(chan kafka.ProduceResult, 1)
+	if b.Transactional {
+		// No transaction could have been begun (InitProducerID refuses
+		// transactional ids): storing it would make it visible at once.
+		out <- kafka.ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1,
+			Err: fmt.Errorf("%w: transactional batch for topic %q partition %d: transactions are not served yet", kafka.ErrUnsupported, topic, partition)}
+		return out
+	}
 	wait, err := c.a.AppendBatch(ctx, topic, partition, b.Raw)
 	if err != nil {
 		out <- kafka.ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1, Err: kafkaErr(err)}
