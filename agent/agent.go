@@ -16,6 +16,7 @@ import (
 type Index interface {
 	coordinator.Topics
 	coordinator.Log
+	coordinator.Producers
 	coordinator.Notifier
 	coordinator.Agents
 	coordinator.Groups
@@ -39,6 +40,13 @@ type Agent struct {
 	// nodeID is the agent's Kafka node id, fixed at New (pickNodeID).
 	nodeID    int32
 	clusterID clusterIDCache
+
+	// janitorMu serializes this agent's janitor passes; janitorLive holds
+	// the segment keys a pass saw in use, with the partition using them
+	// (see janitor.go).
+	janitorMu   sync.Mutex
+	janitorLive map[string]topicPartition
+	janitorDone chan struct{} // closed when the janitor loop ends
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
@@ -64,6 +72,9 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		stop:    stop,
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
+
+		janitorLive: map[string]topicPartition{},
+		janitorDone: make(chan struct{}),
 	}
 	a.topics = newTopicCache(index, cfg.TopicCacheTTL)
 	a.groupTopics = &topicCounts{index: index, ttl: cfg.TopicCacheTTL}
@@ -82,6 +93,11 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		}
 	}
 	go a.heartbeat(runCtx)
+	if cfg.JanitorInterval > 0 {
+		go a.runJanitor(runCtx)
+	} else {
+		close(a.janitorDone)
+	}
 	return a, nil
 }
 
@@ -118,6 +134,7 @@ func (a *Agent) Close(ctx context.Context) error {
 		err = a.batcher.close(ctx)
 		a.stop()
 		<-a.done
+		<-a.janitorDone
 	})
 	return err
 }

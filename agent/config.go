@@ -98,6 +98,15 @@ type Config struct {
 	// GroupHeartbeatInterval is how often members heartbeat (at most a
 	// third of their session).
 	GroupHeartbeatInterval time.Duration `yaml:"group-heartbeat-interval"`
+	// JanitorInterval is how often the agent tries to run a janitor pass
+	// (retention, deleted topics, garbage collection); 0 disables it.
+	JanitorInterval time.Duration `yaml:"janitor-interval"`
+	// OrphanGrace is how old a segment object must be before the janitor
+	// may delete it; it must exceed a flush's upload and commit time.
+	OrphanGrace time.Duration `yaml:"orphan-grace"`
+	// UnreferencedGrace is how long a segment stays after its last index
+	// entry went, for fetches that looked the entry up before.
+	UnreferencedGrace time.Duration `yaml:"unreferenced-grace"`
 	// OffsetMetadataMaxBytes caps the metadata stored with one committed
 	// offset, as Kafka's offset.metadata.max.bytes (default 4096).
 	OffsetMetadataMaxBytes int `yaml:"offset-metadata-max-bytes"`
@@ -155,6 +164,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GroupMinSessionTimeout, "group-min-session-timeout", time.Second, "shortest session a group member may ask for")
 	fs.DurationVar(&c.GroupMaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session a group member may ask for")
 	fs.DurationVar(&c.GroupHeartbeatInterval, "group-heartbeat-interval", 5*time.Second, "how often group members heartbeat (at most a third of their session)")
+	fs.DurationVar(&c.JanitorInterval, "janitor-interval", time.Minute, "how often to run the janitor (retention, deleted topics, deleting unreferenced and orphaned segments); one agent at a time runs it; 0 disables it on this agent")
+	fs.DurationVar(&c.OrphanGrace, "orphan-grace", time.Hour, "age before the janitor may delete a segment object; must exceed commit-timeout plus a minute (a flush's upload and commit)")
+	fs.DurationVar(&c.UnreferencedGrace, "unreferenced-grace", 10*time.Minute, "how long a segment object stays after retention or DeleteRecords removed its last index entry, for fetches in flight")
 	fs.IntVar(&c.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", 4096, "largest metadata a committed offset may carry, in bytes (Kafka's offset.metadata.max.bytes)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "origins browsers may call the API from, comma separated; empty disables CORS")
 	fs.StringVar(&c.CORSAllowedHeaders, "cors-allowed-headers", "authorization", "request headers browsers may send on top of Connect's and gRPC-web's own, comma separated; * allows any")
@@ -215,6 +227,11 @@ func (c *Config) validate() error {
 	check(c.GroupSessionTimeout >= c.GroupMinSessionTimeout && c.GroupSessionTimeout <= c.GroupMaxSessionTimeout,
 		"group-session-timeout (%s) must be within [%s, %s]", c.GroupSessionTimeout, c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	check(c.GroupHeartbeatInterval > 0, "group-heartbeat-interval must be positive")
+	check(c.JanitorInterval >= 0, "janitor-interval must not be negative")
+	// A flush gives its upload and commit commit-timeout plus a minute; an
+	// object younger than that may still be committed.
+	check(c.OrphanGrace > c.CommitTimeout+time.Minute, "orphan-grace (%s) must exceed commit-timeout plus a minute (%s)", c.OrphanGrace, c.CommitTimeout+time.Minute)
+	check(c.UnreferencedGrace >= 0, "unreferenced-grace must not be negative")
 	check(c.ProduceQueueTimeout >= 0, "produce-queue-timeout must not be negative")
 	check(c.OffsetMetadataMaxBytes >= 0, "offset-metadata-max-bytes must not be negative, got %d", c.OffsetMetadataMaxBytes)
 	check((c.TLSCert == "") == (c.TLSKey == ""), "tls-cert and tls-key go together: got tls-cert %q and tls-key %q", c.TLSCert, c.TLSKey)

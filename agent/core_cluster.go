@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stratabroker/strata/coordinator"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
 // NodeID is the agent's Kafka node id: derived from its agent id, unique
@@ -249,36 +250,40 @@ func TopicConfigMap(c coordinator.TopicConfig) map[string]string {
 	}
 }
 
-// producerIndex is an index that hands out producer ids (coordinator.Redis).
-type producerIndex interface {
-	coordinator.Producers
-}
-
-// ErrNoProducerIDs: the index hands out no producer ids (a test fake).
-var ErrNoProducerIDs = errors.New("the index hands out no producer ids")
-
 // NewProducerEpoch is Kafka's InitProducerId for an idempotent producer
-// (KIP-98, KIP-360): with id -1 it allocates a new producer id with epoch 0;
-// with a known id and its current epoch it bumps the epoch, fencing the
-// older ones. A producer whose epochs are used up gets a new id, as Kafka
-// does. Errors: coordinator.ErrFenced for a stale epoch,
-// coordinator.ErrNotFound for an unknown id, ErrUnavailable.
+// (KIP-98, KIP-360), the same as ProducerService.InitProducerId: with id -1
+// (or 0) it allocates a new producer id with epoch 0; with a known id it
+// bumps the epoch, fencing the older ones; an expired id or one whose
+// epochs are used up gets a new id. Errors: ErrUnavailable (retryable).
 func (a *Agent) NewProducerEpoch(ctx context.Context, id int64, _ int16) (int64, int16, error) {
-	ix, ok := a.index.(producerIndex)
-	if !ok {
-		return 0, 0, ErrNoProducerIDs
-	}
-	if id < 0 {
-		return ix.InitProducer(ctx)
-	}
-	// The index keeps no epoch a caller could compare with here; the bump
-	// itself fences every older epoch at the partitions it next writes to.
-	e, err := ix.BumpEpoch(ctx, id)
-	if errors.Is(err, coordinator.ErrFenced) {
-		return ix.InitProducer(ctx) // epochs used up: a new id
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	return id, e, nil
+	return a.initProducerID(ctx, &stratav1.InitProducerIdRequest{ProducerId: max(id, 0)})
 }
+
+// DeleteRecordsBefore moves a partition's log start offset up to before
+// (-1: the high watermark), as AdminService.DeleteRecords does (Kafka's
+// DeleteRecords, KIP-107), and returns the new log start offset; it never
+// moves back. Errors: coordinator.ErrOffsetOutOfRange for an offset above
+// the high watermark, ErrUnknownTopicOrPartition, ErrInvalid for an
+// offset below -1, ErrUnsupported-like errors from an index without
+// lifecycle support.
+func (a *Agent) DeleteRecordsBefore(ctx context.Context, topic string, partition int32, before int64) (int64, error) {
+	lc, ok := a.index.(coordinator.Lifecycle)
+	if !ok {
+		return 0, fmt.Errorf("%w: delete records: the index %T cannot move log start offsets", ErrNotSupported, a.index)
+	}
+	if before < -1 {
+		return 0, invalidf("delete records of topic %q partition %d: offset %d; want -1 (the high watermark) or at least 0", topic, partition, before)
+	}
+	t, err := a.partitionTopic(ctx, topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	res, err := lc.DeleteRecords(ctx, t.ID, partition, before)
+	if err != nil {
+		return 0, fmt.Errorf("topic %q: %w", topic, err)
+	}
+	return res.LogStartOffset, nil
+}
+
+// ErrNotSupported: the index lacks what the call needs.
+var ErrNotSupported = errors.New("not supported by the index")

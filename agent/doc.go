@@ -8,12 +8,16 @@
 // Connect codes, and to the typed error details of errors.proto, in one
 // place, errors.go.
 //
-// Files follow the API: produce.go (ProducerService), fetch.go,
+// Files follow the API: produce.go and producer_id.go (ProducerService,
+// the latter InitProducerId for idempotent producers), fetch.go,
 // subscribe.go and list_offsets.go (ConsumerService), admin.go
 // (AdminService); topics.go is the topic metadata cache; batcher.go is the
 // write path behind Produce, cache.go the block cache, hub.go the fan-out of
 // the index's watermark notifications, server.go the HTTP wiring (TLS,
-// CORS), tlscert.go the API port's certificate and its reloading.
+// CORS), tlscert.go the API port's certificate and its reloading;
+// delete_records.go is AdminService.DeleteRecords and janitor.go the
+// janitor (retention, deleted topics, deletion of unreferenced and orphaned
+// segment objects).
 //
 // Besides the Connect handlers it exports a Go API for other protocol
 // front-ends (the Kafka listener, through kafka/agentcore), in plain Go and

@@ -68,7 +68,9 @@ var codeTable = []struct {
 	{objectlog.ErrNotFound, connect.CodeNotFound, kafkaNone},
 	{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange, kafkaOffsetOutOfRange},
 	{coordinator.ErrFenced, connect.CodeFailedPrecondition, kafkaNone},
-	{coordinator.ErrOutOfOrderSequence, connect.CodeFailedPrecondition, kafkaOutOfOrderSequence},
+	// A sequence gap is OUT_OF_RANGE, apart from a fenced epoch, so a client
+	// can tell the gap it may retry from the fencing it may not (producer.proto).
+	{coordinator.ErrOutOfOrderSequence, connect.CodeOutOfRange, kafkaOutOfOrderSequence},
 	{coordinator.ErrConflict, connect.CodeAborted, kafkaNone},
 	{coordinator.ErrAlreadyExists, connect.CodeAlreadyExists, kafkaTopicAlreadyExists},
 	{objectlog.ErrAlreadyExists, connect.CodeAlreadyExists, kafkaNone},

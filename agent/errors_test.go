@@ -31,7 +31,7 @@ func TestConnectErrorCodes(t *testing.T) {
 		{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
 		{&offsetRangeError{topic: "t", partition: 1, requested: 9, logStart: 2, highWatermark: 5}, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
 		{coordinator.ErrFenced, connect.CodeFailedPrecondition, "", 0},
-		{coordinator.ErrOutOfOrderSequence, connect.CodeFailedPrecondition, "OUT_OF_ORDER_SEQUENCE_NUMBER", 45},
+		{coordinator.ErrOutOfOrderSequence, connect.CodeOutOfRange, "OUT_OF_ORDER_SEQUENCE_NUMBER", 45},
 		{coordinator.ErrConflict, connect.CodeAborted, "", 0},
 		{coordinator.ErrGroupNotEmpty, connect.CodeAborted, "", 0},
 		{coordinator.ErrAlreadyExists, connect.CodeAlreadyExists, "TOPIC_ALREADY_EXISTS", 36},

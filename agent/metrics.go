@@ -38,3 +38,19 @@ var (
 	metricFetchedRecords = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "strata_fetched_records_total", Help: "Records served to fetches and subscriptions."})
 )
+
+// Janitor metrics (janitor.go).
+var (
+	metricJanitorPasses = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_janitor_passes_total", Help: "Janitor passes this agent ran while holding the janitor lease."})
+	metricJanitorErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_janitor_errors_total", Help: "Janitor passes that stopped on an error."})
+	metricRetentionEntries = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_retention_entries_removed_total", Help: "Index entries removed by retention.ms and retention.bytes."})
+	metricSegmentsDeleted = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_janitor_objects_deleted_total", Help: "Segment objects deleted by the janitor, orphans included."})
+	metricOrphansDeleted = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_janitor_orphans_deleted_total", Help: "Uploaded segments that no commit ever appended, deleted after --orphan-grace."})
+	metricBytesReclaimed = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_janitor_bytes_reclaimed_total", Help: "Bytes of the segment objects the janitor deleted."})
+)

@@ -5,12 +5,22 @@ package agent
 // record fail the request with nothing written); then each partition's
 // records become one RecordBatch in the open segment, and the answer waits
 // for the segment's commit.
+//
+// Idempotent requests (producer_id set, KIP-98) carry the producer id and
+// epoch in that RecordBatch, and the partition's base sequence: the commit
+// checks them against the partition's last 5 batches from the producer and
+// answers a batch written before with the offsets it got then. Two copies
+// of one batch may sit in the same segment or in successive ones (a client
+// retried while the first was in flight): the commit handles the batches in
+// segment order, so the second is the duplicate, answered with the first's
+// offsets; its bytes stay in the object but out of the index.
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -114,6 +124,10 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 	if req == nil || len(req.GetTopics()) == 0 {
 		return nil, invalidf("a produce request needs at least one topic with records")
 	}
+	idem, err := checkIdempotence(req)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	// where[i][j] is the (batch index, position in batch) of record j of
 	// topic i, filled in while grouping by partition.
@@ -149,10 +163,19 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 		n := topic.Config.Partitions
 		sticky := int32(stickyCounter.Add(1) % uint32(n))
 		maxMessageBytes, limitFresh := topic.Config.MaxMessageBytes, false
+		if idem {
+			for p, seq := range tr.GetBaseSequences() {
+				if p < 0 || p >= n || seq < 0 {
+					return nil, fmt.Errorf("%w: topics[%d] (%q, %d partitions): base_sequences has partition %d sequence %d", errInvalid, i, topic.Name, n, p, seq)
+				}
+			}
+		}
 		where[i] = make([]slot, len(tr.GetRecords()))
 		for j, r := range tr.GetRecords() {
 			var p int32
 			switch {
+			case idem && r.Partition == nil:
+				return nil, invalidf("topics[%d] (%q) record %d names no partition: an idempotent request's sequences are per partition, so every record must name its partition", i, topic.Name, j)
 			case r.Partition != nil:
 				p = r.GetPartition()
 				if p < 0 || p >= n {
@@ -194,6 +217,15 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 				batchIndex[k] = bi
 				batches = append(batches, partitionBatch{key: k, spec: objectlog.NoProducer})
 				batches[bi].spec.Codec = codec
+				if idem {
+					seq, ok := tr.GetBaseSequences()[p]
+					if !ok {
+						return nil, invalidf("topics[%d] (%q) has records for partition %d but no base_sequences entry for it", i, topic.Name, p)
+					}
+					batches[bi].spec.ProducerID = req.GetProducerId()
+					batches[bi].spec.ProducerEpoch = int16(req.GetProducerEpoch())
+					batches[bi].spec.BaseSequence = seq
+				}
 			}
 			where[i][j] = slot{bi, len(batches[bi].records)}
 			batches[bi].records = append(batches[bi].records, rec)
@@ -202,6 +234,17 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 	}
 	if recordCount == 0 {
 		return nil, invalidf("a produce request needs at least one record")
+	}
+	if idem {
+		for i, tr := range req.GetTopics() {
+			parts := map[int]bool{}
+			for _, sl := range where[i] {
+				parts[sl.batch] = true
+			}
+			if len(tr.GetBaseSequences()) != len(parts) {
+				return nil, invalidf("topics[%d] (%q): base_sequences names a partition without records in the request", i, tr.GetTopic())
+			}
+		}
 	}
 	pending, err := a.batcher.append(ctx, batches)
 	if err != nil {
@@ -233,6 +276,36 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 		metricProducedBytes.Add(float64(payload))
 		return resp, nil
 	}, nil
+}
+
+// checkIdempotence checks a request's producer fields and reports whether
+// it is idempotent.
+func checkIdempotence(req *stratav1.ProduceRequest) (bool, error) {
+	if req.GetProducerId() == 0 {
+		if req.GetProducerEpoch() != 0 {
+			return false, invalidf("producer_epoch %d without a producer_id", req.GetProducerEpoch())
+		}
+		for i, tr := range req.GetTopics() {
+			if len(tr.GetBaseSequences()) > 0 {
+				return false, invalidf("topics[%d] (%q) has base_sequences but the request has no producer_id", i, tr.GetTopic())
+			}
+		}
+		return false, nil
+	}
+	if req.GetProducerId() < 0 {
+		return false, invalidf("producer_id %d: want an id from InitProducerId, or 0 for a request that is not idempotent", req.GetProducerId())
+	}
+	if e := req.GetProducerEpoch(); e < 0 || e > math.MaxInt16 {
+		return false, invalidf("producer_epoch %d: want 0 to %d", e, math.MaxInt16)
+	}
+	seen := make(map[string]bool, len(req.GetTopics()))
+	for i, tr := range req.GetTopics() {
+		if seen[tr.GetTopic()] {
+			return false, invalidf("topics[%d]: topic %q appears twice; an idempotent request has one entry per topic, one batch per partition", i, tr.GetTopic())
+		}
+		seen[tr.GetTopic()] = true
+	}
+	return true, nil
 }
 
 // topicDeleted answers a commit that met a deleted topic (name, with id

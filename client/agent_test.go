@@ -33,13 +33,13 @@ type testAgent struct {
 	group    stratav1connect.GroupServiceClient
 }
 
-func startAgent(t *testing.T) *testAgent {
+func startAgent(t testing.TB) *testAgent {
 	t.Helper()
 	return startAgentWith(t, nil)
 }
 
 // startAgentWith is startAgent with tweak applied to the agent's config.
-func startAgentWith(t *testing.T, tweak func(*agent.Config)) *testAgent {
+func startAgentWith(t testing.TB, tweak func(*agent.Config)) *testAgent {
 	t.Helper()
 	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
 	if err != nil {
@@ -82,7 +82,7 @@ func startAgentWith(t *testing.T, tweak func(*agent.Config)) *testAgent {
 
 // h2cClient is an HTTP client speaking h2c with prior knowledge. wrap, if
 // not nil, wraps its transport (fault injection).
-func h2cClient(t *testing.T, wrap ...func(http.RoundTripper) http.RoundTripper) *http.Client {
+func h2cClient(t testing.TB, wrap ...func(http.RoundTripper) http.RoundTripper) *http.Client {
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(tr.CloseIdleConnections)
@@ -93,7 +93,7 @@ func h2cClient(t *testing.T, wrap ...func(http.RoundTripper) http.RoundTripper) 
 	return &http.Client{Transport: rt}
 }
 
-func (ta *testAgent) createTopic(t *testing.T, name string, partitions int32) {
+func (ta *testAgent) createTopic(t testing.TB, name string, partitions int32) {
 	t.Helper()
 	_, err := ta.admin.CreateTopic(t.Context(), connect.NewRequest(&stratav1.CreateTopicRequest{Name: name, Partitions: partitions}))
 	if err != nil {

@@ -1,5 +1,14 @@
 // Package client holds Go clients of Strata's public API that do more than
-// one RPC: today the consumer-group member, GroupConsumer.
+// one RPC: the consumer-group member, GroupConsumer, and the Producer.
+//
+// A Producer batches records per partition (Linger, BatchMaxBytes), places
+// them with Kafka's default partitioner (murmur2 of the key, sticky
+// partitions for records without one), pipelines requests on one
+// ProduceStream with up to 5 batches in flight per partition, retries
+// retryable errors and calls one promise per record with its offset or
+// error. It is idempotent by default (InitProducerId, sequence numbers per
+// partition, KIP-98): retries never duplicate a record nor reorder a
+// partition.
 //
 // A GroupConsumer joins a group through GroupService (server-side
 // assignment, see proto/strata/v1/group.proto), reads the partitions the
@@ -19,5 +28,6 @@
 //
 // The package talks to agents only through the public API (the generated
 // Connect clients); it must not import agent, coordinator or objectlog, so
-// that it stays what any outside program could have written.
+// that it stays what any outside program could have written. (It shares
+// internal/kafkahash with the agent: Kafka's hash, not Strata's internals.)
 package client

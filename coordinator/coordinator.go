@@ -155,12 +155,23 @@ type Log interface {
 }
 
 // Producers allocates producer ids for idempotent producers. Sequence checks
-// happen inside CommitSegment.
+// happen inside CommitSegment. Ids and transactional ids are forgotten
+// ProducerIDExpiry after their last InitProducer, BumpEpoch or
+// InitTransactionalProducer.
 type Producers interface {
 	// InitProducer allocates a new producer id with epoch 0.
 	InitProducer(ctx context.Context) (id int64, epoch int16, err error)
-	// BumpEpoch fences every older epoch of the producer and returns the new one.
+	// BumpEpoch fences every older epoch of the producer and returns the
+	// new one; ErrNotFound for an unknown (or expired) id, ErrFenced when
+	// its epochs are used up.
 	BumpEpoch(ctx context.Context, id int64) (int16, error)
+	// InitTransactionalProducer binds transactionalID to a producer id (a
+	// new one on first use, or when the bound one used up its epochs) and
+	// raises its epoch on every call, fencing the callers before (Kafka's
+	// InitProducerId with a transactional.id). timeout is stored for
+	// transactions. ErrInvalid for an empty id, one over 255 bytes or with
+	// braces.
+	InitTransactionalProducer(ctx context.Context, transactionalID string, timeout time.Duration) (id int64, epoch int16, err error)
 }
 
 // Watermark is one notification: a partition's high watermark moved.

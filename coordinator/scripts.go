@@ -27,20 +27,29 @@ var (
 	topicUpdateSrc string
 	//go:embed lua/producer_bump.lua
 	producerBumpSrc string
+	//go:embed lua/producer_init_txn.lua
+	producerInitTxnSrc string
 	//go:embed lua/snapshot.lua
 	snapshotSrc string
+	//go:embed lua/trim.lua
+	trimSrc string
+	//go:embed lua/segment_state.lua
+	segmentStateSrc string
 	//go:embed lua/advance_hwm.lua
 	advanceHWMSrc string
 
-	commitScript        = redis.NewScript(commitSrc)
-	lookupScript        = redis.NewScript(lookupSrc)
-	offsetForTimeScript = redis.NewScript(offsetForTimeSrc)
-	topicCreateScript   = redis.NewScript(topicCreateSrc)
-	topicDeleteScript   = redis.NewScript(topicDeleteSrc)
-	topicUpdateScript   = redis.NewScript(topicUpdateSrc)
-	producerBumpScript  = redis.NewScript(producerBumpSrc)
-	snapshotScript      = redis.NewScript(snapshotSrc)
-	advanceHWMScript    = redis.NewScript(advanceHWMSrc)
+	commitScript          = redis.NewScript(commitSrc)
+	lookupScript          = redis.NewScript(lookupSrc)
+	offsetForTimeScript   = redis.NewScript(offsetForTimeSrc)
+	topicCreateScript     = redis.NewScript(topicCreateSrc)
+	topicDeleteScript     = redis.NewScript(topicDeleteSrc)
+	topicUpdateScript     = redis.NewScript(topicUpdateSrc)
+	producerBumpScript    = redis.NewScript(producerBumpSrc)
+	snapshotScript        = redis.NewScript(snapshotSrc)
+	trimScript            = redis.NewScript(trimSrc)
+	segmentStateScript    = redis.NewScript(segmentStateSrc)
+	advanceHWMScript      = redis.NewScript(advanceHWMSrc)
+	producerInitTxnScript = redis.NewScript(producerInitTxnSrc)
 
 	// pipelinedScripts are run with EVALSHA inside pipelines, where a cache
 	// miss cannot fall back to EVAL on its own; they are loaded on every

@@ -397,6 +397,41 @@ func TestKafkaAdminTopics(t *testing.T) {
 		t.Fatalf("a 6000-byte record into max.message.bytes 5000: %v, want MESSAGE_TOO_LARGE", err)
 	}
 
+	// DeleteRecords moves the log start offset, for both protocols.
+	pr := kgoClient(t, kafkaAddr)
+	for i := range 3 {
+		if err := pr.ProduceSync(ctx, &kgo.Record{Topic: "adm", Partition: 0, Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before kadm.Offsets
+	before.Add(kadm.Offset{Topic: "adm", Partition: 0, At: 2})
+	drs, err := adm.DeleteRecords(ctx, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dr, ok := drs.Lookup("adm", 0); !ok || dr.Err != nil || dr.LowWatermark != 2 {
+		t.Fatalf("DeleteRecords before 2: %+v, want low watermark 2", dr)
+	}
+	starts, err := adm.ListStartOffsets(ctx, "adm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := starts.Lookup("adm", 0); o.Offset != 2 {
+		t.Fatalf("log start after DeleteRecords: %+v, want 2", o)
+	}
+	consumer := stratav1connect.NewConsumerServiceClient(http.DefaultClient, addr)
+	if _, err := consumer.Fetch(ctx, connect.NewRequest(&stratav1.FetchRequest{Topic: "adm", Partition: 0, Offset: 0})); connect.CodeOf(err) != connect.CodeOutOfRange {
+		t.Fatalf("Connect Fetch below the new log start: %v, want OutOfRange", err)
+	}
+	var past kadm.Offsets
+	past.Add(kadm.Offset{Topic: "adm", Partition: 0, At: 99})
+	if drs, err := adm.DeleteRecords(ctx, past); err != nil {
+		t.Fatal(err)
+	} else if dr, _ := drs.Lookup("adm", 0); !errors.Is(dr.Err, kerr.OffsetOutOfRange) {
+		t.Fatalf("DeleteRecords past the high watermark: %v, want OFFSET_OUT_OF_RANGE", dr.Err)
+	}
+
 	if _, err := adm.DeleteTopics(ctx, "adm"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,11 @@
 package main
 
-// strata produce: lines in, records out, over one ProduceStream. Batches are
-// pipelined: the sender keeps up to maxInFlight requests unanswered while a
-// receiver takes the answers, which come in request order, so one stream
-// keeps several of the agent's flushes busy. A batch goes out when it is
-// full or when input pauses for produceLinger, so typing lines by hand
-// sends each promptly.
+// strata produce: lines in, records out, through the Go producer of package
+// client (client.Producer): batches per partition, Kafka's partitioner,
+// several batches in flight on one ProduceStream, retries, and idempotence
+// by default, so a retried batch is never written twice. The promises come
+// per partition; the command puts them back in input order to print
+// offsets and stops at the first failed line.
 
 import (
 	"bufio"
@@ -22,22 +22,19 @@ import (
 
 	"connectrpc.com/connect"
 
+	strataclient "github.com/stratabroker/strata/client"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
 const (
-	// maxInFlight bounds the requests sent and not yet answered. Each
-	// request waits about one flush interval for its answer, so throughput
-	// is roughly maxInFlight x --batch-records per flush; the agent queues
-	// up to 64 per stream, more would only wait in its socket buffer.
-	maxInFlight = 64
-	// produceLinger is how long a partly full batch waits for more input.
+	// produceLinger is how long a partial batch waits for more input.
 	produceLinger = 20 * time.Millisecond
 	// maxLineBytes is the longest input line; the topic's
 	// max.message.bytes (1 MiB by default) usually refuses far shorter.
 	maxLineBytes = 16 << 20
-	// recordOverhead approximates a record's framing, for --batch-bytes.
-	recordOverhead = 16
+	// maxRequestBytes lets the longest line through to the agent, whose
+	// max.message.bytes check gives the useful message.
+	maxRequestBytes = maxLineBytes + 1<<20
 )
 
 const produceHelp = `Usage: strata produce TOPIC [flags] < input
@@ -54,17 +51,19 @@ the record goes to partition murmur2(key) mod partitions, as Kafka's
 default partitioner puts it; a line without the separator is an error.
 Records without a key are spread over partitions, one partition per batch.
 
-Records are sent in batches (--batch-records, --batch-bytes) over one
-stream with several batches in flight; a partial batch goes out after
-20ms without input. --print-offsets writes one JSON line per acknowledged
-record to stdout, in input order:
+Records are sent in batches per partition (--batch-records, --batch-bytes)
+over one stream with several batches in flight; a partial batch goes out
+20ms after its first record. The producer is idempotent (--idempotent,
+default true): a batch retried after a lost answer is written once.
+--print-offsets writes one JSON line per acknowledged record to stdout, in
+input order:
   {"line":1,"partition":0,"offset":41}
 with 1-based input line numbers. A summary goes to stderr, and a progress
 line too when stderr is a terminal.
 
 On an error the command stops and exits with status 1; the records
-acknowledged before it were printed with --print-offsets. Records of
-batches in flight at that moment may or may not have been written.
+acknowledged before it were printed with --print-offsets. Records after
+the failed ones that were in flight at that moment may have been written.
 
 Examples:
   echo hello | strata produce demo
@@ -87,6 +86,7 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 	batchBytes := byteSize(1 << 20)
 	fs.Var(&batchBytes, "batch-bytes", "most record bytes in one request (e.g. 512KiB, 1MiB)")
 	printOffsets := fs.Bool("print-offsets", false, `print {"line":N,"partition":P,"offset":O} per acknowledged record to stdout`)
+	idempotent := fs.Bool("idempotent", true, "idempotent producer: retries never write a batch twice (false: plain at-least-once requests)")
 	positional, err := c.parseFlags(fs, produceHelp, args)
 	if err != nil {
 		return err
@@ -133,13 +133,14 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 		batchRecords: *batchRecords,
 		batchBytes:   int64(batchBytes),
 		printOffsets: *printOffsets,
+		idempotent:   *idempotent,
 		out:          bufio.NewWriter(c.stdout),
 	}
 	if partition.set {
 		p.partition = &partition.p
 	}
 	for _, h := range headers {
-		p.headers = append(p.headers, &stratav1.Header{Key: h.key, Value: []byte(h.value)})
+		p.headers = append(p.headers, strataclient.Header{Key: h.key, Value: []byte(h.value)})
 	}
 	if isTerminal(in) {
 		fmt.Fprintln(c.stderr, "Type one record per line; Ctrl-D ends the input.")
@@ -172,36 +173,61 @@ type producer struct {
 	topic        string
 	keySep       []byte
 	partition    *int32
-	headers      []*stratav1.Header
+	headers      []strataclient.Header
 	batchRecords int
 	batchBytes   int64
 	printOffsets bool
-	out          *bufio.Writer // stdout; only the receiver writes to it
+	idempotent   bool
+	out          *bufio.Writer // stdout; written under mu
 
-	acked      atomic.Int64
+	acked      atomic.Int64 // the lines acknowledged, from the first on without a gap
 	ackedBytes atomic.Int64
+
+	mu      sync.Mutex
+	results map[int]lineResult // answered lines not yet printed
+	next    int                // the first line not printed
+	failed  map[int]error      // lines that failed
+	outErr  error              // writing stdout failed
+}
+
+// lineResult is one answered line.
+type lineResult struct {
+	partition int32
+	offset    int64
+	size      int64
 }
 
 // inputRecord is one line made into a record.
 type inputRecord struct {
 	line   int
-	record *stratav1.Record
-	size   int64
-}
-
-// sentBatch is what the receiver needs to know of a request in flight.
-type sentBatch struct {
-	id        uint64
-	firstLine int
-	records   int
-	bytes     int64
+	record *strataclient.Record
 }
 
 // run reads in to the end (or the first error) and returns once every
-// batch sent is answered.
+// record produced is answered.
 func (p *producer) run(ctx context.Context, in io.Reader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	p.results, p.failed, p.next = map[int]lineResult{}, map[int]error{}, 1
+
+	opts := []strataclient.ProducerOpt{
+		strataclient.Linger(produceLinger),
+		strataclient.BatchMaxRecords(p.batchRecords),
+		strataclient.BatchMaxBytes(int(p.batchBytes)),
+		strataclient.MaxRequestBytes(max(maxRequestBytes, int(p.batchBytes))),
+		strataclient.MaxBufferedBytes(max(64<<20, 2*int64(max(maxRequestBytes, int(p.batchBytes))))),
+		strataclient.ConnectOptions(p.cl.opts...),
+	}
+	if p.partition != nil {
+		opts = append(opts, strataclient.ManualPartitioner())
+	}
+	if !p.idempotent {
+		opts = append(opts, strataclient.DisableIdempotence())
+	}
+	prod, err := strataclient.NewProducer(p.cl.httpClient, p.cl.base, opts...)
+	if err != nil {
+		return err
+	}
 
 	lines := make(chan inputRecord, 1024)
 	var readErr error // set before lines closes
@@ -209,51 +235,8 @@ func (p *producer) run(ctx context.Context, in io.Reader) error {
 		defer close(lines)
 		readErr = p.read(ctx, in, lines)
 	}()
-
-	stream := p.cl.producer.ProduceStream(ctx)
-	inflight := make(chan sentBatch, maxInFlight)
-	recvDone := make(chan struct{})
-	var recvErr error // set before recvDone closes
-	go func() {
-		defer close(recvDone)
-		recvErr = p.receive(stream, inflight)
-	}()
-
-	var (
-		batch      []*stratav1.Record
-		batchBytes int64
-		firstLine  int
-		nextID     uint64
-		sendErr    error
-	)
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	// send hands the batch to the stream; false means stop sending (the
-	// receiver has failed, or the stream is broken and the receiver will
-	// say why).
-	send := func() bool {
-		linger.Stop()
-		if len(batch) == 0 {
-			return true
-		}
-		nextID++
-		sb := sentBatch{id: nextID, firstLine: firstLine, records: len(batch), bytes: batchBytes}
-		req := &stratav1.ProduceStreamRequest{
-			RequestId: nextID,
-			Request:   &stratav1.ProduceRequest{Topics: []*stratav1.TopicRecords{{Topic: p.topic, Records: batch}}},
-		}
-		batch, batchBytes = nil, 0
-		select {
-		case inflight <- sb:
-		case <-recvDone:
-			return false
-		}
-		if err := stream.Send(req); err != nil {
-			sendErr = err
-			return false
-		}
-		return true
-	}
+	stop := make(chan struct{}) // closed at the first failed line
+	var stopOnce sync.Once
 
 	interrupted := false
 loop:
@@ -261,54 +244,106 @@ loop:
 		select {
 		case r, ok := <-lines:
 			if !ok {
-				send()
 				break loop
 			}
-			if len(batch) == 0 {
-				firstLine = r.line
-				linger.Reset(produceLinger)
-			}
-			batch = append(batch, r.record)
-			batchBytes += r.size
-			if len(batch) >= p.batchRecords || batchBytes >= p.batchBytes {
-				if !send() {
-					break loop
+			size := int64(len(r.record.Key) + len(r.record.Value))
+			line := r.line
+			prod.Produce(ctx, r.record, func(rec *strataclient.Record, err error) {
+				if err != nil {
+					stopOnce.Do(func() { close(stop) })
 				}
-			}
-		case <-linger.C:
-			if len(lines) > 0 {
-				// The input is not pausing, this goroutine was slow:
-				// keep filling the batch.
-				linger.Reset(produceLinger)
-				continue
-			}
-			if !send() {
-				break loop
-			}
-		case <-recvDone:
+				p.answered(line, rec, size, err)
+			})
+		case <-stop:
 			break loop
 		case <-ctx.Done():
 			interrupted = true
 			break loop
 		}
 	}
-	close(inflight)
-	_ = stream.CloseRequest()
-	<-recvDone
-	_ = stream.CloseResponse()
+	cctx := context.Background()
+	if interrupted {
+		// Give up on what is in flight at once.
+		var c context.CancelFunc
+		cctx, c = context.WithCancel(cctx)
+		c()
+	}
+	_ = prod.Close(cctx)
 	cancel() // stops the reader if it is still going
 
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	switch {
-	case recvErr != nil:
-		return recvErr
+	case len(p.failed) > 0:
+		return p.failure()
+	case p.outErr != nil:
+		return p.outErr
 	case interrupted:
 		return errInterrupted
-	case sendErr != nil:
-		return p.cl.explain(sendErr, p.topic)
 	}
 	// The reader has finished (lines closed) on every path that gets here
 	// without an error.
 	return readErr
+}
+
+// answered takes one line's result and prints the lines answered from
+// the first unprinted on, in input order.
+func (p *producer) answered(line int, rec *strataclient.Record, size int64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.failed[line] = err
+		return
+	}
+	p.results[line] = lineResult{partition: rec.Partition, offset: rec.Offset, size: size}
+	if len(p.failed) > 0 {
+		return // nothing after a failed line is printed
+	}
+	for {
+		r, ok := p.results[p.next]
+		if !ok {
+			break
+		}
+		delete(p.results, p.next)
+		if p.printOffsets && p.outErr == nil {
+			fmt.Fprintf(p.out, "{\"line\":%d,\"partition\":%d,\"offset\":%d}\n", p.next, r.partition, r.offset)
+		}
+		p.next++
+		p.acked.Add(1)
+		p.ackedBytes.Add(r.size)
+	}
+	if p.printOffsets && p.outErr == nil {
+		if err := p.out.Flush(); err != nil {
+			p.outErr = fmt.Errorf("write offsets: %w", err)
+		}
+	}
+}
+
+// failure names the first failed line, and the lines after it that failed
+// with it (one batch), with what to do.
+func (p *producer) failure() error {
+	first := 0
+	for l := range p.failed {
+		if first == 0 || l < first {
+			first = l
+		}
+	}
+	err := p.failed[first]
+	last := first
+	for e, ok := p.failed[last+1]; ok && e.Error() == err.Error(); e, ok = p.failed[last+1] {
+		last++
+	}
+	lines := fmt.Sprintf("line %d", first)
+	if last > first {
+		lines = fmt.Sprintf("lines %d-%d", first, last)
+	}
+	if connect.CodeOf(err) == connect.CodeNotFound {
+		return fmt.Errorf("%s: %w", lines, topicNotFound(p.topic))
+	}
+	if errors.Is(err, strataclient.ErrProducerClosed) {
+		return errInterrupted
+	}
+	return fmt.Errorf("%s: %w", lines, p.cl.explain(err, p.topic))
 }
 
 // read turns lines into records and hands them over until the input ends,
@@ -320,7 +355,10 @@ func (p *producer) read(ctx context.Context, in io.Reader, lines chan<- inputRec
 	for sc.Scan() {
 		line++
 		text := bytes.Clone(sc.Bytes())
-		r := &stratav1.Record{Value: text, Headers: p.headers, Partition: p.partition}
+		r := &strataclient.Record{Topic: p.topic, Value: text, Headers: p.headers}
+		if p.partition != nil {
+			r.Partition = *p.partition
+		}
 		if len(p.keySep) > 0 {
 			k, v, ok := bytes.Cut(text, p.keySep)
 			if !ok {
@@ -328,12 +366,8 @@ func (p *producer) read(ctx context.Context, in io.Reader, lines chan<- inputRec
 			}
 			r.Key, r.Value = k, v
 		}
-		size := int64(len(r.Key)+len(r.Value)) + recordOverhead
-		for _, h := range p.headers {
-			size += int64(len(h.GetKey()) + len(h.GetValue()))
-		}
 		select {
-		case lines <- inputRecord{line: line, record: r, size: size}:
+		case lines <- inputRecord{line: line, record: r}:
 		case <-ctx.Done():
 			return nil
 		}
@@ -343,48 +377,6 @@ func (p *producer) read(ctx context.Context, in io.Reader, lines chan<- inputRec
 			return fmt.Errorf("line %d is longer than %d MiB (the records before it were produced)", line+1, maxLineBytes>>20)
 		}
 		return fmt.Errorf("read input: %w", err)
-	}
-	return nil
-}
-
-// receive takes the answers, in order, for the batches announced on
-// inflight, and prints the offsets.
-func (p *producer) receive(stream *connect.BidiStreamForClient[stratav1.ProduceStreamRequest, stratav1.ProduceStreamResponse], inflight <-chan sentBatch) error {
-	for sb := range inflight {
-		resp, err := stream.Receive()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errors.New("the agent ended the stream before answering every request")
-			}
-			return fmt.Errorf("%w (lines %d on may or may not have been written)", p.cl.explain(err, p.topic), sb.firstLine)
-		}
-		if resp.GetRequestId() != sb.id {
-			return fmt.Errorf("the agent answered request %d when request %d was next", resp.GetRequestId(), sb.id)
-		}
-		if e := resp.GetError(); e != nil {
-			lines := fmt.Sprintf("line %d", sb.firstLine)
-			if sb.records > 1 {
-				lines = fmt.Sprintf("lines %d-%d", sb.firstLine, sb.firstLine+sb.records-1)
-			}
-			if e.GetCode() == connect.CodeNotFound.String() {
-				return fmt.Errorf("%s: %w", lines, topicNotFound(p.topic))
-			}
-			return fmt.Errorf("%s: %s: %s", lines, e.GetCode(), e.GetMessage())
-		}
-		topics := resp.GetResponse().GetTopics()
-		if len(topics) != 1 || len(topics[0].GetResults()) != sb.records {
-			return fmt.Errorf("the agent answered request %d with results that do not match its %d records", sb.id, sb.records)
-		}
-		if p.printOffsets {
-			for i, r := range topics[0].GetResults() {
-				fmt.Fprintf(p.out, "{\"line\":%d,\"partition\":%d,\"offset\":%d}\n", sb.firstLine+i, r.GetPartition(), r.GetOffset())
-			}
-			if err := p.out.Flush(); err != nil {
-				return fmt.Errorf("write offsets: %w", err)
-			}
-		}
-		p.acked.Add(int64(sb.records))
-		p.ackedBytes.Add(sb.bytes)
 	}
 	return nil
 }

@@ -483,3 +483,24 @@ func TestProduceLarge(t *testing.T) {
 		t.Errorf("consume read %d records, want %d", got, n)
 	}
 }
+
+// TestProduceIdempotentFlag: --idempotent=false sends plain requests, and
+// both modes write the lines in order.
+func TestProduceIdempotentFlag(t *testing.T) {
+	t.Parallel()
+	addr := startAgent(t)
+	ok(t, "", "topic", "create", "modes", "--partitions", "1", "--addr", addr)
+	for _, flag := range []string{"--idempotent=true", "--idempotent=false"} {
+		r := strata(t, "a\nb\nc\n", "produce", "modes", flag, "--print-offsets", "--addr", addr)
+		if r.code != 0 {
+			t.Fatalf("produce %s: %s", flag, r.stderr)
+		}
+		if acks := parseOffsets(t, r.stdout); len(acks) != 3 || acks[2].Offset != acks[0].Offset+2 {
+			t.Fatalf("produce %s acked %+v", flag, acks)
+		}
+	}
+	if out := ok(t, "", "consume", "modes", "--addr", addr); out != "a\nb\nc\na\nb\nc\n" {
+		t.Fatalf("the topic holds %q", out)
+	}
+	fails(t, "x\n", []string{"produce", "modes", "--idempotent=maybe", "--addr", addr}, "idempotent")
+}

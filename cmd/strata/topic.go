@@ -1,10 +1,11 @@
 package main
 
-// strata topic create|list|describe|alter|delete: AdminService.
+// strata topic create|list|describe|alter|delete|delete-records: AdminService.
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ const topicUsage = `Usage:
   strata topic describe NAME [--output table|json]
   strata topic alter NAME [--config key=value]... [--partitions N]
   strata topic delete NAME
+  strata topic delete-records NAME --before-offset N [--partition N]...
 
 Run 'strata topic <subcommand> --help' for a subcommand's flags.
 `
@@ -44,6 +46,7 @@ func runTopic(ctx context.Context, c *cli, args []string) error {
 		{name: "describe", run: runTopicDescribe},
 		{name: "alter", run: runTopicAlter},
 		{name: "delete", run: runTopicDelete},
+		{name: "delete-records", run: runTopicDeleteRecords},
 	}, args)
 }
 
@@ -323,6 +326,72 @@ same name is a new topic (new id) and never sees the old records.
 	}
 	fmt.Fprintf(c.stdout, "Deleted topic %s\n", name)
 	return nil
+}
+
+func runTopicDeleteRecords(ctx context.Context, c *cli, args []string) error {
+	const cmd = "strata topic delete-records"
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	var cf clientFlags
+	cf.register(fs)
+	var partitions partitionList
+	fs.Var(&partitions, "partition", "partition `N`; repeat for several (default: all)")
+	before := fs.Int64("before-offset", math.MinInt64, "delete the records below `OFFSET`, which becomes the log start; -1 means the high watermark (everything)")
+	positional, err := c.parseFlags(fs, `Usage: strata topic delete-records NAME --before-offset N [--partition N]...
+
+Deletes a partition's records below an offset, as Kafka's DeleteRecords
+does: the offset becomes the log start, reads below it fail as out of range,
+and the janitor deletes the data once nothing needs it. The log start never
+moves back; an offset above the high watermark is an error.
+
+Example:
+  strata topic delete-records orders --partition 0 --before-offset 1000
+`, args)
+	if err != nil {
+		return err
+	}
+	name, err := oneName(cmd, positional)
+	if err != nil {
+		return err
+	}
+	if *before == math.MinInt64 {
+		return usagef(cmd, "--before-offset is required")
+	}
+	if *before < -1 {
+		return usagef(cmd, "--before-offset must be -1 (the high watermark) or at least 0, got %d", *before)
+	}
+	cl, err := cf.dial(fs)
+	if err != nil {
+		return err
+	}
+	defer cl.close()
+	if len(partitions) == 0 {
+		resp, err := cl.admin.DescribeTopic(ctx, connect.NewRequest(&stratav1.DescribeTopicRequest{Name: name}))
+		if err != nil {
+			return cl.explain(err, name)
+		}
+		for p := range resp.Msg.GetTopic().GetPartitions() {
+			partitions = append(partitions, p)
+		}
+	}
+	req := &stratav1.DeleteRecordsRequest{Topic: name}
+	for _, p := range partitions {
+		req.Partitions = append(req.Partitions, &stratav1.DeleteRecordsPartition{Partition: p, BeforeOffset: *before})
+	}
+	resp, err := cl.admin.DeleteRecords(ctx, connect.NewRequest(req))
+	if err != nil {
+		var ce *connect.Error
+		if errors.As(err, &ce) && ce.Code() == connect.CodeNotFound {
+			// The topic, or one of the partitions: the agent's message says which.
+			return errors.New(ce.Message())
+		}
+		return cl.explain(err, name)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "PARTITION\tLOG START\tHIGH WATERMARK\t")
+	for _, p := range resp.Msg.GetPartitions() {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t\n", p.GetPartition(), p.GetLogStartOffset(), p.GetHighWatermark())
+	}
+	return tw.Flush()
 }
 
 // topicJSON is a topic in --output json.

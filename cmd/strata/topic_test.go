@@ -103,3 +103,39 @@ func TestTopicLifecycle(t *testing.T) {
 		t.Errorf("empty list printed %q", out)
 	}
 }
+
+func TestTopicDeleteRecords(t *testing.T) {
+	t.Parallel()
+	addr := startAgent(t)
+	ok(t, "", "topic", "create", "logs", "--partitions", "2", "--addr", addr)
+	ok(t, "a\nb\nc\n", "produce", "logs", "--partition", "0", "--addr", addr)
+	ok(t, "x\n", "produce", "logs", "--partition", "1", "--addr", addr)
+
+	out := ok(t, "", "topic", "delete-records", "logs", "--partition", "0", "--before-offset", "2", "--addr", addr)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "LOG START") || strings.Join(strings.Fields(lines[1]), " ") != "0 2 3" {
+		t.Fatalf("delete-records printed:\n%s", out)
+	}
+	if p := describe(t, addr, "logs").Partitions; p[0].LogStartOffset != 2 || p[0].Records != 1 || p[1].LogStartOffset != 0 {
+		t.Fatalf("after delete-records: %+v", p)
+	}
+	// The log start never moves back.
+	ok(t, "", "topic", "delete-records", "logs", "--partition", "0", "--before-offset", "1", "--addr", addr)
+	if p := describe(t, addr, "logs").Partitions; p[0].LogStartOffset != 2 {
+		t.Fatalf("log start moved back: %+v", p[0])
+	}
+	// No --partition: every partition; -1 is the high watermark.
+	out = ok(t, "", "topic", "delete-records", "logs", "--before-offset", "-1", "--addr", addr)
+	if !strings.Contains(out, "3") || len(strings.Split(strings.TrimSpace(out), "\n")) != 3 {
+		t.Fatalf("delete-records of all partitions printed:\n%s", out)
+	}
+	if p := describe(t, addr, "logs").Partitions; p[0].LogStartOffset != 3 || p[1].LogStartOffset != 1 || p[0].Records != 0 {
+		t.Fatalf("after delete-records -1: %+v", p)
+	}
+
+	fails(t, "", []string{"topic", "delete-records", "logs", "--addr", addr}, "--before-offset is required")
+	fails(t, "", []string{"topic", "delete-records", "logs", "--before-offset", "-2", "--addr", addr}, "--before-offset must be -1")
+	fails(t, "", []string{"topic", "delete-records", "logs", "--partition", "5", "--before-offset", "0", "--addr", addr}, "partitions 0 to 1")
+	fails(t, "", []string{"topic", "delete-records", "logs", "--partition", "0", "--before-offset", "10", "--addr", addr}, "high watermark 3")
+	fails(t, "", []string{"topic", "delete-records", "nope", "--before-offset", "0", "--addr", addr}, `topic "nope" does not exist`)
+}

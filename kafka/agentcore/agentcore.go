@@ -308,11 +308,13 @@ func (c *Core) ListOffset(ctx context.Context, topic string, partition int32, ti
 	return kafka.OffsetAndTimestamp{Offset: off, Timestamp: ts}, nil
 }
 
-// DeleteRecords implements kafka.LogCore. The index cannot move a log start
-// offset yet (it comes with the lifecycle work), so it is refused clearly.
-func (c *Core) DeleteRecords(_ context.Context, topic string, partition int32, _ int64) (int64, error) {
-	return 0, fmt.Errorf("%w: DeleteRecords (topic %q partition %d): the core cannot move a log start offset yet",
-		kafka.ErrUnsupported, topic, partition)
+// DeleteRecords implements kafka.LogCore over agent.DeleteRecordsBefore.
+func (c *Core) DeleteRecords(ctx context.Context, topic string, partition int32, before int64) (int64, error) {
+	low, err := c.a.DeleteRecordsBefore(ctx, topic, partition, before)
+	if errors.Is(err, agent.ErrNotSupported) {
+		return 0, fmt.Errorf("%w: %w", kafka.ErrUnsupported, err)
+	}
+	return low, kafkaErr(err)
 }
 
 // InitProducerID implements kafka.ProducerCore for idempotent producers.
@@ -322,12 +324,7 @@ func (c *Core) InitProducerID(ctx context.Context, req kafka.InitProducer) (int6
 		return 0, 0, fmt.Errorf("%w: transactional id %q: transactions are not served yet", kafka.ErrUnsupported, req.TransactionalID)
 	}
 	id, epoch, err := c.a.NewProducerEpoch(ctx, req.ProducerID, req.ProducerEpoch)
-	switch {
-	case errors.Is(err, agent.ErrNoProducerIDs):
-		return 0, 0, fmt.Errorf("%w: %w", kafka.ErrUnsupported, err)
-	case errors.Is(err, coordinator.ErrNotFound):
-		return 0, 0, fmt.Errorf("%w: %w", kafka.ErrUnknownProducerID, err)
-	case err != nil:
+	if err != nil {
 		return 0, 0, kafkaErr(err)
 	}
 	return id, epoch, nil

@@ -768,6 +768,228 @@ func (x *CreatePartitionsResponse) GetTopic() *Topic {
 	return nil
 }
 
+// DeleteRecordsRequest moves log start offsets of one topic's partitions.
+type DeleteRecordsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partitions and their new log starts; each partition at most once.
+	Partitions    []*DeleteRecordsPartition `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsRequest) Reset() {
+	*x = DeleteRecordsRequest{}
+	mi := &file_strata_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsRequest) ProtoMessage() {}
+
+func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeleteRecordsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DeleteRecordsRequest) GetPartitions() []*DeleteRecordsPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// DeleteRecordsPartition is one partition's new log start.
+type DeleteRecordsPartition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partition.
+	Partition int32 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// Records below this offset are deleted: the new log start offset. -1
+	// means the high watermark (everything), as in Kafka. An offset at or
+	// below the current log start changes nothing.
+	BeforeOffset  int64 `protobuf:"varint,2,opt,name=before_offset,json=beforeOffset,proto3" json:"before_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsPartition) Reset() {
+	*x = DeleteRecordsPartition{}
+	mi := &file_strata_v1_admin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsPartition) ProtoMessage() {}
+
+func (x *DeleteRecordsPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_admin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsPartition.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsPartition) Descriptor() ([]byte, []int) {
+	return file_strata_v1_admin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DeleteRecordsPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsPartition) GetBeforeOffset() int64 {
+	if x != nil {
+		return x.BeforeOffset
+	}
+	return 0
+}
+
+// DeleteRecordsResponse answers DeleteRecordsRequest.
+type DeleteRecordsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per requested partition, in the request's order.
+	Partitions    []*DeleteRecordsResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsResponse) Reset() {
+	*x = DeleteRecordsResponse{}
+	mi := &file_strata_v1_admin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsResponse) ProtoMessage() {}
+
+func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_admin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_admin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeleteRecordsResponse) GetPartitions() []*DeleteRecordsResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// DeleteRecordsResult is one partition's bounds after DeleteRecords.
+type DeleteRecordsResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partition.
+	Partition int32 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The log start offset after the call (Kafka's low watermark).
+	LogStartOffset int64 `protobuf:"varint,2,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	// The high watermark.
+	HighWatermark int64 `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsResult) Reset() {
+	*x = DeleteRecordsResult{}
+	mi := &file_strata_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsResult) ProtoMessage() {}
+
+func (x *DeleteRecordsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsResult.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteRecordsResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeleteRecordsResult) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *DeleteRecordsResult) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
 var File_strata_v1_admin_proto protoreflect.FileDescriptor
 
 const file_strata_v1_admin_proto_rawDesc = "" +
@@ -827,7 +1049,23 @@ const file_strata_v1_admin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\"B\n" +
 	"\x18CreatePartitionsResponse\x12&\n" +
-	"\x05topic\x18\x01 \x01(\v2\x10.strata.v1.TopicR\x05topic2\x98\x04\n" +
+	"\x05topic\x18\x01 \x01(\v2\x10.strata.v1.TopicR\x05topic\"o\n" +
+	"\x14DeleteRecordsRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12A\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2!.strata.v1.DeleteRecordsPartitionR\n" +
+	"partitions\"[\n" +
+	"\x16DeleteRecordsPartition\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12#\n" +
+	"\rbefore_offset\x18\x02 \x01(\x03R\fbeforeOffset\"W\n" +
+	"\x15DeleteRecordsResponse\x12>\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1e.strata.v1.DeleteRecordsResultR\n" +
+	"partitions\"\x84\x01\n" +
+	"\x13DeleteRecordsResult\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12(\n" +
+	"\x10log_start_offset\x18\x02 \x01(\x03R\x0elogStartOffset\x12%\n" +
+	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark2\xee\x04\n" +
 	"\fAdminService\x12N\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\"\x00\x12N\n" +
 	"\vDeleteTopic\x12\x1d.strata.v1.DeleteTopicRequest\x1a\x1e.strata.v1.DeleteTopicResponse\"\x00\x12N\n" +
@@ -835,7 +1073,8 @@ const file_strata_v1_admin_proto_rawDesc = "" +
 	"ListTopics\x12\x1c.strata.v1.ListTopicsRequest\x1a\x1d.strata.v1.ListTopicsResponse\"\x03\x90\x02\x01\x12W\n" +
 	"\rDescribeTopic\x12\x1f.strata.v1.DescribeTopicRequest\x1a .strata.v1.DescribeTopicResponse\"\x03\x90\x02\x01\x12`\n" +
 	"\x11UpdateTopicConfig\x12#.strata.v1.UpdateTopicConfigRequest\x1a$.strata.v1.UpdateTopicConfigResponse\"\x00\x12]\n" +
-	"\x10CreatePartitions\x12\".strata.v1.CreatePartitionsRequest\x1a#.strata.v1.CreatePartitionsResponse\"\x00B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
+	"\x10CreatePartitions\x12\".strata.v1.CreatePartitionsRequest\x1a#.strata.v1.CreatePartitionsResponse\"\x00\x12T\n" +
+	"\rDeleteRecords\x12\x1f.strata.v1.DeleteRecordsRequest\x1a .strata.v1.DeleteRecordsResponse\"\x00B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_admin_proto_rawDescOnce sync.Once
@@ -849,7 +1088,7 @@ func file_strata_v1_admin_proto_rawDescGZIP() []byte {
 	return file_strata_v1_admin_proto_rawDescData
 }
 
-var file_strata_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_strata_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_strata_v1_admin_proto_goTypes = []any{
 	(*Topic)(nil),                     // 0: strata.v1.Topic
 	(*PartitionInfo)(nil),             // 1: strata.v1.PartitionInfo
@@ -865,39 +1104,47 @@ var file_strata_v1_admin_proto_goTypes = []any{
 	(*UpdateTopicConfigResponse)(nil), // 11: strata.v1.UpdateTopicConfigResponse
 	(*CreatePartitionsRequest)(nil),   // 12: strata.v1.CreatePartitionsRequest
 	(*CreatePartitionsResponse)(nil),  // 13: strata.v1.CreatePartitionsResponse
-	nil,                               // 14: strata.v1.Topic.ConfigsEntry
-	nil,                               // 15: strata.v1.CreateTopicRequest.ConfigsEntry
-	nil,                               // 16: strata.v1.UpdateTopicConfigRequest.SetEntry
-	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
+	(*DeleteRecordsRequest)(nil),      // 14: strata.v1.DeleteRecordsRequest
+	(*DeleteRecordsPartition)(nil),    // 15: strata.v1.DeleteRecordsPartition
+	(*DeleteRecordsResponse)(nil),     // 16: strata.v1.DeleteRecordsResponse
+	(*DeleteRecordsResult)(nil),       // 17: strata.v1.DeleteRecordsResult
+	nil,                               // 18: strata.v1.Topic.ConfigsEntry
+	nil,                               // 19: strata.v1.CreateTopicRequest.ConfigsEntry
+	nil,                               // 20: strata.v1.UpdateTopicConfigRequest.SetEntry
+	(*timestamppb.Timestamp)(nil),     // 21: google.protobuf.Timestamp
 }
 var file_strata_v1_admin_proto_depIdxs = []int32{
-	14, // 0: strata.v1.Topic.configs:type_name -> strata.v1.Topic.ConfigsEntry
-	17, // 1: strata.v1.Topic.created_at:type_name -> google.protobuf.Timestamp
-	15, // 2: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
+	18, // 0: strata.v1.Topic.configs:type_name -> strata.v1.Topic.ConfigsEntry
+	21, // 1: strata.v1.Topic.created_at:type_name -> google.protobuf.Timestamp
+	19, // 2: strata.v1.CreateTopicRequest.configs:type_name -> strata.v1.CreateTopicRequest.ConfigsEntry
 	0,  // 3: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.Topic
 	0,  // 4: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.Topic
 	0,  // 5: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.Topic
 	1,  // 6: strata.v1.DescribeTopicResponse.partitions:type_name -> strata.v1.PartitionInfo
-	16, // 7: strata.v1.UpdateTopicConfigRequest.set:type_name -> strata.v1.UpdateTopicConfigRequest.SetEntry
+	20, // 7: strata.v1.UpdateTopicConfigRequest.set:type_name -> strata.v1.UpdateTopicConfigRequest.SetEntry
 	0,  // 8: strata.v1.UpdateTopicConfigResponse.topic:type_name -> strata.v1.Topic
 	0,  // 9: strata.v1.CreatePartitionsResponse.topic:type_name -> strata.v1.Topic
-	2,  // 10: strata.v1.AdminService.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	4,  // 11: strata.v1.AdminService.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	6,  // 12: strata.v1.AdminService.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	8,  // 13: strata.v1.AdminService.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	10, // 14: strata.v1.AdminService.UpdateTopicConfig:input_type -> strata.v1.UpdateTopicConfigRequest
-	12, // 15: strata.v1.AdminService.CreatePartitions:input_type -> strata.v1.CreatePartitionsRequest
-	3,  // 16: strata.v1.AdminService.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	5,  // 17: strata.v1.AdminService.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	7,  // 18: strata.v1.AdminService.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	9,  // 19: strata.v1.AdminService.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	11, // 20: strata.v1.AdminService.UpdateTopicConfig:output_type -> strata.v1.UpdateTopicConfigResponse
-	13, // 21: strata.v1.AdminService.CreatePartitions:output_type -> strata.v1.CreatePartitionsResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 10: strata.v1.DeleteRecordsRequest.partitions:type_name -> strata.v1.DeleteRecordsPartition
+	17, // 11: strata.v1.DeleteRecordsResponse.partitions:type_name -> strata.v1.DeleteRecordsResult
+	2,  // 12: strata.v1.AdminService.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	4,  // 13: strata.v1.AdminService.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	6,  // 14: strata.v1.AdminService.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	8,  // 15: strata.v1.AdminService.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	10, // 16: strata.v1.AdminService.UpdateTopicConfig:input_type -> strata.v1.UpdateTopicConfigRequest
+	12, // 17: strata.v1.AdminService.CreatePartitions:input_type -> strata.v1.CreatePartitionsRequest
+	14, // 18: strata.v1.AdminService.DeleteRecords:input_type -> strata.v1.DeleteRecordsRequest
+	3,  // 19: strata.v1.AdminService.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	5,  // 20: strata.v1.AdminService.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	7,  // 21: strata.v1.AdminService.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	9,  // 22: strata.v1.AdminService.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	11, // 23: strata.v1.AdminService.UpdateTopicConfig:output_type -> strata.v1.UpdateTopicConfigResponse
+	13, // 24: strata.v1.AdminService.CreatePartitions:output_type -> strata.v1.CreatePartitionsResponse
+	16, // 25: strata.v1.AdminService.DeleteRecords:output_type -> strata.v1.DeleteRecordsResponse
+	19, // [19:26] is the sub-list for method output_type
+	12, // [12:19] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_admin_proto_init() }
@@ -911,7 +1158,7 @@ func file_strata_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_admin_proto_rawDesc), len(file_strata_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

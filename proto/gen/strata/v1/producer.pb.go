@@ -9,6 +9,7 @@ package stratav1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -22,6 +23,132 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// InitProducerIdRequest asks for a producer id and epoch.
+type InitProducerIdRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transactional id (Kafka's transactional.id): a name, up to 255
+	// bytes, without "{" or "}", that keeps one producer id across restarts
+	// and fences older instances. Empty for a plain idempotent producer.
+	TransactionalId string `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	// How long a transaction of this producer may stay open before it is
+	// aborted (Kafka's transaction.timeout.ms; default 60s, at most 15
+	// minutes). Only with transactional_id; stored for transactions to come.
+	TransactionTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=transaction_timeout,json=transactionTimeout,proto3" json:"transaction_timeout,omitempty"`
+	// The producer id this producer already has, to keep it with a raised
+	// epoch (KIP-360) instead of taking a new one; 0 for none. Ignored with
+	// transactional_id, which names the id itself.
+	ProducerId    int64 `protobuf:"varint,3,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitProducerIdRequest) Reset() {
+	*x = InitProducerIdRequest{}
+	mi := &file_strata_v1_producer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitProducerIdRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitProducerIdRequest) ProtoMessage() {}
+
+func (x *InitProducerIdRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitProducerIdRequest.ProtoReflect.Descriptor instead.
+func (*InitProducerIdRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *InitProducerIdRequest) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
+func (x *InitProducerIdRequest) GetTransactionTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.TransactionTimeout
+	}
+	return nil
+}
+
+func (x *InitProducerIdRequest) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+// InitProducerIdResponse is the producer's identity for its produce
+// requests.
+type InitProducerIdResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The producer id, at least 1.
+	ProducerId int64 `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	// The producer's epoch, 0 to 32767.
+	ProducerEpoch int32 `protobuf:"varint,2,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitProducerIdResponse) Reset() {
+	*x = InitProducerIdResponse{}
+	mi := &file_strata_v1_producer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitProducerIdResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitProducerIdResponse) ProtoMessage() {}
+
+func (x *InitProducerIdResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitProducerIdResponse.ProtoReflect.Descriptor instead.
+func (*InitProducerIdResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *InitProducerIdResponse) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *InitProducerIdResponse) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
 // TopicRecords are records for one topic.
 type TopicRecords struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -29,14 +156,23 @@ type TopicRecords struct {
 	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	// The records, in the order they are to be appended. Records for one
 	// partition keep this order in the log.
-	Records       []*Record `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	Records []*Record `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	// For an idempotent request (ProduceRequest.producer_id set): partition ->
+	// the sequence number of that partition's first record in this request.
+	// The request's records of one partition are one batch, numbered base,
+	// base+1, ... (wrapping from 2147483647 to 0, as Kafka's do); the
+	// partition's next batch starts where this one ends. Sequences count per
+	// producer and partition from 0 in each epoch (Kafka, KIP-98). Every
+	// record of an idempotent request names its partition, and every
+	// partition with records has an entry here and no other.
+	BaseSequences map[int32]int32 `protobuf:"bytes,3,rep,name=base_sequences,json=baseSequences,proto3" json:"base_sequences,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TopicRecords) Reset() {
 	*x = TopicRecords{}
-	mi := &file_strata_v1_producer_proto_msgTypes[0]
+	mi := &file_strata_v1_producer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +184,7 @@ func (x *TopicRecords) String() string {
 func (*TopicRecords) ProtoMessage() {}
 
 func (x *TopicRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[0]
+	mi := &file_strata_v1_producer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +197,7 @@ func (x *TopicRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicRecords.ProtoReflect.Descriptor instead.
 func (*TopicRecords) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{0}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TopicRecords) GetTopic() string {
@@ -78,18 +214,35 @@ func (x *TopicRecords) GetRecords() []*Record {
 	return nil
 }
 
+func (x *TopicRecords) GetBaseSequences() map[int32]int32 {
+	if x != nil {
+		return x.BaseSequences
+	}
+	return nil
+}
+
 // ProduceRequest writes records.
 type ProduceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Records grouped by topic.
-	Topics        []*TopicRecords `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	// Records grouped by topic. In an idempotent request each topic appears
+	// once.
+	Topics []*TopicRecords `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	// The producer id from InitProducerId, making the request idempotent: a
+	// batch already written (same producer, epoch, partition and sequences,
+	// among the partition's last 5 batches from the producer) is not written
+	// again and is answered with the offsets it got then. So a client may
+	// keep up to 5 batches per partition in flight and retry them all. 0: not
+	// idempotent (base_sequences must then be empty).
+	ProducerId int64 `protobuf:"varint,2,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	// The epoch from InitProducerId, with producer_id.
+	ProducerEpoch int32 `protobuf:"varint,3,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_strata_v1_producer_proto_msgTypes[1]
+	mi := &file_strata_v1_producer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -101,7 +254,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[1]
+	mi := &file_strata_v1_producer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -114,7 +267,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{1}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ProduceRequest) GetTopics() []*TopicRecords {
@@ -122,6 +275,20 @@ func (x *ProduceRequest) GetTopics() []*TopicRecords {
 		return x.Topics
 	}
 	return nil
+}
+
+func (x *ProduceRequest) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *ProduceRequest) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
 }
 
 // RecordResult tells where one record landed.
@@ -139,7 +306,7 @@ type RecordResult struct {
 
 func (x *RecordResult) Reset() {
 	*x = RecordResult{}
-	mi := &file_strata_v1_producer_proto_msgTypes[2]
+	mi := &file_strata_v1_producer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -151,7 +318,7 @@ func (x *RecordResult) String() string {
 func (*RecordResult) ProtoMessage() {}
 
 func (x *RecordResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[2]
+	mi := &file_strata_v1_producer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -164,7 +331,7 @@ func (x *RecordResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordResult.ProtoReflect.Descriptor instead.
 func (*RecordResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{2}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RecordResult) GetPartition() int32 {
@@ -201,7 +368,7 @@ type TopicResults struct {
 
 func (x *TopicResults) Reset() {
 	*x = TopicResults{}
-	mi := &file_strata_v1_producer_proto_msgTypes[3]
+	mi := &file_strata_v1_producer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -213,7 +380,7 @@ func (x *TopicResults) String() string {
 func (*TopicResults) ProtoMessage() {}
 
 func (x *TopicResults) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[3]
+	mi := &file_strata_v1_producer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -226,7 +393,7 @@ func (x *TopicResults) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicResults.ProtoReflect.Descriptor instead.
 func (*TopicResults) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{3}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TopicResults) GetTopic() string {
@@ -254,7 +421,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_strata_v1_producer_proto_msgTypes[4]
+	mi := &file_strata_v1_producer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +433,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[4]
+	mi := &file_strata_v1_producer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +446,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{4}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProduceResponse) GetTopics() []*TopicResults {
@@ -302,7 +469,7 @@ type ProduceStreamRequest struct {
 
 func (x *ProduceStreamRequest) Reset() {
 	*x = ProduceStreamRequest{}
-	mi := &file_strata_v1_producer_proto_msgTypes[5]
+	mi := &file_strata_v1_producer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +481,7 @@ func (x *ProduceStreamRequest) String() string {
 func (*ProduceStreamRequest) ProtoMessage() {}
 
 func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[5]
+	mi := &file_strata_v1_producer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +494,7 @@ func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceStreamRequest.ProtoReflect.Descriptor instead.
 func (*ProduceStreamRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{5}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ProduceStreamRequest) GetRequestId() uint64 {
@@ -360,7 +527,7 @@ type ProduceStreamResponse struct {
 
 func (x *ProduceStreamResponse) Reset() {
 	*x = ProduceStreamResponse{}
-	mi := &file_strata_v1_producer_proto_msgTypes[6]
+	mi := &file_strata_v1_producer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +539,7 @@ func (x *ProduceStreamResponse) String() string {
 func (*ProduceStreamResponse) ProtoMessage() {}
 
 func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[6]
+	mi := &file_strata_v1_producer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +552,7 @@ func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceStreamResponse.ProtoReflect.Descriptor instead.
 func (*ProduceStreamResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{6}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProduceStreamResponse) GetRequestId() uint64 {
@@ -422,7 +589,7 @@ type ProduceError struct {
 
 func (x *ProduceError) Reset() {
 	*x = ProduceError{}
-	mi := &file_strata_v1_producer_proto_msgTypes[7]
+	mi := &file_strata_v1_producer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +601,7 @@ func (x *ProduceError) String() string {
 func (*ProduceError) ProtoMessage() {}
 
 func (x *ProduceError) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[7]
+	mi := &file_strata_v1_producer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +614,7 @@ func (x *ProduceError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceError.ProtoReflect.Descriptor instead.
 func (*ProduceError) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{7}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ProduceError) GetCode() string {
@@ -468,12 +635,28 @@ var File_strata_v1_producer_proto protoreflect.FileDescriptor
 
 const file_strata_v1_producer_proto_rawDesc = "" +
 	"\n" +
-	"\x18strata/v1/producer.proto\x12\tstrata.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"Q\n" +
+	"\x18strata/v1/producer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\xaf\x01\n" +
+	"\x15InitProducerIdRequest\x12)\n" +
+	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12J\n" +
+	"\x13transaction_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x12transactionTimeout\x12\x1f\n" +
+	"\vproducer_id\x18\x03 \x01(\x03R\n" +
+	"producerId\"`\n" +
+	"\x16InitProducerIdResponse\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch\"\xe6\x01\n" +
 	"\fTopicRecords\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12+\n" +
-	"\arecords\x18\x02 \x03(\v2\x11.strata.v1.RecordR\arecords\"A\n" +
+	"\arecords\x18\x02 \x03(\v2\x11.strata.v1.RecordR\arecords\x12Q\n" +
+	"\x0ebase_sequences\x18\x03 \x03(\v2*.strata.v1.TopicRecords.BaseSequencesEntryR\rbaseSequences\x1a@\n" +
+	"\x12BaseSequencesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x89\x01\n" +
 	"\x0eProduceRequest\x12/\n" +
-	"\x06topics\x18\x01 \x03(\v2\x17.strata.v1.TopicRecordsR\x06topics\"~\n" +
+	"\x06topics\x18\x01 \x03(\v2\x17.strata.v1.TopicRecordsR\x06topics\x12\x1f\n" +
+	"\vproducer_id\x18\x02 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"~\n" +
 	"\fRecordResult\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x128\n" +
@@ -494,10 +677,11 @@ const file_strata_v1_producer_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x17.strata.v1.ProduceErrorR\x05error\"<\n" +
 	"\fProduceError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\xaf\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\x88\x02\n" +
 	"\x0fProducerService\x12B\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\"\x00\x12X\n" +
-	"\rProduceStream\x12\x1f.strata.v1.ProduceStreamRequest\x1a .strata.v1.ProduceStreamResponse\"\x00(\x010\x01B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
+	"\rProduceStream\x12\x1f.strata.v1.ProduceStreamRequest\x1a .strata.v1.ProduceStreamResponse\"\x00(\x010\x01\x12W\n" +
+	"\x0eInitProducerId\x12 .strata.v1.InitProducerIdRequest\x1a!.strata.v1.InitProducerIdResponse\"\x00B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_producer_proto_rawDescOnce sync.Once
@@ -511,37 +695,45 @@ func file_strata_v1_producer_proto_rawDescGZIP() []byte {
 	return file_strata_v1_producer_proto_rawDescData
 }
 
-var file_strata_v1_producer_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_strata_v1_producer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_strata_v1_producer_proto_goTypes = []any{
-	(*TopicRecords)(nil),          // 0: strata.v1.TopicRecords
-	(*ProduceRequest)(nil),        // 1: strata.v1.ProduceRequest
-	(*RecordResult)(nil),          // 2: strata.v1.RecordResult
-	(*TopicResults)(nil),          // 3: strata.v1.TopicResults
-	(*ProduceResponse)(nil),       // 4: strata.v1.ProduceResponse
-	(*ProduceStreamRequest)(nil),  // 5: strata.v1.ProduceStreamRequest
-	(*ProduceStreamResponse)(nil), // 6: strata.v1.ProduceStreamResponse
-	(*ProduceError)(nil),          // 7: strata.v1.ProduceError
-	(*Record)(nil),                // 8: strata.v1.Record
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*InitProducerIdRequest)(nil),  // 0: strata.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil), // 1: strata.v1.InitProducerIdResponse
+	(*TopicRecords)(nil),           // 2: strata.v1.TopicRecords
+	(*ProduceRequest)(nil),         // 3: strata.v1.ProduceRequest
+	(*RecordResult)(nil),           // 4: strata.v1.RecordResult
+	(*TopicResults)(nil),           // 5: strata.v1.TopicResults
+	(*ProduceResponse)(nil),        // 6: strata.v1.ProduceResponse
+	(*ProduceStreamRequest)(nil),   // 7: strata.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil),  // 8: strata.v1.ProduceStreamResponse
+	(*ProduceError)(nil),           // 9: strata.v1.ProduceError
+	nil,                            // 10: strata.v1.TopicRecords.BaseSequencesEntry
+	(*durationpb.Duration)(nil),    // 11: google.protobuf.Duration
+	(*Record)(nil),                 // 12: strata.v1.Record
+	(*timestamppb.Timestamp)(nil),  // 13: google.protobuf.Timestamp
 }
 var file_strata_v1_producer_proto_depIdxs = []int32{
-	8,  // 0: strata.v1.TopicRecords.records:type_name -> strata.v1.Record
-	0,  // 1: strata.v1.ProduceRequest.topics:type_name -> strata.v1.TopicRecords
-	9,  // 2: strata.v1.RecordResult.timestamp:type_name -> google.protobuf.Timestamp
-	2,  // 3: strata.v1.TopicResults.results:type_name -> strata.v1.RecordResult
-	3,  // 4: strata.v1.ProduceResponse.topics:type_name -> strata.v1.TopicResults
-	1,  // 5: strata.v1.ProduceStreamRequest.request:type_name -> strata.v1.ProduceRequest
-	4,  // 6: strata.v1.ProduceStreamResponse.response:type_name -> strata.v1.ProduceResponse
-	7,  // 7: strata.v1.ProduceStreamResponse.error:type_name -> strata.v1.ProduceError
-	1,  // 8: strata.v1.ProducerService.Produce:input_type -> strata.v1.ProduceRequest
-	5,  // 9: strata.v1.ProducerService.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
-	4,  // 10: strata.v1.ProducerService.Produce:output_type -> strata.v1.ProduceResponse
-	6,  // 11: strata.v1.ProducerService.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
-	10, // [10:12] is the sub-list for method output_type
-	8,  // [8:10] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	11, // 0: strata.v1.InitProducerIdRequest.transaction_timeout:type_name -> google.protobuf.Duration
+	12, // 1: strata.v1.TopicRecords.records:type_name -> strata.v1.Record
+	10, // 2: strata.v1.TopicRecords.base_sequences:type_name -> strata.v1.TopicRecords.BaseSequencesEntry
+	2,  // 3: strata.v1.ProduceRequest.topics:type_name -> strata.v1.TopicRecords
+	13, // 4: strata.v1.RecordResult.timestamp:type_name -> google.protobuf.Timestamp
+	4,  // 5: strata.v1.TopicResults.results:type_name -> strata.v1.RecordResult
+	5,  // 6: strata.v1.ProduceResponse.topics:type_name -> strata.v1.TopicResults
+	3,  // 7: strata.v1.ProduceStreamRequest.request:type_name -> strata.v1.ProduceRequest
+	6,  // 8: strata.v1.ProduceStreamResponse.response:type_name -> strata.v1.ProduceResponse
+	9,  // 9: strata.v1.ProduceStreamResponse.error:type_name -> strata.v1.ProduceError
+	3,  // 10: strata.v1.ProducerService.Produce:input_type -> strata.v1.ProduceRequest
+	7,  // 11: strata.v1.ProducerService.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
+	0,  // 12: strata.v1.ProducerService.InitProducerId:input_type -> strata.v1.InitProducerIdRequest
+	6,  // 13: strata.v1.ProducerService.Produce:output_type -> strata.v1.ProduceResponse
+	8,  // 14: strata.v1.ProducerService.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
+	1,  // 15: strata.v1.ProducerService.InitProducerId:output_type -> strata.v1.InitProducerIdResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_producer_proto_init() }
@@ -556,7 +748,7 @@ func file_strata_v1_producer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_producer_proto_rawDesc), len(file_strata_v1_producer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

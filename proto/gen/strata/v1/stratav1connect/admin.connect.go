@@ -50,6 +50,9 @@ const (
 	// AdminServiceCreatePartitionsProcedure is the fully-qualified name of the AdminService's
 	// CreatePartitions RPC.
 	AdminServiceCreatePartitionsProcedure = "/strata.v1.AdminService/CreatePartitions"
+	// AdminServiceDeleteRecordsProcedure is the fully-qualified name of the AdminService's
+	// DeleteRecords RPC.
+	AdminServiceDeleteRecordsProcedure = "/strata.v1.AdminService/DeleteRecords"
 )
 
 // AdminServiceClient is a client for the strata.v1.AdminService service.
@@ -72,6 +75,15 @@ type AdminServiceClient interface {
 	// CreatePartitions raises a topic's partition count. Partitions are never
 	// removed. Keyed records map to new partitions from then on, as in Kafka.
 	CreatePartitions(context.Context, *connect.Request[v1.CreatePartitionsRequest]) (*connect.Response[v1.CreatePartitionsResponse], error)
+	// DeleteRecords moves partitions' log start offsets up, as Kafka's
+	// DeleteRecords (KIP-107) does: records below the new log start can no
+	// longer be read (a fetch there is OUT_OF_RANGE with both bounds), and the
+	// janitor deletes their objects once no partition needs them. The log
+	// start never moves back. Partitions are handled in order; on an error the
+	// ones before it have moved. NOT_FOUND for an unknown topic or partition;
+	// OUT_OF_RANGE for an offset above the high watermark; INVALID_ARGUMENT
+	// for an offset below -1 or no partitions.
+	DeleteRecords(context.Context, *connect.Request[v1.DeleteRecordsRequest]) (*connect.Response[v1.DeleteRecordsResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the strata.v1.AdminService service. By default, it
@@ -123,6 +135,12 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("CreatePartitions")),
 			connect.WithClientOptions(opts...),
 		),
+		deleteRecords: connect.NewClient[v1.DeleteRecordsRequest, v1.DeleteRecordsResponse](
+			httpClient,
+			baseURL+AdminServiceDeleteRecordsProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("DeleteRecords")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -134,6 +152,7 @@ type adminServiceClient struct {
 	describeTopic     *connect.Client[v1.DescribeTopicRequest, v1.DescribeTopicResponse]
 	updateTopicConfig *connect.Client[v1.UpdateTopicConfigRequest, v1.UpdateTopicConfigResponse]
 	createPartitions  *connect.Client[v1.CreatePartitionsRequest, v1.CreatePartitionsResponse]
+	deleteRecords     *connect.Client[v1.DeleteRecordsRequest, v1.DeleteRecordsResponse]
 }
 
 // CreateTopic calls strata.v1.AdminService.CreateTopic.
@@ -166,6 +185,11 @@ func (c *adminServiceClient) CreatePartitions(ctx context.Context, req *connect.
 	return c.createPartitions.CallUnary(ctx, req)
 }
 
+// DeleteRecords calls strata.v1.AdminService.DeleteRecords.
+func (c *adminServiceClient) DeleteRecords(ctx context.Context, req *connect.Request[v1.DeleteRecordsRequest]) (*connect.Response[v1.DeleteRecordsResponse], error) {
+	return c.deleteRecords.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the strata.v1.AdminService service.
 type AdminServiceHandler interface {
 	// CreateTopic creates a topic. ALREADY_EXISTS if the name is taken;
@@ -186,6 +210,15 @@ type AdminServiceHandler interface {
 	// CreatePartitions raises a topic's partition count. Partitions are never
 	// removed. Keyed records map to new partitions from then on, as in Kafka.
 	CreatePartitions(context.Context, *connect.Request[v1.CreatePartitionsRequest]) (*connect.Response[v1.CreatePartitionsResponse], error)
+	// DeleteRecords moves partitions' log start offsets up, as Kafka's
+	// DeleteRecords (KIP-107) does: records below the new log start can no
+	// longer be read (a fetch there is OUT_OF_RANGE with both bounds), and the
+	// janitor deletes their objects once no partition needs them. The log
+	// start never moves back. Partitions are handled in order; on an error the
+	// ones before it have moved. NOT_FOUND for an unknown topic or partition;
+	// OUT_OF_RANGE for an offset above the high watermark; INVALID_ARGUMENT
+	// for an offset below -1 or no partitions.
+	DeleteRecords(context.Context, *connect.Request[v1.DeleteRecordsRequest]) (*connect.Response[v1.DeleteRecordsResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -233,6 +266,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("CreatePartitions")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceDeleteRecordsHandler := connect.NewUnaryHandler(
+		AdminServiceDeleteRecordsProcedure,
+		svc.DeleteRecords,
+		connect.WithSchema(adminServiceMethods.ByName("DeleteRecords")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/strata.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceCreateTopicProcedure:
@@ -247,6 +286,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceUpdateTopicConfigHandler.ServeHTTP(w, r)
 		case AdminServiceCreatePartitionsProcedure:
 			adminServiceCreatePartitionsHandler.ServeHTTP(w, r)
+		case AdminServiceDeleteRecordsProcedure:
+			adminServiceDeleteRecordsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -278,4 +319,8 @@ func (UnimplementedAdminServiceHandler) UpdateTopicConfig(context.Context, *conn
 
 func (UnimplementedAdminServiceHandler) CreatePartitions(context.Context, *connect.Request[v1.CreatePartitionsRequest]) (*connect.Response[v1.CreatePartitionsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.AdminService.CreatePartitions is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) DeleteRecords(context.Context, *connect.Request[v1.DeleteRecordsRequest]) (*connect.Response[v1.DeleteRecordsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.AdminService.DeleteRecords is not implemented"))
 }

@@ -38,6 +38,9 @@ const (
 	// ProducerServiceProduceStreamProcedure is the fully-qualified name of the ProducerService's
 	// ProduceStream RPC.
 	ProducerServiceProduceStreamProcedure = "/strata.v1.ProducerService/ProduceStream"
+	// ProducerServiceInitProducerIdProcedure is the fully-qualified name of the ProducerService's
+	// InitProducerId RPC.
+	ProducerServiceInitProducerIdProcedure = "/strata.v1.ProducerService/InitProducerId"
 )
 
 // ProducerServiceClient is a client for the strata.v1.ProducerService service.
@@ -49,6 +52,24 @@ type ProducerServiceClient interface {
 	// partition or a record over the topic's max.message.bytes (the message
 	// names the limit); RESOURCE_EXHAUSTED when the agent's produce buffer is
 	// full; UNAVAILABLE when the store or the index failed (retry).
+	//
+	// Idempotent requests (producer_id set) are INVALID_ARGUMENT when a
+	// record names no partition, a partition with records has no
+	// base_sequences entry (or an entry has no records), a topic appears
+	// twice, or producer_epoch is outside 0..32767. They may also fail with:
+	// FAILED_PRECONDITION when producer_epoch is older than an epoch the
+	// partition has seen from the producer (Kafka's INVALID_PRODUCER_EPOCH /
+	// PRODUCER_FENCED): a newer incarnation of the producer exists, and this
+	// one must stop; OUT_OF_RANGE when a batch's base sequence is not the one
+	// the partition expects next (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER: a
+	// batch before it was never written). OUT_OF_RANGE is not retryable as
+	// such: a client retries it only while an earlier batch of the partition
+	// is still unanswered or to be retried (its failure caused the gap);
+	// otherwise the client bumps its epoch (InitProducerId with its
+	// producer_id, KIP-360) and starts the partition's sequences at 0 again.
+	// A request is answered by one error, the first of its batches': other
+	// batches of it may have been written, and retrying the whole request
+	// answers those as duplicates.
 	Produce(context.Context, *connect.Request[v1.ProduceRequest]) (*connect.Response[v1.ProduceResponse], error)
 	// ProduceStream takes a stream of requests and answers each, in request
 	// order, without waiting for one answer before taking the next request:
@@ -57,6 +78,37 @@ type ProducerServiceClient interface {
 	// stream goes on. Bidirectional streams need HTTP/2 (h2c or TLS); over
 	// HTTP/1.1 use Produce.
 	ProduceStream(context.Context) *connect.BidiStreamForClient[v1.ProduceStreamRequest, v1.ProduceStreamResponse]
+	// InitProducerId hands out a producer id and epoch for idempotent
+	// producing (Kafka's InitProducerId, KIP-98; the bump of an existing id is
+	// KIP-360).
+	//
+	//   - No transactional_id, no producer_id: a new producer id, epoch 0.
+	//   - producer_id of an earlier call: the same id with its epoch raised by
+	//     one; batches of the older epochs are refused (FAILED_PRECONDITION) on
+	//     every partition the new epoch has written to. A client does this to
+	//     start its sequences at 0 again after it gave up on a batch. An id
+	//     unknown to the index (expired, see below) or whose epochs are used up
+	//     (32767) gets a new id with epoch 0 instead: use the answer's id.
+	//   - transactional_id: the id stays bound to one producer id across calls
+	//     (and processes), and every call raises the epoch, fencing the
+	//     producers that called before (as above). Transactions themselves are
+	//     not served yet: the id only names a stable, fenced producer.
+	//
+	// Expiry: a producer id is forgotten 7 days after its last
+	// InitProducerId, a transactional id 7 days after its last
+	// (transactional.id.expiration.ms, Kafka's default too); a partition
+	// forgets a producer's sequences 7 days after the producer's last write
+	// to it (Kafka's producer.id.expiration.ms is 1 day). A partition that
+	// knows nothing of a producer (new to it, or forgotten) takes its next
+	// batch at any sequence, as Kafka does since KIP-360; a client therefore
+	// keeps one batch in flight to a partition until the partition has
+	// answered one in the current epoch.
+	//
+	// Errors: INVALID_ARGUMENT for a bad transactional_id (longer than 255
+	// bytes, or with braces), a transaction_timeout over 15 minutes (Kafka's
+	// transaction.max.timeout.ms) or without a transactional_id, or a
+	// negative producer_id; UNAVAILABLE when the index failed (retry).
+	InitProducerId(context.Context, *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error)
 }
 
 // NewProducerServiceClient constructs a client for the strata.v1.ProducerService service. By
@@ -82,13 +134,20 @@ func NewProducerServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(producerServiceMethods.ByName("ProduceStream")),
 			connect.WithClientOptions(opts...),
 		),
+		initProducerId: connect.NewClient[v1.InitProducerIdRequest, v1.InitProducerIdResponse](
+			httpClient,
+			baseURL+ProducerServiceInitProducerIdProcedure,
+			connect.WithSchema(producerServiceMethods.ByName("InitProducerId")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // producerServiceClient implements ProducerServiceClient.
 type producerServiceClient struct {
-	produce       *connect.Client[v1.ProduceRequest, v1.ProduceResponse]
-	produceStream *connect.Client[v1.ProduceStreamRequest, v1.ProduceStreamResponse]
+	produce        *connect.Client[v1.ProduceRequest, v1.ProduceResponse]
+	produceStream  *connect.Client[v1.ProduceStreamRequest, v1.ProduceStreamResponse]
+	initProducerId *connect.Client[v1.InitProducerIdRequest, v1.InitProducerIdResponse]
 }
 
 // Produce calls strata.v1.ProducerService.Produce.
@@ -101,6 +160,11 @@ func (c *producerServiceClient) ProduceStream(ctx context.Context) *connect.Bidi
 	return c.produceStream.CallBidiStream(ctx)
 }
 
+// InitProducerId calls strata.v1.ProducerService.InitProducerId.
+func (c *producerServiceClient) InitProducerId(ctx context.Context, req *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error) {
+	return c.initProducerId.CallUnary(ctx, req)
+}
+
 // ProducerServiceHandler is an implementation of the strata.v1.ProducerService service.
 type ProducerServiceHandler interface {
 	// Produce writes records to one or more topics and answers with the
@@ -110,6 +174,24 @@ type ProducerServiceHandler interface {
 	// partition or a record over the topic's max.message.bytes (the message
 	// names the limit); RESOURCE_EXHAUSTED when the agent's produce buffer is
 	// full; UNAVAILABLE when the store or the index failed (retry).
+	//
+	// Idempotent requests (producer_id set) are INVALID_ARGUMENT when a
+	// record names no partition, a partition with records has no
+	// base_sequences entry (or an entry has no records), a topic appears
+	// twice, or producer_epoch is outside 0..32767. They may also fail with:
+	// FAILED_PRECONDITION when producer_epoch is older than an epoch the
+	// partition has seen from the producer (Kafka's INVALID_PRODUCER_EPOCH /
+	// PRODUCER_FENCED): a newer incarnation of the producer exists, and this
+	// one must stop; OUT_OF_RANGE when a batch's base sequence is not the one
+	// the partition expects next (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER: a
+	// batch before it was never written). OUT_OF_RANGE is not retryable as
+	// such: a client retries it only while an earlier batch of the partition
+	// is still unanswered or to be retried (its failure caused the gap);
+	// otherwise the client bumps its epoch (InitProducerId with its
+	// producer_id, KIP-360) and starts the partition's sequences at 0 again.
+	// A request is answered by one error, the first of its batches': other
+	// batches of it may have been written, and retrying the whole request
+	// answers those as duplicates.
 	Produce(context.Context, *connect.Request[v1.ProduceRequest]) (*connect.Response[v1.ProduceResponse], error)
 	// ProduceStream takes a stream of requests and answers each, in request
 	// order, without waiting for one answer before taking the next request:
@@ -118,6 +200,37 @@ type ProducerServiceHandler interface {
 	// stream goes on. Bidirectional streams need HTTP/2 (h2c or TLS); over
 	// HTTP/1.1 use Produce.
 	ProduceStream(context.Context, *connect.BidiStream[v1.ProduceStreamRequest, v1.ProduceStreamResponse]) error
+	// InitProducerId hands out a producer id and epoch for idempotent
+	// producing (Kafka's InitProducerId, KIP-98; the bump of an existing id is
+	// KIP-360).
+	//
+	//   - No transactional_id, no producer_id: a new producer id, epoch 0.
+	//   - producer_id of an earlier call: the same id with its epoch raised by
+	//     one; batches of the older epochs are refused (FAILED_PRECONDITION) on
+	//     every partition the new epoch has written to. A client does this to
+	//     start its sequences at 0 again after it gave up on a batch. An id
+	//     unknown to the index (expired, see below) or whose epochs are used up
+	//     (32767) gets a new id with epoch 0 instead: use the answer's id.
+	//   - transactional_id: the id stays bound to one producer id across calls
+	//     (and processes), and every call raises the epoch, fencing the
+	//     producers that called before (as above). Transactions themselves are
+	//     not served yet: the id only names a stable, fenced producer.
+	//
+	// Expiry: a producer id is forgotten 7 days after its last
+	// InitProducerId, a transactional id 7 days after its last
+	// (transactional.id.expiration.ms, Kafka's default too); a partition
+	// forgets a producer's sequences 7 days after the producer's last write
+	// to it (Kafka's producer.id.expiration.ms is 1 day). A partition that
+	// knows nothing of a producer (new to it, or forgotten) takes its next
+	// batch at any sequence, as Kafka does since KIP-360; a client therefore
+	// keeps one batch in flight to a partition until the partition has
+	// answered one in the current epoch.
+	//
+	// Errors: INVALID_ARGUMENT for a bad transactional_id (longer than 255
+	// bytes, or with braces), a transaction_timeout over 15 minutes (Kafka's
+	// transaction.max.timeout.ms) or without a transactional_id, or a
+	// negative producer_id; UNAVAILABLE when the index failed (retry).
+	InitProducerId(context.Context, *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error)
 }
 
 // NewProducerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -139,12 +252,20 @@ func NewProducerServiceHandler(svc ProducerServiceHandler, opts ...connect.Handl
 		connect.WithSchema(producerServiceMethods.ByName("ProduceStream")),
 		connect.WithHandlerOptions(opts...),
 	)
+	producerServiceInitProducerIdHandler := connect.NewUnaryHandler(
+		ProducerServiceInitProducerIdProcedure,
+		svc.InitProducerId,
+		connect.WithSchema(producerServiceMethods.ByName("InitProducerId")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/strata.v1.ProducerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ProducerServiceProduceProcedure:
 			producerServiceProduceHandler.ServeHTTP(w, r)
 		case ProducerServiceProduceStreamProcedure:
 			producerServiceProduceStreamHandler.ServeHTTP(w, r)
+		case ProducerServiceInitProducerIdProcedure:
+			producerServiceInitProducerIdHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -160,4 +281,8 @@ func (UnimplementedProducerServiceHandler) Produce(context.Context, *connect.Req
 
 func (UnimplementedProducerServiceHandler) ProduceStream(context.Context, *connect.BidiStream[v1.ProduceStreamRequest, v1.ProduceStreamResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.ProduceStream is not implemented"))
+}
+
+func (UnimplementedProducerServiceHandler) InitProducerId(context.Context, *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.InitProducerId is not implemented"))
 }

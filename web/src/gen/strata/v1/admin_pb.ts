@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/admin.proto.
  */
 export const file_strata_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdHJhdGEvdjEvYWRtaW4ucHJvdG8SCXN0cmF0YS52MSLFAQoFVG9waWMSDAoEbmFtZRgBIAEoCRIKCgJpZBgCIAEoCRISCgpwYXJ0aXRpb25zGAMgASgFEi4KB2NvbmZpZ3MYBCADKAsyHS5zdHJhdGEudjEuVG9waWMuQ29uZmlnc0VudHJ5Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi4KDENvbmZpZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInQKDVBhcnRpdGlvbkluZm8SEQoJcGFydGl0aW9uGAEgASgFEhgKEGxvZ19zdGFydF9vZmZzZXQYAiABKAMSFgoOaGlnaF93YXRlcm1hcmsYAyABKAMSDwoHcmVjb3JkcxgEIAEoAxINCgVieXRlcxgFIAEoAyKjAQoSQ3JlYXRlVG9waWNSZXF1ZXN0EgwKBG5hbWUYASABKAkSEgoKcGFydGl0aW9ucxgCIAEoBRI7Cgdjb25maWdzGAMgAygLMiouc3RyYXRhLnYxLkNyZWF0ZVRvcGljUmVxdWVzdC5Db25maWdzRW50cnkaLgoMQ29uZmlnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNgoTQ3JlYXRlVG9waWNSZXNwb25zZRIfCgV0b3BpYxgBIAEoCzIQLnN0cmF0YS52MS5Ub3BpYyIiChJEZWxldGVUb3BpY1JlcXVlc3QSDAoEbmFtZRgBIAEoCSIVChNEZWxldGVUb3BpY1Jlc3BvbnNlIhMKEUxpc3RUb3BpY3NSZXF1ZXN0IjYKEkxpc3RUb3BpY3NSZXNwb25zZRIgCgZ0b3BpY3MYASADKAsyEC5zdHJhdGEudjEuVG9waWMiJAoURGVzY3JpYmVUb3BpY1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJmChVEZXNjcmliZVRvcGljUmVzcG9uc2USHwoFdG9waWMYASABKAsyEC5zdHJhdGEudjEuVG9waWMSLAoKcGFydGl0aW9ucxgCIAMoCzIYLnN0cmF0YS52MS5QYXJ0aXRpb25JbmZvIo8BChhVcGRhdGVUb3BpY0NvbmZpZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCRI5CgNzZXQYAiADKAsyLC5zdHJhdGEudjEuVXBkYXRlVG9waWNDb25maWdSZXF1ZXN0LlNldEVudHJ5GioKCFNldEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoZVXBkYXRlVG9waWNDb25maWdSZXNwb25zZRIfCgV0b3BpYxgBIAEoCzIQLnN0cmF0YS52MS5Ub3BpYyI2ChdDcmVhdGVQYXJ0aXRpb25zUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXRvdGFsGAIgASgFIjsKGENyZWF0ZVBhcnRpdGlvbnNSZXNwb25zZRIfCgV0b3BpYxgBIAEoCzIQLnN0cmF0YS52MS5Ub3BpYzKYBAoMQWRtaW5TZXJ2aWNlEk4KC0NyZWF0ZVRvcGljEh0uc3RyYXRhLnYxLkNyZWF0ZVRvcGljUmVxdWVzdBoeLnN0cmF0YS52MS5DcmVhdGVUb3BpY1Jlc3BvbnNlIgASTgoLRGVsZXRlVG9waWMSHS5zdHJhdGEudjEuRGVsZXRlVG9waWNSZXF1ZXN0Gh4uc3RyYXRhLnYxLkRlbGV0ZVRvcGljUmVzcG9uc2UiABJOCgpMaXN0VG9waWNzEhwuc3RyYXRhLnYxLkxpc3RUb3BpY3NSZXF1ZXN0Gh0uc3RyYXRhLnYxLkxpc3RUb3BpY3NSZXNwb25zZSIDkAIBElcKDURlc2NyaWJlVG9waWMSHy5zdHJhdGEudjEuRGVzY3JpYmVUb3BpY1JlcXVlc3QaIC5zdHJhdGEudjEuRGVzY3JpYmVUb3BpY1Jlc3BvbnNlIgOQAgESYAoRVXBkYXRlVG9waWNDb25maWcSIy5zdHJhdGEudjEuVXBkYXRlVG9waWNDb25maWdSZXF1ZXN0GiQuc3RyYXRhLnYxLlVwZGF0ZVRvcGljQ29uZmlnUmVzcG9uc2UiABJdChBDcmVhdGVQYXJ0aXRpb25zEiIuc3RyYXRhLnYxLkNyZWF0ZVBhcnRpdGlvbnNSZXF1ZXN0GiMuc3RyYXRhLnYxLkNyZWF0ZVBhcnRpdGlvbnNSZXNwb25zZSIAQj1aO2dpdGh1Yi5jb20vc3RyYXRhYnJva2VyL3N0cmF0YS9wcm90by9nZW4vc3RyYXRhL3YxO3N0cmF0YXYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChVzdHJhdGEvdjEvYWRtaW4ucHJvdG8SCXN0cmF0YS52MSLFAQoFVG9waWMSDAoEbmFtZRgBIAEoCRIKCgJpZBgCIAEoCRISCgpwYXJ0aXRpb25zGAMgASgFEi4KB2NvbmZpZ3MYBCADKAsyHS5zdHJhdGEudjEuVG9waWMuQ29uZmlnc0VudHJ5Ei4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi4KDENvbmZpZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInQKDVBhcnRpdGlvbkluZm8SEQoJcGFydGl0aW9uGAEgASgFEhgKEGxvZ19zdGFydF9vZmZzZXQYAiABKAMSFgoOaGlnaF93YXRlcm1hcmsYAyABKAMSDwoHcmVjb3JkcxgEIAEoAxINCgVieXRlcxgFIAEoAyKjAQoSQ3JlYXRlVG9waWNSZXF1ZXN0EgwKBG5hbWUYASABKAkSEgoKcGFydGl0aW9ucxgCIAEoBRI7Cgdjb25maWdzGAMgAygLMiouc3RyYXRhLnYxLkNyZWF0ZVRvcGljUmVxdWVzdC5Db25maWdzRW50cnkaLgoMQ29uZmlnc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiNgoTQ3JlYXRlVG9waWNSZXNwb25zZRIfCgV0b3BpYxgBIAEoCzIQLnN0cmF0YS52MS5Ub3BpYyIiChJEZWxldGVUb3BpY1JlcXVlc3QSDAoEbmFtZRgBIAEoCSIVChNEZWxldGVUb3BpY1Jlc3BvbnNlIhMKEUxpc3RUb3BpY3NSZXF1ZXN0IjYKEkxpc3RUb3BpY3NSZXNwb25zZRIgCgZ0b3BpY3MYASADKAsyEC5zdHJhdGEudjEuVG9waWMiJAoURGVzY3JpYmVUb3BpY1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJmChVEZXNjcmliZVRvcGljUmVzcG9uc2USHwoFdG9waWMYASABKAsyEC5zdHJhdGEudjEuVG9waWMSLAoKcGFydGl0aW9ucxgCIAMoCzIYLnN0cmF0YS52MS5QYXJ0aXRpb25JbmZvIo8BChhVcGRhdGVUb3BpY0NvbmZpZ1JlcXVlc3QSDAoEbmFtZRgBIAEoCRI5CgNzZXQYAiADKAsyLC5zdHJhdGEudjEuVXBkYXRlVG9waWNDb25maWdSZXF1ZXN0LlNldEVudHJ5GioKCFNldEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPAoZVXBkYXRlVG9waWNDb25maWdSZXNwb25zZRIfCgV0b3BpYxgBIAEoCzIQLnN0cmF0YS52MS5Ub3BpYyI2ChdDcmVhdGVQYXJ0aXRpb25zUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBXRvdGFsGAIgASgFIjsKGENyZWF0ZVBhcnRpdGlvbnNSZXNwb25zZRIfCgV0b3BpYxgBIAEoCzIQLnN0cmF0YS52MS5Ub3BpYyJcChREZWxldGVSZWNvcmRzUmVxdWVzdBINCgV0b3BpYxgBIAEoCRI1CgpwYXJ0aXRpb25zGAIgAygLMiEuc3RyYXRhLnYxLkRlbGV0ZVJlY29yZHNQYXJ0aXRpb24iQgoWRGVsZXRlUmVjb3Jkc1BhcnRpdGlvbhIRCglwYXJ0aXRpb24YASABKAUSFQoNYmVmb3JlX29mZnNldBgCIAEoAyJLChVEZWxldGVSZWNvcmRzUmVzcG9uc2USMgoKcGFydGl0aW9ucxgBIAMoCzIeLnN0cmF0YS52MS5EZWxldGVSZWNvcmRzUmVzdWx0IloKE0RlbGV0ZVJlY29yZHNSZXN1bHQSEQoJcGFydGl0aW9uGAEgASgFEhgKEGxvZ19zdGFydF9vZmZzZXQYAiABKAMSFgoOaGlnaF93YXRlcm1hcmsYAyABKAMy7gQKDEFkbWluU2VydmljZRJOCgtDcmVhdGVUb3BpYxIdLnN0cmF0YS52MS5DcmVhdGVUb3BpY1JlcXVlc3QaHi5zdHJhdGEudjEuQ3JlYXRlVG9waWNSZXNwb25zZSIAEk4KC0RlbGV0ZVRvcGljEh0uc3RyYXRhLnYxLkRlbGV0ZVRvcGljUmVxdWVzdBoeLnN0cmF0YS52MS5EZWxldGVUb3BpY1Jlc3BvbnNlIgASTgoKTGlzdFRvcGljcxIcLnN0cmF0YS52MS5MaXN0VG9waWNzUmVxdWVzdBodLnN0cmF0YS52MS5MaXN0VG9waWNzUmVzcG9uc2UiA5ACARJXCg1EZXNjcmliZVRvcGljEh8uc3RyYXRhLnYxLkRlc2NyaWJlVG9waWNSZXF1ZXN0GiAuc3RyYXRhLnYxLkRlc2NyaWJlVG9waWNSZXNwb25zZSIDkAIBEmAKEVVwZGF0ZVRvcGljQ29uZmlnEiMuc3RyYXRhLnYxLlVwZGF0ZVRvcGljQ29uZmlnUmVxdWVzdBokLnN0cmF0YS52MS5VcGRhdGVUb3BpY0NvbmZpZ1Jlc3BvbnNlIgASXQoQQ3JlYXRlUGFydGl0aW9ucxIiLnN0cmF0YS52MS5DcmVhdGVQYXJ0aXRpb25zUmVxdWVzdBojLnN0cmF0YS52MS5DcmVhdGVQYXJ0aXRpb25zUmVzcG9uc2UiABJUCg1EZWxldGVSZWNvcmRzEh8uc3RyYXRhLnYxLkRlbGV0ZVJlY29yZHNSZXF1ZXN0GiAuc3RyYXRhLnYxLkRlbGV0ZVJlY29yZHNSZXNwb25zZSIAQj1aO2dpdGh1Yi5jb20vc3RyYXRhYnJva2VyL3N0cmF0YS9wcm90by9nZW4vc3RyYXRhL3YxO3N0cmF0YXYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Topic describes a topic.
@@ -391,6 +391,120 @@ export const CreatePartitionsResponseSchema: GenMessage<CreatePartitionsResponse
   messageDesc(file_strata_v1_admin, 13);
 
 /**
+ * DeleteRecordsRequest moves log start offsets of one topic's partitions.
+ *
+ * @generated from message strata.v1.DeleteRecordsRequest
+ */
+export type DeleteRecordsRequest = Message<"strata.v1.DeleteRecordsRequest"> & {
+  /**
+   * The topic's name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * The partitions and their new log starts; each partition at most once.
+   *
+   * @generated from field: repeated strata.v1.DeleteRecordsPartition partitions = 2;
+   */
+  partitions: DeleteRecordsPartition[];
+};
+
+/**
+ * Describes the message strata.v1.DeleteRecordsRequest.
+ * Use `create(DeleteRecordsRequestSchema)` to create a new message.
+ */
+export const DeleteRecordsRequestSchema: GenMessage<DeleteRecordsRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 14);
+
+/**
+ * DeleteRecordsPartition is one partition's new log start.
+ *
+ * @generated from message strata.v1.DeleteRecordsPartition
+ */
+export type DeleteRecordsPartition = Message<"strata.v1.DeleteRecordsPartition"> & {
+  /**
+   * The partition.
+   *
+   * @generated from field: int32 partition = 1;
+   */
+  partition: number;
+
+  /**
+   * Records below this offset are deleted: the new log start offset. -1
+   * means the high watermark (everything), as in Kafka. An offset at or
+   * below the current log start changes nothing.
+   *
+   * @generated from field: int64 before_offset = 2;
+   */
+  beforeOffset: bigint;
+};
+
+/**
+ * Describes the message strata.v1.DeleteRecordsPartition.
+ * Use `create(DeleteRecordsPartitionSchema)` to create a new message.
+ */
+export const DeleteRecordsPartitionSchema: GenMessage<DeleteRecordsPartition> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 15);
+
+/**
+ * DeleteRecordsResponse answers DeleteRecordsRequest.
+ *
+ * @generated from message strata.v1.DeleteRecordsResponse
+ */
+export type DeleteRecordsResponse = Message<"strata.v1.DeleteRecordsResponse"> & {
+  /**
+   * One entry per requested partition, in the request's order.
+   *
+   * @generated from field: repeated strata.v1.DeleteRecordsResult partitions = 1;
+   */
+  partitions: DeleteRecordsResult[];
+};
+
+/**
+ * Describes the message strata.v1.DeleteRecordsResponse.
+ * Use `create(DeleteRecordsResponseSchema)` to create a new message.
+ */
+export const DeleteRecordsResponseSchema: GenMessage<DeleteRecordsResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 16);
+
+/**
+ * DeleteRecordsResult is one partition's bounds after DeleteRecords.
+ *
+ * @generated from message strata.v1.DeleteRecordsResult
+ */
+export type DeleteRecordsResult = Message<"strata.v1.DeleteRecordsResult"> & {
+  /**
+   * The partition.
+   *
+   * @generated from field: int32 partition = 1;
+   */
+  partition: number;
+
+  /**
+   * The log start offset after the call (Kafka's low watermark).
+   *
+   * @generated from field: int64 log_start_offset = 2;
+   */
+  logStartOffset: bigint;
+
+  /**
+   * The high watermark.
+   *
+   * @generated from field: int64 high_watermark = 3;
+   */
+  highWatermark: bigint;
+};
+
+/**
+ * Describes the message strata.v1.DeleteRecordsResult.
+ * Use `create(DeleteRecordsResultSchema)` to create a new message.
+ */
+export const DeleteRecordsResultSchema: GenMessage<DeleteRecordsResult> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 17);
+
+/**
  * AdminService manages topics.
  *
  * @generated from service strata.v1.AdminService
@@ -461,6 +575,23 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof CreatePartitionsRequestSchema;
     output: typeof CreatePartitionsResponseSchema;
+  },
+  /**
+   * DeleteRecords moves partitions' log start offsets up, as Kafka's
+   * DeleteRecords (KIP-107) does: records below the new log start can no
+   * longer be read (a fetch there is OUT_OF_RANGE with both bounds), and the
+   * janitor deletes their objects once no partition needs them. The log
+   * start never moves back. Partitions are handled in order; on an error the
+   * ones before it have moved. NOT_FOUND for an unknown topic or partition;
+   * OUT_OF_RANGE for an offset above the high watermark; INVALID_ARGUMENT
+   * for an offset below -1 or no partitions.
+   *
+   * @generated from rpc strata.v1.AdminService.DeleteRecords
+   */
+  deleteRecords: {
+    methodKind: "unary";
+    input: typeof DeleteRecordsRequestSchema;
+    output: typeof DeleteRecordsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_admin, 0);

@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Record } from "./records_pb.js";
 import { file_strata_v1_records } from "./records_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,77 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/producer.proto.
  */
 export const file_strata_v1_producer: GenFile = /*@__PURE__*/
-  fileDesc("ChhzdHJhdGEvdjEvcHJvZHVjZXIucHJvdG8SCXN0cmF0YS52MSJBCgxUb3BpY1JlY29yZHMSDQoFdG9waWMYASABKAkSIgoHcmVjb3JkcxgCIAMoCzIRLnN0cmF0YS52MS5SZWNvcmQiOQoOUHJvZHVjZVJlcXVlc3QSJwoGdG9waWNzGAEgAygLMhcuc3RyYXRhLnYxLlRvcGljUmVjb3JkcyJgCgxSZWNvcmRSZXN1bHQSEQoJcGFydGl0aW9uGAEgASgFEg4KBm9mZnNldBgCIAEoAxItCgl0aW1lc3RhbXAYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkcKDFRvcGljUmVzdWx0cxINCgV0b3BpYxgBIAEoCRIoCgdyZXN1bHRzGAIgAygLMhcuc3RyYXRhLnYxLlJlY29yZFJlc3VsdCI6Cg9Qcm9kdWNlUmVzcG9uc2USJwoGdG9waWNzGAEgAygLMhcuc3RyYXRhLnYxLlRvcGljUmVzdWx0cyJWChRQcm9kdWNlU3RyZWFtUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgEEioKB3JlcXVlc3QYAiABKAsyGS5zdHJhdGEudjEuUHJvZHVjZVJlcXVlc3QigQEKFVByb2R1Y2VTdHJlYW1SZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgEEiwKCHJlc3BvbnNlGAIgASgLMhouc3RyYXRhLnYxLlByb2R1Y2VSZXNwb25zZRImCgVlcnJvchgDIAEoCzIXLnN0cmF0YS52MS5Qcm9kdWNlRXJyb3IiLQoMUHJvZHVjZUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCTKvAQoPUHJvZHVjZXJTZXJ2aWNlEkIKB1Byb2R1Y2USGS5zdHJhdGEudjEuUHJvZHVjZVJlcXVlc3QaGi5zdHJhdGEudjEuUHJvZHVjZVJlc3BvbnNlIgASWAoNUHJvZHVjZVN0cmVhbRIfLnN0cmF0YS52MS5Qcm9kdWNlU3RyZWFtUmVxdWVzdBogLnN0cmF0YS52MS5Qcm9kdWNlU3RyZWFtUmVzcG9uc2UiACgBMAFCPVo7Z2l0aHViLmNvbS9zdHJhdGFicm9rZXIvc3RyYXRhL3Byb3RvL2dlbi9zdHJhdGEvdjE7c3RyYXRhdjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_strata_v1_records]);
+  fileDesc("ChhzdHJhdGEvdjEvcHJvZHVjZXIucHJvdG8SCXN0cmF0YS52MSJ+ChVJbml0UHJvZHVjZXJJZFJlcXVlc3QSGAoQdHJhbnNhY3Rpb25hbF9pZBgBIAEoCRI2ChN0cmFuc2FjdGlvbl90aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC3Byb2R1Y2VyX2lkGAMgASgDIkUKFkluaXRQcm9kdWNlcklkUmVzcG9uc2USEwoLcHJvZHVjZXJfaWQYASABKAMSFgoOcHJvZHVjZXJfZXBvY2gYAiABKAUiuwEKDFRvcGljUmVjb3JkcxINCgV0b3BpYxgBIAEoCRIiCgdyZWNvcmRzGAIgAygLMhEuc3RyYXRhLnYxLlJlY29yZBJCCg5iYXNlX3NlcXVlbmNlcxgDIAMoCzIqLnN0cmF0YS52MS5Ub3BpY1JlY29yZHMuQmFzZVNlcXVlbmNlc0VudHJ5GjQKEkJhc2VTZXF1ZW5jZXNFbnRyeRILCgNrZXkYASABKAUSDQoFdmFsdWUYAiABKAU6AjgBImYKDlByb2R1Y2VSZXF1ZXN0EicKBnRvcGljcxgBIAMoCzIXLnN0cmF0YS52MS5Ub3BpY1JlY29yZHMSEwoLcHJvZHVjZXJfaWQYAiABKAMSFgoOcHJvZHVjZXJfZXBvY2gYAyABKAUiYAoMUmVjb3JkUmVzdWx0EhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZvZmZzZXQYAiABKAMSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHCgxUb3BpY1Jlc3VsdHMSDQoFdG9waWMYASABKAkSKAoHcmVzdWx0cxgCIAMoCzIXLnN0cmF0YS52MS5SZWNvcmRSZXN1bHQiOgoPUHJvZHVjZVJlc3BvbnNlEicKBnRvcGljcxgBIAMoCzIXLnN0cmF0YS52MS5Ub3BpY1Jlc3VsdHMiVgoUUHJvZHVjZVN0cmVhbVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoBBIqCgdyZXF1ZXN0GAIgASgLMhkuc3RyYXRhLnYxLlByb2R1Y2VSZXF1ZXN0IoEBChVQcm9kdWNlU3RyZWFtUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoBBIsCghyZXNwb25zZRgCIAEoCzIaLnN0cmF0YS52MS5Qcm9kdWNlUmVzcG9uc2USJgoFZXJyb3IYAyABKAsyFy5zdHJhdGEudjEuUHJvZHVjZUVycm9yIi0KDFByb2R1Y2VFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkyiAIKD1Byb2R1Y2VyU2VydmljZRJCCgdQcm9kdWNlEhkuc3RyYXRhLnYxLlByb2R1Y2VSZXF1ZXN0Ghouc3RyYXRhLnYxLlByb2R1Y2VSZXNwb25zZSIAElgKDVByb2R1Y2VTdHJlYW0SHy5zdHJhdGEudjEuUHJvZHVjZVN0cmVhbVJlcXVlc3QaIC5zdHJhdGEudjEuUHJvZHVjZVN0cmVhbVJlc3BvbnNlIgAoATABElcKDkluaXRQcm9kdWNlcklkEiAuc3RyYXRhLnYxLkluaXRQcm9kdWNlcklkUmVxdWVzdBohLnN0cmF0YS52MS5Jbml0UHJvZHVjZXJJZFJlc3BvbnNlIgBCPVo7Z2l0aHViLmNvbS9zdHJhdGFicm9rZXIvc3RyYXRhL3Byb3RvL2dlbi9zdHJhdGEvdjE7c3RyYXRhdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_records]);
+
+/**
+ * InitProducerIdRequest asks for a producer id and epoch.
+ *
+ * @generated from message strata.v1.InitProducerIdRequest
+ */
+export type InitProducerIdRequest = Message<"strata.v1.InitProducerIdRequest"> & {
+  /**
+   * The transactional id (Kafka's transactional.id): a name, up to 255
+   * bytes, without "{" or "}", that keeps one producer id across restarts
+   * and fences older instances. Empty for a plain idempotent producer.
+   *
+   * @generated from field: string transactional_id = 1;
+   */
+  transactionalId: string;
+
+  /**
+   * How long a transaction of this producer may stay open before it is
+   * aborted (Kafka's transaction.timeout.ms; default 60s, at most 15
+   * minutes). Only with transactional_id; stored for transactions to come.
+   *
+   * @generated from field: google.protobuf.Duration transaction_timeout = 2;
+   */
+  transactionTimeout?: Duration | undefined;
+
+  /**
+   * The producer id this producer already has, to keep it with a raised
+   * epoch (KIP-360) instead of taking a new one; 0 for none. Ignored with
+   * transactional_id, which names the id itself.
+   *
+   * @generated from field: int64 producer_id = 3;
+   */
+  producerId: bigint;
+};
+
+/**
+ * Describes the message strata.v1.InitProducerIdRequest.
+ * Use `create(InitProducerIdRequestSchema)` to create a new message.
+ */
+export const InitProducerIdRequestSchema: GenMessage<InitProducerIdRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 0);
+
+/**
+ * InitProducerIdResponse is the producer's identity for its produce
+ * requests.
+ *
+ * @generated from message strata.v1.InitProducerIdResponse
+ */
+export type InitProducerIdResponse = Message<"strata.v1.InitProducerIdResponse"> & {
+  /**
+   * The producer id, at least 1.
+   *
+   * @generated from field: int64 producer_id = 1;
+   */
+  producerId: bigint;
+
+  /**
+   * The producer's epoch, 0 to 32767.
+   *
+   * @generated from field: int32 producer_epoch = 2;
+   */
+  producerEpoch: number;
+};
+
+/**
+ * Describes the message strata.v1.InitProducerIdResponse.
+ * Use `create(InitProducerIdResponseSchema)` to create a new message.
+ */
+export const InitProducerIdResponseSchema: GenMessage<InitProducerIdResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 1);
 
 /**
  * TopicRecords are records for one topic.
@@ -36,6 +106,20 @@ export type TopicRecords = Message<"strata.v1.TopicRecords"> & {
    * @generated from field: repeated strata.v1.Record records = 2;
    */
   records: Record[];
+
+  /**
+   * For an idempotent request (ProduceRequest.producer_id set): partition ->
+   * the sequence number of that partition's first record in this request.
+   * The request's records of one partition are one batch, numbered base,
+   * base+1, ... (wrapping from 2147483647 to 0, as Kafka's do); the
+   * partition's next batch starts where this one ends. Sequences count per
+   * producer and partition from 0 in each epoch (Kafka, KIP-98). Every
+   * record of an idempotent request names its partition, and every
+   * partition with records has an entry here and no other.
+   *
+   * @generated from field: map<int32, int32> base_sequences = 3;
+   */
+  baseSequences: { [key: number]: number };
 };
 
 /**
@@ -43,7 +127,7 @@ export type TopicRecords = Message<"strata.v1.TopicRecords"> & {
  * Use `create(TopicRecordsSchema)` to create a new message.
  */
 export const TopicRecordsSchema: GenMessage<TopicRecords> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 0);
+  messageDesc(file_strata_v1_producer, 2);
 
 /**
  * ProduceRequest writes records.
@@ -52,11 +136,31 @@ export const TopicRecordsSchema: GenMessage<TopicRecords> = /*@__PURE__*/
  */
 export type ProduceRequest = Message<"strata.v1.ProduceRequest"> & {
   /**
-   * Records grouped by topic.
+   * Records grouped by topic. In an idempotent request each topic appears
+   * once.
    *
    * @generated from field: repeated strata.v1.TopicRecords topics = 1;
    */
   topics: TopicRecords[];
+
+  /**
+   * The producer id from InitProducerId, making the request idempotent: a
+   * batch already written (same producer, epoch, partition and sequences,
+   * among the partition's last 5 batches from the producer) is not written
+   * again and is answered with the offsets it got then. So a client may
+   * keep up to 5 batches per partition in flight and retry them all. 0: not
+   * idempotent (base_sequences must then be empty).
+   *
+   * @generated from field: int64 producer_id = 2;
+   */
+  producerId: bigint;
+
+  /**
+   * The epoch from InitProducerId, with producer_id.
+   *
+   * @generated from field: int32 producer_epoch = 3;
+   */
+  producerEpoch: number;
 };
 
 /**
@@ -64,7 +168,7 @@ export type ProduceRequest = Message<"strata.v1.ProduceRequest"> & {
  * Use `create(ProduceRequestSchema)` to create a new message.
  */
 export const ProduceRequestSchema: GenMessage<ProduceRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 1);
+  messageDesc(file_strata_v1_producer, 3);
 
 /**
  * RecordResult tells where one record landed.
@@ -99,7 +203,7 @@ export type RecordResult = Message<"strata.v1.RecordResult"> & {
  * Use `create(RecordResultSchema)` to create a new message.
  */
 export const RecordResultSchema: GenMessage<RecordResult> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 2);
+  messageDesc(file_strata_v1_producer, 4);
 
 /**
  * TopicResults are the results for one TopicRecords, in the same order.
@@ -127,7 +231,7 @@ export type TopicResults = Message<"strata.v1.TopicResults"> & {
  * Use `create(TopicResultsSchema)` to create a new message.
  */
 export const TopicResultsSchema: GenMessage<TopicResults> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 3);
+  messageDesc(file_strata_v1_producer, 5);
 
 /**
  * ProduceResponse answers a ProduceRequest.
@@ -148,7 +252,7 @@ export type ProduceResponse = Message<"strata.v1.ProduceResponse"> & {
  * Use `create(ProduceResponseSchema)` to create a new message.
  */
 export const ProduceResponseSchema: GenMessage<ProduceResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 4);
+  messageDesc(file_strata_v1_producer, 6);
 
 /**
  * ProduceStreamRequest is one request on a produce stream.
@@ -176,7 +280,7 @@ export type ProduceStreamRequest = Message<"strata.v1.ProduceStreamRequest"> & {
  * Use `create(ProduceStreamRequestSchema)` to create a new message.
  */
 export const ProduceStreamRequestSchema: GenMessage<ProduceStreamRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 5);
+  messageDesc(file_strata_v1_producer, 7);
 
 /**
  * ProduceStreamResponse answers one ProduceStreamRequest.
@@ -212,7 +316,7 @@ export type ProduceStreamResponse = Message<"strata.v1.ProduceStreamResponse"> &
  * Use `create(ProduceStreamResponseSchema)` to create a new message.
  */
 export const ProduceStreamResponseSchema: GenMessage<ProduceStreamResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 6);
+  messageDesc(file_strata_v1_producer, 8);
 
 /**
  * ProduceError is a failed request on a produce stream.
@@ -240,14 +344,17 @@ export type ProduceError = Message<"strata.v1.ProduceError"> & {
  * Use `create(ProduceErrorSchema)` to create a new message.
  */
 export const ProduceErrorSchema: GenMessage<ProduceError> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 7);
+  messageDesc(file_strata_v1_producer, 9);
 
 /**
  * ProducerService writes records. Any agent accepts records for any topic
  * and partition. An answer means the records are durable: written to the
  * object store in a segment and committed to the index, which gave them their
  * offsets. An error means some, all or none of the request's records may have
- * been written; retrying may duplicate them (at-least-once).
+ * been written; retrying may duplicate them (at-least-once), unless the
+ * producer is idempotent (InitProducerId, then producer_id, producer_epoch
+ * and base_sequences on every request): then a retried batch is written
+ * once and answered with the offsets it got the first time.
  *
  * @generated from service strata.v1.ProducerService
  */
@@ -260,6 +367,24 @@ export const ProducerService: GenService<{
    * partition or a record over the topic's max.message.bytes (the message
    * names the limit); RESOURCE_EXHAUSTED when the agent's produce buffer is
    * full; UNAVAILABLE when the store or the index failed (retry).
+   *
+   * Idempotent requests (producer_id set) are INVALID_ARGUMENT when a
+   * record names no partition, a partition with records has no
+   * base_sequences entry (or an entry has no records), a topic appears
+   * twice, or producer_epoch is outside 0..32767. They may also fail with:
+   * FAILED_PRECONDITION when producer_epoch is older than an epoch the
+   * partition has seen from the producer (Kafka's INVALID_PRODUCER_EPOCH /
+   * PRODUCER_FENCED): a newer incarnation of the producer exists, and this
+   * one must stop; OUT_OF_RANGE when a batch's base sequence is not the one
+   * the partition expects next (Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER: a
+   * batch before it was never written). OUT_OF_RANGE is not retryable as
+   * such: a client retries it only while an earlier batch of the partition
+   * is still unanswered or to be retried (its failure caused the gap);
+   * otherwise the client bumps its epoch (InitProducerId with its
+   * producer_id, KIP-360) and starts the partition's sequences at 0 again.
+   * A request is answered by one error, the first of its batches': other
+   * batches of it may have been written, and retrying the whole request
+   * answers those as duplicates.
    *
    * @generated from rpc strata.v1.ProducerService.Produce
    */
@@ -282,6 +407,45 @@ export const ProducerService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof ProduceStreamRequestSchema;
     output: typeof ProduceStreamResponseSchema;
+  },
+  /**
+   * InitProducerId hands out a producer id and epoch for idempotent
+   * producing (Kafka's InitProducerId, KIP-98; the bump of an existing id is
+   * KIP-360).
+   *
+   * - No transactional_id, no producer_id: a new producer id, epoch 0.
+   * - producer_id of an earlier call: the same id with its epoch raised by
+   *   one; batches of the older epochs are refused (FAILED_PRECONDITION) on
+   *   every partition the new epoch has written to. A client does this to
+   *   start its sequences at 0 again after it gave up on a batch. An id
+   *   unknown to the index (expired, see below) or whose epochs are used up
+   *   (32767) gets a new id with epoch 0 instead: use the answer's id.
+   * - transactional_id: the id stays bound to one producer id across calls
+   *   (and processes), and every call raises the epoch, fencing the
+   *   producers that called before (as above). Transactions themselves are
+   *   not served yet: the id only names a stable, fenced producer.
+   *
+   * Expiry: a producer id is forgotten 7 days after its last
+   * InitProducerId, a transactional id 7 days after its last
+   * (transactional.id.expiration.ms, Kafka's default too); a partition
+   * forgets a producer's sequences 7 days after the producer's last write
+   * to it (Kafka's producer.id.expiration.ms is 1 day). A partition that
+   * knows nothing of a producer (new to it, or forgotten) takes its next
+   * batch at any sequence, as Kafka does since KIP-360; a client therefore
+   * keeps one batch in flight to a partition until the partition has
+   * answered one in the current epoch.
+   *
+   * Errors: INVALID_ARGUMENT for a bad transactional_id (longer than 255
+   * bytes, or with braces), a transaction_timeout over 15 minutes (Kafka's
+   * transaction.max.timeout.ms) or without a transactional_id, or a
+   * negative producer_id; UNAVAILABLE when the index failed (retry).
+   *
+   * @generated from rpc strata.v1.ProducerService.InitProducerId
+   */
+  initProducerId: {
+    methodKind: "unary";
+    input: typeof InitProducerIdRequestSchema;
+    output: typeof InitProducerIdResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_producer, 0);

@@ -1,6 +1,10 @@
-package agent
+package kafkahash_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stratabroker/strata/internal/kafkahash"
+)
 
 // The vectors are Kafka's own (UtilsTest.testMurmur2), so a mismatch means
 // keyed records would land elsewhere than a Kafka client puts them.
@@ -18,7 +22,7 @@ func TestMurmur2MatchesKafka(t *testing.T) {
 		{[]byte{'a', 'b', 'c'}, 479470107},
 	}
 	for _, c := range cases {
-		if got := murmur2(c.in); got != c.want {
+		if got := kafkahash.Murmur2(c.in); got != c.want {
 			t.Errorf("murmur2(%q) = %d, want %d", c.in, got, c.want)
 		}
 	}
@@ -28,7 +32,7 @@ func TestKeyPartitionInRange(t *testing.T) {
 	t.Parallel()
 	seen := map[int32]bool{}
 	for i := range 1000 {
-		p := keyPartition([]byte{byte(i), byte(i >> 8), 7}, 12)
+		p := kafkahash.KeyPartition([]byte{byte(i), byte(i >> 8), 7}, 12)
 		if p < 0 || p >= 12 {
 			t.Fatalf("partition %d out of [0,12)", p)
 		}
