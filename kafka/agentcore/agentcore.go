@@ -22,6 +22,8 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -41,6 +43,7 @@ type Core struct {
 	clusterID string
 	self      kafka.Broker
 	log       *slog.Logger
+	probes    prober
 }
 
 var _ kafka.Core = (*Core)(nil)
@@ -59,7 +62,7 @@ func New(ctx context.Context, a *agent.Agent, log *slog.Logger) (*Core, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the cluster id: %w", err)
 	}
-	return &Core{a: a, clusterID: id, self: self, log: log}, nil
+	return &Core{a: a, clusterID: id, self: self, log: log, probes: prober{dial: dialProbe, every: probeEvery, state: map[string]*probe{}}}, nil
 }
 
 // broker is a Broker for an advertised host:port.
@@ -82,6 +85,12 @@ func (c *Core) ClusterID() string { return c.clusterID }
 // Kafka listener. This agent is always listed, even before its first
 // registration is visible or while the registry cannot be read, so a client
 // always has a broker to go to (any agent serves any partition).
+//
+// An agent killed without deregistering stays in the registry until its
+// registration expires (15 s); so that clients move off it sooner, other
+// agents' Kafka listeners are probed (a TCP connect, at most once per
+// probeEvery each, in the background) and one that refused or timed out
+// on its last probe is left out until a probe reaches it again.
 func (c *Core) Brokers(ctx context.Context) ([]kafka.Broker, error) {
 	live, err := c.a.LiveAgents(ctx)
 	if err != nil {
@@ -104,12 +113,73 @@ func (c *Core) Brokers(ctx context.Context) ([]kafka.Broker, error) {
 			c.log.Warn("Kafka brokers: agent registered a bad Kafka address", "agent", ag.ID, "err", err)
 			continue
 		}
+		if !c.probes.reachable(ag.KafkaAddr) {
+			continue
+		}
 		out = append(out, b)
 	}
 	if !seenSelf {
 		out = append(out, c.self)
 	}
 	return out, nil
+}
+
+// probeEvery is how often another agent's Kafka listener is probed at most.
+const probeEvery = time.Second
+
+// dialProbe connects to a Kafka listener and hangs up.
+func dialProbe(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// prober remembers, per Kafka address, whether its last probe reached it.
+type prober struct {
+	dial  func(addr string) error
+	every time.Duration
+
+	mu    sync.Mutex
+	state map[string]*probe
+}
+
+type probe struct {
+	down    bool      // the last probe failed
+	last    time.Time // when the last probe started
+	running bool
+	seen    time.Time // when reachable last asked: addresses not asked for are forgotten
+}
+
+// reachable reports whether addr's last probe reached it (true before the
+// first probe ends), and starts a probe in the background if the last one
+// is older than every.
+func (p *prober) reachable(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for a, st := range p.state {
+		if now.Sub(st.seen) > time.Minute && !st.running {
+			delete(p.state, a)
+		}
+	}
+	st := p.state[addr]
+	if st == nil {
+		st = &probe{}
+		p.state[addr] = st
+	}
+	st.seen = now
+	if !st.running && now.Sub(st.last) >= p.every {
+		st.running, st.last = true, now
+		go func() {
+			err := p.dial(addr)
+			p.mu.Lock()
+			st.running, st.down = false, err != nil
+			p.mu.Unlock()
+		}()
+	}
+	return !st.down
 }
 
 func topicOf(t coordinator.Topic) kafka.Topic {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -59,6 +60,7 @@ func TestBrokersAndClusterID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ca.probes.dial = func(string) error { return nil } // the addresses are made up
 	if ca.ClusterID() == "" || ca.ClusterID() != cb.ClusterID() {
 		t.Fatalf("cluster ids %q and %q: want one shared id", ca.ClusterID(), cb.ClusterID())
 	}
@@ -160,5 +162,62 @@ func TestErrorTable(t *testing.T) {
 	}
 	if kafkaErr(nil) != nil || kafkaErr(context.Canceled) != context.Canceled {
 		t.Error("nil and context errors must pass as they are")
+	}
+}
+
+// An agent killed with SIGKILL stays registered until its registration
+// expires; its Kafka listener refuses connections, and Brokers leaves it
+// out once a probe found that, and lists it again once one reaches it.
+func TestBrokersLeaveOutUnreachableAgents(t *testing.T) {
+	t.Parallel()
+	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	a := startAgent(t, index, "agent-a", "127.0.0.1:1", "")
+	if err := index.RegisterAgent(t.Context(), coordinator.AgentInfo{ID: "agent-b", Addr: "x:1", KafkaAddr: addr, NodeID: 42}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(t.Context(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.probes.every = 10 * time.Millisecond
+	listsB := func() bool {
+		brokers, err := c.Brokers(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range brokers {
+			if b.ID == 42 {
+				return true
+			}
+		}
+		return false
+	}
+	// Reachable: listed, and still listed after probes ran.
+	time.Sleep(50 * time.Millisecond)
+	if !listsB() || !waitFor(func() bool { time.Sleep(20 * time.Millisecond); return listsB() }) {
+		t.Fatal("a reachable agent is not listed")
+	}
+	l.Close()
+	if !waitFor(func() bool { return !listsB() }) {
+		t.Fatal("an agent whose Kafka listener refuses connections is still listed")
 	}
 }
