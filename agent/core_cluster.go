@@ -264,8 +264,7 @@ func (a *Agent) NewProducerEpoch(ctx context.Context, id int64, _ int16) (int64,
 // DeleteRecords, KIP-107), and returns the new log start offset; it never
 // moves back. Errors: coordinator.ErrOffsetOutOfRange for an offset above
 // the high watermark, ErrUnknownTopicOrPartition, ErrInvalid for an
-// offset below -1, ErrUnsupported-like errors from an index without
-// lifecycle support.
+// offset below -1, ErrNotSupported from an index without lifecycle support.
 func (a *Agent) DeleteRecordsBefore(ctx context.Context, topic string, partition int32, before int64) (int64, error) {
 	lc, ok := a.index.(coordinator.Lifecycle)
 	if !ok {
