@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -436,4 +438,28 @@ func TestKafkaAdminTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	fails(t, "", []string{"topic", "describe", "adm", "--addr", addr}, "adm")
+}
+
+// --kafka-advertise defaults to the bound listener; one on every interface
+// is advertised under the API's advertised host.
+func TestKafkaAdvertiseDefault(t *testing.T) {
+	t.Parallel()
+	tcp := func(ip string, port int) net.Addr { return &net.TCPAddr{IP: net.ParseIP(ip), Port: port} }
+	for _, c := range []struct {
+		bound             net.Addr
+		advertise, listen string
+		want              string
+	}{
+		{tcp("127.0.0.1", 9092), "", "127.0.0.1:7070", "127.0.0.1:9092"},
+		{tcp("0.0.0.0", 9092), "broker-1.example:7070", "0.0.0.0:7070", "broker-1.example:9092"},
+		{tcp("::", 19092), "", "10.1.2.3:7070", "10.1.2.3:19092"},
+	} {
+		if got := kafkaAdvertise(c.bound, c.advertise, c.listen); got != c.want {
+			t.Errorf("kafkaAdvertise(%v, %q, %q) = %q, want %q", c.bound, c.advertise, c.listen, got, c.want)
+		}
+	}
+	host, _ := os.Hostname()
+	if got := kafkaAdvertise(tcp("0.0.0.0", 9092), "", "0.0.0.0:7070"); got != net.JoinHostPort(host, "9092") {
+		t.Errorf("with no host to take, advertised %q, want the host name %q", got, host)
+	}
 }
