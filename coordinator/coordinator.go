@@ -230,8 +230,16 @@ type Leases interface {
 
 // AgentInfo is a live agent.
 type AgentInfo struct {
-	ID      string
-	Addr    string
+	ID   string
+	Addr string // the API address (--advertise-addr)
+	// KafkaAddr is the advertised Kafka listener, host:port
+	// (--kafka-advertise); "" when the agent serves no Kafka listener.
+	KafkaAddr string
+	// NodeID is the agent's Kafka node id (broker.id), unique among live
+	// agents and stable for the agent process's life; 0 when KafkaAddr is "".
+	NodeID int32
+	// Zone is the agent's availability zone (Kafka's broker.rack); "" when unknown.
+	Zone    string
 	Expires time.Time
 }
 

@@ -52,7 +52,7 @@ func TestAgentWaitsForIndexReplicas(t *testing.T) {
 	// flag ignored, dev would serve until the context ends, and exit 0.)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	r := strataCtx(ctx, t, "", "dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", "", "--index-wait-replicas", "1")
+	r := strataCtx(ctx, t, "", "dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", "", "--kafka-listen", "", "--index-wait-replicas", "1")
 	if r.code != 1 || !strings.Contains(r.stderr, "embedded index has no replicas") {
 		t.Errorf("strata dev --index-wait-replicas 1: exit %d, stderr %q; want 1 and: embedded index has no replicas", r.code, r.stderr)
 	}
