@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,13 +79,48 @@ func (a *Agent) withCORS(h http.Handler) http.Handler {
 	if a.cfg.CORSOrigins == "" {
 		return h
 	}
-	return cors.New(cors.Options{
+	return normalizeRequestHeaders(cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: connectcors.AllowedMethods(),
 		AllowedHeaders: append(connectcors.AllowedHeaders(), splitList(a.cfg.CORSAllowedHeaders)...),
 		ExposedHeaders: append(connectcors.ExposedHeaders(), splitList(a.cfg.CORSExposedHeaders)...),
 		MaxAge:         7200,
-	}).Handler(h)
+	}).Handler(h))
+}
+
+// maxRequestHeadersList bounds the Access-Control-Request-Headers value that
+// normalizeRequestHeaders rewrites; a longer one goes to rs/cors as it came.
+const maxRequestHeadersList = 8 << 10
+
+// normalizeRequestHeaders rewrites a preflight's
+// Access-Control-Request-Headers as lowercase names, sorted, without
+// repeats or spaces, in one field. rs/cors (v1.11) accepts the list only
+// in that form, the one browsers send (the Fetch standard's "CORS-unsafe
+// request-header names" are sorted and lowercased), and refuses any other
+// order or case; but header names are case-insensitive and the list is a
+// set, so a proxy or a non-browser client that reorders or capitalizes it
+// (or splits it over several fields) must get the same answer.
+func normalizeRequestHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		values, found := r.Header["Access-Control-Request-Headers"]
+		if r.Method == http.MethodOptions && found {
+			var names []string
+			size := 0
+			for _, v := range values {
+				size += len(v)
+				for name := range strings.SplitSeq(v, ",") {
+					if name = strings.ToLower(strings.Trim(name, " \t")); name != "" {
+						names = append(names, name)
+					}
+				}
+			}
+			if size <= maxRequestHeadersList {
+				slices.Sort(names)
+				r.Header["Access-Control-Request-Headers"] = []string{strings.Join(slices.Compact(names), ",")}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // AdminHandler serves /metrics and /debug/pprof/.
