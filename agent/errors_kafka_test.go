@@ -1,13 +1,21 @@
 package agent_test
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -160,5 +168,127 @@ func TestProduceBufferFullNamesTheLimit(t *testing.T) {
 	}
 	if info := clientDetail[*stratav1.ErrorInfo](t, exhausted); !info.GetRetriable() {
 		t.Errorf("ErrorInfo %v, want retriable", info)
+	}
+}
+
+// TestRequestOverMaxRequestBytes: a unary request whose body is declared
+// over --max-request-bytes is INVALID_ARGUMENT, naming the limit in a
+// LimitExceeded detail, whatever the protocol (Connect binary or JSON, gRPC)
+// and HTTP version.
+func TestRequestOverMaxRequestBytes(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, func(c *agent.Config) { c.MaxRequestBytes = 64 << 10 })
+	ta.createTopic(t, "t", 1, nil)
+	big := &stratav1.ProduceRequest{Topics: []*stratav1.TopicRecords{{Topic: "t", Records: []*stratav1.Record{rec("", strings.Repeat("x", 100<<10))}}}}
+	binary, err := proto.Marshal(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonBody, err := protojson.Marshal(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path = "/strata.v1.ProducerService/Produce"
+	for _, c := range []struct {
+		name        string
+		contentType string
+		body        []byte
+		size        int64 // the message's size
+	}{
+		{"connect binary", "application/proto", binary, int64(len(binary))},
+		{"connect json", "application/json", jsonBody, int64(len(jsonBody))},
+	} {
+		for _, h2 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s http2=%v", c.name, h2), func(t *testing.T) {
+				t.Parallel()
+				tr := &http.Transport{Protocols: new(http.Protocols)}
+				if h2 {
+					tr.Protocols.SetUnencryptedHTTP2(true)
+				} else {
+					tr.Protocols.SetHTTP1(true)
+				}
+				t.Cleanup(tr.CloseIdleConnections)
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ta.url+path, bytes.NewReader(c.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", c.contentType)
+				res, err := (&http.Client{Transport: tr}).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				var body struct {
+					Code    string
+					Message string
+					Details []struct {
+						Type  string
+						Value string
+					}
+				}
+				if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+					t.Fatal(err)
+				}
+				if res.StatusCode != http.StatusBadRequest || body.Code != "invalid_argument" {
+					t.Fatalf("HTTP %d, code %q (%s), want 400 invalid_argument", res.StatusCode, body.Code, body.Message)
+				}
+				var limit *stratav1.LimitExceeded
+				for _, d := range body.Details {
+					if d.Type == "strata.v1.LimitExceeded" {
+						raw, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(d.Value, "="))
+						if err != nil {
+							t.Fatal(err)
+						}
+						limit = &stratav1.LimitExceeded{}
+						if err := proto.Unmarshal(raw, limit); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				want := &stratav1.LimitExceeded{Name: "max-request-bytes", Limit: 64 << 10, Actual: c.size}
+				if !proto.Equal(limit, want) {
+					t.Errorf("LimitExceeded %v, want %v (message %q)", limit, want, body.Message)
+				}
+			})
+		}
+	}
+}
+
+// TestGRPCRequestOverMaxRequestBytes: the same over gRPC, whose body is the
+// message in a 5-byte envelope.
+func TestGRPCRequestOverMaxRequestBytes(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, func(c *agent.Config) { c.MaxRequestBytes = 64 << 10 })
+	ta.createTopic(t, "t", 1, nil)
+	for _, size := range []int{64<<10 - 200, 100 << 10} {
+		msg, err := proto.Marshal(&stratav1.ProduceRequest{Topics: []*stratav1.TopicRecords{{Topic: "t", Records: []*stratav1.Record{rec("", strings.Repeat("x", size))}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := append([]byte{0, byte(len(msg) >> 24), byte(len(msg) >> 16), byte(len(msg) >> 8), byte(len(msg))}, msg...)
+		tr := &http.Transport{Protocols: new(http.Protocols)}
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ta.url+"/strata.v1.ProducerService/Produce", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Te", "trailers")
+		res, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		_ = res.Body.Close()
+		tr.CloseIdleConnections()
+		status := cmp.Or(res.Trailer.Get("Grpc-Status"), res.Header.Get("Grpc-Status"))
+		message := cmp.Or(res.Trailer.Get("Grpc-Message"), res.Header.Get("Grpc-Message"))
+		want := "0"
+		if len(msg) > 64<<10 {
+			want = "3" // INVALID_ARGUMENT
+		}
+		if status != want || (want == "3" && !strings.Contains(message, "max-request-bytes")) {
+			t.Errorf("message of %d bytes: grpc-status %q (%q), want %s", len(msg), status, message, want)
+		}
 	}
 }

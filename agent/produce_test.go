@@ -33,6 +33,7 @@ type testAgent struct {
 	consumer stratav1connect.ConsumerServiceClient
 	admin    stratav1connect.AdminServiceClient
 	group    stratav1connect.GroupServiceClient
+	url      string // the API's base URL
 }
 
 func startAgent(t *testing.T, tweak func(*agent.Config)) *testAgent {
@@ -87,6 +88,7 @@ func startAgentOn(t testing.TB, store objectlog.Bucket, index *coordinator.Redis
 		consumer: stratav1connect.NewConsumerServiceClient(client, srv.URL),
 		admin:    stratav1connect.NewAdminServiceClient(client, srv.URL),
 		group:    stratav1connect.NewGroupServiceClient(client, srv.URL),
+		url:      srv.URL,
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,7 @@ import (
 func (a *Agent) Handler() http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(a.cfg.MaxRequestBytes),
+		connect.WithRequestGate(requestSizeGate(a.cfg.MaxRequestBytes)),
 		// Compressing every small produce answer cost more CPU than it saved
 		// bytes (gzip writer resets showed in profiles); fetches still compress.
 		connect.WithCompressMinBytes(4 << 10),
@@ -86,6 +88,45 @@ func (a *Agent) withCORS(h http.Handler) http.Handler {
 		ExposedHeaders: append(connectcors.ExposedHeaders(), splitList(a.cfg.CORSExposedHeaders)...),
 		MaxAge:         7200,
 	}).Handler(h))
+}
+
+// requestSizeGate refuses, before reading it, a unary request whose
+// declared size (Content-Length) is over --max-request-bytes: INVALID_ARGUMENT,
+// since the same request can never pass, with ErrorInfo (MESSAGE_TOO_LARGE)
+// and LimitExceeded "max-request-bytes". connect-go checks the limit itself
+// while it reads a message (WithReadMaxBytes), but that check runs before
+// any interceptor and answers RESOURCE_EXHAUSTED with no details; a gate is
+// the one hook that runs earlier. It decides only what the headers prove:
+// an uncompressed unary body (the Connect protocol's bare message, or one
+// gRPC or gRPC-web envelope of 5 bytes plus the message). Streams,
+// compressed bodies, gRPC-web text and bodies of unknown length are left
+// to connect-go's own check (README.md, "Errors").
+func requestSizeGate(maxBytes int) connect.RequestGateFunc {
+	return func(_ context.Context, spec connect.Spec, _ connect.Peer, header http.Header) (context.Context, error) {
+		if spec.StreamType != connect.StreamTypeUnary {
+			return nil, nil
+		}
+		size, err := strconv.ParseInt(header.Get("Content-Length"), 10, 64)
+		if err != nil {
+			return nil, nil
+		}
+		for _, h := range []string{"Content-Encoding", "Grpc-Encoding"} {
+			if v := header.Get(h); v != "" && v != "identity" {
+				return nil, nil
+			}
+		}
+		switch ct := header.Get("Content-Type"); {
+		case strings.HasPrefix(ct, "application/grpc-web-text"):
+			return nil, nil
+		case strings.HasPrefix(ct, "application/grpc"):
+			size -= 5 // the envelope: a flags byte and a 4-byte length
+		}
+		if size <= int64(maxBytes) {
+			return nil, nil
+		}
+		return nil, connectError(overLimit(errTooLarge, "max-request-bytes", int64(maxBytes), size,
+			"request message is %d bytes, over the agent's max-request-bytes %d", size, maxBytes))
+	}
 }
 
 // maxRequestHeadersList bounds the Access-Control-Request-Headers value that
