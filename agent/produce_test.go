@@ -255,7 +255,7 @@ func TestProduceErrors(t *testing.T) {
 			connect.CodeInvalidArgument, "at least one record"},
 		{"no topics", &stratav1.ProduceRequest{}, connect.CodeInvalidArgument, "at least one topic"},
 		{"request over the size limit", &stratav1.ProduceRequest{Topics: []*stratav1.TopicRecords{{Topic: "small", Records: []*stratav1.Record{rec("", strings.Repeat("x", 100<<10))}}}},
-			connect.CodeResourceExhausted, "larger than configured max 65536"},
+			connect.CodeInvalidArgument, "over the agent's max-request-bytes 65536"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
