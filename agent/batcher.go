@@ -172,7 +172,10 @@ func (b *batcher) reserve(ctx context.Context, size int64) error {
 				return ctx.Err()
 			}
 			metricProduceRejected.Inc()
-			return fmt.Errorf("%w: produce buffer full (max-buffered-bytes %d) for %s", errOverloaded, b.a.cfg.MaxBufferedBytes, b.a.cfg.ProduceQueueTimeout)
+			// The bytes buffered are not known here (the semaphore keeps them), so
+			// actual is 0, as errors.proto allows.
+			return overLimit(errOverloaded, "max-buffered-bytes", b.a.cfg.MaxBufferedBytes, 0,
+				"produce buffer full (max-buffered-bytes %d) for %s", b.a.cfg.MaxBufferedBytes, b.a.cfg.ProduceQueueTimeout)
 		}
 	}
 	return nil

@@ -29,6 +29,43 @@ var (
 	ErrUnavailable = errors.New("index unavailable")
 )
 
+// Finer kinds of the sentinels above, for callers that answer with a more
+// precise error (the agent names Kafka's error for each). Each is its
+// parent too (errors.Is(ErrInvalidConfig, ErrInvalid) holds) and reads
+// the same, so messages and older checks are unchanged.
+var (
+	// ErrInvalidTopicName: a topic name breaks Kafka's rules (empty, "." or
+	// "..", over MaxTopicNameLength, a character other than [a-zA-Z0-9._-]).
+	ErrInvalidTopicName = fmt.Errorf("%w", ErrInvalid)
+	// ErrInvalidPartitions: a partition count below 1, over MaxPartitions,
+	// or not above the topic's count in CreatePartitions.
+	ErrInvalidPartitions = fmt.Errorf("%w", ErrInvalid)
+	// ErrInvalidConfig: an unknown topic config key or a bad value.
+	ErrInvalidConfig = fmt.Errorf("%w", ErrInvalid)
+	// ErrGroupNotFound: no such consumer group (no members, no committed
+	// offsets, no record).
+	ErrGroupNotFound = fmt.Errorf("%w", ErrNotFound)
+	// ErrNotEnoughReplicas: a commit was applied on the primary but fewer
+	// replicas than Options.WaitReplicas acknowledged it (Redis WAIT) in
+	// time. Retryable: the retried commit returns the same offsets.
+	ErrNotEnoughReplicas = fmt.Errorf("%w", ErrUnavailable)
+)
+
+// LimitError is a request over a named limit of the index (a partition
+// count, a topic name's length). It is its sentinel Err (errors.Is), and
+// carries the limit for callers that report it (the agent's LimitExceeded
+// error detail).
+type LimitError struct {
+	Err    error  // the sentinel: ErrInvalidPartitions, ErrInvalidTopicName
+	Name   string // the limit's name, e.g. "partitions", "topic name length"
+	Limit  int64  // the limit, in the limit's unit
+	Actual int64  // what the request had, in the same unit
+	Msg    string // what broke the limit, in words
+}
+
+func (e *LimitError) Error() string { return e.Err.Error() + ": " + e.Msg }
+func (e *LimitError) Unwrap() error { return e.Err }
+
 // TopicConfig is a topic's configuration. Zero values mean "the default" on create.
 type TopicConfig struct {
 	Partitions      int32

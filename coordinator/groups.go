@@ -656,7 +656,7 @@ func (r *Redis) DeleteGroup(ctx context.Context, group string) error {
 	case 0:
 		// Left in the index: a first write may have added the name and not
 		// yet run its script; ListGroups hides the name meanwhile.
-		return wrapErr(op, fmt.Errorf("%w: group %q", ErrNotFound, group))
+		return wrapErr(op, fmt.Errorf("%w: group %q", ErrGroupNotFound, group))
 	case 2:
 		return wrapErr(op, fmt.Errorf("%w: group %q has %d live members", ErrGroupNotEmpty, group, live))
 	}

@@ -377,7 +377,7 @@ func (r *Redis) checkWait(wait *redis.Cmd) error {
 		return err
 	}
 	if n < int64(r.opts.WaitReplicas) {
-		return fmt.Errorf("%w: only %d of %d replicas acknowledged the commit within %v", ErrUnavailable, n, r.opts.WaitReplicas, r.waitTimeout())
+		return fmt.Errorf("%w: only %d of %d replicas acknowledged the commit within %v", ErrNotEnoughReplicas, n, r.opts.WaitReplicas, r.waitTimeout())
 	}
 	return nil
 }

@@ -454,6 +454,7 @@ func TestWaitReplicas(t *testing.T) {
 		}
 		_, err := r.CommitSegment(t.Context(), c)
 		wantErr(t, err, coordinator.ErrUnavailable)
+		wantErr(t, err, coordinator.ErrNotEnoughReplicas) // Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND
 		if !strings.Contains(err.Error(), "replicas acknowledged") {
 			t.Fatalf("error %v does not say why", err)
 		}
