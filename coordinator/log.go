@@ -150,6 +150,68 @@ func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResu
 	return results, nil
 }
 
+// FinishSegment implements Log.FinishSegment: it reads each chunk's stored
+// commit result (segs) and high watermark in one pipeline; if any committed
+// chunk is still above the high watermark, it waits (durable: a marker
+// write and WAIT, which covers the commit whichever connection ran it) and
+// runs advance_hwm.lua up to the leo each commit returned.
+func (r *Redis) FinishSegment(ctx context.Context, c SegmentCommit) ([]Watermark, error) {
+	op := "finish segment " + c.SegmentID
+	calls, err := r.commitCalls(c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	pipe := r.client.Pipeline()
+	segs := make([]*redis.StringCmd, len(calls))
+	hwms := make([]*redis.StringCmd, len(calls))
+	for i, call := range calls {
+		segs[i] = pipe.HGet(ctx, call.keys[3], c.SegmentID)
+		hwms[i] = pipe.HGet(ctx, call.keys[0], "hwm")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, wrapErr(op, err)
+	}
+	var behind []*chunkCall
+	var parts []ChunkCommit
+	for i, call := range calls {
+		res, err := segs[i].Result()
+		if errors.Is(err, redis.Nil) {
+			continue // this chunk's commit never ran: nothing to show
+		}
+		if err != nil {
+			return nil, wrapErr(op, err)
+		}
+		leoText, _, _ := strings.Cut(res, ";")
+		leo, err := strconv.ParseInt(leoText, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: stored commit result %q", op, ErrUnavailable, res)
+		}
+		hwm, err := hwms[i].Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, wrapErr(op, err)
+		}
+		if hwm < leo {
+			call.leo = leo
+			behind = append(behind, call)
+			parts = append(parts, c.Chunks[i])
+		}
+	}
+	if len(behind) == 0 {
+		return nil, nil
+	}
+	if err := r.durable(ctx); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	if err := r.advanceHighWatermarks(ctx, behind); err != nil {
+		return nil, wrapErr(op+": make offsets visible", err)
+	}
+	out := make([]Watermark, len(behind))
+	for i, call := range behind {
+		out[i] = Watermark{TopicID: parts[i].TopicID, Partition: parts[i].Partition, HighWatermark: call.leo}
+	}
+	return out, nil
+}
+
 // durableOnExecution reports whether the index counts a write as durable
 // once the server executed it: no WAIT and no snapshot to wait for. That
 // holds with appendfsync always (the server sends no reply and no PUBLISH
@@ -372,7 +434,7 @@ func (r *Redis) checkWait(wait *redis.Cmd) error {
 		return err
 	}
 	if n < int64(r.opts.WaitReplicas) {
-		return fmt.Errorf("%w: only %d of %d replicas acknowledged the commit within %v", ErrUnavailable, n, r.opts.WaitReplicas, r.waitTimeout())
+		return fmt.Errorf("%w: only %d of %d replicas acknowledged the write within %v", ErrUnavailable, n, r.opts.WaitReplicas, r.waitTimeout())
 	}
 	return nil
 }

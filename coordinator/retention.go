@@ -162,6 +162,15 @@ func (r *Redis) trim(ctx context.Context, op string, topicID uuid.UUID, p int32,
 		total.EntriesRemoved += n[3]
 		total.BytesRemoved += n[4]
 		if n[5] == 0 {
+			if args[0] == "D" || total.EntriesRemoved > 0 {
+				// An acknowledged DeleteRecords, or a trim that released
+				// segments for deletion, must survive a failover: Kafka
+				// answers DeleteRecords once the replicas moved their log
+				// start, and a lost trim would bring back entries whose
+				// segments the garbage collector may delete. A retention
+				// pass that removed nothing does not wait.
+				return total, wrapErr(op, r.durable(ctx))
+			}
 			return total, r.written(ctx)
 		}
 	}
