@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"sync"
@@ -142,5 +143,66 @@ func TestUnacknowledgedRecordBecomesVisibleWhenReplicaResumes(t *testing.T) {
 	got, err := readFrom(t, ta, "quiet", 0, 0)
 	if err != nil || len(got) != 1 || got[0] != "late" {
 		t.Fatalf("fetched %v, %v; want offset 0: %q", got, err, "late")
+	}
+}
+
+// TestJanitorShowsCommitOfDeadAgent: a commit whose WAIT failed and whose
+// agent died (nothing finishes it) is made visible by the next janitor
+// pass once the replica has it, without another produce to the partition.
+// Not parallel: it stops the shared replica.
+func TestJanitorShowsCommitOfDeadAgent(t *testing.T) {
+	rr := testenv.RedisReplica(t)
+	ctx := t.Context()
+	prefix := "janitor-wait-" + uuid.NewString() + ":"
+	index, err := coordinator.Open(ctx, "redis://"+rr.PrimaryAddr+"/0?wait_replicas=1&wait_timeout=200ms", coordinator.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	reader, err := coordinator.NewRedis(redis.NewClient(&redis.Options{Addr: rr.PrimaryAddr}), coordinator.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reader.Close() })
+	tp, err := reader.CreateTopic(ctx, "orphaned", coordinator.TopicConfig{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The dead agent's commit: it ran, its WAIT failed, nobody retries it.
+	resume := stopReplica(t, rr)
+	dead := coordinator.SegmentCommit{SegmentID: "dead", SegmentKey: "segments/dead.seg", Chunks: []coordinator.ChunkCommit{{
+		TopicID: tp.ID, Partition: 1, Batches: []coordinator.BatchCommit{{ByteLength: 10, Records: 2, MaxTimestamp: 1, ProducerID: -1}}}}}
+	if _, err := index.CommitSegment(ctx, dead); !errors.Is(err, coordinator.ErrUnavailable) {
+		t.Fatalf("commit with the replica stopped: %v, want index unavailable", err)
+	}
+	ta := startAgentOn(t, objectlog.NewMemBucket(), index, func(c *agent.Config) { c.JanitorInterval = 0 })
+	hwm := func() int64 {
+		t.Helper()
+		st, err := reader.PartitionState(ctx, tp.ID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.HighWatermark
+	}
+	// Not durable: the janitor leaves it invisible.
+	if _, err := ta.agent.RunJanitor(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if h := hwm(); h != 0 {
+		t.Fatalf("high watermark %d after a janitor pass with the replica stopped; want 0", h)
+	}
+
+	resume()
+	for deadline := time.Now().Add(30 * time.Second); hwm() != 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("high watermark %d after janitor passes with the replica running; want 2", hwm())
+		}
+		if _, err := ta.agent.RunJanitor(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := reader.PartitionState(ctx, tp.ID, 0); err != nil || st.HighWatermark != 0 {
+		t.Fatalf("partition 0: high watermark %d, %v; want 0", st.HighWatermark, err)
 	}
 }

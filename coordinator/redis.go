@@ -20,8 +20,9 @@ type Options struct {
 	// WaitReplicas > 0 makes every segment commit wait (Redis WAIT) until
 	// that many replicas acknowledged it, for up to WaitTimeout; fewer fails
 	// the commit with ErrUnavailable and leaves its offsets invisible (the
-	// retry returns the same offsets). On Redis Cluster WAIT is per node:
-	// each shard waits for its own replicas. Not for the embedded index,
+	// retry returns the same offsets; FinishSegment shows them once
+	// durable). Every other acknowledged write waits too (see durable). On
+	// Redis Cluster WAIT is per node: each shard waits for its own replicas. Not for the embedded index,
 	// whose durability point is its snapshot. A client passed to NewRedis
 	// needs a read timeout above WaitTimeout (Open sees to it).
 	WaitReplicas int
