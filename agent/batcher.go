@@ -357,16 +357,22 @@ func (b *batcher) commitWithRetry(c coordinator.SegmentCommit) ([]coordinator.Ch
 // nothing else would ever show them (Kafka's high watermark advances as
 // soon as the followers catch up, without another produce). It retries
 // FinishSegment with backoff (up to finishMaxBackoff) until the commit is
-// visible, a later commit covered it, or the agent closes. It never
-// commits what did not run: the producers were told to retry. If this agent
-// dies first, the next commit to the partition shows it.
+// visible, a later commit covered it, the agent closes, or finishGiveUp
+// passed (a long outage must not pile up retrying goroutines; the janitor's
+// catch-up and the next commit to the partition remain). It never commits
+// what did not run: the producers were told to retry. If this agent dies
+// first, the next commit to the partition, or the janitor, shows it.
 func (b *batcher) finishLater(c coordinator.SegmentCommit) {
-	ctx := b.a.runCtx
+	ctx, cancel := context.WithTimeout(b.a.runCtx, finishGiveUp)
 	go func() {
+		defer cancel()
 		backoff := 50 * time.Millisecond
 		for attempt := 1; ; attempt++ {
 			select {
 			case <-ctx.Done():
+				if b.a.runCtx.Err() == nil {
+					b.a.log.Warn("gave up making a failed segment commit visible; the janitor or the next commit will", "key", c.SegmentKey, "attempts", attempt-1)
+				}
 				return
 			case <-time.After(backoff):
 			}
@@ -394,8 +400,12 @@ func (b *batcher) finishLater(c coordinator.SegmentCommit) {
 	}()
 }
 
-// finishMaxBackoff caps the pause between finishLater's tries.
-const finishMaxBackoff = 5 * time.Second
+// finishMaxBackoff caps the pause between finishLater's tries, and
+// finishGiveUp bounds how long it tries.
+const (
+	finishMaxBackoff = 5 * time.Second
+	finishGiveUp     = 10 * time.Minute
+)
 
 // close seals what is open, refuses new batches and waits for every flush.
 func (b *batcher) close(ctx context.Context) error {
