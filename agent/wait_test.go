@@ -18,6 +18,7 @@ import (
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/internal/testenv"
 	"github.com/stratabroker/strata/objectlog"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
 // stopReplica stops the shared replica (SIGSTOP) so that WAIT times out,
@@ -101,6 +102,16 @@ func TestUnacknowledgedRecordBecomesVisibleWhenReplicaResumes(t *testing.T) {
 	}
 
 	resume := stopReplica(t, rr)
+	// Offset commits and topic creation wait too, and answer UNAVAILABLE.
+	_, err = ta.group.CommitOffsets(ctx, connect.NewRequest(&stratav1.CommitOffsetsRequest{
+		Group: "g", Offsets: []*stratav1.PartitionOffset{{Topic: "quiet", Partition: 0, Offset: 0}}}))
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "only 0 of 1 replicas acknowledged") {
+		t.Fatalf("commit offsets with the replica stopped: %v; want Unavailable, only 0 of 1 replicas acknowledged", err)
+	}
+	_, err = ta.admin.CreateTopic(ctx, connect.NewRequest(&stratav1.CreateTopicRequest{Name: "other", Partitions: 1}))
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "only 0 of 1 replicas acknowledged") {
+		t.Fatalf("create topic with the replica stopped: %v; want Unavailable, only 0 of 1 replicas acknowledged", err)
+	}
 	_, err = produce(ctx, ta.producer, "quiet", rec("", "late"))
 	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "0 of 1 replicas") {
 		t.Fatalf("produce with the replica stopped: %v; want Unavailable, 0 of 1 replicas", err)
