@@ -196,6 +196,17 @@ type Log interface {
 	// the embedded index's snapshot) and its offsets are visible to readers;
 	// before that, readers do not see them (DESIGN.md write path step 6).
 	CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResult, error)
+	// FinishSegment makes a commit that ran but failed to become durable
+	// (CommitSegment's ErrUnavailable after WAIT or the snapshot failed)
+	// durable and visible, without committing anything new: for each chunk
+	// of c whose commit ran (its segment id is recorded on the partition),
+	// it waits for the replicas (or the snapshot) and raises the high
+	// watermark to the log end offset that commit returned, like Kafka's
+	// high watermark advancing once the followers caught up. It returns the
+	// watermarks it raised (none when no chunk's commit ran, or a later
+	// commit covered them already). ErrUnavailable: still not durable; call
+	// again later.
+	FinishSegment(ctx context.Context, c SegmentCommit) ([]Watermark, error)
 	// Lookup returns the entry holding offset and the entries after it while
 	// their bytes add up to at most maxBytes (always at least one entry).
 	// offset == high watermark returns no entries and no error; offsets outside

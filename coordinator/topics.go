@@ -194,7 +194,7 @@ func (r *Redis) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (
 		}
 		return Topic{}, fmt.Errorf("create topic: %w: topic %q", ErrAlreadyExists, name)
 	}
-	return t, r.written(ctx)
+	return t, wrapErr("create topic "+name, r.durable(ctx))
 }
 
 // setPartitionsLive marks partitions [from, to) as taking commits. HSETNX
@@ -270,8 +270,8 @@ func (r *Redis) DeleteTopic(ctx context.Context, name string) error {
 	if err := r.sealPendingDeletes(ctx); err != nil {
 		return wrapErr("delete topic "+name, err)
 	}
-	if err := r.written(ctx); err != nil {
-		return err
+	if err := r.durable(ctx); err != nil {
+		return wrapErr("delete topic "+name, err)
 	}
 	r.forgetTopicOffsets(ctx, name, id, int32(n))
 	return nil
@@ -424,7 +424,7 @@ func (r *Redis) UpdateTopicConfig(ctx context.Context, name string, set map[stri
 	if err != nil {
 		return Topic{}, wrapErr("update topic "+name, err)
 	}
-	return out, r.written(ctx)
+	return out, wrapErr("update topic config "+name, r.durable(ctx))
 }
 
 // ApplyConfig returns cfg with the Kafka-named keys in set applied, validated
@@ -503,7 +503,7 @@ func (r *Redis) CreatePartitions(ctx context.Context, name string, total int32) 
 		if err != nil {
 			return Topic{}, wrapErr("create partitions "+name, err)
 		}
-		return out, r.written(ctx)
+		return out, wrapErr("create partitions "+name, r.durable(ctx))
 	}
 }
 
