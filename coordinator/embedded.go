@@ -97,6 +97,11 @@ type embedded struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// serverMu guards m against Close while a hook asks it about a command:
+	// a call still in flight when the index closes (a request handler that
+	// outlived its server) must not race miniredis' Close.
+	serverMu     sync.RWMutex
+	serverClosed bool
 }
 
 // pendingSave is one snapshot; done closes when it is on disk (or failed).
@@ -186,7 +191,9 @@ func (h dirtyHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // mark runs after the command, so a snapshot that starts after the flag was
 // cleared includes the write.
 func (h dirtyHook) mark(cmd redis.Cmder) {
-	if !h.e.m.IsReadOnlyCommand(cmd.Name()) {
+	h.e.serverMu.RLock()
+	defer h.e.serverMu.RUnlock()
+	if !h.e.serverClosed && !h.e.m.IsReadOnlyCommand(cmd.Name()) {
 		h.e.dirty.Store(true)
 	}
 }
@@ -264,7 +271,10 @@ func (e *embedded) close() error {
 		close(e.stop)
 		<-e.done
 		err := errors.Join(e.client.Close(), e.snapClient.Close())
+		e.serverMu.Lock()
+		e.serverClosed = true
 		e.m.Close()
+		e.serverMu.Unlock()
 		e.closeErr = errors.Join(e.closeErr, err)
 	})
 	return e.closeErr
