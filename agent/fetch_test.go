@@ -637,17 +637,20 @@ func TestFetchWaitingOnADeletedTopicEnds(t *testing.T) {
 	}
 }
 
-// lookupSignal reports each Lookup once it has returned.
+// lookupSignal reports each Lookup of topic id once it has returned.
 type lookupSignal struct {
 	Index
+	id   uuid.UUID
 	done chan struct{}
 }
 
 func (l *lookupSignal) Lookup(ctx context.Context, id uuid.UUID, p int32, offset, maxBytes int64) ([]coordinator.IndexEntry, coordinator.PartitionState, error) {
 	entries, st, err := l.Index.Lookup(ctx, id, p, offset, maxBytes)
-	select {
-	case l.done <- struct{}{}:
-	default:
+	if id == l.id {
+		select {
+		case l.done <- struct{}{}:
+		default:
+		}
 	}
 	return entries, st, err
 }
@@ -658,9 +661,9 @@ func (l *lookupSignal) Lookup(ctx context.Context, id uuid.UUID, p int32, offset
 func TestFetchLongPollWithoutTopicIDIsPinned(t *testing.T) {
 	t.Parallel()
 	env := newReadEnv(t)
-	signal := &lookupSignal{Index: env.index, done: make(chan struct{}, 1)}
 	a, _ := env.startAgent(t, nil)
 	old := env.createTopic(t, 1)
+	signal := &lookupSignal{Index: env.index, id: old.ID, done: make(chan struct{}, 1)}
 	write(t, a, old, 0, objectlog.NoProducer, values(1, "a")...)
 	// A second agent on the same index, whose reads are signalled.
 	reader := *env
