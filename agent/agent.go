@@ -37,6 +37,9 @@ type Agent struct {
 	batcher     *batcher
 	hub         *hub
 	cache       *blockCache
+	// nodeID is the agent's Kafka node id, fixed at New (pickNodeID).
+	nodeID    int32
+	clusterID clusterIDCache
 
 	// janitorMu serializes this agent's janitor passes; janitorLive holds
 	// the segment keys a pass saw in use, with the partition using them
@@ -48,7 +51,10 @@ type Agent struct {
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
 	stop      context.CancelFunc
-	done      chan struct{}
+	// runCtx ends when the agent stops; background work (the janitor,
+	// finishing failed commits) runs under it.
+	runCtx context.Context
+	done   chan struct{}
 }
 
 // New starts an agent: it subscribes to the index's notifications and opens
@@ -67,6 +73,7 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		index:   index,
 		log:     log,
 		stop:    stop,
+		runCtx:  runCtx,
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
 
@@ -82,6 +89,13 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		return nil, fmt.Errorf("subscribe to watermarks: %w", err)
 	}
 	a.batcher = newBatcher(a)
+	if cfg.KafkaAdvertise != "" {
+		var err error
+		if a.nodeID, err = a.pickNodeID(ctx); err != nil {
+			stop()
+			return nil, err
+		}
+	}
 	go a.heartbeat(runCtx)
 	if cfg.JanitorInterval > 0 {
 		go a.runJanitor(runCtx)
@@ -94,7 +108,8 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 // heartbeat keeps the agent in the index's live-agent registry.
 func (a *Agent) heartbeat(ctx context.Context) {
 	defer close(a.done)
-	info := coordinator.AgentInfo{ID: a.cfg.AgentID, Addr: a.cfg.AdvertiseAddr}
+	info := coordinator.AgentInfo{ID: a.cfg.AgentID, Addr: a.cfg.AdvertiseAddr,
+		KafkaAddr: a.cfg.KafkaAdvertise, NodeID: a.nodeID, Zone: a.cfg.Zone}
 	const ttl = 15 * time.Second
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()

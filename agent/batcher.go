@@ -124,21 +124,8 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 			size += recordBytes(r)
 		}
 	}
-	if size > b.a.cfg.MaxBufferedBytes {
-		return nil, overLimit(errTooLarge, "max-buffered-bytes", b.a.cfg.MaxBufferedBytes, size,
-			"request holds %d record bytes, over the agent's max-buffered-bytes %d", size, b.a.cfg.MaxBufferedBytes)
-	}
-	if !b.buffer.TryAcquire(size) {
-		wctx, cancel := context.WithTimeout(ctx, b.a.cfg.ProduceQueueTimeout)
-		err := b.buffer.Acquire(wctx, size)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			metricProduceRejected.Inc()
-			return nil, fmt.Errorf("%w: produce buffer full (max-buffered-bytes %d) for %s", errOverloaded, b.a.cfg.MaxBufferedBytes, b.a.cfg.ProduceQueueTimeout)
-		}
+	if err := b.reserve(ctx, size); err != nil {
+		return nil, err
 	}
 
 	b.mu.Lock()
@@ -147,12 +134,7 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 		b.buffer.Release(size)
 		return nil, errClosed
 	}
-	seg := b.open
-	if seg == nil {
-		seg = &openSegment{w: b.newWriter(), batches: map[partitionKey]int{}}
-		b.open = seg
-		b.timer = time.AfterFunc(b.a.cfg.FlushInterval, func() { b.sealIfOpen(seg) })
-	}
+	seg := b.openLocked()
 	out := make([]*pendingBatch, 0, len(batches))
 	for _, pb := range batches {
 		if _, err := seg.w.AppendRecords(pb.key.topic, pb.key.partition, pb.spec, pb.records); err != nil {
@@ -172,6 +154,82 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 		b.sealLocked()
 	}
 	return out, nil
+}
+
+// reserve takes size bytes of the produce buffer, waiting up to
+// ProduceQueueTimeout for them.
+func (b *batcher) reserve(ctx context.Context, size int64) error {
+	if size > b.a.cfg.MaxBufferedBytes {
+		return overLimit(errTooLarge, "max-buffered-bytes", b.a.cfg.MaxBufferedBytes, size,
+			"request holds %d record bytes, over the agent's max-buffered-bytes %d", size, b.a.cfg.MaxBufferedBytes)
+	}
+	if !b.buffer.TryAcquire(size) {
+		wctx, cancel := context.WithTimeout(ctx, b.a.cfg.ProduceQueueTimeout)
+		err := b.buffer.Acquire(wctx, size)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			metricProduceRejected.Inc()
+			// The bytes buffered are not known here (the semaphore keeps them), so
+			// actual is 0, as errors.proto allows.
+			return overLimit(errOverloaded, "max-buffered-bytes", b.a.cfg.MaxBufferedBytes, 0,
+				"produce buffer full (max-buffered-bytes %d) for %s", b.a.cfg.MaxBufferedBytes, b.a.cfg.ProduceQueueTimeout)
+		}
+	}
+	return nil
+}
+
+// openLocked returns the open segment, opening one (and starting its flush
+// timer) if none is. The caller holds mu.
+func (b *batcher) openLocked() *openSegment {
+	seg := b.open
+	if seg == nil {
+		seg = &openSegment{w: b.newWriter(), batches: map[partitionKey]int{}}
+		b.open = seg
+		b.timer = time.AfterFunc(b.a.cfg.FlushInterval, func() { b.sealIfOpen(seg) })
+	}
+	return seg
+}
+
+// appendEncoded adds one already-encoded RecordBatch v2 (a Kafka client's)
+// to the open segment byte for byte and returns its pending result. The
+// segment writer checks its framing, magic, codec and CRC-32C first: a bad
+// batch is objectlog.ErrCorrupt and nothing is appended. Its producer id,
+// epoch and base sequence go to the commit's idempotence check.
+func (b *batcher) appendEncoded(ctx context.Context, key partitionKey, raw []byte) (*pendingBatch, error) {
+	size := int64(len(raw))
+	if err := b.reserve(ctx, size); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		b.buffer.Release(size)
+		return nil, errClosed
+	}
+	seg := b.openLocked()
+	if _, err := seg.w.AppendEncodedBatch(key.topic, key.partition, raw); err != nil {
+		b.buffer.Release(size)
+		if len(seg.pending) == 0 && b.open == seg {
+			// Nothing else in it: let the timer's seal find nothing open
+			// rather than upload an empty segment.
+			b.open = nil
+			b.timer.Stop()
+			b.timer = nil
+			b.recycle(seg.w)
+		}
+		return nil, err
+	}
+	p := &pendingBatch{key: key, ordinal: seg.batches[key], done: make(chan struct{})}
+	seg.batches[key]++
+	seg.pending = append(seg.pending, p)
+	seg.bytes += size
+	if seg.w.Len() >= b.a.cfg.SegmentMaxBytes {
+		b.sealLocked()
+	}
+	return p, nil
 }
 
 // sealIfOpen seals seg if it is still the open segment (the flush timer).
@@ -285,11 +343,15 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 	if err != nil {
 		// The object stays. If no commit script ran, it is an orphan for
 		// the janitor. If one ran but the commit did not become durable in
-		// time, index entries past the high watermark point at it, and a
-		// later durable commit to the partition makes them visible: the
-		// producers were told to retry, so that is at least once, as a
-		// Kafka produce that timed out may still have been written.
+		// time, index entries past the high watermark point at it, and
+		// finishLater (or, if this agent dies, the next durable commit to
+		// the partition) makes them visible: the producers were told to
+		// retry, so that is at least once, as a Kafka produce that timed
+		// out may still have been written.
 		a.log.Error("segment commit failed", "key", key, "err", err)
+		if errors.Is(err, coordinator.ErrUnavailable) {
+			b.finishLater(commit)
+		}
 		return nil, err
 	}
 	metricCommits.Inc()
@@ -345,6 +407,63 @@ func (b *batcher) commitWithRetry(c coordinator.SegmentCommit) ([]coordinator.Ch
 		backoff = min(2*backoff, time.Second)
 	}
 }
+
+// finishLater keeps trying, in the background, to make a commit whose
+// producers were answered UNAVAILABLE durable and visible: if its commit
+// scripts ran but WAIT (or the snapshot) failed, its offsets sit between
+// the high watermark and the log end offset, and on a quiet partition
+// nothing else would ever show them (Kafka's high watermark advances as
+// soon as the followers catch up, without another produce). It retries
+// FinishSegment with backoff (up to finishMaxBackoff) until the commit is
+// visible, a later commit covered it, the agent closes, or finishGiveUp
+// passed (a long outage must not pile up retrying goroutines; the janitor's
+// catch-up and the next commit to the partition remain). It never commits
+// what did not run: the producers were told to retry. If this agent dies
+// first, the next commit to the partition, or the janitor, shows it.
+func (b *batcher) finishLater(c coordinator.SegmentCommit) {
+	ctx, cancel := context.WithTimeout(b.a.runCtx, finishGiveUp)
+	go func() {
+		defer cancel()
+		backoff := 50 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			select {
+			case <-ctx.Done():
+				if b.a.runCtx.Err() == nil {
+					b.a.log.Warn("gave up making a failed segment commit visible; the janitor or the next commit will", "key", c.SegmentKey, "attempts", attempt-1)
+				}
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, finishMaxBackoff)
+			wctx, cancel := context.WithTimeout(ctx, b.a.cfg.CommitTimeout)
+			marks, err := b.a.index.FinishSegment(wctx, c)
+			cancel()
+			if err == nil {
+				for _, w := range marks {
+					b.a.hub.publish(w)
+				}
+				if len(marks) > 0 {
+					b.a.log.Info("failed segment commit became durable and visible", "key", c.SegmentKey, "attempts", attempt)
+				}
+				return
+			}
+			if !errors.Is(err, coordinator.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+				b.a.log.Error("giving up making a failed segment commit visible", "key", c.SegmentKey, "err", err)
+				return
+			}
+			if attempt == 1 || attempt%20 == 0 {
+				b.a.log.Warn("failed segment commit still not durable, retrying", "key", c.SegmentKey, "attempts", attempt, "err", err)
+			}
+		}
+	}()
+}
+
+// finishMaxBackoff caps the pause between finishLater's tries, and
+// finishGiveUp bounds how long it tries.
+const (
+	finishMaxBackoff = 5 * time.Second
+	finishGiveUp     = 10 * time.Minute
+)
 
 // close seals what is open, refuses new batches and waits for every flush.
 func (b *batcher) close(ctx context.Context) error {

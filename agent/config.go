@@ -37,6 +37,19 @@ type Config struct {
 	AdvertiseAddr string `yaml:"advertise-addr"`
 	// AgentID names the agent in the index's registry and in segment keys.
 	AgentID string `yaml:"agent-id"`
+	// KafkaListen is the address of the Kafka listener (the Kafka wire
+	// protocol, package kafka); "" serves none. The agent itself only
+	// registers KafkaAdvertise; the command binds the listener.
+	KafkaListen string `yaml:"kafka-listen"`
+	// KafkaAdvertise is the host:port Kafka clients are told to reach this
+	// agent at (Metadata's brokers); the command defaults it to the bound
+	// Kafka listener, its host taken from AdvertiseAddr when it listens on
+	// every interface. "" with KafkaListen set is filled by the command.
+	KafkaAdvertise string `yaml:"kafka-advertise"`
+	// Zone is the agent's availability zone, Kafka's broker.rack: a Kafka
+	// client naming a zone in its client id (zone=...) is given the agents
+	// of its zone. "" for none.
+	Zone string `yaml:"zone"`
 
 	// Store is the object store URL (file://, s3://, s3+aws://, memory://).
 	Store string `yaml:"store"`
@@ -129,6 +142,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:7071", "metrics (/metrics) and pprof (/debug/pprof) address; empty disables it")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "address others reach this agent at (default: --listen)")
 	fs.StringVar(&c.AgentID, "agent-id", "", "agent id in the registry and segment keys (default: a new ULID)")
+	fs.StringVar(&c.KafkaListen, "kafka-listen", "", "Kafka listener address (Kafka clients: kcat, franz-go, librdkafka, Java); empty serves none")
+	fs.StringVar(&c.KafkaAdvertise, "kafka-advertise", "", "host:port Kafka clients reach this agent at (default: the Kafka listener's address, with the host of --advertise-addr when it listens on every interface)")
+	fs.StringVar(&c.Zone, "zone", "", "availability zone of the agent, Kafka's broker.rack: Kafka clients with zone=ZONE in their client id are given this zone's agents")
 	fs.StringVar(&c.Store, "store", "", "object store URL: file:///dir, s3://bucket/prefix?endpoint=host:port, s3+aws://bucket/prefix?region=r, memory://")
 	fs.StringVar(&c.Index, "index", "", "metadata index URL: redis://host:6379/0, redis+cluster://h1:p1,h2:p2, memory:///dir")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "longest time a record waits before its segment is flushed")
@@ -141,7 +157,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", 256<<20, "block cache size in bytes")
 	fs.Int64Var(&c.CacheBlockBytes, "cache-block-bytes", 1<<20, "block cache block size; store reads are aligned to it")
 	fs.DurationVar(&c.MaxFetchWait, "max-fetch-wait", 30*time.Second, "longest long poll a fetch may ask for")
-	fs.IntVar(&c.MaxFetchBytes, "max-fetch-bytes", 4<<20-64<<10, "largest answer of a Fetch or Subscribe message in encoded bytes; a client's larger max_bytes is lowered to it (the default fits gRPC clients' 4 MiB receive limit)")
+	fs.IntVar(&c.MaxFetchBytes, "max-fetch-bytes", 4<<20-64<<10, "largest answer of a Fetch or Subscribe message, in bytes of its binary protobuf encoding (Connect JSON answers are larger: base64 bytes, about 4/3); a client's larger max_bytes is lowered to it (the default fits gRPC clients' 4 MiB receive limit)")
 	fs.DurationVar(&c.SubscribeKeepAlive, "subscribe-keep-alive", 15*time.Second, "send a keep-alive message on a Subscribe stream idle this long, unless the client asks for another interval; 0 disables")
 	fs.DurationVar(&c.TopicCacheTTL, "topic-cache-ttl", 2*time.Second, "how long topic metadata is reused")
 	fs.DurationVar(&c.GroupSessionTimeout, "group-session-timeout", 45*time.Second, "consumer group session when the member asks for none: a member silent this long loses its partitions")

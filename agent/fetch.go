@@ -97,37 +97,22 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 		wake, _ := a.hub.changed(key)
 		records, next, st, err := a.readPartition(ctx, topic, p, offset, maxBytes)
 		if errors.Is(err, coordinator.ErrNotFound) {
-			// The cached topic may be a deleted one whose name now
-			// belongs to a new topic; ask the index once more.
-			fresh, ferr := a.refreshTopic(ctx, topic)
-			switch {
-			case errors.Is(ferr, errTopicUnchanged):
-				err = fmt.Errorf("%w: topic %q partition %d", coordinator.ErrNotFound, topic.Name, p)
-			case errors.Is(ferr, coordinator.ErrNotFound):
-				a.hub.forgetTopic(topic.ID)
-				err = errTopicDeleted(topic.Name, false)
-				if waited {
-					err = errTopicDeletedWhileWaiting(topic.Name, false)
+			fresh, ferr := a.partitionGone(ctx, topic, p, wantID)
+			if waited {
+				// The request's offset is the pinned topic's: a new
+				// topic of the name is not read from it.
+				switch {
+				case ferr == nil:
+					ferr = errTopicDeletedWhileWaiting(topic.Name, true)
+				case errors.Is(ferr, errUnknownTopicOrPartition):
+					ferr = errTopicDeletedWhileWaiting(topic.Name, false)
 				}
-			case ferr != nil:
-				err = ferr
-			case waited:
-				// A new topic has the name; the offset is the old one's.
-				a.hub.forgetTopic(topic.ID)
-				err = errTopicDeletedWhileWaiting(topic.Name, true)
-			case wantID != uuid.Nil:
-				// The client's offset belongs to the deleted topic.
-				a.hub.forgetTopic(topic.ID)
-				err = errTopicDeleted(topic.Name, true)
-			case p >= fresh.Config.Partitions:
-				a.hub.forgetTopic(topic.ID)
-				err = fmt.Errorf("%w: partition %d: topic %q was deleted and created again with %d partitions",
-					coordinator.ErrNotFound, p, topic.Name, fresh.Config.Partitions)
-			default:
-				a.hub.forgetTopic(topic.ID)
+			}
+			if ferr == nil {
 				topic = fresh
 				continue
 			}
+			err = ferr
 		}
 		if err != nil {
 			return nil, connectError(err)
@@ -150,6 +135,36 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 		}
 		waited = true
 	}
+}
+
+// partitionGone answers a read that the index said names no partition: the
+// cached topic may be a deleted one whose name now belongs to a new topic,
+// so it asks the index once more. It returns the new topic to read from
+// when the reader may move to it (it named no topic id, and the new topic
+// has the partition), else the error to answer: NotFound, worded for a
+// deleted or recreated topic. Every reader (Fetch, Subscribe's partitions,
+// the whole-batch reads) answers the same.
+func (a *Agent) partitionGone(ctx context.Context, topic coordinator.Topic, p int32, wantID uuid.UUID) (coordinator.Topic, error) {
+	fresh, ferr := a.refreshTopic(ctx, topic)
+	switch {
+	case errors.Is(ferr, errTopicUnchanged):
+		return coordinator.Topic{}, fmt.Errorf("%w: topic %q partition %d", coordinator.ErrNotFound, topic.Name, p)
+	case errors.Is(ferr, coordinator.ErrNotFound):
+		a.hub.forgetTopic(topic.ID)
+		return coordinator.Topic{}, errTopicDeleted(topic.Name, false)
+	case ferr != nil:
+		return coordinator.Topic{}, ferr
+	case wantID != uuid.Nil:
+		// The client's offset belongs to the deleted topic.
+		a.hub.forgetTopic(topic.ID)
+		return coordinator.Topic{}, errTopicDeleted(topic.Name, true)
+	case p >= fresh.Config.Partitions:
+		a.hub.forgetTopic(topic.ID)
+		return coordinator.Topic{}, fmt.Errorf("%w: partition %d: topic %q was deleted and created again with %d partitions",
+			coordinator.ErrNotFound, p, topic.Name, fresh.Config.Partitions)
+	}
+	a.hub.forgetTopic(topic.ID)
+	return fresh, nil
 }
 
 // waitForRecords waits until wake is closed (a watermark rose, or the topic
@@ -378,31 +393,9 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 	}
 	// Offsets between *next and the entry were removed by retention.
 	*next = max(*next, e.BaseOffset)
-	// readRange hands out a copy, so DecodeChunk's in-place rewrite of the
-	// base offsets never touches a cached block.
-	chunk, err := a.cache.readRange(ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
-	switch {
-	case errors.Is(err, objectlog.ErrInvalidRange):
-		return false, fmt.Errorf("%w: index entry at offset %d points past the end of %s", objectlog.ErrCorrupt, e.BaseOffset, e.SegmentKey)
-	case errors.Is(err, objectlog.ErrNotFound):
-		// The index never names a missing object (DESIGN.md): this is lost
-		// data, not an unknown topic, so it must not read as NotFound.
-		return false, fmt.Errorf("%w: index entry at offset %d names a missing object: %v", objectlog.ErrCorrupt, e.BaseOffset, err)
-	}
+	batches, err := a.loadEntry(ctx, e)
 	if err != nil {
 		return false, err
-	}
-	if int64(len(chunk)) != e.ByteLength {
-		return false, fmt.Errorf("%w: index entry at offset %d wants bytes %d+%d of %s, the object has %d of them",
-			objectlog.ErrCorrupt, e.BaseOffset, e.ByteOffset, e.ByteLength, e.SegmentKey, len(chunk))
-	}
-	batches, err := objectlog.DecodeChunk(chunk, e.BaseOffset)
-	if err != nil {
-		return false, fmt.Errorf("%s bytes %d+%d (offset %d): %w", e.SegmentKey, e.ByteOffset, e.ByteLength, e.BaseOffset, err)
-	}
-	if end := batches[len(batches)-1].NextOffset(); end != e.BaseOffset+e.Records {
-		return false, fmt.Errorf("%w: index entry at offset %d holds %d offsets, its batches in %s take %d",
-			objectlog.ErrCorrupt, e.BaseOffset, e.Records, e.SegmentKey, end-e.BaseOffset)
 	}
 	var recs []objectlog.DecodedRecord
 	for i := range batches {
@@ -439,6 +432,41 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 		*next = b.NextOffset()
 	}
 	return *size >= maxBytes, nil
+}
+
+// loadEntry reads one index entry's chunk through the block cache and
+// decodes its batch headers, with each batch's base offset set (in a copy:
+// readRange hands out one, so the rewrite never touches a cached block). It
+// checks that the bytes are what the entry says: a chunk that is missing,
+// short, or holds another number of offsets is ErrCorrupt, never NotFound.
+// Both the per-record reads (Connect) and the whole-batch reads (Kafka)
+// use it.
+func (a *Agent) loadEntry(ctx context.Context, e coordinator.IndexEntry) ([]objectlog.Batch, error) {
+	chunk, err := a.cache.readRange(ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
+	switch {
+	case errors.Is(err, objectlog.ErrInvalidRange):
+		return nil, fmt.Errorf("%w: index entry at offset %d points past the end of %s", objectlog.ErrCorrupt, e.BaseOffset, e.SegmentKey)
+	case errors.Is(err, objectlog.ErrNotFound):
+		// The index never names a missing object (DESIGN.md): this is lost
+		// data, not an unknown topic, so it must not read as NotFound.
+		return nil, fmt.Errorf("%w: index entry at offset %d names a missing object: %v", objectlog.ErrCorrupt, e.BaseOffset, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(chunk)) != e.ByteLength {
+		return nil, fmt.Errorf("%w: index entry at offset %d wants bytes %d+%d of %s, the object has %d of them",
+			objectlog.ErrCorrupt, e.BaseOffset, e.ByteOffset, e.ByteLength, e.SegmentKey, len(chunk))
+	}
+	batches, err := objectlog.DecodeChunk(chunk, e.BaseOffset)
+	if err != nil {
+		return nil, fmt.Errorf("%s bytes %d+%d (offset %d): %w", e.SegmentKey, e.ByteOffset, e.ByteLength, e.BaseOffset, err)
+	}
+	if end := batches[len(batches)-1].NextOffset(); end != e.BaseOffset+e.Records {
+		return nil, fmt.Errorf("%w: index entry at offset %d holds %d offsets, its batches in %s take %d",
+			objectlog.ErrCorrupt, e.BaseOffset, e.Records, e.SegmentKey, end-e.BaseOffset)
+	}
+	return batches, nil
 }
 
 // encodedSize is what a record counts against max_bytes: its bytes in the

@@ -26,8 +26,10 @@ package coordinator
 // saw and no producer was acked for; the retry, or the next commit to the
 // partition, makes visible what is durable. (The index entries between hwm
 // and leo are written already, but lookup.lua and offset_for_time.lua stop
-// at hwm.) After a failover that kept a commit but lost its hwm write, hwm
-// stays behind until the next commit to the partition; the embedded index
+// at hwm.) A commit whose WAIT failed is shown once durable by
+// FinishSegment (its agent retries it in the background) or, if that agent
+// died, by the next commit to the partition or CatchUpHighWatermarks (the
+// janitor); so is one whose hwm write a failover lost. The embedded index
 // sets hwm to leo when it restores a snapshot, everything in which is
 // durable.
 //
@@ -150,6 +152,119 @@ func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResu
 	return results, nil
 }
 
+// FinishSegment implements Log.FinishSegment: it reads each chunk's stored
+// commit result (segs) and high watermark in one pipeline; if any committed
+// chunk is still above the high watermark, it waits (durable: a marker
+// write and WAIT, which covers the commit whichever connection ran it) and
+// runs advance_hwm.lua up to the leo each commit returned.
+func (r *Redis) FinishSegment(ctx context.Context, c SegmentCommit) ([]Watermark, error) {
+	op := "finish segment " + c.SegmentID
+	calls, err := r.commitCalls(c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	pipe := r.client.Pipeline()
+	segs := make([]*redis.StringCmd, len(calls))
+	hwms := make([]*redis.StringCmd, len(calls))
+	for i, call := range calls {
+		segs[i] = pipe.HGet(ctx, call.keys[3], c.SegmentID)
+		hwms[i] = pipe.HGet(ctx, call.keys[0], "hwm")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, wrapErr(op, err)
+	}
+	var behind []*chunkCall
+	var parts []ChunkCommit
+	for i, call := range calls {
+		res, err := segs[i].Result()
+		if errors.Is(err, redis.Nil) {
+			continue // this chunk's commit never ran: nothing to show
+		}
+		if err != nil {
+			return nil, wrapErr(op, err)
+		}
+		leoText, _, _ := strings.Cut(res, ";")
+		leo, err := strconv.ParseInt(leoText, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: stored commit result %q", op, ErrUnavailable, res)
+		}
+		hwm, err := hwms[i].Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, wrapErr(op, err)
+		}
+		if hwm < leo {
+			call.leo = leo
+			behind = append(behind, call)
+			parts = append(parts, c.Chunks[i])
+		}
+	}
+	if len(behind) == 0 {
+		return nil, nil
+	}
+	if err := r.durable(ctx); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	if err := r.advanceHighWatermarks(ctx, behind); err != nil {
+		return nil, wrapErr(op+": make offsets visible", err)
+	}
+	out := make([]Watermark, len(behind))
+	for i, call := range behind {
+		out[i] = Watermark{TopicID: parts[i].TopicID, Partition: parts[i].Partition, HighWatermark: call.leo}
+	}
+	return out, nil
+}
+
+// CatchUpHighWatermarks implements Lifecycle.CatchUpHighWatermarks. The
+// log end offsets are read before the WAIT, so the WAIT (a marker write
+// after them, see durable) covers every commit they include.
+func (r *Redis) CatchUpHighWatermarks(ctx context.Context, topicID uuid.UUID, partitions int32) ([]Watermark, error) {
+	op := fmt.Sprintf("catch up high watermarks of topic %s", topicID)
+	if partitions <= 0 {
+		return nil, nil
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.SliceCmd, partitions)
+	for p := range partitions {
+		cmds[p] = pipe.HMGet(ctx, r.partitionMeta(topicID, p), "s", "leo", "hwm")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	var behind []*chunkCall
+	var out []Watermark
+	for p, cmd := range cmds {
+		v := cmd.Val()
+		if len(v) != 3 || v[0] != "live" || v[1] == nil {
+			continue
+		}
+		leoText, _ := v[1].(string)
+		hwmText, _ := v[2].(string)
+		leo, err1 := strconv.ParseInt(leoText, 10, 64)
+		hwm, err2 := strconv.ParseInt(hwmText, 10, 64)
+		if hwmText == "" {
+			hwm, err2 = 0, nil
+		}
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("%s: %w: partition %d meta %v", op, ErrUnavailable, p, v)
+		}
+		if leo > hwm {
+			behind = append(behind, &chunkCall{keys: []string{r.partitionMeta(topicID, int32(p))},
+				tag: topicID.String() + ":" + strconv.Itoa(p), leo: leo})
+			out = append(out, Watermark{TopicID: topicID, Partition: int32(p), HighWatermark: leo})
+		}
+	}
+	if len(behind) == 0 {
+		return nil, nil
+	}
+	if err := r.durable(ctx); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	if err := r.advanceHighWatermarks(ctx, behind); err != nil {
+		return nil, wrapErr(op+": make offsets visible", err)
+	}
+	return out, nil
+}
+
 // durableOnExecution reports whether the index counts a write as durable
 // once the server executed it: no WAIT and no snapshot to wait for. That
 // holds with appendfsync always (the server sends no reply and no PUBLISH
@@ -218,7 +333,7 @@ func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
 		call := &chunkCall{
 			keys: []string{r.partitionMeta(ch.TopicID, ch.Partition), r.partitionKey(ch.TopicID, ch.Partition, "log"),
 				r.partitionKey(ch.TopicID, ch.Partition, "time"), r.partitionKey(ch.TopicID, ch.Partition, "segs")},
-			args: make([]any, 0, 3+7*len(ch.Batches)),
+			args: make([]any, 0, 3+8*len(ch.Batches)),
 			tag:  tag,
 		}
 		call.args = append(call.args, c.SegmentID, c.SegmentKey, ttl)
@@ -229,8 +344,12 @@ func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
 					ch.TopicID, ch.Partition, j, b.Records, b.ByteOffset, b.ByteLength)
 			}
 			ki := 0
+			txf, err := txnFlag(b) // issue 11
+			if err != nil {
+				return nil, fmt.Errorf("topic %s partition %d batch %d: %w", ch.TopicID, ch.Partition, j, err)
+			}
 			if b.ProducerID >= 0 {
-				if b.ProducerEpoch < 0 || b.BaseSequence < 0 {
+				if b.ProducerEpoch < 0 || (b.BaseSequence < 0 && !b.Control) { // issue 11: markers have no sequence
 					return nil, fmt.Errorf("%w: producer %d epoch %d sequence %d", ErrInvalid, b.ProducerID, b.ProducerEpoch, b.BaseSequence)
 				}
 				var ok bool
@@ -240,8 +359,9 @@ func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
 					producerKey[b.ProducerID] = ki
 				}
 			}
-			call.args = append(call.args, b.ByteOffset, b.ByteLength, b.Records, b.MaxTimestamp, ki, b.ProducerEpoch, b.BaseSequence)
+			call.args = append(call.args, b.ByteOffset, b.ByteLength, b.Records, b.MaxTimestamp, ki, b.ProducerEpoch, b.BaseSequence, txf)
 		}
+		call.keys = append(call.keys, r.txnPartitionKeys(ch.TopicID, ch.Partition)...) // issue 11: always the last two
 		if len(ch.Batches) > 0 {
 			call.refKey, call.refMember = r.segmentKey(c.SegmentID, "refs"), tag
 		}
@@ -372,7 +492,7 @@ func (r *Redis) checkWait(wait *redis.Cmd) error {
 		return err
 	}
 	if n < int64(r.opts.WaitReplicas) {
-		return fmt.Errorf("%w: only %d of %d replicas acknowledged the commit within %v", ErrUnavailable, n, r.opts.WaitReplicas, r.waitTimeout())
+		return fmt.Errorf("%w: only %d of %d replicas acknowledged the write within %v", ErrNotEnoughReplicas, n, r.opts.WaitReplicas, r.waitTimeout())
 	}
 	return nil
 }
@@ -527,7 +647,7 @@ func (r *Redis) PartitionState(ctx context.Context, topicID uuid.UUID, partition
 			return PartitionState{}, fmt.Errorf("%s: %w: field value %v", op, ErrUnavailable, v[i+1])
 		}
 	}
-	return PartitionState{LogStartOffset: n[0], HighWatermark: n[1], Bytes: n[2]}, nil
+	return r.withLastStable(ctx, topicID, partition, PartitionState{LogStartOffset: n[0], HighWatermark: n[1], Bytes: n[2]}) // issue 11
 }
 
 // OffsetForTimestamp implements Log.OffsetForTimestamp with the time index.

@@ -38,7 +38,7 @@ var (
 	//go:embed lua/advance_hwm.lua
 	advanceHWMSrc string
 
-	commitScript          = redis.NewScript(commitSrc)
+	commitScript          = redis.NewScript(txnCommitSrc + commitSrc) // issue 11: txn_commit.lua defines txn_apply
 	lookupScript          = redis.NewScript(lookupSrc)
 	offsetForTimeScript   = redis.NewScript(offsetForTimeSrc)
 	topicCreateScript     = redis.NewScript(topicCreateSrc)

@@ -194,7 +194,11 @@ func saysTopicMissing(msg, topic string) bool {
 // is the transport's, and a retry may well succeed.
 func connectionLost(err error) bool {
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		connect.CodeOf(err) == connect.CodeUnavailable && errors.Is(err, io.EOF)
+		connect.CodeOf(err) == connect.CodeUnavailable && errors.Is(err, io.EOF) ||
+		// net/http's HTTP/2 transport keeps these errors unexported: a
+		// connection closed before its first request went out, or after.
+		strings.Contains(err.Error(), "http2: client conn could not be established") ||
+		strings.Contains(err.Error(), "http2: client connection lost")
 }
 
 // servesTLS reports whether hostport completes a TLS handshake, within a

@@ -156,6 +156,9 @@ func TestConnectionLostUnderAStream(t *testing.T) {
 		// What a produce stream cut by kill -9 reported.
 		connect.NewError(connect.CodeInternal, fmt.Errorf("protocol error: incomplete envelope: %w", io.ErrUnexpectedEOF)),
 		fmt.Errorf("delivery timeout 2m0s: %w", connect.NewError(connect.CodeUnavailable, io.ErrUnexpectedEOF)),
+		// net/http's unexported error for a connection closed before its
+		// first request (a TLS port closing on an h2c preface, at times).
+		connect.NewError(connect.CodeUnavailable, errors.New("http2: client conn could not be established")),
 	} {
 		got := cl.explain(err, "k").Error()
 		if !strings.HasPrefix(got, "lost the connection to the Strata agent at http://"+proxy.ln.Addr().String()+" (unavailable; retry)") ||
