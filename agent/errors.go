@@ -29,6 +29,11 @@ var (
 	// while the name now belongs to a new topic; the cache has been
 	// refreshed, so the same request sent again reaches the new topic.
 	errTopicRecreated = errors.New("topic was deleted and created again")
+	// errUnknownTopicID: a request named a topic id (KIP-516) that the
+	// topic of that name does not have, read afresh from the index: the
+	// topic it meant was deleted (and maybe created again), or the id is
+	// wrong. Final, like Kafka's UNKNOWN_TOPIC_ID.
+	errUnknownTopicID = errors.New("unknown topic id")
 	// errFencedMemberEpoch: a group member sent an epoch ahead of its own
 	// (KIP-848's FENCED_MEMBER_EPOCH): it must rejoin with member epoch 0.
 	// It is a coordinator.ErrFenced and reads as one.
@@ -88,6 +93,7 @@ var codeTable = []struct {
 	kafka kafkaError
 }{
 	{errUnknownTopicOrPartition, connect.CodeNotFound, kafkaUnknownTopicOrPartition},
+	{errUnknownTopicID, connect.CodeNotFound, kafkaUnknownTopicID},
 	{errTopicRecreated, connect.CodeUnavailable, kafkaUnknownTopicID},
 	{coordinator.ErrTopicDeleted, connect.CodeNotFound, kafkaUnknownTopicOrPartition},
 	{coordinator.ErrGroupNotFound, connect.CodeNotFound, kafkaGroupIDNotFound},

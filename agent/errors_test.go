@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -29,6 +30,11 @@ func TestConnectErrorCodes(t *testing.T) {
 		{unknownTopic("t", coordinator.ErrNotFound), connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
 		{unknownPartition("t", 5, 2), connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
 		{errTopicRecreated, connect.CodeUnavailable, "UNKNOWN_TOPIC_ID", 100},
+		{errUnknownTopicID, connect.CodeNotFound, "UNKNOWN_TOPIC_ID", 100},
+		{wrongTopicID("t", uuid.New(), uuid.New()), connect.CodeNotFound, "UNKNOWN_TOPIC_ID", 100},
+		{errTopicDeleted("t", true), connect.CodeNotFound, "UNKNOWN_TOPIC_ID", 100},
+		{errTopicDeletedWhileWaiting("t", true), connect.CodeNotFound, "UNKNOWN_TOPIC_ID", 100},
+		{errTopicDeletedWhileWaiting("t", false), connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
 		{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
 		{&offsetRangeError{topic: "t", partition: 1, requested: 9, logStart: 2, highWatermark: 5}, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
 		{coordinator.ErrFenced, connect.CodeFailedPrecondition, "", 0},

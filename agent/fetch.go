@@ -14,7 +14,10 @@ package agent
 // even a larger one), capped by the agent's --max-fetch-bytes. A request
 // may name the topic id its offset belongs to (KIP-516); a topic deleted
 // since, even if created again under its name, is then NotFound, named by
-// its name, rather than read from the old offset.
+// its name, rather than read from the old offset. A request without one is
+// pinned to the topic the name has when it starts: a long poll whose topic
+// is deleted while it waits ends NotFound, never reading a new topic of
+// the name from an offset that was the old one's.
 //
 // Isolation: READ_COMMITTED is answered as READ_UNCOMMITTED until
 // transactions exist, as the proto documents.
@@ -81,6 +84,9 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 		return nil, connectError(err)
 	}
 	p, offset := m.GetPartition(), m.GetOffset()
+	// waited: the request has waited on topic.ID, so its offset is that
+	// topic's, pinned, whether or not the request named the id.
+	waited := false
 	for {
 		key := partitionKey{topic.ID, p}
 		// The hub's channel before the read: a commit landing after the
@@ -92,6 +98,16 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 		records, next, st, err := a.readPartition(ctx, topic, p, offset, maxBytes)
 		if errors.Is(err, coordinator.ErrNotFound) {
 			fresh, ferr := a.partitionGone(ctx, topic, p, wantID)
+			if waited {
+				// The request's offset is the pinned topic's: a new
+				// topic of the name is not read from it.
+				switch {
+				case ferr == nil:
+					ferr = errTopicDeletedWhileWaiting(topic.Name, true)
+				case errors.Is(ferr, errUnknownTopicOrPartition):
+					ferr = errTopicDeletedWhileWaiting(topic.Name, false)
+				}
+			}
 			if ferr == nil {
 				topic = fresh
 				continue
@@ -117,6 +133,7 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 		if err := a.waitForRecords(ctx, wake, deadline); err != nil {
 			return nil, connectError(err)
 		}
+		waited = true
 	}
 }
 
@@ -188,14 +205,35 @@ func parseTopicID(s string) (uuid.UUID, error) {
 
 // errTopicDeleted says, by the topic's name (a client knows no ids unless
 // it asked for them), that the topic a reader followed is gone. recreated:
-// a new topic has the name now, which the reader's positions do not fit.
+// a new topic has the name now, which the reader's positions do not fit;
+// the reader's topic id is unknown, as Kafka says (UNKNOWN_TOPIC_ID).
 func errTopicDeleted(name string, recreated bool) error {
 	if recreated {
-		return fmt.Errorf("%w: topic %q was deleted; it exists again as a new topic, whose offsets are not the old topic's: read it from a position of its own",
-			coordinator.ErrNotFound, name)
+		return &hintError{msg: fmt.Sprintf("%v: topic %q was deleted; it exists again as a new topic, whose offsets are not the old topic's: read it from a position of its own",
+			coordinator.ErrNotFound, name), err: errors.Join(coordinator.ErrNotFound, errUnknownTopicID)}
 	}
 	return &hintError{msg: fmt.Sprintf("topic %q was deleted: it does not exist", name),
 		err: errors.Join(coordinator.ErrNotFound, errUnknownTopicOrPartition)}
+}
+
+// errTopicDeletedWhileWaiting is errTopicDeleted for a long poll whose
+// topic was deleted while it waited (as Subscribe says of a stream).
+func errTopicDeletedWhileWaiting(name string, recreated bool) error {
+	if recreated {
+		return &hintError{msg: fmt.Sprintf("%v: topic %q was deleted while the fetch waited for records; it exists again as a new topic, whose offsets are not the old topic's: read it from a position of its own",
+			coordinator.ErrNotFound, name), err: errors.Join(coordinator.ErrNotFound, errUnknownTopicID)}
+	}
+	return &hintError{msg: fmt.Sprintf("topic %q was deleted while the fetch waited for records: it does not exist", name),
+		err: errors.Join(coordinator.ErrNotFound, errUnknownTopicOrPartition)}
+}
+
+// wrongTopicID says that a request's topic id (KIP-516) is not the one the
+// topic of its name has, read afresh. Whether the topic it meant was
+// deleted or the id was never right cannot be told apart: no record of
+// deleted ids is kept.
+func wrongTopicID(name string, current, given uuid.UUID) error {
+	return &hintError{msg: fmt.Sprintf("topic %q has id %s, not %s: the topic was deleted (and maybe created again), or the id is wrong", name, current, given),
+		err: errors.Join(coordinator.ErrNotFound, errUnknownTopicID)}
 }
 
 // readTopic is partitionTopic for a reader that may name the topic's id:
@@ -222,7 +260,7 @@ func (a *Agent) readTopic(ctx context.Context, name string, partition int32, wan
 		return coordinator.Topic{}, cerr
 	case current.ID != wantID:
 		a.hub.forgetTopic(wantID)
-		return coordinator.Topic{}, errTopicDeleted(name, true)
+		return coordinator.Topic{}, wrongTopicID(name, current.ID, wantID)
 	}
 	return a.partitionTopic(ctx, name, partition)
 }

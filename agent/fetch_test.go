@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -398,7 +399,8 @@ func TestFetchErrors(t *testing.T) {
 		{"negative max_wait", &stratav1.FetchRequest{Topic: topic.Name, MaxWait: durationpb.New(-time.Second)}, connect.CodeInvalidArgument, nil},
 		{"unknown isolation level", &stratav1.FetchRequest{Topic: topic.Name, IsolationLevel: 9}, connect.CodeInvalidArgument, nil},
 		{"malformed topic_id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: "t1"}, connect.CodeInvalidArgument, []string{`topic_id "t1"`}},
-		{"another topic's id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: uuid.NewString()}, connect.CodeNotFound, []string{"exists again as a new topic"}},
+		{"another topic's id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: "00000000-0000-0000-0000-000000000001"}, connect.CodeNotFound,
+			[]string{fmt.Sprintf("topic %q has id %s, not 00000000-0000-0000-0000-000000000001: the topic was deleted (and maybe created again), or the id is wrong", topic.Name, topic.ID)}},
 	} {
 		_, err := doFetch(t.Context(), a, tc.req)
 		if connect.CodeOf(err) != tc.code {
@@ -578,9 +580,18 @@ func TestFetchAfterTheTopicIsRecreated(t *testing.T) {
 		req := fetchReq(old, 0, 5)
 		req.TopicId = oldID
 		resp, err := doFetch(t.Context(), a, req)
-		if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), "exists again as a new topic") ||
-			!strings.Contains(err.Error(), fmt.Sprintf("%q", old.Name)) || strings.Contains(err.Error(), oldID) {
+		// The cached agent saw the old id and says the topic was
+		// deleted; the writer, which knows only the new one, cannot tell
+		// a deleted topic's id from a wrong one and says so.
+		if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), fmt.Sprintf("%q", old.Name)) ||
+			!strings.Contains(err.Error(), "exists again as a new topic") && !strings.Contains(err.Error(), "the topic was deleted (and maybe created again)") {
 			t.Fatalf("%s: fetch at offset 5 of the old topic's id: %v %v, want NotFound naming the topic", name, resp, err)
+		}
+		var ce *connect.Error
+		if errors.As(err, &ce) {
+			if info := detailOf[*stratav1.ErrorInfo](t, ce); info.GetKafkaErrorName() != "UNKNOWN_TOPIC_ID" {
+				t.Fatalf("%s: ErrorInfo %v, want UNKNOWN_TOPIC_ID", name, info)
+			}
 		}
 		// With the new topic's id, or none, the new topic answers.
 		for _, id := range []string{recreated.ID.String(), ""} {
@@ -623,6 +634,81 @@ func TestFetchWaitingOnADeletedTopicEnds(t *testing.T) {
 	// The hub forgot the deleted topic.
 	if parts, topics := a.hub.size(); parts != 0 || topics != 0 {
 		t.Fatalf("the hub keeps %d partitions and %d topics after the topic's deletion", parts, topics)
+	}
+}
+
+// lookupSignal reports each Lookup of topic id once it has returned.
+type lookupSignal struct {
+	Index
+	id   uuid.UUID
+	done chan struct{}
+}
+
+func (l *lookupSignal) Lookup(ctx context.Context, id uuid.UUID, p int32, offset, maxBytes int64) ([]coordinator.IndexEntry, coordinator.PartitionState, error) {
+	entries, st, err := l.Index.Lookup(ctx, id, p, offset, maxBytes)
+	if id == l.id {
+		select {
+		case l.done <- struct{}{}:
+		default:
+		}
+	}
+	return entries, st, err
+}
+
+// A long poll sent without topic_id is pinned to the topic the name has
+// when it starts: deleted and created again while it waits, it ends
+// NotFound rather than reading the new topic from the old one's offset.
+func TestFetchLongPollWithoutTopicIDIsPinned(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, nil)
+	old := env.createTopic(t, 1)
+	signal := &lookupSignal{Index: env.index, id: old.ID, done: make(chan struct{}, 1)}
+	write(t, a, old, 0, objectlog.NoProducer, values(1, "a")...)
+	// A second agent on the same index, whose reads are signalled.
+	reader := *env
+	reader.index = signal
+	r, _ := reader.startAgent(t, nil)
+
+	req := fetchReq(old, 0, 1)
+	req.MaxWait = durationpb.New(5 * time.Second)
+	type answer struct {
+		resp *stratav1.FetchResponse
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := doFetch(t.Context(), r, req)
+		done <- answer{resp, err}
+	}()
+	// The fetch read the old topic's partition (empty at offset 1), so it
+	// is pinned to it now.
+	select {
+	case <-signal.done:
+	case a := <-done:
+		t.Fatalf("the fetch answered before waiting: %v %v", a.resp, a.err)
+	}
+	if err := env.index.DeleteTopic(t.Context(), old.Name); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := env.index.CreateTopic(t.Context(), old.Name, coordinator.TopicConfig{Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, a, fresh, 0, objectlog.NoProducer, values(2, "n0", "n1", "n2")...)
+
+	got := <-done
+	if got.err == nil {
+		t.Fatalf("the fetch of the deleted topic answered records %s of topic %s, want NotFound", offsetsOf(got.resp.Records), got.resp.TopicId)
+	}
+	if connect.CodeOf(got.err) != connect.CodeNotFound ||
+		!strings.Contains(got.err.Error(), fmt.Sprintf("topic %q was deleted while the fetch waited for records", old.Name)) {
+		t.Fatalf("fetch whose topic was deleted while it waited: %v, want NotFound saying so", got.err)
+	}
+	// A new request reads the new topic.
+	resp, err := doFetch(t.Context(), r, req)
+	if err != nil || offsetsOf(resp.Records) != "1,2" || resp.TopicId != fresh.ID.String() {
+		t.Fatalf("a new fetch after the re-creation: %v %v, want the new topic's 1,2", resp, err)
 	}
 }
 

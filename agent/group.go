@@ -724,7 +724,7 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 				return err
 			}
 			if o.TopicID != uuid.Nil && o.TopicID != t.ID {
-				return fmt.Errorf("%w: topic %q was deleted (offsets committed to it are gone); the topic of that name now is another one", coordinator.ErrNotFound, tp.Topic)
+				return wrongTopicID(tp.Topic, t.ID, o.TopicID)
 			}
 			o.TopicID = t.ID
 			offsets[tp] = o
@@ -779,9 +779,13 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 		case !known:
 			id = t.ID // a record from before topic ids
 		}
-		if t.ID != id || (o.TopicID != uuid.Nil && o.TopicID != id) {
+		if t.ID != id {
 			a.groupTopics.invalidate() // the next heartbeat retires the deleted topic
 			return fmt.Errorf("%w: topic %q was deleted and created again: member %q's partitions of the deleted one are gone", coordinator.ErrFenced, tp.Topic, memberID)
+		}
+		if o.TopicID != uuid.Nil && o.TopicID != id {
+			// The member's topic lives: the commit's id is not its.
+			return wrongTopicID(tp.Topic, id, o.TopicID)
 		}
 		o.TopicID = id
 		offsets[tp] = o

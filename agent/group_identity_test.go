@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -128,7 +129,7 @@ func TestGroupOffsetsOfDeletedTopicAreGone(t *testing.T) {
 	// A commit naming the deleted topic's id is refused.
 	_, err = ta.group.CommitOffsets(t.Context(), connect.NewRequest(&stratav1.CommitOffsetsRequest{
 		Group: "g", Offsets: []*stratav1.PartitionOffset{{Topic: "t", Partition: 0, Offset: 3, TopicId: oldID.String()}}}))
-	wantCode(t, err, connect.CodeNotFound, `topic "t" was deleted`)
+	wantCode(t, err, connect.CodeNotFound, `topic "t" has id `+newID.String()+", not "+oldID.String()+": the topic was deleted")
 }
 
 // TestGroupRecreatedTopicIsNotTheSameTopic: a member owning partitions of
@@ -348,4 +349,59 @@ func TestGroupLateRenewalDoesNotReviveMember(t *testing.T) {
 	if len(a.owned) != 1 || len(b.owned) != 1 {
 		t.Fatalf("after a rejoined and the group settled: a %v, b %v", a.owned, b.owned)
 	}
+}
+
+// TestGroupCommitWithAWrongTopicID: a commit naming an id the topic never
+// had, on a topic never deleted, is told the id is not the topic's
+// (Kafka's UNKNOWN_TOPIC_ID), not that the topic was deleted, whether or
+// not a member commits it.
+func TestGroupCommitWithAWrongTopicID(t *testing.T) {
+	ta := startAgent(t, nil)
+	ta.createTopic(t, "fresh", 1, nil)
+	id := ta.topicID(t, "fresh")
+	bogus := uuid.MustParse("00000000-0000-0000-0000-000000000001")
+	want := `topic "fresh" has id ` + id.String() + ", not " + bogus.String() + ": the topic was deleted (and maybe created again), or the id is wrong"
+
+	_, err := ta.group.CommitOffsets(t.Context(), connect.NewRequest(&stratav1.CommitOffsetsRequest{
+		Group: "g", Offsets: []*stratav1.PartitionOffset{{Topic: "fresh", Partition: 0, Offset: 0, TopicId: bogus.String()}}}))
+	wantUnknownTopicID(t, err, want)
+
+	m := newMember(ta, "g2", "fresh")
+	m.mustHeartbeat(t)
+	if len(m.owned) != 1 {
+		t.Fatalf("member owns %v, want fresh/0", m.owned)
+	}
+	_, err = ta.group.CommitOffsets(t.Context(), connect.NewRequest(&stratav1.CommitOffsetsRequest{
+		Group: "g2", MemberId: m.id, MemberEpoch: m.epoch,
+		Offsets: []*stratav1.PartitionOffset{{Topic: "fresh", Partition: 0, Offset: 0, TopicId: bogus.String()}}}))
+	wantUnknownTopicID(t, err, want)
+	// The member's own commit, with the right id, still goes.
+	if err := m.commit(t, "fresh", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantUnknownTopicID checks for a NotFound that says msg and carries
+// Kafka's UNKNOWN_TOPIC_ID in its ErrorInfo.
+func wantUnknownTopicID(t *testing.T, err error, msg string) {
+	t.Helper()
+	wantCode(t, err, connect.CodeNotFound, msg)
+	if strings.Contains(err.Error(), "was deleted;") || strings.Contains(err.Error(), "created again:") {
+		t.Fatalf("error %q says the topic was deleted: it never was", err)
+	}
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("%v is not a Connect error", err)
+	}
+	for _, d := range ce.Details() {
+		if v, derr := d.Value(); derr == nil {
+			if info, ok := v.(*stratav1.ErrorInfo); ok {
+				if info.GetKafkaErrorName() != "UNKNOWN_TOPIC_ID" || info.GetKafkaErrorCode() != 100 {
+					t.Fatalf("ErrorInfo %v, want UNKNOWN_TOPIC_ID (100)", info)
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("%v has no ErrorInfo", err)
 }

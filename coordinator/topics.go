@@ -346,19 +346,25 @@ func (r *Redis) sealPendingDeletes(ctx context.Context) error {
 
 // DescribeTopic returns a live topic.
 func (r *Redis) DescribeTopic(ctx context.Context, name string) (Topic, error) {
+	return r.describeTopic(ctx, "describe topic", name)
+}
+
+// describeTopic is DescribeTopic with its errors prefixed by op, the
+// operation the caller performs (an error of CreatePartitions says so).
+func (r *Redis) describeTopic(ctx context.Context, op, name string) (Topic, error) {
 	id, err := r.resolve(ctx, name)
 	if err != nil {
-		return Topic{}, wrapErr("describe topic", err)
+		return Topic{}, wrapErr(op, err)
 	}
 	f, err := r.client.HGetAll(ctx, r.topicKey(id)).Result()
 	if err != nil {
-		return Topic{}, wrapErr("describe topic "+name, err)
+		return Topic{}, wrapErr(op+" "+name, err)
 	}
 	if len(f) == 0 || f["deleted"] != "" || f["name"] != name {
-		return Topic{}, fmt.Errorf("describe topic: %w: topic %q", ErrNotFound, name)
+		return Topic{}, fmt.Errorf("%s: %w: topic %q", op, ErrNotFound, name)
 	}
 	t, err := parseTopic(id, f)
-	return t, wrapErr("describe topic "+name, err)
+	return t, wrapErr(op+" "+name, err)
 }
 
 // ListTopics returns the live topics sorted by name.
@@ -405,7 +411,7 @@ func (r *Redis) ListTopics(ctx context.Context) ([]Topic, error) {
 // default. The whole resulting config is validated before anything is
 // written.
 func (r *Redis) UpdateTopicConfig(ctx context.Context, name string, set map[string]string) (Topic, error) {
-	t, err := r.DescribeTopic(ctx, name)
+	t, err := r.describeTopic(ctx, "update topic", name)
 	if err != nil {
 		return Topic{}, err
 	}
@@ -475,7 +481,7 @@ func (r *Redis) ApplyConfig(cfg TopicConfig, set map[string]string) (TopicConfig
 // a reader can see takes commits.
 func (r *Redis) CreatePartitions(ctx context.Context, name string, total int32) (Topic, error) {
 	for {
-		t, err := r.DescribeTopic(ctx, name)
+		t, err := r.describeTopic(ctx, "create partitions", name)
 		if err != nil {
 			return Topic{}, err
 		}

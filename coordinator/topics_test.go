@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/stratabroker/strata/coordinator"
 )
 
@@ -232,6 +234,50 @@ func TestDeleteTopicFinishesInterruptedDelete(t *testing.T) {
 			wantErr(t, res.Batches[0].Err, coordinator.ErrTopicDeleted)
 		}
 	})
+}
+
+// TestTopicUpdateErrorsNameTheirOperation: CreatePartitions and
+// UpdateTopicConfig read the topic first; an error of that read is said as
+// theirs, not as a describe the caller never made.
+func TestTopicUpdateErrorsNameTheirOperation(t *testing.T) {
+	t.Parallel()
+	m := miniredis.RunT(t)
+	r, err := coordinator.Open(t.Context(), "redis://"+m.Addr(), coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	createTopic(t, r, "cp", 1)
+	for _, c := range []struct {
+		op   string
+		call func() error
+	}{
+		{"create partitions", func() error { _, err := r.CreatePartitions(t.Context(), "nope", 2); return err }},
+		{"update topic", func() error {
+			_, err := r.UpdateTopicConfig(t.Context(), "nope", map[string]string{"retention.ms": "1000"})
+			return err
+		}},
+	} {
+		if err := c.call(); !errors.Is(err, coordinator.ErrNotFound) || !strings.HasPrefix(err.Error(), c.op+": ") {
+			t.Errorf("%s of a missing topic: %v, want NotFound said as %q", c.op, err, c.op)
+		}
+	}
+	m.SetError("LOADING the index is loading")
+	for _, c := range []struct {
+		op   string
+		call func() error
+	}{
+		{"create partitions", func() error { _, err := r.CreatePartitions(t.Context(), "cp", 2); return err }},
+		{"update topic", func() error {
+			_, err := r.UpdateTopicConfig(t.Context(), "cp", map[string]string{"retention.ms": "1000"})
+			return err
+		}},
+	} {
+		err := c.call()
+		if err == nil || !strings.HasPrefix(err.Error(), c.op) || strings.Contains(err.Error(), "describe topic") {
+			t.Errorf("%s with the index failing: %v, want an error said as %q", c.op, err, c.op)
+		}
+	}
 }
 
 // wantLimit checks that err is kind and a LimitError with want's limit.

@@ -7,15 +7,18 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -141,6 +144,15 @@ func (c *client) explain(err error, topic string) error {
 	if errors.As(err, &dnsErr) {
 		return fmt.Errorf("cannot reach a Strata agent at %s: host %s not found", c.addr, dnsErr.Name)
 	}
+	if connectionLost(err) {
+		// An agent serving TLS drops an h2c client's first bytes; an
+		// agent that died mid-request drops the connection too. A TLS
+		// handshake tells the two apart.
+		if u := strings.TrimPrefix(c.addr, "http://"); u != c.addr && servesTLS(u) {
+			return fmt.Errorf("the agent at %s dropped the connection: it serves TLS; use --addr https://%s", c.addr, u)
+		}
+		return fmt.Errorf("lost the connection to the Strata agent at %s (unavailable; retry): %v", c.addr, connectMessage(err))
+	}
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		return err
@@ -151,7 +163,7 @@ func (c *client) explain(err error, topic string) error {
 	}
 	switch ce.Code() {
 	case connect.CodeNotFound:
-		if topic != "" {
+		if topic != "" && saysTopicMissing(ce.Message(), topic) {
 			return topicNotFound(topic)
 		}
 		return errors.New(ce.Message())
@@ -167,6 +179,41 @@ func (c *client) explain(err error, topic string) error {
 
 // errInterrupted ends a command stopped by Ctrl-C (or SIGTERM).
 var errInterrupted = errors.New("interrupted")
+
+// saysTopicMissing reports whether an agent's NOT_FOUND message says the
+// topic does not exist, as opposed to naming something else that is gone
+// (a partition, or a topic deleted under a reader and created again,
+// whose own message says what to do).
+func saysTopicMissing(msg, topic string) bool {
+	return strings.Contains(msg, "does not exist") || strings.HasSuffix(msg, fmt.Sprintf("topic %q", topic))
+}
+
+// connectionLost reports whether err is a connection that closed under a
+// request: the agent died (kill -9, a crash) or was never speaking our
+// protocol. Connect calls an envelope cut short INTERNAL; the condition
+// is the transport's, and a retry may well succeed.
+func connectionLost(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		connect.CodeOf(err) == connect.CodeUnavailable && errors.Is(err, io.EOF) ||
+		// net/http's HTTP/2 transport keeps these errors unexported: a
+		// connection closed before its first request went out, or after.
+		strings.Contains(err.Error(), "http2: client conn could not be established") ||
+		strings.Contains(err.Error(), "http2: client connection lost")
+}
+
+// servesTLS reports whether hostport completes a TLS handshake, within a
+// second. The certificate is not checked: this only picks the hint.
+func servesTLS(hostport string) bool {
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a probe, nothing is sent
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
 
 func topicNotFound(topic string) error {
 	return fmt.Errorf("topic %q does not exist; create it with `strata topic create %s`", topic, topic)

@@ -195,6 +195,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"topic", "create", "x", "--nonsense"}, []string{"flag provided but not defined"}},
 		{[]string{"topic", "list", "--output", "xml"}, []string{`--output "xml"`, "table or json"}},
 		{[]string{"topic", "alter", "one"}, []string{"nothing to change"}},
+		{[]string{"topic", "alter", "one", "--partitions", "0"}, []string{"--partitions 0", "above the current one"}},
+		{[]string{"topic", "alter", "one", "--partitions", "-2", "--addr", addr}, []string{"--partitions -2"}},
 		{[]string{"topic", "list", "--protocol", "soap"}, []string{`--protocol "soap"`}},
 		{[]string{"topic", "list", "--addr", "ftp://host:1"}, []string{"--addr", "want http or https"}},
 		{[]string{"produce", "one", "--batch-records", "0", "--addr", addr}, []string{"--batch-records 0"}},

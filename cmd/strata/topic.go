@@ -263,10 +263,12 @@ Example:
 	if err != nil {
 		return err
 	}
-	if len(configs) == 0 && *partitions == 0 {
+	partitionsGiven := false
+	fs.Visit(func(f *flag.Flag) { partitionsGiven = partitionsGiven || f.Name == "partitions" })
+	if len(configs) == 0 && !partitionsGiven {
 		return usagef(cmd, "nothing to change: give --config key=value and/or --partitions N")
 	}
-	if *partitions < 0 || *partitions > math.MaxInt32 {
+	if partitionsGiven && *partitions < 1 || *partitions > math.MaxInt32 {
 		return usagef(cmd, "--partitions %d: want a partition count above the current one", *partitions)
 	}
 	cl, err := cf.dial(fs)

@@ -110,8 +110,12 @@ type FetchRequest struct {
 	// FetchResponse or SubscribeResponse gave it (KIP-516 topic ids). Set,
 	// the fetch fails with NOT_FOUND if the topic was deleted since, even if
 	// a topic of the same name exists again: an offset of the old topic
-	// would name other records in the new one. Empty reads whatever topic
-	// has the name now. A value that is not a UUID is INVALID_ARGUMENT.
+	// would name other records in the new one. The message then says the
+	// id is not the topic's (Kafka's UNKNOWN_TOPIC_ID in the ErrorInfo).
+	// Empty means the topic the name has when the request starts: a long
+	// poll whose topic is deleted while it waits fails with NOT_FOUND too,
+	// never reading a topic created again under the name. A value that is
+	// not a UUID is INVALID_ARGUMENT.
 	TopicId       string `protobuf:"bytes,7,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

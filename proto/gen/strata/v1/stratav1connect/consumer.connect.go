@@ -49,9 +49,10 @@ type ConsumerServiceClient interface {
 	//
 	// A fetch at the high watermark waits up to max_wait for new records
 	// (long poll) and answers with none if nothing arrived. Errors: NOT_FOUND
-	// for an unknown topic or partition, or for a topic_id that is no longer
-	// the topic's (the topic was deleted, and maybe created again: the
-	// message names the topic); OUT_OF_RANGE for an offset below the log
+	// for an unknown topic or partition, for a topic_id that is not the
+	// topic's (the topic was deleted, and maybe created again, or the id is
+	// wrong: the message names the topic and both ids), or for a topic
+	// deleted while the fetch waited; OUT_OF_RANGE for an offset below the log
 	// start or above the high watermark (the message gives both bounds,
 	// and an OffsetOutOfRange detail carries them, see errors.proto).
 	//
@@ -153,9 +154,10 @@ type ConsumerServiceHandler interface {
 	//
 	// A fetch at the high watermark waits up to max_wait for new records
 	// (long poll) and answers with none if nothing arrived. Errors: NOT_FOUND
-	// for an unknown topic or partition, or for a topic_id that is no longer
-	// the topic's (the topic was deleted, and maybe created again: the
-	// message names the topic); OUT_OF_RANGE for an offset below the log
+	// for an unknown topic or partition, for a topic_id that is not the
+	// topic's (the topic was deleted, and maybe created again, or the id is
+	// wrong: the message names the topic and both ids), or for a topic
+	// deleted while the fetch waited; OUT_OF_RANGE for an offset below the log
 	// start or above the high watermark (the message gives both bounds,
 	// and an OffsetOutOfRange detail carries them, see errors.proto).
 	//

@@ -83,8 +83,12 @@ export type FetchRequest = Message<"strata.v1.FetchRequest"> & {
    * FetchResponse or SubscribeResponse gave it (KIP-516 topic ids). Set,
    * the fetch fails with NOT_FOUND if the topic was deleted since, even if
    * a topic of the same name exists again: an offset of the old topic
-   * would name other records in the new one. Empty reads whatever topic
-   * has the name now. A value that is not a UUID is INVALID_ARGUMENT.
+   * would name other records in the new one. The message then says the
+   * id is not the topic's (Kafka's UNKNOWN_TOPIC_ID in the ErrorInfo).
+   * Empty means the topic the name has when the request starts: a long
+   * poll whose topic is deleted while it waits fails with NOT_FOUND too,
+   * never reading a topic created again under the name. A value that is
+   * not a UUID is INVALID_ARGUMENT.
    *
    * @generated from field: string topic_id = 7;
    */
@@ -532,9 +536,10 @@ export const ConsumerService: GenService<{
    *
    * A fetch at the high watermark waits up to max_wait for new records
    * (long poll) and answers with none if nothing arrived. Errors: NOT_FOUND
-   * for an unknown topic or partition, or for a topic_id that is no longer
-   * the topic's (the topic was deleted, and maybe created again: the
-   * message names the topic); OUT_OF_RANGE for an offset below the log
+   * for an unknown topic or partition, for a topic_id that is not the
+   * topic's (the topic was deleted, and maybe created again, or the id is
+   * wrong: the message names the topic and both ids), or for a topic
+   * deleted while the fetch waited; OUT_OF_RANGE for an offset below the log
    * start or above the high watermark (the message gives both bounds,
    * and an OffsetOutOfRange detail carries them, see errors.proto).
    *
