@@ -16,8 +16,8 @@ package agent
 // since, even if created again under its name, is then NotFound, named by
 // its name, rather than read from the old offset.
 //
-// Isolation: READ_COMMITTED is answered as READ_UNCOMMITTED until
-// transactions exist, as the proto documents.
+// Isolation: READ_COMMITTED reads up to the last stable offset and leaves
+// aborted transactions out (read_committed.go).
 
 import (
 	"context"
@@ -89,7 +89,7 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 		// commits it is above the index's, and a wait that believed it
 		// would read the index in a tight loop.
 		wake, _ := a.hub.changed(key)
-		records, next, st, err := a.readPartition(ctx, topic, p, offset, maxBytes)
+		records, next, st, err := a.readIsolated(ctx, m.GetIsolationLevel(), topic, p, offset, maxBytes, true)
 		if errors.Is(err, coordinator.ErrNotFound) {
 			// The cached topic may be a deleted one whose name now
 			// belongs to a new topic; ask the index once more.
@@ -375,7 +375,7 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 		if b.NextOffset() <= *next {
 			continue
 		}
-		if b.Attrs.Control() {
+		if b.Attrs.Control() || abortedBatch(ctx, b) {
 			*next = b.NextOffset()
 			continue
 		}

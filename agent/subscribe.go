@@ -322,7 +322,7 @@ func (s *subscription) step(ctx context.Context, send func(*stratav1.SubscribeRe
 	s.rr = (ready[0] + 1) % n
 	for _, i := range ready {
 		f := s.follows[i]
-		recs, next, st, err := s.a.readRecords(ctx, s.topic, f.key.partition, f.next, s.maxBytes-size, len(out) == 0)
+		recs, next, st, err := s.a.readIsolated(ctx, s.req.GetIsolationLevel(), s.topic, f.key.partition, f.next, s.maxBytes-size, len(out) == 0)
 		if errors.Is(err, coordinator.ErrNotFound) {
 			// The topic is gone: its records read so far are not worth
 			// sending before the stream ends.

@@ -31,8 +31,10 @@ const (
 	IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED IsolationLevel = 0
 	// Every committed record up to the high watermark.
 	IsolationLevel_ISOLATION_LEVEL_READ_UNCOMMITTED IsolationLevel = 1
-	// Only records of committed transactions, up to the last stable offset.
-	// Reserved for transactions; answered as READ_UNCOMMITTED until then.
+	// Only records of committed transactions, up to the last stable offset
+	// (Kafka's read_committed, KIP-98): records of aborted transactions are
+	// never returned, and none at or past the first offset of a transaction
+	// still open on the partition.
 	IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED IsolationLevel = 2
 )
 

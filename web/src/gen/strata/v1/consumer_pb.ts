@@ -501,8 +501,10 @@ export enum IsolationLevel {
   READ_UNCOMMITTED = 1,
 
   /**
-   * Only records of committed transactions, up to the last stable offset.
-   * Reserved for transactions; answered as READ_UNCOMMITTED until then.
+   * Only records of committed transactions, up to the last stable offset
+   * (Kafka's read_committed, KIP-98): records of aborted transactions are
+   * never returned, and none at or past the first offset of a transaction
+   * still open on the partition.
    *
    * @generated from enum value: ISOLATION_LEVEL_READ_COMMITTED = 2;
    */
