@@ -184,6 +184,11 @@ func (s *subscription) add(ctx context.Context, p int32, created bool) error {
 	if err != nil {
 		return err
 	}
+	if s.req.GetIsolationLevel() == stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED {
+		// Its end is the last stable offset (read_committed.go): "latest"
+		// starts there, before the open transactions, as in Kafka.
+		st.HighWatermark = st.LastStableOffset
+	}
 	f := &follow{key: key, indexHWM: st.HighWatermark, hubSeen: -1}
 	start := s.req.GetStart()
 	if off, ok := s.req.GetPartitionOffsets()[p]; ok {

@@ -197,45 +197,57 @@ func TestTxnSubscribeWaitsForTheLSO(t *testing.T) {
 	if _, err := produce(t.Context(), ta.producer, "txn-sub", &stratav1.Record{Partition: new(int32), Value: []byte("plain")}); err != nil {
 		t.Fatal(err)
 	}
-	stream, err := ta.consumer.Subscribe(t.Context(), connect.NewRequest(&stratav1.SubscribeRequest{Topic: "txn-sub",
-		Start: &stratav1.SubscribeRequest_Earliest{Earliest: true}, IsolationLevel: committed}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stream.Close()
-	got := make(chan []string, 8)
-	go func() {
-		for stream.Receive() {
-			var vs []string
-			for _, r := range stream.Msg().GetRecords() {
-				vs = append(vs, string(r.GetValue()))
-			}
-			if len(vs) > 0 {
-				got <- vs
-			}
+	// From the earliest offset, and from the latest: for read_committed,
+	// that is the LSO, before the open transaction, as in Kafka.
+	var streams []chan []string
+	for _, req := range []*stratav1.SubscribeRequest{
+		{Topic: "txn-sub", Start: &stratav1.SubscribeRequest_Earliest{Earliest: true}, IsolationLevel: committed},
+		{Topic: "txn-sub", Start: &stratav1.SubscribeRequest_Latest{Latest: true}, IsolationLevel: committed},
+	} {
+		stream, err := ta.consumer.Subscribe(t.Context(), connect.NewRequest(req))
+		if err != nil {
+			t.Fatal(err)
 		}
-		close(got)
-	}()
-	select {
-	case vs := <-got:
-		t.Fatalf("records %q past an open transaction", vs)
-	case <-time.After(300 * time.Millisecond):
+		defer stream.Close()
+		got := make(chan []string, 8)
+		go func() {
+			for stream.Receive() {
+				var vs []string
+				for _, r := range stream.Msg().GetRecords() {
+					vs = append(vs, string(r.GetValue()))
+				}
+				if len(vs) > 0 {
+					got <- vs
+				}
+			}
+			close(got)
+		}()
+		streams = append(streams, got)
+	}
+	for i, got := range streams {
+		select {
+		case vs := <-got:
+			t.Fatalf("stream %d: records %q past an open transaction", i, vs)
+		case <-time.After(300 * time.Millisecond):
+		}
 	}
 	must(t, c.end(true))
-	var all []string
-	deadline := time.After(30 * time.Second)
-	for len(all) < 2 {
-		select {
-		case vs, ok := <-got:
-			if !ok {
-				t.Fatalf("stream ended: %v (got %q)", stream.Err(), all)
+	for i, got := range streams {
+		var all []string
+		deadline := time.After(30 * time.Second)
+		for len(all) < 2 {
+			select {
+			case vs, ok := <-got:
+				if !ok {
+					t.Fatalf("stream %d ended (got %q)", i, all)
+				}
+				all = append(all, vs...)
+			case <-deadline:
+				t.Fatalf("stream %d: after the commit got %q, want [t-0 plain]", i, all)
 			}
-			all = append(all, vs...)
-		case <-deadline:
-			t.Fatalf("after the commit got %q, want [t-0 plain]", all)
 		}
+		wantValues(t, fmt.Sprintf("stream %d after the commit", i), all, "t-0", "plain")
 	}
-	wantValues(t, "after the commit", all, "t-0", "plain")
 }
 
 // TestTxnProduceChecks: a transactional produce needs its partitions added
