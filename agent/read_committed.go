@@ -104,6 +104,20 @@ func (a *Agent) readCommitted(ctx context.Context, topic coordinator.Topic, part
 	return recs, next, rst, nil
 }
 
+// lastStableOffset is the partition's LSO: ListOffsets' "latest" under
+// read_committed, as in Kafka.
+func (a *Agent) lastStableOffset(ctx context.Context, name string, partition int32) (int64, error) {
+	topic, err := a.partitionTopic(ctx, name, partition)
+	if err != nil {
+		return 0, err
+	}
+	st, err := a.index.PartitionState(ctx, topic.ID, partition)
+	if err != nil {
+		return 0, err
+	}
+	return st.LastStableOffset, nil
+}
+
 // maxAbortedPerRead is the most aborted transactions the index returns
 // for one range (coordinator.Transactions.AbortedTransactions).
 const maxAbortedPerRead = 1000

@@ -123,6 +123,14 @@ func TestTxnReadCommitted(t *testing.T) {
 	}
 	got, _ = ta.fetchValues(t, "txn-rc", 0, 0, uncommitted)
 	wantValues(t, "read_uncommitted while open", got, "c1-0", "c1-1", "plain1")
+	// ListOffsets "latest": the LSO under read_committed, as in Kafka.
+	for level, want := range map[stratav1.IsolationLevel]int64{committed: 0, uncommitted: 3} {
+		lo, err := ta.consumer.ListOffsets(t.Context(), connect.NewRequest(&stratav1.ListOffsetsRequest{IsolationLevel: level,
+			Partitions: []*stratav1.ListOffsetsPartition{{Topic: "txn-rc", Spec: &stratav1.ListOffsetsPartition_Latest{Latest: true}}}}))
+		if err != nil || lo.Msg.GetPartitions()[0].GetOffset() != want {
+			t.Fatalf("ListOffsets latest %v: %v, %v; want %d", level, lo, err, want)
+		}
+	}
 
 	// A long poll at the LSO waits (the plain record is past it), and
 	// answers empty.

@@ -217,6 +217,12 @@ func (p *Producer) endTxn(ctx context.Context, commit bool) error {
 	}
 	p.txn.mu.Lock()
 	txnErr, began := p.txn.err, p.txn.epoch
+	if len(p.txn.parts) == 0 && len(p.txn.groups) == 0 && txnErr == nil {
+		// Nothing was added: the agent knows of no transaction to end.
+		p.txn.open, p.txn.parts, p.txn.groups = false, nil, nil
+		p.txn.mu.Unlock()
+		return nil
+	}
 	p.txn.mu.Unlock()
 	id := p.txnProducer()
 	if commit && txnErr != nil {
@@ -237,4 +243,12 @@ func (p *Producer) endTxn(ctx context.Context, commit bool) error {
 	p.txn.open, p.txn.parts, p.txn.groups, p.txn.err = false, nil, nil, nil
 	p.txn.mu.Unlock()
 	return nil
+}
+
+// isolationLevel is the fetch isolation of GroupConsumerConfig.ReadCommitted.
+func isolationLevel(readCommitted bool) stratav1.IsolationLevel {
+	if readCommitted {
+		return stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED
+	}
+	return stratav1.IsolationLevel_ISOLATION_LEVEL_READ_UNCOMMITTED
 }

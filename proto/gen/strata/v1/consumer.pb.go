@@ -555,9 +555,9 @@ type ListOffsetsRequest struct {
 	// The lookups, at most 1000; answered in the same order. A partition may
 	// appear more than once (with different specs).
 	Partitions []*ListOffsetsPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	// Which records count. Reserved for transactions (Kafka answers "latest"
-	// with the last stable offset under READ_COMMITTED); answered as
-	// READ_UNCOMMITTED until then.
+	// Which records count: under READ_COMMITTED, "latest" is the partition's
+	// last stable offset (the first offset of its oldest open transaction, or
+	// the high watermark), as Kafka answers it (KIP-98).
 	IsolationLevel IsolationLevel `protobuf:"varint,2,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -320,9 +320,9 @@ export type ListOffsetsRequest = Message<"strata.v1.ListOffsetsRequest"> & {
   partitions: ListOffsetsPartition[];
 
   /**
-   * Which records count. Reserved for transactions (Kafka answers "latest"
-   * with the last stable offset under READ_COMMITTED); answered as
-   * READ_UNCOMMITTED until then.
+   * Which records count: under READ_COMMITTED, "latest" is the partition's
+   * last stable offset (the first offset of its oldest open transaction, or
+   * the high watermark), as Kafka answers it (KIP-98).
    *
    * @generated from field: strata.v1.IsolationLevel isolation_level = 2;
    */
