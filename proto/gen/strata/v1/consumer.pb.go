@@ -202,6 +202,9 @@ type FetchResponse struct {
 	// The offset to fetch next.
 	NextOffset int64 `protobuf:"varint,2,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
 	// The partition's high watermark: the offset the next record will get.
+	// Under READ_COMMITTED, its last stable offset instead: where such a
+	// reader is caught up (Kafka's read_committed consumers measure their lag
+	// to it too).
 	HighWatermark int64 `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	// The partition's first offset still readable.
 	LogStartOffset int64 `protobuf:"varint,4,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`

@@ -116,6 +116,9 @@ export type FetchResponse = Message<"strata.v1.FetchResponse"> & {
 
   /**
    * The partition's high watermark: the offset the next record will get.
+   * Under READ_COMMITTED, its last stable offset instead: where such a
+   * reader is caught up (Kafka's read_committed consumers measure their lag
+   * to it too).
    *
    * @generated from field: int64 high_watermark = 3;
    */
