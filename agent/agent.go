@@ -20,6 +20,7 @@ type Index interface {
 	coordinator.Notifier
 	coordinator.Agents
 	coordinator.Groups
+	coordinator.Transactions
 }
 
 // Agent serves the public API over one object store and one index. It keeps
@@ -47,6 +48,7 @@ type Agent struct {
 	janitorMu   sync.Mutex
 	janitorLive map[string]topicPartition
 	janitorDone chan struct{} // closed when the janitor loop ends
+	reaperDone  chan struct{} // closed when the transaction reaper ends
 
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
@@ -79,6 +81,7 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 
 		janitorLive: map[string]topicPartition{},
 		janitorDone: make(chan struct{}),
+		reaperDone:  make(chan struct{}),
 	}
 	a.topics = newTopicCache(index, cfg.TopicCacheTTL)
 	a.groupTopics = &topicCounts{index: index, ttl: cfg.TopicCacheTTL}
@@ -101,6 +104,11 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		go a.runJanitor(runCtx)
 	} else {
 		close(a.janitorDone)
+	}
+	if cfg.TxnReaperInterval > 0 {
+		go a.runTxnReaper(runCtx)
+	} else {
+		close(a.reaperDone)
 	}
 	return a, nil
 }
@@ -139,6 +147,7 @@ func (a *Agent) Close(ctx context.Context) error {
 		a.stop()
 		<-a.done
 		<-a.janitorDone
+		<-a.reaperDone
 	})
 	return err
 }

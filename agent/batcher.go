@@ -36,6 +36,9 @@ type partitionBatch struct {
 	key     partitionKey
 	spec    objectlog.BatchSpec
 	records []objectlog.Record
+	// controlType is the control record's type (coordinator.ControlAbort
+	// or ControlCommit) when spec.Control: the index needs it (txn.go).
+	controlType int16
 }
 
 // pendingBatch is a batch waiting for its segment's commit.
@@ -53,6 +56,15 @@ type openSegment struct {
 	pending []*pendingBatch
 	batches map[partitionKey]int // batches so far per chunk
 	bytes   int64                // buffer accounting to release after the commit
+	// controls are the control record types of the segment's control
+	// batches (transaction markers), by chunk and ordinal.
+	controls map[batchRef]int16
+}
+
+// batchRef names a batch of a segment: its chunk and position in it.
+type batchRef struct {
+	key     partitionKey
+	ordinal int
 }
 
 type batcher struct {
@@ -146,6 +158,12 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 		}
 		p := &pendingBatch{key: pb.key, ordinal: seg.batches[pb.key], done: make(chan struct{})}
 		seg.batches[pb.key]++
+		if pb.spec.Control {
+			if seg.controls == nil {
+				seg.controls = map[batchRef]int16{}
+			}
+			seg.controls[batchRef{pb.key, p.ordinal}] = pb.controlType
+		}
 		seg.pending = append(seg.pending, p)
 		out = append(out, p)
 	}
@@ -329,6 +347,11 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 				ProducerID:    bi.ProducerID,
 				ProducerEpoch: bi.ProducerEpoch,
 				BaseSequence:  bi.BaseSequence,
+				Transactional: bi.Attrs.Transactional(),
+				Control:       bi.Attrs.Control(),
+			}
+			if bi.Attrs.Control() {
+				cc.Batches[j].ControlType = seg.controls[batchRef{partitionKey{c.TopicID, c.Partition}, j}]
 			}
 		}
 		commit.Chunks[i] = cc

@@ -101,6 +101,9 @@ type Config struct {
 	// JanitorInterval is how often the agent tries to run a janitor pass
 	// (retention, deleted topics, garbage collection); 0 disables it.
 	JanitorInterval time.Duration `yaml:"janitor-interval"`
+	// TxnReaperInterval is how often the agent tries to abort transactions
+	// left open past their timeout (txn_reaper.go); 0 disables it.
+	TxnReaperInterval time.Duration `yaml:"txn-reaper-interval"`
 	// OrphanGrace is how old a segment object must be before the janitor
 	// may delete it; it must exceed a flush's upload and commit time.
 	OrphanGrace time.Duration `yaml:"orphan-grace"`
@@ -165,6 +168,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GroupMaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session a group member may ask for")
 	fs.DurationVar(&c.GroupHeartbeatInterval, "group-heartbeat-interval", 5*time.Second, "how often group members heartbeat (at most a third of their session)")
 	fs.DurationVar(&c.JanitorInterval, "janitor-interval", time.Minute, "how often to run the janitor (retention, deleted topics, deleting unreferenced and orphaned segments); one agent at a time runs it; 0 disables it on this agent")
+	fs.DurationVar(&c.TxnReaperInterval, "txn-reaper-interval", 10*time.Second, "how often to look for transactions open past their timeout and abort them; one agent at a time does, under a lease; 0 disables it on this agent")
 	fs.DurationVar(&c.OrphanGrace, "orphan-grace", time.Hour, "age before the janitor may delete a segment object; must exceed commit-timeout plus a minute (a flush's upload and commit)")
 	fs.DurationVar(&c.UnreferencedGrace, "unreferenced-grace", 10*time.Minute, "how long a segment object stays after retention or DeleteRecords removed its last index entry, for fetches in flight")
 	fs.IntVar(&c.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", 4096, "largest metadata a committed offset may carry, in bytes (Kafka's offset.metadata.max.bytes)")
@@ -228,6 +232,7 @@ func (c *Config) validate() error {
 		"group-session-timeout (%s) must be within [%s, %s]", c.GroupSessionTimeout, c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
 	check(c.GroupHeartbeatInterval > 0, "group-heartbeat-interval must be positive")
 	check(c.JanitorInterval >= 0, "janitor-interval must not be negative")
+	check(c.TxnReaperInterval >= 0, "txn-reaper-interval must not be negative")
 	// A flush gives its upload and commit commit-timeout plus a minute; an
 	// object younger than that may still be committed.
 	check(c.OrphanGrace > c.CommitTimeout+time.Minute, "orphan-grace (%s) must exceed commit-timeout plus a minute (%s)", c.OrphanGrace, c.CommitTimeout+time.Minute)

@@ -19,8 +19,8 @@ package agent
 // is deleted while it waits ends NotFound, never reading a new topic of
 // the name from an offset that was the old one's.
 //
-// Isolation: READ_COMMITTED is answered as READ_UNCOMMITTED until
-// transactions exist, as the proto documents.
+// Isolation: READ_COMMITTED reads up to the last stable offset and leaves
+// aborted transactions out (read_committed.go).
 
 import (
 	"context"
@@ -95,7 +95,7 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 		// commits it is above the index's, and a wait that believed it
 		// would read the index in a tight loop.
 		wake, _ := a.hub.changed(key)
-		records, next, st, err := a.readPartition(ctx, topic, p, offset, maxBytes)
+		records, next, st, err := a.readIsolated(ctx, m.GetIsolationLevel(), topic, p, offset, maxBytes, true)
 		if errors.Is(err, coordinator.ErrNotFound) {
 			fresh, ferr := a.partitionGone(ctx, topic, p, wantID)
 			if waited {
@@ -403,7 +403,7 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 		if b.NextOffset() <= *next {
 			continue
 		}
-		if b.Attrs.Control() {
+		if b.Attrs.Control() || abortedBatch(ctx, b) {
 			*next = b.NextOffset()
 			continue
 		}

@@ -467,8 +467,8 @@ func TestFetchSkipsControlBatches(t *testing.T) {
 	env := newReadEnv(t)
 	a, _ := env.startAgent(t, nil)
 	topic := env.createTopic(t, 1)
-	control := objectlog.NoProducer
-	control.Control = true
+	// Transaction markers with nothing open on the partition.
+	control := objectlog.BatchSpec{ProducerID: 5, ProducerEpoch: 0, BaseSequence: -1, Transactional: true, Control: true}
 	write(t, a, topic, 0, control, values(1, "marker")...)
 	write(t, a, topic, 0, objectlog.NoProducer, values(1, "a", "b")...)
 	write(t, a, topic, 0, control, values(1, "marker")...)

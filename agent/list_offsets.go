@@ -90,6 +90,9 @@ func (a *Agent) ListOffsets(ctx context.Context, req *connect.Request[stratav1.L
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			res, err := a.listOffsetsPartition(ctx, q)
+			if err == nil && q.GetLatest() && m.GetIsolationLevel() == stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED {
+				res.Offset, err = a.lastStableOffset(ctx, q.GetTopic(), q.GetPartition())
+			}
 			if err != nil {
 				once.Do(func() { firstErr = err; cancel() })
 				return

@@ -246,6 +246,17 @@ func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 			}
 		}
 	}
+	if req.GetTransactionalId() != "" {
+		if !idem {
+			return nil, invalidf("transactional_id %q needs producer_id and base_sequences: a transactional request is idempotent", req.GetTransactionalId())
+		}
+		if err := a.checkTxnProduce(ctx, req, batches); err != nil {
+			return nil, err
+		}
+		for i := range batches {
+			batches[i].spec.Transactional = true
+		}
+	}
 	pending, err := a.batcher.append(ctx, batches)
 	if err != nil {
 		return nil, err

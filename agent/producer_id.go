@@ -3,8 +3,9 @@ package agent
 // ProducerService.InitProducerId: Kafka's InitProducerId (KIP-98), with the
 // epoch bump of an existing id (KIP-360). The index keeps ids, epochs and
 // transactional ids (coordinator.Producers); the sequence checks happen in
-// the segment commit. Transactions are not served yet: a transactional id
-// names a stable, fenced producer id and stores its timeout for them.
+// the segment commit. A transactional id also makes the new epoch the
+// transaction's current producer (txn.go), finishing what an older one
+// left open.
 
 import (
 	"context"
@@ -43,7 +44,14 @@ func (a *Agent) initProducerID(ctx context.Context, req *stratav1.InitProducerId
 				return 0, 0, invalidf("transaction_timeout %s: want more than 0 and at most %s (Kafka's transaction.max.timeout.ms)", timeout, maxTransactionTimeout)
 			}
 		}
-		return a.index.InitTransactionalProducer(ctx, tid, timeout)
+		id, epoch, err := a.index.InitTransactionalProducer(ctx, tid, timeout)
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := a.initTxn(ctx, tid, id, epoch, timeout); err != nil {
+			return 0, 0, err
+		}
+		return id, epoch, nil
 	}
 	if req.TransactionTimeout != nil {
 		return 0, 0, invalidf("transaction_timeout needs a transactional_id")

@@ -184,6 +184,11 @@ func (s *subscription) add(ctx context.Context, p int32, created bool) error {
 	if err != nil {
 		return err
 	}
+	if s.req.GetIsolationLevel() == stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED {
+		// Its end is the last stable offset (read_committed.go): "latest"
+		// starts there, before the open transactions, as in Kafka.
+		st.HighWatermark = st.LastStableOffset
+	}
 	f := &follow{key: key, indexHWM: st.HighWatermark, hubSeen: -1}
 	start := s.req.GetStart()
 	if off, ok := s.req.GetPartitionOffsets()[p]; ok {
@@ -322,7 +327,7 @@ func (s *subscription) step(ctx context.Context, send func(*stratav1.SubscribeRe
 	s.rr = (ready[0] + 1) % n
 	for _, i := range ready {
 		f := s.follows[i]
-		recs, next, st, err := s.a.readRecords(ctx, s.topic, f.key.partition, f.next, s.maxBytes-size, len(out) == 0)
+		recs, next, st, err := s.a.readIsolated(ctx, s.req.GetIsolationLevel(), s.topic, f.key.partition, f.next, s.maxBytes-size, len(out) == 0)
 		if errors.Is(err, coordinator.ErrNotFound) {
 			// The topic is gone: its records read so far are not worth
 			// sending before the stream ends.

@@ -142,6 +142,10 @@ type GroupConsumerConfig struct {
 	Reset ResetPolicy
 	// MaxWait is the long poll of each fetch (default 500ms).
 	MaxWait time.Duration
+	// ReadCommitted reads only committed transactions' records, up to each
+	// partition's last stable offset (Kafka's isolation.level
+	// read_committed, KIP-98); false reads every record (read_uncommitted).
+	ReadCommitted bool
 	// MaxBytes bounds the record bytes of one fetch; 0 is the agent's
 	// default (1 MiB).
 	MaxBytes int32

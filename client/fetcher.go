@@ -57,12 +57,13 @@ func (c *GroupConsumer) fetch(ctx context.Context, f *fetcher, next int64) {
 	failures := 0
 	for ctx.Err() == nil {
 		resp, err := c.consumer.Fetch(ctx, connect.NewRequest(&stratav1.FetchRequest{
-			Topic:     f.tp.Topic,
-			Partition: f.tp.Partition,
-			Offset:    next,
-			MaxBytes:  c.cfg.MaxBytes,
-			MaxWait:   durationpb.New(c.cfg.MaxWait),
-			TopicId:   f.topicID,
+			Topic:          f.tp.Topic,
+			Partition:      f.tp.Partition,
+			Offset:         next,
+			MaxBytes:       c.cfg.MaxBytes,
+			MaxWait:        durationpb.New(c.cfg.MaxWait),
+			TopicId:        f.topicID,
+			IsolationLevel: isolationLevel(c.cfg.ReadCommitted),
 		}))
 		if ctx.Err() != nil {
 			return

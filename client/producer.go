@@ -90,6 +90,8 @@ type producerConfig struct {
 	compression       Compression
 	metadataMaxAge    time.Duration
 	log               *slog.Logger
+	transactionalID   string        // txn.go
+	txnTimeout        time.Duration // txn.go
 }
 
 // Linger is how long a batch waits for more records before it is sent
@@ -202,6 +204,8 @@ func (c *producerConfig) check() error {
 	bad(c.retryBackoffMin > 0 && c.retryBackoffMax >= c.retryBackoffMin, "RetryBackoff %s, %s: want 0 < min <= max", c.retryBackoffMin, c.retryBackoffMax)
 	bad(c.deliveryTimeout > 0, "DeliveryTimeout %s: want more than 0", c.deliveryTimeout)
 	bad(c.requestTimeout > 0, "RequestTimeout %s: want more than 0", c.requestTimeout)
+	bad(c.transactionalID == "" || c.idempotent, "TransactionalID %q: transactions need idempotence", c.transactionalID)
+	bad(c.txnTimeout >= 0, "TransactionalID timeout %s: want 0 (the agent's default) or more", c.txnTimeout)
 	bad(c.compression == CompressionNone || c.compression == CompressionGzip, "RequestCompression %d: unknown", c.compression)
 	return errors.Join(errs...)
 }
@@ -244,6 +248,8 @@ type Producer struct {
 	backoff     time.Duration
 	retryAt     time.Time
 	deliveries  []func()
+
+	txn txnState // a transactional producer's transaction (txn.go)
 }
 
 type producerTopic struct {
@@ -443,6 +449,21 @@ func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record,
 		p.mu.Unlock()
 		fail(err)
 		return
+	}
+	if p.transactional() {
+		p.mu.Unlock()
+		wrapped, err := p.addToTxn(ctx, part, promise)
+		if err != nil {
+			fail(err)
+			return
+		}
+		promise = wrapped
+		p.mu.Lock()
+		if err := p.refuseLocked(); err != nil {
+			p.mu.Unlock()
+			fail(err)
+			return
+		}
 	}
 	wire := &stratav1.Record{Key: r.Key, Value: r.Value, Partition: &part.partition}
 	if !r.Timestamp.IsZero() {
@@ -760,7 +781,7 @@ func (p *Producer) run() {
 // initProducerID gets an id (pid 0) or bumps the epoch of pid, and numbers
 // the unacknowledged batches from 0 in the new epoch.
 func (p *Producer) initProducerID(pid int64) {
-	resp, err := p.svc.InitProducerId(p.runCtx, connect.NewRequest(&stratav1.InitProducerIdRequest{ProducerId: pid}))
+	resp, err := p.svc.InitProducerId(p.runCtx, connect.NewRequest(p.initProducerIDRequest(pid)))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
@@ -918,6 +939,7 @@ func (p *Producer) requestLocked(batches []*producerBatch, now time.Time) *produ
 	req := &stratav1.ProduceRequest{}
 	if p.cfg.idempotent {
 		req.ProducerId, req.ProducerEpoch = p.pid, int32(p.epoch)
+		req.TransactionalId = p.cfg.transactionalID
 	}
 	byTopic := map[string]*stratav1.TopicRecords{}
 	var order [][]*producerBatch

@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
@@ -128,15 +129,20 @@ func runConsume(ctx context.Context, c *cli, args []string) error {
 	limit := fs.Int("n", 0, "stop after `N` records (0: no limit)")
 	output := fs.String("output", "plain", "output format: plain or json")
 	printKey := fs.Bool("print-key", false, "plain output: print key<TAB>value")
+	isolation := fs.String("isolation", "read_uncommitted", "which records to read: read_uncommitted (all) or read_committed (only committed transactions', up to the last stable offset)")
 	var g groupFlags
 	g.register(fs)
 	positional, err := c.parseFlags(fs, consumeHelp, args)
 	if err != nil {
 		return err
 	}
+	if err := oneOf(cmd, "isolation", *isolation, "read_uncommitted", "read_committed"); err != nil {
+		return err
+	}
+	readCommitted := *isolation == "read_committed"
 	if g.group != "" {
 		return runConsumeGroup(ctx, c, fs, &cf, &g, consumeGroupArgs{
-			topics: positional, from: *from, limit: *limit, output: *output, printKey: *printKey,
+			topics: positional, from: *from, limit: *limit, output: *output, printKey: *printKey, readCommitted: readCommitted,
 		})
 	}
 	if err := g.checkUnused(fs); err != nil {
@@ -192,6 +198,10 @@ func runConsume(ctx context.Context, c *cli, args []string) error {
 		subscribed: c.subscribed,
 	}
 	req := &stratav1.SubscribeRequest{Topic: topic, Partitions: partitions}
+	if readCommitted {
+		req.IsolationLevel = stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED
+		con.isolation = req.IsolationLevel
+	}
 	switch start.kind {
 	case "earliest":
 		req.Start = &stratav1.SubscribeRequest_Earliest{Earliest: true}
@@ -209,6 +219,10 @@ func runConsume(ctx context.Context, c *cli, args []string) error {
 		if len(con.pending) == 0 {
 			return nil // nothing to read
 		}
+		// Keep-alives say the stream has nothing to send: a partition
+		// whose last offsets are transaction markers or aborted records
+		// is done then, which only a fetch can tell (probeEnds).
+		req.KeepAliveInterval = durationpb.New(time.Second)
 		// Read only the partitions with something to read.
 		req.Partitions = req.Partitions[:0:0]
 		for p := range con.pending {
@@ -234,10 +248,14 @@ type consumer struct {
 	out      *bufio.Writer
 	// subscribed is cli.subscribed.
 	subscribed func()
+	isolation  stratav1.IsolationLevel
 
 	// Without --follow: pending maps each partition still to be read to
 	// its high watermark at the start.
 	pending map[int32]int64
+	// next maps each pending partition to the offset after its last
+	// record printed (its start before the first).
+	next    map[int32]int64
 	printed int
 	buf     []byte
 }
@@ -246,7 +264,11 @@ type consumer struct {
 // records to read and up to where. followed is the --partition list (empty:
 // all).
 func (c *consumer) planSnapshot(ctx context.Context, infos []*stratav1.PartitionInfo, followed []int32, start startPosition) error {
-	c.pending = map[int32]int64{}
+	c.pending, c.next = map[int32]int64{}, map[int32]int64{}
+	stable, err := c.lastStable(ctx, infos, followed)
+	if err != nil {
+		return err
+	}
 	var byTime []*stratav1.ListOffsetsPartition
 	for _, info := range infos {
 		p := info.GetPartition()
@@ -254,16 +276,19 @@ func (c *consumer) planSnapshot(ctx context.Context, infos []*stratav1.Partition
 			continue
 		}
 		lso, hwm := info.GetLogStartOffset(), info.GetHighWatermark()
+		if s, ok := stable[p]; ok {
+			hwm = min(hwm, s) // read_committed reads up to the LSO
+		}
 		if hwm <= lso {
 			continue // empty
 		}
 		switch start.kind {
 		case "earliest":
-			c.pending[p] = hwm
+			c.pending[p], c.next[p] = hwm, lso
 		case "latest":
 		case "offset":
 			if max(start.offset, lso) < hwm {
-				c.pending[p] = hwm
+				c.pending[p], c.next[p] = hwm, max(start.offset, lso)
 			}
 		case "time":
 			byTime = append(byTime, &stratav1.ListOffsetsPartition{Topic: c.topic, Partition: p,
@@ -285,7 +310,65 @@ func (c *consumer) planSnapshot(ctx context.Context, infos []*stratav1.Partition
 		p := r.GetPartition()
 		if off := r.GetOffset(); off < 0 || off >= c.pending[p] {
 			delete(c.pending, p)
+		} else {
+			c.next[p] = off
 		}
+	}
+	return nil
+}
+
+// lastStable is, under read_committed, each followed partition's last
+// stable offset (ListOffsets latest); nil otherwise.
+func (c *consumer) lastStable(ctx context.Context, infos []*stratav1.PartitionInfo, followed []int32) (map[int32]int64, error) {
+	if c.isolation != stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED {
+		return nil, nil
+	}
+	req := &stratav1.ListOffsetsRequest{IsolationLevel: c.isolation}
+	for _, info := range infos {
+		if p := info.GetPartition(); len(followed) == 0 || slices.Contains(followed, p) {
+			req.Partitions = append(req.Partitions, &stratav1.ListOffsetsPartition{Topic: c.topic, Partition: p,
+				Spec: &stratav1.ListOffsetsPartition_Latest{Latest: true}})
+		}
+	}
+	if len(req.Partitions) == 0 {
+		return nil, nil
+	}
+	resp, err := c.cl.consumer.ListOffsets(ctx, connect.NewRequest(req))
+	if err != nil {
+		return nil, c.cl.explain(err, c.topic)
+	}
+	out := map[int32]int64{}
+	for _, r := range resp.Msg.GetPartitions() {
+		out[r.GetPartition()] = r.GetOffset()
+	}
+	return out, nil
+}
+
+// probeEnds asks, for each partition still pending, whether anything is
+// left to print below its end: a fetch from the partition's next offset
+// that answers no record and a next offset at or past the end means the
+// rest were transaction markers or aborted records, which no stream sends.
+func (c *consumer) probeEnds(ctx context.Context) error {
+	for p, end := range c.pending {
+		// Each answer may stop early (its byte budget): follow its next
+		// offset while it brings no record.
+		for off := c.next[p]; off < end; {
+			resp, err := c.cl.consumer.Fetch(ctx, connect.NewRequest(&stratav1.FetchRequest{Topic: c.topic, Partition: p,
+				Offset: off, MaxBytes: 64 << 10, IsolationLevel: c.isolation}))
+			if err != nil {
+				return c.cl.explain(err, c.topic)
+			}
+			next := resp.Msg.GetNextOffset()
+			if len(resp.Msg.GetRecords()) > 0 || next <= off {
+				break // records the stream will send, or nothing yet
+			}
+			if off = next; off >= end {
+				delete(c.pending, p)
+			}
+		}
+	}
+	if c.snapshotDone() {
+		return errStop
 	}
 	return nil
 }
@@ -313,6 +396,9 @@ func (c *consumer) run(ctx context.Context, req *stratav1.SubscribeRequest) erro
 	for stream.Receive() {
 		// A keep-alive has no records: handle and Flush do nothing.
 		err := c.handle(stream.Msg().GetRecords())
+		if err == nil && stream.Msg().GetKeepAlive() && !c.follow {
+			err = c.probeEnds(ctx)
+		}
 		if ferr := c.out.Flush(); ferr != nil {
 			return fmt.Errorf("write output: %w", ferr)
 		}
@@ -368,6 +454,9 @@ func (c *consumer) handle(records []*stratav1.ConsumedRecord) error {
 		}
 		if err := c.print(r); err != nil {
 			return err
+		}
+		if c.next != nil {
+			c.next[p] = off + 1
 		}
 		c.printed++
 		if c.limit > 0 && c.printed >= c.limit {

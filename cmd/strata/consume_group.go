@@ -65,6 +65,8 @@ type consumeGroupArgs struct {
 	limit    int
 	output   string
 	printKey bool
+	// readCommitted is --isolation read_committed.
+	readCommitted bool
 }
 
 func runConsumeGroup(ctx context.Context, c *cli, fs *flag.FlagSet, cf *clientFlags, g *groupFlags, a consumeGroupArgs) error {
@@ -139,6 +141,7 @@ func runConsumeGroup(ctx context.Context, c *cli, fs *flag.FlagSet, cf *clientFl
 		Topics:         a.topics,
 		TopicRegex:     g.topicRegex,
 		SessionTimeout: g.sessionTimeout,
+		ReadCommitted:  a.readCommitted,
 		Delivery:       delivery,
 		Reset:          reset,
 		OnJoined: func(_ context.Context, id string) {

@@ -63,6 +63,17 @@ input order:
 with 1-based input line numbers. A summary goes to stderr, and a progress
 line too when stderr is a terminal.
 
+Transactions: --transactional-id ID makes the producer transactional
+(Kafka's transactional.id, KIP-98): it fences earlier producers of the ID
+(aborting a transaction one left open) and writes the input in
+transactions, one per --transaction-records lines (0, the default: one
+for the whole input), each committed once its records are acknowledged.
+read_committed consumers (strata consume --isolation read_committed) see a
+transaction's records only once it commits. On an error or an interrupt
+the open transaction is aborted: none of its records become visible to
+them, whatever --print-offsets printed (offsets print as lines are
+written, before their transaction commits).
+
 On an error the command stops and exits with status 1; the records
 acknowledged before it were printed with --print-offsets. Records after
 the failed ones that were in flight at that moment may have been written.
@@ -71,6 +82,7 @@ Examples:
   echo hello | strata produce demo
   strata produce orders --key-separator : --file orders.txt --print-offsets
   seq 1000000 | strata produce numbers --header source=seq
+  seq 100 | strata produce numbers --transactional-id loader --transaction-records 10
 `
 
 func runProduce(ctx context.Context, c *cli, args []string) error {
@@ -90,6 +102,8 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 	printOffsets := fs.Bool("print-offsets", false, `print {"line":N,"partition":P,"offset":O} per acknowledged record to stdout`)
 	deliveryTimeout := fs.Duration("delivery-timeout", 2*time.Minute, "how long a record may take, retries included, before it fails with the last error (Kafka's delivery.timeout.ms)")
 	idempotent := fs.Bool("idempotent", true, "idempotent producer: retries never write a batch twice (false: plain at-least-once requests)")
+	txnID := fs.String("transactional-id", "", "write in transactions as transactional producer `ID` (Kafka's transactional.id), fencing earlier producers of the ID")
+	txnRecords := fs.Int("transaction-records", 0, "with --transactional-id, commit a transaction every `N` lines (0: one transaction for the whole input)")
 	positional, err := c.parseFlags(fs, produceHelp, args)
 	if err != nil {
 		return err
@@ -103,6 +117,15 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 	}
 	if batchBytes < 1 {
 		return usagef(cmd, "--batch-bytes %d: want at least 1", batchBytes)
+	}
+	if *txnRecords < 0 {
+		return usagef(cmd, "--transaction-records %d: want 0 (one transaction) or more", *txnRecords)
+	}
+	if *txnRecords > 0 && *txnID == "" {
+		return usagef(cmd, "--transaction-records needs --transactional-id")
+	}
+	if *txnID != "" && !*idempotent {
+		return usagef(cmd, "--transactional-id needs --idempotent (a transactional producer is idempotent)")
 	}
 	cl, err := cf.dial(fs)
 	if err != nil {
@@ -138,6 +161,8 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 		printOffsets: *printOffsets,
 		idempotent:   *idempotent,
 		delivery:     *deliveryTimeout,
+		txnID:        *txnID,
+		txnRecords:   *txnRecords,
 		out:          bufio.NewWriter(c.stdout),
 	}
 	if partition.set {
@@ -167,6 +192,11 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 		}
 		return err
 	}
+	if p.txnID != "" {
+		t := p.txns.Load()
+		fmt.Fprintf(c.stderr, "produced %d record%s to %s in %d committed transaction%s\n", n, plural64(n), topic, t, plural64(t))
+		return nil
+	}
 	fmt.Fprintf(c.stderr, "produced %d record%s to %s\n", n, plural64(n), topic)
 	return nil
 }
@@ -183,6 +213,9 @@ type producer struct {
 	printOffsets bool
 	idempotent   bool
 	delivery     time.Duration // DeliveryTimeout
+	txnID        string        // --transactional-id; "" for none
+	txnRecords   int           // --transaction-records
+	txns         atomic.Int64  // transactions committed
 	out          *bufio.Writer // stdout; written under mu
 
 	acked      atomic.Int64 // the lines acknowledged, from the first on without a gap
@@ -230,10 +263,25 @@ func (p *producer) run(ctx context.Context, in io.Reader) error {
 	if !p.idempotent {
 		opts = append(opts, strataclient.DisableIdempotence())
 	}
+	if p.txnID != "" {
+		opts = append(opts, strataclient.TransactionalID(p.txnID, 0))
+	}
 	prod, err := strataclient.NewProducer(p.cl.httpClient, p.cl.base, opts...)
 	if err != nil {
 		return err
 	}
+	if p.txnID != "" {
+		if err := prod.InitTransactions(ctx); err != nil {
+			_ = prod.Close(context.Background())
+			return p.cl.explain(err, p.topic)
+		}
+		if err := prod.BeginTransaction(); err != nil {
+			_ = prod.Close(context.Background())
+			return err
+		}
+	}
+	inTxn := 0       // lines produced in the open transaction
+	var txnErr error // a commit failed
 
 	lines := make(chan inputRecord, 1024)
 	var readErr error // set before lines closes
@@ -260,11 +308,41 @@ loop:
 				}
 				p.answered(line, rec, size, err)
 			})
+			if p.txnID != "" {
+				if inTxn++; p.txnRecords > 0 && inTxn >= p.txnRecords {
+					if txnErr = p.commit(ctx, prod); txnErr != nil {
+						break loop
+					}
+					inTxn = 0
+				}
+			}
 		case <-stop:
 			break loop
 		case <-ctx.Done():
 			interrupted = true
 			break loop
+		}
+	}
+	if p.txnID != "" {
+		stopped := false
+		select {
+		case <-stop:
+			stopped = true
+		default:
+		}
+		if !stopped && !interrupted && txnErr == nil {
+			if err := prod.CommitTransaction(ctx); err != nil {
+				txnErr = fmt.Errorf("commit the transaction: %w", err)
+			} else if inTxn > 0 {
+				p.txns.Add(1)
+			}
+		}
+		if stopped || interrupted || txnErr != nil {
+			// Best effort: an abort that does not make it is done by the
+			// agents once the transaction times out.
+			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = prod.AbortTransaction(actx)
+			cancel()
 		}
 	}
 	cctx := context.Background()
@@ -286,10 +364,21 @@ loop:
 		return p.outErr
 	case interrupted:
 		return errInterrupted
+	case txnErr != nil:
+		return txnErr
 	}
 	// The reader has finished (lines closed) on every path that gets here
 	// without an error.
 	return readErr
+}
+
+// commit commits the open transaction and begins the next.
+func (p *producer) commit(ctx context.Context, prod *strataclient.Producer) error {
+	if err := prod.CommitTransaction(ctx); err != nil {
+		return fmt.Errorf("commit a transaction: %w", err)
+	}
+	p.txns.Add(1)
+	return prod.BeginTransaction()
 }
 
 // answered takes one line's result and prints the lines answered from

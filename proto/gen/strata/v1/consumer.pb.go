@@ -31,8 +31,10 @@ const (
 	IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED IsolationLevel = 0
 	// Every committed record up to the high watermark.
 	IsolationLevel_ISOLATION_LEVEL_READ_UNCOMMITTED IsolationLevel = 1
-	// Only records of committed transactions, up to the last stable offset.
-	// Reserved for transactions; answered as READ_UNCOMMITTED until then.
+	// Only records of committed transactions, up to the last stable offset
+	// (Kafka's read_committed, KIP-98): records of aborted transactions are
+	// never returned, and none at or past the first offset of a transaction
+	// still open on the partition.
 	IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED IsolationLevel = 2
 )
 
@@ -208,6 +210,9 @@ type FetchResponse struct {
 	// The offset to fetch next.
 	NextOffset int64 `protobuf:"varint,2,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
 	// The partition's high watermark: the offset the next record will get.
+	// Under READ_COMMITTED, its last stable offset instead: where such a
+	// reader is caught up (Kafka's read_committed consumers measure their lag
+	// to it too).
 	HighWatermark int64 `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	// The partition's first offset still readable.
 	LogStartOffset int64 `protobuf:"varint,4,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
@@ -563,9 +568,9 @@ type ListOffsetsRequest struct {
 	// The lookups, at most 1000; answered in the same order. A partition may
 	// appear more than once (with different specs).
 	Partitions []*ListOffsetsPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	// Which records count. Reserved for transactions (Kafka answers "latest"
-	// with the last stable offset under READ_COMMITTED); answered as
-	// READ_UNCOMMITTED until then.
+	// Which records count: under READ_COMMITTED, "latest" is the partition's
+	// last stable offset (the first offset of its oldest open transaction, or
+	// the high watermark), as Kafka answers it (KIP-98).
 	IsolationLevel IsolationLevel `protobuf:"varint,2,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

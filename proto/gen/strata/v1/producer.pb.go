@@ -23,6 +23,576 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// TxnProducer names a transactional producer: its transactional id and the
+// producer id and epoch InitProducerId gave it.
+type TxnProducer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transactional id given to InitProducerId.
+	TransactionalId string `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	// The producer id InitProducerId answered.
+	ProducerId int64 `protobuf:"varint,2,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	// The epoch InitProducerId answered, 0 to 32767.
+	ProducerEpoch int32 `protobuf:"varint,3,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnProducer) Reset() {
+	*x = TxnProducer{}
+	mi := &file_strata_v1_producer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnProducer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnProducer) ProtoMessage() {}
+
+func (x *TxnProducer) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnProducer.ProtoReflect.Descriptor instead.
+func (*TxnProducer) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *TxnProducer) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
+func (x *TxnProducer) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnProducer) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+// TxnTopicPartitions are partitions of one topic.
+type TxnTopicPartitions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// Partition numbers, each at least 0 and below the topic's count.
+	Partitions    []int32 `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnTopicPartitions) Reset() {
+	*x = TxnTopicPartitions{}
+	mi := &file_strata_v1_producer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnTopicPartitions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnTopicPartitions) ProtoMessage() {}
+
+func (x *TxnTopicPartitions) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnTopicPartitions.ProtoReflect.Descriptor instead.
+func (*TxnTopicPartitions) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TxnTopicPartitions) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TxnTopicPartitions) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// AddPartitionsToTxnRequest adds partitions to a transaction.
+type AddPartitionsToTxnRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The producer.
+	Producer *TxnProducer `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	// The partitions the transaction will write to.
+	Topics        []*TxnTopicPartitions `protobuf:"bytes,2,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPartitionsToTxnRequest) Reset() {
+	*x = AddPartitionsToTxnRequest{}
+	mi := &file_strata_v1_producer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPartitionsToTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPartitionsToTxnRequest) ProtoMessage() {}
+
+func (x *AddPartitionsToTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPartitionsToTxnRequest.ProtoReflect.Descriptor instead.
+func (*AddPartitionsToTxnRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AddPartitionsToTxnRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *AddPartitionsToTxnRequest) GetTopics() []*TxnTopicPartitions {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+// AddPartitionsToTxnResponse answers AddPartitionsToTxnRequest.
+type AddPartitionsToTxnResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPartitionsToTxnResponse) Reset() {
+	*x = AddPartitionsToTxnResponse{}
+	mi := &file_strata_v1_producer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPartitionsToTxnResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPartitionsToTxnResponse) ProtoMessage() {}
+
+func (x *AddPartitionsToTxnResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPartitionsToTxnResponse.ProtoReflect.Descriptor instead.
+func (*AddPartitionsToTxnResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{3}
+}
+
+// AddOffsetsToTxnRequest adds a group to a transaction.
+type AddOffsetsToTxnRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The producer.
+	Producer *TxnProducer `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	// The consumer group whose offsets the transaction will commit.
+	Group         string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddOffsetsToTxnRequest) Reset() {
+	*x = AddOffsetsToTxnRequest{}
+	mi := &file_strata_v1_producer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddOffsetsToTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddOffsetsToTxnRequest) ProtoMessage() {}
+
+func (x *AddOffsetsToTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddOffsetsToTxnRequest.ProtoReflect.Descriptor instead.
+func (*AddOffsetsToTxnRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AddOffsetsToTxnRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *AddOffsetsToTxnRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+// AddOffsetsToTxnResponse answers AddOffsetsToTxnRequest.
+type AddOffsetsToTxnResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddOffsetsToTxnResponse) Reset() {
+	*x = AddOffsetsToTxnResponse{}
+	mi := &file_strata_v1_producer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddOffsetsToTxnResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddOffsetsToTxnResponse) ProtoMessage() {}
+
+func (x *AddOffsetsToTxnResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddOffsetsToTxnResponse.ProtoReflect.Descriptor instead.
+func (*AddOffsetsToTxnResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{5}
+}
+
+// TxnOffset is an offset to commit with a transaction.
+type TxnOffset struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The next offset to consume (Kafka's committed offset), at least 0.
+	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// Free text kept with the offset (Kafka's offset metadata).
+	Metadata      string `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnOffset) Reset() {
+	*x = TxnOffset{}
+	mi := &file_strata_v1_producer_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnOffset) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnOffset) ProtoMessage() {}
+
+func (x *TxnOffset) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnOffset.ProtoReflect.Descriptor instead.
+func (*TxnOffset) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TxnOffset) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TxnOffset) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *TxnOffset) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *TxnOffset) GetMetadata() string {
+	if x != nil {
+		return x.Metadata
+	}
+	return ""
+}
+
+// TxnOffsetCommitRequest stages offsets in a transaction.
+type TxnOffsetCommitRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The producer.
+	Producer *TxnProducer `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	// The group, added with AddOffsetsToTxn.
+	Group string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	// The offsets.
+	Offsets       []*TxnOffset `protobuf:"bytes,3,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnOffsetCommitRequest) Reset() {
+	*x = TxnOffsetCommitRequest{}
+	mi := &file_strata_v1_producer_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnOffsetCommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnOffsetCommitRequest) ProtoMessage() {}
+
+func (x *TxnOffsetCommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnOffsetCommitRequest.ProtoReflect.Descriptor instead.
+func (*TxnOffsetCommitRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TxnOffsetCommitRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *TxnOffsetCommitRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *TxnOffsetCommitRequest) GetOffsets() []*TxnOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+// TxnOffsetCommitResponse answers TxnOffsetCommitRequest.
+type TxnOffsetCommitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnOffsetCommitResponse) Reset() {
+	*x = TxnOffsetCommitResponse{}
+	mi := &file_strata_v1_producer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnOffsetCommitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnOffsetCommitResponse) ProtoMessage() {}
+
+func (x *TxnOffsetCommitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnOffsetCommitResponse.ProtoReflect.Descriptor instead.
+func (*TxnOffsetCommitResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{8}
+}
+
+// EndTxnRequest commits or aborts a transaction.
+type EndTxnRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The producer.
+	Producer *TxnProducer `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	// True to commit, false to abort.
+	Commit        bool `protobuf:"varint,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndTxnRequest) Reset() {
+	*x = EndTxnRequest{}
+	mi := &file_strata_v1_producer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndTxnRequest) ProtoMessage() {}
+
+func (x *EndTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndTxnRequest.ProtoReflect.Descriptor instead.
+func (*EndTxnRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EndTxnRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *EndTxnRequest) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+// EndTxnResponse answers EndTxnRequest.
+type EndTxnResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndTxnResponse) Reset() {
+	*x = EndTxnResponse{}
+	mi := &file_strata_v1_producer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndTxnResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndTxnResponse) ProtoMessage() {}
+
+func (x *EndTxnResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndTxnResponse.ProtoReflect.Descriptor instead.
+func (*EndTxnResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{10}
+}
+
 // InitProducerIdRequest asks for a producer id and epoch.
 type InitProducerIdRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -32,7 +602,8 @@ type InitProducerIdRequest struct {
 	TransactionalId string `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
 	// How long a transaction of this producer may stay open before it is
 	// aborted (Kafka's transaction.timeout.ms; default 60s, at most 15
-	// minutes). Only with transactional_id; stored for transactions to come.
+	// minutes). Only with transactional_id. An open transaction past it is
+	// aborted by an agent.
 	TransactionTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=transaction_timeout,json=transactionTimeout,proto3" json:"transaction_timeout,omitempty"`
 	// The producer id this producer already has, to keep it with a raised
 	// epoch (KIP-360) instead of taking a new one; 0 for none. Ignored with
@@ -44,7 +615,7 @@ type InitProducerIdRequest struct {
 
 func (x *InitProducerIdRequest) Reset() {
 	*x = InitProducerIdRequest{}
-	mi := &file_strata_v1_producer_proto_msgTypes[0]
+	mi := &file_strata_v1_producer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -56,7 +627,7 @@ func (x *InitProducerIdRequest) String() string {
 func (*InitProducerIdRequest) ProtoMessage() {}
 
 func (x *InitProducerIdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[0]
+	mi := &file_strata_v1_producer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -69,7 +640,7 @@ func (x *InitProducerIdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerIdRequest.ProtoReflect.Descriptor instead.
 func (*InitProducerIdRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{0}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InitProducerIdRequest) GetTransactionalId() string {
@@ -107,7 +678,7 @@ type InitProducerIdResponse struct {
 
 func (x *InitProducerIdResponse) Reset() {
 	*x = InitProducerIdResponse{}
-	mi := &file_strata_v1_producer_proto_msgTypes[1]
+	mi := &file_strata_v1_producer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -119,7 +690,7 @@ func (x *InitProducerIdResponse) String() string {
 func (*InitProducerIdResponse) ProtoMessage() {}
 
 func (x *InitProducerIdResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[1]
+	mi := &file_strata_v1_producer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -132,7 +703,7 @@ func (x *InitProducerIdResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerIdResponse.ProtoReflect.Descriptor instead.
 func (*InitProducerIdResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{1}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InitProducerIdResponse) GetProducerId() int64 {
@@ -172,7 +743,7 @@ type TopicRecords struct {
 
 func (x *TopicRecords) Reset() {
 	*x = TopicRecords{}
-	mi := &file_strata_v1_producer_proto_msgTypes[2]
+	mi := &file_strata_v1_producer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +755,7 @@ func (x *TopicRecords) String() string {
 func (*TopicRecords) ProtoMessage() {}
 
 func (x *TopicRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[2]
+	mi := &file_strata_v1_producer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +768,7 @@ func (x *TopicRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicRecords.ProtoReflect.Descriptor instead.
 func (*TopicRecords) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{2}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TopicRecords) GetTopic() string {
@@ -236,13 +807,20 @@ type ProduceRequest struct {
 	ProducerId int64 `protobuf:"varint,2,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
 	// The epoch from InitProducerId, with producer_id.
 	ProducerEpoch int32 `protobuf:"varint,3,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The transactional id of a transactional producer (Kafka's
+	// ProduceRequest transactional_id): the batches carry the transactional
+	// flag, and every partition written must have been added to the open
+	// transaction with AddPartitionsToTxn, else INVALID_ARGUMENT (Kafka's
+	// INVALID_TXN_STATE). Needs producer_id; FAILED_PRECONDITION when the
+	// producer is not the id's current one.
+	TransactionalId string `protobuf:"bytes,4,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_strata_v1_producer_proto_msgTypes[3]
+	mi := &file_strata_v1_producer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +832,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[3]
+	mi := &file_strata_v1_producer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +845,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{3}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ProduceRequest) GetTopics() []*TopicRecords {
@@ -291,6 +869,13 @@ func (x *ProduceRequest) GetProducerEpoch() int32 {
 	return 0
 }
 
+func (x *ProduceRequest) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
 // RecordResult tells where one record landed.
 type RecordResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -306,7 +891,7 @@ type RecordResult struct {
 
 func (x *RecordResult) Reset() {
 	*x = RecordResult{}
-	mi := &file_strata_v1_producer_proto_msgTypes[4]
+	mi := &file_strata_v1_producer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +903,7 @@ func (x *RecordResult) String() string {
 func (*RecordResult) ProtoMessage() {}
 
 func (x *RecordResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[4]
+	mi := &file_strata_v1_producer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +916,7 @@ func (x *RecordResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordResult.ProtoReflect.Descriptor instead.
 func (*RecordResult) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{4}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RecordResult) GetPartition() int32 {
@@ -368,7 +953,7 @@ type TopicResults struct {
 
 func (x *TopicResults) Reset() {
 	*x = TopicResults{}
-	mi := &file_strata_v1_producer_proto_msgTypes[5]
+	mi := &file_strata_v1_producer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +965,7 @@ func (x *TopicResults) String() string {
 func (*TopicResults) ProtoMessage() {}
 
 func (x *TopicResults) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[5]
+	mi := &file_strata_v1_producer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +978,7 @@ func (x *TopicResults) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicResults.ProtoReflect.Descriptor instead.
 func (*TopicResults) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{5}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TopicResults) GetTopic() string {
@@ -421,7 +1006,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_strata_v1_producer_proto_msgTypes[6]
+	mi := &file_strata_v1_producer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +1018,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[6]
+	mi := &file_strata_v1_producer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +1031,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{6}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProduceResponse) GetTopics() []*TopicResults {
@@ -469,7 +1054,7 @@ type ProduceStreamRequest struct {
 
 func (x *ProduceStreamRequest) Reset() {
 	*x = ProduceStreamRequest{}
-	mi := &file_strata_v1_producer_proto_msgTypes[7]
+	mi := &file_strata_v1_producer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +1066,7 @@ func (x *ProduceStreamRequest) String() string {
 func (*ProduceStreamRequest) ProtoMessage() {}
 
 func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[7]
+	mi := &file_strata_v1_producer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +1079,7 @@ func (x *ProduceStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceStreamRequest.ProtoReflect.Descriptor instead.
 func (*ProduceStreamRequest) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{7}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProduceStreamRequest) GetRequestId() uint64 {
@@ -527,7 +1112,7 @@ type ProduceStreamResponse struct {
 
 func (x *ProduceStreamResponse) Reset() {
 	*x = ProduceStreamResponse{}
-	mi := &file_strata_v1_producer_proto_msgTypes[8]
+	mi := &file_strata_v1_producer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +1124,7 @@ func (x *ProduceStreamResponse) String() string {
 func (*ProduceStreamResponse) ProtoMessage() {}
 
 func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[8]
+	mi := &file_strata_v1_producer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +1137,7 @@ func (x *ProduceStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceStreamResponse.ProtoReflect.Descriptor instead.
 func (*ProduceStreamResponse) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{8}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ProduceStreamResponse) GetRequestId() uint64 {
@@ -589,7 +1174,7 @@ type ProduceError struct {
 
 func (x *ProduceError) Reset() {
 	*x = ProduceError{}
-	mi := &file_strata_v1_producer_proto_msgTypes[9]
+	mi := &file_strata_v1_producer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +1186,7 @@ func (x *ProduceError) String() string {
 func (*ProduceError) ProtoMessage() {}
 
 func (x *ProduceError) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_v1_producer_proto_msgTypes[9]
+	mi := &file_strata_v1_producer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +1199,7 @@ func (x *ProduceError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceError.ProtoReflect.Descriptor instead.
 func (*ProduceError) Descriptor() ([]byte, []int) {
-	return file_strata_v1_producer_proto_rawDescGZIP(), []int{9}
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ProduceError) GetCode() string {
@@ -635,7 +1220,39 @@ var File_strata_v1_producer_proto protoreflect.FileDescriptor
 
 const file_strata_v1_producer_proto_rawDesc = "" +
 	"\n" +
-	"\x18strata/v1/producer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\xaf\x01\n" +
+	"\x18strata/v1/producer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\x80\x01\n" +
+	"\vTxnProducer\x12)\n" +
+	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12\x1f\n" +
+	"\vproducer_id\x18\x02 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"J\n" +
+	"\x12TxnTopicPartitions\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\x05R\n" +
+	"partitions\"\x86\x01\n" +
+	"\x19AddPartitionsToTxnRequest\x122\n" +
+	"\bproducer\x18\x01 \x01(\v2\x16.strata.v1.TxnProducerR\bproducer\x125\n" +
+	"\x06topics\x18\x02 \x03(\v2\x1d.strata.v1.TxnTopicPartitionsR\x06topics\"\x1c\n" +
+	"\x1aAddPartitionsToTxnResponse\"b\n" +
+	"\x16AddOffsetsToTxnRequest\x122\n" +
+	"\bproducer\x18\x01 \x01(\v2\x16.strata.v1.TxnProducerR\bproducer\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\x19\n" +
+	"\x17AddOffsetsToTxnResponse\"s\n" +
+	"\tTxnOffset\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1a\n" +
+	"\bmetadata\x18\x04 \x01(\tR\bmetadata\"\x92\x01\n" +
+	"\x16TxnOffsetCommitRequest\x122\n" +
+	"\bproducer\x18\x01 \x01(\v2\x16.strata.v1.TxnProducerR\bproducer\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12.\n" +
+	"\aoffsets\x18\x03 \x03(\v2\x14.strata.v1.TxnOffsetR\aoffsets\"\x19\n" +
+	"\x17TxnOffsetCommitResponse\"[\n" +
+	"\rEndTxnRequest\x122\n" +
+	"\bproducer\x18\x01 \x01(\v2\x16.strata.v1.TxnProducerR\bproducer\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\bR\x06commit\"\x10\n" +
+	"\x0eEndTxnResponse\"\xaf\x01\n" +
 	"\x15InitProducerIdRequest\x12)\n" +
 	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12J\n" +
 	"\x13transaction_timeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x12transactionTimeout\x12\x1f\n" +
@@ -651,12 +1268,13 @@ const file_strata_v1_producer_proto_rawDesc = "" +
 	"\x0ebase_sequences\x18\x03 \x03(\v2*.strata.v1.TopicRecords.BaseSequencesEntryR\rbaseSequences\x1a@\n" +
 	"\x12BaseSequencesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x89\x01\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xb4\x01\n" +
 	"\x0eProduceRequest\x12/\n" +
 	"\x06topics\x18\x01 \x03(\v2\x17.strata.v1.TopicRecordsR\x06topics\x12\x1f\n" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
 	"producerId\x12%\n" +
-	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"~\n" +
+	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\x12)\n" +
+	"\x10transactional_id\x18\x04 \x01(\tR\x0ftransactionalId\"~\n" +
 	"\fRecordResult\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x128\n" +
@@ -677,11 +1295,15 @@ const file_strata_v1_producer_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x17.strata.v1.ProduceErrorR\x05error\"<\n" +
 	"\fProduceError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\x88\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xe6\x04\n" +
 	"\x0fProducerService\x12B\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\"\x00\x12X\n" +
 	"\rProduceStream\x12\x1f.strata.v1.ProduceStreamRequest\x1a .strata.v1.ProduceStreamResponse\"\x00(\x010\x01\x12W\n" +
-	"\x0eInitProducerId\x12 .strata.v1.InitProducerIdRequest\x1a!.strata.v1.InitProducerIdResponse\"\x00B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
+	"\x0eInitProducerId\x12 .strata.v1.InitProducerIdRequest\x1a!.strata.v1.InitProducerIdResponse\"\x00\x12c\n" +
+	"\x12AddPartitionsToTxn\x12$.strata.v1.AddPartitionsToTxnRequest\x1a%.strata.v1.AddPartitionsToTxnResponse\"\x00\x12Z\n" +
+	"\x0fAddOffsetsToTxn\x12!.strata.v1.AddOffsetsToTxnRequest\x1a\".strata.v1.AddOffsetsToTxnResponse\"\x00\x12Z\n" +
+	"\x0fTxnOffsetCommit\x12!.strata.v1.TxnOffsetCommitRequest\x1a\".strata.v1.TxnOffsetCommitResponse\"\x00\x12?\n" +
+	"\x06EndTxn\x12\x18.strata.v1.EndTxnRequest\x1a\x19.strata.v1.EndTxnResponse\"\x00B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_producer_proto_rawDescOnce sync.Once
@@ -695,45 +1317,70 @@ func file_strata_v1_producer_proto_rawDescGZIP() []byte {
 	return file_strata_v1_producer_proto_rawDescData
 }
 
-var file_strata_v1_producer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_strata_v1_producer_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_strata_v1_producer_proto_goTypes = []any{
-	(*InitProducerIdRequest)(nil),  // 0: strata.v1.InitProducerIdRequest
-	(*InitProducerIdResponse)(nil), // 1: strata.v1.InitProducerIdResponse
-	(*TopicRecords)(nil),           // 2: strata.v1.TopicRecords
-	(*ProduceRequest)(nil),         // 3: strata.v1.ProduceRequest
-	(*RecordResult)(nil),           // 4: strata.v1.RecordResult
-	(*TopicResults)(nil),           // 5: strata.v1.TopicResults
-	(*ProduceResponse)(nil),        // 6: strata.v1.ProduceResponse
-	(*ProduceStreamRequest)(nil),   // 7: strata.v1.ProduceStreamRequest
-	(*ProduceStreamResponse)(nil),  // 8: strata.v1.ProduceStreamResponse
-	(*ProduceError)(nil),           // 9: strata.v1.ProduceError
-	nil,                            // 10: strata.v1.TopicRecords.BaseSequencesEntry
-	(*durationpb.Duration)(nil),    // 11: google.protobuf.Duration
-	(*Record)(nil),                 // 12: strata.v1.Record
-	(*timestamppb.Timestamp)(nil),  // 13: google.protobuf.Timestamp
+	(*TxnProducer)(nil),                // 0: strata.v1.TxnProducer
+	(*TxnTopicPartitions)(nil),         // 1: strata.v1.TxnTopicPartitions
+	(*AddPartitionsToTxnRequest)(nil),  // 2: strata.v1.AddPartitionsToTxnRequest
+	(*AddPartitionsToTxnResponse)(nil), // 3: strata.v1.AddPartitionsToTxnResponse
+	(*AddOffsetsToTxnRequest)(nil),     // 4: strata.v1.AddOffsetsToTxnRequest
+	(*AddOffsetsToTxnResponse)(nil),    // 5: strata.v1.AddOffsetsToTxnResponse
+	(*TxnOffset)(nil),                  // 6: strata.v1.TxnOffset
+	(*TxnOffsetCommitRequest)(nil),     // 7: strata.v1.TxnOffsetCommitRequest
+	(*TxnOffsetCommitResponse)(nil),    // 8: strata.v1.TxnOffsetCommitResponse
+	(*EndTxnRequest)(nil),              // 9: strata.v1.EndTxnRequest
+	(*EndTxnResponse)(nil),             // 10: strata.v1.EndTxnResponse
+	(*InitProducerIdRequest)(nil),      // 11: strata.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),     // 12: strata.v1.InitProducerIdResponse
+	(*TopicRecords)(nil),               // 13: strata.v1.TopicRecords
+	(*ProduceRequest)(nil),             // 14: strata.v1.ProduceRequest
+	(*RecordResult)(nil),               // 15: strata.v1.RecordResult
+	(*TopicResults)(nil),               // 16: strata.v1.TopicResults
+	(*ProduceResponse)(nil),            // 17: strata.v1.ProduceResponse
+	(*ProduceStreamRequest)(nil),       // 18: strata.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil),      // 19: strata.v1.ProduceStreamResponse
+	(*ProduceError)(nil),               // 20: strata.v1.ProduceError
+	nil,                                // 21: strata.v1.TopicRecords.BaseSequencesEntry
+	(*durationpb.Duration)(nil),        // 22: google.protobuf.Duration
+	(*Record)(nil),                     // 23: strata.v1.Record
+	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
 }
 var file_strata_v1_producer_proto_depIdxs = []int32{
-	11, // 0: strata.v1.InitProducerIdRequest.transaction_timeout:type_name -> google.protobuf.Duration
-	12, // 1: strata.v1.TopicRecords.records:type_name -> strata.v1.Record
-	10, // 2: strata.v1.TopicRecords.base_sequences:type_name -> strata.v1.TopicRecords.BaseSequencesEntry
-	2,  // 3: strata.v1.ProduceRequest.topics:type_name -> strata.v1.TopicRecords
-	13, // 4: strata.v1.RecordResult.timestamp:type_name -> google.protobuf.Timestamp
-	4,  // 5: strata.v1.TopicResults.results:type_name -> strata.v1.RecordResult
-	5,  // 6: strata.v1.ProduceResponse.topics:type_name -> strata.v1.TopicResults
-	3,  // 7: strata.v1.ProduceStreamRequest.request:type_name -> strata.v1.ProduceRequest
-	6,  // 8: strata.v1.ProduceStreamResponse.response:type_name -> strata.v1.ProduceResponse
-	9,  // 9: strata.v1.ProduceStreamResponse.error:type_name -> strata.v1.ProduceError
-	3,  // 10: strata.v1.ProducerService.Produce:input_type -> strata.v1.ProduceRequest
-	7,  // 11: strata.v1.ProducerService.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
-	0,  // 12: strata.v1.ProducerService.InitProducerId:input_type -> strata.v1.InitProducerIdRequest
-	6,  // 13: strata.v1.ProducerService.Produce:output_type -> strata.v1.ProduceResponse
-	8,  // 14: strata.v1.ProducerService.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
-	1,  // 15: strata.v1.ProducerService.InitProducerId:output_type -> strata.v1.InitProducerIdResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	0,  // 0: strata.v1.AddPartitionsToTxnRequest.producer:type_name -> strata.v1.TxnProducer
+	1,  // 1: strata.v1.AddPartitionsToTxnRequest.topics:type_name -> strata.v1.TxnTopicPartitions
+	0,  // 2: strata.v1.AddOffsetsToTxnRequest.producer:type_name -> strata.v1.TxnProducer
+	0,  // 3: strata.v1.TxnOffsetCommitRequest.producer:type_name -> strata.v1.TxnProducer
+	6,  // 4: strata.v1.TxnOffsetCommitRequest.offsets:type_name -> strata.v1.TxnOffset
+	0,  // 5: strata.v1.EndTxnRequest.producer:type_name -> strata.v1.TxnProducer
+	22, // 6: strata.v1.InitProducerIdRequest.transaction_timeout:type_name -> google.protobuf.Duration
+	23, // 7: strata.v1.TopicRecords.records:type_name -> strata.v1.Record
+	21, // 8: strata.v1.TopicRecords.base_sequences:type_name -> strata.v1.TopicRecords.BaseSequencesEntry
+	13, // 9: strata.v1.ProduceRequest.topics:type_name -> strata.v1.TopicRecords
+	24, // 10: strata.v1.RecordResult.timestamp:type_name -> google.protobuf.Timestamp
+	15, // 11: strata.v1.TopicResults.results:type_name -> strata.v1.RecordResult
+	16, // 12: strata.v1.ProduceResponse.topics:type_name -> strata.v1.TopicResults
+	14, // 13: strata.v1.ProduceStreamRequest.request:type_name -> strata.v1.ProduceRequest
+	17, // 14: strata.v1.ProduceStreamResponse.response:type_name -> strata.v1.ProduceResponse
+	20, // 15: strata.v1.ProduceStreamResponse.error:type_name -> strata.v1.ProduceError
+	14, // 16: strata.v1.ProducerService.Produce:input_type -> strata.v1.ProduceRequest
+	18, // 17: strata.v1.ProducerService.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
+	11, // 18: strata.v1.ProducerService.InitProducerId:input_type -> strata.v1.InitProducerIdRequest
+	2,  // 19: strata.v1.ProducerService.AddPartitionsToTxn:input_type -> strata.v1.AddPartitionsToTxnRequest
+	4,  // 20: strata.v1.ProducerService.AddOffsetsToTxn:input_type -> strata.v1.AddOffsetsToTxnRequest
+	7,  // 21: strata.v1.ProducerService.TxnOffsetCommit:input_type -> strata.v1.TxnOffsetCommitRequest
+	9,  // 22: strata.v1.ProducerService.EndTxn:input_type -> strata.v1.EndTxnRequest
+	17, // 23: strata.v1.ProducerService.Produce:output_type -> strata.v1.ProduceResponse
+	19, // 24: strata.v1.ProducerService.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
+	12, // 25: strata.v1.ProducerService.InitProducerId:output_type -> strata.v1.InitProducerIdResponse
+	3,  // 26: strata.v1.ProducerService.AddPartitionsToTxn:output_type -> strata.v1.AddPartitionsToTxnResponse
+	5,  // 27: strata.v1.ProducerService.AddOffsetsToTxn:output_type -> strata.v1.AddOffsetsToTxnResponse
+	8,  // 28: strata.v1.ProducerService.TxnOffsetCommit:output_type -> strata.v1.TxnOffsetCommitResponse
+	10, // 29: strata.v1.ProducerService.EndTxn:output_type -> strata.v1.EndTxnResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_producer_proto_init() }
@@ -748,7 +1395,7 @@ func file_strata_v1_producer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_producer_proto_rawDesc), len(file_strata_v1_producer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

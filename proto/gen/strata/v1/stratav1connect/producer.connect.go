@@ -41,6 +41,17 @@ const (
 	// ProducerServiceInitProducerIdProcedure is the fully-qualified name of the ProducerService's
 	// InitProducerId RPC.
 	ProducerServiceInitProducerIdProcedure = "/strata.v1.ProducerService/InitProducerId"
+	// ProducerServiceAddPartitionsToTxnProcedure is the fully-qualified name of the ProducerService's
+	// AddPartitionsToTxn RPC.
+	ProducerServiceAddPartitionsToTxnProcedure = "/strata.v1.ProducerService/AddPartitionsToTxn"
+	// ProducerServiceAddOffsetsToTxnProcedure is the fully-qualified name of the ProducerService's
+	// AddOffsetsToTxn RPC.
+	ProducerServiceAddOffsetsToTxnProcedure = "/strata.v1.ProducerService/AddOffsetsToTxn"
+	// ProducerServiceTxnOffsetCommitProcedure is the fully-qualified name of the ProducerService's
+	// TxnOffsetCommit RPC.
+	ProducerServiceTxnOffsetCommitProcedure = "/strata.v1.ProducerService/TxnOffsetCommit"
+	// ProducerServiceEndTxnProcedure is the fully-qualified name of the ProducerService's EndTxn RPC.
+	ProducerServiceEndTxnProcedure = "/strata.v1.ProducerService/EndTxn"
 )
 
 // ProducerServiceClient is a client for the strata.v1.ProducerService service.
@@ -91,8 +102,11 @@ type ProducerServiceClient interface {
 	//     (32767) gets a new id with epoch 0 instead: use the answer's id.
 	//   - transactional_id: the id stays bound to one producer id across calls
 	//     (and processes), and every call raises the epoch, fencing the
-	//     producers that called before (as above). Transactions themselves are
-	//     not served yet: the id only names a stable, fenced producer.
+	//     producers that called before (as above), and makes the producer
+	//     transactional (AddPartitionsToTxn, EndTxn). If the older producer
+	//     left a transaction open, it is aborted (markers written, staged
+	//     offsets dropped) before the answer; one already committing is
+	//     committed.
 	//
 	// Expiry: a producer id is forgotten 7 days after its last
 	// InitProducerId, a transactional id 7 days after its last
@@ -109,6 +123,48 @@ type ProducerServiceClient interface {
 	// transaction.max.timeout.ms) or without a transactional_id, or a
 	// negative producer_id; UNAVAILABLE when the index failed (retry).
 	InitProducerId(context.Context, *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error)
+	// AddPartitionsToTxn adds partitions to the producer's transaction
+	// (Kafka's AddPartitionsToTxn, KIP-98): a transactional producer calls it
+	// before its first produce to a partition in each transaction. The first
+	// add after InitProducerId or a finished transaction begins a new
+	// transaction, whose transaction_timeout starts then.
+	//
+	// Errors: FAILED_PRECONDITION when producer_id/producer_epoch are not the
+	// transactional id's current ones (Kafka's PRODUCER_FENCED: a newer
+	// producer took the id; stop); ABORTED while the previous transaction is
+	// still being committed or aborted (Kafka's CONCURRENT_TRANSACTIONS;
+	// retry); NOT_FOUND for an unknown topic, partition or transactional id;
+	// INVALID_ARGUMENT for no partitions.
+	AddPartitionsToTxn(context.Context, *connect.Request[v1.AddPartitionsToTxnRequest]) (*connect.Response[v1.AddPartitionsToTxnResponse], error)
+	// AddOffsetsToTxn adds a consumer group to the transaction (Kafka's
+	// AddOffsetsToTxn): TxnOffsetCommit may then stage offsets of that group,
+	// which become the group's committed offsets when the transaction
+	// commits, and are dropped when it aborts (consume-transform-produce).
+	// Errors as AddPartitionsToTxn.
+	AddOffsetsToTxn(context.Context, *connect.Request[v1.AddOffsetsToTxnRequest]) (*connect.Response[v1.AddOffsetsToTxnResponse], error)
+	// TxnOffsetCommit stages a group's offsets in the transaction (Kafka's
+	// TxnOffsetCommit). FetchOffsets does not see them until EndTxn commits
+	// the transaction, and never if it aborts.
+	//
+	// Errors: INVALID_ARGUMENT when the group was not added with
+	// AddOffsetsToTxn (Kafka's INVALID_TXN_STATE), or for a bad offset;
+	// FAILED_PRECONDITION when fenced.
+	TxnOffsetCommit(context.Context, *connect.Request[v1.TxnOffsetCommitRequest]) (*connect.Response[v1.TxnOffsetCommitResponse], error)
+	// EndTxn commits or aborts the transaction (Kafka's EndTxn): the agent
+	// writes a control record (a transaction marker, Kafka's control batch
+	// of type COMMIT or ABORT) to every partition of the transaction through
+	// the normal segment path, then makes the staged group offsets committed
+	// (commit) or drops them (abort), and answers once all of that is
+	// durable. read_committed readers see the transaction's records from
+	// then on, or, after an abort, never. The client must have had every
+	// produce of the transaction answered before it calls EndTxn.
+	//
+	// Errors: INVALID_ARGUMENT when no transaction is open or it is already
+	// ending the other way (Kafka's INVALID_TXN_STATE); FAILED_PRECONDITION
+	// when fenced; UNAVAILABLE when a marker or the index write failed: the
+	// transaction stays decided, and EndTxn with the same outcome again (or
+	// the transaction timeout's reaper) finishes it.
+	EndTxn(context.Context, *connect.Request[v1.EndTxnRequest]) (*connect.Response[v1.EndTxnResponse], error)
 }
 
 // NewProducerServiceClient constructs a client for the strata.v1.ProducerService service. By
@@ -140,14 +196,42 @@ func NewProducerServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(producerServiceMethods.ByName("InitProducerId")),
 			connect.WithClientOptions(opts...),
 		),
+		addPartitionsToTxn: connect.NewClient[v1.AddPartitionsToTxnRequest, v1.AddPartitionsToTxnResponse](
+			httpClient,
+			baseURL+ProducerServiceAddPartitionsToTxnProcedure,
+			connect.WithSchema(producerServiceMethods.ByName("AddPartitionsToTxn")),
+			connect.WithClientOptions(opts...),
+		),
+		addOffsetsToTxn: connect.NewClient[v1.AddOffsetsToTxnRequest, v1.AddOffsetsToTxnResponse](
+			httpClient,
+			baseURL+ProducerServiceAddOffsetsToTxnProcedure,
+			connect.WithSchema(producerServiceMethods.ByName("AddOffsetsToTxn")),
+			connect.WithClientOptions(opts...),
+		),
+		txnOffsetCommit: connect.NewClient[v1.TxnOffsetCommitRequest, v1.TxnOffsetCommitResponse](
+			httpClient,
+			baseURL+ProducerServiceTxnOffsetCommitProcedure,
+			connect.WithSchema(producerServiceMethods.ByName("TxnOffsetCommit")),
+			connect.WithClientOptions(opts...),
+		),
+		endTxn: connect.NewClient[v1.EndTxnRequest, v1.EndTxnResponse](
+			httpClient,
+			baseURL+ProducerServiceEndTxnProcedure,
+			connect.WithSchema(producerServiceMethods.ByName("EndTxn")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // producerServiceClient implements ProducerServiceClient.
 type producerServiceClient struct {
-	produce        *connect.Client[v1.ProduceRequest, v1.ProduceResponse]
-	produceStream  *connect.Client[v1.ProduceStreamRequest, v1.ProduceStreamResponse]
-	initProducerId *connect.Client[v1.InitProducerIdRequest, v1.InitProducerIdResponse]
+	produce            *connect.Client[v1.ProduceRequest, v1.ProduceResponse]
+	produceStream      *connect.Client[v1.ProduceStreamRequest, v1.ProduceStreamResponse]
+	initProducerId     *connect.Client[v1.InitProducerIdRequest, v1.InitProducerIdResponse]
+	addPartitionsToTxn *connect.Client[v1.AddPartitionsToTxnRequest, v1.AddPartitionsToTxnResponse]
+	addOffsetsToTxn    *connect.Client[v1.AddOffsetsToTxnRequest, v1.AddOffsetsToTxnResponse]
+	txnOffsetCommit    *connect.Client[v1.TxnOffsetCommitRequest, v1.TxnOffsetCommitResponse]
+	endTxn             *connect.Client[v1.EndTxnRequest, v1.EndTxnResponse]
 }
 
 // Produce calls strata.v1.ProducerService.Produce.
@@ -163,6 +247,26 @@ func (c *producerServiceClient) ProduceStream(ctx context.Context) *connect.Bidi
 // InitProducerId calls strata.v1.ProducerService.InitProducerId.
 func (c *producerServiceClient) InitProducerId(ctx context.Context, req *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error) {
 	return c.initProducerId.CallUnary(ctx, req)
+}
+
+// AddPartitionsToTxn calls strata.v1.ProducerService.AddPartitionsToTxn.
+func (c *producerServiceClient) AddPartitionsToTxn(ctx context.Context, req *connect.Request[v1.AddPartitionsToTxnRequest]) (*connect.Response[v1.AddPartitionsToTxnResponse], error) {
+	return c.addPartitionsToTxn.CallUnary(ctx, req)
+}
+
+// AddOffsetsToTxn calls strata.v1.ProducerService.AddOffsetsToTxn.
+func (c *producerServiceClient) AddOffsetsToTxn(ctx context.Context, req *connect.Request[v1.AddOffsetsToTxnRequest]) (*connect.Response[v1.AddOffsetsToTxnResponse], error) {
+	return c.addOffsetsToTxn.CallUnary(ctx, req)
+}
+
+// TxnOffsetCommit calls strata.v1.ProducerService.TxnOffsetCommit.
+func (c *producerServiceClient) TxnOffsetCommit(ctx context.Context, req *connect.Request[v1.TxnOffsetCommitRequest]) (*connect.Response[v1.TxnOffsetCommitResponse], error) {
+	return c.txnOffsetCommit.CallUnary(ctx, req)
+}
+
+// EndTxn calls strata.v1.ProducerService.EndTxn.
+func (c *producerServiceClient) EndTxn(ctx context.Context, req *connect.Request[v1.EndTxnRequest]) (*connect.Response[v1.EndTxnResponse], error) {
+	return c.endTxn.CallUnary(ctx, req)
 }
 
 // ProducerServiceHandler is an implementation of the strata.v1.ProducerService service.
@@ -213,8 +317,11 @@ type ProducerServiceHandler interface {
 	//     (32767) gets a new id with epoch 0 instead: use the answer's id.
 	//   - transactional_id: the id stays bound to one producer id across calls
 	//     (and processes), and every call raises the epoch, fencing the
-	//     producers that called before (as above). Transactions themselves are
-	//     not served yet: the id only names a stable, fenced producer.
+	//     producers that called before (as above), and makes the producer
+	//     transactional (AddPartitionsToTxn, EndTxn). If the older producer
+	//     left a transaction open, it is aborted (markers written, staged
+	//     offsets dropped) before the answer; one already committing is
+	//     committed.
 	//
 	// Expiry: a producer id is forgotten 7 days after its last
 	// InitProducerId, a transactional id 7 days after its last
@@ -231,6 +338,48 @@ type ProducerServiceHandler interface {
 	// transaction.max.timeout.ms) or without a transactional_id, or a
 	// negative producer_id; UNAVAILABLE when the index failed (retry).
 	InitProducerId(context.Context, *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error)
+	// AddPartitionsToTxn adds partitions to the producer's transaction
+	// (Kafka's AddPartitionsToTxn, KIP-98): a transactional producer calls it
+	// before its first produce to a partition in each transaction. The first
+	// add after InitProducerId or a finished transaction begins a new
+	// transaction, whose transaction_timeout starts then.
+	//
+	// Errors: FAILED_PRECONDITION when producer_id/producer_epoch are not the
+	// transactional id's current ones (Kafka's PRODUCER_FENCED: a newer
+	// producer took the id; stop); ABORTED while the previous transaction is
+	// still being committed or aborted (Kafka's CONCURRENT_TRANSACTIONS;
+	// retry); NOT_FOUND for an unknown topic, partition or transactional id;
+	// INVALID_ARGUMENT for no partitions.
+	AddPartitionsToTxn(context.Context, *connect.Request[v1.AddPartitionsToTxnRequest]) (*connect.Response[v1.AddPartitionsToTxnResponse], error)
+	// AddOffsetsToTxn adds a consumer group to the transaction (Kafka's
+	// AddOffsetsToTxn): TxnOffsetCommit may then stage offsets of that group,
+	// which become the group's committed offsets when the transaction
+	// commits, and are dropped when it aborts (consume-transform-produce).
+	// Errors as AddPartitionsToTxn.
+	AddOffsetsToTxn(context.Context, *connect.Request[v1.AddOffsetsToTxnRequest]) (*connect.Response[v1.AddOffsetsToTxnResponse], error)
+	// TxnOffsetCommit stages a group's offsets in the transaction (Kafka's
+	// TxnOffsetCommit). FetchOffsets does not see them until EndTxn commits
+	// the transaction, and never if it aborts.
+	//
+	// Errors: INVALID_ARGUMENT when the group was not added with
+	// AddOffsetsToTxn (Kafka's INVALID_TXN_STATE), or for a bad offset;
+	// FAILED_PRECONDITION when fenced.
+	TxnOffsetCommit(context.Context, *connect.Request[v1.TxnOffsetCommitRequest]) (*connect.Response[v1.TxnOffsetCommitResponse], error)
+	// EndTxn commits or aborts the transaction (Kafka's EndTxn): the agent
+	// writes a control record (a transaction marker, Kafka's control batch
+	// of type COMMIT or ABORT) to every partition of the transaction through
+	// the normal segment path, then makes the staged group offsets committed
+	// (commit) or drops them (abort), and answers once all of that is
+	// durable. read_committed readers see the transaction's records from
+	// then on, or, after an abort, never. The client must have had every
+	// produce of the transaction answered before it calls EndTxn.
+	//
+	// Errors: INVALID_ARGUMENT when no transaction is open or it is already
+	// ending the other way (Kafka's INVALID_TXN_STATE); FAILED_PRECONDITION
+	// when fenced; UNAVAILABLE when a marker or the index write failed: the
+	// transaction stays decided, and EndTxn with the same outcome again (or
+	// the transaction timeout's reaper) finishes it.
+	EndTxn(context.Context, *connect.Request[v1.EndTxnRequest]) (*connect.Response[v1.EndTxnResponse], error)
 }
 
 // NewProducerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -258,6 +407,30 @@ func NewProducerServiceHandler(svc ProducerServiceHandler, opts ...connect.Handl
 		connect.WithSchema(producerServiceMethods.ByName("InitProducerId")),
 		connect.WithHandlerOptions(opts...),
 	)
+	producerServiceAddPartitionsToTxnHandler := connect.NewUnaryHandler(
+		ProducerServiceAddPartitionsToTxnProcedure,
+		svc.AddPartitionsToTxn,
+		connect.WithSchema(producerServiceMethods.ByName("AddPartitionsToTxn")),
+		connect.WithHandlerOptions(opts...),
+	)
+	producerServiceAddOffsetsToTxnHandler := connect.NewUnaryHandler(
+		ProducerServiceAddOffsetsToTxnProcedure,
+		svc.AddOffsetsToTxn,
+		connect.WithSchema(producerServiceMethods.ByName("AddOffsetsToTxn")),
+		connect.WithHandlerOptions(opts...),
+	)
+	producerServiceTxnOffsetCommitHandler := connect.NewUnaryHandler(
+		ProducerServiceTxnOffsetCommitProcedure,
+		svc.TxnOffsetCommit,
+		connect.WithSchema(producerServiceMethods.ByName("TxnOffsetCommit")),
+		connect.WithHandlerOptions(opts...),
+	)
+	producerServiceEndTxnHandler := connect.NewUnaryHandler(
+		ProducerServiceEndTxnProcedure,
+		svc.EndTxn,
+		connect.WithSchema(producerServiceMethods.ByName("EndTxn")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/strata.v1.ProducerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ProducerServiceProduceProcedure:
@@ -266,6 +439,14 @@ func NewProducerServiceHandler(svc ProducerServiceHandler, opts ...connect.Handl
 			producerServiceProduceStreamHandler.ServeHTTP(w, r)
 		case ProducerServiceInitProducerIdProcedure:
 			producerServiceInitProducerIdHandler.ServeHTTP(w, r)
+		case ProducerServiceAddPartitionsToTxnProcedure:
+			producerServiceAddPartitionsToTxnHandler.ServeHTTP(w, r)
+		case ProducerServiceAddOffsetsToTxnProcedure:
+			producerServiceAddOffsetsToTxnHandler.ServeHTTP(w, r)
+		case ProducerServiceTxnOffsetCommitProcedure:
+			producerServiceTxnOffsetCommitHandler.ServeHTTP(w, r)
+		case ProducerServiceEndTxnProcedure:
+			producerServiceEndTxnHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -285,4 +466,20 @@ func (UnimplementedProducerServiceHandler) ProduceStream(context.Context, *conne
 
 func (UnimplementedProducerServiceHandler) InitProducerId(context.Context, *connect.Request[v1.InitProducerIdRequest]) (*connect.Response[v1.InitProducerIdResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.InitProducerId is not implemented"))
+}
+
+func (UnimplementedProducerServiceHandler) AddPartitionsToTxn(context.Context, *connect.Request[v1.AddPartitionsToTxnRequest]) (*connect.Response[v1.AddPartitionsToTxnResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.AddPartitionsToTxn is not implemented"))
+}
+
+func (UnimplementedProducerServiceHandler) AddOffsetsToTxn(context.Context, *connect.Request[v1.AddOffsetsToTxnRequest]) (*connect.Response[v1.AddOffsetsToTxnResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.AddOffsetsToTxn is not implemented"))
+}
+
+func (UnimplementedProducerServiceHandler) TxnOffsetCommit(context.Context, *connect.Request[v1.TxnOffsetCommitRequest]) (*connect.Response[v1.TxnOffsetCommitResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.TxnOffsetCommit is not implemented"))
+}
+
+func (UnimplementedProducerServiceHandler) EndTxn(context.Context, *connect.Request[v1.EndTxnRequest]) (*connect.Response[v1.EndTxnResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.EndTxn is not implemented"))
 }

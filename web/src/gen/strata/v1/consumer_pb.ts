@@ -124,6 +124,9 @@ export type FetchResponse = Message<"strata.v1.FetchResponse"> & {
 
   /**
    * The partition's high watermark: the offset the next record will get.
+   * Under READ_COMMITTED, its last stable offset instead: where such a
+   * reader is caught up (Kafka's read_committed consumers measure their lag
+   * to it too).
    *
    * @generated from field: int64 high_watermark = 3;
    */
@@ -330,9 +333,9 @@ export type ListOffsetsRequest = Message<"strata.v1.ListOffsetsRequest"> & {
   partitions: ListOffsetsPartition[];
 
   /**
-   * Which records count. Reserved for transactions (Kafka answers "latest"
-   * with the last stable offset under READ_COMMITTED); answered as
-   * READ_UNCOMMITTED until then.
+   * Which records count: under READ_COMMITTED, "latest" is the partition's
+   * last stable offset (the first offset of its oldest open transaction, or
+   * the high watermark), as Kafka answers it (KIP-98).
    *
    * @generated from field: strata.v1.IsolationLevel isolation_level = 2;
    */
@@ -511,8 +514,10 @@ export enum IsolationLevel {
   READ_UNCOMMITTED = 1,
 
   /**
-   * Only records of committed transactions, up to the last stable offset.
-   * Reserved for transactions; answered as READ_UNCOMMITTED until then.
+   * Only records of committed transactions, up to the last stable offset
+   * (Kafka's read_committed, KIP-98): records of aborted transactions are
+   * never returned, and none at or past the first offset of a transaction
+   * still open on the partition.
    *
    * @generated from enum value: ISOLATION_LEVEL_READ_COMMITTED = 2;
    */

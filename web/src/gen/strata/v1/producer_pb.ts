@@ -14,7 +14,292 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/producer.proto.
  */
 export const file_strata_v1_producer: GenFile = /*@__PURE__*/
-  fileDesc("ChhzdHJhdGEvdjEvcHJvZHVjZXIucHJvdG8SCXN0cmF0YS52MSJ+ChVJbml0UHJvZHVjZXJJZFJlcXVlc3QSGAoQdHJhbnNhY3Rpb25hbF9pZBgBIAEoCRI2ChN0cmFuc2FjdGlvbl90aW1lb3V0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC3Byb2R1Y2VyX2lkGAMgASgDIkUKFkluaXRQcm9kdWNlcklkUmVzcG9uc2USEwoLcHJvZHVjZXJfaWQYASABKAMSFgoOcHJvZHVjZXJfZXBvY2gYAiABKAUiuwEKDFRvcGljUmVjb3JkcxINCgV0b3BpYxgBIAEoCRIiCgdyZWNvcmRzGAIgAygLMhEuc3RyYXRhLnYxLlJlY29yZBJCCg5iYXNlX3NlcXVlbmNlcxgDIAMoCzIqLnN0cmF0YS52MS5Ub3BpY1JlY29yZHMuQmFzZVNlcXVlbmNlc0VudHJ5GjQKEkJhc2VTZXF1ZW5jZXNFbnRyeRILCgNrZXkYASABKAUSDQoFdmFsdWUYAiABKAU6AjgBImYKDlByb2R1Y2VSZXF1ZXN0EicKBnRvcGljcxgBIAMoCzIXLnN0cmF0YS52MS5Ub3BpY1JlY29yZHMSEwoLcHJvZHVjZXJfaWQYAiABKAMSFgoOcHJvZHVjZXJfZXBvY2gYAyABKAUiYAoMUmVjb3JkUmVzdWx0EhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZvZmZzZXQYAiABKAMSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHCgxUb3BpY1Jlc3VsdHMSDQoFdG9waWMYASABKAkSKAoHcmVzdWx0cxgCIAMoCzIXLnN0cmF0YS52MS5SZWNvcmRSZXN1bHQiOgoPUHJvZHVjZVJlc3BvbnNlEicKBnRvcGljcxgBIAMoCzIXLnN0cmF0YS52MS5Ub3BpY1Jlc3VsdHMiVgoUUHJvZHVjZVN0cmVhbVJlcXVlc3QSEgoKcmVxdWVzdF9pZBgBIAEoBBIqCgdyZXF1ZXN0GAIgASgLMhkuc3RyYXRhLnYxLlByb2R1Y2VSZXF1ZXN0IoEBChVQcm9kdWNlU3RyZWFtUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoBBIsCghyZXNwb25zZRgCIAEoCzIaLnN0cmF0YS52MS5Qcm9kdWNlUmVzcG9uc2USJgoFZXJyb3IYAyABKAsyFy5zdHJhdGEudjEuUHJvZHVjZUVycm9yIi0KDFByb2R1Y2VFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkyiAIKD1Byb2R1Y2VyU2VydmljZRJCCgdQcm9kdWNlEhkuc3RyYXRhLnYxLlByb2R1Y2VSZXF1ZXN0Ghouc3RyYXRhLnYxLlByb2R1Y2VSZXNwb25zZSIAElgKDVByb2R1Y2VTdHJlYW0SHy5zdHJhdGEudjEuUHJvZHVjZVN0cmVhbVJlcXVlc3QaIC5zdHJhdGEudjEuUHJvZHVjZVN0cmVhbVJlc3BvbnNlIgAoATABElcKDkluaXRQcm9kdWNlcklkEiAuc3RyYXRhLnYxLkluaXRQcm9kdWNlcklkUmVxdWVzdBohLnN0cmF0YS52MS5Jbml0UHJvZHVjZXJJZFJlc3BvbnNlIgBCPVo7Z2l0aHViLmNvbS9zdHJhdGFicm9rZXIvc3RyYXRhL3Byb3RvL2dlbi9zdHJhdGEvdjE7c3RyYXRhdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_records]);
+  fileDesc("ChhzdHJhdGEvdjEvcHJvZHVjZXIucHJvdG8SCXN0cmF0YS52MSJUCgtUeG5Qcm9kdWNlchIYChB0cmFuc2FjdGlvbmFsX2lkGAEgASgJEhMKC3Byb2R1Y2VyX2lkGAIgASgDEhYKDnByb2R1Y2VyX2Vwb2NoGAMgASgFIjcKElR4blRvcGljUGFydGl0aW9ucxINCgV0b3BpYxgBIAEoCRISCgpwYXJ0aXRpb25zGAIgAygFInQKGUFkZFBhcnRpdGlvbnNUb1R4blJlcXVlc3QSKAoIcHJvZHVjZXIYASABKAsyFi5zdHJhdGEudjEuVHhuUHJvZHVjZXISLQoGdG9waWNzGAIgAygLMh0uc3RyYXRhLnYxLlR4blRvcGljUGFydGl0aW9ucyIcChpBZGRQYXJ0aXRpb25zVG9UeG5SZXNwb25zZSJRChZBZGRPZmZzZXRzVG9UeG5SZXF1ZXN0EigKCHByb2R1Y2VyGAEgASgLMhYuc3RyYXRhLnYxLlR4blByb2R1Y2VyEg0KBWdyb3VwGAIgASgJIhkKF0FkZE9mZnNldHNUb1R4blJlc3BvbnNlIk8KCVR4bk9mZnNldBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEhAKCG1ldGFkYXRhGAQgASgJIngKFlR4bk9mZnNldENvbW1pdFJlcXVlc3QSKAoIcHJvZHVjZXIYASABKAsyFi5zdHJhdGEudjEuVHhuUHJvZHVjZXISDQoFZ3JvdXAYAiABKAkSJQoHb2Zmc2V0cxgDIAMoCzIULnN0cmF0YS52MS5UeG5PZmZzZXQiGQoXVHhuT2Zmc2V0Q29tbWl0UmVzcG9uc2UiSQoNRW5kVHhuUmVxdWVzdBIoCghwcm9kdWNlchgBIAEoCzIWLnN0cmF0YS52MS5UeG5Qcm9kdWNlchIOCgZjb21taXQYAiABKAgiEAoORW5kVHhuUmVzcG9uc2UifgoVSW5pdFByb2R1Y2VySWRSZXF1ZXN0EhgKEHRyYW5zYWN0aW9uYWxfaWQYASABKAkSNgoTdHJhbnNhY3Rpb25fdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtwcm9kdWNlcl9pZBgDIAEoAyJFChZJbml0UHJvZHVjZXJJZFJlc3BvbnNlEhMKC3Byb2R1Y2VyX2lkGAEgASgDEhYKDnByb2R1Y2VyX2Vwb2NoGAIgASgFIrsBCgxUb3BpY1JlY29yZHMSDQoFdG9waWMYASABKAkSIgoHcmVjb3JkcxgCIAMoCzIRLnN0cmF0YS52MS5SZWNvcmQSQgoOYmFzZV9zZXF1ZW5jZXMYAyADKAsyKi5zdHJhdGEudjEuVG9waWNSZWNvcmRzLkJhc2VTZXF1ZW5jZXNFbnRyeRo0ChJCYXNlU2VxdWVuY2VzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgFOgI4ASKAAQoOUHJvZHVjZVJlcXVlc3QSJwoGdG9waWNzGAEgAygLMhcuc3RyYXRhLnYxLlRvcGljUmVjb3JkcxITCgtwcm9kdWNlcl9pZBgCIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgDIAEoBRIYChB0cmFuc2FjdGlvbmFsX2lkGAQgASgJImAKDFJlY29yZFJlc3VsdBIRCglwYXJ0aXRpb24YASABKAUSDgoGb2Zmc2V0GAIgASgDEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRwoMVG9waWNSZXN1bHRzEg0KBXRvcGljGAEgASgJEigKB3Jlc3VsdHMYAiADKAsyFy5zdHJhdGEudjEuUmVjb3JkUmVzdWx0IjoKD1Byb2R1Y2VSZXNwb25zZRInCgZ0b3BpY3MYASADKAsyFy5zdHJhdGEudjEuVG9waWNSZXN1bHRzIlYKFFByb2R1Y2VTdHJlYW1SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSKgoHcmVxdWVzdBgCIAEoCzIZLnN0cmF0YS52MS5Qcm9kdWNlUmVxdWVzdCKBAQoVUHJvZHVjZVN0cmVhbVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAQSLAoIcmVzcG9uc2UYAiABKAsyGi5zdHJhdGEudjEuUHJvZHVjZVJlc3BvbnNlEiYKBWVycm9yGAMgASgLMhcuc3RyYXRhLnYxLlByb2R1Y2VFcnJvciItCgxQcm9kdWNlRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJMuYECg9Qcm9kdWNlclNlcnZpY2USQgoHUHJvZHVjZRIZLnN0cmF0YS52MS5Qcm9kdWNlUmVxdWVzdBoaLnN0cmF0YS52MS5Qcm9kdWNlUmVzcG9uc2UiABJYCg1Qcm9kdWNlU3RyZWFtEh8uc3RyYXRhLnYxLlByb2R1Y2VTdHJlYW1SZXF1ZXN0GiAuc3RyYXRhLnYxLlByb2R1Y2VTdHJlYW1SZXNwb25zZSIAKAEwARJXCg5Jbml0UHJvZHVjZXJJZBIgLnN0cmF0YS52MS5Jbml0UHJvZHVjZXJJZFJlcXVlc3QaIS5zdHJhdGEudjEuSW5pdFByb2R1Y2VySWRSZXNwb25zZSIAEmMKEkFkZFBhcnRpdGlvbnNUb1R4bhIkLnN0cmF0YS52MS5BZGRQYXJ0aXRpb25zVG9UeG5SZXF1ZXN0GiUuc3RyYXRhLnYxLkFkZFBhcnRpdGlvbnNUb1R4blJlc3BvbnNlIgASWgoPQWRkT2Zmc2V0c1RvVHhuEiEuc3RyYXRhLnYxLkFkZE9mZnNldHNUb1R4blJlcXVlc3QaIi5zdHJhdGEudjEuQWRkT2Zmc2V0c1RvVHhuUmVzcG9uc2UiABJaCg9UeG5PZmZzZXRDb21taXQSIS5zdHJhdGEudjEuVHhuT2Zmc2V0Q29tbWl0UmVxdWVzdBoiLnN0cmF0YS52MS5UeG5PZmZzZXRDb21taXRSZXNwb25zZSIAEj8KBkVuZFR4bhIYLnN0cmF0YS52MS5FbmRUeG5SZXF1ZXN0Ghkuc3RyYXRhLnYxLkVuZFR4blJlc3BvbnNlIgBCPVo7Z2l0aHViLmNvbS9zdHJhdGFicm9rZXIvc3RyYXRhL3Byb3RvL2dlbi9zdHJhdGEvdjE7c3RyYXRhdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_records]);
+
+/**
+ * TxnProducer names a transactional producer: its transactional id and the
+ * producer id and epoch InitProducerId gave it.
+ *
+ * @generated from message strata.v1.TxnProducer
+ */
+export type TxnProducer = Message<"strata.v1.TxnProducer"> & {
+  /**
+   * The transactional id given to InitProducerId.
+   *
+   * @generated from field: string transactional_id = 1;
+   */
+  transactionalId: string;
+
+  /**
+   * The producer id InitProducerId answered.
+   *
+   * @generated from field: int64 producer_id = 2;
+   */
+  producerId: bigint;
+
+  /**
+   * The epoch InitProducerId answered, 0 to 32767.
+   *
+   * @generated from field: int32 producer_epoch = 3;
+   */
+  producerEpoch: number;
+};
+
+/**
+ * Describes the message strata.v1.TxnProducer.
+ * Use `create(TxnProducerSchema)` to create a new message.
+ */
+export const TxnProducerSchema: GenMessage<TxnProducer> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 0);
+
+/**
+ * TxnTopicPartitions are partitions of one topic.
+ *
+ * @generated from message strata.v1.TxnTopicPartitions
+ */
+export type TxnTopicPartitions = Message<"strata.v1.TxnTopicPartitions"> & {
+  /**
+   * The topic's name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * Partition numbers, each at least 0 and below the topic's count.
+   *
+   * @generated from field: repeated int32 partitions = 2;
+   */
+  partitions: number[];
+};
+
+/**
+ * Describes the message strata.v1.TxnTopicPartitions.
+ * Use `create(TxnTopicPartitionsSchema)` to create a new message.
+ */
+export const TxnTopicPartitionsSchema: GenMessage<TxnTopicPartitions> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 1);
+
+/**
+ * AddPartitionsToTxnRequest adds partitions to a transaction.
+ *
+ * @generated from message strata.v1.AddPartitionsToTxnRequest
+ */
+export type AddPartitionsToTxnRequest = Message<"strata.v1.AddPartitionsToTxnRequest"> & {
+  /**
+   * The producer.
+   *
+   * @generated from field: strata.v1.TxnProducer producer = 1;
+   */
+  producer?: TxnProducer | undefined;
+
+  /**
+   * The partitions the transaction will write to.
+   *
+   * @generated from field: repeated strata.v1.TxnTopicPartitions topics = 2;
+   */
+  topics: TxnTopicPartitions[];
+};
+
+/**
+ * Describes the message strata.v1.AddPartitionsToTxnRequest.
+ * Use `create(AddPartitionsToTxnRequestSchema)` to create a new message.
+ */
+export const AddPartitionsToTxnRequestSchema: GenMessage<AddPartitionsToTxnRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 2);
+
+/**
+ * AddPartitionsToTxnResponse answers AddPartitionsToTxnRequest.
+ *
+ * @generated from message strata.v1.AddPartitionsToTxnResponse
+ */
+export type AddPartitionsToTxnResponse = Message<"strata.v1.AddPartitionsToTxnResponse"> & {
+};
+
+/**
+ * Describes the message strata.v1.AddPartitionsToTxnResponse.
+ * Use `create(AddPartitionsToTxnResponseSchema)` to create a new message.
+ */
+export const AddPartitionsToTxnResponseSchema: GenMessage<AddPartitionsToTxnResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 3);
+
+/**
+ * AddOffsetsToTxnRequest adds a group to a transaction.
+ *
+ * @generated from message strata.v1.AddOffsetsToTxnRequest
+ */
+export type AddOffsetsToTxnRequest = Message<"strata.v1.AddOffsetsToTxnRequest"> & {
+  /**
+   * The producer.
+   *
+   * @generated from field: strata.v1.TxnProducer producer = 1;
+   */
+  producer?: TxnProducer | undefined;
+
+  /**
+   * The consumer group whose offsets the transaction will commit.
+   *
+   * @generated from field: string group = 2;
+   */
+  group: string;
+};
+
+/**
+ * Describes the message strata.v1.AddOffsetsToTxnRequest.
+ * Use `create(AddOffsetsToTxnRequestSchema)` to create a new message.
+ */
+export const AddOffsetsToTxnRequestSchema: GenMessage<AddOffsetsToTxnRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 4);
+
+/**
+ * AddOffsetsToTxnResponse answers AddOffsetsToTxnRequest.
+ *
+ * @generated from message strata.v1.AddOffsetsToTxnResponse
+ */
+export type AddOffsetsToTxnResponse = Message<"strata.v1.AddOffsetsToTxnResponse"> & {
+};
+
+/**
+ * Describes the message strata.v1.AddOffsetsToTxnResponse.
+ * Use `create(AddOffsetsToTxnResponseSchema)` to create a new message.
+ */
+export const AddOffsetsToTxnResponseSchema: GenMessage<AddOffsetsToTxnResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 5);
+
+/**
+ * TxnOffset is an offset to commit with a transaction.
+ *
+ * @generated from message strata.v1.TxnOffset
+ */
+export type TxnOffset = Message<"strata.v1.TxnOffset"> & {
+  /**
+   * The topic's name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * The partition.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * The next offset to consume (Kafka's committed offset), at least 0.
+   *
+   * @generated from field: int64 offset = 3;
+   */
+  offset: bigint;
+
+  /**
+   * Free text kept with the offset (Kafka's offset metadata).
+   *
+   * @generated from field: string metadata = 4;
+   */
+  metadata: string;
+};
+
+/**
+ * Describes the message strata.v1.TxnOffset.
+ * Use `create(TxnOffsetSchema)` to create a new message.
+ */
+export const TxnOffsetSchema: GenMessage<TxnOffset> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 6);
+
+/**
+ * TxnOffsetCommitRequest stages offsets in a transaction.
+ *
+ * @generated from message strata.v1.TxnOffsetCommitRequest
+ */
+export type TxnOffsetCommitRequest = Message<"strata.v1.TxnOffsetCommitRequest"> & {
+  /**
+   * The producer.
+   *
+   * @generated from field: strata.v1.TxnProducer producer = 1;
+   */
+  producer?: TxnProducer | undefined;
+
+  /**
+   * The group, added with AddOffsetsToTxn.
+   *
+   * @generated from field: string group = 2;
+   */
+  group: string;
+
+  /**
+   * The offsets.
+   *
+   * @generated from field: repeated strata.v1.TxnOffset offsets = 3;
+   */
+  offsets: TxnOffset[];
+};
+
+/**
+ * Describes the message strata.v1.TxnOffsetCommitRequest.
+ * Use `create(TxnOffsetCommitRequestSchema)` to create a new message.
+ */
+export const TxnOffsetCommitRequestSchema: GenMessage<TxnOffsetCommitRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 7);
+
+/**
+ * TxnOffsetCommitResponse answers TxnOffsetCommitRequest.
+ *
+ * @generated from message strata.v1.TxnOffsetCommitResponse
+ */
+export type TxnOffsetCommitResponse = Message<"strata.v1.TxnOffsetCommitResponse"> & {
+};
+
+/**
+ * Describes the message strata.v1.TxnOffsetCommitResponse.
+ * Use `create(TxnOffsetCommitResponseSchema)` to create a new message.
+ */
+export const TxnOffsetCommitResponseSchema: GenMessage<TxnOffsetCommitResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 8);
+
+/**
+ * EndTxnRequest commits or aborts a transaction.
+ *
+ * @generated from message strata.v1.EndTxnRequest
+ */
+export type EndTxnRequest = Message<"strata.v1.EndTxnRequest"> & {
+  /**
+   * The producer.
+   *
+   * @generated from field: strata.v1.TxnProducer producer = 1;
+   */
+  producer?: TxnProducer | undefined;
+
+  /**
+   * True to commit, false to abort.
+   *
+   * @generated from field: bool commit = 2;
+   */
+  commit: boolean;
+};
+
+/**
+ * Describes the message strata.v1.EndTxnRequest.
+ * Use `create(EndTxnRequestSchema)` to create a new message.
+ */
+export const EndTxnRequestSchema: GenMessage<EndTxnRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 9);
+
+/**
+ * EndTxnResponse answers EndTxnRequest.
+ *
+ * @generated from message strata.v1.EndTxnResponse
+ */
+export type EndTxnResponse = Message<"strata.v1.EndTxnResponse"> & {
+};
+
+/**
+ * Describes the message strata.v1.EndTxnResponse.
+ * Use `create(EndTxnResponseSchema)` to create a new message.
+ */
+export const EndTxnResponseSchema: GenMessage<EndTxnResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 10);
 
 /**
  * InitProducerIdRequest asks for a producer id and epoch.
@@ -34,7 +319,8 @@ export type InitProducerIdRequest = Message<"strata.v1.InitProducerIdRequest"> &
   /**
    * How long a transaction of this producer may stay open before it is
    * aborted (Kafka's transaction.timeout.ms; default 60s, at most 15
-   * minutes). Only with transactional_id; stored for transactions to come.
+   * minutes). Only with transactional_id. An open transaction past it is
+   * aborted by an agent.
    *
    * @generated from field: google.protobuf.Duration transaction_timeout = 2;
    */
@@ -55,7 +341,7 @@ export type InitProducerIdRequest = Message<"strata.v1.InitProducerIdRequest"> &
  * Use `create(InitProducerIdRequestSchema)` to create a new message.
  */
 export const InitProducerIdRequestSchema: GenMessage<InitProducerIdRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 0);
+  messageDesc(file_strata_v1_producer, 11);
 
 /**
  * InitProducerIdResponse is the producer's identity for its produce
@@ -84,7 +370,7 @@ export type InitProducerIdResponse = Message<"strata.v1.InitProducerIdResponse">
  * Use `create(InitProducerIdResponseSchema)` to create a new message.
  */
 export const InitProducerIdResponseSchema: GenMessage<InitProducerIdResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 1);
+  messageDesc(file_strata_v1_producer, 12);
 
 /**
  * TopicRecords are records for one topic.
@@ -127,7 +413,7 @@ export type TopicRecords = Message<"strata.v1.TopicRecords"> & {
  * Use `create(TopicRecordsSchema)` to create a new message.
  */
 export const TopicRecordsSchema: GenMessage<TopicRecords> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 2);
+  messageDesc(file_strata_v1_producer, 13);
 
 /**
  * ProduceRequest writes records.
@@ -161,6 +447,18 @@ export type ProduceRequest = Message<"strata.v1.ProduceRequest"> & {
    * @generated from field: int32 producer_epoch = 3;
    */
   producerEpoch: number;
+
+  /**
+   * The transactional id of a transactional producer (Kafka's
+   * ProduceRequest transactional_id): the batches carry the transactional
+   * flag, and every partition written must have been added to the open
+   * transaction with AddPartitionsToTxn, else INVALID_ARGUMENT (Kafka's
+   * INVALID_TXN_STATE). Needs producer_id; FAILED_PRECONDITION when the
+   * producer is not the id's current one.
+   *
+   * @generated from field: string transactional_id = 4;
+   */
+  transactionalId: string;
 };
 
 /**
@@ -168,7 +466,7 @@ export type ProduceRequest = Message<"strata.v1.ProduceRequest"> & {
  * Use `create(ProduceRequestSchema)` to create a new message.
  */
 export const ProduceRequestSchema: GenMessage<ProduceRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 3);
+  messageDesc(file_strata_v1_producer, 14);
 
 /**
  * RecordResult tells where one record landed.
@@ -203,7 +501,7 @@ export type RecordResult = Message<"strata.v1.RecordResult"> & {
  * Use `create(RecordResultSchema)` to create a new message.
  */
 export const RecordResultSchema: GenMessage<RecordResult> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 4);
+  messageDesc(file_strata_v1_producer, 15);
 
 /**
  * TopicResults are the results for one TopicRecords, in the same order.
@@ -231,7 +529,7 @@ export type TopicResults = Message<"strata.v1.TopicResults"> & {
  * Use `create(TopicResultsSchema)` to create a new message.
  */
 export const TopicResultsSchema: GenMessage<TopicResults> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 5);
+  messageDesc(file_strata_v1_producer, 16);
 
 /**
  * ProduceResponse answers a ProduceRequest.
@@ -252,7 +550,7 @@ export type ProduceResponse = Message<"strata.v1.ProduceResponse"> & {
  * Use `create(ProduceResponseSchema)` to create a new message.
  */
 export const ProduceResponseSchema: GenMessage<ProduceResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 6);
+  messageDesc(file_strata_v1_producer, 17);
 
 /**
  * ProduceStreamRequest is one request on a produce stream.
@@ -280,7 +578,7 @@ export type ProduceStreamRequest = Message<"strata.v1.ProduceStreamRequest"> & {
  * Use `create(ProduceStreamRequestSchema)` to create a new message.
  */
 export const ProduceStreamRequestSchema: GenMessage<ProduceStreamRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 7);
+  messageDesc(file_strata_v1_producer, 18);
 
 /**
  * ProduceStreamResponse answers one ProduceStreamRequest.
@@ -316,7 +614,7 @@ export type ProduceStreamResponse = Message<"strata.v1.ProduceStreamResponse"> &
  * Use `create(ProduceStreamResponseSchema)` to create a new message.
  */
 export const ProduceStreamResponseSchema: GenMessage<ProduceStreamResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 8);
+  messageDesc(file_strata_v1_producer, 19);
 
 /**
  * ProduceError is a failed request on a produce stream.
@@ -344,7 +642,7 @@ export type ProduceError = Message<"strata.v1.ProduceError"> & {
  * Use `create(ProduceErrorSchema)` to create a new message.
  */
 export const ProduceErrorSchema: GenMessage<ProduceError> = /*@__PURE__*/
-  messageDesc(file_strata_v1_producer, 9);
+  messageDesc(file_strata_v1_producer, 20);
 
 /**
  * ProducerService writes records. Any agent accepts records for any topic
@@ -422,8 +720,11 @@ export const ProducerService: GenService<{
    *   (32767) gets a new id with epoch 0 instead: use the answer's id.
    * - transactional_id: the id stays bound to one producer id across calls
    *   (and processes), and every call raises the epoch, fencing the
-   *   producers that called before (as above). Transactions themselves are
-   *   not served yet: the id only names a stable, fenced producer.
+   *   producers that called before (as above), and makes the producer
+   *   transactional (AddPartitionsToTxn, EndTxn). If the older producer
+   *   left a transaction open, it is aborted (markers written, staged
+   *   offsets dropped) before the answer; one already committing is
+   *   committed.
    *
    * Expiry: a producer id is forgotten 7 days after its last
    * InitProducerId, a transactional id 7 days after its last
@@ -446,6 +747,80 @@ export const ProducerService: GenService<{
     methodKind: "unary";
     input: typeof InitProducerIdRequestSchema;
     output: typeof InitProducerIdResponseSchema;
+  },
+  /**
+   * AddPartitionsToTxn adds partitions to the producer's transaction
+   * (Kafka's AddPartitionsToTxn, KIP-98): a transactional producer calls it
+   * before its first produce to a partition in each transaction. The first
+   * add after InitProducerId or a finished transaction begins a new
+   * transaction, whose transaction_timeout starts then.
+   *
+   * Errors: FAILED_PRECONDITION when producer_id/producer_epoch are not the
+   * transactional id's current ones (Kafka's PRODUCER_FENCED: a newer
+   * producer took the id; stop); ABORTED while the previous transaction is
+   * still being committed or aborted (Kafka's CONCURRENT_TRANSACTIONS;
+   * retry); NOT_FOUND for an unknown topic, partition or transactional id;
+   * INVALID_ARGUMENT for no partitions.
+   *
+   * @generated from rpc strata.v1.ProducerService.AddPartitionsToTxn
+   */
+  addPartitionsToTxn: {
+    methodKind: "unary";
+    input: typeof AddPartitionsToTxnRequestSchema;
+    output: typeof AddPartitionsToTxnResponseSchema;
+  },
+  /**
+   * AddOffsetsToTxn adds a consumer group to the transaction (Kafka's
+   * AddOffsetsToTxn): TxnOffsetCommit may then stage offsets of that group,
+   * which become the group's committed offsets when the transaction
+   * commits, and are dropped when it aborts (consume-transform-produce).
+   * Errors as AddPartitionsToTxn.
+   *
+   * @generated from rpc strata.v1.ProducerService.AddOffsetsToTxn
+   */
+  addOffsetsToTxn: {
+    methodKind: "unary";
+    input: typeof AddOffsetsToTxnRequestSchema;
+    output: typeof AddOffsetsToTxnResponseSchema;
+  },
+  /**
+   * TxnOffsetCommit stages a group's offsets in the transaction (Kafka's
+   * TxnOffsetCommit). FetchOffsets does not see them until EndTxn commits
+   * the transaction, and never if it aborts.
+   *
+   * Errors: INVALID_ARGUMENT when the group was not added with
+   * AddOffsetsToTxn (Kafka's INVALID_TXN_STATE), or for a bad offset;
+   * FAILED_PRECONDITION when fenced.
+   *
+   * @generated from rpc strata.v1.ProducerService.TxnOffsetCommit
+   */
+  txnOffsetCommit: {
+    methodKind: "unary";
+    input: typeof TxnOffsetCommitRequestSchema;
+    output: typeof TxnOffsetCommitResponseSchema;
+  },
+  /**
+   * EndTxn commits or aborts the transaction (Kafka's EndTxn): the agent
+   * writes a control record (a transaction marker, Kafka's control batch
+   * of type COMMIT or ABORT) to every partition of the transaction through
+   * the normal segment path, then makes the staged group offsets committed
+   * (commit) or drops them (abort), and answers once all of that is
+   * durable. read_committed readers see the transaction's records from
+   * then on, or, after an abort, never. The client must have had every
+   * produce of the transaction answered before it calls EndTxn.
+   *
+   * Errors: INVALID_ARGUMENT when no transaction is open or it is already
+   * ending the other way (Kafka's INVALID_TXN_STATE); FAILED_PRECONDITION
+   * when fenced; UNAVAILABLE when a marker or the index write failed: the
+   * transaction stays decided, and EndTxn with the same outcome again (or
+   * the transaction timeout's reaper) finishes it.
+   *
+   * @generated from rpc strata.v1.ProducerService.EndTxn
+   */
+  endTxn: {
+    methodKind: "unary";
+    input: typeof EndTxnRequestSchema;
+    output: typeof EndTxnResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_producer, 0);

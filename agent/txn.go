@@ -1,0 +1,273 @@
+package agent
+
+// ProducerService's transaction RPCs: Kafka's transactions (KIP-98),
+// AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit and EndTxn, over the
+// index's per transactional id state (coordinator.Transactions). Any agent
+// serves any transactional id: the state machine lives in the index, and
+// every call is fenced there by the producer id and epoch.
+//
+// Ending a transaction (EndTxn, a new producer taking the transactional id
+// in InitProducerId, or the reaper) has three steps, each safe to repeat:
+// the index records the decision (Prepare*), a control batch (the marker)
+// is appended to every partition of the transaction through the batcher,
+// like any produced batch, and CompleteTxn moves the staged group offsets
+// (commit) or drops them (abort). A failure after the decision leaves the
+// transaction Prepare*: a retried EndTxn, InitProducerId or the reaper
+// writes the markers again (a second marker finds nothing open on the
+// partition and changes nothing) and completes it.
+//
+// Produce checks a transactional request's partitions against the
+// transaction before appending (Kafka's INVALID_TXN_STATE). As in Kafka
+// before KIP-890, a produce still in flight when its own producer calls
+// EndTxn may land after the marker and open a transaction nothing closes;
+// clients wait for their produces' answers before EndTxn.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/objectlog"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+// txnProducer checks a request's TxnProducer.
+func txnProducer(p *stratav1.TxnProducer) (string, int64, int16, error) {
+	switch {
+	case p == nil || p.GetTransactionalId() == "":
+		return "", 0, 0, invalidf("producer.transactional_id is required")
+	case p.GetProducerId() <= 0:
+		return "", 0, 0, invalidf("producer.producer_id %d: want the id InitProducerId answered", p.GetProducerId())
+	case p.GetProducerEpoch() < 0 || p.GetProducerEpoch() > math.MaxInt16:
+		return "", 0, 0, invalidf("producer.producer_epoch %d: want 0 to %d", p.GetProducerEpoch(), math.MaxInt16)
+	}
+	return p.GetTransactionalId(), p.GetProducerId(), int16(p.GetProducerEpoch()), nil
+}
+
+// AddPartitionsToTxn implements stratav1connect.ProducerServiceHandler.
+func (a *Agent) AddPartitionsToTxn(ctx context.Context, req *connect.Request[stratav1.AddPartitionsToTxnRequest]) (*connect.Response[stratav1.AddPartitionsToTxnResponse], error) {
+	tid, pid, epoch, err := txnProducer(req.Msg.GetProducer())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	var parts []coordinator.TxnPartition
+	for i, tp := range req.Msg.GetTopics() {
+		if len(tp.GetPartitions()) == 0 {
+			return nil, connectError(invalidf("topics[%d] (%q) names no partitions", i, tp.GetTopic()))
+		}
+		for _, p := range tp.GetPartitions() {
+			topic, err := a.partitionTopic(ctx, tp.GetTopic(), p)
+			if err != nil {
+				return nil, connectError(err)
+			}
+			parts = append(parts, coordinator.TxnPartition{TopicID: topic.ID, Partition: p})
+		}
+	}
+	if len(parts) == 0 {
+		return nil, connectError(invalidf("AddPartitionsToTxn needs at least one partition"))
+	}
+	if _, err := a.index.AddPartitionsToTxn(ctx, tid, pid, epoch, parts); err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.AddPartitionsToTxnResponse{}), nil
+}
+
+// AddOffsetsToTxn implements stratav1connect.ProducerServiceHandler.
+func (a *Agent) AddOffsetsToTxn(ctx context.Context, req *connect.Request[stratav1.AddOffsetsToTxnRequest]) (*connect.Response[stratav1.AddOffsetsToTxnResponse], error) {
+	tid, pid, epoch, err := txnProducer(req.Msg.GetProducer())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if req.Msg.GetGroup() == "" {
+		return nil, connectError(invalidf("group is required"))
+	}
+	if _, err := a.index.AddOffsetsToTxn(ctx, tid, pid, epoch, req.Msg.GetGroup()); err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.AddOffsetsToTxnResponse{}), nil
+}
+
+// TxnOffsetCommit implements stratav1connect.ProducerServiceHandler.
+func (a *Agent) TxnOffsetCommit(ctx context.Context, req *connect.Request[stratav1.TxnOffsetCommitRequest]) (*connect.Response[stratav1.TxnOffsetCommitResponse], error) {
+	m := req.Msg
+	tid, pid, epoch, err := txnProducer(m.GetProducer())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if m.GetGroup() == "" {
+		return nil, connectError(invalidf("group is required"))
+	}
+	txn, err := a.currentTxn(ctx, tid, pid, epoch)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if txn.State != coordinator.TxnOngoing || !slices.Contains(txn.Groups, m.GetGroup()) {
+		return nil, connectError(fmt.Errorf("%w: group %q was not added to the transaction of %q (state %s): call AddOffsetsToTxn first",
+			coordinator.ErrInvalidTxnState, m.GetGroup(), tid, txn.State))
+	}
+	offsets := make(map[coordinator.TopicPartition]coordinator.CommittedOffset, len(m.GetOffsets()))
+	for i, o := range m.GetOffsets() {
+		if o.GetOffset() < 0 {
+			return nil, connectError(invalidf("offsets[%d]: offset %d is negative", i, o.GetOffset()))
+		}
+		if len(o.GetMetadata()) > a.cfg.OffsetMetadataMaxBytes {
+			return nil, connectError(overLimit(errTooLarge, "offset-metadata-max-bytes", int64(a.cfg.OffsetMetadataMaxBytes), int64(len(o.GetMetadata())),
+				"offsets[%d]: metadata of %d bytes is over offset-metadata-max-bytes %d", i, len(o.GetMetadata()), a.cfg.OffsetMetadataMaxBytes))
+		}
+		topic, err := a.partitionTopic(ctx, o.GetTopic(), o.GetPartition())
+		if err != nil {
+			return nil, connectError(err)
+		}
+		offsets[coordinator.TopicPartition{Topic: o.GetTopic(), Partition: o.GetPartition()}] = coordinator.CommittedOffset{
+			Offset: o.GetOffset(), Metadata: o.GetMetadata(), TopicID: topic.ID}
+	}
+	if err := a.index.TxnOffsetCommit(ctx, m.GetGroup(), pid, epoch, offsets); err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.TxnOffsetCommitResponse{}), nil
+}
+
+// EndTxn implements stratav1connect.ProducerServiceHandler.
+func (a *Agent) EndTxn(ctx context.Context, req *connect.Request[stratav1.EndTxnRequest]) (*connect.Response[stratav1.EndTxnResponse], error) {
+	tid, pid, epoch, err := txnProducer(req.Msg.GetProducer())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	txn, err := a.index.EndTxn(ctx, tid, pid, epoch, req.Msg.GetCommit())
+	if err != nil {
+		return nil, connectError(err)
+	}
+	if err := a.finishTxn(ctx, txn); err != nil {
+		return nil, connectError(err)
+	}
+	return connect.NewResponse(&stratav1.EndTxnResponse{}), nil
+}
+
+// currentTxn returns the transactional id's state if (pid, epoch) is its
+// current producer, else ErrFenced.
+func (a *Agent) currentTxn(ctx context.Context, tid string, pid int64, epoch int16) (coordinator.Txn, error) {
+	txn, err := a.index.DescribeTxn(ctx, tid)
+	if err != nil {
+		return coordinator.Txn{}, err
+	}
+	if txn.ProducerID != pid || txn.ProducerEpoch != epoch {
+		return coordinator.Txn{}, fmt.Errorf("%w: transactional id %q belongs to producer %d epoch %d, not %d epoch %d",
+			coordinator.ErrFenced, tid, txn.ProducerID, txn.ProducerEpoch, pid, epoch)
+	}
+	return txn, nil
+}
+
+// checkTxnProduce checks a transactional produce request: the producer is
+// the transactional id's current one, and each partition written was added
+// to its open transaction (Kafka's INVALID_TXN_STATE otherwise).
+func (a *Agent) checkTxnProduce(ctx context.Context, req *stratav1.ProduceRequest, batches []partitionBatch) error {
+	tid := req.GetTransactionalId()
+	txn, err := a.currentTxn(ctx, tid, req.GetProducerId(), int16(req.GetProducerEpoch()))
+	if err != nil {
+		return err
+	}
+	if txn.State != coordinator.TxnOngoing {
+		return fmt.Errorf("%w: transactional id %q has no open transaction (state %s): call AddPartitionsToTxn first",
+			coordinator.ErrInvalidTxnState, tid, txn.State)
+	}
+	for _, b := range batches {
+		if !slices.Contains(txn.Partitions, coordinator.TxnPartition{TopicID: b.key.topic, Partition: b.key.partition}) {
+			return fmt.Errorf("%w: partition %d of topic id %s was not added to the transaction of %q: call AddPartitionsToTxn first",
+				coordinator.ErrInvalidTxnState, b.key.partition, b.key.topic, tid)
+		}
+	}
+	return nil
+}
+
+// finishTxn writes the markers of a transaction in PrepareCommit or
+// PrepareAbort and completes it; other states need nothing.
+func (a *Agent) finishTxn(ctx context.Context, txn coordinator.Txn) error {
+	var typ int16
+	switch txn.State {
+	case coordinator.TxnPrepareCommit:
+		typ = coordinator.ControlCommit
+	case coordinator.TxnPrepareAbort:
+		typ = coordinator.ControlAbort
+	default:
+		return nil
+	}
+	if err := a.writeMarkers(ctx, txn, typ); err != nil {
+		return fmt.Errorf("transaction %q: write %s markers: %w", txn.TransactionalID, txn.State, err)
+	}
+	if _, err := a.index.CompleteTxn(ctx, txn.TransactionalID, txn.ProducerID, txn.ProducerEpoch); err != nil {
+		return err
+	}
+	return nil
+}
+
+// writeMarkers appends a control batch of type typ to every partition of
+// the transaction, in one segment, and waits for its commit. A partition
+// of a topic deleted since has nothing left to close.
+func (a *Agent) writeMarkers(ctx context.Context, txn coordinator.Txn, typ int16) error {
+	if len(txn.Partitions) == 0 {
+		return nil
+	}
+	// The markers carry the producer id the transaction's batches carry,
+	// and the current epoch, which fences the older epochs' batches on the
+	// partition. When the index moved the transactional id to a new
+	// producer id (the old one's epochs used up), the old id's batches
+	// were of its last epoch.
+	epoch := txn.ProducerEpoch
+	if txn.DataProducerID != txn.ProducerID {
+		epoch = math.MaxInt16
+	}
+	spec := objectlog.BatchSpec{ProducerID: txn.DataProducerID, ProducerEpoch: epoch, BaseSequence: -1, Transactional: true, Control: true}
+	rec := controlRecord(typ, time.Now().UnixMilli())
+	batches := make([]partitionBatch, len(txn.Partitions))
+	for i, p := range txn.Partitions {
+		batches[i] = partitionBatch{key: partitionKey{p.TopicID, p.Partition}, spec: spec,
+			records: []objectlog.Record{rec}, controlType: typ}
+	}
+	pending, err := a.batcher.append(ctx, batches)
+	if err != nil {
+		return err
+	}
+	for i, p := range pending {
+		err := p.wait(ctx)
+		if errors.Is(err, coordinator.ErrTopicDeleted) {
+			a.log.Info("transaction marker for a deleted topic dropped", "transactional_id", txn.TransactionalID,
+				"topic_id", batches[i].key.topic, "partition", batches[i].key.partition)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// controlRecord is Kafka's transaction marker record: key version 0 and the
+// control type (0 abort, 1 commit), value version 0 and the coordinator
+// epoch (0: this coordinator has no epochs, the index fences instead).
+func controlRecord(typ int16, ts int64) objectlog.Record {
+	key := []byte{0, 0, byte(uint16(typ) >> 8), byte(typ)}
+	value := []byte{0, 0, 0, 0, 0, 0}
+	return objectlog.Record{Key: key, Value: value, Timestamp: ts}
+}
+
+// initTxn makes a transactional producer's new epoch the transactional id's
+// current incarnation; an open transaction the previous one left is
+// aborted (or, already committing, committed) before the producer is
+// answered, as Kafka's InitProducerId does.
+func (a *Agent) initTxn(ctx context.Context, tid string, pid int64, epoch int16, timeout time.Duration) error {
+	txn, err := a.index.InitTxn(ctx, tid, pid, epoch, timeout)
+	if err != nil {
+		return err
+	}
+	if txn.State == coordinator.TxnPrepareAbort || txn.State == coordinator.TxnPrepareCommit {
+		a.log.Info("finishing the transaction of a fenced producer", "transactional_id", tid,
+			"state", txn.State, "partitions", len(txn.Partitions), "groups", len(txn.Groups))
+	}
+	return a.finishTxn(ctx, txn)
+}

@@ -1,0 +1,113 @@
+package agent
+
+// The transaction reaper (DESIGN.md, "Transactions (shape)"): a
+// transaction left open past its timeout, its producer dead or stuck, holds
+// back the last stable offset of every partition it wrote to, so every
+// read_committed reader of them. Every TxnReaperInterval each agent tries
+// the reaper lease; the one holding it lists the expired transactions in
+// the index and aborts each (Kafka's transaction coordinator does this for
+// transaction.timeout.ms): EndTxn(abort) under the transaction's own
+// producer id and epoch, abort markers, CompleteTxn. Transactions stuck in
+// PrepareCommit or PrepareAbort (an EndTxn whose agent died after the
+// decision) are finished the way they were decided. The lease keeps the
+// agents from doing the same work at once; the index's state machine keeps
+// a late or repeated abort harmless.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stratabroker/strata/coordinator"
+)
+
+// txnReaperLease is the index lease that lets one reaper run at a time.
+const txnReaperLease = "txn-reaper"
+
+// txnReapBatch is how many expired transactions one pass lists.
+const txnReapBatch = 100
+
+// runTxnReaper runs a reaper pass every TxnReaperInterval until ctx ends.
+func (a *Agent) runTxnReaper(ctx context.Context) {
+	defer close(a.reaperDone)
+	t := time.NewTicker(a.cfg.TxnReaperInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := a.ReapTransactions(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			a.log.Warn("transaction reaper pass failed", "err", err)
+		case n > 0:
+			a.log.Info("transaction reaper pass", "finished", n)
+		}
+	}
+}
+
+// ReapTransactions runs one reaper pass: it aborts the transactions open
+// past their timeout and finishes those stuck committing or aborting, and
+// returns how many it finished. It does nothing (0, nil) while another
+// agent holds the reaper lease.
+func (a *Agent) ReapTransactions(ctx context.Context) (int, error) {
+	leases, ok := a.index.(coordinator.Leases)
+	if !ok {
+		return 0, fmt.Errorf("transaction reaper: the index %T has no leases", a.index)
+	}
+	ttl := max(3*a.cfg.TxnReaperInterval, 30*time.Second)
+	lease, err := leases.AcquireLease(ctx, txnReaperLease, a.cfg.AgentID, ttl)
+	if errors.Is(err, coordinator.ErrConflict) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("transaction reaper: %w", err)
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = leases.ReleaseLease(rctx, lease)
+	}()
+	expired, err := a.index.ListExpiredTxns(ctx, txnReapBatch)
+	if err != nil {
+		return 0, fmt.Errorf("transaction reaper: %w", err)
+	}
+	done := 0
+	var errs []error
+	for _, txn := range expired {
+		// Another agent took the lease (this pass outlived it): stop, and
+		// leave the rest to it.
+		if err := leases.ValidateLease(ctx, lease); err != nil {
+			return done, fmt.Errorf("transaction reaper: %w", err)
+		}
+		if err := a.reapTxn(ctx, txn); err != nil {
+			errs = append(errs, fmt.Errorf("transaction %q: %w", txn.TransactionalID, err))
+			continue
+		}
+		done++
+	}
+	return done, errors.Join(errs...)
+}
+
+// reapTxn aborts one expired transaction, or finishes a prepared one.
+func (a *Agent) reapTxn(ctx context.Context, txn coordinator.Txn) error {
+	if txn.State == coordinator.TxnOngoing {
+		a.log.Info("aborting a transaction past its timeout", "transactional_id", txn.TransactionalID,
+			"producer_id", txn.ProducerID, "epoch", txn.ProducerEpoch, "started", txn.Started, "timeout", txn.Timeout)
+		var err error
+		txn, err = a.index.EndTxn(ctx, txn.TransactionalID, txn.ProducerID, txn.ProducerEpoch, false)
+		if errors.Is(err, coordinator.ErrFenced) || errors.Is(err, coordinator.ErrInvalidTxnState) {
+			// The producer (or a newer one) ended it in the meantime.
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return a.finishTxn(ctx, txn)
+}

@@ -1,0 +1,133 @@
+package client_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/stratabroker/strata/client"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+	"github.com/stratabroker/strata/proto/gen/strata/v1/stratav1connect"
+)
+
+// readCommitted reads a partition from 0 with read_committed and returns
+// the values.
+func (ta *testAgent) readCommitted(t *testing.T, topic string, p int32) []string {
+	t.Helper()
+	consumer := stratav1connect.NewConsumerServiceClient(ta.http, ta.url)
+	var out []string
+	var next int64
+	for {
+		resp, err := consumer.Fetch(t.Context(), connect.NewRequest(&stratav1.FetchRequest{Topic: topic, Partition: p, Offset: next,
+			IsolationLevel: stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range resp.Msg.GetRecords() {
+			out = append(out, string(r.GetValue()))
+		}
+		if resp.Msg.GetNextOffset() == next || resp.Msg.GetNextOffset() >= resp.Msg.GetHighWatermark() {
+			return out
+		}
+		next = resp.Msg.GetNextOffset()
+	}
+}
+
+func newTxnProducer(t *testing.T, ta *testAgent, id string) *client.Producer {
+	t.Helper()
+	p, err := client.NewProducer(ta.http, ta.url, client.TransactionalID(id, 0), client.Linger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(t.Context()) })
+	if err := p.InitTransactions(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func values(prefix string, n int) []*client.Record {
+	out := make([]*client.Record, n)
+	for i := range out {
+		out[i] = &client.Record{Topic: "tx", Value: fmt.Appendf(nil, "%s%d", prefix, i)}
+	}
+	return out
+}
+
+// TestProducerTransactions: committed transactions are read by
+// read_committed readers, aborted ones never; offsets sent to a
+// transaction commit with it; a new producer with the same transactional
+// id fences the old one.
+func TestProducerTransactions(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "tx", 1)
+	ctx := t.Context()
+	p := newTxnProducer(t, ta, "app")
+
+	if err := p.ProduceSync(ctx, values("none", 1)...); !errors.Is(err, client.ErrNoTransaction) {
+		t.Fatalf("produce outside a transaction: %v, want ErrNoTransaction", err)
+	}
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, values("c", 3)...); err != nil {
+		t.Fatal(err)
+	}
+	if got := ta.readCommitted(t, "tx", 0); len(got) != 0 {
+		t.Fatalf("read_committed before the commit: %q", got)
+	}
+	if err := p.SendOffsetsToTransaction(ctx, "etl", []client.PartitionOffset{{Topic: "tx", Partition: 0, Offset: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ta.committed(t, "etl"); len(got) != 0 {
+		t.Fatalf("offsets before the commit: %v", got)
+	}
+	if err := p.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ta.committed(t, "etl")[client.TopicPartition{Topic: "tx", Partition: 0}]; got != 3 {
+		t.Fatalf("offset after the commit %d, want 3", got)
+	}
+
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, values("a", 2)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AbortTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ta.readCommitted(t, "tx", 0), []string{"c0", "c1", "c2"}; !slices.Equal(got, want) {
+		t.Fatalf("read_committed: %q, want %q", got, want)
+	}
+
+	// A new producer of the id fences this one, aborting its transaction.
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, values("z", 1)...); err != nil {
+		t.Fatal(err)
+	}
+	q := newTxnProducer(t, ta, "app")
+	if err := p.CommitTransaction(ctx); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("commit of the fenced producer: %v, want failed_precondition", err)
+	}
+	if err := q.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.ProduceSync(ctx, values("q", 1)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ta.readCommitted(t, "tx", 0), []string{"c0", "c1", "c2", "q0"}; !slices.Equal(got, want) {
+		t.Fatalf("read_committed after the fencing: %q, want %q", got, want)
+	}
+}
