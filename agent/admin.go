@@ -115,6 +115,7 @@ func topicProto(t coordinator.Topic) *stratav1.Topic {
 			"max.message.bytes": strconv.FormatInt(int64(c.MaxMessageBytes), 10),
 			"cleanup.policy":    c.CleanupPolicy,
 			"compression.type":  c.Compression,
+			"archive.after.ms":  strconv.FormatInt(c.ArchiveAfterMs, 10),
 		},
 		CreatedAt: timestamppb.New(t.CreatedAt),
 	}
