@@ -37,6 +37,10 @@ type Agent struct {
 	batcher     *batcher
 	hub         *hub
 	cache       *blockCache
+	// archives holds the parsed footers of archive files read lately.
+	archives archiveReaders
+	// compactorDone is closed when the compaction loop ends.
+	compactorDone chan struct{}
 
 	// janitorMu serializes this agent's janitor passes; janitorLive holds
 	// the segment keys a pass saw in use, with the partition using them
@@ -72,6 +76,8 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 
 		janitorLive: map[string]topicPartition{},
 		janitorDone: make(chan struct{}),
+
+		compactorDone: make(chan struct{}),
 	}
 	a.topics = newTopicCache(index, cfg.TopicCacheTTL)
 	a.groupTopics = &topicCounts{index: index, ttl: cfg.TopicCacheTTL}
@@ -87,6 +93,11 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		go a.runJanitor(runCtx)
 	} else {
 		close(a.janitorDone)
+	}
+	if cfg.CompactionInterval > 0 {
+		go a.runCompactor(runCtx)
+	} else {
+		close(a.compactorDone)
 	}
 	return a, nil
 }
@@ -124,6 +135,7 @@ func (a *Agent) Close(ctx context.Context) error {
 		a.stop()
 		<-a.done
 		<-a.janitorDone
+		<-a.compactorDone
 	})
 	return err
 }

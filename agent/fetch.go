@@ -343,31 +343,9 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 	}
 	// Offsets between *next and the entry were removed by retention.
 	*next = max(*next, e.BaseOffset)
-	// readRange hands out a copy, so DecodeChunk's in-place rewrite of the
-	// base offsets never touches a cached block.
-	chunk, err := a.cache.readRange(ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
-	switch {
-	case errors.Is(err, objectlog.ErrInvalidRange):
-		return false, fmt.Errorf("%w: index entry at offset %d points past the end of %s", objectlog.ErrCorrupt, e.BaseOffset, e.SegmentKey)
-	case errors.Is(err, objectlog.ErrNotFound):
-		// The index never names a missing object (DESIGN.md): this is lost
-		// data, not an unknown topic, so it must not read as NotFound.
-		return false, fmt.Errorf("%w: index entry at offset %d names a missing object: %v", objectlog.ErrCorrupt, e.BaseOffset, err)
-	}
+	batches, err := a.entryBatches(ctx, e)
 	if err != nil {
 		return false, err
-	}
-	if int64(len(chunk)) != e.ByteLength {
-		return false, fmt.Errorf("%w: index entry at offset %d wants bytes %d+%d of %s, the object has %d of them",
-			objectlog.ErrCorrupt, e.BaseOffset, e.ByteOffset, e.ByteLength, e.SegmentKey, len(chunk))
-	}
-	batches, err := objectlog.DecodeChunk(chunk, e.BaseOffset)
-	if err != nil {
-		return false, fmt.Errorf("%s bytes %d+%d (offset %d): %w", e.SegmentKey, e.ByteOffset, e.ByteLength, e.BaseOffset, err)
-	}
-	if end := batches[len(batches)-1].NextOffset(); end != e.BaseOffset+e.Records {
-		return false, fmt.Errorf("%w: index entry at offset %d holds %d offsets, its batches in %s take %d",
-			objectlog.ErrCorrupt, e.BaseOffset, e.Records, e.SegmentKey, end-e.BaseOffset)
 	}
 	var recs []objectlog.DecodedRecord
 	for i := range batches {
@@ -404,6 +382,41 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 		*next = b.NextOffset()
 	}
 	return *size >= maxBytes, nil
+}
+
+// entryBatches reads and verifies one index entry's batches: a segment
+// chunk through the block cache, or an archive row group (archive_read.go).
+func (a *Agent) entryBatches(ctx context.Context, e coordinator.IndexEntry) ([]objectlog.Batch, error) {
+	if e.Archived() {
+		return a.archiveBatches(ctx, e)
+	}
+	// readRange hands out a copy, so DecodeChunk's in-place rewrite of the
+	// base offsets never touches a cached block.
+	chunk, err := a.cache.readRange(ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
+	switch {
+	case errors.Is(err, objectlog.ErrInvalidRange):
+		return nil, fmt.Errorf("%w: index entry at offset %d points past the end of %s", objectlog.ErrCorrupt, e.BaseOffset, e.SegmentKey)
+	case errors.Is(err, objectlog.ErrNotFound):
+		// The index never names a missing object (DESIGN.md): this is lost
+		// data, not an unknown topic, so it must not read as NotFound.
+		return nil, fmt.Errorf("%w: index entry at offset %d names a missing object: %v", objectlog.ErrCorrupt, e.BaseOffset, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(chunk)) != e.ByteLength {
+		return nil, fmt.Errorf("%w: index entry at offset %d wants bytes %d+%d of %s, the object has %d of them",
+			objectlog.ErrCorrupt, e.BaseOffset, e.ByteOffset, e.ByteLength, e.SegmentKey, len(chunk))
+	}
+	batches, err := objectlog.DecodeChunk(chunk, e.BaseOffset)
+	if err != nil {
+		return nil, fmt.Errorf("%s bytes %d+%d (offset %d): %w", e.SegmentKey, e.ByteOffset, e.ByteLength, e.BaseOffset, err)
+	}
+	if end := batches[len(batches)-1].NextOffset(); end != e.BaseOffset+e.Records {
+		return nil, fmt.Errorf("%w: index entry at offset %d holds %d offsets, its batches in %s take %d",
+			objectlog.ErrCorrupt, e.BaseOffset, e.Records, e.SegmentKey, end-e.BaseOffset)
+	}
+	return batches, nil
 }
 
 // encodedSize is what a record counts against max_bytes: its bytes in the
