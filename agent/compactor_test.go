@@ -365,3 +365,88 @@ func (f fencingIndex) SwapArchive(ctx context.Context, l coordinator.CompactionL
 	defer func() { _ = f.ReleaseCompactionLease(ctx, other) }()
 	return f.Redis.SwapArchive(ctx, l, old, repl)
 }
+
+func TestCompactionLeftoversCollected(t *testing.T) {
+	// What a compactor killed at each step leaves, and what the janitor
+	// makes of it: a file written but never swapped in (killed after the
+	// upload) goes after --orphan-grace; the segments a swap released
+	// (killed after the swap) go after --unreferenced-grace; the archive
+	// file in use stays, and reads stay the same throughout. Once
+	// DeleteRecords removes its entries, the archive file goes too.
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, manualCompaction)
+	topic, err := env.index.CreateTopic(t.Context(), "leftovers", coordinator.TopicConfig{Partitions: 1, RetentionMs: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamps := writeMixed(t, a, topic, 0, 8)
+	before := viewPartition(t, a, topic, 0, stamps)
+	var segs []string
+	for info, err := range env.store.List(t.Context(), "segments/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs = append(segs, info.Key)
+	}
+	if rep, err := a.RunCompaction(t.Context(), time.Now()); err != nil || rep.Files != 1 {
+		t.Fatalf("compaction: %+v, %v", rep, err)
+	}
+	entries, _, _ := env.redis.Lookup(t.Context(), topic.ID, 0, 0, 1<<40)
+	inUse := entries[0].SegmentKey
+	orphan, err := objectlog.ArchiveKey(objectlog.ArchiveKeyParts{
+		ArchivePartition: objectlog.ArchivePartition{Topic: topic.Name, TopicID: topic.ID, Partition: 0}, FirstOffset: 3, LastOffset: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.store.PutIfAbsent(t.Context(), orphan, strings.NewReader("PAR1"), 4); err != nil {
+		t.Fatal(err)
+	}
+
+	exists := func(key string) bool {
+		_, err := env.store.Attributes(t.Context(), key)
+		return err == nil
+	}
+	// Within the graces nothing goes.
+	if _, err := a.RunJanitor(t.Context(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if !exists(orphan) || !exists(inUse) || !exists(segs[0]) {
+		t.Fatal("the janitor deleted something within its graces")
+	}
+	rep, err := a.RunJanitor(t.Context(), time.Now().Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exists(orphan) || !exists(inUse) {
+		t.Fatalf("after the graces: orphan exists %v, file in use exists %v (%+v)", exists(orphan), exists(inUse), rep)
+	}
+	for _, k := range segs {
+		if exists(k) {
+			t.Fatalf("released segment %s not deleted (%+v)", k, rep)
+		}
+	}
+	if rep.OrphansDeleted != 1 || rep.SegmentsDeleted != int64(len(segs))+1 {
+		t.Fatalf("janitor report %+v, want %d segments and one orphan", rep, len(segs))
+	}
+	cold, _ := env.startAgent(t, manualCompaction)
+	sameView(t, "after the janitor", before, viewPartition(t, cold, topic, 0, stamps))
+
+	// DeleteRecords into the file keeps it (its row group is still partly
+	// above the log start); past its end it releases the file.
+	if _, err := env.redis.DeleteRecords(t.Context(), topic.ID, 0, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RunJanitor(t.Context(), time.Now().Add(4*time.Hour)); err != nil || !exists(inUse) {
+		t.Fatalf("file cut into by DeleteRecords: exists %v, %v", exists(inUse), err)
+	}
+	if _, err := env.redis.DeleteRecords(t.Context(), topic.ID, 0, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RunJanitor(t.Context(), time.Now().Add(6*time.Hour)); err != nil || exists(inUse) {
+		t.Fatalf("file released by DeleteRecords: exists %v, %v", exists(inUse), err)
+	}
+	if rel, _ := env.redis.ReleasedSegments(t.Context(), topic.ID, 0, time.Now().Add(time.Hour), 100); len(rel) != 0 {
+		t.Fatalf("released set keeps %v", rel)
+	}
+}
