@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -231,6 +232,19 @@ func TestCompactionKeepsReadsUnchanged(t *testing.T) {
 	rel, err := env.redis.ReleasedSegments(t.Context(), topic.ID, 0, time.Now().Add(time.Hour), 100)
 	if err != nil || len(rel) != 26 {
 		t.Fatalf("released %d segments, %v; want 26", len(rel), err)
+	}
+
+	// Describe shows the archived and hot ranges.
+	desc, err := a.DescribeTopic(t.Context(), connect.NewRequest(&stratav1.DescribeTopicRequest{Name: topic.Name}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0, p1 := desc.Msg.Partitions[0], desc.Msg.Partitions[1]
+	if p0.ArchiveEndOffset != 101 || p0.ArchivedBytes != entries[0].ByteLength || p0.Bytes != p0.ArchivedBytes || p0.HighWatermark != 101 {
+		t.Fatalf("partition 0 described as %v", p0)
+	}
+	if p1.ArchiveEndOffset != 0 || p1.ArchivedBytes != 0 || p1.Bytes <= 0 {
+		t.Fatalf("partition 1 described as %v", p1)
 	}
 
 	// The same reads, on the agent that compacted and on a cold one.
