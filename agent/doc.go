@@ -17,5 +17,7 @@
 // CORS), tlscert.go the API port's certificate and its reloading;
 // delete_records.go is AdminService.DeleteRecords and janitor.go the
 // janitor (retention, deleted topics, deletion of unreferenced and orphaned
-// segment objects).
+// segment and archive objects); compactor.go moves old records into the
+// Parquet archive, and archive_read.go reads archived offsets back for the
+// read path.
 package agent
