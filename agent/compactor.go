@@ -205,6 +205,8 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 			}
 			uploaded = append(uploaded, f.Info.Key)
 			files = append(files, f.Info)
+			a.log.Debug("compaction: archive file uploaded", "topic", t.Name, "partition", p, "key", f.Info.Key,
+				"records", f.Info.Records, "bytes", len(f.Data))
 			metricArchiveFiles.Inc()
 			metricArchiveBytes.Add(float64(len(f.Data)))
 			return nil
@@ -289,7 +291,7 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 	}
 	metricCompactedRecords.Add(float64(records))
 	metricCompactedBytes.Add(float64(rep.BytesRemoved))
-	a.log.Debug("compacted", "topic", t.Name, "partition", p, "files", len(files), "records", records,
+	a.log.Debug("compaction: index swapped", "topic", t.Name, "partition", p, "files", len(files), "records", records,
 		"entries_replaced", len(used), "entries_added", len(repl))
 	// What is left hot past the archive age waits for the next pass.
 	if rest, _, err := a.hotEntries(ctx, idx, t, p, cutoff); err == nil {
