@@ -464,3 +464,30 @@ func TestCompactionLeftoversCollected(t *testing.T) {
 		t.Fatalf("released set keeps %v", rel)
 	}
 }
+
+func TestCompactorRunsOnItsInterval(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, func(c *Config) { c.CompactionInterval = 20 * time.Millisecond; c.JanitorInterval = 0 })
+	topic := env.createTopic(t, 1)
+	write(t, a, topic, 0, objectlog.NoProducer, values(1000, "a", "b")...)
+	write(t, a, topic, 0, objectlog.NoProducer, values(2000, "c")...)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		entries, _, err := env.redis.Lookup(t.Context(), topic.ID, 0, 0, 1<<40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) == 1 && entries[0].Archived() && entries[0].Records == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not compacted within 30 s: %+v", entries)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0))
+	if err != nil || offsetsOf(resp.Records) != "0,1,2" || string(resp.Records[2].Value) != "c" {
+		t.Fatalf("fetch after compaction: %v, %v", resp, err)
+	}
+}
