@@ -41,6 +41,9 @@ type Agent struct {
 	archives archiveReaders
 	// compactorDone is closed when the compaction loop ends.
 	compactorDone chan struct{}
+	// nodeID is the agent's Kafka node id, fixed at New (pickNodeID).
+	nodeID    int32
+	clusterID clusterIDCache
 
 	// janitorMu serializes this agent's janitor passes; janitorLive holds
 	// the segment keys a pass saw in use, with the partition using them
@@ -88,6 +91,13 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		return nil, fmt.Errorf("subscribe to watermarks: %w", err)
 	}
 	a.batcher = newBatcher(a)
+	if cfg.KafkaAdvertise != "" {
+		var err error
+		if a.nodeID, err = a.pickNodeID(ctx); err != nil {
+			stop()
+			return nil, err
+		}
+	}
 	go a.heartbeat(runCtx)
 	if cfg.JanitorInterval > 0 {
 		go a.runJanitor(runCtx)
@@ -105,7 +115,8 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 // heartbeat keeps the agent in the index's live-agent registry.
 func (a *Agent) heartbeat(ctx context.Context) {
 	defer close(a.done)
-	info := coordinator.AgentInfo{ID: a.cfg.AgentID, Addr: a.cfg.AdvertiseAddr}
+	info := coordinator.AgentInfo{ID: a.cfg.AgentID, Addr: a.cfg.AdvertiseAddr,
+		KafkaAddr: a.cfg.KafkaAdvertise, NodeID: a.nodeID, Zone: a.cfg.Zone}
 	const ttl = 15 * time.Second
 	t := time.NewTicker(ttl / 3)
 	defer t.Stop()

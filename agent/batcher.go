@@ -124,21 +124,8 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 			size += recordBytes(r)
 		}
 	}
-	if size > b.a.cfg.MaxBufferedBytes {
-		return nil, overLimit(errTooLarge, "max-buffered-bytes", b.a.cfg.MaxBufferedBytes, size,
-			"request holds %d record bytes, over the agent's max-buffered-bytes %d", size, b.a.cfg.MaxBufferedBytes)
-	}
-	if !b.buffer.TryAcquire(size) {
-		wctx, cancel := context.WithTimeout(ctx, b.a.cfg.ProduceQueueTimeout)
-		err := b.buffer.Acquire(wctx, size)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			metricProduceRejected.Inc()
-			return nil, fmt.Errorf("%w: produce buffer full (max-buffered-bytes %d) for %s", errOverloaded, b.a.cfg.MaxBufferedBytes, b.a.cfg.ProduceQueueTimeout)
-		}
+	if err := b.reserve(ctx, size); err != nil {
+		return nil, err
 	}
 
 	b.mu.Lock()
@@ -147,12 +134,7 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 		b.buffer.Release(size)
 		return nil, errClosed
 	}
-	seg := b.open
-	if seg == nil {
-		seg = &openSegment{w: b.newWriter(), batches: map[partitionKey]int{}}
-		b.open = seg
-		b.timer = time.AfterFunc(b.a.cfg.FlushInterval, func() { b.sealIfOpen(seg) })
-	}
+	seg := b.openLocked()
 	out := make([]*pendingBatch, 0, len(batches))
 	for _, pb := range batches {
 		if _, err := seg.w.AppendRecords(pb.key.topic, pb.key.partition, pb.spec, pb.records); err != nil {
@@ -172,6 +154,79 @@ func (b *batcher) append(ctx context.Context, batches []partitionBatch) ([]*pend
 		b.sealLocked()
 	}
 	return out, nil
+}
+
+// reserve takes size bytes of the produce buffer, waiting up to
+// ProduceQueueTimeout for them.
+func (b *batcher) reserve(ctx context.Context, size int64) error {
+	if size > b.a.cfg.MaxBufferedBytes {
+		return overLimit(errTooLarge, "max-buffered-bytes", b.a.cfg.MaxBufferedBytes, size,
+			"request holds %d record bytes, over the agent's max-buffered-bytes %d", size, b.a.cfg.MaxBufferedBytes)
+	}
+	if !b.buffer.TryAcquire(size) {
+		wctx, cancel := context.WithTimeout(ctx, b.a.cfg.ProduceQueueTimeout)
+		err := b.buffer.Acquire(wctx, size)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			metricProduceRejected.Inc()
+			return fmt.Errorf("%w: produce buffer full (max-buffered-bytes %d) for %s", errOverloaded, b.a.cfg.MaxBufferedBytes, b.a.cfg.ProduceQueueTimeout)
+		}
+	}
+	return nil
+}
+
+// openLocked returns the open segment, opening one (and starting its flush
+// timer) if none is. The caller holds mu.
+func (b *batcher) openLocked() *openSegment {
+	seg := b.open
+	if seg == nil {
+		seg = &openSegment{w: b.newWriter(), batches: map[partitionKey]int{}}
+		b.open = seg
+		b.timer = time.AfterFunc(b.a.cfg.FlushInterval, func() { b.sealIfOpen(seg) })
+	}
+	return seg
+}
+
+// appendEncoded adds one already-encoded RecordBatch v2 (a Kafka client's)
+// to the open segment byte for byte and returns its pending result. The
+// segment writer checks its framing, magic, codec and CRC-32C first: a bad
+// batch is objectlog.ErrCorrupt and nothing is appended. Its producer id,
+// epoch and base sequence go to the commit's idempotence check.
+func (b *batcher) appendEncoded(ctx context.Context, key partitionKey, raw []byte) (*pendingBatch, error) {
+	size := int64(len(raw))
+	if err := b.reserve(ctx, size); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		b.buffer.Release(size)
+		return nil, errClosed
+	}
+	seg := b.openLocked()
+	if _, err := seg.w.AppendEncodedBatch(key.topic, key.partition, raw); err != nil {
+		b.buffer.Release(size)
+		if len(seg.pending) == 0 && b.open == seg {
+			// Nothing else in it: let the timer's seal find nothing open
+			// rather than upload an empty segment.
+			b.open = nil
+			b.timer.Stop()
+			b.timer = nil
+			b.recycle(seg.w)
+		}
+		return nil, err
+	}
+	p := &pendingBatch{key: key, ordinal: seg.batches[key], done: make(chan struct{})}
+	seg.batches[key]++
+	seg.pending = append(seg.pending, p)
+	seg.bytes += size
+	if seg.w.Len() >= b.a.cfg.SegmentMaxBytes {
+		b.sealLocked()
+	}
+	return p, nil
 }
 
 // sealIfOpen seals seg if it is still the open segment (the flush timer).

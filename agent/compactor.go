@@ -11,10 +11,12 @@ package agent
 // One job on one partition:
 //  1. take the lease (skip the partition when another agent holds it);
 //  2. look up the hot entries after the archived ones, below the high
-//     watermark (Lookup never returns more), while their newest record is
+//     watermark (Lookup never returns more) and the last stable offset
+//     (open transactions may still abort), while their newest record is
 //     older than the archive age, at most maxCompactEntries entries and
 //     4 x --archive-file-bytes of chunks;
-//  3. read their chunks through the block cache, leave out control batches,
+//  3. read their chunks through the block cache, leave out control batches
+//     and aborted transactions (the index's aborted list),
 //     and write the records with objectlog.ArchiveWriter: sorted by offset,
 //     zstd, statistics on offset and timestamp, row groups of a few MiB,
 //     files up to --archive-file-bytes, each uploaded create-only under
@@ -39,6 +41,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
@@ -214,10 +218,15 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 	if err != nil {
 		return rep, err
 	}
+	aborted, err := a.abortedIn(ctx, t, p, hot)
+	if err != nil {
+		cleanup()
+		return rep, err
+	}
 	var records int64
 	used := hot[:0:0]
 	for i, e := range hot {
-		batches, err := a.entryBatches(ctx, e)
+		batches, err := a.loadEntry(ctx, e)
 		if err != nil {
 			cleanup()
 			return rep, err
@@ -232,8 +241,8 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		var recs []objectlog.DecodedRecord
 		for j := range batches {
 			b := &batches[j]
-			if b.Attrs.Control() {
-				continue // only committed data: markers are left out
+			if b.Attrs.Control() || (b.Attrs.Transactional() && aborted(b.ProducerID, b.BaseOffset)) {
+				continue // only committed data: markers and aborted transactions are left out
 			}
 			if recs, err = b.AppendRecords(recs[:0], 0); err != nil {
 				cleanup()
@@ -300,6 +309,31 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 	return rep, nil
 }
 
+// abortedIn returns whether a transactional batch of a producer at an
+// offset belongs to an aborted transaction, from the index's aborted
+// transactions overlapping the entries (Kafka: a transaction's batches run
+// from its first offset to its abort marker).
+func (a *Agent) abortedIn(ctx context.Context, t coordinator.Topic, p int32, hot []coordinator.IndexEntry) (func(pid, offset int64) bool, error) {
+	txns, ok := a.index.(interface {
+		AbortedTransactions(ctx context.Context, topicID uuid.UUID, partition int32, fromOffset, toOffset int64) ([]coordinator.AbortedTxn, error)
+	})
+	if !ok {
+		return func(int64, int64) bool { return false }, nil
+	}
+	list, err := txns.AbortedTransactions(ctx, t.ID, p, hot[0].BaseOffset, hot[len(hot)-1].LastOffset())
+	if err != nil {
+		return nil, err
+	}
+	return func(pid, offset int64) bool {
+		for _, x := range list {
+			if x.ProducerID == pid && x.FirstOffset <= offset && offset <= x.LastOffset {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
+
 // archiveRowGroupBytes is the row group size for files of fileBytes: the
 // archive's default (4 MiB, what one fetch reads), or a quarter of a small
 // file, so that a file holds several groups.
@@ -326,6 +360,8 @@ func (a *Agent) hotEntries(ctx context.Context, idx compactionIndex, t coordinat
 	var out []coordinator.IndexEntry
 	var bytes int64
 	limit := 4 * a.cfg.ArchiveFileBytes
+	// Only decided data: an open transaction's records may still abort.
+	lso := st.LastStableOffset
 	next := st.LogStartOffset
 	for next < st.HighWatermark {
 		entries, lst, err := idx.Lookup(ctx, t.ID, p, next, 1<<50)
@@ -345,7 +381,8 @@ func (a *Agent) hotEntries(ctx context.Context, idx compactionIndex, t coordinat
 			case e.Archived() && len(out) == 0:
 				next = e.BaseOffset + e.Records
 				continue
-			case e.Archived(), e.MaxTimestamp >= cutoff, len(out) >= maxCompactEntries, bytes+e.ByteLength > limit && len(out) > 0:
+			case e.Archived(), e.MaxTimestamp >= cutoff, e.BaseOffset+e.Records > lso, len(out) >= maxCompactEntries,
+				bytes+e.ByteLength > limit && len(out) > 0:
 				a.setCompactionLag(t, p, append(out, e), cutoff)
 				return out, st, nil
 			}

@@ -32,6 +32,9 @@ type readView struct {
 	byTime    []string
 	maxTs     string
 	fromEvery []string // the first record of a fetch from each offset
+	// batched are the records of whole-batch reads (the Kafka listener's
+	// path), control batches aside, rendered with every field.
+	batched []string
 }
 
 func viewPartition(t *testing.T, a *Agent, topic coordinator.Topic, p int32, stamps []int64) readView {
@@ -74,6 +77,31 @@ func viewPartition(t *testing.T, a *Agent, topic coordinator.Topic, p int32, sta
 	}
 	r, found, err := a.listOffset(ctx, topic.Name, p, offsetMaxTimestamp, 0)
 	v.maxTs = fmt.Sprintf("%+v %v %v", r, found, err)
+	for off := st.LogStartOffset; off < st.HighWatermark; {
+		res, err := a.ReadBatches(ctx, []BatchRead{{Topic: topic.Name, Partition: p, Offset: off}}, 0, 0, 700)
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("whole-batch read at %d: %v %v", off, err, res)
+		}
+		batches, err := objectlog.DecodeChunk(res[0].Batches, -1)
+		if err != nil || len(batches) == 0 {
+			t.Fatalf("whole-batch read at %d: %d batches, %v", off, len(batches), err)
+		}
+		for i := range batches {
+			b := &batches[i]
+			off = b.NextOffset()
+			if b.Attrs.Control() {
+				continue
+			}
+			recs, err := b.AppendRecords(nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				v.batched = append(v.batched, fmt.Sprintf("%d/%d/%q/%q/%v/%v/%v", r.Offset, r.Timestamp, r.Key, r.Value,
+					r.Key == nil, r.Value == nil, r.Headers))
+			}
+		}
+	}
 	return v
 }
 
@@ -93,6 +121,8 @@ func sameView(t *testing.T, what string, a, b readView) {
 		t.Fatalf("%s: fetches from each offset:\n%v\n%v", what, a.fromEvery, b.fromEvery)
 	case !slices.Equal(a.byTime, b.byTime):
 		t.Fatalf("%s: ListOffsets by time:\n%v\n%v", what, a.byTime, b.byTime)
+	case !slices.Equal(a.batched, b.batched):
+		t.Fatalf("%s: whole-batch reads:\n%v\n%v", what, a.batched, b.batched)
 	case a.maxTs != b.maxTs:
 		t.Fatalf("%s: max timestamp %s, then %s", what, a.maxTs, b.maxTs)
 	}

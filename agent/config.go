@@ -37,6 +37,19 @@ type Config struct {
 	AdvertiseAddr string `yaml:"advertise-addr"`
 	// AgentID names the agent in the index's registry and in segment keys.
 	AgentID string `yaml:"agent-id"`
+	// KafkaListen is the address of the Kafka listener (the Kafka wire
+	// protocol, package kafka); "" serves none. The agent itself only
+	// registers KafkaAdvertise; the command binds the listener.
+	KafkaListen string `yaml:"kafka-listen"`
+	// KafkaAdvertise is the host:port Kafka clients are told to reach this
+	// agent at (Metadata's brokers); the command defaults it to the bound
+	// Kafka listener, its host taken from AdvertiseAddr when it listens on
+	// every interface. "" with KafkaListen set is filled by the command.
+	KafkaAdvertise string `yaml:"kafka-advertise"`
+	// Zone is the agent's availability zone, Kafka's broker.rack: a Kafka
+	// client naming a zone in its client id (zone=...) is given the agents
+	// of its zone. "" for none.
+	Zone string `yaml:"zone"`
 
 	// Store is the object store URL (file://, s3://, s3+aws://, memory://).
 	Store string `yaml:"store"`
@@ -136,6 +149,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminListen, "admin-listen", "127.0.0.1:7071", "metrics (/metrics) and pprof (/debug/pprof) address; empty disables it")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", "", "address others reach this agent at (default: --listen)")
 	fs.StringVar(&c.AgentID, "agent-id", "", "agent id in the registry and segment keys (default: a new ULID)")
+	fs.StringVar(&c.KafkaListen, "kafka-listen", "", "Kafka listener address (Kafka clients: kcat, franz-go, librdkafka, Java); empty serves none")
+	fs.StringVar(&c.KafkaAdvertise, "kafka-advertise", "", "host:port Kafka clients reach this agent at (default: the Kafka listener's address, with the host of --advertise-addr when it listens on every interface)")
+	fs.StringVar(&c.Zone, "zone", "", "availability zone of the agent, Kafka's broker.rack: Kafka clients with zone=ZONE in their client id are given this zone's agents")
 	fs.StringVar(&c.Store, "store", "", "object store URL: file:///dir, s3://bucket/prefix?endpoint=host:port, s3+aws://bucket/prefix?region=r, memory://")
 	fs.StringVar(&c.Index, "index", "", "metadata index URL: redis://host:6379/0, redis+cluster://h1:p1,h2:p2, memory:///dir")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 100*time.Millisecond, "longest time a record waits before its segment is flushed")

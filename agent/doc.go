@@ -20,4 +20,14 @@
 // segment and archive objects); compactor.go moves old records into the
 // Parquet archive, and archive_read.go reads archived offsets back for the
 // read path.
+//
+// Besides the Connect handlers it exports a Go API for other protocol
+// front-ends (the Kafka listener, through kafka/agentcore), in plain Go and
+// coordinator types, knowing nothing of Kafka's wire format:
+// core_batches.go appends a client's encoded RecordBatches byte for byte
+// through the same batcher and reads stored batches back whole through the
+// same index lookups, block cache and long polls as Fetch (loadEntry,
+// partitionGone are shared); core_cluster.go lists live agents with their
+// Kafka listeners and node ids, the cluster id, topics and producer ids
+// over the same index calls as AdminService.
 package agent

@@ -91,30 +91,12 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 		wake, _ := a.hub.changed(key)
 		records, next, st, err := a.readPartition(ctx, topic, p, offset, maxBytes)
 		if errors.Is(err, coordinator.ErrNotFound) {
-			// The cached topic may be a deleted one whose name now
-			// belongs to a new topic; ask the index once more.
-			fresh, ferr := a.refreshTopic(ctx, topic)
-			switch {
-			case errors.Is(ferr, errTopicUnchanged):
-				err = fmt.Errorf("%w: topic %q partition %d", coordinator.ErrNotFound, topic.Name, p)
-			case errors.Is(ferr, coordinator.ErrNotFound):
-				a.hub.forgetTopic(topic.ID)
-				err = errTopicDeleted(topic.Name, false)
-			case ferr != nil:
-				err = ferr
-			case wantID != uuid.Nil:
-				// The client's offset belongs to the deleted topic.
-				a.hub.forgetTopic(topic.ID)
-				err = errTopicDeleted(topic.Name, true)
-			case p >= fresh.Config.Partitions:
-				a.hub.forgetTopic(topic.ID)
-				err = fmt.Errorf("%w: partition %d: topic %q was deleted and created again with %d partitions",
-					coordinator.ErrNotFound, p, topic.Name, fresh.Config.Partitions)
-			default:
-				a.hub.forgetTopic(topic.ID)
+			fresh, ferr := a.partitionGone(ctx, topic, p, wantID)
+			if ferr == nil {
 				topic = fresh
 				continue
 			}
+			err = ferr
 		}
 		if err != nil {
 			return nil, connectError(err)
@@ -136,6 +118,36 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 			return nil, connectError(err)
 		}
 	}
+}
+
+// partitionGone answers a read that the index said names no partition: the
+// cached topic may be a deleted one whose name now belongs to a new topic,
+// so it asks the index once more. It returns the new topic to read from
+// when the reader may move to it (it named no topic id, and the new topic
+// has the partition), else the error to answer: NotFound, worded for a
+// deleted or recreated topic. Every reader (Fetch, Subscribe's partitions,
+// the whole-batch reads) answers the same.
+func (a *Agent) partitionGone(ctx context.Context, topic coordinator.Topic, p int32, wantID uuid.UUID) (coordinator.Topic, error) {
+	fresh, ferr := a.refreshTopic(ctx, topic)
+	switch {
+	case errors.Is(ferr, errTopicUnchanged):
+		return coordinator.Topic{}, fmt.Errorf("%w: topic %q partition %d", coordinator.ErrNotFound, topic.Name, p)
+	case errors.Is(ferr, coordinator.ErrNotFound):
+		a.hub.forgetTopic(topic.ID)
+		return coordinator.Topic{}, errTopicDeleted(topic.Name, false)
+	case ferr != nil:
+		return coordinator.Topic{}, ferr
+	case wantID != uuid.Nil:
+		// The client's offset belongs to the deleted topic.
+		a.hub.forgetTopic(topic.ID)
+		return coordinator.Topic{}, errTopicDeleted(topic.Name, true)
+	case p >= fresh.Config.Partitions:
+		a.hub.forgetTopic(topic.ID)
+		return coordinator.Topic{}, fmt.Errorf("%w: partition %d: topic %q was deleted and created again with %d partitions",
+			coordinator.ErrNotFound, p, topic.Name, fresh.Config.Partitions)
+	}
+	a.hub.forgetTopic(topic.ID)
+	return fresh, nil
 }
 
 // waitForRecords waits until wake is closed (a watermark rose, or the topic
@@ -343,7 +355,7 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 	}
 	// Offsets between *next and the entry were removed by retention.
 	*next = max(*next, e.BaseOffset)
-	batches, err := a.entryBatches(ctx, e)
+	batches, err := a.loadEntry(ctx, e)
 	if err != nil {
 		return false, err
 	}
@@ -384,14 +396,18 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 	return *size >= maxBytes, nil
 }
 
-// entryBatches reads and verifies one index entry's batches: a segment
-// chunk through the block cache, or an archive row group (archive_read.go).
-func (a *Agent) entryBatches(ctx context.Context, e coordinator.IndexEntry) ([]objectlog.Batch, error) {
+// loadEntry reads one index entry's chunk through the block cache and
+// decodes its batch headers, with each batch's base offset set (in a copy:
+// readRange hands out one, so the rewrite never touches a cached block). It
+// checks that the bytes are what the entry says: a chunk that is missing,
+// short, or holds another number of offsets is ErrCorrupt, never NotFound.
+// Both the per-record reads (Connect) and the whole-batch reads (Kafka)
+// use it. An archive entry's row group is read and rebuilt into batches
+// with their original base offsets instead (archive_read.go).
+func (a *Agent) loadEntry(ctx context.Context, e coordinator.IndexEntry) ([]objectlog.Batch, error) {
 	if e.Archived() {
 		return a.archiveBatches(ctx, e)
 	}
-	// readRange hands out a copy, so DecodeChunk's in-place rewrite of the
-	// base offsets never touches a cached block.
 	chunk, err := a.cache.readRange(ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
 	switch {
 	case errors.Is(err, objectlog.ErrInvalidRange):

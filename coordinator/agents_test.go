@@ -96,3 +96,48 @@ func TestAgentsInvalidArguments(t *testing.T) {
 		}
 	})
 }
+
+func TestAgentsKafkaListenerAndClusterID(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		k := coordinator.AgentInfo{ID: "k", Addr: "10.0.0.1:7070", KafkaAddr: "10.0.0.1:9092", NodeID: 77, Zone: "eu-1a"}
+		if err := r.RegisterAgent(ctx, k, longTTL); err != nil {
+			t.Fatal(err)
+		}
+		// An agent without a Kafka listener (or of an older version).
+		if err := r.RegisterAgent(ctx, coordinator.AgentInfo{ID: "p", Addr: "10.0.0.2:7070"}, longTTL); err != nil {
+			t.Fatal(err)
+		}
+		agents, err := r.ListAgents(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(agents) != 2 {
+			t.Fatalf("agents %+v, want 2", agents)
+		}
+		got := agents[0]
+		got.Expires = time.Time{}
+		if got != k {
+			t.Fatalf("agent k lists as %+v, want %+v", got, k)
+		}
+		if p := agents[1]; p.KafkaAddr != "" || p.NodeID != 0 || p.Zone != "" {
+			t.Fatalf("agent p lists with a Kafka listener: %+v", p)
+		}
+		// Registering without the listener drops it.
+		if err := r.RegisterAgent(ctx, coordinator.AgentInfo{ID: "k", Addr: "10.0.0.1:7070"}, longTTL); err != nil {
+			t.Fatal(err)
+		}
+		if agents, err = r.ListAgents(ctx); err != nil || agents[0].KafkaAddr != "" {
+			t.Fatalf("after re-register without Kafka: %+v, %v", agents, err)
+		}
+
+		id, err := r.ClusterID(ctx, "first")
+		if err != nil || id != "first" {
+			t.Fatalf("ClusterID = %q, %v; want first", id, err)
+		}
+		if id, err = r.ClusterID(ctx, "second"); err != nil || id != "first" {
+			t.Fatalf("second ClusterID = %q, %v; want the stored first", id, err)
+		}
+	})
+}

@@ -80,6 +80,20 @@ type BatchCommit struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	BaseSequence  int32
+	// Transactions (issue 11, KIP-98). Transactional is the batch
+	// attributes' transactional bit: the first such batch of a producer with
+	// no open transaction on the partition starts one there, holding back the
+	// last stable offset. Control is the control bit: the batch is a
+	// transaction marker (one record) whose ControlType, the control
+	// record's type, is ControlAbort or ControlCommit; it closes the
+	// producer's open transaction on the partition. Markers are not subject
+	// to sequence checks (Kafka writes them with sequence -1) but are to
+	// epoch fencing: a marker of an older epoch is ErrFenced, and one of a
+	// newer epoch fences the older epoch's later batches on the partition.
+	// Both kinds need ProducerID >= 0.
+	Transactional bool
+	Control       bool
+	ControlType   int16
 }
 
 // ChunkCommit is the part of a segment that belongs to one partition.
@@ -131,6 +145,11 @@ type PartitionState struct {
 	// is durable (commits past it are not yet).
 	HighWatermark int64
 	Bytes         int64 // bytes referenced by live index entries
+	// LastStableOffset (issue 11): the first offset of the oldest open
+	// transaction on the partition, or the high watermark when none is open;
+	// read_committed consumers read below it (Kafka's LSO). Filled by
+	// Log.PartitionState; Lookup leaves it 0.
+	LastStableOffset int64
 }
 
 // Log commits segments and looks up offsets. Keys are per partition, so it runs
@@ -215,8 +234,16 @@ type Leases interface {
 
 // AgentInfo is a live agent.
 type AgentInfo struct {
-	ID      string
-	Addr    string
+	ID   string
+	Addr string // the API address (--advertise-addr)
+	// KafkaAddr is the advertised Kafka listener, host:port
+	// (--kafka-advertise); "" when the agent serves no Kafka listener.
+	KafkaAddr string
+	// NodeID is the agent's Kafka node id (broker.id), unique among live
+	// agents and stable for the agent process's life; 0 when KafkaAddr is "".
+	NodeID int32
+	// Zone is the agent's availability zone (Kafka's broker.rack); "" when unknown.
+	Zone    string
 	Expires time.Time
 }
 

@@ -304,7 +304,14 @@ func decodeSnapshotKey(kv any, now time.Time) (snapshotKey, error) {
 	k := snapshotKey{}
 	k.Key, _ = f[0].(string)
 	k.Type, _ = f[1].(string)
-	if pttl, _ := f[2].(int64); pttl > 0 {
+	// PTTL is -1 for a key without a TTL; 0 (under a millisecond left) or
+	// -2 (gone since KEYS listed it) mean expired: such a key must not come
+	// back from the snapshot as one that never expires.
+	switch pttl, _ := f[2].(int64); {
+	case pttl == -1:
+	case pttl < 0:
+		k.ExpireAtMs = now.UnixMilli()
+	default:
 		k.ExpireAtMs = now.UnixMilli() + pttl
 	}
 	if k.Type == "string" {

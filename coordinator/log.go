@@ -218,7 +218,7 @@ func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
 		call := &chunkCall{
 			keys: []string{r.partitionMeta(ch.TopicID, ch.Partition), r.partitionKey(ch.TopicID, ch.Partition, "log"),
 				r.partitionKey(ch.TopicID, ch.Partition, "time"), r.partitionKey(ch.TopicID, ch.Partition, "segs")},
-			args: make([]any, 0, 3+7*len(ch.Batches)),
+			args: make([]any, 0, 3+8*len(ch.Batches)),
 			tag:  tag,
 		}
 		call.args = append(call.args, c.SegmentID, c.SegmentKey, ttl)
@@ -229,8 +229,12 @@ func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
 					ch.TopicID, ch.Partition, j, b.Records, b.ByteOffset, b.ByteLength)
 			}
 			ki := 0
+			txf, err := txnFlag(b) // issue 11
+			if err != nil {
+				return nil, fmt.Errorf("topic %s partition %d batch %d: %w", ch.TopicID, ch.Partition, j, err)
+			}
 			if b.ProducerID >= 0 {
-				if b.ProducerEpoch < 0 || b.BaseSequence < 0 {
+				if b.ProducerEpoch < 0 || (b.BaseSequence < 0 && !b.Control) { // issue 11: markers have no sequence
 					return nil, fmt.Errorf("%w: producer %d epoch %d sequence %d", ErrInvalid, b.ProducerID, b.ProducerEpoch, b.BaseSequence)
 				}
 				var ok bool
@@ -240,8 +244,9 @@ func (r *Redis) commitCalls(c SegmentCommit) ([]*chunkCall, error) {
 					producerKey[b.ProducerID] = ki
 				}
 			}
-			call.args = append(call.args, b.ByteOffset, b.ByteLength, b.Records, b.MaxTimestamp, ki, b.ProducerEpoch, b.BaseSequence)
+			call.args = append(call.args, b.ByteOffset, b.ByteLength, b.Records, b.MaxTimestamp, ki, b.ProducerEpoch, b.BaseSequence, txf)
 		}
+		call.keys = append(call.keys, r.txnPartitionKeys(ch.TopicID, ch.Partition)...) // issue 11: always the last two
 		if len(ch.Batches) > 0 {
 			call.refKey, call.refMember = r.segmentKey(c.SegmentID, "refs"), tag
 		}
@@ -527,7 +532,7 @@ func (r *Redis) PartitionState(ctx context.Context, topicID uuid.UUID, partition
 			return PartitionState{}, fmt.Errorf("%s: %w: field value %v", op, ErrUnavailable, v[i+1])
 		}
 	}
-	return PartitionState{LogStartOffset: n[0], HighWatermark: n[1], Bytes: n[2]}, nil
+	return r.withLastStable(ctx, topicID, partition, PartitionState{LogStartOffset: n[0], HighWatermark: n[1], Bytes: n[2]}) // issue 11
 }
 
 // OffsetForTimestamp implements Log.OffsetForTimestamp with the time index.

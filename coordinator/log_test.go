@@ -40,7 +40,7 @@ func TestCommitDenseOffsets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st != (coordinator.PartitionState{LogStartOffset: 0, HighWatermark: next[0], Bytes: 5 * 150}) {
+		if st != (coordinator.PartitionState{LogStartOffset: 0, HighWatermark: next[0], Bytes: 5 * 150, LastStableOffset: next[0]}) {
 			t.Fatalf("state %+v", st)
 		}
 		// Contiguous batches of one chunk merge into one index entry.

@@ -124,7 +124,8 @@ const maxTrimEntries = 1000
 
 func (r *Redis) trimKeys(topicID uuid.UUID, p int32) []string {
 	return []string{r.partitionMeta(topicID, p), r.partitionKey(topicID, p, "log"), r.partitionKey(topicID, p, "time"),
-		r.partitionKey(topicID, p, "released"), r.partitionKey(topicID, p, "segs")}
+		r.partitionKey(topicID, p, "released"), r.partitionKey(topicID, p, "segs"),
+		r.partitionKey(topicID, p, "txn-open"), r.partitionKey(topicID, p, "txn-aborted")} // issue 11
 }
 
 // trim runs trim.lua until it has nothing more to remove.

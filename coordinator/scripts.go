@@ -42,7 +42,7 @@ var (
 	//go:embed lua/archive_swap.lua
 	archiveSwapSrc string
 
-	commitScript          = redis.NewScript(commitSrc)
+	commitScript          = redis.NewScript(txnCommitSrc + commitSrc) // issue 11: txn_commit.lua defines txn_apply
 	lookupScript          = redis.NewScript(lookupSrc)
 	offsetForTimeScript   = redis.NewScript(offsetForTimeSrc)
 	topicCreateScript     = redis.NewScript(topicCreateSrc)

@@ -479,7 +479,7 @@ func (d *deployment) objectKeys(t testing.TB) []string {
 func startDev(t testing.TB, name, dataDir string) *server {
 	t.Helper()
 	return startServer(t, name, func(addr string) ([]string, []string) {
-		return []string{"dev", "--data-dir", dataDir, "--listen", addr, "--admin-listen", ""}, childEnv()
+		return []string{"dev", "--data-dir", dataDir, "--listen", addr, "--admin-listen", "", "--kafka-listen", "127.0.0.1:0"}, childEnv()
 	})
 }
 

@@ -144,7 +144,7 @@ func TestTypeScriptExampleOverTLS(t *testing.T) {
 	var addr string
 	for attempt := 1; ; attempt++ {
 		addr = freeAddr(t)
-		dev = startProc(t, "dev-tls", childEnv(), "dev", "--data-dir", dataDir, "--listen", addr, "--admin-listen", "",
+		dev = startProc(t, "dev-tls", childEnv(), "dev", "--data-dir", dataDir, "--listen", addr, "--admin-listen", "", "--kafka-listen", "",
 			"--tls-cert", cert.CertFile, "--tls-key", cert.KeyFile)
 		err := waitReadyTLS(t.Context(), dev, client, "https://"+addr)
 		if err == nil {

@@ -28,14 +28,16 @@
 // and the Kafka front-ends have (produce, fetch, groups, transactions) lives
 // once, in the core.
 //
-// Wiring (cmd/strata, later): --kafka-listen is the address given to Serve;
+// Wiring (cmd/strata): --kafka-listen is the address given to Serve;
 // --kafka-advertise is what the agent registers for Core.Brokers to list, so
 // the front-end itself needs neither. One Server may Serve several listeners.
 //
 // What it must not import: the agent's internals or its Connect front-end,
-// connectrpc or the generated protobuf code, coordinator and objectlog. The
-// agent core implements Core (or an adapter in cmd/strata does); this package
-// never reaches past it. It is the only package that knows Kafka frames.
+// connectrpc or the generated protobuf code, coordinator and objectlog. Core
+// is implemented over the agent core by the adapter in kafka/agentcore (the
+// one package that knows both the agent's Go API and this package's types;
+// the core itself must not know Kafka); this package never reaches past
+// Core. It is the only package that knows Kafka frames.
 //
 // Not served yet (a later issue): consumer groups (FindCoordinator,
 // JoinGroup, SyncGroup, Heartbeat, OffsetCommit, OffsetFetch, ...) and

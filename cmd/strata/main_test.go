@@ -151,8 +151,8 @@ func TestHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"agent", "--help"}, []string{"--store", "--index", "--config", "--flush-interval", "(default 100ms)", "--log-format", `(default "json")`, "STRATA_"}},
-		{[]string{"dev", "--help"}, []string{"--data-dir", `(default "./strata-data")`, "(default 50ms)", `(default "text")`, "--store"}},
+		{[]string{"agent", "--help"}, []string{"--store", "--index", "--config", "--flush-interval", "(default 100ms)", "--log-format", `(default "json")`, "STRATA_", "--kafka-listen", "--kafka-advertise", "--zone"}},
+		{[]string{"dev", "--help"}, []string{"--data-dir", `(default "./strata-data")`, "(default 50ms)", `(default "text")`, "--store", `--kafka-listen`, `(default "127.0.0.1:9092")`, "kcat -b 127.0.0.1:9092 -L"}},
 		{[]string{"topic", "--help"}, []string{"create", "list", "describe", "alter", "delete"}},
 		{[]string{"topic", "create", "--help"}, []string{"--partitions", "(default 1)", "--config", "retention.ms", "--addr", `(default "http://127.0.0.1:7070")`, "--protocol"}},
 		{[]string{"topic", "list", "--help"}, []string{"--output", `(default "table")`}},

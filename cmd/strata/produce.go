@@ -55,6 +55,8 @@ Records are sent in batches per partition (--batch-records, --batch-bytes)
 over one stream with several batches in flight; a partial batch goes out
 20ms after its first record. The producer is idempotent (--idempotent,
 default true): a batch retried after a lost answer is written once.
+Retryable errors are retried until --delivery-timeout (default 2m, Kafka's
+delivery.timeout.ms) passes; then the record fails with the last error.
 --print-offsets writes one JSON line per acknowledged record to stdout, in
 input order:
   {"line":1,"partition":0,"offset":41}
@@ -86,6 +88,7 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 	batchBytes := byteSize(1 << 20)
 	fs.Var(&batchBytes, "batch-bytes", "most record bytes in one request (e.g. 512KiB, 1MiB)")
 	printOffsets := fs.Bool("print-offsets", false, `print {"line":N,"partition":P,"offset":O} per acknowledged record to stdout`)
+	deliveryTimeout := fs.Duration("delivery-timeout", 2*time.Minute, "how long a record may take, retries included, before it fails with the last error (Kafka's delivery.timeout.ms)")
 	idempotent := fs.Bool("idempotent", true, "idempotent producer: retries never write a batch twice (false: plain at-least-once requests)")
 	positional, err := c.parseFlags(fs, produceHelp, args)
 	if err != nil {
@@ -134,6 +137,7 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 		batchBytes:   int64(batchBytes),
 		printOffsets: *printOffsets,
 		idempotent:   *idempotent,
+		delivery:     *deliveryTimeout,
 		out:          bufio.NewWriter(c.stdout),
 	}
 	if partition.set {
@@ -178,6 +182,7 @@ type producer struct {
 	batchBytes   int64
 	printOffsets bool
 	idempotent   bool
+	delivery     time.Duration // DeliveryTimeout
 	out          *bufio.Writer // stdout; written under mu
 
 	acked      atomic.Int64 // the lines acknowledged, from the first on without a gap
@@ -217,6 +222,7 @@ func (p *producer) run(ctx context.Context, in io.Reader) error {
 		strataclient.MaxRequestBytes(max(maxRequestBytes, int(p.batchBytes))),
 		strataclient.MaxBufferedBytes(max(64<<20, 2*int64(max(maxRequestBytes, int(p.batchBytes))))),
 		strataclient.ConnectOptions(p.cl.opts...),
+		strataclient.DeliveryTimeout(p.delivery),
 	}
 	if p.partition != nil {
 		opts = append(opts, strataclient.ManualPartitioner())

@@ -21,6 +21,8 @@ import (
 
 	"github.com/stratabroker/strata/agent"
 	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/kafka"
+	"github.com/stratabroker/strata/kafka/agentcore"
 	"github.com/stratabroker/strata/objectlog"
 )
 
@@ -37,6 +39,12 @@ and h2c. Browsers use HTTP/2 only over TLS: give the agent a certificate,
 or put it behind a TLS-terminating proxy that speaks HTTP/2 (h2c) to it.
 Browser apps may send the headers of --cors-allowed-headers (default:
 authorization) on top of Connect's own.
+
+Kafka: with --kafka-listen the agent is also a Kafka broker (Kafka clients:
+kcat, franz-go, librdkafka, the Java client) over the same topics and
+records; it advertises --kafka-advertise (default: the listener's address).
+Give every agent a Kafka listener: each is listed as a broker, and any of
+them serves any partition. --zone names the agent's zone (broker.rack).
 
 Settings come from, in order of precedence: flags, the environment
 (STRATA_ plus the flag name in upper case, dashes as underscores, e.g.
@@ -75,12 +83,19 @@ Redis, saved to disk before every write is acknowledged). Stopping and
 starting it again on the same --data-dir keeps every acknowledged record
 and topic. --store and --index override the local defaults.
 
+It is a Kafka broker too, on --kafka-listen (default 127.0.0.1:9092):
+  kcat -b 127.0.0.1:9092 -L
+
 It takes every flag of 'strata agent' (see below); the defaults differ:
---flush-interval 50ms and --log-format text.
+--flush-interval 50ms, --kafka-listen 127.0.0.1:9092 and --log-format text.
 
 Example:
   strata dev --data-dir /tmp/strata
 `
+
+// devKafkaListen is strata dev's Kafka listener, so that
+// kcat -b 127.0.0.1:9092 works on the dev broker out of the box.
+const devKafkaListen = "127.0.0.1:9092"
 
 // serveFlags are the flags agent and dev share on top of agent.Config's.
 type serveFlags struct {
@@ -173,6 +188,8 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 	// shows.
 	s.cfg.FlushInterval = 50 * time.Millisecond
 	fs.Lookup("flush-interval").DefValue = "50ms"
+	s.cfg.KafkaListen = devKafkaListen
+	fs.Lookup("kafka-listen").DefValue = devKafkaListen
 	dataDir := fs.String("data-dir", "./strata-data", "`DIR` for the store (DIR/store) and the index (DIR/index)")
 	fs.Lookup("store").Usage += " (default: file://DIR/store)"
 	fs.Lookup("index").Usage += " (default: memory://DIR/index)"
@@ -204,8 +221,8 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 		}
 		s.cfg.Index = "memory://" + filepath.ToSlash(dir)
 	}
-	return serve(ctx, c, s, func(addr string) {
-		fmt.Fprint(c.stdout, devBanner(addr, *dataDir))
+	return serve(ctx, c, s, func(addr, kafkaAddr string) {
+		fmt.Fprint(c.stdout, devBanner(addr, kafkaAddr, *dataDir))
 	})
 }
 
@@ -218,18 +235,23 @@ func fileURL(path string) string {
 	return "file://" + p
 }
 
-// devBanner tells where the broker is and how to try it.
-func devBanner(addr, dataDir string) string {
+// devBanner tells where the broker is and how to try it; kafkaAddr is the
+// Kafka listener's advertised address, "" for none.
+func devBanner(addr, kafkaAddr, dataDir string) string {
 	flag := ""
 	if addr != defaultAddr {
 		flag = " --addr " + addr
+	}
+	kafka := ""
+	if kafkaAddr != "" {
+		kafka = fmt.Sprintf("Kafka: kcat -b %s -L\n", kafkaAddr)
 	}
 	return fmt.Sprintf(`Strata dev broker listening on %s (data in %s)
 Try:  strata topic create demo --partitions 3%s
       echo hello | strata produce demo%s
       strata consume demo --from earliest%s
-Stop with Ctrl-C; everything acknowledged is kept in %s.
-`, addr, dataDir, flag, flag, flag, dataDir)
+%sStop with Ctrl-C; everything acknowledged is kept in %s.
+`, addr, dataDir, flag, flag, flag, kafka, dataDir)
 }
 
 // indexOptions are the index's options from the flags. Unset, they leave
@@ -243,8 +265,9 @@ func (s *serveFlags) indexOptions() coordinator.Options {
 }
 
 // serve runs one agent until ctx ends. listening, if not nil, is told the
-// API's URL once the port is bound.
-func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr string)) (err error) {
+// API's URL and the advertised Kafka address ("" for none) once the ports
+// are bound.
+func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr, kafkaAddr string)) (err error) {
 	log := s.logger(c.stderr)
 	bucket, err := objectlog.OpenBucket(ctx, s.cfg.Store)
 	if err != nil {
@@ -273,22 +296,103 @@ func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr string
 		}
 		return err
 	}
-	a, err := agent.New(ctx, s.cfg, bucket, index, log)
-	if err != nil {
+	closeListeners := func() {
 		ls.API.Close()
 		if ls.Admin != nil {
 			ls.Admin.Close()
 		}
+	}
+	var kl net.Listener
+	if s.cfg.KafkaListen != "" {
+		if kl, err = net.Listen("tcp", s.cfg.KafkaListen); err != nil {
+			closeListeners()
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("kafka listener: %w (is another agent, `strata dev` or a Kafka broker running? choose another port with --kafka-listen, or turn it off with --kafka-listen '')", err)
+			}
+			return fmt.Errorf("kafka listener: %w", err)
+		}
+		if s.cfg.KafkaAdvertise == "" {
+			s.cfg.KafkaAdvertise = kafkaAdvertise(kl.Addr(), s.cfg.AdvertiseAddr, s.cfg.Listen)
+		}
+	}
+	a, err := agent.New(ctx, s.cfg, bucket, index, log)
+	if err != nil {
+		closeListeners()
+		if kl != nil {
+			kl.Close()
+		}
 		return err
 	}
+	if kl != nil {
+		stop, err := serveKafka(ctx, a, kl, log)
+		if err != nil {
+			closeListeners()
+			kl.Close()
+			_ = a.Close(context.WithoutCancel(ctx))
+			return err
+		}
+		defer stop()
+	}
 	if listening != nil {
-		listening(apiURL(ls.API.Addr(), ls.TLS != nil))
+		listening(apiURL(ls.API.Addr(), ls.TLS != nil), s.cfg.KafkaAdvertise)
 	}
 	if err := a.Serve(ctx, ls); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	log.Info("agent stopped")
 	return nil
+}
+
+// serveKafka serves the Kafka listener over the agent until ctx ends; stop
+// waits for it to be closed.
+func serveKafka(ctx context.Context, a *agent.Agent, l net.Listener, log *slog.Logger) (stop func(), err error) {
+	core, err := agentcore.New(ctx, a, log)
+	if err != nil {
+		return nil, fmt.Errorf("kafka listener: %w", err)
+	}
+	srv, err := kafka.NewServer(core, kafka.Config{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("kafka listener: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, kafka.ErrServerClosed) {
+			log.Error("kafka listener failed", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	log.Info("kafka listener serving", "kafka", l.Addr().String(), "advertise", a.KafkaAdvertise(), "node_id", a.NodeID())
+	return func() { srv.Close(); <-done }, nil
+}
+
+// kafkaAdvertise is the Kafka address to register when --kafka-advertise
+// is not given: the bound listener's, with the host of --advertise-addr
+// (else --listen) when it listens on every interface, else the machine's
+// host name.
+func kafkaAdvertise(bound net.Addr, advertise, listen string) string {
+	tcp, ok := bound.(*net.TCPAddr)
+	if !ok {
+		return bound.String()
+	}
+	if tcp.IP != nil && !tcp.IP.IsUnspecified() {
+		return tcp.String()
+	}
+	port := fmt.Sprint(tcp.Port)
+	for _, a := range []string{advertise, listen} {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" {
+			if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+				return net.JoinHostPort(h, port)
+			}
+		}
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return net.JoinHostPort(h, port)
+	}
+	return net.JoinHostPort("127.0.0.1", port)
 }
 
 // apiURL is the URL clients on this machine use to reach a listener: an

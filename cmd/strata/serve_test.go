@@ -60,8 +60,16 @@ func (s *server) stop(t *testing.T) int {
 // address its banner gives.
 func startDev(t *testing.T, dataDir string) (*server, string) {
 	t.Helper()
+	s, addr, _ := startDevKafka(t, dataDir)
+	return s, addr
+}
+
+// startDevKafka is startDev that also returns the Kafka listener's address
+// from the banner.
+func startDevKafka(t *testing.T, dataDir string) (*server, string, string) {
+	t.Helper()
 	pr, pw := io.Pipe()
-	s := startServer(t, pw, "dev", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--admin-listen", "")
+	s := startServer(t, pw, "dev", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--admin-listen", "", "--kafka-listen", "127.0.0.1:0")
 	banner := regexp.MustCompile(`^Strata dev broker listening on (http://\S+) \(data in (.+)\)$`)
 	sc := bufio.NewScanner(pr)
 	if !sc.Scan() {
@@ -72,7 +80,7 @@ func startDev(t *testing.T, dataDir string) (*server, string) {
 		t.Fatalf("strata dev banner %q", sc.Text())
 	}
 	rest := ""
-	for range 4 {
+	for range 5 {
 		if !sc.Scan() {
 			break
 		}
@@ -85,7 +93,11 @@ func startDev(t *testing.T, dataDir string) (*server, string) {
 			t.Errorf("banner lacks %q:\n%s", want, rest)
 		}
 	}
-	return s, m[1]
+	km := regexp.MustCompile(`(?m)^Kafka: kcat -b (\S+) -L$`).FindStringSubmatch(rest)
+	if km == nil {
+		t.Fatalf("banner names no Kafka listener:\n%s", rest)
+	}
+	return s, m[1], km[1]
 }
 
 // TestDevRestartKeepsData: every record acknowledged before a stop is there

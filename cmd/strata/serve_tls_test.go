@@ -21,7 +21,7 @@ func TestDevServesTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert := testcert.Write(t, dir, "dev")
 	pr, pw := io.Pipe()
-	s := startServer(t, pw, "dev", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--admin-listen", "",
+	s := startServer(t, pw, "dev", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--admin-listen", "", "--kafka-listen", "",
 		"--tls-cert", cert.CertFile, "--tls-key", cert.KeyFile)
 	sc := bufio.NewScanner(pr)
 	if !sc.Scan() {

@@ -35,7 +35,7 @@ func TestAgentWaitsForIndexReplicas(t *testing.T) {
 			addr, _ := servingLog(t, s)
 			topic := fmt.Sprintf("waited-%s-%d", how, time.Now().UnixNano())
 			ok(t, "", "topic", "create", topic, "--partitions", "1", "--addr", addr)
-			r := strata(t, "lost\n", "produce", topic, "--addr", addr)
+			r := strata(t, "lost\n", "produce", topic, "--addr", addr, "--delivery-timeout", "2s")
 			if r.code == 0 || !strings.Contains(r.stderr, "0 of 1 replicas acknowledged") || !strings.Contains(strings.ToLower(r.stderr), "unavailable") {
 				t.Fatalf("produce with no replica to wait for: exit %d, stdout %q, stderr %q; want UNAVAILABLE, 0 of 1 replicas", r.code, r.stdout, r.stderr)
 			}
@@ -52,7 +52,7 @@ func TestAgentWaitsForIndexReplicas(t *testing.T) {
 	// flag ignored, dev would serve until the context ends, and exit 0.)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	r := strataCtx(ctx, t, "", "dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", "", "--index-wait-replicas", "1")
+	r := strataCtx(ctx, t, "", "dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", "", "--kafka-listen", "", "--index-wait-replicas", "1")
 	if r.code != 1 || !strings.Contains(r.stderr, "embedded index has no replicas") {
 		t.Errorf("strata dev --index-wait-replicas 1: exit %d, stderr %q; want 1 and: embedded index has no replicas", r.code, r.stderr)
 	}

@@ -11,9 +11,12 @@
 -- KEYS[3] time  zset: member base offset, score running max timestamp (strictly rising)
 -- KEYS[4] segs  hash: segment id -> stored result (idempotence)
 -- KEYS[5..] producer state strings "epoch;first,last,base;..." (last 5 batches)
+-- KEYS[#KEYS-1], KEYS[#KEYS] (issue 11) the partition's open transactions and
+-- aborted transactions, always the last two keys: see txn_commit.lua.
 -- ARGV[1] segment id, ARGV[2] segment key, ARGV[3] producer state TTL ms,
--- then 7 per batch: byteoff, bytelen, records, maxts, producer key index
--- (0 = not idempotent), epoch, base sequence.
+-- then 8 per batch: byteoff, bytelen, records, maxts, producer key index
+-- (0 = not idempotent), epoch, base sequence, transaction flag ("" none,
+-- "T<pid>" transactional data, "A<pid>"/"C<pid>" abort/commit marker).
 --
 -- Returns "T" for a deleted or unknown partition (nothing written), else
 -- "leo;r1;r2;..." (leo after the commit) with per batch: o<base> appended,
@@ -80,14 +83,22 @@ local function flush()
 end
 
 local out = {}
-local n = (#ARGV - 3) / 7
+local n = (#ARGV - 3) / 8
+local txns = {} -- issue 11: appended transactional batches, for txn_apply
 for i = 0, n - 1 do
-  local a = 4 + i * 7
+  local a = 4 + i * 8
   local off, len, records, maxts = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local ki, epoch, seq = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
   local code = nil
   local st, last = nil, nil
-  if ki > 0 then
+  -- issue 11: a transaction marker has no sequence (Kafka writes it with -1)
+  -- but fences: an older epoch's marker is refused, and a newer epoch's
+  -- (the abort after a re-init) fences the older epoch's late batches.
+  local marker = string.match(ARGV[a + 7], '^[AC]') ~= nil
+  if ki > 0 and marker then
+    st = state(ki)
+    if st.epoch ~= nil and epoch < st.epoch then code = 'F' .. itoa(st.epoch) end
+  elseif ki > 0 then
     st = state(ki)
     last = seq + records - 1
     if last > 2147483647 then last = last - 2147483648 end -- sequences wrap like Kafka's
@@ -114,7 +125,10 @@ for i = 0, n - 1 do
     flush()
   else
     code = 'o' .. itoa(hwm)
-    if st then
+    if ARGV[a + 7] ~= '' then txns[#txns + 1] = { ARGV[a + 7], hwm } end -- issue 11
+    if st and marker then -- issue 11
+      if st.epoch ~= epoch then st.batches = {}; st.epoch = epoch; st.dirty = true end
+    elseif st then
       if st.epoch ~= epoch then st.batches = {} end
       st.epoch = epoch
       st.batches[#st.batches + 1] = { seq, last, hwm }
@@ -134,6 +148,7 @@ for i = 0, n - 1 do
   out[#out + 1] = code
 end
 flush()
+txn_apply(txns) -- issue 11: defined in txn_commit.lua, prepended to this script
 
 for ki, st in pairs(states) do
   if st.dirty then

@@ -3,6 +3,7 @@
 -- deleted topic's partition. One partition's slot only.
 --
 -- KEYS[1] meta, KEYS[2] log, KEYS[3] time, KEYS[4] released, KEYS[5] segs
+-- KEYS[6] txn-open, KEYS[7] txn-aborted (issue 11, see txn_commit.lua)
 --   released zset: member a segment key, score the time (ms) the partition's
 --   last entry pointing at that segment was removed.
 -- ARGV[1] mode: "D" delete records, "R" retention, "X" drop (deleted topic)
@@ -121,10 +122,16 @@ if mode == 'X' then
     -- Everything is gone but the released list, which garbage collection
     -- empties as it deletes the segments.
     redis.call('DEL', meta, logk, timek, segs)
+    redis.call('DEL', KEYS[6], KEYS[7]) -- issue 11
   end
   return { 'K', start, hwm, bytes, removed, removedBytes, first and 1 or 0 }
 end
 if start ~= start0 or removed > 0 then
   redis.call('HSET', meta, 'start', itoa(start), 'bytes', itoa(bytes))
+  -- issue 11: aborted transactions wholly below the log start can no longer
+  -- overlap a fetch. An entry ends at most span after it starts, so every
+  -- one starting before start - span is such.
+  local span = tonumber(redis.call('HGET', KEYS[6], 'span') or '0')
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. itoa(start - span))
 end
 return { 'K', start, hwm, bytes, removed, removedBytes, more }

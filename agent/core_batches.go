@@ -1,0 +1,317 @@
+package agent
+
+// The core's whole-batch Go API, for protocol front-ends whose clients send
+// and read Kafka RecordBatches themselves (the Kafka listener, package
+// kafka): a client's batch is appended byte for byte through the same
+// batcher as the Connect API's records (one segment object per flush, the
+// commit assigns the offsets and checks idempotence), and stored batches are
+// read back whole, through the same index lookups, block cache and long
+// polls as the Connect API's per-record reads, with only their base offsets
+// set. Nothing here decodes a record.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stratabroker/strata/coordinator"
+)
+
+// Errors of the core's Go API, matched with errors.Is; errors from the index
+// (coordinator.ErrNotFound, ErrFenced, ErrOutOfOrderSequence,
+// ErrOffsetOutOfRange, ErrUnavailable, ...) and the store
+// (objectlog.ErrCorrupt, ErrUnavailable) come wrapped as they are.
+var (
+	// ErrUnknownTopicOrPartition: the index, read afresh, has no such
+	// topic or partition (it also matches coordinator.ErrNotFound).
+	ErrUnknownTopicOrPartition = errUnknownTopicOrPartition
+	// ErrInvalid: a request refused before anything was touched.
+	ErrInvalid = errInvalid
+	// ErrTooLarge: a batch or request over a limit; the message names it.
+	ErrTooLarge = errTooLarge
+	// ErrOverloaded: the produce buffer stayed full for
+	// --produce-queue-timeout; retry after a backoff.
+	ErrOverloaded = errOverloaded
+	// ErrClosed: the agent is shutting down; retry on another agent.
+	ErrClosed = errClosed
+	// ErrTopicRecreated: the topic was deleted and created again while the
+	// batch waited for its commit; sending it again reaches the new topic.
+	ErrTopicRecreated = errTopicRecreated
+)
+
+// AppendBatch appends one Kafka RecordBatch v2 (magic 2), as a client
+// encoded it, to a partition, stored byte for byte. It checks, before
+// anything is appended: the topic and partition exist (ErrUnknownTopicOrPartition,
+// read afresh before it is said); the batch is at most the topic's
+// max.message.bytes (Kafka's limit on a record batch; ErrTooLarge naming the
+// limit); its framing, magic, codec and CRC-32C (objectlog.ErrCorrupt). It
+// returns once the batch has its place in the open segment, so a later
+// AppendBatch for the same partition is stored after it.
+//
+// wait then blocks until the segment is committed (durable in the store and
+// the index) and returns the batch's base offset, or the commit's error:
+// coordinator.ErrFenced (a stale producer epoch), ErrOutOfOrderSequence,
+// ErrTopicRecreated or ErrUnknownTopicOrPartition (deleted meanwhile),
+// objectlog/coordinator ErrUnavailable (retryable). A duplicate of an
+// idempotent batch already committed returns the offset it got then
+// (KIP-98). A batch already appended is committed or failed whatever wait's
+// ctx does.
+func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, raw []byte) (wait func(context.Context) (int64, error), err error) {
+	t, err := a.partitionTopic(ctx, topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	if size := int64(len(raw)); size > int64(t.Config.MaxMessageBytes) {
+		// The limit may have been raised since the cache was filled:
+		// refuse on the index's word only.
+		a.topics.invalidate(topic)
+		if fresh, ferr := a.topics.get(ctx, topic); ferr == nil {
+			t = fresh
+		}
+		if size > int64(t.Config.MaxMessageBytes) {
+			return nil, overLimit(errTooLarge, "max.message.bytes", int64(t.Config.MaxMessageBytes), size,
+				"record batch of %d bytes for topic %q partition %d is over the topic's max.message.bytes %d",
+				size, topic, partition, t.Config.MaxMessageBytes)
+		}
+	}
+	p, err := a.batcher.appendEncoded(ctx, partitionKey{t.ID, partition}, raw)
+	if err != nil {
+		return nil, fmt.Errorf("topic %q partition %d: %w", topic, partition, err)
+	}
+	return func(ctx context.Context) (int64, error) {
+		if err := p.wait(ctx); err != nil {
+			if errors.Is(err, coordinator.ErrTopicDeleted) {
+				return 0, a.batchTopicDeleted(ctx, t, err)
+			}
+			return 0, err
+		}
+		metricProducedBytes.Add(float64(len(raw)))
+		return p.base, nil
+	}, nil
+}
+
+// batchTopicDeleted answers a batch whose commit met its topic deleted, as
+// topicDeleted does for the Connect API's requests.
+func (a *Agent) batchTopicDeleted(ctx context.Context, deleted coordinator.Topic, err error) error {
+	a.topics.invalidate(deleted.Name)
+	t, gerr := a.topics.get(ctx, deleted.Name)
+	switch {
+	case gerr == nil && t.ID != deleted.ID:
+		return fmt.Errorf("%w: topic %q: %w; send the batch again", errTopicRecreated, deleted.Name, err)
+	case errors.Is(gerr, coordinator.ErrNotFound):
+		return unknownTopic(deleted.Name, errors.Join(err, gerr))
+	}
+	return err
+}
+
+// BatchRead is one partition of a ReadBatches call.
+type BatchRead struct {
+	Topic     string
+	Partition int32
+	Offset    int64 // the first offset wanted
+	// MaxBytes bounds this partition's batches (Kafka's
+	// max.partition.fetch.bytes); 0 or less: only the whole-read bound.
+	MaxBytes int64
+}
+
+// BatchReadResult is one partition's answer.
+type BatchReadResult struct {
+	// Batches are whole stored RecordBatches, concatenated, each with its
+	// base offset set, starting with the batch that holds Offset (which
+	// may begin before it). Never a partial batch; empty when nothing is
+	// there to read.
+	Batches        []byte
+	HighWatermark  int64
+	LogStartOffset int64
+	// Err: ErrUnknownTopicOrPartition (also coordinator.ErrNotFound, for a
+	// topic deleted, or deleted and created again), coordinator.ErrOffsetOutOfRange
+	// (Offset below the log start or above the high watermark; HighWatermark
+	// and LogStartOffset are set), objectlog.ErrCorrupt, ErrUnavailable.
+	Err error
+}
+
+// ReadBatches reads whole stored batches of many partitions at once (Kafka's
+// Fetch). It waits up to maxWait (capped by --max-fetch-wait) until minBytes
+// of batches are there over all partitions, or a partition has an error,
+// then answers every partition in the order asked. The whole answer holds at
+// most maxBytes of batches (capped by --max-fetch-bytes), except that the
+// first partition with data always gets one whole batch, however large, so
+// consumers make progress (KIP-74). While it waits it wakes on any of the
+// partitions' commits (the hub, as Fetch does) and re-reads the index at
+// least once per second. The error return is for the whole call (ctx ended,
+// or the agent shutting down: ErrClosed).
+func (a *Agent) ReadBatches(ctx context.Context, reads []BatchRead, maxWait time.Duration, minBytes, maxBytes int64) ([]BatchReadResult, error) {
+	maxBytes = min(max(maxBytes, 0), int64(a.cfg.MaxFetchBytes))
+	deadline := time.Now().Add(min(max(maxWait, 0), a.cfg.MaxFetchWait))
+	out := make([]BatchReadResult, len(reads))
+	topics := make([]coordinator.Topic, len(reads))
+	failed := false
+	for i, r := range reads {
+		t, err := a.readTopic(ctx, r.Topic, r.Partition, uuid.Nil)
+		if err != nil {
+			out[i].Err = err
+			failed = true
+			continue
+		}
+		topics[i] = t
+	}
+	for {
+		// The hub's channels before the reads, so that a commit landing
+		// after a read wakes the wait below.
+		wake := map[uuid.UUID]<-chan struct{}{}
+		for i, r := range reads {
+			if out[i].Err == nil {
+				if _, ok := wake[topics[i].ID]; !ok {
+					wake[topics[i].ID] = a.hub.topicChanged(topics[i].ID)
+				}
+				a.hub.changed(partitionKey{topics[i].ID, r.Partition})
+			}
+		}
+		var total int64
+		for i, r := range reads {
+			if out[i].Err != nil {
+				continue
+			}
+			budget := maxBytes - total
+			if r.MaxBytes > 0 {
+				budget = min(budget, r.MaxBytes)
+			}
+			res, t, err := a.readPartitionBatches(ctx, topics[i], r.Partition, r.Offset, budget, total == 0)
+			topics[i] = t
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, a.cutShort(ctx)
+				}
+				res.Err = err
+				failed = true
+			}
+			out[i] = res
+			total += int64(len(res.Batches))
+		}
+		if failed || total >= minBytes || !time.Now().Before(deadline) {
+			return out, nil
+		}
+		if err := a.waitForAny(ctx, wake, deadline); err != nil {
+			return nil, err
+		}
+		// Read again: results of this round are replaced.
+		for i := range out {
+			if out[i].Err == nil {
+				out[i] = BatchReadResult{}
+			}
+		}
+	}
+}
+
+// cutShort is the error of a read whose ctx ended.
+func (a *Agent) cutShort(ctx context.Context) error {
+	if a.shuttingDown() {
+		return errClosed
+	}
+	return ctx.Err()
+}
+
+// waitForAny waits until one of the channels is closed, then as
+// waitForRecords does.
+func (a *Agent) waitForAny(ctx context.Context, wake map[uuid.UUID]<-chan struct{}, deadline time.Time) error {
+	if len(wake) == 1 {
+		for _, ch := range wake {
+			return a.waitForRecords(ctx, ch, deadline)
+		}
+	}
+	merged := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	once := make(chan struct{}, 1)
+	for _, ch := range wake {
+		go func() {
+			select {
+			case <-ch:
+				select {
+				case once <- struct{}{}:
+					close(merged)
+				default:
+				}
+			case <-stop:
+			}
+		}()
+	}
+	return a.waitForRecords(ctx, merged, deadline)
+}
+
+// readPartitionBatches reads one partition's whole batches from offset, up
+// to maxBytes (at least one batch when atLeastOne), moving to the new topic
+// of the name when the index says the partition is gone (partitionGone). It
+// returns the topic read.
+func (a *Agent) readPartitionBatches(ctx context.Context, topic coordinator.Topic, p int32, offset, maxBytes int64, atLeastOne bool) (BatchReadResult, coordinator.Topic, error) {
+	for {
+		data, st, err := a.readBatches(ctx, topic, p, offset, maxBytes, atLeastOne)
+		if errors.Is(err, coordinator.ErrNotFound) {
+			fresh, ferr := a.partitionGone(ctx, topic, p, uuid.Nil)
+			if ferr == nil {
+				topic = fresh
+				continue
+			}
+			err = ferr
+		}
+		return BatchReadResult{Batches: data, HighWatermark: st.HighWatermark, LogStartOffset: st.LogStartOffset, Err: err}, topic, err
+	}
+}
+
+// readBatches is readRecords for whole batches: the index entries from the
+// one holding offset on, each chunk through the block cache (loadEntry),
+// and of its batches those that end past offset, appended whole with their
+// base offsets set, while they fit in maxBytes. Control batches go too: a
+// Kafka client needs them to see where transactions end.
+func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partition int32, offset, maxBytes int64, atLeastOne bool) ([]byte, coordinator.PartitionState, error) {
+	var out []byte
+	var st coordinator.PartitionState
+	next := offset
+	for {
+		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-int64(len(out)), 1))
+		if err != nil {
+			if len(out) > 0 {
+				return out, st, nil
+			}
+			if errors.Is(err, coordinator.ErrOffsetOutOfRange) {
+				err = &offsetRangeError{topic: topic.Name, partition: partition, requested: next,
+					logStart: lst.LogStartOffset, highWatermark: lst.HighWatermark}
+			}
+			return nil, lst, err
+		}
+		st = lst
+		if len(entries) == 0 {
+			return out, st, nil
+		}
+		for _, e := range entries {
+			if e.LastOffset() < next {
+				continue
+			}
+			batches, err := a.loadEntry(ctx, e)
+			if err != nil {
+				if len(out) > 0 {
+					return out, st, nil
+				}
+				return nil, st, err
+			}
+			for i := range batches {
+				b := &batches[i]
+				if b.NextOffset() <= next {
+					continue
+				}
+				if int64(len(out)+len(b.Raw)) > maxBytes && (len(out) > 0 || !atLeastOne) {
+					return out, st, nil
+				}
+				out = append(out, b.Raw...)
+				next = b.NextOffset()
+			}
+			next = max(next, e.BaseOffset+e.Records)
+		}
+		if next >= st.HighWatermark || int64(len(out)) >= maxBytes {
+			return out, st, nil
+		}
+	}
+}

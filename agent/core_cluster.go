@@ -1,0 +1,288 @@
+package agent
+
+// The core's cluster, topic and producer Go API, for protocol front-ends
+// besides the Connect handlers (the Kafka listener). Everything goes
+// through the same index calls and topic cache as the Connect API's
+// AdminService, so both protocols see one set of topics and rules.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/stratabroker/strata/coordinator"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
+)
+
+// NodeID is the agent's Kafka node id: derived from its agent id, unique
+// among the live agents when the agent started, and fixed for the life of
+// the process. 0 when the agent serves no Kafka listener.
+func (a *Agent) NodeID() int32 { return a.nodeID }
+
+// ID is the agent's id in the registry (--agent-id).
+func (a *Agent) ID() string { return a.cfg.AgentID }
+
+// KafkaAdvertise is the Kafka address this agent registers (--kafka-advertise).
+func (a *Agent) KafkaAdvertise() string { return a.cfg.KafkaAdvertise }
+
+// Zone is the agent's availability zone (--zone); "" when unknown.
+func (a *Agent) Zone() string { return a.cfg.Zone }
+
+// nodeIDFor is the candidate node id of an agent id on try n: a 31-bit hash,
+// never 0 (AgentInfo's "none") nor negative (Kafka's "no broker").
+func nodeIDFor(agentID string, n int) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(agentID))
+	if n > 0 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(n))
+		h.Write(b[:])
+	}
+	return int32(h.Sum32()%(1<<31-1)) + 1
+}
+
+// pickNodeID derives the agent's node id from its id, so that an agent
+// restarted under the same --agent-id keeps it; if a live agent of another
+// id holds it already (a hash collision, about one in 2^31 per pair), it
+// hashes again until the id is free. Two agents colliding while both start
+// at the same instant would still collide; that needs both a hash
+// collision and the same second, and is not handled.
+func (a *Agent) pickNodeID(ctx context.Context) (int32, error) {
+	live, err := a.index.ListAgents(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list live agents for a Kafka node id: %w", err)
+	}
+	taken := map[int32]bool{}
+	for _, ag := range live {
+		if ag.ID != a.cfg.AgentID && ag.NodeID != 0 {
+			taken[ag.NodeID] = true
+		}
+	}
+	for n := 0; ; n++ {
+		if id := nodeIDFor(a.cfg.AgentID, n); !taken[id] {
+			return id, nil
+		}
+	}
+}
+
+// LiveAgents returns the live agents of the registry (those whose
+// registration has not expired), sorted by id, with their Kafka listeners.
+func (a *Agent) LiveAgents(ctx context.Context) ([]coordinator.AgentInfo, error) {
+	return a.index.ListAgents(ctx)
+}
+
+// clusterIDCache holds the cluster id once read.
+type clusterIDCache struct {
+	mu sync.Mutex
+	id string
+}
+
+// clusterIDer is an index that keeps a cluster id (coordinator.Redis).
+type clusterIDer interface {
+	ClusterID(ctx context.Context, fresh string) (string, error)
+}
+
+// ClusterID is the deployment's cluster id, the same on every agent of the
+// index and never changing: the first agent to ask stores a random UUID in
+// the index. An index that keeps none (test fakes) gets one per agent.
+func (a *Agent) ClusterID(ctx context.Context) (string, error) {
+	c := &a.clusterID
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.id != "" {
+		return c.id, nil
+	}
+	fresh := uuid.NewString()
+	if ix, ok := a.index.(clusterIDer); ok {
+		id, err := ix.ClusterID(ctx, fresh)
+		if err != nil {
+			return "", err
+		}
+		fresh = id
+	}
+	c.id = fresh
+	return c.id, nil
+}
+
+// ReadTopic returns a topic as the index has it now (not the cache's copy);
+// ErrUnknownTopicOrPartition if there is none.
+func (a *Agent) ReadTopic(ctx context.Context, name string) (coordinator.Topic, error) {
+	t, err := a.index.DescribeTopic(ctx, name)
+	if err != nil {
+		return coordinator.Topic{}, unknownTopic(name, err)
+	}
+	a.topics.put(t)
+	return t, nil
+}
+
+// AllTopics returns every topic, sorted by name.
+func (a *Agent) AllTopics(ctx context.Context) ([]coordinator.Topic, error) {
+	return a.index.ListTopics(ctx)
+}
+
+// TopicDefaults is the config a topic created with no configs gets.
+func (a *Agent) TopicDefaults() (coordinator.TopicConfig, error) {
+	return a.index.ApplyConfig(coordinator.TopicConfig{Partitions: 1}, nil)
+}
+
+// NewTopic creates a topic with partitions partitions and the Kafka-named
+// configs (the keys AdminService.CreateTopic accepts, parsed the same way).
+// With validateOnly it checks the name, the partitions, the configs and that
+// the name is free, creates nothing, and returns the topic it would create
+// with a zero ID. Errors: coordinator.ErrInvalid naming the bad part
+// (ErrInvalidTopicName for the name), coordinator.ErrAlreadyExists.
+func (a *Agent) NewTopic(ctx context.Context, name string, partitions int32, configs map[string]string, validateOnly bool) (coordinator.Topic, error) {
+	if err := coordinator.ValidateTopicName(name); err != nil {
+		return coordinator.Topic{}, fmt.Errorf("%w: %w", ErrInvalidTopicName, err)
+	}
+	if partitions < 1 || partitions > coordinator.MaxPartitions {
+		return coordinator.Topic{}, fmt.Errorf("%w: %w: partitions must be between 1 and %d, got %d",
+			ErrInvalidPartitions, coordinator.ErrInvalid, coordinator.MaxPartitions, partitions)
+	}
+	cfg, err := a.index.ApplyConfig(coordinator.TopicConfig{Partitions: partitions}, configs)
+	if err != nil {
+		return coordinator.Topic{}, fmt.Errorf("create topic %q: %w", name, err)
+	}
+	if validateOnly {
+		_, err := a.index.DescribeTopic(ctx, name)
+		switch {
+		case err == nil:
+			return coordinator.Topic{}, fmt.Errorf("create topic %q: %w", name, coordinator.ErrAlreadyExists)
+		case !errors.Is(err, coordinator.ErrNotFound):
+			return coordinator.Topic{}, err
+		}
+		return coordinator.Topic{Name: name, Config: cfg}, nil
+	}
+	t, err := a.index.CreateTopic(ctx, name, cfg)
+	if err != nil {
+		return coordinator.Topic{}, err
+	}
+	a.topics.put(t)
+	a.groupTopics.invalidate()
+	return t, nil
+}
+
+// Errors of NewTopic and AddPartitions, telling which part of a request
+// was refused; they come joined with coordinator.ErrInvalid.
+var (
+	ErrInvalidTopicName  = errors.New("invalid topic name")
+	ErrInvalidPartitions = errors.New("invalid number of partitions")
+)
+
+// RemoveTopic deletes a topic (its data goes to garbage collection) and
+// returns it as it was. ErrUnknownTopicOrPartition if there is none.
+func (a *Agent) RemoveTopic(ctx context.Context, name string) (coordinator.Topic, error) {
+	t, err := a.index.DescribeTopic(ctx, name)
+	if err != nil {
+		return coordinator.Topic{}, unknownTopic(name, err)
+	}
+	if err := a.index.DeleteTopic(ctx, name); err != nil {
+		return coordinator.Topic{}, unknownTopic(name, err)
+	}
+	a.topics.invalidate(name)
+	a.groupTopics.invalidate()
+	a.hub.forgetTopic(t.ID)
+	return t, nil
+}
+
+// AddPartitions raises a topic's partition count to total (Kafka's
+// CreatePartitions). ErrInvalidPartitions if total is not above the current
+// count or over coordinator.MaxPartitions; ErrUnknownTopicOrPartition if
+// the topic does not exist. With validateOnly it checks and changes nothing.
+func (a *Agent) AddPartitions(ctx context.Context, name string, total int32, validateOnly bool) error {
+	t, err := a.index.DescribeTopic(ctx, name)
+	if err != nil {
+		return unknownTopic(name, err)
+	}
+	if total <= t.Config.Partitions || total > coordinator.MaxPartitions {
+		return fmt.Errorf("%w: %w: topic %q has %d partitions; the new count must be above it and at most %d, got %d",
+			ErrInvalidPartitions, coordinator.ErrInvalid, name, t.Config.Partitions, coordinator.MaxPartitions, total)
+	}
+	if validateOnly {
+		return nil
+	}
+	t, err = a.index.CreatePartitions(ctx, name, total)
+	if err != nil {
+		return unknownTopic(name, err)
+	}
+	a.topics.put(t)
+	a.groupTopics.invalidate()
+	return nil
+}
+
+// SetTopicConfigs applies Kafka-named configs to a topic, all or none (an
+// empty value restores the default), as AdminService.UpdateTopicConfig
+// does. With validateOnly it checks them against the topic and changes
+// nothing. Errors: coordinator.ErrInvalid naming the bad key,
+// ErrUnknownTopicOrPartition.
+func (a *Agent) SetTopicConfigs(ctx context.Context, name string, set map[string]string, validateOnly bool) error {
+	if validateOnly {
+		t, err := a.index.DescribeTopic(ctx, name)
+		if err != nil {
+			return unknownTopic(name, err)
+		}
+		_, err = a.index.ApplyConfig(t.Config, set)
+		return err
+	}
+	t, err := a.index.UpdateTopicConfig(ctx, name, set)
+	if err != nil {
+		return unknownTopic(name, err)
+	}
+	a.topics.put(t)
+	return nil
+}
+
+// TopicConfigMap is a topic's configs by their Kafka names, as
+// AdminService reports them.
+func TopicConfigMap(c coordinator.TopicConfig) map[string]string {
+	return map[string]string{
+		coordinator.ConfigRetentionMs:     strconv.FormatInt(c.RetentionMs, 10),
+		coordinator.ConfigRetentionBytes:  strconv.FormatInt(c.RetentionBytes, 10),
+		coordinator.ConfigMaxMessageBytes: strconv.FormatInt(int64(c.MaxMessageBytes), 10),
+		coordinator.ConfigCleanupPolicy:   c.CleanupPolicy,
+		coordinator.ConfigCompression:     c.Compression,
+	}
+}
+
+// NewProducerEpoch is Kafka's InitProducerId for an idempotent producer
+// (KIP-98, KIP-360), the same as ProducerService.InitProducerId: with id -1
+// (or 0) it allocates a new producer id with epoch 0; with a known id it
+// bumps the epoch, fencing the older ones; an expired id or one whose
+// epochs are used up gets a new id. Errors: ErrUnavailable (retryable).
+func (a *Agent) NewProducerEpoch(ctx context.Context, id int64, _ int16) (int64, int16, error) {
+	return a.initProducerID(ctx, &stratav1.InitProducerIdRequest{ProducerId: max(id, 0)})
+}
+
+// DeleteRecordsBefore moves a partition's log start offset up to before
+// (-1: the high watermark), as AdminService.DeleteRecords does (Kafka's
+// DeleteRecords, KIP-107), and returns the new log start offset; it never
+// moves back. Errors: coordinator.ErrOffsetOutOfRange for an offset above
+// the high watermark, ErrUnknownTopicOrPartition, ErrInvalid for an
+// offset below -1, ErrNotSupported from an index without lifecycle support.
+func (a *Agent) DeleteRecordsBefore(ctx context.Context, topic string, partition int32, before int64) (int64, error) {
+	lc, ok := a.index.(coordinator.Lifecycle)
+	if !ok {
+		return 0, fmt.Errorf("%w: delete records: the index %T cannot move log start offsets", ErrNotSupported, a.index)
+	}
+	if before < -1 {
+		return 0, invalidf("delete records of topic %q partition %d: offset %d; want -1 (the high watermark) or at least 0", topic, partition, before)
+	}
+	t, err := a.partitionTopic(ctx, topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	res, err := lc.DeleteRecords(ctx, t.ID, partition, before)
+	if err != nil {
+		return 0, fmt.Errorf("topic %q: %w", topic, err)
+	}
+	return res.LogStartOffset, nil
+}
+
+// ErrNotSupported: the index lacks what the call needs.
+var ErrNotSupported = errors.New("not supported by the index")

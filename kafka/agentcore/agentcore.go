@@ -1,0 +1,456 @@
+// Package agentcore implements kafka.Core over the agent core (package
+// agent): it is what makes every agent a Kafka broker. It is an adapter
+// only: each method converts between the kafka package's types and the
+// agent's Go API and maps the core's errors (agent's, coordinator's,
+// objectlog's) to the kafka package's sentinels, in one table (kafkaErr).
+// Appends, reads, long polls, topics and producer ids are the agent's own
+// code paths, shared with the Connect API.
+//
+// Why a package of its own: the dependency direction is cmd -> front-ends ->
+// agent core -> {objectlog, coordinator}. The core must not know Kafka, so the
+// adapter cannot live in agent; package kafka keeps to Kafka frames and its
+// Core interface and imports neither agent nor coordinator (its tests run
+// over an in-memory fake core), so the one place that knows both sides is
+// this package, on the front-end's side of the line. cmd/strata wires it:
+// agentcore.New(agent) handed to kafka.NewServer.
+package agentcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/kafka"
+	"github.com/stratabroker/strata/objectlog"
+)
+
+// DefaultPartitions is what a CreateTopics asking for the default (-1) gets:
+// Kafka's num.partitions default, and the Connect API's default.
+const DefaultPartitions = 1
+
+// Core is kafka.Core over one agent.
+type Core struct {
+	a         *agent.Agent
+	clusterID string
+	self      kafka.Broker
+	log       *slog.Logger
+	probes    prober
+}
+
+var _ kafka.Core = (*Core)(nil)
+
+// New returns the Kafka core of an agent started with a Kafka advertise
+// address (agent.Config.KafkaAdvertise). It reads the cluster id once.
+func New(ctx context.Context, a *agent.Agent, log *slog.Logger) (*Core, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	self, err := broker(a.NodeID(), a.KafkaAdvertise(), a.Zone())
+	if err != nil {
+		return nil, fmt.Errorf("kafka advertise address: %w", err)
+	}
+	id, err := a.ClusterID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster id: %w", err)
+	}
+	return &Core{a: a, clusterID: id, self: self, log: log, probes: prober{dial: dialProbe, every: probeEvery, state: map[string]*probe{}}}, nil
+}
+
+// broker is a Broker for an advertised host:port.
+func broker(id int32, addr, zone string) (kafka.Broker, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return kafka.Broker{}, fmt.Errorf("%q: %w", addr, err)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || host == "" {
+		return kafka.Broker{}, fmt.Errorf("%q: want host:port", addr)
+	}
+	return kafka.Broker{ID: id, Host: host, Port: int32(n), Zone: zone}, nil
+}
+
+// ClusterID implements kafka.ClusterCore.
+func (c *Core) ClusterID() string { return c.clusterID }
+
+// Brokers implements kafka.ClusterCore: the live agents that registered a
+// Kafka listener. This agent is always listed, even before its first
+// registration is visible or while the registry cannot be read, so a client
+// always has a broker to go to (any agent serves any partition).
+//
+// An agent killed without deregistering stays in the registry until its
+// registration expires (15 s); so that clients move off it sooner, other
+// agents' Kafka listeners are probed (a TCP connect, at most once per
+// probeEvery each, in the background) and one that refused or timed out
+// on its last probe is left out until a probe reaches it again.
+func (c *Core) Brokers(ctx context.Context) ([]kafka.Broker, error) {
+	live, err := c.a.LiveAgents(ctx)
+	if err != nil {
+		c.log.Warn("Kafka brokers: listing the live agents failed; listing this agent alone", "err", err)
+		return []kafka.Broker{c.self}, nil
+	}
+	out := make([]kafka.Broker, 0, len(live)+1)
+	seenSelf := false
+	for _, ag := range live {
+		if ag.KafkaAddr == "" || ag.NodeID == 0 {
+			continue // no Kafka listener, or an agent of an older version
+		}
+		if ag.ID == c.a.ID() {
+			seenSelf = true
+			out = append(out, c.self)
+			continue
+		}
+		b, err := broker(ag.NodeID, ag.KafkaAddr, ag.Zone)
+		if err != nil {
+			c.log.Warn("Kafka brokers: agent registered a bad Kafka address", "agent", ag.ID, "err", err)
+			continue
+		}
+		if !c.probes.reachable(ag.KafkaAddr) {
+			continue
+		}
+		out = append(out, b)
+	}
+	if !seenSelf {
+		out = append(out, c.self)
+	}
+	return out, nil
+}
+
+// probeEvery is how often another agent's Kafka listener is probed at most.
+const probeEvery = time.Second
+
+// dialProbe connects to a Kafka listener and hangs up.
+func dialProbe(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// prober remembers, per Kafka address, whether its last probe reached it.
+type prober struct {
+	dial  func(addr string) error
+	every time.Duration
+
+	mu    sync.Mutex
+	state map[string]*probe
+}
+
+type probe struct {
+	down    bool      // the last probe failed
+	last    time.Time // when the last probe started
+	running bool
+	seen    time.Time // when reachable last asked: addresses not asked for are forgotten
+}
+
+// reachable reports whether addr's last probe reached it (true before the
+// first probe ends), and starts a probe in the background if the last one
+// is older than every.
+func (p *prober) reachable(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for a, st := range p.state {
+		if now.Sub(st.seen) > time.Minute && !st.running {
+			delete(p.state, a)
+		}
+	}
+	st := p.state[addr]
+	if st == nil {
+		st = &probe{}
+		p.state[addr] = st
+	}
+	st.seen = now
+	if !st.running && now.Sub(st.last) >= p.every {
+		st.running, st.last = true, now
+		go func() {
+			err := p.dial(addr)
+			p.mu.Lock()
+			st.running, st.down = false, err != nil
+			p.mu.Unlock()
+		}()
+	}
+	return !st.down
+}
+
+func topicOf(t coordinator.Topic) kafka.Topic {
+	return kafka.Topic{Name: t.Name, ID: kafka.TopicID(t.ID), Partitions: t.Config.Partitions}
+}
+
+// Topics implements kafka.TopicCore.
+func (c *Core) Topics(ctx context.Context) ([]kafka.Topic, error) {
+	ts, err := c.a.AllTopics(ctx)
+	if err != nil {
+		return nil, kafkaErr(err)
+	}
+	out := make([]kafka.Topic, len(ts))
+	for i, t := range ts {
+		out[i] = topicOf(t)
+	}
+	return out, nil
+}
+
+// Topic implements kafka.TopicCore.
+func (c *Core) Topic(ctx context.Context, name string) (kafka.Topic, error) {
+	t, err := c.a.ReadTopic(ctx, name)
+	if err != nil {
+		return kafka.Topic{}, kafkaErr(err)
+	}
+	return topicOf(t), nil
+}
+
+// TopicByID implements kafka.TopicCore. The index keys topics by name, so
+// this lists them.
+func (c *Core) TopicByID(ctx context.Context, id kafka.TopicID) (kafka.Topic, error) {
+	ts, err := c.a.AllTopics(ctx)
+	if err != nil {
+		return kafka.Topic{}, kafkaErr(err)
+	}
+	for _, t := range ts {
+		if t.ID == uuid.UUID(id) {
+			return topicOf(t), nil
+		}
+	}
+	return kafka.Topic{}, fmt.Errorf("%w: %s", kafka.ErrUnknownTopicID, uuid.UUID(id))
+}
+
+// CreateTopic implements kafka.TopicCore.
+func (c *Core) CreateTopic(ctx context.Context, spec kafka.TopicSpec, validateOnly bool) (kafka.Topic, error) {
+	n := spec.Partitions
+	switch {
+	case n == -1:
+		n = DefaultPartitions
+	case n < 1:
+		return kafka.Topic{}, fmt.Errorf("%w: %d partitions: want at least 1, or -1 for the default", kafka.ErrInvalidPartitions, n)
+	}
+	t, err := c.a.NewTopic(ctx, spec.Name, n, spec.Configs, validateOnly)
+	if err != nil {
+		return kafka.Topic{}, kafkaErr(err)
+	}
+	return topicOf(t), nil
+}
+
+// DeleteTopic implements kafka.TopicCore.
+func (c *Core) DeleteTopic(ctx context.Context, name string) (kafka.Topic, error) {
+	t, err := c.a.RemoveTopic(ctx, name)
+	if err != nil {
+		return kafka.Topic{}, kafkaErr(err)
+	}
+	return topicOf(t), nil
+}
+
+// CreatePartitions implements kafka.TopicCore.
+func (c *Core) CreatePartitions(ctx context.Context, name string, count int32, validateOnly bool) error {
+	return kafkaErr(c.a.AddPartitions(ctx, name, count, validateOnly))
+}
+
+// configInfo describes the configs the core has, with Kafka's types.
+var configInfo = map[string]struct {
+	typ kafka.ConfigType
+	doc string
+}{
+	coordinator.ConfigRetentionMs:     {kafka.ConfigTypeLong, "How long records are kept, in ms; -1 keeps them forever."},
+	coordinator.ConfigRetentionBytes:  {kafka.ConfigTypeLong, "How many bytes a partition keeps before its oldest segments go; -1 for no limit."},
+	coordinator.ConfigMaxMessageBytes: {kafka.ConfigTypeInt, "The largest record batch a producer may send, in bytes."},
+	coordinator.ConfigCleanupPolicy:   {kafka.ConfigTypeList, "How old records go: delete."},
+	coordinator.ConfigCompression:     {kafka.ConfigTypeString, "The codec records are stored with; producer keeps the producer's."},
+}
+
+// TopicConfigs implements kafka.TopicCore. The index keeps a topic's
+// effective values, not which were set on it, so a value equal to the
+// default is reported as the default (DEFAULT_CONFIG) and any other as the
+// topic's own (DYNAMIC_TOPIC_CONFIG).
+func (c *Core) TopicConfigs(ctx context.Context, name string) ([]kafka.TopicConfig, error) {
+	t, err := c.a.ReadTopic(ctx, name)
+	if err != nil {
+		return nil, kafkaErr(err)
+	}
+	defaults, err := c.a.TopicDefaults()
+	if err != nil {
+		return nil, kafkaErr(err)
+	}
+	values, dvalues := agent.TopicConfigMap(t.Config), agent.TopicConfigMap(defaults)
+	out := make([]kafka.TopicConfig, 0, len(values))
+	for _, k := range []string{ // sorted by name
+		coordinator.ConfigCleanupPolicy,
+		coordinator.ConfigCompression,
+		coordinator.ConfigMaxMessageBytes,
+		coordinator.ConfigRetentionBytes,
+		coordinator.ConfigRetentionMs,
+	} {
+		v := values[k]
+		src := kafka.ConfigSourceTopic
+		if v == dvalues[k] {
+			src = kafka.ConfigSourceDefault
+		}
+		out = append(out, kafka.TopicConfig{Name: k, Value: &v, Source: src, Type: configInfo[k].typ, Documentation: configInfo[k].doc})
+	}
+	return out, nil
+}
+
+// AlterTopicConfigs implements kafka.TopicCore: all the changes or none;
+// a deleted value restores the default.
+func (c *Core) AlterTopicConfigs(ctx context.Context, name string, changes []kafka.ConfigChange, validateOnly bool) error {
+	set := make(map[string]string, len(changes))
+	for _, ch := range changes {
+		if ch.Value == nil {
+			set[ch.Name] = ""
+		} else {
+			set[ch.Name] = *ch.Value
+		}
+	}
+	return kafkaErr(c.a.SetTopicConfigs(ctx, name, set, validateOnly))
+}
+
+// Produce implements kafka.LogCore: the batch goes to the agent's open
+// segment byte for byte; the result comes once its segment is committed.
+// LogStartOffset is -1 (not known without another index read; clients only
+// log it).
+func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kafka.Batch) <-chan kafka.ProduceResult {
+	out := make(chan kafka.ProduceResult, 1)
+	if b.Transactional {
+		// No transaction could have been begun (InitProducerID refuses
+		// transactional ids): storing it would make it visible at once.
+		out <- kafka.ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1,
+			Err: fmt.Errorf("%w: transactional batch for topic %q partition %d: transactions are not served yet", kafka.ErrUnsupported, topic, partition)}
+		return out
+	}
+	wait, err := c.a.AppendBatch(ctx, topic, partition, b.Raw)
+	if err != nil {
+		out <- kafka.ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1, Err: kafkaErr(err)}
+		return out
+	}
+	go func() {
+		// The batch is queued: it is committed or failed whatever ctx does.
+		base, err := wait(context.Background())
+		if err != nil {
+			base = -1
+		}
+		out <- kafka.ProduceResult{BaseOffset: base, LogAppendTime: -1, LogStartOffset: -1, Err: kafkaErr(err)}
+	}()
+	return out
+}
+
+// Fetch implements kafka.LogCore over agent.ReadBatches. Without
+// transactions the last stable offset is the high watermark.
+func (c *Core) Fetch(ctx context.Context, req kafka.FetchRequest) ([]kafka.FetchResult, error) {
+	reads := make([]agent.BatchRead, len(req.Partitions))
+	for i, p := range req.Partitions {
+		reads[i] = agent.BatchRead{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset, MaxBytes: int64(p.MaxBytes)}
+	}
+	res, err := c.a.ReadBatches(ctx, reads, req.MaxWait, int64(req.MinBytes), int64(req.MaxBytes))
+	if err != nil {
+		return nil, kafkaErr(err)
+	}
+	out := make([]kafka.FetchResult, len(res))
+	for i, r := range res {
+		fr := kafka.FetchResult{HighWatermark: r.HighWatermark, LastStableOffset: r.HighWatermark, LogStartOffset: r.LogStartOffset, Batches: r.Batches}
+		if r.Err != nil {
+			fr.Err = readErr(r.Err)
+			if !errors.Is(r.Err, coordinator.ErrOffsetOutOfRange) {
+				fr.HighWatermark, fr.LastStableOffset, fr.LogStartOffset = -1, -1, -1
+			}
+		}
+		if fr.Batches == nil {
+			fr.Batches = []byte{}
+		}
+		out[i] = fr
+	}
+	return out, nil
+}
+
+// ListOffset implements kafka.LogCore over agent.ListOffset, whose special
+// timestamps are Kafka's.
+func (c *Core) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64, _ bool) (kafka.OffsetAndTimestamp, error) {
+	off, ts, err := c.a.ListOffset(ctx, topic, partition, timestamp)
+	if err != nil {
+		return kafka.OffsetAndTimestamp{}, readErr(err)
+	}
+	return kafka.OffsetAndTimestamp{Offset: off, Timestamp: ts}, nil
+}
+
+// DeleteRecords implements kafka.LogCore over agent.DeleteRecordsBefore.
+func (c *Core) DeleteRecords(ctx context.Context, topic string, partition int32, before int64) (int64, error) {
+	low, err := c.a.DeleteRecordsBefore(ctx, topic, partition, before)
+	if errors.Is(err, agent.ErrNotSupported) {
+		return 0, fmt.Errorf("%w: %w", kafka.ErrUnsupported, err)
+	}
+	return low, kafkaErr(err)
+}
+
+// InitProducerID implements kafka.ProducerCore for idempotent producers.
+// Transactional ids are refused until transactions are served.
+func (c *Core) InitProducerID(ctx context.Context, req kafka.InitProducer) (int64, int16, error) {
+	if req.TransactionalID != "" {
+		return 0, 0, fmt.Errorf("%w: transactional id %q: transactions are not served yet", kafka.ErrUnsupported, req.TransactionalID)
+	}
+	id, epoch, err := c.a.NewProducerEpoch(ctx, req.ProducerID, req.ProducerEpoch)
+	if err != nil {
+		return 0, 0, kafkaErr(err)
+	}
+	return id, epoch, nil
+}
+
+// readErr is kafkaErr for reads: bytes the store holds that do not parse are
+// the storage's fault (retriable), not a client's corrupt message.
+func readErr(err error) error {
+	if errors.Is(err, objectlog.ErrCorrupt) {
+		return fmt.Errorf("%w: %w", kafka.ErrUnavailable, err)
+	}
+	return kafkaErr(err)
+}
+
+// errTable maps the core's errors to the kafka package's sentinels, most
+// specific first: the one place where that mapping lives. The text of the
+// core's error is kept (it names the limit, the topic, the offsets).
+var errTable = []struct {
+	core, kafka error
+}{
+	{context.Canceled, nil},
+	{context.DeadlineExceeded, nil},
+	{agent.ErrTopicRecreated, kafka.ErrUnknownTopicOrPartition}, // retriable: the client refreshes metadata
+	{agent.ErrUnknownTopicOrPartition, kafka.ErrUnknownTopicOrPartition},
+	{agent.ErrInvalidTopicName, kafka.ErrInvalidTopic},
+	{agent.ErrInvalidPartitions, kafka.ErrInvalidPartitions},
+	{agent.ErrTooLarge, kafka.ErrMessageTooLarge},
+	{agent.ErrOverloaded, kafka.ErrThrottled},
+	{agent.ErrClosed, kafka.ErrUnavailable},
+	{agent.ErrInvalid, kafka.ErrInvalidRequest},
+	{coordinator.ErrOffsetOutOfRange, kafka.ErrOffsetOutOfRange},
+	{coordinator.ErrOutOfOrderSequence, kafka.ErrOutOfOrderSequence},
+	{coordinator.ErrFenced, kafka.ErrInvalidProducerEpoch},
+	{coordinator.ErrAlreadyExists, kafka.ErrTopicAlreadyExists},
+	{coordinator.ErrTopicDeleted, kafka.ErrUnknownTopicOrPartition},
+	{coordinator.ErrNotFound, kafka.ErrUnknownTopicOrPartition},
+	{coordinator.ErrInvalid, kafka.ErrInvalidConfig},
+	{coordinator.ErrUnavailable, kafka.ErrUnavailable},
+	{objectlog.ErrUnavailable, kafka.ErrUnavailable},
+	{objectlog.ErrCorrupt, kafka.ErrCorruptMessage},
+}
+
+// kafkaErr returns err wrapped with its kafka sentinel (nil for nil;
+// context errors and unknown errors as they are: the front-end maps the
+// former to REQUEST_TIMED_OUT and the rest to UNKNOWN_SERVER_ERROR).
+func kafkaErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, e := range errTable {
+		if errors.Is(err, e.core) {
+			if e.kafka == nil {
+				return err
+			}
+			return fmt.Errorf("%w: %w", e.kafka, err)
+		}
+	}
+	return err
+}
