@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -526,5 +527,55 @@ func TestCompactorRunsOnItsInterval(t *testing.T) {
 	resp, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0))
 	if err != nil || offsetsOf(resp.Records) != "0,1,2" || string(resp.Records[2].Value) != "c" {
 		t.Fatalf("fetch after compaction: %v, %v", resp, err)
+	}
+}
+
+// txnIndex stands in for the transaction index: a last stable offset and
+// aborted transactions the test sets (the write path does not open
+// transactions yet).
+type txnIndex struct {
+	*coordinator.Redis
+	lso     int64
+	aborted []coordinator.AbortedTxn
+}
+
+func (x txnIndex) PartitionState(ctx context.Context, id uuid.UUID, p int32) (coordinator.PartitionState, error) {
+	st, err := x.Redis.PartitionState(ctx, id, p)
+	st.LastStableOffset = min(st.LastStableOffset, x.lso)
+	return st, err
+}
+
+func (x txnIndex) AbortedTransactions(context.Context, uuid.UUID, int32, int64, int64) ([]coordinator.AbortedTxn, error) {
+	return x.aborted, nil
+}
+
+func TestCompactionLeavesOutAbortedAndOpenTransactions(t *testing.T) {
+	t.Parallel()
+	base := newReadEnv(t)
+	env := &readEnv{store: base.store, redis: base.redis,
+		index: txnIndex{Redis: base.redis, lso: 8, aborted: []coordinator.AbortedTxn{{ProducerID: 7, FirstOffset: 2, LastOffset: 5}}}}
+	a, _ := env.startAgent(t, manualCompaction)
+	topic := env.createTopic(t, 1)
+	txn := objectlog.BatchSpec{ProducerID: 7, ProducerEpoch: 0, BaseSequence: 0, Transactional: true}
+	marker := objectlog.BatchSpec{ProducerID: 7, ProducerEpoch: 0, BaseSequence: 3, Transactional: true, Control: true}
+	write(t, a, topic, 0, objectlog.NoProducer, values(1000, "a", "b")...)    // 0-1
+	write(t, a, topic, 0, txn, values(1000, "x", "y", "z")...)                // 2-4, aborted
+	write(t, a, topic, 0, marker, values(1000, "abort")...)                   // 5
+	write(t, a, topic, 0, objectlog.NoProducer, values(1000, "c", "d")...)    // 6-7
+	write(t, a, topic, 0, objectlog.NoProducer, values(1000, "open", "e")...) // 8-9, past the LSO
+
+	if rep, err := a.RunCompaction(t.Context(), time.Now()); err != nil || rep.Records != 4 {
+		t.Fatalf("compaction: %+v, %v; want the 4 committed records below the LSO", rep, err)
+	}
+	entries, _, _ := env.redis.Lookup(t.Context(), topic.ID, 0, 0, 1<<40)
+	if len(entries) != 2 || !entries[0].Archived() || entries[0].BaseOffset != 0 || entries[0].LastOffset() != 7 || entries[1].Archived() {
+		t.Fatalf("entries %+v: want one archive entry for offsets 0-7, the entry at 8 hot", entries)
+	}
+	resp, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := offsetsOf(resp.Records); got != "0,1,6,7,8,9" {
+		t.Fatalf("offsets %s after compaction, want the aborted ones left out", got)
 	}
 }
