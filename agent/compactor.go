@@ -231,18 +231,22 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 			cleanup()
 			return rep, err
 		}
-		// An entry ending in a control batch stays hot when it is the last:
-		// the archive leaves control batches out, and an archived range
-		// must end where its last record does, or the offsets after it
-		// would be a hole no entry covers before the high watermark.
-		if i == len(hot)-1 && len(used) > 0 && batches[len(batches)-1].Attrs.Control() {
+		// Only committed data: markers and aborted transactions are left out.
+		skip := func(b *objectlog.Batch) bool {
+			return b.Attrs.Control() || (b.Attrs.Transactional() && aborted(b.ProducerID, b.BaseOffset))
+		}
+		// The last entry stays hot unless its last batch is archived: an
+		// archived range must end where its last record does, or the
+		// offsets after it could be a hole that no entry covers before the
+		// high watermark, where a reader would find nothing to move past.
+		if i == len(hot)-1 && skip(&batches[len(batches)-1]) {
 			break
 		}
 		var recs []objectlog.DecodedRecord
 		for j := range batches {
 			b := &batches[j]
-			if b.Attrs.Control() || (b.Attrs.Transactional() && aborted(b.ProducerID, b.BaseOffset)) {
-				continue // only committed data: markers and aborted transactions are left out
+			if skip(b) {
+				continue
 			}
 			if recs, err = b.AppendRecords(recs[:0], 0); err != nil {
 				cleanup()
@@ -261,7 +265,7 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		return rep, err
 	}
 	if len(files) == 0 {
-		return rep, nil // only control batches
+		return rep, nil // nothing committed to archive
 	}
 	var repl []coordinator.IndexEntry
 	var written int64

@@ -579,3 +579,30 @@ func TestCompactionLeavesOutAbortedAndOpenTransactions(t *testing.T) {
 		t.Fatalf("offsets %s after compaction, want the aborted ones left out", got)
 	}
 }
+
+func TestCompactionKeepsATrailingMarkerHot(t *testing.T) {
+	// A log ending in a marker: archiving the marker's entry would leave
+	// its offset a hole at the end of the log, which readers could not
+	// move past; it stays hot.
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, manualCompaction)
+	topic := env.createTopic(t, 1)
+	control := objectlog.NoProducer
+	control.Control = true
+	write(t, a, topic, 0, objectlog.NoProducer, values(1, "a", "b")...)
+	write(t, a, topic, 0, control, values(1, "marker")...)
+	if rep, err := a.RunCompaction(t.Context(), time.Now()); err != nil || rep.Records != 2 {
+		t.Fatalf("compaction: %+v, %v", rep, err)
+	}
+	entries, _, _ := env.redis.Lookup(t.Context(), topic.ID, 0, 0, 1<<40)
+	if len(entries) != 2 || !entries[0].Archived() || entries[1].Archived() {
+		t.Fatalf("entries %+v: want the records archived, the marker hot", entries)
+	}
+	for _, off := range []int64{0, 2} {
+		resp, err := doFetch(t.Context(), a, fetchReq(topic, 0, off))
+		if err != nil || resp.NextOffset != 3 {
+			t.Fatalf("fetch from %d: %v, %v; want next offset 3, past the marker", off, resp, err)
+		}
+	}
+}
