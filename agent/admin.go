@@ -41,6 +41,11 @@ func (a *Agent) CreateTopic(ctx context.Context, req *connect.Request[stratav1.C
 // DeleteTopic implements stratav1connect.AdminServiceHandler.
 func (a *Agent) DeleteTopic(ctx context.Context, req *connect.Request[stratav1.DeleteTopicRequest]) (*connect.Response[stratav1.DeleteTopicResponse], error) {
 	if err := a.index.DeleteTopic(ctx, req.Msg.GetName()); err != nil {
+		if errors.Is(err, coordinator.ErrNotFound) {
+			// The index's answer is final: UNKNOWN_TOPIC_OR_PARTITION, as Kafka's
+			// DeleteTopics answers, keeping the index's message.
+			err = &hintError{msg: err.Error(), err: errors.Join(err, errUnknownTopicOrPartition)}
+		}
 		return nil, connectError(err)
 	}
 	a.topics.invalidate(req.Msg.GetName())

@@ -55,7 +55,10 @@ type Agent struct {
 	closeOnce sync.Once
 	closing   chan struct{} // closed when Close begins
 	stop      context.CancelFunc
-	done      chan struct{}
+	// runCtx ends when the agent stops; background work (the janitor,
+	// finishing failed commits) runs under it.
+	runCtx context.Context
+	done   chan struct{}
 }
 
 // New starts an agent: it subscribes to the index's notifications and opens
@@ -74,6 +77,7 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		index:   index,
 		log:     log,
 		stop:    stop,
+		runCtx:  runCtx,
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
 

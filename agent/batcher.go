@@ -172,7 +172,10 @@ func (b *batcher) reserve(ctx context.Context, size int64) error {
 				return ctx.Err()
 			}
 			metricProduceRejected.Inc()
-			return fmt.Errorf("%w: produce buffer full (max-buffered-bytes %d) for %s", errOverloaded, b.a.cfg.MaxBufferedBytes, b.a.cfg.ProduceQueueTimeout)
+			// The bytes buffered are not known here (the semaphore keeps them), so
+			// actual is 0, as errors.proto allows.
+			return overLimit(errOverloaded, "max-buffered-bytes", b.a.cfg.MaxBufferedBytes, 0,
+				"produce buffer full (max-buffered-bytes %d) for %s", b.a.cfg.MaxBufferedBytes, b.a.cfg.ProduceQueueTimeout)
 		}
 	}
 	return nil
@@ -340,11 +343,15 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 	if err != nil {
 		// The object stays. If no commit script ran, it is an orphan for
 		// the janitor. If one ran but the commit did not become durable in
-		// time, index entries past the high watermark point at it, and a
-		// later durable commit to the partition makes them visible: the
-		// producers were told to retry, so that is at least once, as a
-		// Kafka produce that timed out may still have been written.
+		// time, index entries past the high watermark point at it, and
+		// finishLater (or, if this agent dies, the next durable commit to
+		// the partition) makes them visible: the producers were told to
+		// retry, so that is at least once, as a Kafka produce that timed
+		// out may still have been written.
 		a.log.Error("segment commit failed", "key", key, "err", err)
+		if errors.Is(err, coordinator.ErrUnavailable) {
+			b.finishLater(commit)
+		}
 		return nil, err
 	}
 	metricCommits.Inc()
@@ -400,6 +407,63 @@ func (b *batcher) commitWithRetry(c coordinator.SegmentCommit) ([]coordinator.Ch
 		backoff = min(2*backoff, time.Second)
 	}
 }
+
+// finishLater keeps trying, in the background, to make a commit whose
+// producers were answered UNAVAILABLE durable and visible: if its commit
+// scripts ran but WAIT (or the snapshot) failed, its offsets sit between
+// the high watermark and the log end offset, and on a quiet partition
+// nothing else would ever show them (Kafka's high watermark advances as
+// soon as the followers catch up, without another produce). It retries
+// FinishSegment with backoff (up to finishMaxBackoff) until the commit is
+// visible, a later commit covered it, the agent closes, or finishGiveUp
+// passed (a long outage must not pile up retrying goroutines; the janitor's
+// catch-up and the next commit to the partition remain). It never commits
+// what did not run: the producers were told to retry. If this agent dies
+// first, the next commit to the partition, or the janitor, shows it.
+func (b *batcher) finishLater(c coordinator.SegmentCommit) {
+	ctx, cancel := context.WithTimeout(b.a.runCtx, finishGiveUp)
+	go func() {
+		defer cancel()
+		backoff := 50 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			select {
+			case <-ctx.Done():
+				if b.a.runCtx.Err() == nil {
+					b.a.log.Warn("gave up making a failed segment commit visible; the janitor or the next commit will", "key", c.SegmentKey, "attempts", attempt-1)
+				}
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, finishMaxBackoff)
+			wctx, cancel := context.WithTimeout(ctx, b.a.cfg.CommitTimeout)
+			marks, err := b.a.index.FinishSegment(wctx, c)
+			cancel()
+			if err == nil {
+				for _, w := range marks {
+					b.a.hub.publish(w)
+				}
+				if len(marks) > 0 {
+					b.a.log.Info("failed segment commit became durable and visible", "key", c.SegmentKey, "attempts", attempt)
+				}
+				return
+			}
+			if !errors.Is(err, coordinator.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+				b.a.log.Error("giving up making a failed segment commit visible", "key", c.SegmentKey, "err", err)
+				return
+			}
+			if attempt == 1 || attempt%20 == 0 {
+				b.a.log.Warn("failed segment commit still not durable, retrying", "key", c.SegmentKey, "attempts", attempt, "err", err)
+			}
+		}
+	}()
+}
+
+// finishMaxBackoff caps the pause between finishLater's tries, and
+// finishGiveUp bounds how long it tries.
+const (
+	finishMaxBackoff = 5 * time.Second
+	finishGiveUp     = 10 * time.Minute
+)
 
 // close seals what is open, refuses new batches and waits for every flush.
 func (b *batcher) close(ctx context.Context) error {

@@ -164,7 +164,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", 256<<20, "block cache size in bytes")
 	fs.Int64Var(&c.CacheBlockBytes, "cache-block-bytes", 1<<20, "block cache block size; store reads are aligned to it")
 	fs.DurationVar(&c.MaxFetchWait, "max-fetch-wait", 30*time.Second, "longest long poll a fetch may ask for")
-	fs.IntVar(&c.MaxFetchBytes, "max-fetch-bytes", 4<<20-64<<10, "largest answer of a Fetch or Subscribe message in encoded bytes; a client's larger max_bytes is lowered to it (the default fits gRPC clients' 4 MiB receive limit)")
+	fs.IntVar(&c.MaxFetchBytes, "max-fetch-bytes", 4<<20-64<<10, "largest answer of a Fetch or Subscribe message, in bytes of its binary protobuf encoding (Connect JSON answers are larger: base64 bytes, about 4/3); a client's larger max_bytes is lowered to it (the default fits gRPC clients' 4 MiB receive limit)")
 	fs.DurationVar(&c.SubscribeKeepAlive, "subscribe-keep-alive", 15*time.Second, "send a keep-alive message on a Subscribe stream idle this long, unless the client asks for another interval; 0 disables")
 	fs.DurationVar(&c.TopicCacheTTL, "topic-cache-ttl", 2*time.Second, "how long topic metadata is reused")
 	fs.DurationVar(&c.GroupSessionTimeout, "group-session-timeout", 45*time.Second, "consumer group session when the member asks for none: a member silent this long loses its partitions")

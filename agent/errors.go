@@ -29,7 +29,24 @@ var (
 	// while the name now belongs to a new topic; the cache has been
 	// refreshed, so the same request sent again reaches the new topic.
 	errTopicRecreated = errors.New("topic was deleted and created again")
+	// errFencedMemberEpoch: a group member sent an epoch ahead of its own
+	// (KIP-848's FENCED_MEMBER_EPOCH): it must rejoin with member epoch 0.
+	// It is a coordinator.ErrFenced and reads as one.
+	errFencedMemberEpoch = fmt.Errorf("%w", coordinator.ErrFenced)
+	// errStaleMemberEpoch: a member committed at an epoch behind its own
+	// (KIP-848's STALE_MEMBER_EPOCH): its next heartbeat answers the
+	// current epoch, and the commit may be sent again with it.
+	errStaleMemberEpoch = fmt.Errorf("%w", coordinator.ErrFenced)
 )
+
+// memberEpochError is the error of a member that sent epoch got while its
+// epoch is want: stale when behind, fenced when ahead (KIP-848's OffsetCommit).
+func memberEpochError(got, want int32) error {
+	if got < want {
+		return errStaleMemberEpoch
+	}
+	return errFencedMemberEpoch
+}
 
 // kafkaError is a Kafka protocol error: its name and numeric code, from
 // Kafka's table (org.apache.kafka.common.protocol.Errors).
@@ -45,11 +62,20 @@ var (
 	kafkaUnknownTopicOrPartition = kafkaError{"UNKNOWN_TOPIC_OR_PARTITION", 3}
 	kafkaRequestTimedOut         = kafkaError{"REQUEST_TIMED_OUT", 7}
 	kafkaMessageTooLarge         = kafkaError{"MESSAGE_TOO_LARGE", 10}
+	kafkaOffsetMetadataTooLarge  = kafkaError{"OFFSET_METADATA_TOO_LARGE", 12}
+	kafkaInvalidTopic            = kafkaError{"INVALID_TOPIC_EXCEPTION", 17}
+	kafkaNotEnoughReplicasAfter  = kafkaError{"NOT_ENOUGH_REPLICAS_AFTER_APPEND", 20}
+	kafkaUnknownMemberID         = kafkaError{"UNKNOWN_MEMBER_ID", 25}
 	kafkaTopicAlreadyExists      = kafkaError{"TOPIC_ALREADY_EXISTS", 36}
+	kafkaInvalidPartitions       = kafkaError{"INVALID_PARTITIONS", 37}
+	kafkaInvalidConfig           = kafkaError{"INVALID_CONFIG", 40}
 	kafkaInvalidRequest          = kafkaError{"INVALID_REQUEST", 42}
 	kafkaOutOfOrderSequence      = kafkaError{"OUT_OF_ORDER_SEQUENCE_NUMBER", 45}
 	kafkaStorageError            = kafkaError{"KAFKA_STORAGE_ERROR", 56}
+	kafkaGroupIDNotFound         = kafkaError{"GROUP_ID_NOT_FOUND", 69}
 	kafkaUnknownTopicID          = kafkaError{"UNKNOWN_TOPIC_ID", 100}
+	kafkaFencedMemberEpoch       = kafkaError{"FENCED_MEMBER_EPOCH", 110}
+	kafkaStaleMemberEpoch        = kafkaError{"STALE_MEMBER_EPOCH", 113}
 )
 
 // codeTable maps domain errors to Connect codes and Kafka errors, most
@@ -64,9 +90,15 @@ var codeTable = []struct {
 	{errUnknownTopicOrPartition, connect.CodeNotFound, kafkaUnknownTopicOrPartition},
 	{errTopicRecreated, connect.CodeUnavailable, kafkaUnknownTopicID},
 	{coordinator.ErrTopicDeleted, connect.CodeNotFound, kafkaUnknownTopicOrPartition},
+	{coordinator.ErrGroupNotFound, connect.CodeNotFound, kafkaGroupIDNotFound},
 	{coordinator.ErrNotFound, connect.CodeNotFound, kafkaNone},
 	{objectlog.ErrNotFound, connect.CodeNotFound, kafkaNone},
 	{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange, kafkaOffsetOutOfRange},
+	// Group members, as KIP-848 answers them: each must drop its
+	// partitions and rejoin, except a stale epoch, which a heartbeat clears.
+	{errUnknownMember, connect.CodeFailedPrecondition, kafkaUnknownMemberID},
+	{errFencedMemberEpoch, connect.CodeFailedPrecondition, kafkaFencedMemberEpoch},
+	{errStaleMemberEpoch, connect.CodeFailedPrecondition, kafkaStaleMemberEpoch},
 	{coordinator.ErrFenced, connect.CodeFailedPrecondition, kafkaNone},
 	// A sequence gap is OUT_OF_RANGE, apart from a fenced epoch, so a client
 	// can tell the gap it may retry from the fencing it may not (producer.proto).
@@ -74,12 +106,18 @@ var codeTable = []struct {
 	{coordinator.ErrConflict, connect.CodeAborted, kafkaNone},
 	{coordinator.ErrAlreadyExists, connect.CodeAlreadyExists, kafkaTopicAlreadyExists},
 	{objectlog.ErrAlreadyExists, connect.CodeAlreadyExists, kafkaNone},
+	// Redis WAIT short of replicas: Kafka's acks=all analogue.
+	{coordinator.ErrNotEnoughReplicas, connect.CodeUnavailable, kafkaNotEnoughReplicasAfter},
 	{coordinator.ErrUnavailable, connect.CodeUnavailable, kafkaStorageError},
 	{objectlog.ErrUnavailable, connect.CodeUnavailable, kafkaStorageError},
 	{objectlog.ErrInvalidRange, connect.CodeOutOfRange, kafkaNone},
 	{objectlog.ErrCorrupt, connect.CodeDataLoss, kafkaCorruptMessage},
+	{coordinator.ErrInvalidTopicName, connect.CodeInvalidArgument, kafkaInvalidTopic},
+	{coordinator.ErrInvalidPartitions, connect.CodeInvalidArgument, kafkaInvalidPartitions},
+	{coordinator.ErrInvalidConfig, connect.CodeInvalidArgument, kafkaInvalidConfig},
 	{coordinator.ErrInvalid, connect.CodeInvalidArgument, kafkaNone},
 	{errInvalid, connect.CodeInvalidArgument, kafkaInvalidRequest},
+	{errOffsetMetadataTooLarge, connect.CodeInvalidArgument, kafkaOffsetMetadataTooLarge},
 	{errTooLarge, connect.CodeInvalidArgument, kafkaMessageTooLarge},
 	{errOverloaded, connect.CodeResourceExhausted, kafkaNone},
 	{errClosed, connect.CodeUnavailable, kafkaNone},
@@ -128,8 +166,11 @@ func connectError(err error) error {
 		})
 	}
 	var le *limitError
+	var cle *coordinator.LimitError
 	if errors.As(err, &le) {
 		addDetail(ce, &stratav1.LimitExceeded{Name: le.name, Limit: le.limit, Actual: le.actual})
+	} else if errors.As(err, &cle) {
+		addDetail(ce, &stratav1.LimitExceeded{Name: cle.Name, Limit: cle.Limit, Actual: cle.Actual})
 	}
 	return ce
 }

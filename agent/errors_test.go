@@ -24,6 +24,7 @@ func TestConnectErrorCodes(t *testing.T) {
 	}{
 		{coordinator.ErrNotFound, connect.CodeNotFound, "", 0},
 		{objectlog.ErrNotFound, connect.CodeNotFound, "", 0},
+		{coordinator.ErrGroupNotFound, connect.CodeNotFound, "GROUP_ID_NOT_FOUND", 69},
 		{coordinator.ErrTopicDeleted, connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
 		{unknownTopic("t", coordinator.ErrNotFound), connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
 		{unknownPartition("t", 5, 2), connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
@@ -31,19 +32,31 @@ func TestConnectErrorCodes(t *testing.T) {
 		{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
 		{&offsetRangeError{topic: "t", partition: 1, requested: 9, logStart: 2, highWatermark: 5}, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
 		{coordinator.ErrFenced, connect.CodeFailedPrecondition, "", 0},
+		{errUnknownMember, connect.CodeFailedPrecondition, "UNKNOWN_MEMBER_ID", 25},
+		{memberEpochError(6, 5), connect.CodeFailedPrecondition, "FENCED_MEMBER_EPOCH", 110},
+		{memberEpochError(4, 5), connect.CodeFailedPrecondition, "STALE_MEMBER_EPOCH", 113},
 		{coordinator.ErrOutOfOrderSequence, connect.CodeOutOfRange, "OUT_OF_ORDER_SEQUENCE_NUMBER", 45},
 		{coordinator.ErrConflict, connect.CodeAborted, "", 0},
 		{coordinator.ErrGroupNotEmpty, connect.CodeAborted, "", 0},
 		{coordinator.ErrAlreadyExists, connect.CodeAlreadyExists, "TOPIC_ALREADY_EXISTS", 36},
 		{coordinator.ErrUnavailable, connect.CodeUnavailable, "KAFKA_STORAGE_ERROR", 56},
 		{objectlog.ErrUnavailable, connect.CodeUnavailable, "KAFKA_STORAGE_ERROR", 56},
+		{coordinator.ErrNotEnoughReplicas, connect.CodeUnavailable, "NOT_ENOUGH_REPLICAS_AFTER_APPEND", 20},
 		{objectlog.ErrCorrupt, connect.CodeDataLoss, "CORRUPT_MESSAGE", 2},
 		{coordinator.ErrInvalid, connect.CodeInvalidArgument, "", 0},
+		{coordinator.ErrInvalidTopicName, connect.CodeInvalidArgument, "INVALID_TOPIC_EXCEPTION", 17},
+		{coordinator.ErrInvalidPartitions, connect.CodeInvalidArgument, "INVALID_PARTITIONS", 37},
+		{coordinator.ErrInvalidConfig, connect.CodeInvalidArgument, "INVALID_CONFIG", 40},
+		{&coordinator.LimitError{Err: coordinator.ErrInvalidPartitions, Name: "partitions", Limit: 10000, Actual: 10001, Msg: "10001 partitions"},
+			connect.CodeInvalidArgument, "INVALID_PARTITIONS", 37},
 		{errInvalid, connect.CodeInvalidArgument, "INVALID_REQUEST", 42},
 		{errTooLarge, connect.CodeInvalidArgument, "MESSAGE_TOO_LARGE", 10},
+		{errOffsetMetadataTooLarge, connect.CodeInvalidArgument, "OFFSET_METADATA_TOO_LARGE", 12},
+		{overLimit(errOffsetMetadataTooLarge, "offset-metadata-max-bytes", 4096, 5000, "5000 bytes"), connect.CodeInvalidArgument, "OFFSET_METADATA_TOO_LARGE", 12},
 		{overLimit(errTooLarge, "max.message.bytes", 1000, 1500, "record is 1500 bytes"), connect.CodeInvalidArgument, "MESSAGE_TOO_LARGE", 10},
 		{overLimit(errInvalid, "partitions", 1000, 1001, "1001 lookups"), connect.CodeInvalidArgument, "INVALID_REQUEST", 42},
 		{errOverloaded, connect.CodeResourceExhausted, "", 0},
+		{overLimit(errOverloaded, "max-buffered-bytes", 1<<20, 0, "buffer full"), connect.CodeResourceExhausted, "", 0},
 		{errClosed, connect.CodeUnavailable, "", 0},
 		{context.DeadlineExceeded, connect.CodeDeadlineExceeded, "REQUEST_TIMED_OUT", 7},
 		{context.Canceled, connect.CodeCanceled, "", 0},
@@ -108,6 +121,15 @@ func TestConnectErrorFactDetails(t *testing.T) {
 	}
 	if le.Message() != "too large: record 0 is 1500 bytes, over max.message.bytes 1000" {
 		t.Errorf("message %q", le.Message())
+	}
+	cle := connectError(fmt.Errorf("create partitions: %w", &coordinator.LimitError{
+		Err: coordinator.ErrInvalidPartitions, Name: "partitions", Limit: 10000, Actual: 100000, Msg: "at most 10000 partitions"})).(*connect.Error)
+	wantPartitions := &stratav1.LimitExceeded{Name: "partitions", Limit: 10000, Actual: 100000}
+	if got := detailOf[*stratav1.LimitExceeded](t, cle); !proto.Equal(got, wantPartitions) {
+		t.Errorf("LimitExceeded detail of the index's limit %v, want %v", got, wantPartitions)
+	}
+	if cle.Message() != "create partitions: invalid argument: at most 10000 partitions" {
+		t.Errorf("message %q", cle.Message())
 	}
 	if detailOf[*stratav1.OffsetOutOfRange](t, le) != nil {
 		t.Error("a limit error carries an OffsetOutOfRange detail")

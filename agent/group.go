@@ -401,7 +401,7 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 		}
 		return heartbeatResult{}, fmt.Errorf("%w: member %q is not in group %q (it left or its session expired): drop its partitions and rejoin with member_epoch 0", errUnknownMember, h.memberID, h.group)
 	case h.epoch > m.Epoch:
-		return heartbeatResult{}, fmt.Errorf("%w: member %q sent epoch %d, ahead of its epoch %d: rejoin with member_epoch 0", errUnknownMember, h.memberID, h.epoch, m.Epoch)
+		return heartbeatResult{}, fmt.Errorf("%w: member %q sent epoch %d, ahead of its epoch %d: rejoin with member_epoch 0", errFencedMemberEpoch, h.memberID, h.epoch, m.Epoch)
 	default:
 		// Release what the member no longer reports. After a lost answer
 		// (its epoch behind) it reports less than it was given: that is
@@ -706,8 +706,8 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 			return invalidf("offset %d of %s/%d is negative", o.Offset, tp.Topic, tp.Partition)
 		}
 		if len(o.Metadata) > a.cfg.OffsetMetadataMaxBytes {
-			return fmt.Errorf("%w: the metadata of %s/%d is %d bytes; the limit is %d (offset-metadata-max-bytes)",
-				errOffsetMetadataTooLarge, tp.Topic, tp.Partition, len(o.Metadata), a.cfg.OffsetMetadataMaxBytes)
+			return overLimit(errOffsetMetadataTooLarge, "offset-metadata-max-bytes", int64(a.cfg.OffsetMetadataMaxBytes), int64(len(o.Metadata)),
+				"the metadata of %s/%d is %d bytes; the limit is %d (offset-metadata-max-bytes)", tp.Topic, tp.Partition, len(o.Metadata), a.cfg.OffsetMetadataMaxBytes)
 		}
 	}
 	offsets = maps.Clone(offsets)
@@ -751,7 +751,7 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 		return fmt.Errorf("%w: member %q is not in group %q (it left or its session expired): rejoin", errUnknownMember, memberID, group)
 	}
 	if epoch != m.Epoch {
-		return fmt.Errorf("%w: member %q committed at epoch %d, its epoch is %d: heartbeat first", coordinator.ErrFenced, memberID, epoch, m.Epoch)
+		return fmt.Errorf("%w: member %q committed at epoch %d, its epoch is %d: heartbeat first", memberEpochError(epoch, m.Epoch), memberID, epoch, m.Epoch)
 	}
 	for _, tp := range slices.SortedFunc(maps.Keys(offsets), coordinator.CompareTopicPartitions) {
 		if m.Stale.has(tp) {

@@ -158,7 +158,7 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 		return nil, err
 	}
 	if st.Version == 0 && len(expires) == 0 && len(committed) == 0 {
-		return nil, fmt.Errorf("%w: group %q does not exist", coordinator.ErrNotFound, group)
+		return nil, fmt.Errorf("%w: group %q does not exist", coordinator.ErrGroupNotFound, group)
 	}
 	out := &stratav1.DescribeGroupResponse{Group: group, GroupEpoch: rec.Epoch, State: "Empty"}
 	owners := map[coordinator.TopicPartition]string{}

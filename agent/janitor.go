@@ -25,8 +25,9 @@ package agent
 // every segment they released is deleted; a segment it shares with a live
 // topic waits for that topic's retention, and so does the purge.
 //
-// Cost per pass: one retention call and one released-set read per
-// partition, one ranged GET of the footer per candidate segment not known
+// Cost per pass: one read of every partition's log end offset and high
+// watermark per topic (a WAIT and advance only where they differ), one
+// retention call and one released-set read per partition, one ranged GET of the footer per candidate segment not known
 // to be in use, and a listing of segments/.
 
 import (
@@ -207,6 +208,16 @@ func (j *janitor) retention(ctx context.Context, ttl time.Duration) error {
 	for _, t := range topics {
 		if err := j.renew(ctx, ttl); err != nil {
 			return err
+		}
+		// Commits whose agent died between commit and durability (see
+		// batcher.finishLater): shown once durable. A failure only delays
+		// that to the next pass.
+		marks, err := j.idx.CatchUpHighWatermarks(ctx, t.ID, t.Config.Partitions)
+		if err != nil {
+			j.a.log.Warn("janitor: high watermarks behind, not durable yet", "topic", t.Name, "err", err)
+		}
+		for _, w := range marks {
+			j.a.hub.publish(w)
 		}
 		for p := range t.Config.Partitions {
 			tp := topicPartition{t.ID, p}

@@ -33,6 +33,7 @@ type testAgent struct {
 	consumer stratav1connect.ConsumerServiceClient
 	admin    stratav1connect.AdminServiceClient
 	group    stratav1connect.GroupServiceClient
+	url      string // the API's base URL
 }
 
 func startAgent(t *testing.T, tweak func(*agent.Config)) *testAgent {
@@ -89,6 +90,7 @@ func startAgentOn(t testing.TB, store objectlog.Bucket, index *coordinator.Redis
 		consumer: stratav1connect.NewConsumerServiceClient(client, srv.URL),
 		admin:    stratav1connect.NewAdminServiceClient(client, srv.URL),
 		group:    stratav1connect.NewGroupServiceClient(client, srv.URL),
+		url:      srv.URL,
 	}
 }
 
@@ -255,7 +257,7 @@ func TestProduceErrors(t *testing.T) {
 			connect.CodeInvalidArgument, "at least one record"},
 		{"no topics", &stratav1.ProduceRequest{}, connect.CodeInvalidArgument, "at least one topic"},
 		{"request over the size limit", &stratav1.ProduceRequest{Topics: []*stratav1.TopicRecords{{Topic: "small", Records: []*stratav1.Record{rec("", strings.Repeat("x", 100<<10))}}}},
-			connect.CodeResourceExhausted, "larger than configured max 65536"},
+			connect.CodeInvalidArgument, "over the agent's max-request-bytes 65536"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -17,6 +17,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +37,7 @@ import (
 func (a *Agent) Handler() http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(a.cfg.MaxRequestBytes),
+		connect.WithRequestGate(requestSizeGate(a.cfg.MaxRequestBytes)),
 		// Compressing every small produce answer cost more CPU than it saved
 		// bytes (gzip writer resets showed in profiles); fetches still compress.
 		connect.WithCompressMinBytes(4 << 10),
@@ -78,13 +81,87 @@ func (a *Agent) withCORS(h http.Handler) http.Handler {
 	if a.cfg.CORSOrigins == "" {
 		return h
 	}
-	return cors.New(cors.Options{
+	return normalizeRequestHeaders(cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: connectcors.AllowedMethods(),
 		AllowedHeaders: append(connectcors.AllowedHeaders(), splitList(a.cfg.CORSAllowedHeaders)...),
 		ExposedHeaders: append(connectcors.ExposedHeaders(), splitList(a.cfg.CORSExposedHeaders)...),
 		MaxAge:         7200,
-	}).Handler(h)
+	}).Handler(h))
+}
+
+// requestSizeGate refuses, before reading it, a unary request whose
+// declared size (Content-Length) is over --max-request-bytes: INVALID_ARGUMENT,
+// since the same request can never pass, with ErrorInfo (MESSAGE_TOO_LARGE)
+// and LimitExceeded "max-request-bytes". connect-go checks the limit itself
+// while it reads a message (WithReadMaxBytes), but that check runs before
+// any interceptor and answers RESOURCE_EXHAUSTED with no details; a gate is
+// the one hook that runs earlier. It decides only what the headers prove:
+// an uncompressed unary body (the Connect protocol's bare message, or one
+// gRPC or gRPC-web envelope of 5 bytes plus the message). Streams,
+// compressed bodies, gRPC-web text and bodies of unknown length are left
+// to connect-go's own check (README.md, "Errors").
+func requestSizeGate(maxBytes int) connect.RequestGateFunc {
+	return func(_ context.Context, spec connect.Spec, _ connect.Peer, header http.Header) (context.Context, error) {
+		if spec.StreamType != connect.StreamTypeUnary {
+			return nil, nil
+		}
+		size, err := strconv.ParseInt(header.Get("Content-Length"), 10, 64)
+		if err != nil {
+			return nil, nil
+		}
+		for _, h := range []string{"Content-Encoding", "Grpc-Encoding"} {
+			if v := header.Get(h); v != "" && v != "identity" {
+				return nil, nil
+			}
+		}
+		switch ct := header.Get("Content-Type"); {
+		case strings.HasPrefix(ct, "application/grpc-web-text"):
+			return nil, nil
+		case strings.HasPrefix(ct, "application/grpc"):
+			size -= 5 // the envelope: a flags byte and a 4-byte length
+		}
+		if size <= int64(maxBytes) {
+			return nil, nil
+		}
+		return nil, connectError(overLimit(errTooLarge, "max-request-bytes", int64(maxBytes), size,
+			"request message is %d bytes, over the agent's max-request-bytes %d", size, maxBytes))
+	}
+}
+
+// maxRequestHeadersList bounds the Access-Control-Request-Headers value that
+// normalizeRequestHeaders rewrites; a longer one goes to rs/cors as it came.
+const maxRequestHeadersList = 8 << 10
+
+// normalizeRequestHeaders rewrites a preflight's
+// Access-Control-Request-Headers as lowercase names, sorted, without
+// repeats or spaces, in one field. rs/cors (v1.11) accepts the list only
+// in that form, the one browsers send (the Fetch standard's "CORS-unsafe
+// request-header names" are sorted and lowercased), and refuses any other
+// order or case; but header names are case-insensitive and the list is a
+// set, so a proxy or a non-browser client that reorders or capitalizes it
+// (or splits it over several fields) must get the same answer.
+func normalizeRequestHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		values, found := r.Header["Access-Control-Request-Headers"]
+		if r.Method == http.MethodOptions && found {
+			var names []string
+			size := 0
+			for _, v := range values {
+				size += len(v)
+				for name := range strings.SplitSeq(v, ",") {
+					if name = strings.ToLower(strings.Trim(name, " \t")); name != "" {
+						names = append(names, name)
+					}
+				}
+			}
+			if size <= maxRequestHeadersList {
+				slices.Sort(names)
+				r.Header["Access-Control-Request-Headers"] = []string{strings.Join(slices.Compact(names), ",")}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // AdminHandler serves /metrics and /debug/pprof/.

@@ -388,6 +388,58 @@ func TestCORSPreflightAllowsConfiguredHeaders(t *testing.T) {
 	}
 }
 
+// TestCORSPreflightIgnoresOrderAndCase: header names are case-insensitive
+// and the requested list is a set, so a preflight that lists them in
+// another order, case or spacing than browsers do (a proxy's rewrite, a
+// non-browser client), or over several fields, gets the same answer.
+func TestCORSPreflightIgnoresOrderAndCase(t *testing.T) {
+	t.Parallel()
+	const origin = "https://app.example.com"
+	h, err := newHandler(t, func(c *agent.Config) {
+		c.CORSOrigins = origin
+		c.CORSAllowedHeaders = "authorization,x-trace-id"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		requested []string // one field per element
+		allowed   string   // the Allow-Headers answered; "" when refused
+	}{
+		{[]string{"connect-protocol-version,content-type"}, "connect-protocol-version,content-type"},
+		{[]string{"content-type,connect-protocol-version"}, "connect-protocol-version,content-type"},
+		{[]string{"x-trace-id, authorization"}, "authorization,x-trace-id"},
+		{[]string{"authorization,x-trace-id"}, "authorization,x-trace-id"},
+		{[]string{"X-Trace-Id"}, "x-trace-id"},
+		{[]string{"Content-Type, Connect-Protocol-Version, Authorization, X-TRACE-ID"}, "authorization,connect-protocol-version,content-type,x-trace-id"},
+		{[]string{"  x-trace-id ,\tcontent-type  "}, "content-type,x-trace-id"},
+		{[]string{"x-trace-id,x-trace-id,X-Trace-Id"}, "x-trace-id"},
+		{[]string{"x-trace-id", "authorization"}, "authorization,x-trace-id"},
+		{[]string{"X-Other, authorization"}, ""},
+		{[]string{"content-type,x-other"}, ""},
+	} {
+		t.Run(strings.Join(tc.requested, "|"), func(t *testing.T) {
+			t.Parallel()
+			req := httptest.NewRequest(http.MethodOptions, "/strata.v1.ConsumerService/Subscribe", nil)
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+			for _, v := range tc.requested {
+				req.Header.Add("Access-Control-Request-Headers", v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			gotOrigin := rec.Header().Get("Access-Control-Allow-Origin")
+			gotHeaders := rec.Header().Get("Access-Control-Allow-Headers")
+			if tc.allowed != "" && (gotOrigin != origin || gotHeaders != tc.allowed) {
+				t.Errorf("preflight for %q: Allow-Origin %q, Allow-Headers %q; want %q, %q", tc.requested, gotOrigin, gotHeaders, origin, tc.allowed)
+			}
+			if tc.allowed == "" && (gotOrigin != "" || gotHeaders != "") {
+				t.Errorf("preflight for %q allowed: Allow-Origin %q, Allow-Headers %q", tc.requested, gotOrigin, gotHeaders)
+			}
+		})
+	}
+}
+
 // TestCORSExposesConfiguredHeaders: browser code reads Connect's and
 // gRPC-web's status headers, and the configured ones.
 func TestCORSExposesConfiguredHeaders(t *testing.T) {

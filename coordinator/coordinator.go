@@ -29,6 +29,43 @@ var (
 	ErrUnavailable = errors.New("index unavailable")
 )
 
+// Finer kinds of the sentinels above, for callers that answer with a more
+// precise error (the agent names Kafka's error for each). Each is its
+// parent too (errors.Is(ErrInvalidConfig, ErrInvalid) holds) and reads
+// the same, so messages and older checks are unchanged.
+var (
+	// ErrInvalidTopicName: a topic name breaks Kafka's rules (empty, "." or
+	// "..", over MaxTopicNameLength, a character other than [a-zA-Z0-9._-]).
+	ErrInvalidTopicName = fmt.Errorf("%w", ErrInvalid)
+	// ErrInvalidPartitions: a partition count below 1, over MaxPartitions,
+	// or not above the topic's count in CreatePartitions.
+	ErrInvalidPartitions = fmt.Errorf("%w", ErrInvalid)
+	// ErrInvalidConfig: an unknown topic config key or a bad value.
+	ErrInvalidConfig = fmt.Errorf("%w", ErrInvalid)
+	// ErrGroupNotFound: no such consumer group (no members, no committed
+	// offsets, no record).
+	ErrGroupNotFound = fmt.Errorf("%w", ErrNotFound)
+	// ErrNotEnoughReplicas: a commit was applied on the primary but fewer
+	// replicas than Options.WaitReplicas acknowledged it (Redis WAIT) in
+	// time. Retryable: the retried commit returns the same offsets.
+	ErrNotEnoughReplicas = fmt.Errorf("%w", ErrUnavailable)
+)
+
+// LimitError is a request over a named limit of the index (a partition
+// count, a topic name's length). It is its sentinel Err (errors.Is), and
+// carries the limit for callers that report it (the agent's LimitExceeded
+// error detail).
+type LimitError struct {
+	Err    error  // the sentinel: ErrInvalidPartitions, ErrInvalidTopicName
+	Name   string // the limit's name, e.g. "partitions", "topic name length"
+	Limit  int64  // the limit, in the limit's unit
+	Actual int64  // what the request had, in the same unit
+	Msg    string // what broke the limit, in words
+}
+
+func (e *LimitError) Error() string { return e.Err.Error() + ": " + e.Msg }
+func (e *LimitError) Unwrap() error { return e.Err }
+
 // TopicConfig is a topic's configuration. Zero values mean "the default" on create.
 type TopicConfig struct {
 	Partitions      int32
@@ -163,6 +200,17 @@ type Log interface {
 	// the embedded index's snapshot) and its offsets are visible to readers;
 	// before that, readers do not see them (DESIGN.md write path step 6).
 	CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResult, error)
+	// FinishSegment makes a commit that ran but failed to become durable
+	// (CommitSegment's ErrUnavailable after WAIT or the snapshot failed)
+	// durable and visible, without committing anything new: for each chunk
+	// of c whose commit ran (its segment id is recorded on the partition),
+	// it waits for the replicas (or the snapshot) and raises the high
+	// watermark to the log end offset that commit returned, like Kafka's
+	// high watermark advancing once the followers caught up. It returns the
+	// watermarks it raised (none when no chunk's commit ran, or a later
+	// commit covered them already). ErrUnavailable: still not durable; call
+	// again later.
+	FinishSegment(ctx context.Context, c SegmentCommit) ([]Watermark, error)
 	// Lookup returns the entry holding offset and the entries after it while
 	// their bytes add up to at most maxBytes (always at least one entry).
 	// offset == high watermark returns no entries and no error; offsets outside

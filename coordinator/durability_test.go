@@ -319,7 +319,7 @@ func TestCommitWaitsForReplica(t *testing.T) {
 	w := open()
 	// A reader, and a writer for markers, that do not wait.
 	reader := mustRedis(t, redis.NewClient(&redis.Options{Addr: rr.PrimaryAddr}), coordinator.Options{Prefix: prefix})
-	tp := createTopic(t, w, "waited", 2)
+	tp := createTopic(t, reader, "waited", 2)
 	notes := subscribe(t, reader)
 
 	wantOffsets(t, commitWaited(t, w, segment(tp.ID, 0, plain(0, 10, 2, 100)))[0], 0)
@@ -391,7 +391,7 @@ func TestFailoverNeverReassignsAVisibleOffset(t *testing.T) {
 	w := mustRedis(t, redis.NewClient(&redis.Options{Addr: primary.addr(), MaxRetries: -1}),
 		coordinator.Options{Prefix: prefix, WaitReplicas: 1, WaitTimeout: 300})
 	reader := mustRedis(t, redis.NewClient(&redis.Options{Addr: primary.addr(), MaxRetries: -1}), coordinator.Options{Prefix: prefix})
-	tp := createTopic(t, w, "failover", 1)
+	tp := createTopic(t, reader, "failover", 1)
 	wantOffsets(t, commitWaited(t, w, segment(tp.ID, 0, plain(0, 10, 2, 100)))[0], 0)
 
 	// The replica loses its primary (it follows a port nothing listens on,
@@ -464,4 +464,178 @@ func TestEmbeddedCommitVisibleOnlyOnceSnapshotted(t *testing.T) {
 	t.Cleanup(func() { _ = restarted.Close() })
 	wantInvisible(t, restarted, tp.ID, 0, 2, 200)
 	wantOffsets(t, commit(t, restarted, segment(tp.ID, 0, plain(0, 10, 1, 300)))[0], 2)
+}
+
+// stopReplica stops the shared replica (SIGSTOP) and returns the function
+// that continues it, also registered as cleanup.
+func stopReplica(t *testing.T, rr testenv.ReplicatedRedis) (resume func()) {
+	t.Helper()
+	replica, err := os.FindProcess(rr.ReplicaPID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("stopping the replica: %v", err)
+	}
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := replica.Signal(syscall.SIGCONT); err != nil {
+				t.Errorf("continuing the replica: %v", err)
+			}
+		})
+	}
+	t.Cleanup(resume)
+	return resume
+}
+
+// TestAckedWritesWaitForReplica: with wait_replicas=1, every acknowledged
+// index write that must survive a failover waits for the replica, not only
+// segment commits: group offset commits and deletes, group state saves,
+// topic create/delete/config/partitions, producer ids and epochs, and
+// DeleteRecords. With the replica stopped each fails UNAVAILABLE naming the
+// replicas; member leases (soft state) do not wait. Once the replica runs
+// again, the same calls succeed.
+func TestAckedWritesWaitForReplica(t *testing.T) {
+	rr := testenv.RedisReplica(t)
+	ctx := t.Context()
+	prefix := uniquePrefix(t)
+	w, err := coordinator.Open(ctx, "redis://"+rr.PrimaryAddr+"/0?wait_replicas=1&wait_timeout=300ms", coordinator.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	reader := mustRedis(t, redis.NewClient(&redis.Options{Addr: rr.PrimaryAddr}), coordinator.Options{Prefix: prefix})
+	tp := createTopic(t, reader, "acked", 1)
+	commit(t, reader, segment(tp.ID, 0, plain(0, 10, 4, 100)))
+	pid, _, err := reader.InitProducer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := map[coordinator.TopicPartition]coordinator.CommittedOffset{
+		{Topic: "acked", Partition: 0}: {Offset: 3, TopicID: tp.ID}}
+
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"commit offsets", func() error { return w.CommitOffsets(ctx, "g", nil, offsets) }},
+		{"save group", func() error { _, err := w.SaveGroup(ctx, "g", 0, []byte("state")); return err }},
+		{"create topic", func() error {
+			_, err := w.CreateTopic(ctx, "acked-2", coordinator.TopicConfig{Partitions: 1})
+			return err
+		}},
+		{"update topic config", func() error {
+			_, err := w.UpdateTopicConfig(ctx, "acked", map[string]string{coordinator.ConfigRetentionMs: "60000"})
+			return err
+		}},
+		{"create partitions", func() error { _, err := w.CreatePartitions(ctx, "acked", 2); return err }},
+		{"init producer", func() error { _, _, err := w.InitProducer(ctx); return err }},
+		{"bump epoch", func() error { _, err := w.BumpEpoch(ctx, pid); return err }},
+		{"init transactional producer", func() error { _, _, err := w.InitTransactionalProducer(ctx, "tx", time.Minute); return err }},
+		{"delete records", func() error { _, err := w.DeleteRecords(ctx, tp.ID, 0, 1); return err }},
+		{"delete offsets", func() error {
+			return w.DeleteOffsets(ctx, "g", []coordinator.TopicPartition{{Topic: "acked", Partition: 0}})
+		}},
+		{"delete group", func() error { return w.DeleteGroup(ctx, "g") }},
+		{"delete topic", func() error { return w.DeleteTopic(ctx, "acked-2") }},
+	}
+	resume := stopReplica(t, rr)
+	for _, c := range calls {
+		err := c.call()
+		if !errors.Is(err, coordinator.ErrUnavailable) || !strings.Contains(err.Error(), "only 0 of 1 replicas acknowledged") {
+			t.Errorf("%s with the replica stopped: %v; want index unavailable: only 0 of 1 replicas acknowledged", c.name, err)
+		}
+	}
+	// Soft state: a member's lease is renewed without waiting.
+	if err := w.PutMember(ctx, "g", coordinator.GroupMember{ID: "m", Epoch: 1}, time.Minute); err != nil {
+		t.Errorf("put member with the replica stopped: %v; want no wait", err)
+	}
+
+	resume()
+	// With the replica running the waits succeed (retried while the loaded
+	// machine's replica is slower than 300 ms).
+	after := []struct {
+		name string
+		call func() error
+	}{
+		{"commit offsets", func() error { return w.CommitOffsets(ctx, "g", nil, offsets) }},
+		{"create topic", func() error {
+			_, err := w.CreateTopic(ctx, "acked-3", coordinator.TopicConfig{Partitions: 1})
+			if errors.Is(err, coordinator.ErrAlreadyExists) {
+				return nil // a retry after a slow WAIT
+			}
+			return err
+		}},
+		{"bump epoch", func() error { _, err := w.BumpEpoch(ctx, pid); return err }},
+	}
+	for _, c := range after {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			err := c.call()
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, coordinator.ErrUnavailable) || time.Now().After(deadline) {
+				t.Fatalf("%s with the replica running: %v", c.name, err)
+			}
+		}
+	}
+}
+
+// TestFinishSegment: a commit that ran but whose WAIT failed stays
+// invisible while the replica is stopped (FinishSegment fails too); once the
+// replica runs, FinishSegment makes it durable and visible without another
+// commit. It never commits a segment whose commit did not run.
+func TestFinishSegment(t *testing.T) {
+	rr := testenv.RedisReplica(t)
+	ctx := t.Context()
+	prefix := uniquePrefix(t)
+	w, err := coordinator.Open(ctx, "redis://"+rr.PrimaryAddr+"/0?wait_replicas=1&wait_timeout=300ms", coordinator.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	reader := mustRedis(t, redis.NewClient(&redis.Options{Addr: rr.PrimaryAddr}), coordinator.Options{Prefix: prefix})
+	tp := createTopic(t, reader, "finish", 2)
+	notes := subscribe(t, reader)
+
+	resume := stopReplica(t, rr)
+	b := segment(tp.ID, 0, plain(0, 10, 3, 200))
+	if _, err := w.CommitSegment(ctx, b); !errors.Is(err, coordinator.ErrUnavailable) {
+		t.Fatalf("commit with the replica stopped: %v, want index unavailable", err)
+	}
+	marks, err := w.FinishSegment(ctx, b)
+	if !errors.Is(err, coordinator.ErrUnavailable) || !strings.Contains(err.Error(), "only 0 of 1 replicas acknowledged") || marks != nil {
+		t.Fatalf("finish with the replica stopped: %v, %v; want index unavailable: only 0 of 1 replicas acknowledged", marks, err)
+	}
+	wantInvisible(t, reader, tp.ID, 0, 0, 200)
+	resume()
+
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		marks, err = w.FinishSegment(ctx, b)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, coordinator.ErrUnavailable) || time.Now().After(deadline) {
+			t.Fatalf("finish with the replica running: %v", err)
+		}
+	}
+	if want := (coordinator.Watermark{TopicID: tp.ID, Partition: 0, HighWatermark: 3}); len(marks) != 1 || marks[0] != want {
+		t.Fatalf("finish made %+v visible, want %+v", marks, want)
+	}
+	wantNote(t, notes, tp.ID, 0, 3)
+	if st, err := reader.PartitionState(ctx, tp.ID, 0); err != nil || st.HighWatermark != 3 {
+		t.Fatalf("after finishing: high watermark %d, %v; want 3", st.HighWatermark, err)
+	}
+	// Already visible: nothing more to do.
+	if marks, err := w.FinishSegment(ctx, b); err != nil || len(marks) != 0 {
+		t.Fatalf("finishing again: %+v, %v; want nothing", marks, err)
+	}
+	// A segment that never committed stays uncommitted: its offsets go to
+	// the next commit.
+	never := segment(tp.ID, 1, plain(0, 10, 2, 300))
+	if marks, err := w.FinishSegment(ctx, never); err != nil || len(marks) != 0 {
+		t.Fatalf("finishing a segment that never committed: %+v, %v; want nothing", marks, err)
+	}
+	wantOffsets(t, commit(t, reader, segment(tp.ID, 1, plain(0, 10, 1, 1)))[0], 0)
 }

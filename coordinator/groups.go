@@ -273,7 +273,7 @@ func (r *Redis) SaveGroup(ctx context.Context, group string, expectVersion int64
 	if ok == 0 {
 		return 0, wrapErr(op, fmt.Errorf("%w: group %q is at version %d, not %d", ErrConflict, group, version, expectVersion))
 	}
-	if err := r.written(ctx); err != nil {
+	if err := r.durable(ctx); err != nil {
 		return 0, wrapErr(op, err)
 	}
 	return version, nil
@@ -478,7 +478,7 @@ func (r *Redis) CommitOffsets(ctx context.Context, group string, fence *MemberFe
 	}
 	switch status {
 	case 0:
-		return wrapErr(op, r.written(ctx))
+		return wrapErr(op, r.durable(ctx))
 	case 1:
 		return wrapErr(op, fmt.Errorf("%w: member %q is not in group %q", ErrFenced, fence.MemberID, group))
 	case 2:
@@ -563,7 +563,7 @@ func (r *Redis) DeleteOffsets(ctx context.Context, group string, tps []TopicPart
 	if err := r.client.HDel(ctx, r.groupKeys(group).offsets, fields...).Err(); err != nil {
 		return wrapErr(op, err)
 	}
-	return wrapErr(op, r.written(ctx))
+	return wrapErr(op, r.durable(ctx))
 }
 
 // DeleteTopicOffsets forgets those of tps' committed offsets that were
@@ -594,7 +594,7 @@ func (r *Redis) DeleteTopicOffsets(ctx context.Context, group string, topicID uu
 		return 0, wrapErr(op, err)
 	}
 	if n > 0 {
-		if err := r.written(ctx); err != nil {
+		if err := r.durable(ctx); err != nil {
 			return n, wrapErr(op, err)
 		}
 	}
@@ -656,7 +656,7 @@ func (r *Redis) DeleteGroup(ctx context.Context, group string) error {
 	case 0:
 		// Left in the index: a first write may have added the name and not
 		// yet run its script; ListGroups hides the name meanwhile.
-		return wrapErr(op, fmt.Errorf("%w: group %q", ErrNotFound, group))
+		return wrapErr(op, fmt.Errorf("%w: group %q", ErrGroupNotFound, group))
 	case 2:
 		return wrapErr(op, fmt.Errorf("%w: group %q has %d live members", ErrGroupNotEmpty, group, live))
 	}
@@ -665,7 +665,7 @@ func (r *Redis) DeleteGroup(ctx context.Context, group string) error {
 	if err := r.client.SRem(ctx, r.groupIndexKey(), group).Err(); err != nil {
 		return wrapErr(op, err)
 	}
-	return wrapErr(op, r.written(ctx))
+	return wrapErr(op, r.durable(ctx))
 }
 
 // replyPair reads a script reply {status} or {status, value}.

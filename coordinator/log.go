@@ -26,8 +26,10 @@ package coordinator
 // saw and no producer was acked for; the retry, or the next commit to the
 // partition, makes visible what is durable. (The index entries between hwm
 // and leo are written already, but lookup.lua and offset_for_time.lua stop
-// at hwm.) After a failover that kept a commit but lost its hwm write, hwm
-// stays behind until the next commit to the partition; the embedded index
+// at hwm.) A commit whose WAIT failed is shown once durable by
+// FinishSegment (its agent retries it in the background) or, if that agent
+// died, by the next commit to the partition or CatchUpHighWatermarks (the
+// janitor); so is one whose hwm write a failover lost. The embedded index
 // sets hwm to leo when it restores a snapshot, everything in which is
 // durable.
 //
@@ -148,6 +150,119 @@ func (r *Redis) CommitSegment(ctx context.Context, c SegmentCommit) ([]ChunkResu
 		}
 	}
 	return results, nil
+}
+
+// FinishSegment implements Log.FinishSegment: it reads each chunk's stored
+// commit result (segs) and high watermark in one pipeline; if any committed
+// chunk is still above the high watermark, it waits (durable: a marker
+// write and WAIT, which covers the commit whichever connection ran it) and
+// runs advance_hwm.lua up to the leo each commit returned.
+func (r *Redis) FinishSegment(ctx context.Context, c SegmentCommit) ([]Watermark, error) {
+	op := "finish segment " + c.SegmentID
+	calls, err := r.commitCalls(c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	pipe := r.client.Pipeline()
+	segs := make([]*redis.StringCmd, len(calls))
+	hwms := make([]*redis.StringCmd, len(calls))
+	for i, call := range calls {
+		segs[i] = pipe.HGet(ctx, call.keys[3], c.SegmentID)
+		hwms[i] = pipe.HGet(ctx, call.keys[0], "hwm")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, wrapErr(op, err)
+	}
+	var behind []*chunkCall
+	var parts []ChunkCommit
+	for i, call := range calls {
+		res, err := segs[i].Result()
+		if errors.Is(err, redis.Nil) {
+			continue // this chunk's commit never ran: nothing to show
+		}
+		if err != nil {
+			return nil, wrapErr(op, err)
+		}
+		leoText, _, _ := strings.Cut(res, ";")
+		leo, err := strconv.ParseInt(leoText, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: stored commit result %q", op, ErrUnavailable, res)
+		}
+		hwm, err := hwms[i].Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, wrapErr(op, err)
+		}
+		if hwm < leo {
+			call.leo = leo
+			behind = append(behind, call)
+			parts = append(parts, c.Chunks[i])
+		}
+	}
+	if len(behind) == 0 {
+		return nil, nil
+	}
+	if err := r.durable(ctx); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	if err := r.advanceHighWatermarks(ctx, behind); err != nil {
+		return nil, wrapErr(op+": make offsets visible", err)
+	}
+	out := make([]Watermark, len(behind))
+	for i, call := range behind {
+		out[i] = Watermark{TopicID: parts[i].TopicID, Partition: parts[i].Partition, HighWatermark: call.leo}
+	}
+	return out, nil
+}
+
+// CatchUpHighWatermarks implements Lifecycle.CatchUpHighWatermarks. The
+// log end offsets are read before the WAIT, so the WAIT (a marker write
+// after them, see durable) covers every commit they include.
+func (r *Redis) CatchUpHighWatermarks(ctx context.Context, topicID uuid.UUID, partitions int32) ([]Watermark, error) {
+	op := fmt.Sprintf("catch up high watermarks of topic %s", topicID)
+	if partitions <= 0 {
+		return nil, nil
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.SliceCmd, partitions)
+	for p := range partitions {
+		cmds[p] = pipe.HMGet(ctx, r.partitionMeta(topicID, p), "s", "leo", "hwm")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	var behind []*chunkCall
+	var out []Watermark
+	for p, cmd := range cmds {
+		v := cmd.Val()
+		if len(v) != 3 || v[0] != "live" || v[1] == nil {
+			continue
+		}
+		leoText, _ := v[1].(string)
+		hwmText, _ := v[2].(string)
+		leo, err1 := strconv.ParseInt(leoText, 10, 64)
+		hwm, err2 := strconv.ParseInt(hwmText, 10, 64)
+		if hwmText == "" {
+			hwm, err2 = 0, nil
+		}
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("%s: %w: partition %d meta %v", op, ErrUnavailable, p, v)
+		}
+		if leo > hwm {
+			behind = append(behind, &chunkCall{keys: []string{r.partitionMeta(topicID, int32(p))},
+				tag: topicID.String() + ":" + strconv.Itoa(p), leo: leo})
+			out = append(out, Watermark{TopicID: topicID, Partition: int32(p), HighWatermark: leo})
+		}
+	}
+	if len(behind) == 0 {
+		return nil, nil
+	}
+	if err := r.durable(ctx); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	if err := r.advanceHighWatermarks(ctx, behind); err != nil {
+		return nil, wrapErr(op+": make offsets visible", err)
+	}
+	return out, nil
 }
 
 // durableOnExecution reports whether the index counts a write as durable
@@ -377,7 +492,7 @@ func (r *Redis) checkWait(wait *redis.Cmd) error {
 		return err
 	}
 	if n < int64(r.opts.WaitReplicas) {
-		return fmt.Errorf("%w: only %d of %d replicas acknowledged the commit within %v", ErrUnavailable, n, r.opts.WaitReplicas, r.waitTimeout())
+		return fmt.Errorf("%w: only %d of %d replicas acknowledged the write within %v", ErrNotEnoughReplicas, n, r.opts.WaitReplicas, r.waitTimeout())
 	}
 	return nil
 }

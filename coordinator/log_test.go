@@ -447,23 +447,25 @@ func TestCommitAfterScriptFlush(t *testing.T) {
 // retryable error, and its retry returns the offsets it already got.
 func TestWaitReplicas(t *testing.T) {
 	forEachBackend(t, coordinator.Options{WaitReplicas: 1, WaitTimeout: 50}, func(t *testing.T, r *coordinator.Redis) {
-		tp := createTopic(t, r, "t", 3)
+		noWait, err := coordinator.NewRedis(r.Client(), coordinator.Options{Prefix: r.Options().Prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Creating the topic would wait for the replica too.
+		tp := createTopic(t, noWait, "t", 3)
 		c := coordinator.SegmentCommit{SegmentID: "w", SegmentKey: "k"}
 		for p := range int32(3) {
 			c.Chunks = append(c.Chunks, coordinator.ChunkCommit{TopicID: tp.ID, Partition: p, Batches: []coordinator.BatchCommit{plain(0, 1, 1, 1)}})
 		}
-		_, err := r.CommitSegment(t.Context(), c)
+		_, err = r.CommitSegment(t.Context(), c)
 		wantErr(t, err, coordinator.ErrUnavailable)
+		wantErr(t, err, coordinator.ErrNotEnoughReplicas) // Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND
 		if !strings.Contains(err.Error(), "replicas acknowledged") {
 			t.Fatalf("error %v does not say why", err)
 		}
 		// Not durable, so not visible (see durability_test.go).
 		for p := range int32(3) {
 			wantInvisible(t, r, tp.ID, p, 0, 1)
-		}
-		noWait, err := coordinator.NewRedis(r.Client(), coordinator.Options{Prefix: r.Options().Prefix})
-		if err != nil {
-			t.Fatal(err)
 		}
 		for _, res := range commit(t, noWait, c) {
 			wantOffsets(t, res, 0)
@@ -472,6 +474,14 @@ func TestWaitReplicas(t *testing.T) {
 			if st, err := r.PartitionState(t.Context(), tp.ID, p); err != nil || st.HighWatermark != 1 {
 				t.Fatalf("partition %d after the retry: high watermark %d, %v; want 1", p, st.HighWatermark, err)
 			}
+		}
+		// Other acknowledged writes wait too (on a cluster, on every
+		// master); see TestAckedWritesWaitForReplica.
+		err = r.CommitOffsets(t.Context(), "g", nil, map[coordinator.TopicPartition]coordinator.CommittedOffset{
+			{Topic: "t", Partition: 0}: {Offset: 1, TopicID: tp.ID}})
+		wantErr(t, err, coordinator.ErrUnavailable)
+		if !strings.Contains(err.Error(), "only 0 of 1 replicas acknowledged") {
+			t.Fatalf("offset commit: %v does not say why", err)
 		}
 	})
 }

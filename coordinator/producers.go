@@ -49,7 +49,7 @@ func (r *Redis) InitProducer(ctx context.Context) (int64, int16, error) {
 	if err := r.client.Set(ctx, r.producerKey(id), 0, ProducerIDExpiry).Err(); err != nil {
 		return 0, 0, wrapErr("init producer", err)
 	}
-	return id, 0, r.written(ctx)
+	return id, 0, wrapErr("init producer", r.durable(ctx))
 }
 
 // BumpEpoch raises the producer's epoch. When the int16 epoch space is used
@@ -65,7 +65,7 @@ func (r *Redis) BumpEpoch(ctx context.Context, id int64) (int16, error) {
 	case -2:
 		return 0, fmt.Errorf("bump epoch: %w: producer %d used up its epochs; initialize a new producer id", ErrFenced, id)
 	}
-	return int16(e), r.written(ctx)
+	return int16(e), wrapErr(fmt.Sprintf("bump epoch of producer %d", id), r.durable(ctx))
 }
 
 // InitTransactionalProducer implements Producers.
@@ -95,7 +95,7 @@ func (r *Redis) InitTransactionalProducer(ctx context.Context, tid string, timeo
 		if !ok || err1 != nil || err2 != nil {
 			return 0, 0, fmt.Errorf("%w: init transactional producer %q: reply %q", ErrUnavailable, tid, res)
 		}
-		return pid, int16(epoch), r.written(ctx)
+		return pid, int16(epoch), wrapErr(fmt.Sprintf("init transactional producer %q", tid), r.durable(ctx))
 	}
 	return 0, 0, fmt.Errorf("%w: init transactional producer %q: no id bound after allocating one", ErrUnavailable, tid)
 }

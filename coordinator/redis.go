@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -19,8 +20,9 @@ type Options struct {
 	// WaitReplicas > 0 makes every segment commit wait (Redis WAIT) until
 	// that many replicas acknowledged it, for up to WaitTimeout; fewer fails
 	// the commit with ErrUnavailable and leaves its offsets invisible (the
-	// retry returns the same offsets). On Redis Cluster WAIT is per node:
-	// each shard waits for its own replicas. Not for the embedded index,
+	// retry returns the same offsets; FinishSegment shows them once
+	// durable). Every other acknowledged write waits too (see durable). On
+	// Redis Cluster WAIT is per node: each shard waits for its own replicas. Not for the embedded index,
 	// whose durability point is its snapshot. A client passed to NewRedis
 	// needs a read timeout above WaitTimeout (Open sees to it).
 	WaitReplicas int
@@ -105,6 +107,92 @@ func (r *Redis) written(ctx context.Context) error {
 		return nil
 	}
 	return r.afterWrite(ctx)
+}
+
+// durable is the durability point of every acknowledged index write other
+// than a segment commit (which ends its own pipeline in WAIT, see
+// execCommit): group offset commits and deletes, group state saves, topic
+// create/delete/config/partitions, producer id allocation and epoch bumps,
+// and DeleteRecords/retention trims. It runs the embedded index's
+// after-write hook and then, with Options.WaitReplicas, waits for the
+// replicas (Redis WAIT), as Kafka acknowledges these writes only once the
+// in-sync replicas have them (offsets.commit.required.acks=-1, and the
+// controller's quorum for topics and producer ids). Too few replicas fail
+// the call with ErrUnavailable, "only 0 of 1 replicas acknowledged ...".
+// The write itself happened and may survive, so a retry may find it done
+// (a topic create then answers ErrAlreadyExists, as Kafka's retried
+// CreateTopics does); offset commits and epoch bumps simply apply again.
+//
+// WAIT covers the writes of the connection it is sent on, and a call's
+// writes may have gone out on several pooled connections. So durable sends,
+// on one connection, a marker write (INCR of a counter key) and WAIT: the
+// replication stream of a master is one ordered log, the call's writes were
+// answered before the marker was sent, so a replica that acknowledged the
+// marker has them all. On Redis Cluster WAIT is per shard: durable marks
+// and waits on every master in parallel (each for its own replicas), since
+// a call's writes may span slots; the marker key of each master is a hash
+// tag that maps to it.
+//
+// Soft state does not wait (it calls written only): member leases and
+// epochs (PutMember, RenewMember, RemoveMember; a failover that loses one
+// makes the member rejoin, which fences it safely), agent registrations,
+// janitor leases (time-bounded; the work they guard is idempotent), and
+// the garbage collector's bookkeeping (lost work is redone).
+func (r *Redis) durable(ctx context.Context) error {
+	if err := r.written(ctx); err != nil {
+		return err
+	}
+	if r.opts.WaitReplicas <= 0 {
+		return nil
+	}
+	cc, ok := r.client.(*redis.ClusterClient)
+	if !ok {
+		return r.markAndWait(ctx, r.client, r.metaKey("durable"))
+	}
+	var mu sync.Mutex
+	var errs []error
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		key, err := r.markerKey(ctx, cc, c.Options().Addr)
+		if err == nil {
+			err = r.markAndWait(ctx, c, key)
+		}
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+		return nil
+	})
+	err = errors.Join(append(errs, err)...)
+	if redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") {
+		cc.ReloadState(ctx)
+	}
+	return err
+}
+
+// markAndWait writes key and runs WAIT in one pipeline (one connection).
+func (r *Redis) markAndWait(ctx context.Context, c redis.Cmdable, key string) error {
+	pipe := c.Pipeline()
+	pipe.Incr(ctx, key)
+	wait := r.pipeWait(ctx, pipe)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	return r.checkWait(wait)
+}
+
+// markerKey returns a key that the cluster's slot map puts on the master at
+// addr: {w:<n>}:durable for the smallest such n (a few tries per master).
+func (r *Redis) markerKey(ctx context.Context, cc *redis.ClusterClient, addr string) (string, error) {
+	for n := 0; n < 1<<16; n++ {
+		key := r.opts.Prefix + "{w:" + strconv.Itoa(n) + "}:durable"
+		m, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			return "", err
+		}
+		if m.Options().Addr == addr {
+			return key, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no marker key maps to master %s", ErrUnavailable, addr)
 }
 
 // wrapErr turns transport and server failures into ErrUnavailable, keeping

@@ -114,6 +114,15 @@ type Lifecycle interface {
 	// PurgeDeletedTopic removes a deleted topic's record once its partitions
 	// are collected.
 	PurgeDeletedTopic(ctx context.Context, id uuid.UUID) error
+	// CatchUpHighWatermarks makes visible what partitions [0, partitions)
+	// of the topic committed but never showed: a commit whose WAIT failed
+	// and whose agent died before finishing it (Log.FinishSegment) leaves
+	// the high watermark below the log end offset until the next commit to
+	// the partition. It reads both for every partition in one round trip;
+	// only if some lag does it wait for the replicas (or the snapshot) and
+	// raise their high watermarks to the log end offsets it read. It returns
+	// the watermarks it raised. ErrUnavailable: not durable yet.
+	CatchUpHighWatermarks(ctx context.Context, topicID uuid.UUID, partitions int32) ([]Watermark, error)
 }
 
 var _ Lifecycle = (*Redis)(nil)
@@ -163,6 +172,15 @@ func (r *Redis) trim(ctx context.Context, op string, topicID uuid.UUID, p int32,
 		total.EntriesRemoved += n[3]
 		total.BytesRemoved += n[4]
 		if n[5] == 0 {
+			if args[0] == "D" || total.EntriesRemoved > 0 {
+				// An acknowledged DeleteRecords, or a trim that released
+				// segments for deletion, must survive a failover: Kafka
+				// answers DeleteRecords once the replicas moved their log
+				// start, and a lost trim would bring back entries whose
+				// segments the garbage collector may delete. A retention
+				// pass that removed nothing does not wait.
+				return total, wrapErr(op, r.durable(ctx))
+			}
 			return total, r.written(ctx)
 		}
 	}

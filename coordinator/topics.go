@@ -57,15 +57,16 @@ var compressionTypes = []string{"none", "gzip", "snappy", "lz4", "zstd", "produc
 func ValidateTopicName(name string) error {
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: topic name is empty", ErrInvalid)
+		return fmt.Errorf("%w: topic name is empty", ErrInvalidTopicName)
 	case name == "." || name == "..":
-		return fmt.Errorf("%w: topic name cannot be %q", ErrInvalid, name)
+		return fmt.Errorf("%w: topic name cannot be %q", ErrInvalidTopicName, name)
 	case len(name) > MaxTopicNameLength:
-		return fmt.Errorf("%w: topic name is %d characters, the limit is %d", ErrInvalid, len(name), MaxTopicNameLength)
+		return &LimitError{Err: ErrInvalidTopicName, Name: "topic name length", Limit: MaxTopicNameLength, Actual: int64(len(name)),
+			Msg: fmt.Sprintf("topic name is %d characters, the limit is %d", len(name), MaxTopicNameLength)}
 	}
 	for i, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: topic name %q has %q at byte %d; allowed are ASCII letters, digits, '.', '_' and '-'", ErrInvalid, name, c, i)
+			return fmt.Errorf("%w: topic name %q has %q at byte %d; allowed are ASCII letters, digits, '.', '_' and '-'", ErrInvalidTopicName, name, c, i)
 		}
 	}
 	return nil
@@ -94,8 +95,12 @@ func (r *Redis) withDefaults(cfg TopicConfig) (TopicConfig, error) {
 	if cfg.ArchiveAfterMs == 0 {
 		cfg.ArchiveAfterMs = DefaultArchiveAfterMs
 	}
-	if cfg.Partitions < 1 || cfg.Partitions > MaxPartitions {
-		return cfg, fmt.Errorf("%w: partitions must be between 1 and %d, got %d", ErrInvalid, MaxPartitions, cfg.Partitions)
+	if cfg.Partitions > MaxPartitions {
+		return cfg, &LimitError{Err: ErrInvalidPartitions, Name: "partitions", Limit: MaxPartitions, Actual: int64(cfg.Partitions),
+			Msg: fmt.Sprintf("partitions must be between 1 and %d, got %d", MaxPartitions, cfg.Partitions)}
+	}
+	if cfg.Partitions < 1 {
+		return cfg, fmt.Errorf("%w: partitions must be between 1 and %d, got %d", ErrInvalidPartitions, MaxPartitions, cfg.Partitions)
 	}
 	if err := r.validateConfig(cfg); err != nil {
 		return cfg, err
@@ -108,26 +113,26 @@ func (r *Redis) validateConfig(cfg TopicConfig) error {
 	// 0 would read back as "the default" on create, so it is refused here
 	// rather than meaning "delete everything at once".
 	if cfg.RetentionMs < -1 || cfg.RetentionMs == 0 {
-		return fmt.Errorf("%w: %s must be -1 (forever) or positive, got %d", ErrInvalid, ConfigRetentionMs, cfg.RetentionMs)
+		return fmt.Errorf("%w: %s must be -1 (forever) or positive, got %d", ErrInvalidConfig, ConfigRetentionMs, cfg.RetentionMs)
 	}
 	if cfg.RetentionBytes < -1 || cfg.RetentionBytes == 0 {
-		return fmt.Errorf("%w: %s must be -1 (unlimited) or positive, got %d", ErrInvalid, ConfigRetentionBytes, cfg.RetentionBytes)
+		return fmt.Errorf("%w: %s must be -1 (unlimited) or positive, got %d", ErrInvalidConfig, ConfigRetentionBytes, cfg.RetentionBytes)
 	}
 	if cfg.MaxMessageBytes <= 0 || cfg.MaxMessageBytes > r.opts.MaxMessageBytesCap {
-		return fmt.Errorf("%w: %s must be between 1 and the broker's cap %d, got %d", ErrInvalid, ConfigMaxMessageBytes, r.opts.MaxMessageBytesCap, cfg.MaxMessageBytes)
+		return fmt.Errorf("%w: %s must be between 1 and the broker's cap %d, got %d", ErrInvalidConfig, ConfigMaxMessageBytes, r.opts.MaxMessageBytesCap, cfg.MaxMessageBytes)
 	}
 	switch cfg.CleanupPolicy {
 	case "delete":
 	case "compact", "compact,delete", "delete,compact":
-		return fmt.Errorf("%w: %s %q is not supported yet; use \"delete\"", ErrInvalid, ConfigCleanupPolicy, cfg.CleanupPolicy)
+		return fmt.Errorf("%w: %s %q is not supported yet; use \"delete\"", ErrInvalidConfig, ConfigCleanupPolicy, cfg.CleanupPolicy)
 	default:
-		return fmt.Errorf("%w: %s must be \"delete\", got %q", ErrInvalid, ConfigCleanupPolicy, cfg.CleanupPolicy)
+		return fmt.Errorf("%w: %s must be \"delete\", got %q", ErrInvalidConfig, ConfigCleanupPolicy, cfg.CleanupPolicy)
 	}
 	if !slices.Contains(compressionTypes, cfg.Compression) {
-		return fmt.Errorf("%w: %s must be one of %v, got %q", ErrInvalid, ConfigCompression, compressionTypes, cfg.Compression)
+		return fmt.Errorf("%w: %s must be one of %v, got %q", ErrInvalidConfig, ConfigCompression, compressionTypes, cfg.Compression)
 	}
 	if cfg.ArchiveAfterMs < -1 || cfg.ArchiveAfterMs == 0 {
-		return fmt.Errorf("%w: %s must be -1 (never archive) or positive, got %d", ErrInvalid, ConfigArchiveAfterMs, cfg.ArchiveAfterMs)
+		return fmt.Errorf("%w: %s must be -1 (never archive) or positive, got %d", ErrInvalidConfig, ConfigArchiveAfterMs, cfg.ArchiveAfterMs)
 	}
 	return nil
 }
@@ -209,7 +214,7 @@ func (r *Redis) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (
 		}
 		return Topic{}, fmt.Errorf("create topic: %w: topic %q", ErrAlreadyExists, name)
 	}
-	return t, r.written(ctx)
+	return t, wrapErr("create topic "+name, r.durable(ctx))
 }
 
 // setPartitionsLive marks partitions [from, to) as taking commits. HSETNX
@@ -285,8 +290,8 @@ func (r *Redis) DeleteTopic(ctx context.Context, name string) error {
 	if err := r.sealPendingDeletes(ctx); err != nil {
 		return wrapErr("delete topic "+name, err)
 	}
-	if err := r.written(ctx); err != nil {
-		return err
+	if err := r.durable(ctx); err != nil {
+		return wrapErr("delete topic "+name, err)
 	}
 	r.forgetTopicOffsets(ctx, name, id, int32(n))
 	return nil
@@ -439,7 +444,7 @@ func (r *Redis) UpdateTopicConfig(ctx context.Context, name string, set map[stri
 	if err != nil {
 		return Topic{}, wrapErr("update topic "+name, err)
 	}
-	return out, r.written(ctx)
+	return out, wrapErr("update topic config "+name, r.durable(ctx))
 }
 
 // ApplyConfig returns cfg with the Kafka-named keys in set applied, validated
@@ -467,7 +472,7 @@ func (r *Redis) ApplyConfig(cfg TopicConfig, set map[string]string) (TopicConfig
 			var n int64
 			n, perr = parseConfigInt(k, v, int64(defaults.MaxMessageBytes))
 			if perr == nil && (n < 0 || n > 1<<31-1) {
-				perr = fmt.Errorf("%w: %s %d does not fit in 32 bits", ErrInvalid, k, n)
+				perr = fmt.Errorf("%w: %s %d does not fit in 32 bits", ErrInvalidConfig, k, n)
 			}
 			cfg.MaxMessageBytes = int32(n)
 		case ConfigCleanupPolicy:
@@ -477,7 +482,7 @@ func (r *Redis) ApplyConfig(cfg TopicConfig, set map[string]string) (TopicConfig
 		case ConfigArchiveAfterMs:
 			cfg.ArchiveAfterMs, perr = parseConfigInt(k, v, defaults.ArchiveAfterMs)
 		default:
-			perr = fmt.Errorf("%w: unknown config key %q; settable are %s, %s, %s, %s, %s, %s", ErrInvalid, k,
+			perr = fmt.Errorf("%w: unknown config key %q; settable are %s, %s, %s, %s, %s, %s", ErrInvalidConfig, k,
 				ConfigRetentionMs, ConfigRetentionBytes, ConfigMaxMessageBytes, ConfigCleanupPolicy, ConfigCompression, ConfigArchiveAfterMs)
 		}
 		if perr != nil {
@@ -497,10 +502,11 @@ func (r *Redis) CreatePartitions(ctx context.Context, name string, total int32) 
 			return Topic{}, err
 		}
 		if total <= t.Config.Partitions {
-			return Topic{}, fmt.Errorf("create partitions: %w: topic %q has %d partitions; the count can only rise", ErrInvalid, name, t.Config.Partitions)
+			return Topic{}, fmt.Errorf("create partitions: %w: topic %q has %d partitions; the count can only rise", ErrInvalidPartitions, name, t.Config.Partitions)
 		}
 		if total > MaxPartitions {
-			return Topic{}, fmt.Errorf("create partitions: %w: at most %d partitions, asked for %d", ErrInvalid, MaxPartitions, total)
+			return Topic{}, fmt.Errorf("create partitions: %w", &LimitError{Err: ErrInvalidPartitions, Name: "partitions", Limit: MaxPartitions, Actual: int64(total),
+				Msg: fmt.Sprintf("at most %d partitions, asked for %d", MaxPartitions, total)})
 		}
 		if err := r.setPartitionsLive(ctx, t.ID, t.Config.Partitions, total); err != nil {
 			return Topic{}, wrapErr("create partitions", err)
@@ -519,7 +525,7 @@ func (r *Redis) CreatePartitions(ctx context.Context, name string, total int32) 
 		if err != nil {
 			return Topic{}, wrapErr("create partitions "+name, err)
 		}
-		return out, r.written(ctx)
+		return out, wrapErr("create partitions "+name, r.durable(ctx))
 	}
 }
 
@@ -554,7 +560,7 @@ func parseConfigInt(key, v string, def int64) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s must be an integer, got %q", ErrInvalid, key, v)
+		return 0, fmt.Errorf("%w: %s must be an integer, got %q", ErrInvalidConfig, key, v)
 	}
 	return n, nil
 }

@@ -58,8 +58,8 @@ func TestTopicsCRUD(t *testing.T) {
 			t.Fatalf("create partitions: %+v, %v", p.Config, err)
 		}
 		for _, total := range []int32{5, 4} {
-			if _, err := r.CreatePartitions(ctx, "orders", total); !errors.Is(err, coordinator.ErrInvalid) {
-				t.Fatalf("CreatePartitions(%d): %v, want ErrInvalid", total, err)
+			if _, err := r.CreatePartitions(ctx, "orders", total); !errors.Is(err, coordinator.ErrInvalidPartitions) {
+				t.Fatalf("CreatePartitions(%d): %v, want ErrInvalidPartitions", total, err)
 			}
 		}
 		// The new partitions take commits at once.
@@ -95,27 +95,28 @@ func TestTopicValidation(t *testing.T) {
 			name string
 			cfg  coordinator.TopicConfig
 			rule string // a piece of the message
+			kind error  // the finer sentinel, also an ErrInvalid
 		}{
-			{"", coordinator.TopicConfig{}, "empty"},
-			{".", coordinator.TopicConfig{}, "cannot be"},
-			{"..", coordinator.TopicConfig{}, "cannot be"},
-			{strings.Repeat("a", 250), coordinator.TopicConfig{}, "limit is 249"},
-			{"with space", coordinator.TopicConfig{}, "allowed are"},
-			{"caf\u00e9", coordinator.TopicConfig{}, "allowed are"},
-			{"a/b", coordinator.TopicConfig{}, "allowed are"},
-			{"ok", coordinator.TopicConfig{Partitions: -1}, "partitions"},
-			{"ok", coordinator.TopicConfig{Partitions: 10001}, "partitions"},
-			{"ok", coordinator.TopicConfig{RetentionMs: -2}, "retention.ms"},
-			{"ok", coordinator.TopicConfig{RetentionBytes: -5}, "retention.bytes"},
-			{"ok", coordinator.TopicConfig{MaxMessageBytes: 9 << 20}, "max.message.bytes"},
-			{"ok", coordinator.TopicConfig{MaxMessageBytes: -1}, "max.message.bytes"},
-			{"ok", coordinator.TopicConfig{CleanupPolicy: "compact"}, "not supported yet"},
-			{"ok", coordinator.TopicConfig{CleanupPolicy: "shred"}, "cleanup.policy"},
-			{"ok", coordinator.TopicConfig{Compression: "brotli"}, "compression.type"},
+			{"", coordinator.TopicConfig{}, "empty", coordinator.ErrInvalidTopicName},
+			{".", coordinator.TopicConfig{}, "cannot be", coordinator.ErrInvalidTopicName},
+			{"..", coordinator.TopicConfig{}, "cannot be", coordinator.ErrInvalidTopicName},
+			{strings.Repeat("a", 250), coordinator.TopicConfig{}, "limit is 249", coordinator.ErrInvalidTopicName},
+			{"with space", coordinator.TopicConfig{}, "allowed are", coordinator.ErrInvalidTopicName},
+			{"caf\u00e9", coordinator.TopicConfig{}, "allowed are", coordinator.ErrInvalidTopicName},
+			{"a/b", coordinator.TopicConfig{}, "allowed are", coordinator.ErrInvalidTopicName},
+			{"ok", coordinator.TopicConfig{Partitions: -1}, "partitions", coordinator.ErrInvalidPartitions},
+			{"ok", coordinator.TopicConfig{Partitions: 10001}, "partitions", coordinator.ErrInvalidPartitions},
+			{"ok", coordinator.TopicConfig{RetentionMs: -2}, "retention.ms", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{RetentionBytes: -5}, "retention.bytes", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{MaxMessageBytes: 9 << 20}, "max.message.bytes", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{MaxMessageBytes: -1}, "max.message.bytes", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{CleanupPolicy: "compact"}, "not supported yet", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{CleanupPolicy: "shred"}, "cleanup.policy", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{Compression: "brotli"}, "compression.type", coordinator.ErrInvalidConfig},
 		} {
 			_, err := r.CreateTopic(ctx, tc.name, tc.cfg)
-			if !errors.Is(err, coordinator.ErrInvalid) || !strings.Contains(err.Error(), tc.rule) {
-				t.Errorf("CreateTopic(%.20q, %+v): %v, want ErrInvalid about %q", tc.name, tc.cfg, err, tc.rule)
+			if !errors.Is(err, coordinator.ErrInvalid) || !errors.Is(err, tc.kind) || !strings.Contains(err.Error(), tc.rule) {
+				t.Errorf("CreateTopic(%.20q, %+v): %v, want %v about %q", tc.name, tc.cfg, err, tc.kind, tc.rule)
 			}
 		}
 		// The edges that are allowed.
@@ -137,17 +138,20 @@ func TestTopicValidation(t *testing.T) {
 			{"segment.ms": "1"},
 			{"partitions": "4"},
 		} {
-			if _, err := r.UpdateTopicConfig(ctx, "capped", set); !errors.Is(err, coordinator.ErrInvalid) {
-				t.Errorf("UpdateTopicConfig(%v): %v, want ErrInvalid", set, err)
+			if _, err := r.UpdateTopicConfig(ctx, "capped", set); !errors.Is(err, coordinator.ErrInvalidConfig) {
+				t.Errorf("UpdateTopicConfig(%v): %v, want ErrInvalidConfig", set, err)
 			}
 		}
 		after, err := r.DescribeTopic(ctx, "capped")
 		if err != nil || after.Config != tp.Config {
 			t.Fatalf("refused updates changed the topic: %+v, %v", after.Config, err)
 		}
-		if _, err := r.CreatePartitions(ctx, "capped", 10001); !errors.Is(err, coordinator.ErrInvalid) {
-			t.Fatalf("CreatePartitions past the cap: %v", err)
-		}
+		_, err = r.CreatePartitions(ctx, "capped", 100000)
+		wantLimit(t, err, coordinator.ErrInvalidPartitions, coordinator.LimitError{Name: "partitions", Limit: 10000, Actual: 100000})
+		_, err = r.CreateTopic(ctx, "ok", coordinator.TopicConfig{Partitions: 10001})
+		wantLimit(t, err, coordinator.ErrInvalidPartitions, coordinator.LimitError{Name: "partitions", Limit: 10000, Actual: 10001})
+		_, err = r.CreateTopic(ctx, strings.Repeat("a", 250), coordinator.TopicConfig{})
+		wantLimit(t, err, coordinator.ErrInvalidTopicName, coordinator.LimitError{Name: "topic name length", Limit: 249, Actual: 250})
 	})
 }
 
@@ -228,4 +232,16 @@ func TestDeleteTopicFinishesInterruptedDelete(t *testing.T) {
 			wantErr(t, res.Batches[0].Err, coordinator.ErrTopicDeleted)
 		}
 	})
+}
+
+// wantLimit checks that err is kind and a LimitError with want's limit.
+func wantLimit(t *testing.T, err, kind error, want coordinator.LimitError) {
+	t.Helper()
+	var le *coordinator.LimitError
+	if !errors.Is(err, kind) || !errors.Is(err, coordinator.ErrInvalid) || !errors.As(err, &le) {
+		t.Fatalf("error %v, want a LimitError that is %v", err, kind)
+	}
+	if le.Name != want.Name || le.Limit != want.Limit || le.Actual != want.Actual {
+		t.Errorf("limit %q %d, actual %d; want %q %d, actual %d", le.Name, le.Limit, le.Actual, want.Name, want.Limit, want.Actual)
+	}
 }

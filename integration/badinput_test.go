@@ -181,9 +181,23 @@ func TestBadInput(t *testing.T) {
 			name string
 			c    clients
 		}{{"connect", c}, {"grpc", g}} {
+			// Refused before it is read (its Content-Length tells), naming the
+			// limit in a LimitExceeded detail.
 			err := produce(cl.c, bigTopic, records(10)...)
-			wantConnectError(t, cl.name+": Produce of 80 KiB with a 64 KiB request limit", err,
-				connect.CodeResourceExhausted, fmt.Sprint(maxRequest))
+			if ce := wantConnectError(t, cl.name+": Produce of 80 KiB with a 64 KiB request limit", err,
+				connect.CodeInvalidArgument, "max-request-bytes "+fmt.Sprint(maxRequest)); ce != nil {
+				var limit *stratav1.LimitExceeded
+				for _, d := range ce.Details() {
+					if v, err := d.Value(); err == nil {
+						if l, ok := v.(*stratav1.LimitExceeded); ok {
+							limit = l
+						}
+					}
+				}
+				if limit.GetName() != "max-request-bytes" || limit.GetLimit() != maxRequest || limit.GetActual() <= maxRequest {
+					t.Errorf("%s: LimitExceeded %v, want max-request-bytes %d with what the request had", cl.name, limit, maxRequest)
+				}
+			}
 		}
 		// Over JSON too (a bigger body: base64).
 		var recs []string
@@ -198,8 +212,8 @@ func TestBadInput(t *testing.T) {
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		var ce connectErrorJSON
-		if json.Unmarshal(raw, &ce) != nil || ce.Code != "resource_exhausted" || !strings.Contains(ce.Message, fmt.Sprint(maxRequest)) {
-			t.Errorf("JSON Produce of %d bytes with a 64 KiB request limit: HTTP %d %s; want code resource_exhausted naming the limit", len(body), resp.StatusCode, raw)
+		if json.Unmarshal(raw, &ce) != nil || ce.Code != "invalid_argument" || !strings.Contains(ce.Message, "max-request-bytes "+fmt.Sprint(maxRequest)) {
+			t.Errorf("JSON Produce of %d bytes with a 64 KiB request limit: HTTP %d %s; want code invalid_argument naming the limit", len(body), resp.StatusCode, raw)
 		}
 	})
 

@@ -62,9 +62,10 @@ Storage URLs:
            memory:///dir (embedded, persisted in dir), memory://
            The Redis password comes from STRATA_REDIS_PASSWORD.
            With --index-wait-replicas N (or ?wait_replicas=N in the URL)
-           every commit waits for N replicas (Redis WAIT) before anyone
-           is acked or sees it; on Redis Cluster each shard waits for its
-           own replicas.
+           every acknowledged index write (segment commits, group offsets
+           and state, topics, producer ids, DeleteRecords) waits for N
+           replicas (Redis WAIT) before anyone is acked or sees it; on
+           Redis Cluster each shard waits for its own replicas.
 
 SIGINT or SIGTERM stops the agent gracefully: it stops accepting requests,
 flushes and commits what it holds so waiting producers get their answers,
@@ -116,8 +117,8 @@ func (s *serveFlags) register(fs *flag.FlagSet, logFormat string) {
 	fs.StringVar(&s.configFile, "config", "", "YAML `FILE` of settings keyed by flag name (flags and STRATA_* variables win over it)")
 	fs.StringVar(&s.logFormat, "log-format", logFormat, "log format: json or text")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.IntVar(&s.waitReplicas, "index-wait-replicas", 0, "Redis replicas that must have every commit (WAIT) before producers are acked and readers see it; 0: none (the server's own durability, e.g. appendfsync always)")
-	fs.DurationVar(&s.waitTimeout, "index-wait-timeout", time.Second, "how long a commit waits for --index-wait-replicas; fewer acknowledgements fail it UNAVAILABLE (retried until --commit-timeout)")
+	fs.IntVar(&s.waitReplicas, "index-wait-replicas", 0, "Redis replicas that must have every acknowledged index write (WAIT: segment commits, group offsets and state, topics, producer ids, DeleteRecords) before it is acked and readers see it; 0: none (the server's own durability, e.g. appendfsync always)")
+	fs.DurationVar(&s.waitTimeout, "index-wait-timeout", time.Second, "how long a write waits for --index-wait-replicas; fewer acknowledgements fail it UNAVAILABLE (a segment commit is retried until --commit-timeout)")
 }
 
 // resolve applies the environment and the config file to the flags not

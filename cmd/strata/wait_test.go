@@ -14,8 +14,8 @@ import (
 
 // TestAgentWaitsForIndexReplicas: with --index-wait-replicas, or its
 // STRATA_INDEX_WAIT_REPLICAS variable, an agent whose Redis has no replica
-// acknowledges nothing: produce fails UNAVAILABLE naming the missing
-// replicas, and the topic's high watermark stays 0. Not parallel: it sets the
+// acknowledges nothing: topic create and produce fail UNAVAILABLE naming the
+// missing replicas, and the topic's high watermark stays 0. Not parallel: it sets the
 // environment.
 func TestAgentWaitsForIndexReplicas(t *testing.T) {
 	// Database 2 of the shared standalone server (the coordinator's tests
@@ -34,8 +34,15 @@ func TestAgentWaitsForIndexReplicas(t *testing.T) {
 			s := startServer(t, io.Discard, args...)
 			addr, _ := servingLog(t, s)
 			topic := fmt.Sprintf("waited-%s-%d", how, time.Now().UnixNano())
-			ok(t, "", "topic", "create", topic, "--partitions", "1", "--addr", addr)
-			r := strata(t, "lost\n", "produce", topic, "--addr", addr, "--delivery-timeout", "2s")
+			// Creating the topic waits too; it fails, but its write ran (and
+			// is kept unless a failover loses it), so the topic exists.
+			r := strata(t, "", "topic", "create", topic, "--partitions", "1", "--addr", addr)
+			if r.code == 0 || !strings.Contains(r.stderr, "0 of 1 replicas acknowledged") || !strings.Contains(strings.ToLower(r.stderr), "unavailable") {
+				t.Fatalf("topic create with no replica to wait for: exit %d, stdout %q, stderr %q; want UNAVAILABLE, 0 of 1 replicas", r.code, r.stdout, r.stderr)
+			}
+			// Not idempotent: allocating a producer id waits too, and the
+			// idempotent producer would retry that for its delivery timeout.
+			r = strata(t, "lost\n", "produce", topic, "--idempotent=false", "--addr", addr)
 			if r.code == 0 || !strings.Contains(r.stderr, "0 of 1 replicas acknowledged") || !strings.Contains(strings.ToLower(r.stderr), "unavailable") {
 				t.Fatalf("produce with no replica to wait for: exit %d, stdout %q, stderr %q; want UNAVAILABLE, 0 of 1 replicas", r.code, r.stdout, r.stderr)
 			}

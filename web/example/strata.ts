@@ -52,7 +52,10 @@ export async function fetchOnce(transport: Transport, topic: string, offset: big
  * Follows partition 0 from offset until signal aborts, handing each record
  * to onRecord. Subscribe is a server stream; the agent ends it when it shuts
  * down (UNAVAILABLE), and a proxy may cut it, so the loop reopens it from the
- * next offset it has not seen, and each record is handed over once.
+ * next offset it has not seen, and each record is handed over once. It
+ * reopens with the topic's id from the stream's answers (KIP-516): a topic
+ * deleted and created again while the stream was down then fails with
+ * NOT_FOUND, rather than resuming the new topic at the old topic's offset.
  */
 export async function follow(
   transport: Transport,
@@ -63,13 +66,15 @@ export async function follow(
 ): Promise<void> {
   const consumer = createClient(ConsumerService, transport);
   let next = offset;
+  let topicId = ""; // empty: whichever topic has the name when the first stream opens
   while (!signal.aborted) {
     try {
       const stream = consumer.subscribe(
-        { topic, partitions: [0], start: { case: "offset", value: next } },
+        { topic, topicId, partitions: [0], start: { case: "offset", value: next } },
         { signal },
       );
       for await (const res of stream) {
+        topicId = res.topicId || topicId; // every message carries it, keep-alives too
         for (const record of res.records) {
           onRecord(record);
           next = record.offset + 1n;
@@ -81,8 +86,9 @@ export async function follow(
         return;
       }
       // Unavailable (agent shutting down, store or index failing) and an
-      // idle connection cut by a proxy (Unknown, Internal) are worth a retry;
-      // the rest (NotFound, OutOfRange, InvalidArgument, ...) are not.
+      // idle connection cut by a proxy (Unknown, Internal) are worth a retry.
+      // The rest are final: NotFound (the topic is gone, or is another topic
+      // now under its name), OutOfRange, InvalidArgument, ...
       if (code !== Code.Unavailable && code !== Code.Unknown && code !== Code.Internal) {
         throw err;
       }

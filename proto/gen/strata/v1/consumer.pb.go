@@ -86,10 +86,14 @@ type FetchRequest struct {
 	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	// The first offset wanted.
 	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	// An upper bound on the encoded size of the response in bytes: records
-	// count their whole encoded size (topic, offset, timestamp, key, value,
-	// headers and framing), plus a fixed allowance for the response's other
-	// fields. As in Kafka's Fetch (KIP-74), the answer holds at least one
+	// An upper bound on the encoded size of the response in bytes, in the
+	// binary protobuf encoding (what gRPC and Connect's application/proto
+	// send): records count their whole encoded size (topic, offset,
+	// timestamp, key, value, headers and framing), plus a fixed allowance for
+	// the response's other fields. A Connect JSON answer of the same records
+	// is larger (bytes fields are base64, about 4/3 of their size, plus field
+	// names and quoting), so a JSON client's receive limit must allow for
+	// that. As in Kafka's Fetch (KIP-74), the answer holds at least one
 	// record when one is available, even if that record alone is larger, so
 	// a consumer always progresses. 0 means the agent's default (1 MiB). The
 	// agent caps it at its --max-fetch-bytes (default 4128768, 4 MiB less
@@ -294,9 +298,11 @@ type SubscribeRequest struct {
 	//	*SubscribeRequest_Timestamp
 	Start isSubscribeRequest_Start `protobuf_oneof:"start"`
 	// An upper bound on the encoded size of one message in bytes, counted as
-	// FetchRequest.max_bytes counts it (whole records plus a fixed allowance;
-	// a message holds at least one record even if it alone is larger). 0
-	// means 1 MiB; capped by the agent's --max-fetch-bytes (default 4128768).
+	// FetchRequest.max_bytes counts it (the binary protobuf encoding: whole
+	// records plus a fixed allowance; a message holds at least one record
+	// even if it alone is larger; a Connect JSON message is larger, about 4/3
+	// for base64 bytes fields). 0 means 1 MiB; capped by the agent's
+	// --max-fetch-bytes (default 4128768).
 	MaxBytes int32 `protobuf:"varint,7,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
 	// Which records to see.
 	IsolationLevel IsolationLevel `protobuf:"varint,8,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`

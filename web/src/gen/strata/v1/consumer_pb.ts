@@ -44,10 +44,14 @@ export type FetchRequest = Message<"strata.v1.FetchRequest"> & {
   offset: bigint;
 
   /**
-   * An upper bound on the encoded size of the response in bytes: records
-   * count their whole encoded size (topic, offset, timestamp, key, value,
-   * headers and framing), plus a fixed allowance for the response's other
-   * fields. As in Kafka's Fetch (KIP-74), the answer holds at least one
+   * An upper bound on the encoded size of the response in bytes, in the
+   * binary protobuf encoding (what gRPC and Connect's application/proto
+   * send): records count their whole encoded size (topic, offset,
+   * timestamp, key, value, headers and framing), plus a fixed allowance for
+   * the response's other fields. A Connect JSON answer of the same records
+   * is larger (bytes fields are base64, about 4/3 of their size, plus field
+   * names and quoting), so a JSON client's receive limit must allow for
+   * that. As in Kafka's Fetch (KIP-74), the answer holds at least one
    * record when one is available, even if that record alone is larger, so
    * a consumer always progresses. 0 means the agent's default (1 MiB). The
    * agent caps it at its --max-fetch-bytes (default 4128768, 4 MiB less
@@ -209,9 +213,11 @@ export type SubscribeRequest = Message<"strata.v1.SubscribeRequest"> & {
 
   /**
    * An upper bound on the encoded size of one message in bytes, counted as
-   * FetchRequest.max_bytes counts it (whole records plus a fixed allowance;
-   * a message holds at least one record even if it alone is larger). 0
-   * means 1 MiB; capped by the agent's --max-fetch-bytes (default 4128768).
+   * FetchRequest.max_bytes counts it (the binary protobuf encoding: whole
+   * records plus a fixed allowance; a message holds at least one record
+   * even if it alone is larger; a Connect JSON message is larger, about 4/3
+   * for base64 bytes fields). 0 means 1 MiB; capped by the agent's
+   * --max-fetch-bytes (default 4128768).
    *
    * @generated from field: int32 max_bytes = 7;
    */
