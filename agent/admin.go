@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -78,15 +79,50 @@ func (a *Agent) DescribeTopic(ctx context.Context, req *connect.Request[stratav1
 		if err != nil {
 			return nil, connectError(err)
 		}
+		archiveEnd, archived, err := a.archivedPrefix(ctx, t.ID, p, st)
+		if err != nil {
+			return nil, connectError(err)
+		}
 		out.Partitions[p] = &stratav1.PartitionInfo{
-			Partition:      p,
-			LogStartOffset: st.LogStartOffset,
-			HighWatermark:  st.HighWatermark,
-			Records:        st.HighWatermark - st.LogStartOffset,
-			Bytes:          st.Bytes,
+			Partition:        p,
+			LogStartOffset:   st.LogStartOffset,
+			HighWatermark:    st.HighWatermark,
+			Records:          st.HighWatermark - st.LogStartOffset,
+			Bytes:            st.Bytes,
+			ArchiveEndOffset: archiveEnd,
+			ArchivedBytes:    archived,
 		}
 	}
 	return connect.NewResponse(out), nil
+}
+
+// archivedPrefix walks a partition's archive entries, which come first in
+// its log (the compactor archives the oldest hot entries after them), and
+// returns where they end and their bytes. Archive entries are a few per
+// file, so this is one Lookup in all but huge partitions.
+func (a *Agent) archivedPrefix(ctx context.Context, id uuid.UUID, p int32, st coordinator.PartitionState) (end, bytes int64, err error) {
+	end = st.LogStartOffset
+	for end < st.HighWatermark {
+		entries, lst, err := a.index.Lookup(ctx, id, p, end, 1<<50)
+		if errors.Is(err, coordinator.ErrOffsetOutOfRange) && end < lst.LogStartOffset {
+			end = lst.LogStartOffset // retention moved the log start meanwhile
+			continue
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, e := range entries {
+			if !e.Archived() {
+				return end, bytes, nil
+			}
+			end = max(end, e.BaseOffset+e.Records)
+			bytes += e.ByteLength
+		}
+		if len(entries) == 0 {
+			break
+		}
+	}
+	return end, bytes, nil
 }
 
 // UpdateTopicConfig implements stratav1connect.AdminServiceHandler.
@@ -121,6 +157,7 @@ func topicProto(t coordinator.Topic) *stratav1.Topic {
 			"max.message.bytes": strconv.FormatInt(int64(c.MaxMessageBytes), 10),
 			"cleanup.policy":    c.CleanupPolicy,
 			"compression.type":  c.Compression,
+			"archive.after.ms":  strconv.FormatInt(c.ArchiveAfterMs, 10),
 		},
 		CreatedAt: timestamppb.New(t.CreatedAt),
 	}

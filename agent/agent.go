@@ -38,6 +38,10 @@ type Agent struct {
 	batcher     *batcher
 	hub         *hub
 	cache       *blockCache
+	// archives holds the parsed footers of archive files read lately.
+	archives archiveReaders
+	// compactorDone is closed when the compaction loop ends.
+	compactorDone chan struct{}
 	// nodeID is the agent's Kafka node id, fixed at New (pickNodeID).
 	nodeID    int32
 	clusterID clusterIDCache
@@ -79,9 +83,10 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		done:    make(chan struct{}),
 		closing: make(chan struct{}),
 
-		janitorLive: map[string]topicPartition{},
-		janitorDone: make(chan struct{}),
-		reaperDone:  make(chan struct{}),
+		janitorLive:   map[string]topicPartition{},
+		janitorDone:   make(chan struct{}),
+		reaperDone:    make(chan struct{}),
+		compactorDone: make(chan struct{}),
 	}
 	a.topics = newTopicCache(index, cfg.TopicCacheTTL)
 	a.groupTopics = &topicCounts{index: index, ttl: cfg.TopicCacheTTL}
@@ -109,6 +114,11 @@ func New(ctx context.Context, cfg Config, bucket objectlog.Bucket, index Index, 
 		go a.runTxnReaper(runCtx)
 	} else {
 		close(a.reaperDone)
+	}
+	if cfg.CompactionInterval > 0 {
+		go a.runCompactor(runCtx)
+	} else {
+		close(a.compactorDone)
 	}
 	return a, nil
 }
@@ -148,6 +158,7 @@ func (a *Agent) Close(ctx context.Context) error {
 		<-a.done
 		<-a.janitorDone
 		<-a.reaperDone
+		<-a.compactorDone
 	})
 	return err
 }

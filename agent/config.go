@@ -110,6 +110,13 @@ type Config struct {
 	// UnreferencedGrace is how long a segment stays after its last index
 	// entry went, for fetches that looked the entry up before.
 	UnreferencedGrace time.Duration `yaml:"unreferenced-grace"`
+	// CompactionInterval is how often the agent looks for partitions to
+	// compact into the Parquet archive; 0 disables compaction on this agent.
+	CompactionInterval time.Duration `yaml:"compaction-interval"`
+	// CompactionConcurrency is how many partitions the agent compacts at once.
+	CompactionConcurrency int `yaml:"compaction-concurrency"`
+	// ArchiveFileBytes bounds an archive file's size (objectlog.ArchiveOptions.FileBytes).
+	ArchiveFileBytes int64 `yaml:"archive-file-bytes"`
 	// OffsetMetadataMaxBytes caps the metadata stored with one committed
 	// offset, as Kafka's offset.metadata.max.bytes (default 4096).
 	OffsetMetadataMaxBytes int `yaml:"offset-metadata-max-bytes"`
@@ -171,6 +178,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TxnReaperInterval, "txn-reaper-interval", 10*time.Second, "how often to look for transactions open past their timeout and abort them; one agent at a time does, under a lease; 0 disables it on this agent")
 	fs.DurationVar(&c.OrphanGrace, "orphan-grace", time.Hour, "age before the janitor may delete a segment object; must exceed commit-timeout plus a minute (a flush's upload and commit)")
 	fs.DurationVar(&c.UnreferencedGrace, "unreferenced-grace", 10*time.Minute, "how long a segment object stays after retention or DeleteRecords removed its last index entry, for fetches in flight")
+	fs.DurationVar(&c.CompactionInterval, "compaction-interval", time.Minute, "how often to compact partitions' records older than their topic's archive.after.ms into Parquet archive files; any agent may compact any partition, one at a time per partition (a lease); 0 disables it on this agent")
+	fs.IntVar(&c.CompactionConcurrency, "compaction-concurrency", 1, "partitions this agent compacts at once")
+	fs.Int64Var(&c.ArchiveFileBytes, "archive-file-bytes", 128<<20, "largest archive (Parquet) file the compactor writes, in bytes; the compactor holds one file in memory while it writes it")
 	fs.IntVar(&c.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", 4096, "largest metadata a committed offset may carry, in bytes (Kafka's offset.metadata.max.bytes)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "origins browsers may call the API from, comma separated; empty disables CORS")
 	fs.StringVar(&c.CORSAllowedHeaders, "cors-allowed-headers", "authorization", "request headers browsers may send on top of Connect's and gRPC-web's own, comma separated; * allows any")
@@ -233,6 +243,9 @@ func (c *Config) validate() error {
 	check(c.GroupHeartbeatInterval > 0, "group-heartbeat-interval must be positive")
 	check(c.JanitorInterval >= 0, "janitor-interval must not be negative")
 	check(c.TxnReaperInterval >= 0, "txn-reaper-interval must not be negative")
+	check(c.CompactionInterval >= 0, "compaction-interval must not be negative")
+	check(c.CompactionConcurrency >= 1, "compaction-concurrency must be at least 1, got %d", c.CompactionConcurrency)
+	check(c.ArchiveFileBytes >= 1<<20, "archive-file-bytes must be at least 1 MiB (1048576), got %d", c.ArchiveFileBytes)
 	// A flush gives its upload and commit commit-timeout plus a minute; an
 	// object younger than that may still be committed.
 	check(c.OrphanGrace > c.CommitTimeout+time.Minute, "orphan-grace (%s) must exceed commit-timeout plus a minute (%s)", c.OrphanGrace, c.CommitTimeout+time.Minute)

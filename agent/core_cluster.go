@@ -247,6 +247,7 @@ func TopicConfigMap(c coordinator.TopicConfig) map[string]string {
 		coordinator.ConfigMaxMessageBytes: strconv.FormatInt(int64(c.MaxMessageBytes), 10),
 		coordinator.ConfigCleanupPolicy:   c.CleanupPolicy,
 		coordinator.ConfigCompression:     c.Compression,
+		coordinator.ConfigArchiveAfterMs:  strconv.FormatInt(c.ArchiveAfterMs, 10),
 	}
 }
 

@@ -440,8 +440,12 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 // checks that the bytes are what the entry says: a chunk that is missing,
 // short, or holds another number of offsets is ErrCorrupt, never NotFound.
 // Both the per-record reads (Connect) and the whole-batch reads (Kafka)
-// use it.
+// use it. An archive entry's row group is read and rebuilt into batches
+// with their original base offsets instead (archive_read.go).
 func (a *Agent) loadEntry(ctx context.Context, e coordinator.IndexEntry) ([]objectlog.Batch, error) {
+	if e.Archived() {
+		return a.archiveBatches(ctx, e)
+	}
 	chunk, err := a.cache.readRange(ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
 	switch {
 	case errors.Is(err, objectlog.ErrInvalidRange):

@@ -53,6 +53,8 @@ func (e *readEnv) startAgent(t *testing.T, tweak func(*Config)) (*Agent, *counti
 	cfg.CacheBytes = 4 << 20
 	cfg.MaxFetchWait = 5 * time.Second
 	cfg.TopicCacheTTL = 100 * time.Millisecond
+	// Tests run compaction themselves (RunCompaction), when they want it.
+	cfg.CompactionInterval = 0
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -18,6 +18,9 @@ package agent
 // and, for orphans (uploads whose commit never happened), from a listing of
 // the segments/ prefix. An object the janitor cannot parse is kept.
 //
+// Archive files (compactor.go) hold one partition each, named in their key;
+// collectArchive asks that partition alone.
+//
 // A deleted topic's record is purged once its partitions are dropped and
 // every segment they released is deleted; a segment it shares with a live
 // topic waits for that topic's retention, and so does the purge.
@@ -292,19 +295,21 @@ next:
 func (j *janitor) orphans(ctx context.Context, ttl time.Duration) error {
 	live := j.a.janitorLive
 	seen := make(map[string]bool, len(live))
-	for info, err := range j.a.bucket.List(ctx, segmentPrefix) {
-		if err != nil {
-			return fmt.Errorf("janitor: list %s: %w", segmentPrefix, err)
-		}
-		seen[info.Key] = true
-		if _, inUse := live[info.Key]; inUse || j.candidates[info.Key] != nil || j.now.Sub(info.LastModified) < j.a.cfg.OrphanGrace {
-			continue
-		}
-		if err := j.renew(ctx, ttl); err != nil {
-			return err
-		}
-		if err := j.collect(ctx, info.Key, nil); err != nil {
-			return err
+	for _, prefix := range []string{segmentPrefix, coordinator.ArchiveKeyPrefix} {
+		for info, err := range j.a.bucket.List(ctx, prefix) {
+			if err != nil {
+				return fmt.Errorf("janitor: list %s: %w", prefix, err)
+			}
+			seen[info.Key] = true
+			if _, inUse := live[info.Key]; inUse || j.candidates[info.Key] != nil || j.now.Sub(info.LastModified) < j.a.cfg.OrphanGrace {
+				continue
+			}
+			if err := j.renew(ctx, ttl); err != nil {
+				return err
+			}
+			if err := j.collect(ctx, info.Key, nil); err != nil {
+				return err
+			}
 		}
 	}
 	for k := range live {
@@ -331,6 +336,9 @@ func segmentID(key string) string {
 // that listed it as released (nil for an orphan candidate): if the object is
 // gone already (a pass died after deleting it), they forget it.
 func (j *janitor) collect(ctx context.Context, key string, tps []topicPartition) error {
+	if strings.HasPrefix(key, coordinator.ArchiveKeyPrefix) {
+		return j.collectArchive(ctx, key, tps)
+	}
 	id := segmentID(key)
 	if id == "" {
 		j.a.log.Warn("janitor: not a segment key; left alone", "key", key)
@@ -411,6 +419,85 @@ func (j *janitor) forget(ctx context.Context, id, key string, tps []topicPartiti
 	}
 	if err := j.idx.DeleteSegmentRefs(ctx, id); err != nil {
 		return fmt.Errorf("janitor: %w", err)
+	}
+	return nil
+}
+
+// collectArchive deletes an archive file (compactor.go) if the rules allow
+// it. A file holds one partition, named in its key, so only that
+// partition's index is asked: the file goes once the partition released
+// it (retention or DeleteRecords removed its entries) more than
+// --unreferenced-grace ago, or the partition was dropped, or, older than
+// --orphan-grace, no entry points at it (a compactor died or was fenced
+// before its swap; its lease is far shorter than the grace).
+func (j *janitor) collectArchive(ctx context.Context, key string, tps []topicPartition) error {
+	parts, err := objectlog.ParseArchiveKey(key)
+	if err != nil {
+		j.a.log.Warn("janitor: not an archive key; left alone", "key", key, "err", err)
+		return nil
+	}
+	tp := topicPartition{parts.TopicID, parts.Partition}
+	attrs, err := j.a.bucket.Attributes(ctx, key)
+	if errors.Is(err, objectlog.ErrNotFound) {
+		return j.forgetArchive(ctx, key, append(tps, tp))
+	}
+	if err != nil {
+		return fmt.Errorf("janitor: %w", err)
+	}
+	if j.now.Sub(attrs.LastModified) < j.a.cfg.OrphanGrace {
+		return nil // its compactor may still be about to swap it in
+	}
+	use, at, err := j.idx.SegmentState(ctx, tp.id, tp.p, "", key)
+	if err != nil {
+		return fmt.Errorf("janitor: %w", err)
+	}
+	orphan := false
+	switch use {
+	case coordinator.SegmentReleased:
+		if j.now.Sub(at) < j.a.cfg.UnreferencedGrace {
+			return nil // fetches may still read it
+		}
+	case coordinator.SegmentPartitionGone:
+	default:
+		// Never released: in use if the entry at its first offset is its.
+		entries, st, err := j.a.index.Lookup(ctx, tp.id, tp.p, parts.FirstOffset, 1)
+		if errors.Is(err, coordinator.ErrOffsetOutOfRange) && parts.FirstOffset < st.LogStartOffset {
+			// DeleteRecords may have cut into the file: its later row
+			// groups' entries then start the log.
+			entries, _, err = j.a.index.Lookup(ctx, tp.id, tp.p, st.LogStartOffset, 1)
+		}
+		switch {
+		case errors.Is(err, coordinator.ErrNotFound):
+			return nil // a deleted topic: dropping it releases the file
+		case errors.Is(err, coordinator.ErrOffsetOutOfRange):
+		case err != nil:
+			return fmt.Errorf("janitor: %w", err)
+		case len(entries) > 0 && entries[0].SegmentKey == key:
+			return nil
+		}
+		orphan = true
+	}
+	if err := j.a.bucket.Delete(ctx, key); err != nil {
+		return fmt.Errorf("janitor: delete %s: %w", key, err)
+	}
+	j.rep.SegmentsDeleted++
+	j.rep.BytesReclaimed += attrs.Size
+	metricSegmentsDeleted.Inc()
+	metricBytesReclaimed.Add(float64(attrs.Size))
+	if orphan {
+		j.rep.OrphansDeleted++
+		metricOrphansDeleted.Inc()
+	}
+	return j.forgetArchive(ctx, key, append(tps, tp))
+}
+
+// forgetArchive removes a deleted archive file from its partition's
+// released set.
+func (j *janitor) forgetArchive(ctx context.Context, key string, tps []topicPartition) error {
+	for _, tp := range tps {
+		if err := j.idx.ForgetSegment(ctx, tp.id, tp.p, "", key); err != nil {
+			return fmt.Errorf("janitor: %w", err)
+		}
 	}
 	return nil
 }

@@ -54,3 +54,20 @@ var (
 	metricBytesReclaimed = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "strata_janitor_bytes_reclaimed_total", Help: "Bytes of the segment objects the janitor deleted."})
 )
+
+// Compaction metrics (compactor.go).
+var (
+	metricCompactedRecords = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_compaction_records_total", Help: "Records the compactor moved from hot segments into the Parquet archive."})
+	metricCompactedBytes = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_compaction_bytes_total", Help: "Hot segment chunk bytes the compactor replaced by archive files."})
+	metricArchiveFiles = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_compaction_files_written_total", Help: "Archive (Parquet) files the compactor uploaded."})
+	metricArchiveBytes = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_compaction_file_bytes_total", Help: "Bytes of the archive files the compactor uploaded."})
+	metricCompactionErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_compaction_errors_total", Help: "Compaction passes that ended with an error on some partition."})
+	metricCompactionLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strata_compaction_lag_seconds", Help: "Per partition: how far past the topic's archive.after.ms the oldest hot record is (0 when nothing waits)."},
+		[]string{"topic", "partition"})
+)

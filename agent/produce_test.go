@@ -55,6 +55,8 @@ func startAgentOn(t testing.TB, store objectlog.Bucket, index *coordinator.Redis
 	cfg := agent.DefaultConfig()
 	cfg.FlushInterval = 10 * time.Millisecond
 	cfg.AdminListen = ""
+	// Tests run compaction themselves (RunCompaction), when they want it.
+	cfg.CompactionInterval = 0
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -74,6 +74,10 @@ type TopicConfig struct {
 	MaxMessageBytes int32  // max.message.bytes; default 1 MiB, capped broker-wide
 	CleanupPolicy   string // cleanup.policy: "delete" (default)
 	Compression     string // compression.type: "none", "gzip", "snappy", "lz4", "zstd", "producer" (default)
+	// ArchiveAfterMs is archive.after.ms: committed records older than this
+	// (by their entry's max timestamp) are compacted into the Parquet
+	// archive; -1 never archives; default 10 minutes (DefaultArchiveAfterMs).
+	ArchiveAfterMs int64
 }
 
 // Topic is a topic as the index knows it.

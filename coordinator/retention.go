@@ -214,8 +214,16 @@ func (r *Redis) partitionStateTrim(ctx context.Context, topicID uuid.UUID, parti
 
 // DropPartition implements Lifecycle.DropPartition with trim.lua.
 func (r *Redis) DropPartition(ctx context.Context, topicID uuid.UUID, partition int32) error {
-	_, err := r.trim(ctx, fmt.Sprintf("drop topic %s partition %d", topicID, partition), topicID, partition, "X")
-	return err
+	op := fmt.Sprintf("drop topic %s partition %d", topicID, partition)
+	if _, err := r.trim(ctx, op, topicID, partition, "X"); err != nil {
+		return err
+	}
+	// The compaction lease (archive.go) goes too; a compactor still at
+	// work on the partition finds it gone and its swap fenced.
+	if err := r.client.Del(ctx, r.compactLeaseKey(topicID, partition)).Err(); err != nil {
+		return wrapErr(op, err)
+	}
+	return r.written(ctx)
 }
 
 // ReleasedSegments implements Lifecycle.ReleasedSegments.

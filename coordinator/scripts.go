@@ -37,6 +37,10 @@ var (
 	segmentStateSrc string
 	//go:embed lua/advance_hwm.lua
 	advanceHWMSrc string
+	//go:embed lua/compact_lease.lua
+	compactLeaseSrc string
+	//go:embed lua/archive_swap.lua
+	archiveSwapSrc string
 
 	commitScript          = redis.NewScript(txnCommitSrc + commitSrc) // issue 11: txn_commit.lua defines txn_apply
 	lookupScript          = redis.NewScript(lookupSrc)
@@ -50,6 +54,8 @@ var (
 	segmentStateScript    = redis.NewScript(segmentStateSrc)
 	advanceHWMScript      = redis.NewScript(advanceHWMSrc)
 	producerInitTxnScript = redis.NewScript(producerInitTxnSrc)
+	compactLeaseScript    = redis.NewScript(compactLeaseSrc)
+	archiveSwapScript     = redis.NewScript(archiveSwapSrc)
 
 	// pipelinedScripts are run with EVALSHA inside pipelines, where a cache
 	// miss cannot fall back to EVAL on its own; they are loaded on every

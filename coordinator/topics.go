@@ -36,6 +36,9 @@ const (
 	MaxPartitions          = 10000
 	DefaultRetentionMs     = 7 * 24 * 60 * 60 * 1000
 	DefaultMaxMessageBytes = 1 << 20
+	// DefaultArchiveAfterMs keeps ten minutes of records hot (in flush
+	// segments) before the compactor moves them to the archive.
+	DefaultArchiveAfterMs = 10 * 60 * 1000
 )
 
 // Kafka names of the configuration keys UpdateTopicConfig accepts.
@@ -45,6 +48,7 @@ const (
 	ConfigMaxMessageBytes = "max.message.bytes"
 	ConfigCleanupPolicy   = "cleanup.policy"
 	ConfigCompression     = "compression.type"
+	ConfigArchiveAfterMs  = "archive.after.ms"
 )
 
 var compressionTypes = []string{"none", "gzip", "snappy", "lz4", "zstd", "producer"}
@@ -88,6 +92,9 @@ func (r *Redis) withDefaults(cfg TopicConfig) (TopicConfig, error) {
 	if cfg.Compression == "" {
 		cfg.Compression = "producer"
 	}
+	if cfg.ArchiveAfterMs == 0 {
+		cfg.ArchiveAfterMs = DefaultArchiveAfterMs
+	}
 	if cfg.Partitions > MaxPartitions {
 		return cfg, &LimitError{Err: ErrInvalidPartitions, Name: "partitions", Limit: MaxPartitions, Actual: int64(cfg.Partitions),
 			Msg: fmt.Sprintf("partitions must be between 1 and %d, got %d", MaxPartitions, cfg.Partitions)}
@@ -124,6 +131,9 @@ func (r *Redis) validateConfig(cfg TopicConfig) error {
 	if !slices.Contains(compressionTypes, cfg.Compression) {
 		return fmt.Errorf("%w: %s must be one of %v, got %q", ErrInvalidConfig, ConfigCompression, compressionTypes, cfg.Compression)
 	}
+	if cfg.ArchiveAfterMs < -1 || cfg.ArchiveAfterMs == 0 {
+		return fmt.Errorf("%w: %s must be -1 (never archive) or positive, got %d", ErrInvalidConfig, ConfigArchiveAfterMs, cfg.ArchiveAfterMs)
+	}
 	return nil
 }
 
@@ -141,6 +151,7 @@ func configFields(cfg TopicConfig) []any {
 		ConfigMaxMessageBytes, strconv.Itoa(int(cfg.MaxMessageBytes)),
 		ConfigCleanupPolicy, cfg.CleanupPolicy,
 		ConfigCompression, cfg.Compression,
+		ConfigArchiveAfterMs, strconv.FormatInt(cfg.ArchiveAfterMs, 10),
 	}
 }
 
@@ -165,6 +176,15 @@ func parseTopic(id uuid.UUID, f map[string]string) (Topic, error) {
 	t.CreatedAt = time.UnixMilli(*ints[4].dst)
 	t.Config.CleanupPolicy = f[ConfigCleanupPolicy]
 	t.Config.Compression = f[ConfigCompression]
+	// Topics created before archive.after.ms existed have the default.
+	t.Config.ArchiveAfterMs = DefaultArchiveAfterMs
+	if v, ok := f[ConfigArchiveAfterMs]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return Topic{}, fmt.Errorf("%w: topic %s field %s: %q", ErrUnavailable, id, ConfigArchiveAfterMs, v)
+		}
+		t.Config.ArchiveAfterMs = n
+	}
 	return t, nil
 }
 
@@ -465,9 +485,11 @@ func (r *Redis) ApplyConfig(cfg TopicConfig, set map[string]string) (TopicConfig
 			cfg.CleanupPolicy = cmp.Or(v, defaults.CleanupPolicy)
 		case ConfigCompression:
 			cfg.Compression = cmp.Or(v, defaults.Compression)
+		case ConfigArchiveAfterMs:
+			cfg.ArchiveAfterMs, perr = parseConfigInt(k, v, defaults.ArchiveAfterMs)
 		default:
-			perr = fmt.Errorf("%w: unknown config key %q; settable are %s, %s, %s, %s, %s", ErrInvalidConfig, k,
-				ConfigRetentionMs, ConfigRetentionBytes, ConfigMaxMessageBytes, ConfigCleanupPolicy, ConfigCompression)
+			perr = fmt.Errorf("%w: unknown config key %q; settable are %s, %s, %s, %s, %s, %s", ErrInvalidConfig, k,
+				ConfigRetentionMs, ConfigRetentionBytes, ConfigMaxMessageBytes, ConfigCleanupPolicy, ConfigCompression, ConfigArchiveAfterMs)
 		}
 		if perr != nil {
 			return TopicConfig{}, perr

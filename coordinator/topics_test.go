@@ -19,7 +19,7 @@ func TestTopicsCRUD(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := coordinator.TopicConfig{Partitions: 3, RetentionMs: 604800000, RetentionBytes: -1,
-			MaxMessageBytes: 1048576, CleanupPolicy: "delete", Compression: "producer"}
+			MaxMessageBytes: 1048576, CleanupPolicy: "delete", Compression: "producer", ArchiveAfterMs: 600000}
 		if a.Config != want {
 			t.Fatalf("defaults: got %+v, want %+v", a.Config, want)
 		}

@@ -207,6 +207,9 @@ record gets), the number of records and the bytes in the object store.
 				HighWatermark:  p.GetHighWatermark(),
 				Records:        p.GetRecords(),
 				Bytes:          p.GetBytes(),
+				ArchiveEnd:     p.GetArchiveEndOffset(),
+				ArchivedBytes:  p.GetArchivedBytes(),
+				HotBytes:       p.GetBytes() - p.GetArchivedBytes(),
 			}
 		}
 		return writeJSON(c.stdout, out)
@@ -231,11 +234,21 @@ record gets), the number of records and the bytes in the object store.
 	}
 	fmt.Fprintln(c.stdout)
 	tw = tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PARTITION\tLOG START\tHIGH WATERMARK\tRECORDS\tBYTES\t")
+	fmt.Fprintln(tw, "PARTITION\tLOG START\tHIGH WATERMARK\tRECORDS\tBYTES\tARCHIVED\tARCHIVED BYTES\tHOT\tHOT BYTES\t")
 	for _, p := range resp.Msg.GetPartitions() {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t\n", p.GetPartition(), p.GetLogStartOffset(), p.GetHighWatermark(), p.GetRecords(), p.GetBytes())
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%d\t\n", p.GetPartition(), p.GetLogStartOffset(), p.GetHighWatermark(), p.GetRecords(), p.GetBytes(),
+			offsetRange(p.GetLogStartOffset(), p.GetArchiveEndOffset()), p.GetArchivedBytes(),
+			offsetRange(max(p.GetArchiveEndOffset(), p.GetLogStartOffset()), p.GetHighWatermark()), p.GetBytes()-p.GetArchivedBytes())
 	}
 	return tw.Flush()
+}
+
+// offsetRange shows offsets [from, to) as "first-last", or "-" when empty.
+func offsetRange(from, to int64) string {
+	if to <= from {
+		return "-"
+	}
+	return fmt.Sprintf("%d-%d", from, to-1)
 }
 
 func runTopicAlter(ctx context.Context, c *cli, args []string) error {
@@ -423,6 +436,11 @@ type partitionJSON struct {
 	HighWatermark  int64 `json:"high_watermark"`
 	Records        int64 `json:"records"`
 	Bytes          int64 `json:"bytes"`
+	// ArchiveEnd ends the archived offsets [log_start_offset, archive_end_offset);
+	// the rest up to high_watermark are hot.
+	ArchiveEnd    int64 `json:"archive_end_offset"`
+	ArchivedBytes int64 `json:"archived_bytes"`
+	HotBytes      int64 `json:"hot_bytes"`
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -263,6 +263,7 @@ var configInfo = map[string]struct {
 	coordinator.ConfigMaxMessageBytes: {kafka.ConfigTypeInt, "The largest record batch a producer may send, in bytes."},
 	coordinator.ConfigCleanupPolicy:   {kafka.ConfigTypeList, "How old records go: delete."},
 	coordinator.ConfigCompression:     {kafka.ConfigTypeString, "The codec records are stored with; producer keeps the producer's."},
+	coordinator.ConfigArchiveAfterMs:  {kafka.ConfigTypeLong, "Records older than this, in ms, move from hot segments into the partition's Parquet archive; -1 never archives."},
 }
 
 // TopicConfigs implements kafka.TopicCore. The index keeps a topic's
@@ -281,6 +282,7 @@ func (c *Core) TopicConfigs(ctx context.Context, name string) ([]kafka.TopicConf
 	values, dvalues := agent.TopicConfigMap(t.Config), agent.TopicConfigMap(defaults)
 	out := make([]kafka.TopicConfig, 0, len(values))
 	for _, k := range []string{ // sorted by name
+		coordinator.ConfigArchiveAfterMs,
 		coordinator.ConfigCleanupPolicy,
 		coordinator.ConfigCompression,
 		coordinator.ConfigMaxMessageBytes,

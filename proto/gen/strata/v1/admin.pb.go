@@ -117,7 +117,17 @@ type PartitionInfo struct {
 	// Offsets in the log: high_watermark - log_start_offset.
 	Records int64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
 	// Bytes of the partition's data in the object store.
-	Bytes         int64 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Bytes int64 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// End of the archived offsets (exclusive): offsets [log_start_offset,
+	// archive_end_offset) are in the partition's Parquet archive files
+	// (archive/topic=<name>/partition=<p>/...), written by the compactor once
+	// older than the topic's archive.after.ms; [archive_end_offset,
+	// high_watermark) are hot, in flush segments. Equal to log_start_offset
+	// when nothing is archived.
+	ArchiveEndOffset int64 `protobuf:"varint,6,opt,name=archive_end_offset,json=archiveEndOffset,proto3" json:"archive_end_offset,omitempty"`
+	// Bytes of the archive row groups the partition's index points at
+	// (compressed Parquet column chunks); bytes - archived_bytes are hot.
+	ArchivedBytes int64 `protobuf:"varint,7,opt,name=archived_bytes,json=archivedBytes,proto3" json:"archived_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -187,6 +197,20 @@ func (x *PartitionInfo) GetBytes() int64 {
 	return 0
 }
 
+func (x *PartitionInfo) GetArchiveEndOffset() int64 {
+	if x != nil {
+		return x.ArchiveEndOffset
+	}
+	return 0
+}
+
+func (x *PartitionInfo) GetArchivedBytes() int64 {
+	if x != nil {
+		return x.ArchivedBytes
+	}
+	return 0
+}
+
 // CreateTopicRequest creates a topic.
 type CreateTopicRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -196,7 +220,8 @@ type CreateTopicRequest struct {
 	Partitions int32 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	// Config keys to set; the rest take their defaults: retention.ms
 	// 604800000 (7 days), retention.bytes -1 (no limit), max.message.bytes
-	// 1048576, cleanup.policy delete, compression.type producer.
+	// 1048576, cleanup.policy delete, compression.type producer,
+	// archive.after.ms 600000 (10 minutes; -1 never archives).
 	Configs       map[string]string `protobuf:"bytes,3,rep,name=configs,proto3" json:"configs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1006,13 +1031,15 @@ const file_strata_v1_admin_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x1a:\n" +
 	"\fConfigsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xae\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x83\x02\n" +
 	"\rPartitionInfo\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12(\n" +
 	"\x10log_start_offset\x18\x02 \x01(\x03R\x0elogStartOffset\x12%\n" +
 	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\x12\x18\n" +
 	"\arecords\x18\x04 \x01(\x03R\arecords\x12\x14\n" +
-	"\x05bytes\x18\x05 \x01(\x03R\x05bytes\"\xca\x01\n" +
+	"\x05bytes\x18\x05 \x01(\x03R\x05bytes\x12,\n" +
+	"\x12archive_end_offset\x18\x06 \x01(\x03R\x10archiveEndOffset\x12%\n" +
+	"\x0earchived_bytes\x18\a \x01(\x03R\rarchivedBytes\"\xca\x01\n" +
 	"\x12CreateTopicRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
