@@ -78,18 +78,10 @@ type compactionIndex interface {
 // runCompactor runs a pass every interval until ctx ends.
 func (a *Agent) runCompactor(ctx context.Context) {
 	defer close(a.compactorDone)
-	t := time.NewTicker(a.cfg.CompactionInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	runEvery(ctx, a.cfg.CompactionInterval, func() {
 		rep, err := a.RunCompaction(ctx, time.Now())
 		switch {
 		case ctx.Err() != nil:
-			return
 		case err != nil:
 			metricCompactionErrors.Inc()
 			a.log.Warn("compaction pass failed", "err", err)
@@ -97,7 +89,7 @@ func (a *Agent) runCompactor(ctx context.Context) {
 			a.log.Info("compaction pass", "partitions", rep.Partitions, "files", rep.Files, "records", rep.Records,
 				"hot_bytes", rep.BytesRemoved, "archive_bytes", rep.BytesWritten)
 		}
-	}
+	})
 }
 
 // RunCompaction runs one compaction pass as if the time were now: every

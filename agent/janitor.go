@@ -99,18 +99,10 @@ var errLeaseLost = errors.New("janitor lease lost")
 // runJanitor runs a pass every interval until ctx ends.
 func (a *Agent) runJanitor(ctx context.Context) {
 	defer close(a.janitorDone)
-	t := time.NewTicker(a.cfg.JanitorInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	runEvery(ctx, a.cfg.JanitorInterval, func() {
 		rep, err := a.RunJanitor(ctx, time.Now())
 		switch {
 		case ctx.Err() != nil:
-			return
 		case err != nil:
 			metricJanitorErrors.Inc()
 			a.log.Warn("janitor pass failed", "err", err)
@@ -118,6 +110,21 @@ func (a *Agent) runJanitor(ctx context.Context) {
 			a.log.Info("janitor pass", "entries_removed", rep.EntriesRemoved, "segments_deleted", rep.SegmentsDeleted,
 				"orphans_deleted", rep.OrphansDeleted, "bytes_reclaimed", rep.BytesReclaimed, "topics_purged", rep.TopicsPurged)
 		}
+	})
+}
+
+// runEvery calls pass every interval until ctx ends: the loop of the
+// agent's background work (janitor, compactor, transaction reaper).
+func runEvery(ctx context.Context, interval time.Duration, pass func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pass()
 	}
 }
 

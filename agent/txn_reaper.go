@@ -31,24 +31,16 @@ const txnReapBatch = 100
 // runTxnReaper runs a reaper pass every TxnReaperInterval until ctx ends.
 func (a *Agent) runTxnReaper(ctx context.Context) {
 	defer close(a.reaperDone)
-	t := time.NewTicker(a.cfg.TxnReaperInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	runEvery(ctx, a.cfg.TxnReaperInterval, func() {
 		n, err := a.ReapTransactions(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return
 		case err != nil:
 			a.log.Warn("transaction reaper pass failed", "err", err)
 		case n > 0:
 			a.log.Info("transaction reaper pass", "finished", n)
 		}
-	}
+	})
 }
 
 // ReapTransactions runs one reaper pass: it aborts the transactions open

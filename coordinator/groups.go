@@ -448,20 +448,9 @@ func (r *Redis) CommitOffsets(ctx context.Context, group string, fence *MemberFe
 	} else {
 		args = append(args, "0", "", 0)
 	}
-	// Sorted so a commit writes in the same order every time.
-	for _, tp := range slices.SortedFunc(maps.Keys(offsets), CompareTopicPartitions) {
-		o := offsets[tp]
-		if err := validTopicPartition(tp); err != nil {
-			return wrapErr(op, err)
-		}
-		if o.Offset < 0 {
-			return wrapErr(op, fmt.Errorf("%w: negative offset %d for %s-%d", ErrInvalid, o.Offset, tp.Topic, tp.Partition))
-		}
-		ts := ""
-		if !o.CommitTime.IsZero() {
-			ts = strconv.FormatInt(o.CommitTime.UnixMilli(), 10)
-		}
-		args = append(args, offsetField(tp), topicIDPrefix(o.TopicID), o.Offset, ts, o.Metadata)
+	args, err := appendOffsetArgs(args, offsets)
+	if err != nil {
+		return wrapErr(op, err)
 	}
 	k := r.groupKeys(group)
 	v, err := r.runGroupWrite(ctx, group, offsetCommitScript, []string{k.members, k.epochs, k.offsets}, args...)
@@ -751,4 +740,26 @@ func parseOffsetValue(v string) (CommittedOffset, error) {
 		return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, v)
 	}
 	return CommittedOffset{Offset: off, Metadata: parts[2], CommitTime: time.UnixMilli(ms), TopicID: topicID}, nil
+}
+
+// appendOffsetArgs appends each offset as the scripts read it (field, topic
+// id prefix, offset, commit time in ms or "", metadata), sorted so a commit
+// writes in the same order every time; a bad partition or a negative
+// offset is ErrInvalid.
+func appendOffsetArgs(args []any, offsets map[TopicPartition]CommittedOffset) ([]any, error) {
+	for _, tp := range slices.SortedFunc(maps.Keys(offsets), CompareTopicPartitions) {
+		o := offsets[tp]
+		if err := validTopicPartition(tp); err != nil {
+			return nil, err
+		}
+		if o.Offset < 0 {
+			return nil, fmt.Errorf("%w: negative offset %d for %s-%d", ErrInvalid, o.Offset, tp.Topic, tp.Partition)
+		}
+		ts := ""
+		if !o.CommitTime.IsZero() {
+			ts = strconv.FormatInt(o.CommitTime.UnixMilli(), 10)
+		}
+		args = append(args, offsetField(tp), topicIDPrefix(o.TopicID), o.Offset, ts, o.Metadata)
+	}
+	return args, nil
 }

@@ -43,7 +43,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -556,20 +555,9 @@ func (r *Redis) TxnOffsetCommit(ctx context.Context, group string, producerID in
 	if len(offsets) == 0 {
 		return nil
 	}
-	args := []any{"stage", epoch}
-	for _, tp := range slices.SortedFunc(maps.Keys(offsets), CompareTopicPartitions) {
-		o := offsets[tp]
-		if err := validTopicPartition(tp); err != nil {
-			return wrapErr(op, err)
-		}
-		if o.Offset < 0 {
-			return wrapErr(op, fmt.Errorf("%w: negative offset %d for %s-%d", ErrInvalid, o.Offset, tp.Topic, tp.Partition))
-		}
-		ts := ""
-		if !o.CommitTime.IsZero() {
-			ts = strconv.FormatInt(o.CommitTime.UnixMilli(), 10)
-		}
-		args = append(args, offsetField(tp), topicIDPrefix(o.TopicID), o.Offset, ts, o.Metadata)
+	args, err := appendOffsetArgs([]any{"stage", epoch}, offsets)
+	if err != nil {
+		return wrapErr(op, err)
 	}
 	v, err := r.runGroupWrite(ctx, group, txnOffsetsScript, []string{r.txnPendingKey(group, producerID), r.groupKeys(group).offsets}, args...)
 	if err != nil {
