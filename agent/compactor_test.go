@@ -184,8 +184,9 @@ func writeMixed(t *testing.T, a *Agent, topic coordinator.Topic, p int32, n int)
 		spec := objectlog.NoProducer
 		spec.Codec = codecs[i%len(codecs)]
 		if i == n/2 {
-			control := objectlog.NoProducer
-			control.Control = true
+			// A marker of a producer with no open transaction here (the
+			// index wants a producer id on control batches).
+			control := objectlog.BatchSpec{ProducerID: 5, ProducerEpoch: 0, BaseSequence: -1, Transactional: true, Control: true}
 			write(t, a, topic, p, control, values(1, "marker")...)
 		}
 		// Timestamps rise, but not always.
@@ -588,8 +589,7 @@ func TestCompactionKeepsATrailingMarkerHot(t *testing.T) {
 	env := newReadEnv(t)
 	a, _ := env.startAgent(t, manualCompaction)
 	topic := env.createTopic(t, 1)
-	control := objectlog.NoProducer
-	control.Control = true
+	control := objectlog.BatchSpec{ProducerID: 5, ProducerEpoch: 0, BaseSequence: -1, Transactional: true, Control: true}
 	write(t, a, topic, 0, objectlog.NoProducer, values(1, "a", "b")...)
 	write(t, a, topic, 0, control, values(1, "marker")...)
 	if rep, err := a.RunCompaction(t.Context(), time.Now()); err != nil || rep.Records != 2 {
