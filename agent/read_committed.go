@@ -121,3 +121,35 @@ func (a *Agent) lastStableOffset(ctx context.Context, name string, partition int
 // maxAbortedPerRead is the most aborted transactions the index returns
 // for one range (coordinator.Transactions.AbortedTransactions).
 const maxAbortedPerRead = 1000
+
+// StableRead is what a read_committed fetch of whole batches (the Kafka
+// listener's, KIP-98) needs beside them: the partition's last stable
+// offset, and the aborted transactions that start below it at or after
+// offset. Batches from the LSO on are not to be returned; the consumer
+// drops the batches of the aborted transactions itself, as Kafka's do. Read
+// it after the batches: the LSO only rises, and an abort is recorded with
+// its marker, so the list covers every batch read before it. Errors: those
+// of a read (unknown topic or partition, index unavailable).
+func (a *Agent) StableRead(ctx context.Context, name string, partition int32, offset int64) (int64, []coordinator.AbortedTxn, error) {
+	topic, err := a.partitionTopic(ctx, name, partition)
+	if err != nil {
+		return 0, nil, err
+	}
+	st, err := a.index.PartitionState(ctx, topic.ID, partition)
+	if err != nil {
+		return 0, nil, err
+	}
+	lso := st.LastStableOffset
+	if offset >= lso {
+		return lso, nil, nil
+	}
+	aborted, err := a.index.AbortedTransactions(ctx, topic.ID, partition, max(offset, 0), lso-1)
+	if err != nil {
+		return 0, nil, err
+	}
+	if n := len(aborted); n == maxAbortedPerRead {
+		// Capped: complete only below its last transaction's start.
+		lso = max(aborted[n-1].FirstOffset, offset+1)
+	}
+	return lso, aborted, nil
+}

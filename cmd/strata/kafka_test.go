@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	strataclient "github.com/stratabroker/strata/client"
 	"github.com/stratabroker/strata/internal/testenv"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 	"github.com/stratabroker/strata/proto/gen/strata/v1/stratav1connect"
@@ -461,5 +462,79 @@ func TestKafkaAdvertiseDefault(t *testing.T) {
 	host, _ := os.Hostname()
 	if got := kafkaAdvertise(tcp("0.0.0.0", 9092), "", "0.0.0.0:7070"); got != net.JoinHostPort(host, "9092") {
 		t.Errorf("with no host to take, advertised %q, want the host name %q", got, host)
+	}
+}
+
+// A Kafka read_committed consumer (franz-go) never sees the records of a
+// transaction aborted through the Connect API, nor those of one still open:
+// the listener cuts its answers at the last stable offset and lists the
+// aborted transactions, as Kafka's brokers do (KIP-98); read_uncommitted
+// sees everything.
+func TestKafkaReadCommittedSkipsAbortedTransactions(t *testing.T) {
+	t.Parallel()
+	_, addr, kafkaAddr := startDevKafka(t, t.TempDir())
+	ok(t, "", "topic", "create", "txk", "--partitions", "1", "--addr", addr)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	p, err := strataclient.NewProducer(&http.Client{Transport: tr}, addr, strataclient.TransactionalID("txk-app", 0), strataclient.Linger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	ctx := t.Context()
+	if err := p.InitTransactions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	send := func(prefix string, n int) {
+		t.Helper()
+		recs := make([]*strataclient.Record, n)
+		for i := range recs {
+			recs[i] = &strataclient.Record{Topic: "txk", Partition: 0, Value: fmt.Appendf(nil, "%s%d", prefix, i)}
+		}
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, recs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("committed-a", 3)
+	if err := p.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	send("aborted", 4)
+	if err := p.AbortTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	send("committed-b", 2)
+	if err := p.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	send("open", 2) // never ended: past the last stable offset
+
+	cl := kgoClient(t, kafkaAddr, kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"txk": {0: kgo.NewOffset().At(0)}}))
+	var got []string
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for len(got) < 5 {
+		fs := cl.PollFetches(pctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("kgo read_committed fetch after %v: %v", got, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	// Nothing more comes while the last transaction stays open.
+	short, cancelShort := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancelShort()
+	cl.PollFetches(short).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	want := []string{"committed-a0", "committed-a1", "committed-a2", "committed-b0", "committed-b1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("read_committed over Kafka read %q, want %q", got, want)
+	}
+	all := consumeKafka(t, kafkaAddr, "txk", 0, 11) // read_uncommitted: every record, markers aside
+	if n := len(all); n < 11 {
+		t.Fatalf("read_uncommitted read %d records, want 11", n)
 	}
 }

@@ -17,6 +17,7 @@ package agentcore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -342,8 +343,10 @@ func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kaf
 	return out
 }
 
-// Fetch implements kafka.LogCore over agent.ReadBatches. Without
-// transactions the last stable offset is the high watermark.
+// Fetch implements kafka.LogCore over agent.ReadBatches. A read_committed
+// fetch answers batches below the last stable offset only, with the aborted
+// transactions among them (agent.StableRead); read_uncommitted reports the
+// high watermark as the LSO.
 func (c *Core) Fetch(ctx context.Context, req kafka.FetchRequest) ([]kafka.FetchResult, error) {
 	reads := make([]agent.BatchRead, len(req.Partitions))
 	for i, p := range req.Partitions {
@@ -360,6 +363,11 @@ func (c *Core) Fetch(ctx context.Context, req kafka.FetchRequest) ([]kafka.Fetch
 			fr.Err = readErr(r.Err)
 			if !errors.Is(r.Err, coordinator.ErrOffsetOutOfRange) {
 				fr.HighWatermark, fr.LastStableOffset, fr.LogStartOffset = -1, -1, -1
+			}
+		}
+		if req.ReadCommitted && r.Err == nil {
+			if err := c.stable(ctx, req.Partitions[i], &fr); err != nil {
+				fr = kafka.FetchResult{Err: readErr(err), HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
 			}
 		}
 		if fr.Batches == nil {
@@ -455,4 +463,27 @@ func kafkaErr(err error) error {
 		}
 	}
 	return err
+}
+
+// stable cuts a read_committed answer at the partition's last stable offset
+// and adds the aborted transactions the consumer must drop (KIP-98).
+func (c *Core) stable(ctx context.Context, p kafka.FetchPartition, fr *kafka.FetchResult) error {
+	lso, aborted, err := c.a.StableRead(ctx, p.Topic, p.Partition, p.Offset)
+	if err != nil {
+		return err
+	}
+	fr.LastStableOffset = lso
+	// Batches are whole, each header: base offset (8 bytes), length (4).
+	b, end := fr.Batches, 0
+	for len(b)-end >= 12 {
+		if int64(binary.BigEndian.Uint64(b[end:])) >= lso {
+			break
+		}
+		end += 12 + int(binary.BigEndian.Uint32(b[end+8:]))
+	}
+	fr.Batches = b[:min(end, len(b))]
+	for _, t := range aborted {
+		fr.AbortedTransactions = append(fr.AbortedTransactions, kafka.AbortedTransaction{ProducerID: t.ProducerID, FirstOffset: t.FirstOffset})
+	}
+	return nil
 }
