@@ -357,6 +357,7 @@ func (c *Core) Fetch(ctx context.Context, req kafka.FetchRequest) ([]kafka.Fetch
 		return nil, kafkaErr(err)
 	}
 	out := make([]kafka.FetchResult, len(res))
+	cut := false // batches past a last stable offset were held back
 	for i, r := range res {
 		fr := kafka.FetchResult{HighWatermark: r.HighWatermark, LastStableOffset: r.HighWatermark, LogStartOffset: r.LogStartOffset, Batches: r.Batches}
 		if r.Err != nil {
@@ -366,14 +367,27 @@ func (c *Core) Fetch(ctx context.Context, req kafka.FetchRequest) ([]kafka.Fetch
 			}
 		}
 		if req.ReadCommitted && r.Err == nil {
+			n := len(fr.Batches)
 			if err := c.stable(ctx, req.Partitions[i], &fr); err != nil {
 				fr = kafka.FetchResult{Err: readErr(err), HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
 			}
+			cut = cut || len(fr.Batches) < n
 		}
 		if fr.Batches == nil {
 			fr.Batches = []byte{}
 		}
 		out[i] = fr
+	}
+	if cut && req.MaxWait > 0 && emptyAnswer(out) {
+		// Data past the last stable offset woke the read, but none of it
+		// may go out yet: wait as a broker does for MinBytes, so a
+		// read_committed consumer parked at the LSO does not spin.
+		t := time.NewTimer(req.MaxWait)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
 	}
 	return out, nil
 }
@@ -486,4 +500,15 @@ func (c *Core) stable(ctx context.Context, p kafka.FetchPartition, fr *kafka.Fet
 		fr.AbortedTransactions = append(fr.AbortedTransactions, kafka.AbortedTransaction{ProducerID: t.ProducerID, FirstOffset: t.FirstOffset})
 	}
 	return nil
+}
+
+// emptyAnswer reports whether no partition of a fetch answer has batches or
+// an error.
+func emptyAnswer(out []kafka.FetchResult) bool {
+	for _, fr := range out {
+		if len(fr.Batches) > 0 || fr.Err != nil {
+			return false
+		}
+	}
+	return true
 }
