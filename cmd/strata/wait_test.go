@@ -42,7 +42,7 @@ func TestAgentWaitsForIndexReplicas(t *testing.T) {
 			}
 			// Not idempotent: allocating a producer id waits too, and the
 			// idempotent producer would retry that for its delivery timeout.
-			r = strata(t, "lost\n", "produce", topic, "--idempotent=false", "--addr", addr)
+			r = strata(t, "lost\n", "produce", topic, "--idempotent=false", "--delivery-timeout", "2s", "--addr", addr)
 			if r.code == 0 || !strings.Contains(r.stderr, "0 of 1 replicas acknowledged") || !strings.Contains(strings.ToLower(r.stderr), "unavailable") {
 				t.Fatalf("produce with no replica to wait for: exit %d, stdout %q, stderr %q; want UNAVAILABLE, 0 of 1 replicas", r.code, r.stdout, r.stderr)
 			}
