@@ -427,13 +427,21 @@ func TestTxnReaperAbortsTimedOutTransactions(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	txn, err := ta.index.DescribeTxn(t.Context(), "dead")
-	must(t, err)
-	if txn.State != coordinator.TxnCompleteAbort {
-		t.Fatalf("state %s, want %s", txn.State, coordinator.TxnCompleteAbort)
+	// The markers release the readers before the reaper completes the
+	// transaction in the index: wait for that too.
+	for {
+		txn, err := ta.index.DescribeTxn(t.Context(), "dead")
+		must(t, err)
+		if txn.State == coordinator.TxnCompleteAbort {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %s after 30s, want %s", txn.State, coordinator.TxnCompleteAbort)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// The producer, back too late, finds its transaction aborted.
-	err = c.end(true)
+	err := c.end(true)
 	wantConnectCode(t, err, connect.CodeInvalidArgument)
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
