@@ -531,6 +531,17 @@ func TestConsumerGroupStaleMember(t *testing.T) {
 	m1 := startGroupConsumer(t, "member-1", a.url(), group, args...)
 	m2 := startGroupConsumer(t, "member-2", a.url(), group, args...)
 	waitStable(t, c, group, 2, 4, 30*time.Second)
+	// The group is stable on the agent's side; member-1 must also have taken
+	// up its partitions (on a loaded machine its start can lag), or there is
+	// nothing for it to lose.
+	waitFor(30*time.Second, func() bool {
+		for _, e := range m1.readEvents(t) {
+			if e.Event == "assigned" && len(e.Partitions) > 0 {
+				return true
+			}
+		}
+		return false
+	})
 
 	if err := m1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
