@@ -103,9 +103,9 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 				// topic of the name is not read from it.
 				switch {
 				case ferr == nil:
-					ferr = errTopicDeletedWhileWaiting(topic.Name, true)
+					ferr = errTopicDeletedWhile(topic.Name, true, "the fetch waited for records")
 				case errors.Is(ferr, errUnknownTopicOrPartition):
-					ferr = errTopicDeletedWhileWaiting(topic.Name, false)
+					ferr = errTopicDeletedWhile(topic.Name, false, "the fetch waited for records")
 				}
 			}
 			if ferr == nil {
@@ -208,22 +208,22 @@ func parseTopicID(s string) (uuid.UUID, error) {
 // a new topic has the name now, which the reader's positions do not fit;
 // the reader's topic id is unknown, as Kafka says (UNKNOWN_TOPIC_ID).
 func errTopicDeleted(name string, recreated bool) error {
-	if recreated {
-		return &hintError{msg: fmt.Sprintf("%v: topic %q was deleted; it exists again as a new topic, whose offsets are not the old topic's: read it from a position of its own",
-			coordinator.ErrNotFound, name), err: errors.Join(coordinator.ErrNotFound, errUnknownTopicID)}
-	}
-	return &hintError{msg: fmt.Sprintf("topic %q was deleted: it does not exist", name),
-		err: errors.Join(coordinator.ErrNotFound, errUnknownTopicOrPartition)}
+	return errTopicDeletedWhile(name, recreated, "")
 }
 
-// errTopicDeletedWhileWaiting is errTopicDeleted for a long poll whose
-// topic was deleted while it waited (as Subscribe says of a stream).
-func errTopicDeletedWhileWaiting(name string, recreated bool) error {
-	if recreated {
-		return &hintError{msg: fmt.Sprintf("%v: topic %q was deleted while the fetch waited for records; it exists again as a new topic, whose offsets are not the old topic's: read it from a position of its own",
-			coordinator.ErrNotFound, name), err: errors.Join(coordinator.ErrNotFound, errUnknownTopicID)}
+// errTopicDeletedWhile is errTopicDeleted for a reader that was already
+// following the topic: while says how ("the fetch waited for records",
+// "the stream followed it").
+func errTopicDeletedWhile(name string, recreated bool, while string) error {
+	deleted := fmt.Sprintf("topic %q was deleted", name)
+	if while != "" {
+		deleted += " while " + while
 	}
-	return &hintError{msg: fmt.Sprintf("topic %q was deleted while the fetch waited for records: it does not exist", name),
+	if recreated {
+		return &hintError{msg: fmt.Sprintf("%v: %s; it exists again as a new topic, whose offsets are not the old topic's: read it from a position of its own",
+			coordinator.ErrNotFound, deleted), err: errors.Join(coordinator.ErrNotFound, errUnknownTopicID)}
+	}
+	return &hintError{msg: deleted + ": it does not exist",
 		err: errors.Join(coordinator.ErrNotFound, errUnknownTopicOrPartition)}
 }
 

@@ -456,11 +456,7 @@ func (s *subscription) gone(ctx context.Context, err error) error {
 	s.a.hub.forgetTopic(s.topic.ID)
 	recreated := terr == nil
 	if s.started {
-		if recreated {
-			return fmt.Errorf("%w: topic %q was deleted while the stream followed it; it exists again as a new topic, whose offsets are not the old topic's",
-				coordinator.ErrNotFound, s.topic.Name)
-		}
-		return fmt.Errorf("%w: topic %q was deleted while the stream followed it", coordinator.ErrNotFound, s.topic.Name)
+		return errTopicDeletedWhile(s.topic.Name, recreated, "the stream followed it")
 	}
 	return errTopicDeleted(s.topic.Name, recreated)
 }
