@@ -201,11 +201,8 @@ func (r *Redis) FinishSegment(ctx context.Context, c SegmentCommit) ([]Watermark
 	if len(behind) == 0 {
 		return nil, nil
 	}
-	if err := r.durable(ctx); err != nil {
-		return nil, wrapErr(op, err)
-	}
-	if err := r.advanceHighWatermarks(ctx, behind); err != nil {
-		return nil, wrapErr(op+": make offsets visible", err)
+	if err := r.makeVisible(ctx, op, behind); err != nil {
+		return nil, err
 	}
 	out := make([]Watermark, len(behind))
 	for i, call := range behind {
@@ -256,11 +253,8 @@ func (r *Redis) CatchUpHighWatermarks(ctx context.Context, topicID uuid.UUID, pa
 	if len(behind) == 0 {
 		return nil, nil
 	}
-	if err := r.durable(ctx); err != nil {
-		return nil, wrapErr(op, err)
-	}
-	if err := r.advanceHighWatermarks(ctx, behind); err != nil {
-		return nil, wrapErr(op+": make offsets visible", err)
+	if err := r.makeVisible(ctx, op, behind); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -681,4 +675,16 @@ func (r *Redis) SegmentRefs(ctx context.Context, segmentID string) (int64, error
 	}
 	n, err := r.client.SCard(ctx, r.segmentKey(segmentID, "refs")).Result()
 	return n, wrapErr("segment refs of "+segmentID, err)
+}
+
+// makeVisible waits until what the calls committed is durable, then raises
+// their partitions' high watermarks to it.
+func (r *Redis) makeVisible(ctx context.Context, op string, behind []*chunkCall) error {
+	if err := r.durable(ctx); err != nil {
+		return wrapErr(op, err)
+	}
+	if err := r.advanceHighWatermarks(ctx, behind); err != nil {
+		return wrapErr(op+": make offsets visible", err)
+	}
+	return nil
 }
