@@ -403,16 +403,8 @@ func (j *janitor) collect(ctx context.Context, key string, tps []topicPartition)
 			orphan = false
 		}
 	}
-	if err := j.a.bucket.Delete(ctx, key); err != nil {
-		return fmt.Errorf("janitor: delete %s: %w", key, err)
-	}
-	j.rep.SegmentsDeleted++
-	j.rep.BytesReclaimed += attrs.Size
-	metricSegmentsDeleted.Inc()
-	metricBytesReclaimed.Add(float64(attrs.Size))
-	if orphan {
-		j.rep.OrphansDeleted++
-		metricOrphansDeleted.Inc()
+	if err := j.deleteObject(ctx, key, attrs.Size, orphan); err != nil {
+		return err
 	}
 	return j.forget(ctx, id, key, append(chunks, tps...))
 }
@@ -484,16 +476,8 @@ func (j *janitor) collectArchive(ctx context.Context, key string, tps []topicPar
 		}
 		orphan = true
 	}
-	if err := j.a.bucket.Delete(ctx, key); err != nil {
-		return fmt.Errorf("janitor: delete %s: %w", key, err)
-	}
-	j.rep.SegmentsDeleted++
-	j.rep.BytesReclaimed += attrs.Size
-	metricSegmentsDeleted.Inc()
-	metricBytesReclaimed.Add(float64(attrs.Size))
-	if orphan {
-		j.rep.OrphansDeleted++
-		metricOrphansDeleted.Inc()
+	if err := j.deleteObject(ctx, key, attrs.Size, orphan); err != nil {
+		return err
 	}
 	return j.forgetArchive(ctx, key, append(tps, tp))
 }
@@ -505,6 +489,23 @@ func (j *janitor) forgetArchive(ctx context.Context, key string, tps []topicPart
 		if err := j.idx.ForgetSegment(ctx, tp.id, tp.p, "", key); err != nil {
 			return fmt.Errorf("janitor: %w", err)
 		}
+	}
+	return nil
+}
+
+// deleteObject deletes a segment or archive object and counts it (size
+// bytes; orphan: an upload no index entry ever pointed at).
+func (j *janitor) deleteObject(ctx context.Context, key string, size int64, orphan bool) error {
+	if err := j.a.bucket.Delete(ctx, key); err != nil {
+		return fmt.Errorf("janitor: delete %s: %w", key, err)
+	}
+	j.rep.SegmentsDeleted++
+	j.rep.BytesReclaimed += size
+	metricSegmentsDeleted.Inc()
+	metricBytesReclaimed.Add(float64(size))
+	if orphan {
+		j.rep.OrphansDeleted++
+		metricOrphansDeleted.Inc()
 	}
 	return nil
 }
