@@ -55,16 +55,11 @@ func Consume(ctx context.Context, f Config, o ConsumeOptions) (*Result, error) {
 	if err := o.check(f.isKafka()); err != nil {
 		return nil, err
 	}
-	tg, err := openTarget(&f)
+	tg, t, done, err := openRun(ctx, &f)
 	if err != nil {
 		return nil, err
 	}
-	defer tg.close()
-	t, err := tg.setupTopic(ctx, &f)
-	if err != nil {
-		return nil, err
-	}
-	defer tg.teardown(t, f.Keep, f.stderr())
+	defer done()
 
 	cnt := &counters{}
 	var bl Backlog

@@ -23,16 +23,11 @@ func Produce(ctx context.Context, f Config) (*Result, error) {
 	if err := f.CheckRate(); err != nil {
 		return nil, err
 	}
-	tg, err := openTarget(&f)
+	tg, t, done, err := openRun(ctx, &f)
 	if err != nil {
 		return nil, err
 	}
-	defer tg.close()
-	t, err := tg.setupTopic(ctx, &f)
-	if err != nil {
-		return nil, err
-	}
-	defer tg.teardown(t, f.Keep, f.stderr())
+	defer done()
 	clock := startCPUClock()
 
 	cnt := &counters{}

@@ -30,6 +30,22 @@ type span struct {
 	bytes     int64
 }
 
+// openRun opens the run's target and sets up its topic; done tears the
+// topic down (unless f.Keep) and closes the target.
+func openRun(ctx context.Context, f *Config) (tg target, t *benchTopic, done func(), err error) {
+	if tg, err = openTarget(f); err != nil {
+		return nil, nil, nil, err
+	}
+	if t, err = tg.setupTopic(ctx, f); err != nil {
+		tg.close()
+		return nil, nil, nil, err
+	}
+	return tg, t, func() {
+		tg.teardown(t, f.Keep, f.stderr())
+		tg.close()
+	}, nil
+}
+
 func openTarget(f *Config) (target, error) {
 	if f.isKafka() {
 		k, err := openKafkaTarget(f)
