@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -172,7 +171,3 @@ func (a *Agent) shuttingDown() bool {
 		return false
 	}
 }
-
-// errClosed fails produces that arrive after Close began, and ends streams
-// the shutdown cut, so clients reconnect to another agent.
-var errClosed = errors.New("agent is shutting down")

@@ -20,28 +20,6 @@ import (
 	"github.com/stratabroker/strata/coordinator"
 )
 
-// Errors of the core's Go API, matched with errors.Is; errors from the index
-// (coordinator.ErrNotFound, ErrFenced, ErrOutOfOrderSequence,
-// ErrOffsetOutOfRange, ErrUnavailable, ...) and the store
-// (objectlog.ErrCorrupt, ErrUnavailable) come wrapped as they are.
-var (
-	// ErrUnknownTopicOrPartition: the index, read afresh, has no such
-	// topic or partition (it also matches coordinator.ErrNotFound).
-	ErrUnknownTopicOrPartition = errUnknownTopicOrPartition
-	// ErrInvalid: a request refused before anything was touched.
-	ErrInvalid = errInvalid
-	// ErrTooLarge: a batch or request over a limit; the message names it.
-	ErrTooLarge = errTooLarge
-	// ErrOverloaded: the produce buffer stayed full for
-	// --produce-queue-timeout; retry after a backoff.
-	ErrOverloaded = errOverloaded
-	// ErrClosed: the agent is shutting down; retry on another agent.
-	ErrClosed = errClosed
-	// ErrTopicRecreated: the topic was deleted and created again while the
-	// batch waited for its commit; sending it again reaches the new topic.
-	ErrTopicRecreated = errTopicRecreated
-)
-
 // AppendBatch appends one Kafka RecordBatch v2 (magic 2), as a client
 // encoded it, to a partition, stored byte for byte. It checks, before
 // anything is appended: the topic and partition exist (ErrUnknownTopicOrPartition,
@@ -277,8 +255,8 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 				return out, st, nil
 			}
 			if errors.Is(err, coordinator.ErrOffsetOutOfRange) {
-				err = &offsetRangeError{topic: topic.Name, partition: partition, requested: next,
-					logStart: lst.LogStartOffset, highWatermark: lst.HighWatermark}
+				err = &OffsetRangeError{Topic: topic.Name, Partition: partition, Requested: next,
+					LogStart: lst.LogStartOffset, HighWatermark: lst.HighWatermark}
 			}
 			return nil, lst, err
 		}

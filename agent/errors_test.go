@@ -36,7 +36,7 @@ func TestConnectErrorCodes(t *testing.T) {
 		{errTopicDeletedWhile("t", true, "the fetch waited for records"), connect.CodeNotFound, "UNKNOWN_TOPIC_ID", 100},
 		{errTopicDeletedWhile("t", false, "the fetch waited for records"), connect.CodeNotFound, "UNKNOWN_TOPIC_OR_PARTITION", 3},
 		{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
-		{&offsetRangeError{topic: "t", partition: 1, requested: 9, logStart: 2, highWatermark: 5}, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
+		{&OffsetRangeError{Topic: "t", Partition: 1, Requested: 9, LogStart: 2, HighWatermark: 5}, connect.CodeOutOfRange, "OFFSET_OUT_OF_RANGE", 1},
 		{coordinator.ErrFenced, connect.CodeFailedPrecondition, "", 0},
 		{errUnknownMember, connect.CodeFailedPrecondition, "UNKNOWN_MEMBER_ID", 25},
 		{memberEpochError(6, 5), connect.CodeFailedPrecondition, "FENCED_MEMBER_EPOCH", 110},
@@ -106,13 +106,13 @@ func TestConnectErrorCodes(t *testing.T) {
 
 func TestConnectErrorFactDetails(t *testing.T) {
 	t.Parallel()
-	oor := connectError(fmt.Errorf("fetch: %w", &offsetRangeError{topic: "orders", partition: 3, requested: 99, logStart: 10, highWatermark: 42})).(*connect.Error)
+	oor := connectError(fmt.Errorf("fetch: %w", &OffsetRangeError{Topic: "orders", Partition: 3, Requested: 99, LogStart: 10, HighWatermark: 42})).(*connect.Error)
 	want := &stratav1.OffsetOutOfRange{Topic: "orders", Partition: 3, RequestedOffset: 99, LogStartOffset: 10, HighWatermark: 42}
 	if got := detailOf[*stratav1.OffsetOutOfRange](t, oor); !proto.Equal(got, want) {
 		t.Errorf("OffsetOutOfRange detail %v, want %v", got, want)
 	}
-	if !errors.Is(&offsetRangeError{}, coordinator.ErrOffsetOutOfRange) {
-		t.Error("offsetRangeError is not an ErrOffsetOutOfRange")
+	if !errors.Is(&OffsetRangeError{}, coordinator.ErrOffsetOutOfRange) {
+		t.Error("OffsetRangeError is not an ErrOffsetOutOfRange")
 	}
 	// The facts stay in the text too.
 	const text = `offset out of range: topic "orders" partition 3 has offsets from log start 10 to high watermark 42, offset 99 is outside`

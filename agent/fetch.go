@@ -357,8 +357,8 @@ func (a *Agent) readRecords(ctx context.Context, topic coordinator.Topic, partit
 			}
 			if errors.Is(err, coordinator.ErrOffsetOutOfRange) {
 				// Say it with the topic's name; the index only knows its id.
-				err = &offsetRangeError{topic: topic.Name, partition: partition, requested: next,
-					logStart: lst.LogStartOffset, highWatermark: lst.HighWatermark}
+				err = &OffsetRangeError{Topic: topic.Name, Partition: partition, Requested: next,
+					LogStart: lst.LogStartOffset, HighWatermark: lst.HighWatermark}
 			}
 			return nil, offset, lst, err
 		}

@@ -223,10 +223,6 @@ type heartbeatResult struct {
 	interval   time.Duration
 }
 
-// errUnknownMember: the member is not in the group (never joined, left, or
-// its session expired). It must rejoin with member epoch 0.
-var errUnknownMember = fmt.Errorf("%w: unknown member", coordinator.ErrFenced)
-
 const maxMemberIDLen = 255
 
 // validateHeartbeat checks a heartbeat and fills its defaults.
@@ -681,10 +677,6 @@ func (a *Agent) leaveGroup(ctx context.Context, group, memberID string) error {
 		return nil
 	})
 }
-
-// errOffsetMetadataTooLarge: a committed offset's metadata is over
-// --offset-metadata-max-bytes (Kafka's OFFSET_METADATA_TOO_LARGE).
-var errOffsetMetadataTooLarge = fmt.Errorf("%w: offset metadata too large", errTooLarge)
 
 // commitGroupOffsets stores offsets for a member, or for nobody while the
 // group has no live members. An offset's TopicID, when set, is the topic
