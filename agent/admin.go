@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 
-	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -18,70 +17,74 @@ import (
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
-// CreateTopic implements stratav1connect.AdminServiceHandler.
-func (a *Agent) CreateTopic(ctx context.Context, req *connect.Request[stratav1.CreateTopicRequest]) (*connect.Response[stratav1.CreateTopicResponse], error) {
-	partitions := req.Msg.GetPartitions()
+// CreateTopic is AdminService.CreateTopic (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
+	partitions := req.GetPartitions()
 	if partitions == 0 {
 		partitions = 1
 	}
 	// The keys go through the same parsing as UpdateTopicConfig, so both
 	// accept the same names and values.
-	cfg, err := a.index.ApplyConfig(coordinator.TopicConfig{Partitions: partitions}, req.Msg.GetConfigs())
+	cfg, err := a.index.ApplyConfig(coordinator.TopicConfig{Partitions: partitions}, req.GetConfigs())
 	if err != nil {
-		return nil, connectError(fmt.Errorf("create topic %q: %w", req.Msg.GetName(), err))
+		return nil, fmt.Errorf("create topic %q: %w", req.GetName(), err)
 	}
-	t, err := a.index.CreateTopic(ctx, req.Msg.GetName(), cfg)
+	t, err := a.index.CreateTopic(ctx, req.GetName(), cfg)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	a.groupTopics.invalidate() // groups here see the new topic (and id) at once
-	return connect.NewResponse(&stratav1.CreateTopicResponse{Topic: topicProto(t)}), nil
+	return &stratav1.CreateTopicResponse{Topic: topicProto(t)}, nil
 }
 
-// DeleteTopic implements stratav1connect.AdminServiceHandler.
-func (a *Agent) DeleteTopic(ctx context.Context, req *connect.Request[stratav1.DeleteTopicRequest]) (*connect.Response[stratav1.DeleteTopicResponse], error) {
-	if err := a.index.DeleteTopic(ctx, req.Msg.GetName()); err != nil {
+// DeleteTopic is AdminService.DeleteTopic (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicRequest) (*stratav1.DeleteTopicResponse, error) {
+	if err := a.index.DeleteTopic(ctx, req.GetName()); err != nil {
 		if errors.Is(err, coordinator.ErrNotFound) {
 			// The index's answer is final: UNKNOWN_TOPIC_OR_PARTITION, as Kafka's
 			// DeleteTopics answers, keeping the index's message.
 			err = &hintError{msg: err.Error(), err: errors.Join(err, errUnknownTopicOrPartition)}
 		}
-		return nil, connectError(err)
+		return nil, err
 	}
-	a.topics.invalidate(req.Msg.GetName())
+	a.topics.invalidate(req.GetName())
 	a.groupTopics.invalidate()
-	return connect.NewResponse(&stratav1.DeleteTopicResponse{}), nil
+	return &stratav1.DeleteTopicResponse{}, nil
 }
 
-// ListTopics implements stratav1connect.AdminServiceHandler.
-func (a *Agent) ListTopics(ctx context.Context, _ *connect.Request[stratav1.ListTopicsRequest]) (*connect.Response[stratav1.ListTopicsResponse], error) {
+// ListTopics is AdminService.ListTopics (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) ListTopics(ctx context.Context, _ *stratav1.ListTopicsRequest) (*stratav1.ListTopicsResponse, error) {
 	ts, err := a.index.ListTopics(ctx)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
 	out := &stratav1.ListTopicsResponse{Topics: make([]*stratav1.Topic, len(ts))}
 	for i, t := range ts {
 		out.Topics[i] = topicProto(t)
 	}
-	return connect.NewResponse(out), nil
+	return out, nil
 }
 
-// DescribeTopic implements stratav1connect.AdminServiceHandler.
-func (a *Agent) DescribeTopic(ctx context.Context, req *connect.Request[stratav1.DescribeTopicRequest]) (*connect.Response[stratav1.DescribeTopicResponse], error) {
-	t, err := a.index.DescribeTopic(ctx, req.Msg.GetName())
+// DescribeTopic is AdminService.DescribeTopic (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopicRequest) (*stratav1.DescribeTopicResponse, error) {
+	t, err := a.index.DescribeTopic(ctx, req.GetName())
 	if err != nil {
-		return nil, connectError(unknownTopic(req.Msg.GetName(), err))
+		return nil, unknownTopic(req.GetName(), err)
 	}
 	out := &stratav1.DescribeTopicResponse{Topic: topicProto(t), Partitions: make([]*stratav1.PartitionInfo, t.Config.Partitions)}
 	for p := range t.Config.Partitions {
 		st, err := a.index.PartitionState(ctx, t.ID, p)
 		if err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 		archiveEnd, archived, err := a.archivedPrefix(ctx, t.ID, p, st)
 		if err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 		out.Partitions[p] = &stratav1.PartitionInfo{
 			Partition:        p,
@@ -93,7 +96,7 @@ func (a *Agent) DescribeTopic(ctx context.Context, req *connect.Request[stratav1
 			ArchivedBytes:    archived,
 		}
 	}
-	return connect.NewResponse(out), nil
+	return out, nil
 }
 
 // archivedPrefix walks a partition's archive entries, which come first in
@@ -125,24 +128,26 @@ func (a *Agent) archivedPrefix(ctx context.Context, id uuid.UUID, p int32, st co
 	return end, bytes, nil
 }
 
-// UpdateTopicConfig implements stratav1connect.AdminServiceHandler.
-func (a *Agent) UpdateTopicConfig(ctx context.Context, req *connect.Request[stratav1.UpdateTopicConfigRequest]) (*connect.Response[stratav1.UpdateTopicConfigResponse], error) {
-	t, err := a.index.UpdateTopicConfig(ctx, req.Msg.GetName(), req.Msg.GetSet())
+// UpdateTopicConfig is AdminService.UpdateTopicConfig (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) UpdateTopicConfig(ctx context.Context, req *stratav1.UpdateTopicConfigRequest) (*stratav1.UpdateTopicConfigResponse, error) {
+	t, err := a.index.UpdateTopicConfig(ctx, req.GetName(), req.GetSet())
 	if err != nil {
-		return nil, connectError(unknownTopic(req.Msg.GetName(), err))
+		return nil, unknownTopic(req.GetName(), err)
 	}
 	a.topics.put(t)
-	return connect.NewResponse(&stratav1.UpdateTopicConfigResponse{Topic: topicProto(t)}), nil
+	return &stratav1.UpdateTopicConfigResponse{Topic: topicProto(t)}, nil
 }
 
-// CreatePartitions implements stratav1connect.AdminServiceHandler.
-func (a *Agent) CreatePartitions(ctx context.Context, req *connect.Request[stratav1.CreatePartitionsRequest]) (*connect.Response[stratav1.CreatePartitionsResponse], error) {
-	t, err := a.index.CreatePartitions(ctx, req.Msg.GetName(), req.Msg.GetTotal())
+// CreatePartitions is AdminService.CreatePartitions (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) CreatePartitions(ctx context.Context, req *stratav1.CreatePartitionsRequest) (*stratav1.CreatePartitionsResponse, error) {
+	t, err := a.index.CreatePartitions(ctx, req.GetName(), req.GetTotal())
 	if err != nil {
-		return nil, connectError(unknownTopic(req.Msg.GetName(), err))
+		return nil, unknownTopic(req.GetName(), err)
 	}
 	a.topics.put(t)
-	return connect.NewResponse(&stratav1.CreatePartitionsResponse{Topic: topicProto(t)}), nil
+	return &stratav1.CreatePartitionsResponse{Topic: topicProto(t)}, nil
 }
 
 func topicProto(t coordinator.Topic) *stratav1.Topic {

@@ -171,3 +171,11 @@ func (a *Agent) shuttingDown() bool {
 		return false
 	}
 }
+
+// Config is the configuration a was started with, as validated by New; the
+// front-ends read their own settings (ports, TLS, CORS, request limits)
+// from it.
+func (a *Agent) Config() Config { return a.cfg }
+
+// Logger is a's logger, for the front-ends to log through.
+func (a *Agent) Logger() *slog.Logger { return a.log }

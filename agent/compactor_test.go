@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 
@@ -69,7 +68,7 @@ func viewPartition(t *testing.T, a *Agent, topic coordinator.Topic, p int32, sta
 		}
 		v.fromEvery = append(v.fromEvery, fmt.Sprintf("%d:%s next %d", off, offsetsOf(resp.Records), resp.NextOffset))
 	}
-	s := subscribe(t, consumerClient(t, a), &stratav1.SubscribeRequest{Topic: topic.Name, Partitions: []int32{p},
+	s := subscribeCore(t, a, &stratav1.SubscribeRequest{Topic: topic.Name, Partitions: []int32{p},
 		Start: &stratav1.SubscribeRequest_Offset{Offset: st.LogStartOffset}, MaxBytes: 500})
 	v.streamed = s.next(len(v.fetched), 0)
 	for _, ts := range stamps {
@@ -267,11 +266,11 @@ func TestCompactionKeepsReadsUnchanged(t *testing.T) {
 	}
 
 	// Describe shows the archived and hot ranges.
-	desc, err := a.DescribeTopic(t.Context(), connect.NewRequest(&stratav1.DescribeTopicRequest{Name: topic.Name}))
+	desc, err := a.DescribeTopic(t.Context(), &stratav1.DescribeTopicRequest{Name: topic.Name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p0, p1 := desc.Msg.Partitions[0], desc.Msg.Partitions[1]
+	p0, p1 := desc.Partitions[0], desc.Partitions[1]
 	if p0.ArchiveEndOffset != 101 || p0.ArchivedBytes != entries[0].ByteLength || p0.Bytes != p0.ArchivedBytes || p0.HighWatermark != 101 {
 		t.Fatalf("partition 0 described as %v", p0)
 	}

@@ -8,38 +8,37 @@ import (
 	"context"
 	"fmt"
 
-	"connectrpc.com/connect"
-
 	"github.com/stratabroker/strata/coordinator"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
-// DeleteRecords implements stratav1connect.AdminServiceHandler.
-func (a *Agent) DeleteRecords(ctx context.Context, req *connect.Request[stratav1.DeleteRecordsRequest]) (*connect.Response[stratav1.DeleteRecordsResponse], error) {
+// DeleteRecords is AdminService.DeleteRecords (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) DeleteRecords(ctx context.Context, req *stratav1.DeleteRecordsRequest) (*stratav1.DeleteRecordsResponse, error) {
 	lc, ok := a.index.(coordinator.Lifecycle)
 	if !ok {
-		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("delete records: the index %T does not support it", a.index))
+		return nil, &hintError{msg: fmt.Sprintf("delete records: the index %T does not support it", a.index), err: ErrNotSupported}
 	}
-	name := req.Msg.GetTopic()
-	parts := req.Msg.GetPartitions()
+	name := req.GetTopic()
+	parts := req.GetPartitions()
 	if len(parts) == 0 {
-		return nil, connectError(invalidf("delete records of topic %q: no partitions given", name))
+		return nil, invalidf("delete records of topic %q: no partitions given", name)
 	}
 	t, err := a.index.DescribeTopic(ctx, name)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	seen := make(map[int32]bool, len(parts))
 	for _, p := range parts {
 		switch {
 		case p.GetPartition() < 0 || p.GetPartition() >= t.Config.Partitions:
-			return nil, connectError(fmt.Errorf("delete records: %w: topic %q has partitions 0 to %d, not %d",
-				coordinator.ErrNotFound, name, t.Config.Partitions-1, p.GetPartition()))
+			return nil, fmt.Errorf("delete records: %w: topic %q has partitions 0 to %d, not %d",
+				coordinator.ErrNotFound, name, t.Config.Partitions-1, p.GetPartition())
 		case seen[p.GetPartition()]:
-			return nil, connectError(invalidf("delete records of topic %q: partition %d given twice", name, p.GetPartition()))
+			return nil, invalidf("delete records of topic %q: partition %d given twice", name, p.GetPartition())
 		case p.GetBeforeOffset() < -1:
-			return nil, connectError(invalidf("delete records of topic %q partition %d: offset %d; want -1 (the high watermark) or at least 0",
-				name, p.GetPartition(), p.GetBeforeOffset()))
+			return nil, invalidf("delete records of topic %q partition %d: offset %d; want -1 (the high watermark) or at least 0",
+				name, p.GetPartition(), p.GetBeforeOffset())
 		}
 		seen[p.GetPartition()] = true
 	}
@@ -47,10 +46,10 @@ func (a *Agent) DeleteRecords(ctx context.Context, req *connect.Request[stratav1
 	for _, p := range parts {
 		res, err := lc.DeleteRecords(ctx, t.ID, p.GetPartition(), p.GetBeforeOffset())
 		if err != nil {
-			return nil, connectError(fmt.Errorf("topic %q: %w", name, err))
+			return nil, fmt.Errorf("topic %q: %w", name, err)
 		}
 		out.Partitions = append(out.Partitions, &stratav1.DeleteRecordsResult{
 			Partition: p.GetPartition(), LogStartOffset: res.LogStartOffset, HighWatermark: res.HighWatermark})
 	}
-	return connect.NewResponse(out), nil
+	return out, nil
 }

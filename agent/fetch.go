@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -53,27 +52,28 @@ const (
 	watermarkRecheck = time.Second
 )
 
-// Fetch implements stratav1connect.ConsumerServiceHandler.
-func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRequest]) (*connect.Response[stratav1.FetchResponse], error) {
-	m := req.Msg
+// Fetch is ConsumerService.Fetch (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
+	m := req
 	maxBytes, err := a.readBudget(m.GetMaxBytes())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if err := checkIsolation(m.GetIsolationLevel()); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	wantID, err := parseTopicID(m.GetTopicId())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	var wait time.Duration
 	if d := m.GetMaxWait(); d != nil {
 		if err := d.CheckValid(); err != nil {
-			return nil, connectError(invalidf("max_wait: %v", err))
+			return nil, invalidf("max_wait: %v", err)
 		}
 		if wait = d.AsDuration(); wait < 0 {
-			return nil, connectError(invalidf("max_wait %s is negative", wait))
+			return nil, invalidf("max_wait %s is negative", wait)
 		}
 		wait = min(wait, a.cfg.MaxFetchWait)
 	}
@@ -81,7 +81,7 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 
 	topic, err := a.readTopic(ctx, m.GetTopic(), m.GetPartition(), wantID)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	p, offset := m.GetPartition(), m.GetOffset()
 	// waited: the request has waited on topic.ID, so its offset is that
@@ -115,23 +115,23 @@ func (a *Agent) Fetch(ctx context.Context, req *connect.Request[stratav1.FetchRe
 			err = ferr
 		}
 		if err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 		if len(records) > 0 || next < st.HighWatermark || !time.Now().Before(deadline) {
 			metricFetchedRecords.Add(float64(len(records)))
-			return connect.NewResponse(&stratav1.FetchResponse{
+			return &stratav1.FetchResponse{
 				Records:        records,
 				NextOffset:     next,
 				HighWatermark:  st.HighWatermark,
 				LogStartOffset: st.LogStartOffset,
 				TopicId:        topic.ID.String(),
-			}), nil
+			}, nil
 		}
 		// Only control records (or none) up to the watermark: wait for
 		// more from where they end.
 		offset = next
 		if err := a.waitForRecords(ctx, wake, deadline); err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 		waited = true
 	}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -109,11 +108,7 @@ func fetchReq(topic coordinator.Topic, p int32, offset int64) *stratav1.FetchReq
 }
 
 func doFetch(ctx context.Context, a *Agent, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
-	resp, err := a.Fetch(ctx, connect.NewRequest(req))
-	if err != nil {
-		return nil, err
-	}
-	return resp.Msg, nil
+	return a.Fetch(ctx, req)
 }
 
 // offsetsOf lists the records' offsets, for compact comparisons.
@@ -388,25 +383,25 @@ func TestFetchErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		req      *stratav1.FetchRequest
-		code     connect.Code
+		is       error // the core's sentinel, which the front-ends map
 		contains []string
 	}{
-		{"unknown topic", &stratav1.FetchRequest{Topic: "nope"}, connect.CodeNotFound, nil},
-		{"empty topic name", &stratav1.FetchRequest{}, connect.CodeInvalidArgument, nil},
-		{"partition past the count", &stratav1.FetchRequest{Topic: topic.Name, Partition: 2}, connect.CodeNotFound, []string{"has 2 partitions"}},
-		{"negative partition", &stratav1.FetchRequest{Topic: topic.Name, Partition: -1}, connect.CodeNotFound, []string{"has 2 partitions"}},
-		{"above the high watermark", &stratav1.FetchRequest{Topic: topic.Name, Offset: 4}, connect.CodeOutOfRange, []string{"log start 0", "high watermark 3"}},
-		{"below the log start", &stratav1.FetchRequest{Topic: topic.Name, Offset: -1}, connect.CodeOutOfRange, []string{"log start 0", "high watermark 3"}},
-		{"negative max_bytes", &stratav1.FetchRequest{Topic: topic.Name, MaxBytes: -1}, connect.CodeInvalidArgument, nil},
-		{"negative max_wait", &stratav1.FetchRequest{Topic: topic.Name, MaxWait: durationpb.New(-time.Second)}, connect.CodeInvalidArgument, nil},
-		{"unknown isolation level", &stratav1.FetchRequest{Topic: topic.Name, IsolationLevel: 9}, connect.CodeInvalidArgument, nil},
-		{"malformed topic_id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: "t1"}, connect.CodeInvalidArgument, []string{`topic_id "t1"`}},
-		{"another topic's id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: "00000000-0000-0000-0000-000000000001"}, connect.CodeNotFound,
+		{"unknown topic", &stratav1.FetchRequest{Topic: "nope"}, coordinator.ErrNotFound, nil},
+		{"empty topic name", &stratav1.FetchRequest{}, ErrInvalid, nil},
+		{"partition past the count", &stratav1.FetchRequest{Topic: topic.Name, Partition: 2}, coordinator.ErrNotFound, []string{"has 2 partitions"}},
+		{"negative partition", &stratav1.FetchRequest{Topic: topic.Name, Partition: -1}, coordinator.ErrNotFound, []string{"has 2 partitions"}},
+		{"above the high watermark", &stratav1.FetchRequest{Topic: topic.Name, Offset: 4}, coordinator.ErrOffsetOutOfRange, []string{"log start 0", "high watermark 3"}},
+		{"below the log start", &stratav1.FetchRequest{Topic: topic.Name, Offset: -1}, coordinator.ErrOffsetOutOfRange, []string{"log start 0", "high watermark 3"}},
+		{"negative max_bytes", &stratav1.FetchRequest{Topic: topic.Name, MaxBytes: -1}, ErrInvalid, nil},
+		{"negative max_wait", &stratav1.FetchRequest{Topic: topic.Name, MaxWait: durationpb.New(-time.Second)}, ErrInvalid, nil},
+		{"unknown isolation level", &stratav1.FetchRequest{Topic: topic.Name, IsolationLevel: 9}, ErrInvalid, nil},
+		{"malformed topic_id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: "t1"}, ErrInvalid, []string{`topic_id "t1"`}},
+		{"another topic's id", &stratav1.FetchRequest{Topic: topic.Name, TopicId: "00000000-0000-0000-0000-000000000001"}, coordinator.ErrNotFound,
 			[]string{fmt.Sprintf("topic %q has id %s, not 00000000-0000-0000-0000-000000000001: the topic was deleted (and maybe created again), or the id is wrong", topic.Name, topic.ID)}},
 	} {
 		_, err := doFetch(t.Context(), a, tc.req)
-		if connect.CodeOf(err) != tc.code {
-			t.Fatalf("%s: error %v, want code %v", tc.name, err, tc.code)
+		if !errors.Is(err, tc.is) {
+			t.Fatalf("%s: error %v, want %v", tc.name, err, tc.is)
 		}
 		for _, s := range tc.contains {
 			if !strings.Contains(err.Error(), s) {
@@ -455,7 +450,7 @@ func TestFetchBelowRetainedLogStartIsOutOfRange(t *testing.T) {
 	retained.start.Store(2)
 
 	_, err := doFetch(t.Context(), a, fetchReq(topic, 0, 1))
-	if connect.CodeOf(err) != connect.CodeOutOfRange || !strings.Contains(err.Error(), "log start 2") || !strings.Contains(err.Error(), "high watermark 4") {
+	if !errors.Is(err, coordinator.ErrOffsetOutOfRange) || !strings.Contains(err.Error(), "log start 2") || !strings.Contains(err.Error(), "high watermark 4") {
 		t.Fatalf("fetch below the log start: %v, want OutOfRange naming both bounds", err)
 	}
 	resp, err := doFetch(t.Context(), a, fetchReq(topic, 0, 2))
@@ -532,7 +527,7 @@ func TestFetchCorruptEntryIsDataLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0)); connect.CodeOf(err) != connect.CodeDataLoss {
+	if _, err := doFetch(t.Context(), a, fetchReq(topic, 0, 0)); !errors.Is(err, objectlog.ErrCorrupt) {
 		t.Fatalf("fetch of a corrupt chunk: %v, want DataLoss", err)
 	}
 }
@@ -565,7 +560,7 @@ func TestFetchAfterTheTopicIsRecreated(t *testing.T) {
 		req := fetchReq(old, 0, 5)
 		req.TopicId = oldID
 		_, err := doFetch(t.Context(), a, req)
-		if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), fmt.Sprintf("topic %q was deleted", old.Name)) ||
+		if !errors.Is(err, coordinator.ErrNotFound) || !strings.Contains(err.Error(), fmt.Sprintf("topic %q was deleted", old.Name)) ||
 			strings.Contains(err.Error(), oldID) {
 			t.Fatalf("fetch of the deleted topic by id: %v, want NotFound saying, by name, that it was deleted", err)
 		}
@@ -585,15 +580,12 @@ func TestFetchAfterTheTopicIsRecreated(t *testing.T) {
 		// The cached agent saw the old id and says the topic was
 		// deleted; the writer, which knows only the new one, cannot tell
 		// a deleted topic's id from a wrong one and says so.
-		if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), fmt.Sprintf("%q", old.Name)) ||
+		if !errors.Is(err, coordinator.ErrNotFound) || !strings.Contains(err.Error(), fmt.Sprintf("%q", old.Name)) ||
 			!strings.Contains(err.Error(), "exists again as a new topic") && !strings.Contains(err.Error(), "the topic was deleted (and maybe created again)") {
 			t.Fatalf("%s: fetch at offset 5 of the old topic's id: %v %v, want NotFound naming the topic", name, resp, err)
 		}
-		var ce *connect.Error
-		if errors.As(err, &ce) {
-			if info := detailOf[*stratav1.ErrorInfo](t, ce); info.GetKafkaErrorName() != "UNKNOWN_TOPIC_ID" {
-				t.Fatalf("%s: ErrorInfo %v, want UNKNOWN_TOPIC_ID", name, info)
-			}
+		if !errors.Is(err, ErrUnknownTopicID) {
+			t.Fatalf("%s: %v is not ErrUnknownTopicID (Kafka's UNKNOWN_TOPIC_ID)", name, err)
 		}
 		// With the new topic's id, or none, the new topic answers.
 		for _, id := range []string{recreated.ID.String(), ""} {
@@ -627,7 +619,7 @@ func TestFetchWaitingOnADeletedTopicEnds(t *testing.T) {
 	}
 	start := time.Now()
 	err := <-done
-	if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), "was deleted") {
+	if !errors.Is(err, coordinator.ErrNotFound) || !strings.Contains(err.Error(), "was deleted") {
 		t.Fatalf("waiting fetch of a deleted topic: %v, want NotFound", err)
 	}
 	if took := time.Since(start); took > 4*time.Second {
@@ -703,7 +695,7 @@ func TestFetchLongPollWithoutTopicIDIsPinned(t *testing.T) {
 	if got.err == nil {
 		t.Fatalf("the fetch of the deleted topic answered records %s of topic %s, want NotFound", offsetsOf(got.resp.Records), got.resp.TopicId)
 	}
-	if connect.CodeOf(got.err) != connect.CodeNotFound ||
+	if !errors.Is(got.err, coordinator.ErrNotFound) ||
 		!strings.Contains(got.err.Error(), fmt.Sprintf("topic %q was deleted while the fetch waited for records", old.Name)) {
 		t.Fatalf("fetch whose topic was deleted while it waited: %v, want NotFound saying so", got.err)
 	}
@@ -761,13 +753,13 @@ func TestLongPollWithTheHubAheadOfTheIndexDoesNotSpin(t *testing.T) {
 	})
 	t.Run("subscribe", func(t *testing.T) {
 		before := counting.reads.Load()
-		s := subscribe(t, consumerClient(t, a), &stratav1.SubscribeRequest{Topic: topic.Name, Partitions: []int32{0},
+		s := subscribeCore(t, a, &stratav1.SubscribeRequest{Topic: topic.Name, Partitions: []int32{0},
 			Start: &stratav1.SubscribeRequest_Offset{Offset: 1}})
 		time.Sleep(wait)
 		if n := counting.reads.Load() - before; n > 8 {
 			t.Fatalf("one idle stream read the index %d times in %s", n, wait)
 		}
-		_ = s.s.Close()
+		s.close()
 	})
 }
 

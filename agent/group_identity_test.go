@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/agent/connectapi"
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
@@ -267,7 +268,7 @@ func startAgentOnIndex(t *testing.T, index agent.Index, tweak func(*agent.Config
 		defer cancel()
 		_ = a.Close(ctx)
 	})
-	srv := httptest.NewServer(a.Handler())
+	srv := httptest.NewServer(connectapi.Handler(a))
 	t.Cleanup(srv.Close)
 	return &testAgent{
 		agent:    a,

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"slices"
 
-	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -20,11 +19,11 @@ import (
 )
 
 // Heartbeat joins, keeps alive and reconciles a group member.
-func (a *Agent) Heartbeat(ctx context.Context, req *connect.Request[stratav1.HeartbeatRequest]) (*connect.Response[stratav1.HeartbeatResponse], error) {
-	m := req.Msg
+func (a *Agent) Heartbeat(ctx context.Context, req *stratav1.HeartbeatRequest) (*stratav1.HeartbeatResponse, error) {
+	m := req
 	owned, err := partitionSetFromProto(m.GetOwned())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	h := heartbeat{
 		group:    m.GetGroup(),
@@ -36,18 +35,18 @@ func (a *Agent) Heartbeat(ctx context.Context, req *connect.Request[stratav1.Hea
 	}
 	if m.GetSessionTimeout() != nil {
 		if err := m.GetSessionTimeout().CheckValid(); err != nil {
-			return nil, connectError(invalidf("session_timeout: %v", err))
+			return nil, invalidf("session_timeout: %v", err)
 		}
 		h.session = m.GetSessionTimeout().AsDuration()
 		if h.session <= 0 {
-			return nil, connectError(invalidf("session_timeout %s must be positive", h.session))
+			return nil, invalidf("session_timeout %s must be positive", h.session)
 		}
 	}
 	res, err := a.groupHeartbeat(ctx, h)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.HeartbeatResponse{
+	return &stratav1.HeartbeatResponse{
 		MemberId:          res.memberID,
 		MemberEpoch:       res.epoch,
 		Assigned:          partitionSetToProto(res.assigned),
@@ -55,62 +54,62 @@ func (a *Agent) Heartbeat(ctx context.Context, req *connect.Request[stratav1.Hea
 		HeartbeatInterval: durationpb.New(res.interval),
 		SessionTimeout:    durationpb.New(res.session),
 		GroupEpoch:        res.groupEpoch,
-	}), nil
+	}, nil
 }
 
 // LeaveGroup ends a member's session.
-func (a *Agent) LeaveGroup(ctx context.Context, req *connect.Request[stratav1.LeaveGroupRequest]) (*connect.Response[stratav1.LeaveGroupResponse], error) {
-	if err := a.leaveGroup(ctx, req.Msg.GetGroup(), req.Msg.GetMemberId()); err != nil {
-		return nil, connectError(err)
+func (a *Agent) LeaveGroup(ctx context.Context, req *stratav1.LeaveGroupRequest) (*stratav1.LeaveGroupResponse, error) {
+	if err := a.leaveGroup(ctx, req.GetGroup(), req.GetMemberId()); err != nil {
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.LeaveGroupResponse{}), nil
+	return &stratav1.LeaveGroupResponse{}, nil
 }
 
 // CommitOffsets stores a group's positions.
-func (a *Agent) CommitOffsets(ctx context.Context, req *connect.Request[stratav1.CommitOffsetsRequest]) (*connect.Response[stratav1.CommitOffsetsResponse], error) {
-	m := req.Msg
+func (a *Agent) CommitOffsets(ctx context.Context, req *stratav1.CommitOffsetsRequest) (*stratav1.CommitOffsetsResponse, error) {
+	m := req
 	offsets := make(map[coordinator.TopicPartition]coordinator.CommittedOffset, len(m.GetOffsets()))
 	for _, o := range m.GetOffsets() {
 		tp := coordinator.TopicPartition{Topic: o.GetTopic(), Partition: o.GetPartition()}
 		if _, dup := offsets[tp]; dup {
-			return nil, connectError(invalidf("%s/%d appears twice in one commit", tp.Topic, tp.Partition))
+			return nil, invalidf("%s/%d appears twice in one commit", tp.Topic, tp.Partition)
 		}
 		co := coordinator.CommittedOffset{Offset: o.GetOffset(), Metadata: o.GetMetadata()}
 		if id := o.GetTopicId(); id != "" {
 			var err error
 			if co.TopicID, err = uuid.Parse(id); err != nil {
-				return nil, connectError(invalidf("topic_id %q of %s/%d is not a UUID", id, tp.Topic, tp.Partition))
+				return nil, invalidf("topic_id %q of %s/%d is not a UUID", id, tp.Topic, tp.Partition)
 			}
 		}
 		offsets[tp] = co
 	}
 	if err := a.commitGroupOffsets(ctx, m.GetGroup(), m.GetMemberId(), m.GetMemberEpoch(), offsets); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.CommitOffsetsResponse{}), nil
+	return &stratav1.CommitOffsetsResponse{}, nil
 }
 
 // FetchOffsets reads a group's committed positions.
-func (a *Agent) FetchOffsets(ctx context.Context, req *connect.Request[stratav1.FetchOffsetsRequest]) (*connect.Response[stratav1.FetchOffsetsResponse], error) {
-	if err := validGroupName(req.Msg.GetGroup()); err != nil {
-		return nil, connectError(err)
+func (a *Agent) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsRequest) (*stratav1.FetchOffsetsResponse, error) {
+	if err := validGroupName(req.GetGroup()); err != nil {
+		return nil, err
 	}
-	wanted, err := partitionSetFromProto(req.Msg.GetPartitions())
+	wanted, err := partitionSetFromProto(req.GetPartitions())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	got, err := a.committedOffsets(ctx, req.Msg.GetGroup(), wanted.list())
+	got, err := a.committedOffsets(ctx, req.GetGroup(), wanted.list())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.FetchOffsetsResponse{Offsets: offsetsToProto(got)}), nil
+	return &stratav1.FetchOffsetsResponse{Offsets: offsetsToProto(got)}, nil
 }
 
 // ListGroups lists every group with its state, live members and lag.
-func (a *Agent) ListGroups(ctx context.Context, _ *connect.Request[stratav1.ListGroupsRequest]) (*connect.Response[stratav1.ListGroupsResponse], error) {
+func (a *Agent) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) (*stratav1.ListGroupsResponse, error) {
 	names, err := a.index.ListGroups(ctx)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	out := &stratav1.ListGroupsResponse{}
 	for _, g := range names {
@@ -119,22 +118,22 @@ func (a *Agent) ListGroups(ctx context.Context, _ *connect.Request[stratav1.List
 			continue // deleted meanwhile
 		}
 		if err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 		out.Groups = append(out.Groups, &stratav1.GroupSummary{
 			Group: g, State: d.GetState(), Members: int32(len(d.GetMembers())), Lag: d.GetTotalLag(),
 		})
 	}
-	return connect.NewResponse(out), nil
+	return out, nil
 }
 
 // DescribeGroup tells a group's state, members, offsets and lag.
-func (a *Agent) DescribeGroup(ctx context.Context, req *connect.Request[stratav1.DescribeGroupRequest]) (*connect.Response[stratav1.DescribeGroupResponse], error) {
-	d, err := a.describeGroup(ctx, req.Msg.GetGroup())
+func (a *Agent) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupRequest) (*stratav1.DescribeGroupResponse, error) {
+	d, err := a.describeGroup(ctx, req.GetGroup())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	return connect.NewResponse(d), nil
+	return d, nil
 }
 
 func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.DescribeGroupResponse, error) {
@@ -249,60 +248,62 @@ func (a *Agent) partitionStateByName(ctx context.Context, tp coordinator.TopicPa
 }
 
 // DeleteGroup forgets a group without live members.
-func (a *Agent) DeleteGroup(ctx context.Context, req *connect.Request[stratav1.DeleteGroupRequest]) (*connect.Response[stratav1.DeleteGroupResponse], error) {
-	g := req.Msg.GetGroup()
+func (a *Agent) DeleteGroup(ctx context.Context, req *stratav1.DeleteGroupRequest) (*stratav1.DeleteGroupResponse, error) {
+	g := req.GetGroup()
 	if err := validGroupName(g); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	err := a.index.DeleteGroup(ctx, g)
 	if errors.Is(err, coordinator.ErrGroupNotEmpty) {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("group %q has live members: stop its consumers (or wait for their session timeout) before deleting it", g))
+		return nil, &hintError{msg: fmt.Sprintf("group %q has live members: stop its consumers (or wait for their session timeout) before deleting it", g),
+			err: errors.Join(ErrGroupHasMembers, err)}
 	}
 	if errors.Is(err, coordinator.ErrNotFound) {
-		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("group %q does not exist", g))
+		return nil, &hintError{msg: fmt.Sprintf("group %q does not exist", g), err: err}
 	}
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.DeleteGroupResponse{}), nil
+	return &stratav1.DeleteGroupResponse{}, nil
 }
 
 // ResetOffsets moves a group's positions while it has no live members.
-func (a *Agent) ResetOffsets(ctx context.Context, req *connect.Request[stratav1.ResetOffsetsRequest]) (*connect.Response[stratav1.ResetOffsetsResponse], error) {
-	m := req.Msg
+func (a *Agent) ResetOffsets(ctx context.Context, req *stratav1.ResetOffsetsRequest) (*stratav1.ResetOffsetsResponse, error) {
+	m := req
 	g := m.GetGroup()
 	if err := validGroupName(g); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if m.GetTo() == nil {
-		return nil, connectError(invalidf("say where to reset to: earliest, latest, timestamp or offset"))
+		return nil, invalidf("say where to reset to: earliest, latest, timestamp or offset")
 	}
 	if off, ok := m.GetTo().(*stratav1.ResetOffsetsRequest_Offset); ok && off.Offset < 0 {
-		return nil, connectError(invalidf("offset %d is negative", off.Offset))
+		return nil, invalidf("offset %d is negative", off.Offset)
 	}
 	targets, err := partitionSetFromProto(m.GetPartitions())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	for _, name := range m.GetTopics() {
 		a.topics.invalidate(name) // a cached topic may be one deleted since
 		t, err := a.topics.get(ctx, name)
 		if err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 		for p := range t.Config.Partitions {
 			targets.add(coordinator.TopicPartition{Topic: name, Partition: p})
 		}
 	}
 	if targets.len() == 0 {
-		return nil, connectError(invalidf("name the topics or partitions to reset"))
+		return nil, invalidf("name the topics or partitions to reset")
 	}
 	live, err := a.liveMembers(ctx, g)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if len(live) > 0 {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("group %q has %d live members: stop its consumers (or wait for their session timeout) before resetting its offsets", g, len(live)))
+		return nil, &hintError{msg: fmt.Sprintf("group %q has %d live members: stop its consumers (or wait for their session timeout) before resetting its offsets", g, len(live)),
+			err: ErrGroupHasMembers}
 	}
 	offsets := map[coordinator.TopicPartition]coordinator.CommittedOffset{}
 	refreshed := map[string]bool{}
@@ -313,11 +314,11 @@ func (a *Agent) ResetOffsets(ctx context.Context, req *connect.Request[stratav1.
 		}
 		t, err := a.partitionTopic(ctx, tp.Topic, tp.Partition)
 		if err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 		st, err := a.index.PartitionState(ctx, t.ID, tp.Partition)
 		if err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 		var off int64
 		switch to := m.GetTo().(type) {
@@ -329,17 +330,17 @@ func (a *Agent) ResetOffsets(ctx context.Context, req *connect.Request[stratav1.
 			off = min(max(to.Offset, st.LogStartOffset), st.HighWatermark)
 		case *stratav1.ResetOffsetsRequest_Timestamp:
 			if off, err = a.offsetForTime(ctx, t, tp.Partition, millisCeil(to.Timestamp), st); err != nil {
-				return nil, connectError(err)
+				return nil, err
 			}
 		}
 		offsets[tp] = coordinator.CommittedOffset{Offset: off, TopicID: t.ID}
 	}
 	if !m.GetDryRun() {
 		if err := a.index.CommitOffsets(ctx, g, nil, offsets); err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 	}
-	return connect.NewResponse(&stratav1.ResetOffsetsResponse{Offsets: offsetsToProto(offsets)}), nil
+	return &stratav1.ResetOffsetsResponse{Offsets: offsetsToProto(offsets)}, nil
 }
 
 func partitionSetFromProto(in []*stratav1.TopicPartitions) (partitionSet, error) {

@@ -31,7 +31,6 @@ import (
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -42,30 +41,31 @@ import (
 // cannot hold an agent for long.
 const maxListOffsets = 1000
 
-// ListOffsets implements stratav1connect.ConsumerServiceHandler.
-func (a *Agent) ListOffsets(ctx context.Context, req *connect.Request[stratav1.ListOffsetsRequest]) (*connect.Response[stratav1.ListOffsetsResponse], error) {
-	m := req.Msg
+// ListOffsets is ConsumerService.ListOffsets (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) ListOffsets(ctx context.Context, req *stratav1.ListOffsetsRequest) (*stratav1.ListOffsetsResponse, error) {
+	m := req
 	if err := checkIsolation(m.GetIsolationLevel()); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	n := len(m.GetPartitions())
 	switch {
 	case n == 0:
-		return nil, connectError(invalidf("name at least one partition to look up"))
+		return nil, invalidf("name at least one partition to look up")
 	case n > maxListOffsets:
-		return nil, connectError(overLimit(errInvalid, "partitions", maxListOffsets, int64(n),
-			"%d lookups in one request, over the limit of %d; split the request", n, maxListOffsets))
+		return nil, overLimit(errInvalid, "partitions", maxListOffsets, int64(n),
+			"%d lookups in one request, over the limit of %d; split the request", n, maxListOffsets)
 	}
 	for i, q := range m.GetPartitions() {
 		if q.GetTopic() == "" {
-			return nil, connectError(invalidf("partitions[%d]: topic name is empty", i))
+			return nil, invalidf("partitions[%d]: topic name is empty", i)
 		}
 		switch s := q.GetSpec().(type) {
 		case nil:
-			return nil, connectError(invalidf("partitions[%d]: say what to look up: earliest, latest, timestamp or max_timestamp", i))
+			return nil, invalidf("partitions[%d]: say what to look up: earliest, latest, timestamp or max_timestamp", i)
 		case *stratav1.ListOffsetsPartition_Timestamp:
 			if err := s.Timestamp.CheckValid(); err != nil {
-				return nil, connectError(invalidf("partitions[%d]: timestamp: %v", i, err))
+				return nil, invalidf("partitions[%d]: timestamp: %v", i, err)
 			}
 		}
 	}
@@ -105,9 +105,9 @@ func (a *Agent) ListOffsets(ctx context.Context, req *connect.Request[stratav1.L
 		firstErr = ctx.Err() // the client went away
 	}
 	if firstErr != nil {
-		return nil, connectError(firstErr)
+		return nil, firstErr
 	}
-	return connect.NewResponse(out), nil
+	return out, nil
 }
 
 // listOffsetsParallel bounds the lookups of one ListOffsets call in flight.

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/agent/connectapi"
 	"github.com/stratabroker/strata/coordinator"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 	"github.com/stratabroker/strata/proto/gen/strata/v1/stratav1connect"
@@ -254,7 +255,7 @@ func TestReadsAnswerHTTPGet(t *testing.T) {
 	ta := startAgent(t, nil)
 	ta.createTopic(t, "gettable", 1, nil)
 	produceEach(t, ta, "gettable", stamped(0, 1000, "a"), stamped(0, 2000, "b"))
-	srv := httptest.NewServer(ta.agent.Handler())
+	srv := httptest.NewServer(connectapi.Handler(ta.agent))
 	t.Cleanup(srv.Close)
 
 	get := func(procedure string, msg proto.Message) (int, []byte) {

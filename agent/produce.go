@@ -1,10 +1,11 @@
 package agent
 
-// ProducerService: Produce and ProduceStream. A request is validated whole
-// before any of it is appended (unknown topic, bad partition, oversized
-// record fail the request with nothing written); then each partition's
-// records become one RecordBatch in the open segment, and the answer waits
-// for the segment's commit.
+// ProducerService's Produce and ProduceStream, in the core (the stream's
+// loop is the Connect front-end's). A request is validated whole before any
+// of it is appended (unknown topic, bad partition, oversized record fail
+// the request with nothing written); then each partition's records become
+// one RecordBatch in the open segment, and the answer waits for the
+// segment's commit.
 //
 // Idempotent requests (producer_id set, KIP-98) carry the producer id and
 // epoch in that RecordBatch, and the partition's base sequence: the commit
@@ -19,12 +20,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"sync/atomic"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -38,89 +37,27 @@ import (
 // and successive requests move on to the next partition.
 var stickyCounter atomic.Uint32
 
-// Produce implements stratav1connect.ProducerServiceHandler.
-func (a *Agent) Produce(ctx context.Context, req *connect.Request[stratav1.ProduceRequest]) (*connect.Response[stratav1.ProduceResponse], error) {
-	wait, err := a.startProduce(ctx, req.Msg)
+// Produce appends a request's records and waits for their commit
+// (ProducerService.Produce): the answer gives each record its partition,
+// offset and timestamp, in request order. Errors: ErrInvalid, ErrTooLarge
+// (a *LimitError naming max.message.bytes), ErrUnknownTopicOrPartition,
+// ErrOverloaded, ErrClosed, ErrTopicRecreated, and the index's
+// ErrFenced, ErrOutOfOrderSequence, ErrUnavailable.
+func (a *Agent) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	wait, err := a.StartProduce(ctx, req)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	resp, err := wait(ctx)
-	if err != nil {
-		return nil, connectError(err)
-	}
-	return connect.NewResponse(resp), nil
+	return wait(ctx)
 }
 
-// maxInFlightStream bounds the requests of one ProduceStream appended but
-// not yet answered.
-const maxInFlightStream = 64
-
-// ProduceStream implements stratav1connect.ProducerServiceHandler. Requests
-// are appended as they arrive and answered in order as their segments
-// commit, so one stream keeps several flushes in flight.
-func (a *Agent) ProduceStream(ctx context.Context, stream *connect.BidiStream[stratav1.ProduceStreamRequest, stratav1.ProduceStreamResponse]) error {
-	type inflight struct {
-		id   uint64
-		wait func(context.Context) (*stratav1.ProduceResponse, error)
-		err  error
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	queue := make(chan inflight, maxInFlightStream)
-	sendErr := make(chan error, 1)
-	go func() {
-		defer close(sendErr)
-		for f := range queue {
-			out := &stratav1.ProduceStreamResponse{RequestId: f.id}
-			err := f.err
-			if err == nil {
-				out.Response, err = f.wait(ctx)
-			}
-			if err != nil {
-				ce := connectError(err).(*connect.Error)
-				out.Error = &stratav1.ProduceError{Code: ce.Code().String(), Message: ce.Message()}
-			}
-			if err := stream.Send(out); err != nil {
-				sendErr <- err
-				cancel()
-				// Drain so the receiver never blocks on a full queue.
-				for range queue {
-				}
-				return
-			}
-		}
-	}()
-	var recvErr error
-	for {
-		msg, err := stream.Receive()
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				recvErr = err
-			}
-			break
-		}
-		wait, err := a.startProduce(ctx, msg.GetRequest())
-		select {
-		case queue <- inflight{id: msg.GetRequestId(), wait: wait, err: err}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	close(queue)
-	if err := <-sendErr; err != nil {
-		return err
-	}
-	if recvErr != nil && ctx.Err() == nil {
-		return recvErr
-	}
-	return nil
-}
-
-// startProduce validates the request and appends its batches; the function
-// it returns waits for the commit and builds the answer.
-func (a *Agent) startProduce(ctx context.Context, req *stratav1.ProduceRequest) (func(context.Context) (*stratav1.ProduceResponse, error), error) {
+// StartProduce validates the request whole and appends its batches, with
+// Produce's errors; the function it returns waits for the commit and builds
+// the answer. Once StartProduce returns, a later request's records for the
+// same partition are stored after these, so a stream of requests
+// (ProducerService.ProduceStream) keeps several flushes in flight and is
+// answered in order by waiting on each in turn.
+func (a *Agent) StartProduce(ctx context.Context, req *stratav1.ProduceRequest) (func(context.Context) (*stratav1.ProduceResponse, error), error) {
 	if req == nil || len(req.GetTopics()) == 0 {
 		return nil, invalidf("a produce request needs at least one topic with records")
 	}

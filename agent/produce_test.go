@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/agent/connectapi"
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
@@ -72,7 +73,7 @@ func startAgentOn(t testing.TB, store objectlog.Bucket, index *coordinator.Redis
 	})
 	// h2c on both ends, as agents serve it: bidirectional streams need
 	// HTTP/2.
-	srv := httptest.NewUnstartedServer(a.Handler())
+	srv := httptest.NewUnstartedServer(connectapi.Handler(a))
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetHTTP1(true)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
@@ -410,13 +411,13 @@ func TestShutdownEndsSubscriptionsWithUnavailable(t *testing.T) {
 	ta := startAgent(t, nil)
 	ta.createTopic(t, "t", 1, nil)
 	// Through Serve, as in production: the shutdown ends stream contexts.
-	l, err := agent.Listen(agent.Config{Listen: "127.0.0.1:0"})
+	l, err := connectapi.Listen(agent.Config{Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(t.Context())
 	served := make(chan error, 1)
-	go func() { served <- ta.agent.Serve(ctx, l) }()
+	go func() { served <- connectapi.Serve(ctx, ta.agent, l) }()
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	defer tr.CloseIdleConnections()

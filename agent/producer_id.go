@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"time"
 
-	"connectrpc.com/connect"
-
 	"github.com/stratabroker/strata/coordinator"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
@@ -26,13 +24,14 @@ const (
 	maxTransactionTimeout = 15 * time.Minute
 )
 
-// InitProducerId implements stratav1connect.ProducerServiceHandler.
-func (a *Agent) InitProducerId(ctx context.Context, req *connect.Request[stratav1.InitProducerIdRequest]) (*connect.Response[stratav1.InitProducerIdResponse], error) {
-	id, epoch, err := a.initProducerID(ctx, req.Msg)
+// InitProducerId is ProducerService.InitProducerId (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) InitProducerId(ctx context.Context, req *stratav1.InitProducerIdRequest) (*stratav1.InitProducerIdResponse, error) {
+	id, epoch, err := a.initProducerID(ctx, req)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.InitProducerIdResponse{ProducerId: id, ProducerEpoch: int32(epoch)}), nil
+	return &stratav1.InitProducerIdResponse{ProducerId: id, ProducerEpoch: int32(epoch)}, nil
 }
 
 func (a *Agent) initProducerID(ctx context.Context, req *stratav1.InitProducerIdRequest) (int64, int16, error) {

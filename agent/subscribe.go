@@ -29,8 +29,6 @@ import (
 	"slices"
 	"time"
 
-	"connectrpc.com/connect"
-
 	"github.com/stratabroker/strata/coordinator"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
@@ -50,31 +48,54 @@ const (
 // errStreamBroken marks a failed send, after which a stream must end.
 var errStreamBroken = errors.New("stream broken")
 
-// Subscribe implements stratav1connect.ConsumerServiceHandler.
-func (a *Agent) Subscribe(ctx context.Context, req *connect.Request[stratav1.SubscribeRequest], stream *connect.ServerStream[stratav1.SubscribeResponse]) error {
-	s, err := a.newSubscription(ctx, req.Msg)
+// SubscribeStream is where a subscription's messages go: the front-end's
+// stream.
+type SubscribeStream struct {
+	// Started, if not nil, is called once every start position is fixed,
+	// before any record is sent (the Connect front-end sends the response
+	// headers then: a client that waits for them knows that whatever it
+	// produces from then on reaches the stream, even from "latest"). Its
+	// error ends the subscription, returned as it is.
+	Started func() error
+	// Send sends one message; its error ends the subscription.
+	Send func(*stratav1.SubscribeResponse) error
+	// Transient reports whether a failed read is one clients retry (the
+	// front-end's error table says which): the subscription rides those
+	// out, retrying with backoff for up to 30s, and ends with any other.
+	// Nil: it ends with every failure.
+	Transient func(error) bool
+}
+
+// Subscribe is ConsumerService.Subscribe in the core: it validates req,
+// fixes every partition's start position, and sends records to out as they
+// are committed, until ctx ends, out.Send fails, or a read fails for good.
+// Errors: ErrInvalid, ErrUnknownTopicOrPartition, ErrUnknownTopicID (the
+// topic was deleted under the stream), ErrClosed (the agent is shutting
+// down: resume on another agent), the failure that ended it, or ctx's.
+func (a *Agent) Subscribe(ctx context.Context, req *stratav1.SubscribeRequest, out SubscribeStream) error {
+	s, err := a.newSubscription(ctx, req)
 	if errors.Is(err, coordinator.ErrNotFound) && !errors.Is(err, errUnknownTopicOrPartition) {
 		// The index knows no partition of the cached topic: it may have been
 		// deleted and its name given to a new topic. Once more, afresh.
-		a.topics.invalidate(req.Msg.GetTopic())
-		s, err = a.newSubscription(ctx, req.Msg)
+		a.topics.invalidate(req.GetTopic())
+		s, err = a.newSubscription(ctx, req)
 	}
 	if err != nil {
-		return connectError(err)
+		return err
 	}
-	// Send the response headers now that every start position is fixed: a
-	// client that waits for them knows that whatever it produces from then
-	// on reaches the stream, even from "latest".
-	if err := stream.Send(nil); err != nil {
-		return connectError(err)
+	if out.Started != nil {
+		if err := out.Started(); err != nil {
+			return err
+		}
 	}
-	err = s.run(ctx, stream.Send)
+	s.transient = out.Transient
+	err = s.run(ctx, out.Send)
 	if err != nil && ctx.Err() != nil && a.shuttingDown() {
-		// The agent ended the stream, not the client: Unavailable tells the
+		// The agent ended the stream, not the client: ErrClosed tells the
 		// client to resume on another agent.
 		err = errClosed
 	}
-	return connectError(err)
+	return err
 }
 
 // subscription is the state of one Subscribe stream.
@@ -93,6 +114,8 @@ type subscription struct {
 	// wake is the hub's channel for the topic, taken by step before it
 	// looked at the watermarks, so a rise after the look closes it.
 	wake <-chan struct{}
+	// transient is SubscribeStream.Transient.
+	transient func(error) bool
 }
 
 // follow is one partition of a subscription.
@@ -249,7 +272,7 @@ func (s *subscription) run(ctx context.Context, sendMsg func(*stratav1.Subscribe
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(err, errStreamBroken) || connect.CodeOf(connectError(err)) != connect.CodeUnavailable {
+			if errors.Is(err, errStreamBroken) || s.transient == nil || !s.transient(err) {
 				return err
 			}
 			if failingSince.IsZero() {

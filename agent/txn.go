@@ -30,8 +30,6 @@ import (
 	"slices"
 	"time"
 
-	"connectrpc.com/connect"
-
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
@@ -50,103 +48,107 @@ func txnProducer(p *stratav1.TxnProducer) (string, int64, int16, error) {
 	return p.GetTransactionalId(), p.GetProducerId(), int16(p.GetProducerEpoch()), nil
 }
 
-// AddPartitionsToTxn implements stratav1connect.ProducerServiceHandler.
-func (a *Agent) AddPartitionsToTxn(ctx context.Context, req *connect.Request[stratav1.AddPartitionsToTxnRequest]) (*connect.Response[stratav1.AddPartitionsToTxnResponse], error) {
-	tid, pid, epoch, err := txnProducer(req.Msg.GetProducer())
+// AddPartitionsToTxn is ProducerService.AddPartitionsToTxn (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) AddPartitionsToTxn(ctx context.Context, req *stratav1.AddPartitionsToTxnRequest) (*stratav1.AddPartitionsToTxnResponse, error) {
+	tid, pid, epoch, err := txnProducer(req.GetProducer())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	var parts []coordinator.TxnPartition
-	for i, tp := range req.Msg.GetTopics() {
+	for i, tp := range req.GetTopics() {
 		if len(tp.GetPartitions()) == 0 {
-			return nil, connectError(invalidf("topics[%d] (%q) names no partitions", i, tp.GetTopic()))
+			return nil, invalidf("topics[%d] (%q) names no partitions", i, tp.GetTopic())
 		}
 		for _, p := range tp.GetPartitions() {
 			topic, err := a.partitionTopic(ctx, tp.GetTopic(), p)
 			if err != nil {
-				return nil, connectError(err)
+				return nil, err
 			}
 			parts = append(parts, coordinator.TxnPartition{TopicID: topic.ID, Partition: p})
 		}
 	}
 	if len(parts) == 0 {
-		return nil, connectError(invalidf("AddPartitionsToTxn needs at least one partition"))
+		return nil, invalidf("AddPartitionsToTxn needs at least one partition")
 	}
 	if _, err := a.index.AddPartitionsToTxn(ctx, tid, pid, epoch, parts); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.AddPartitionsToTxnResponse{}), nil
+	return &stratav1.AddPartitionsToTxnResponse{}, nil
 }
 
-// AddOffsetsToTxn implements stratav1connect.ProducerServiceHandler.
-func (a *Agent) AddOffsetsToTxn(ctx context.Context, req *connect.Request[stratav1.AddOffsetsToTxnRequest]) (*connect.Response[stratav1.AddOffsetsToTxnResponse], error) {
-	tid, pid, epoch, err := txnProducer(req.Msg.GetProducer())
+// AddOffsetsToTxn is ProducerService.AddOffsetsToTxn (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) AddOffsetsToTxn(ctx context.Context, req *stratav1.AddOffsetsToTxnRequest) (*stratav1.AddOffsetsToTxnResponse, error) {
+	tid, pid, epoch, err := txnProducer(req.GetProducer())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	if req.Msg.GetGroup() == "" {
-		return nil, connectError(invalidf("group is required"))
+	if req.GetGroup() == "" {
+		return nil, invalidf("group is required")
 	}
-	if _, err := a.index.AddOffsetsToTxn(ctx, tid, pid, epoch, req.Msg.GetGroup()); err != nil {
-		return nil, connectError(err)
+	if _, err := a.index.AddOffsetsToTxn(ctx, tid, pid, epoch, req.GetGroup()); err != nil {
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.AddOffsetsToTxnResponse{}), nil
+	return &stratav1.AddOffsetsToTxnResponse{}, nil
 }
 
-// TxnOffsetCommit implements stratav1connect.ProducerServiceHandler.
-func (a *Agent) TxnOffsetCommit(ctx context.Context, req *connect.Request[stratav1.TxnOffsetCommitRequest]) (*connect.Response[stratav1.TxnOffsetCommitResponse], error) {
-	m := req.Msg
+// TxnOffsetCommit is ProducerService.TxnOffsetCommit (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) TxnOffsetCommit(ctx context.Context, req *stratav1.TxnOffsetCommitRequest) (*stratav1.TxnOffsetCommitResponse, error) {
+	m := req
 	tid, pid, epoch, err := txnProducer(m.GetProducer())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if m.GetGroup() == "" {
-		return nil, connectError(invalidf("group is required"))
+		return nil, invalidf("group is required")
 	}
 	txn, err := a.currentTxn(ctx, tid, pid, epoch)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if txn.State != coordinator.TxnOngoing || !slices.Contains(txn.Groups, m.GetGroup()) {
-		return nil, connectError(fmt.Errorf("%w: group %q was not added to the transaction of %q (state %s): call AddOffsetsToTxn first",
-			coordinator.ErrInvalidTxnState, m.GetGroup(), tid, txn.State))
+		return nil, fmt.Errorf("%w: group %q was not added to the transaction of %q (state %s): call AddOffsetsToTxn first",
+			coordinator.ErrInvalidTxnState, m.GetGroup(), tid, txn.State)
 	}
 	offsets := make(map[coordinator.TopicPartition]coordinator.CommittedOffset, len(m.GetOffsets()))
 	for i, o := range m.GetOffsets() {
 		if o.GetOffset() < 0 {
-			return nil, connectError(invalidf("offsets[%d]: offset %d is negative", i, o.GetOffset()))
+			return nil, invalidf("offsets[%d]: offset %d is negative", i, o.GetOffset())
 		}
 		if len(o.GetMetadata()) > a.cfg.OffsetMetadataMaxBytes {
-			return nil, connectError(overLimit(errTooLarge, "offset-metadata-max-bytes", int64(a.cfg.OffsetMetadataMaxBytes), int64(len(o.GetMetadata())),
-				"offsets[%d]: metadata of %d bytes is over offset-metadata-max-bytes %d", i, len(o.GetMetadata()), a.cfg.OffsetMetadataMaxBytes))
+			return nil, overLimit(errTooLarge, "offset-metadata-max-bytes", int64(a.cfg.OffsetMetadataMaxBytes), int64(len(o.GetMetadata())),
+				"offsets[%d]: metadata of %d bytes is over offset-metadata-max-bytes %d", i, len(o.GetMetadata()), a.cfg.OffsetMetadataMaxBytes)
 		}
 		topic, err := a.partitionTopic(ctx, o.GetTopic(), o.GetPartition())
 		if err != nil {
-			return nil, connectError(err)
+			return nil, err
 		}
 		offsets[coordinator.TopicPartition{Topic: o.GetTopic(), Partition: o.GetPartition()}] = coordinator.CommittedOffset{
 			Offset: o.GetOffset(), Metadata: o.GetMetadata(), TopicID: topic.ID}
 	}
 	if err := a.index.TxnOffsetCommit(ctx, m.GetGroup(), pid, epoch, offsets); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.TxnOffsetCommitResponse{}), nil
+	return &stratav1.TxnOffsetCommitResponse{}, nil
 }
 
-// EndTxn implements stratav1connect.ProducerServiceHandler.
-func (a *Agent) EndTxn(ctx context.Context, req *connect.Request[stratav1.EndTxnRequest]) (*connect.Response[stratav1.EndTxnResponse], error) {
-	tid, pid, epoch, err := txnProducer(req.Msg.GetProducer())
+// EndTxn is ProducerService.EndTxn (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it.
+func (a *Agent) EndTxn(ctx context.Context, req *stratav1.EndTxnRequest) (*stratav1.EndTxnResponse, error) {
+	tid, pid, epoch, err := txnProducer(req.GetProducer())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	txn, err := a.index.EndTxn(ctx, tid, pid, epoch, req.Msg.GetCommit())
+	txn, err := a.index.EndTxn(ctx, tid, pid, epoch, req.GetCommit())
 	if err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
 	if err := a.finishTxn(ctx, txn); err != nil {
-		return nil, connectError(err)
+		return nil, err
 	}
-	return connect.NewResponse(&stratav1.EndTxnResponse{}), nil
+	return &stratav1.EndTxnResponse{}, nil
 }
 
 // currentTxn returns the transactional id's state if (pid, epoch) is its

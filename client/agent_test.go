@@ -16,6 +16,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/agent/connectapi"
 	"github.com/stratabroker/strata/client"
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
@@ -57,7 +58,7 @@ func startAgentWith(t testing.TB, tweak func(*agent.Config)) *testAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(a.Handler())
+	srv := httptest.NewUnstartedServer(connectapi.Handler(a))
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetHTTP1(true)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)

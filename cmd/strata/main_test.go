@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/agent/connectapi"
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
 )
@@ -38,12 +39,12 @@ func startAgent(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := agent.Listen(cfg)
+	ls, err := connectapi.Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ls) }()
+	go func() { done <- connectapi.Serve(ctx, a, ls) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/agent/connectapi"
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/kafka"
 	"github.com/stratabroker/strata/kafka/agentcore"
@@ -290,7 +291,7 @@ func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr, kafka
 			err = fmt.Errorf("close index: %w", cerr)
 		}
 	}()
-	ls, err := agent.Listen(s.cfg)
+	ls, err := connectapi.Listen(s.cfg)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("%w (is another agent or `strata dev` running? choose another port with --listen, or --admin-listen for the admin port)", err)
@@ -337,7 +338,7 @@ func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr, kafka
 	if listening != nil {
 		listening(apiURL(ls.API.Addr(), ls.TLS != nil), s.cfg.KafkaAdvertise)
 	}
-	if err := a.Serve(ctx, ls); err != nil {
+	if err := connectapi.Serve(ctx, a, ls); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	log.Info("agent stopped")

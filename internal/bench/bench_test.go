@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/agent/connectapi"
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/internal/kafkafake"
 	"github.com/stratabroker/strata/kafka"
@@ -46,12 +47,12 @@ func startAgent(t *testing.T) Dialer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls, err := agent.Listen(cfg)
+	ls, err := connectapi.Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ls) }()
+	go func() { done <- connectapi.Serve(ctx, a, ls) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,4 +1,8 @@
-package agent
+package connectapi
+
+// The one place where the core's errors become Connect errors (DESIGN.md,
+// "Failure model"): a code, the message kept, and the typed details of
+// proto/strata/v1/errors.proto.
 
 import (
 	"context"
@@ -7,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stratabroker/strata/agent"
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
@@ -36,6 +41,7 @@ var (
 	kafkaInvalidRequest          = kafkaError{"INVALID_REQUEST", 42}
 	kafkaOutOfOrderSequence      = kafkaError{"OUT_OF_ORDER_SEQUENCE_NUMBER", 45}
 	kafkaStorageError            = kafkaError{"KAFKA_STORAGE_ERROR", 56}
+	kafkaNonEmptyGroup           = kafkaError{"NON_EMPTY_GROUP", 68}
 	kafkaGroupIDNotFound         = kafkaError{"GROUP_ID_NOT_FOUND", 69}
 	kafkaUnknownTopicID          = kafkaError{"UNKNOWN_TOPIC_ID", 100}
 	kafkaFencedMemberEpoch       = kafkaError{"FENCED_MEMBER_EPOCH", 110}
@@ -51,19 +57,22 @@ var codeTable = []struct {
 	code  connect.Code
 	kafka kafkaError
 }{
-	{errUnknownTopicOrPartition, connect.CodeNotFound, kafkaUnknownTopicOrPartition},
-	{errUnknownTopicID, connect.CodeNotFound, kafkaUnknownTopicID},
-	{errTopicRecreated, connect.CodeUnavailable, kafkaUnknownTopicID},
+	{agent.ErrUnknownTopicOrPartition, connect.CodeNotFound, kafkaUnknownTopicOrPartition},
+	{agent.ErrUnknownTopicID, connect.CodeNotFound, kafkaUnknownTopicID},
+	{agent.ErrTopicRecreated, connect.CodeUnavailable, kafkaUnknownTopicID},
 	{coordinator.ErrTopicDeleted, connect.CodeNotFound, kafkaUnknownTopicOrPartition},
 	{coordinator.ErrGroupNotFound, connect.CodeNotFound, kafkaGroupIDNotFound},
+	// Before ErrConflict: DeleteGroup's refusal joins the index's
+	// ErrGroupNotEmpty (a conflict), but only stopping the consumers clears it.
+	{agent.ErrGroupHasMembers, connect.CodeFailedPrecondition, kafkaNonEmptyGroup},
 	{coordinator.ErrNotFound, connect.CodeNotFound, kafkaNone},
 	{objectlog.ErrNotFound, connect.CodeNotFound, kafkaNone},
 	{coordinator.ErrOffsetOutOfRange, connect.CodeOutOfRange, kafkaOffsetOutOfRange},
 	// Group members, as KIP-848 answers them: each must drop its
 	// partitions and rejoin, except a stale epoch, which a heartbeat clears.
-	{errUnknownMember, connect.CodeFailedPrecondition, kafkaUnknownMemberID},
-	{errFencedMemberEpoch, connect.CodeFailedPrecondition, kafkaFencedMemberEpoch},
-	{errStaleMemberEpoch, connect.CodeFailedPrecondition, kafkaStaleMemberEpoch},
+	{agent.ErrUnknownMember, connect.CodeFailedPrecondition, kafkaUnknownMemberID},
+	{agent.ErrFencedMemberEpoch, connect.CodeFailedPrecondition, kafkaFencedMemberEpoch},
+	{agent.ErrStaleMemberEpoch, connect.CodeFailedPrecondition, kafkaStaleMemberEpoch},
 	{coordinator.ErrFenced, connect.CodeFailedPrecondition, kafkaNone},
 	// A sequence gap is OUT_OF_RANGE, apart from a fenced epoch, so a client
 	// can tell the gap it may retry from the fencing it may not (producer.proto).
@@ -81,11 +90,12 @@ var codeTable = []struct {
 	{coordinator.ErrInvalidPartitions, connect.CodeInvalidArgument, kafkaInvalidPartitions},
 	{coordinator.ErrInvalidConfig, connect.CodeInvalidArgument, kafkaInvalidConfig},
 	{coordinator.ErrInvalid, connect.CodeInvalidArgument, kafkaNone},
-	{errInvalid, connect.CodeInvalidArgument, kafkaInvalidRequest},
-	{errOffsetMetadataTooLarge, connect.CodeInvalidArgument, kafkaOffsetMetadataTooLarge},
-	{errTooLarge, connect.CodeInvalidArgument, kafkaMessageTooLarge},
-	{errOverloaded, connect.CodeResourceExhausted, kafkaNone},
-	{errClosed, connect.CodeUnavailable, kafkaNone},
+	{agent.ErrInvalid, connect.CodeInvalidArgument, kafkaInvalidRequest},
+	{agent.ErrOffsetMetadataTooLarge, connect.CodeInvalidArgument, kafkaOffsetMetadataTooLarge},
+	{agent.ErrTooLarge, connect.CodeInvalidArgument, kafkaMessageTooLarge},
+	{agent.ErrOverloaded, connect.CodeResourceExhausted, kafkaNone},
+	{agent.ErrClosed, connect.CodeUnavailable, kafkaNone},
+	{agent.ErrNotSupported, connect.CodeUnimplemented, kafkaNone},
 	{context.DeadlineExceeded, connect.CodeDeadlineExceeded, kafkaRequestTimedOut},
 	{context.Canceled, connect.CodeCanceled, kafkaNone},
 }
@@ -123,14 +133,14 @@ func connectError(err error) error {
 	}
 	ce = connect.NewError(code, err)
 	addDetail(ce, &stratav1.ErrorInfo{Retriable: retriable(code), KafkaErrorName: kafka.name, KafkaErrorCode: kafka.code})
-	var oor *OffsetRangeError
+	var oor *agent.OffsetRangeError
 	if errors.As(err, &oor) {
 		addDetail(ce, &stratav1.OffsetOutOfRange{
 			Topic: oor.Topic, Partition: oor.Partition, RequestedOffset: oor.Requested,
 			LogStartOffset: oor.LogStart, HighWatermark: oor.HighWatermark,
 		})
 	}
-	var le *LimitError
+	var le *agent.LimitError
 	var cle *coordinator.LimitError
 	if errors.As(err, &le) {
 		addDetail(ce, &stratav1.LimitExceeded{Name: le.Name, Limit: le.Limit, Actual: le.Actual})

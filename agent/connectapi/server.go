@@ -1,4 +1,4 @@
-package agent
+package connectapi
 
 // HTTP wiring: one API port serves Connect, gRPC and gRPC-web, over TLS
 // (HTTP/2 through ALPN, or HTTP/1.1) when given a certificate, else over
@@ -30,14 +30,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/cors"
 
+	"github.com/stratabroker/strata/agent"
 	"github.com/stratabroker/strata/proto/gen/strata/v1/stratav1connect"
 )
 
-// Handler is the API: every service, health, reflection, CORS.
-func (a *Agent) Handler() http.Handler {
+// Handler is the API over a: every service, health, reflection, CORS (as
+// a's Config asks).
+func Handler(a *agent.Agent) http.Handler {
+	cfg := a.Config()
 	opts := []connect.HandlerOption{
-		connect.WithReadMaxBytes(a.cfg.MaxRequestBytes),
-		connect.WithRequestGate(requestSizeGate(a.cfg.MaxRequestBytes)),
+		connect.WithReadMaxBytes(cfg.MaxRequestBytes),
+		connect.WithRequestGate(requestSizeGate(cfg.MaxRequestBytes)),
 		// Compressing every small produce answer cost more CPU than it saved
 		// bytes (gzip writer resets showed in profiles); fetches still compress.
 		connect.WithCompressMinBytes(4 << 10),
@@ -54,10 +57,10 @@ func (a *Agent) Handler() http.Handler {
 			}),
 	}
 	mux := http.NewServeMux()
-	mux.Handle(stratav1connect.NewProducerServiceHandler(a, opts...))
-	mux.Handle(stratav1connect.NewConsumerServiceHandler(a, opts...))
-	mux.Handle(stratav1connect.NewAdminServiceHandler(a, opts...))
-	mux.Handle(stratav1connect.NewGroupServiceHandler(a, opts...))
+	mux.Handle(stratav1connect.NewProducerServiceHandler(&producerService{a}, opts...))
+	mux.Handle(stratav1connect.NewConsumerServiceHandler(&consumerService{a}, opts...))
+	mux.Handle(stratav1connect.NewAdminServiceHandler(&adminService{a}, opts...))
+	mux.Handle(stratav1connect.NewGroupServiceHandler(&groupService{a}, opts...))
 	services := []string{
 		stratav1connect.ProducerServiceName,
 		stratav1connect.ConsumerServiceName,
@@ -68,7 +71,7 @@ func (a *Agent) Handler() http.Handler {
 	reflector := grpcreflect.NewStaticReflector(services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
-	return a.withCORS(mux)
+	return withCORS(cfg, mux)
 }
 
 // withCORS answers browsers' preflights (the Fetch standard's CORS
@@ -76,16 +79,16 @@ func (a *Agent) Handler() http.Handler {
 // allowed and exposed (connectrpc.com/cors); the configured lists add to
 // them, so an app may send authorization or a tracing header and read its
 // own response headers.
-func (a *Agent) withCORS(h http.Handler) http.Handler {
-	origins := strings.Split(a.cfg.CORSOrigins, ",")
-	if a.cfg.CORSOrigins == "" {
+func withCORS(cfg agent.Config, h http.Handler) http.Handler {
+	origins := strings.Split(cfg.CORSOrigins, ",")
+	if cfg.CORSOrigins == "" {
 		return h
 	}
 	return normalizeRequestHeaders(cors.New(cors.Options{
 		AllowedOrigins: origins,
 		AllowedMethods: connectcors.AllowedMethods(),
-		AllowedHeaders: append(connectcors.AllowedHeaders(), splitList(a.cfg.CORSAllowedHeaders)...),
-		ExposedHeaders: append(connectcors.ExposedHeaders(), splitList(a.cfg.CORSExposedHeaders)...),
+		AllowedHeaders: append(connectcors.AllowedHeaders(), splitList(cfg.CORSAllowedHeaders)...),
+		ExposedHeaders: append(connectcors.ExposedHeaders(), splitList(cfg.CORSExposedHeaders)...),
 		MaxAge:         7200,
 	}).Handler(h))
 }
@@ -124,8 +127,8 @@ func requestSizeGate(maxBytes int) connect.RequestGateFunc {
 		if size <= int64(maxBytes) {
 			return nil, nil
 		}
-		return nil, connectError(overLimit(errTooLarge, "max-request-bytes", int64(maxBytes), size,
-			"request message is %d bytes, over the agent's max-request-bytes %d", size, maxBytes))
+		return nil, connectError(&agent.LimitError{Err: agent.ErrTooLarge, Name: "max-request-bytes", Limit: int64(maxBytes), Actual: size,
+			Msg: fmt.Sprintf("request message is %d bytes, over the agent's max-request-bytes %d", size, maxBytes)})
 	}
 }
 
@@ -191,7 +194,7 @@ type Listeners struct {
 // Listen reads the API port's certificate, if cfg has one, and binds the API
 // and admin ports of cfg. A certificate that cannot be loaded is an error
 // here, before anything is bound or started.
-func Listen(cfg Config) (Listeners, error) {
+func Listen(cfg agent.Config) (Listeners, error) {
 	tlsConfig, certs, err := serverTLS(cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
 		return Listeners{}, err
@@ -230,11 +233,13 @@ func serverTLS(certFile, keyFile string) (*tls.Config, *certReloader, error) {
 	}, certs, nil
 }
 
-// Serve serves the API (and admin port) on l until ctx ends, then shuts
-// down gracefully: it stops accepting connections, flushes and commits what
-// is buffered so waiting producers get their answers, ends subscriptions,
-// and returns. A second signal is the caller's business (exit at once).
-func (a *Agent) Serve(ctx context.Context, l Listeners) error {
+// Serve serves the API over a (and the admin port) on l until ctx ends,
+// then shuts down gracefully: it stops accepting connections, closes a
+// (which flushes and commits what is buffered so waiting producers get
+// their answers), ends subscriptions, and returns. A second signal is the
+// caller's business (exit at once).
+func Serve(ctx context.Context, a *agent.Agent, l Listeners) error {
+	cfg, logger := a.Config(), a.Logger()
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
 	newServer := func(h http.Handler, tlsConfig *tls.Config) *http.Server {
@@ -243,7 +248,7 @@ func (a *Agent) Serve(ctx context.Context, l Listeners) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return streams },
 			TLSConfig:         tlsConfig,
-			ErrorLog:          log.New(serverErrorLog{a.log}, "", 0),
+			ErrorLog:          log.New(serverErrorLog{logger}, "", 0),
 		}
 		s.Protocols = new(http.Protocols)
 		s.Protocols.SetHTTP1(true)
@@ -255,10 +260,10 @@ func (a *Agent) Serve(ctx context.Context, l Listeners) error {
 		return s
 	}
 	if l.certs != nil {
-		l.certs.setLogger(a.log)
-		l.certs.logCertificate(ctx, a.log)
+		l.certs.setLogger(logger)
+		l.certs.logCertificate(ctx, logger)
 	}
-	api := newServer(a.Handler(), l.TLS)
+	api := newServer(Handler(a), l.TLS)
 	errc := make(chan error, 2)
 	if l.TLS != nil {
 		// TLSConfig.GetCertificate hands out the certificate: no files here.
@@ -271,15 +276,15 @@ func (a *Agent) Serve(ctx context.Context, l Listeners) error {
 		admin = newServer(AdminHandler(), nil)
 		go func() { errc <- admin.Serve(l.Admin) }()
 	}
-	a.log.Info("agent serving", "api", l.API.Addr().String(), "agent_id", a.cfg.AgentID, "tls", l.TLS != nil)
+	logger.Info("agent serving", "api", l.API.Addr().String(), "agent_id", cfg.AgentID, "tls", l.TLS != nil)
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	a.log.Info("agent shutting down: flushing buffered records")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.CommitTimeout+5*time.Second)
+	logger.Info("agent shutting down: flushing buffered records")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.CommitTimeout+5*time.Second)
 	defer cancel()
 	shutdownDone := make(chan error, 1)
 	go func() { shutdownDone <- api.Shutdown(shutdownCtx) }()
@@ -308,4 +313,16 @@ func (l serverErrorLog) Write(p []byte) (int, error) {
 	}
 	l.log.Log(context.Background(), level, "http server", "err", msg)
 	return len(p), nil
+}
+
+// splitList splits a comma separated flag value, dropping blanks and the
+// spaces around each item, as agent.Config's validation does.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package agent
+package connectapi
 
 // The API port's certificate: loaded at start (a bad pair is a startup
 // error) and read again when its files change, so a renewed certificate

@@ -1,4 +1,4 @@
-package agent_test
+package connectapi_test
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/stratabroker/strata/agent"
+	"github.com/stratabroker/strata/agent/connectapi"
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/internal/testcert"
 	"github.com/stratabroker/strata/objectlog"
@@ -66,7 +67,7 @@ func serveAgentLogging(t *testing.T, tweak func(*agent.Config), log *slog.Logger
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = index.Close() })
-	ls, err := agent.Listen(cfg)
+	ls, err := connectapi.Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func serveAgentLogging(t *testing.T, tweak func(*agent.Config), log *slog.Logger
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- a.Serve(ctx, ls) }()
+	go func() { served <- connectapi.Serve(ctx, a, ls) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -297,7 +298,7 @@ func TestListenRejectsBadCertificates(t *testing.T) {
 			cfg := agent.DefaultConfig()
 			cfg.Listen, cfg.AdminListen = busy.Addr().String(), ""
 			cfg.TLSCert, cfg.TLSKey = tc.cert, tc.key
-			ls, err := agent.Listen(cfg)
+			ls, err := connectapi.Listen(cfg)
 			if err == nil {
 				ls.API.Close()
 				t.Fatal("Listen accepted the certificate")
@@ -333,7 +334,7 @@ func newHandler(t *testing.T, tweak func(*agent.Config)) (http.Handler, error) {
 		defer cancel()
 		_ = a.Close(ctx)
 	})
-	return a.Handler(), nil
+	return connectapi.Handler(a), nil
 }
 
 // TestCORSPreflightAllowsConfiguredHeaders: a browser sends a call with
