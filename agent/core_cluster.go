@@ -1,9 +1,10 @@
 package agent
 
-// The core's cluster, topic and producer Go API, for protocol front-ends
-// besides the Connect handlers (the Kafka listener). Everything goes
-// through the same index calls and topic cache as the Connect API's
-// AdminService, so both protocols see one set of topics and rules.
+// The core's cluster, topic and producer Go API in plain Go and coordinator
+// types, for front-ends whose protocol does not speak the public API's
+// messages (the Kafka listener). Everything goes through the same index
+// calls and topic cache as the AdminService methods, so both protocols see
+// one set of topics and rules.
 
 import (
 	"context"

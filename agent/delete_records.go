@@ -12,8 +12,8 @@ import (
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
-// DeleteRecords is AdminService.DeleteRecords (strata/v1) in the core; the Connect
-// front-end, agent/connectapi, wraps it.
+// DeleteRecords is AdminService.DeleteRecords (strata/v1) in the core;
+// the Connect front-end, agent/connectapi, wraps it.
 func (a *Agent) DeleteRecords(ctx context.Context, req *stratav1.DeleteRecordsRequest) (*stratav1.DeleteRecordsResponse, error) {
 	lc, ok := a.index.(coordinator.Lifecycle)
 	if !ok {

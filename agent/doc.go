@@ -1,35 +1,51 @@
-// Package agent is Strata's stateless server: the produce batcher that turns
-// records from every partition into one segment object per flush, the fetch
-// reader with its block cache and long polls, and the Connect handlers for
-// the public API. It is the only package that knows Connect.
+// Package agent is Strata's stateless server core, protocol-agnostic: the
+// produce batcher that turns records from every partition into one segment
+// object per flush, the fetch reader with its block cache and long polls,
+// topics, consumer groups, idempotent producers and transactions, the
+// compactor and the janitor. It offers them as a Go API to the two
+// front-ends, which are peers over it (DESIGN.md, "The layout"): the
+// Connect API in agent/connectapi and the Kafka listener in kafka (through
+// kafka/agentcore). It imports neither, nor Connect, nor Kafka's wire
+// format: `go list -deps ./agent` names no connectrpc package.
 //
 // It depends on objectlog (objects and the segment format) and coordinator
-// (the metadata index), never the other way round. Errors from both map to
-// Connect codes, and to the typed error details of errors.proto, in one
-// place, errors.go.
+// (the metadata index), never the other way round.
 //
-// Files follow the API: produce.go and producer_id.go (ProducerService,
-// the latter InitProducerId for idempotent producers), fetch.go,
-// subscribe.go and list_offsets.go (ConsumerService), admin.go
-// (AdminService); topics.go is the topic metadata cache; batcher.go is the
-// write path behind Produce, cache.go the block cache, hub.go the fan-out of
-// the index's watermark notifications, server.go the HTTP wiring (TLS,
-// CORS), tlscert.go the API port's certificate and its reloading;
-// delete_records.go is AdminService.DeleteRecords and janitor.go the
-// janitor (retention, deleted topics, deletion of unreferenced and orphaned
-// segment and archive objects); compactor.go moves old records into the
-// Parquet archive, and archive_read.go reads archived offsets back for the
-// read path. txn.go is ProducerService's transaction RPCs (KIP-98)
-// and their control markers, read_committed.go the read_committed reads,
-// txn_reaper.go the abort of transactions past their timeout.
-//
-// Besides the Connect handlers it exports a Go API for other protocol
-// front-ends (the Kafka listener, through kafka/agentcore), in plain Go and
-// coordinator types, knowing nothing of Kafka's wire format:
+// The Go API takes two shapes. Where an operation is exactly a public API
+// RPC, its method has the RPC's name and takes and returns the RPC's
+// protobuf messages (package stratav1: plain Go structs, not Connect),
+// e.g. Produce, Fetch, ListOffsets, CreateTopic, Heartbeat, EndTxn; the
+// Connect front-end's handlers only unwrap, call and wrap. Streams are
+// split: StartProduce appends one request and returns the wait for its
+// commit (ProduceStream's loop is the front-end's), and Subscribe runs a
+// subscription over callbacks (SubscribeStream). Where another protocol
+// needs another shape, the methods take plain Go and coordinator types:
 // core_batches.go appends a client's encoded RecordBatches byte for byte
 // through the same batcher and reads stored batches back whole through the
 // same index lookups, block cache and long polls as Fetch (loadEntry,
 // partitionGone are shared); core_cluster.go lists live agents with their
 // Kafka listeners and node ids, the cluster id, topics and producer ids
-// over the same index calls as AdminService.
+// over the same index calls as the RPC methods.
+//
+// Errors are plain Go errors (errors.go): sentinels matched with
+// errors.Is (ErrInvalid, ErrTooLarge, ErrUnknownTopicOrPartition, ...,
+// and the index's and the store's, wrapped), and the types OffsetRangeError
+// and LimitError that carry an offset's bounds and a broken limit's name,
+// limit and actual value. Each front-end maps them to its protocol's codes
+// in one table of its own.
+//
+// Files follow the API: produce.go and producer_id.go (ProducerService's
+// Produce and InitProducerId for idempotent producers), fetch.go,
+// subscribe.go and list_offsets.go (ConsumerService), admin.go and
+// delete_records.go (AdminService), group_service.go over group.go
+// (GroupService, KIP-848-style groups); topics.go is the topic metadata
+// cache; batcher.go is the write path behind Produce, cache.go the block
+// cache, hub.go the fan-out of the index's watermark notifications;
+// janitor.go the janitor (retention, deleted topics, deletion of
+// unreferenced and orphaned segment and archive objects); compactor.go
+// moves old records into the Parquet archive, and archive_read.go reads
+// archived offsets back for the read path. txn.go is ProducerService's
+// transaction RPCs (KIP-98) and their control markers, read_committed.go
+// the read_committed reads, txn_reaper.go the abort of transactions past
+// their timeout.
 package agent

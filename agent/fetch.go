@@ -52,8 +52,8 @@ const (
 	watermarkRecheck = time.Second
 )
 
-// Fetch is ConsumerService.Fetch (strata/v1) in the core; the Connect
-// front-end, agent/connectapi, wraps it.
+// Fetch is ConsumerService.Fetch (strata/v1) in the core;
+// the Connect front-end, agent/connectapi, wraps it.
 func (a *Agent) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
 	m := req
 	maxBytes, err := a.readBudget(m.GetMaxBytes())

@@ -1,7 +1,8 @@
 package agent
 
-// GroupService: the Connect handlers over group.go's protocol and the
-// index's group storage.
+// GroupService's RPCs in the core, over group.go's protocol and the
+// index's group storage; the Connect front-end, agent/connectapi, wraps
+// them.
 
 import (
 	"context"

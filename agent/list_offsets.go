@@ -41,8 +41,8 @@ import (
 // cannot hold an agent for long.
 const maxListOffsets = 1000
 
-// ListOffsets is ConsumerService.ListOffsets (strata/v1) in the core; the Connect
-// front-end, agent/connectapi, wraps it.
+// ListOffsets is ConsumerService.ListOffsets (strata/v1) in the core;
+// the Connect front-end, agent/connectapi, wraps it.
 func (a *Agent) ListOffsets(ctx context.Context, req *stratav1.ListOffsetsRequest) (*stratav1.ListOffsetsResponse, error) {
 	m := req
 	if err := checkIsolation(m.GetIsolationLevel()); err != nil {

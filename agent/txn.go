@@ -48,8 +48,8 @@ func txnProducer(p *stratav1.TxnProducer) (string, int64, int16, error) {
 	return p.GetTransactionalId(), p.GetProducerId(), int16(p.GetProducerEpoch()), nil
 }
 
-// AddPartitionsToTxn is ProducerService.AddPartitionsToTxn (strata/v1) in the core; the Connect
-// front-end, agent/connectapi, wraps it.
+// AddPartitionsToTxn is ProducerService.AddPartitionsToTxn (strata/v1) in the core;
+// the Connect front-end, agent/connectapi, wraps it.
 func (a *Agent) AddPartitionsToTxn(ctx context.Context, req *stratav1.AddPartitionsToTxnRequest) (*stratav1.AddPartitionsToTxnResponse, error) {
 	tid, pid, epoch, err := txnProducer(req.GetProducer())
 	if err != nil {
@@ -77,8 +77,8 @@ func (a *Agent) AddPartitionsToTxn(ctx context.Context, req *stratav1.AddPartiti
 	return &stratav1.AddPartitionsToTxnResponse{}, nil
 }
 
-// AddOffsetsToTxn is ProducerService.AddOffsetsToTxn (strata/v1) in the core; the Connect
-// front-end, agent/connectapi, wraps it.
+// AddOffsetsToTxn is ProducerService.AddOffsetsToTxn (strata/v1) in the core;
+// the Connect front-end, agent/connectapi, wraps it.
 func (a *Agent) AddOffsetsToTxn(ctx context.Context, req *stratav1.AddOffsetsToTxnRequest) (*stratav1.AddOffsetsToTxnResponse, error) {
 	tid, pid, epoch, err := txnProducer(req.GetProducer())
 	if err != nil {
@@ -93,8 +93,8 @@ func (a *Agent) AddOffsetsToTxn(ctx context.Context, req *stratav1.AddOffsetsToT
 	return &stratav1.AddOffsetsToTxnResponse{}, nil
 }
 
-// TxnOffsetCommit is ProducerService.TxnOffsetCommit (strata/v1) in the core; the Connect
-// front-end, agent/connectapi, wraps it.
+// TxnOffsetCommit is ProducerService.TxnOffsetCommit (strata/v1) in the core;
+// the Connect front-end, agent/connectapi, wraps it.
 func (a *Agent) TxnOffsetCommit(ctx context.Context, req *stratav1.TxnOffsetCommitRequest) (*stratav1.TxnOffsetCommitResponse, error) {
 	m := req
 	tid, pid, epoch, err := txnProducer(m.GetProducer())
@@ -134,8 +134,8 @@ func (a *Agent) TxnOffsetCommit(ctx context.Context, req *stratav1.TxnOffsetComm
 	return &stratav1.TxnOffsetCommitResponse{}, nil
 }
 
-// EndTxn is ProducerService.EndTxn (strata/v1) in the core; the Connect
-// front-end, agent/connectapi, wraps it.
+// EndTxn is ProducerService.EndTxn (strata/v1) in the core;
+// the Connect front-end, agent/connectapi, wraps it.
 func (a *Agent) EndTxn(ctx context.Context, req *stratav1.EndTxnRequest) (*stratav1.EndTxnResponse, error) {
 	tid, pid, epoch, err := txnProducer(req.GetProducer())
 	if err != nil {

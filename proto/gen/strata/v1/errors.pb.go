@@ -21,7 +21,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ErrorInfo is attached to every error the agent maps (agent/errors.go):
+// ErrorInfo is attached to every error the agent maps (agent/connectapi/errors.go):
 // whether a retry may succeed, and the Kafka protocol error it is, when
 // Kafka has an equivalent (Kafka's table of error codes,
 // org.apache.kafka.common.protocol.Errors), so that clients written

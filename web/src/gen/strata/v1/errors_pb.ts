@@ -13,7 +13,7 @@ export const file_strata_v1_errors: GenFile = /*@__PURE__*/
   fileDesc("ChZzdHJhdGEvdjEvZXJyb3JzLnByb3RvEglzdHJhdGEudjEiUgoJRXJyb3JJbmZvEhEKCXJldHJpYWJsZRgBIAEoCBIYChBrYWZrYV9lcnJvcl9uYW1lGAIgASgJEhgKEGthZmthX2Vycm9yX2NvZGUYAyABKAUigAEKEE9mZnNldE91dE9mUmFuZ2USDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhgKEHJlcXVlc3RlZF9vZmZzZXQYAyABKAMSGAoQbG9nX3N0YXJ0X29mZnNldBgEIAEoAxIWCg5oaWdoX3dhdGVybWFyaxgFIAEoAyI8Cg1MaW1pdEV4Y2VlZGVkEgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSDgoGYWN0dWFsGAMgASgDQj1aO2dpdGh1Yi5jb20vc3RyYXRhYnJva2VyL3N0cmF0YS9wcm90by9nZW4vc3RyYXRhL3YxO3N0cmF0YXYxYgZwcm90bzM");
 
 /**
- * ErrorInfo is attached to every error the agent maps (agent/errors.go):
+ * ErrorInfo is attached to every error the agent maps (agent/connectapi/errors.go):
  * whether a retry may succeed, and the Kafka protocol error it is, when
  * Kafka has an equivalent (Kafka's table of error codes,
  * org.apache.kafka.common.protocol.Errors), so that clients written
