@@ -17,8 +17,12 @@ import (
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
-// CreateTopic is AdminService.CreateTopic (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// CreateTopic is AdminService.CreateTopic (strata/v1; Kafka's CreateTopics)
+// in the core; the Connect front-end, agent/connectapi, wraps it. Partitions
+// 0 means 1; configs are Kafka-named (retention.ms, max.message.bytes, ...).
+// Errors: coordinator.ErrInvalid naming the bad part (ErrInvalidTopicName,
+// ErrInvalidPartitions, ErrInvalidConfig; a *coordinator.LimitError for a
+// limit), coordinator.ErrAlreadyExists.
 func (a *Agent) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
 	partitions := req.GetPartitions()
 	if partitions == 0 {
@@ -38,8 +42,9 @@ func (a *Agent) CreateTopic(ctx context.Context, req *stratav1.CreateTopicReques
 	return &stratav1.CreateTopicResponse{Topic: topicProto(t)}, nil
 }
 
-// DeleteTopic is AdminService.DeleteTopic (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// DeleteTopic is AdminService.DeleteTopic (strata/v1; Kafka's
+// DeleteTopics) in the core; the Connect front-end, agent/connectapi, wraps
+// it. Its data goes to the janitor. Errors: ErrUnknownTopicOrPartition.
 func (a *Agent) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicRequest) (*stratav1.DeleteTopicResponse, error) {
 	if err := a.index.DeleteTopic(ctx, req.GetName()); err != nil {
 		if errors.Is(err, coordinator.ErrNotFound) {
@@ -54,8 +59,8 @@ func (a *Agent) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicReques
 	return &stratav1.DeleteTopicResponse{}, nil
 }
 
-// ListTopics is AdminService.ListTopics (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// ListTopics is AdminService.ListTopics (strata/v1) in the core; the
+// Connect front-end, agent/connectapi, wraps it. Errors: the index's.
 func (a *Agent) ListTopics(ctx context.Context, _ *stratav1.ListTopicsRequest) (*stratav1.ListTopicsResponse, error) {
 	ts, err := a.index.ListTopics(ctx)
 	if err != nil {
@@ -69,8 +74,10 @@ func (a *Agent) ListTopics(ctx context.Context, _ *stratav1.ListTopicsRequest) (
 	return out, nil
 }
 
-// DescribeTopic is AdminService.DescribeTopic (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// DescribeTopic is AdminService.DescribeTopic (strata/v1) in the core; the
+// Connect front-end, agent/connectapi, wraps it: the topic's configs and
+// each partition's offsets, bytes and archived range. Errors:
+// ErrUnknownTopicOrPartition.
 func (a *Agent) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopicRequest) (*stratav1.DescribeTopicResponse, error) {
 	t, err := a.index.DescribeTopic(ctx, req.GetName())
 	if err != nil {
@@ -128,8 +135,11 @@ func (a *Agent) archivedPrefix(ctx context.Context, id uuid.UUID, p int32, st co
 	return end, bytes, nil
 }
 
-// UpdateTopicConfig is AdminService.UpdateTopicConfig (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// UpdateTopicConfig is AdminService.UpdateTopicConfig (strata/v1; Kafka's
+// IncrementalAlterConfigs) in the core; the Connect front-end,
+// agent/connectapi, wraps it. All or none apply; an empty value restores
+// the default. Errors: coordinator.ErrInvalidConfig naming the key,
+// ErrUnknownTopicOrPartition.
 func (a *Agent) UpdateTopicConfig(ctx context.Context, req *stratav1.UpdateTopicConfigRequest) (*stratav1.UpdateTopicConfigResponse, error) {
 	t, err := a.index.UpdateTopicConfig(ctx, req.GetName(), req.GetSet())
 	if err != nil {
@@ -139,8 +149,11 @@ func (a *Agent) UpdateTopicConfig(ctx context.Context, req *stratav1.UpdateTopic
 	return &stratav1.UpdateTopicConfigResponse{Topic: topicProto(t)}, nil
 }
 
-// CreatePartitions is AdminService.CreatePartitions (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// CreatePartitions is AdminService.CreatePartitions (strata/v1; Kafka's
+// CreatePartitions, KIP-195) in the core; the Connect front-end,
+// agent/connectapi, wraps it. Errors: coordinator.ErrInvalidPartitions (the
+// total not above the current count, or over the limit),
+// ErrUnknownTopicOrPartition.
 func (a *Agent) CreatePartitions(ctx context.Context, req *stratav1.CreatePartitionsRequest) (*stratav1.CreatePartitionsResponse, error) {
 	t, err := a.index.CreatePartitions(ctx, req.GetName(), req.GetTotal())
 	if err != nil {

@@ -12,8 +12,12 @@ import (
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
-// DeleteRecords is AdminService.DeleteRecords (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// DeleteRecords is AdminService.DeleteRecords (strata/v1; Kafka's
+// DeleteRecords, KIP-107) in the core; the Connect front-end,
+// agent/connectapi, wraps it. Errors: ErrInvalid, coordinator.ErrNotFound
+// for a partition the topic lacks, coordinator.ErrOffsetOutOfRange for an
+// offset above the high watermark, ErrNotSupported from an index without
+// lifecycle support.
 func (a *Agent) DeleteRecords(ctx context.Context, req *stratav1.DeleteRecordsRequest) (*stratav1.DeleteRecordsResponse, error) {
 	lc, ok := a.index.(coordinator.Lifecycle)
 	if !ok {

@@ -52,10 +52,12 @@ const (
 	watermarkRecheck = time.Second
 )
 
-// Fetch is ConsumerService.Fetch (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
-func (a *Agent) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
-	m := req
+// Fetch is ConsumerService.Fetch (strata/v1) in the core; the Connect
+// front-end, agent/connectapi, wraps it. At the end of the log it waits up
+// to max_wait (at most --max-fetch-wait) for records. Errors: ErrInvalid
+// (max_bytes, max_wait, isolation level, topic_id), ErrUnknownTopicOrPartition,
+// ErrUnknownTopicID (KIP-516), an *OffsetRangeError, objectlog.ErrCorrupt.
+func (a *Agent) Fetch(ctx context.Context, m *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
 	maxBytes, err := a.readBudget(m.GetMaxBytes())
 	if err != nil {
 		return nil, err

@@ -20,8 +20,7 @@ import (
 )
 
 // Heartbeat joins, keeps alive and reconciles a group member.
-func (a *Agent) Heartbeat(ctx context.Context, req *stratav1.HeartbeatRequest) (*stratav1.HeartbeatResponse, error) {
-	m := req
+func (a *Agent) Heartbeat(ctx context.Context, m *stratav1.HeartbeatRequest) (*stratav1.HeartbeatResponse, error) {
 	owned, err := partitionSetFromProto(m.GetOwned())
 	if err != nil {
 		return nil, err
@@ -67,8 +66,7 @@ func (a *Agent) LeaveGroup(ctx context.Context, req *stratav1.LeaveGroupRequest)
 }
 
 // CommitOffsets stores a group's positions.
-func (a *Agent) CommitOffsets(ctx context.Context, req *stratav1.CommitOffsetsRequest) (*stratav1.CommitOffsetsResponse, error) {
-	m := req
+func (a *Agent) CommitOffsets(ctx context.Context, m *stratav1.CommitOffsetsRequest) (*stratav1.CommitOffsetsResponse, error) {
 	offsets := make(map[coordinator.TopicPartition]coordinator.CommittedOffset, len(m.GetOffsets()))
 	for _, o := range m.GetOffsets() {
 		tp := coordinator.TopicPartition{Topic: o.GetTopic(), Partition: o.GetPartition()}
@@ -269,8 +267,7 @@ func (a *Agent) DeleteGroup(ctx context.Context, req *stratav1.DeleteGroupReques
 }
 
 // ResetOffsets moves a group's positions while it has no live members.
-func (a *Agent) ResetOffsets(ctx context.Context, req *stratav1.ResetOffsetsRequest) (*stratav1.ResetOffsetsResponse, error) {
-	m := req
+func (a *Agent) ResetOffsets(ctx context.Context, m *stratav1.ResetOffsetsRequest) (*stratav1.ResetOffsetsResponse, error) {
 	g := m.GetGroup()
 	if err := validGroupName(g); err != nil {
 		return nil, err

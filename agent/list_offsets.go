@@ -41,10 +41,11 @@ import (
 // cannot hold an agent for long.
 const maxListOffsets = 1000
 
-// ListOffsets is ConsumerService.ListOffsets (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
-func (a *Agent) ListOffsets(ctx context.Context, req *stratav1.ListOffsetsRequest) (*stratav1.ListOffsetsResponse, error) {
-	m := req
+// ListOffsets is ConsumerService.ListOffsets (strata/v1; Kafka's
+// ListOffsets: earliest, latest, by time, max timestamp) in the core; the
+// Connect front-end, agent/connectapi, wraps it. Errors: ErrInvalid (a
+// *LimitError over 1000 partitions), ErrUnknownTopicOrPartition.
+func (a *Agent) ListOffsets(ctx context.Context, m *stratav1.ListOffsetsRequest) (*stratav1.ListOffsetsResponse, error) {
 	if err := checkIsolation(m.GetIsolationLevel()); err != nil {
 		return nil, err
 	}

@@ -24,8 +24,10 @@ const (
 	maxTransactionTimeout = 15 * time.Minute
 )
 
-// InitProducerId is ProducerService.InitProducerId (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// InitProducerId is ProducerService.InitProducerId (strata/v1; KIP-98,
+// KIP-360) in the core; the Connect front-end, agent/connectapi, wraps it.
+// Errors: ErrInvalid, coordinator.ErrFenced (an older epoch than the
+// producer's), the index's.
 func (a *Agent) InitProducerId(ctx context.Context, req *stratav1.InitProducerIdRequest) (*stratav1.InitProducerIdResponse, error) {
 	id, epoch, err := a.initProducerID(ctx, req)
 	if err != nil {

@@ -1,24 +1,27 @@
 package agent
 
-// ConsumerService.Subscribe (DESIGN.md, "Read path" 5): the fetch loop kept
-// open over a server stream, for a set of partitions of one topic. Each
-// message takes records from the partitions with data round-robin, up to
-// max_bytes; when every partition is caught up the stream waits on the hub
-// (one channel per topic) and re-reads the watermarks every
-// watermarkRecheck, because notifications can be lost while the index
-// connection is down. Following all partitions includes those added later:
-// the topic's metadata is re-read as often as the topic cache allows
-// (TopicCacheTTL, the staleness an operator already accepts for it), and a
-// new partition followed from "latest" is read from its start (its records
-// are all newer than the stream).
+// ConsumerService.Subscribe in the core (DESIGN.md, "Read path" 5): the
+// fetch loop kept open over the front-end's server stream, for a set of
+// partitions of one topic. Each message takes records from the partitions
+// with data round-robin, up to max_bytes; when every partition is caught
+// up the stream waits on the hub (one channel per topic) and re-reads the
+// watermarks every watermarkRecheck, because notifications can be lost
+// while the index connection is down. Following all partitions includes
+// those added later: the topic's metadata is re-read as often as the topic
+// cache allows (TopicCacheTTL, the staleness an operator already accepts
+// for it), and a new partition followed from "latest" is read from its
+// start (its records are all newer than the stream).
 //
 // A partition whose position falls below the log start (retention) jumps
-// to the log start. Transient index or store failures are retried with
-// backoff for up to streamRetryFor before the stream fails Unavailable.
+// to the log start. Transient index or store failures (those the
+// front-end's SubscribeStream.Transient names: Connect's Unavailable) are
+// retried with backoff for up to streamRetryFor before the stream fails
+// with the last.
 //
 // A stream follows one topic id (KIP-516): when the topic is deleted,
-// created again or not, the stream ends NotFound, naming the topic, since
-// its positions mean nothing in a new topic. A stream idle for its
+// created again or not, the stream ends with a not-found error
+// (ErrUnknownTopicID or ErrUnknownTopicOrPartition) naming the topic,
+// since its positions mean nothing in a new topic. A stream idle for its
 // keep-alive interval gets a message with no records and keep_alive set,
 // so proxies that cut idle connections leave it open.
 

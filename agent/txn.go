@@ -48,8 +48,10 @@ func txnProducer(p *stratav1.TxnProducer) (string, int64, int16, error) {
 	return p.GetTransactionalId(), p.GetProducerId(), int16(p.GetProducerEpoch()), nil
 }
 
-// AddPartitionsToTxn is ProducerService.AddPartitionsToTxn (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// AddPartitionsToTxn is ProducerService.AddPartitionsToTxn (strata/v1;
+// KIP-98) in the core; the Connect front-end, agent/connectapi, wraps it.
+// Errors: ErrInvalid, ErrUnknownTopicOrPartition, coordinator.ErrFenced,
+// coordinator.ErrInvalidTxnState, coordinator.ErrConcurrentTransactions.
 func (a *Agent) AddPartitionsToTxn(ctx context.Context, req *stratav1.AddPartitionsToTxnRequest) (*stratav1.AddPartitionsToTxnResponse, error) {
 	tid, pid, epoch, err := txnProducer(req.GetProducer())
 	if err != nil {
@@ -77,8 +79,9 @@ func (a *Agent) AddPartitionsToTxn(ctx context.Context, req *stratav1.AddPartiti
 	return &stratav1.AddPartitionsToTxnResponse{}, nil
 }
 
-// AddOffsetsToTxn is ProducerService.AddOffsetsToTxn (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// AddOffsetsToTxn is ProducerService.AddOffsetsToTxn (strata/v1; KIP-98)
+// in the core; the Connect front-end, agent/connectapi, wraps it. Errors:
+// ErrInvalid, coordinator.ErrFenced, coordinator.ErrInvalidTxnState.
 func (a *Agent) AddOffsetsToTxn(ctx context.Context, req *stratav1.AddOffsetsToTxnRequest) (*stratav1.AddOffsetsToTxnResponse, error) {
 	tid, pid, epoch, err := txnProducer(req.GetProducer())
 	if err != nil {
@@ -93,10 +96,12 @@ func (a *Agent) AddOffsetsToTxn(ctx context.Context, req *stratav1.AddOffsetsToT
 	return &stratav1.AddOffsetsToTxnResponse{}, nil
 }
 
-// TxnOffsetCommit is ProducerService.TxnOffsetCommit (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
-func (a *Agent) TxnOffsetCommit(ctx context.Context, req *stratav1.TxnOffsetCommitRequest) (*stratav1.TxnOffsetCommitResponse, error) {
-	m := req
+// TxnOffsetCommit is ProducerService.TxnOffsetCommit (strata/v1; KIP-98)
+// in the core; the Connect front-end, agent/connectapi, wraps it. Errors:
+// ErrInvalid, ErrTooLarge (a *LimitError naming
+// offset-metadata-max-bytes), coordinator.ErrFenced,
+// coordinator.ErrInvalidTxnState (a group not added first).
+func (a *Agent) TxnOffsetCommit(ctx context.Context, m *stratav1.TxnOffsetCommitRequest) (*stratav1.TxnOffsetCommitResponse, error) {
 	tid, pid, epoch, err := txnProducer(m.GetProducer())
 	if err != nil {
 		return nil, err
@@ -134,8 +139,11 @@ func (a *Agent) TxnOffsetCommit(ctx context.Context, req *stratav1.TxnOffsetComm
 	return &stratav1.TxnOffsetCommitResponse{}, nil
 }
 
-// EndTxn is ProducerService.EndTxn (strata/v1) in the core;
-// the Connect front-end, agent/connectapi, wraps it.
+// EndTxn is ProducerService.EndTxn (strata/v1; KIP-98) in the core; the
+// Connect front-end, agent/connectapi, wraps it: it writes the markers and
+// completes the transaction. Errors: ErrInvalid, coordinator.ErrFenced,
+// coordinator.ErrInvalidTxnState, the index's and the store's
+// ErrUnavailable (retry: the ending is safe to repeat).
 func (a *Agent) EndTxn(ctx context.Context, req *stratav1.EndTxnRequest) (*stratav1.EndTxnResponse, error) {
 	tid, pid, epoch, err := txnProducer(req.GetProducer())
 	if err != nil {
