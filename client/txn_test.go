@@ -131,3 +131,53 @@ func TestProducerTransactions(t *testing.T) {
 		t.Fatalf("read_committed after the fencing: %q, want %q", got, want)
 	}
 }
+
+// TestReadCommittedLatestStartsAtTheLSO: a read_committed group member
+// that starts a partition at "latest" starts at the last stable offset, not
+// the high watermark (Kafka's ListOffsets LATEST under read_committed,
+// KIP-98): the records of a transaction open when it joined are read once
+// the transaction commits, not skipped.
+func TestReadCommittedLatestStartsAtTheLSO(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "tx", 1)
+	ctx := t.Context()
+	ta.produce(t, "tx", 1, 0, 2) // before the member: not read
+	p := newTxnProducer(t, ta, "open-while-joining")
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, values("t", 2)...); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := ta.config("latest-rc", "tx")
+	cfg.Reset, cfg.ReadCommitted = client.ResetLatest, true
+	c := newConsumer(t, cfg)
+	// Assignments are applied inside Poll.
+	deadline := time.Now().Add(15 * time.Second)
+	for len(c.Assignment()) == 0 {
+		if recs := pollFor(t, c, 100*time.Millisecond); len(recs) != 0 {
+			t.Fatalf("read %q while the transaction is open", recs[0].Value)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the member got no partitions in 15s")
+		}
+	}
+	if recs := pollFor(t, c, 300*time.Millisecond); len(recs) != 0 {
+		t.Fatalf("read %d records while the transaction is open", len(recs))
+	}
+	if err := p.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	pollUntil(t, c, "the committed transaction", func(recs []client.Record) bool {
+		for _, r := range recs {
+			got = append(got, string(r.Value))
+		}
+		return len(got) >= 2
+	})
+	if want := []string{"t0", "t1"}; !slices.Equal(got, want) {
+		t.Fatalf("read %q, want %q (the transaction open when the member started)", got, want)
+	}
+}
