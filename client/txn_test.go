@@ -181,3 +181,55 @@ func TestReadCommittedLatestStartsAtTheLSO(t *testing.T) {
 		t.Fatalf("read %q, want %q (the transaction open when the member started)", got, want)
 	}
 }
+
+// TestSeekToCommitted: a member moves back to its group's committed
+// offsets, the reset policy's end where there are none, as a
+// consume-transform-produce loop does after an abort; offsets committed in
+// a transaction are where it lands once the transaction commits.
+func TestSeekToCommitted(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "tx", 1)
+	ta.produce(t, "tx", 1, 0, 5)
+	cfg := ta.config("seek", "tx")
+	cfg.ManualCommit = true
+	c := newConsumer(t, cfg)
+	firstAfterSeek := func(what string) int64 {
+		t.Helper()
+		var first int64 = -1
+		pollUntil(t, c, what, func(recs []client.Record) bool {
+			if len(recs) > 0 && first < 0 {
+				first = recs[0].Offset
+			}
+			return first >= 0
+		})
+		return first
+	}
+	var read int
+	pollUntil(t, c, "5 records", func(recs []client.Record) bool { read += len(recs); return read >= 5 })
+
+	tp := client.TopicPartition{Topic: "tx", Partition: 0}
+	if err := c.SeekToCommitted(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := firstAfterSeek("a record after the seek"); got != 0 {
+		t.Fatalf("first record after seeking without a committed offset: %d, want 0 (earliest)", got)
+	}
+
+	p := newTxnProducer(t, ta, "seeker")
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SendOffsetsToTransaction(t.Context(), "seek", []client.PartitionOffset{{Topic: "tx", Partition: 0, Offset: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CommitTransaction(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SeekToCommitted(t.Context(), tp, client.TopicPartition{Topic: "tx", Partition: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if got := firstAfterSeek("a record after the second seek"); got != 3 {
+		t.Fatalf("first record after seeking to the transaction's offset: %d, want 3", got)
+	}
+}
