@@ -74,11 +74,12 @@ func (r *ownRedis) restart() {
 }
 
 // startAgentAt runs `strata agent` on a fixed address, so a restarted agent
-// is found where the producer looks.
-func (d *deployment) startAgentAt(t *testing.T, name, addr string) *server {
+// is found where the producer looks, plus extra flags.
+func (d *deployment) startAgentAt(t *testing.T, name, addr string, extra ...string) *server {
 	t.Helper()
 	args := []string{"agent", "--listen", addr, "--admin-listen", "", "--store", d.storeURL,
 		"--index", d.indexURL, "--flush-interval", "20ms", "--agent-id", name}
+	args = append(args, extra...)
 	p := startProc(t, name, childEnv(d.credentialsEnv()...), args...)
 	if err := waitReady(t.Context(), p, addr); err != nil {
 		t.Fatalf("%s did not come up on %s: %v", name, addr, err)
