@@ -7,7 +7,9 @@ package integration
 // record's output and its offset in one transaction. Members are killed
 // with SIGKILL and replaced, and one of the two agents is killed and
 // restarted under them (the members reach the agents through a TCP proxy,
-// as through a load balancer). In the end the output topic, read with
+// as through a load balancer), and one is frozen (SIGSTOP) past its session
+// and woken up once the others took its partitions over: a zombie, whose
+// transactions must be fenced. In the end the output topic, read with
 // read_committed, holds every input record's output exactly once, and none
 // of the records of the transactions that aborted (the pipeline aborts
 // some on purpose).
@@ -19,7 +21,9 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,12 +227,29 @@ func TestExactlyOncePipeline(t *testing.T) {
 	waitProgress(4*n/5, "before killing member-3")
 	members["member-3"].kill()
 	startMember("member-6")
-	waitProgress(n, "the end")
+	// member-5 freezes, most likely inside a transaction, past its
+	// session: the others take its partitions over (and the group can
+	// only finish once they have), fencing its producers. Woken up, the
+	// zombie must not commit anything.
+	zombie := members["member-5"]
+	if err := zombie.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitProgress(n, "the end, member-5 frozen")
+	if err := zombie.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(time.Minute, func() bool { return strings.Contains(zombie.log(), "msg=lost") }) {
+		t.Fatal("member-5, woken up, did not notice in a minute that it lost its partitions")
+	}
 	for _, name := range []string{"member-4", "member-5", "member-6"} {
 		if members[name].exited() {
 			t.Errorf("%s exited: %v", name, members[name].waitErr)
 		}
 		members[name].kill()
+	}
+	if got := progress(); got != n {
+		t.Fatalf("after member-5 woke up the group's offsets add up to %d, want %d", got, n)
 	}
 
 	// The output: every input record's output once under read_committed;
