@@ -21,8 +21,10 @@ import (
 // redis-server of scripts/test-services.sh, skipped without them). The
 // agent is in process, 5ms flushes.
 //
-//	go test -run '^$' -bench 'BenchmarkProducerIdempotence|BenchmarkTransactionCommit' -count 5 ./client/
-//	scripts/test-services.sh go test -run '^$' -bench ... -count 5 ./client/
+//	go test -run '^$' -bench BenchmarkProducerIdempotence -benchtime 2000000x -count 3 ./client/
+//	go test -run '^$' -bench BenchmarkTransactionCommit -benchtime 1000x -count 3 ./client/
+//
+// and the same under scripts/test-services.sh for MinIO and redis-server.
 
 var benchSeq int
 
@@ -78,7 +80,9 @@ func median(xs []float64) float64 {
 // BenchmarkProducerIdempotence compares produce throughput with idempotence
 // on and off in one run (issue 11's target: less than 5% apart). Both
 // producers write to one agent, each to its own 16-partition topic, in
-// rounds of 20000 keyed 100-byte records, taking turns inside each round
+// rounds of 100000 keyed 100-byte records (long against the 5ms flush
+// ticks, whose phase otherwise moves a round by several percent), taking
+// turns inside each round
 // and swapping who goes first every round, so that a loaded machine's
 // drifts (and the garbage one mode leaves the other) hit both alike. b.N
 // records go through each producer. The metrics are the medians over the
@@ -142,7 +146,7 @@ func benchIdempotence(b *testing.B, ta *testAgent) {
 	var ratios []float64
 	b.SetBytes(2 * int64(len(value)+8))
 	b.ResetTimer()
-	const round = 20000
+	const round = 100000
 	for done, i := 0, 0; done < b.N; done, i = done+round, i+1 {
 		n := min(round, b.N-done)
 		var rOn, rOff float64
