@@ -221,7 +221,8 @@ func TestExactlyOncePipeline(t *testing.T) {
 	agentA.kill()
 	t.Log("agent-a killed (SIGKILL)")
 	waitProgress(3*n/5, "before restarting agent-a")
-	agentA = d.startAgentAt(t, "agent-a2", addrA, "--txn-reaper-interval", "500ms")
+	// Back on its address, where the proxy sends half the connections.
+	d.startAgentAt(t, "agent-a2", addrA, "--txn-reaper-interval", "500ms")
 	members["member-2"].kill()
 	startMember("member-5")
 	waitProgress(4*n/5, "before killing member-3")
