@@ -7,7 +7,9 @@ package agent
 // the reaper lease; the one holding it lists the expired transactions in
 // the index and aborts each (Kafka's transaction coordinator does this for
 // transaction.timeout.ms): EndTxn(abort) under the transaction's own
-// producer id and epoch, abort markers, CompleteTxn. Transactions stuck in
+// producer id and epoch, an epoch bump that fences that producer (as
+// Kafka's coordinator bumps the epoch on a timeout abort), abort markers
+// under the new epoch, CompleteTxn. Transactions stuck in
 // PrepareCommit or PrepareAbort (an EndTxn whose agent died after the
 // decision) are finished the way they were decided. The lease keeps the
 // agents from doing the same work at once; the index's state machine keeps
@@ -100,6 +102,37 @@ func (a *Agent) reapTxn(ctx context.Context, txn coordinator.Txn) error {
 		if err != nil {
 			return err
 		}
+		// Fence the producer that left it (Kafka's coordinator bumps the
+		// epoch when it aborts on timeout): the zombie's next call is
+		// refused, and the abort markers carry the new epoch to the
+		// partitions, where its late batches can then never land after
+		// them and open a transaction nothing closes.
+		if txn, err = a.bumpTimedOutProducer(ctx, txn); err != nil {
+			if errors.Is(err, coordinator.ErrFenced) {
+				// A new producer took the id meanwhile: it finishes
+				// the abort (InitProducerId does).
+				return nil
+			}
+			return err
+		}
 	}
 	return a.finishTxn(ctx, txn)
+}
+
+// bumpTimedOutProducer gives the transactional id of txn, which the reaper
+// has just moved to PrepareAbort, a new epoch, as a new InitProducerId
+// would, and returns the transaction under it, still PrepareAbort.
+// ErrFenced when another producer took the id in between.
+func (a *Agent) bumpTimedOutProducer(ctx context.Context, txn coordinator.Txn) (coordinator.Txn, error) {
+	pid, epoch, err := a.index.InitTransactionalProducer(ctx, txn.TransactionalID, txn.Timeout)
+	if err != nil {
+		return txn, fmt.Errorf("bump the epoch of the timed-out producer: %w", err)
+	}
+	bumped, err := a.index.InitTxn(ctx, txn.TransactionalID, pid, epoch, txn.Timeout)
+	if err != nil {
+		return txn, fmt.Errorf("bump the epoch of the timed-out producer: %w", err)
+	}
+	a.log.Info("fenced the producer of a timed-out transaction", "transactional_id", txn.TransactionalID,
+		"producer_id", pid, "epoch", epoch, "state", bumped.State)
+	return bumped, nil
 }

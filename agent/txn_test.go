@@ -440,9 +440,10 @@ func TestTxnReaperAbortsTimedOutTransactions(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// The producer, back too late, finds its transaction aborted.
+	// The producer, back too late, finds itself fenced: the abort bumped
+	// its epoch.
 	err := c.end(true)
-	wantConnectCode(t, err, connect.CodeInvalidArgument)
+	wantConnectCode(t, err, connect.CodeFailedPrecondition)
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("error %v is not a Connect error", err)
@@ -484,4 +485,72 @@ func TestTxnReapTransactionsRunsUnderALease(t *testing.T) {
 	if _, next := ta.fetchValues(t, "txn-lease", 0, 0, committed); next != 2 {
 		t.Fatalf("read_committed next %d, want 2 (past the abort marker)", next)
 	}
+}
+
+// TestTxnReaperFencesTheTimedOutProducer: aborting a transaction past its
+// timeout bumps the producer's epoch (Kafka's transaction coordinator does,
+// KIP-360's bump on timeout), so the producer that left it, a zombie, is
+// fenced: its late produce, a new transaction and its EndTxn are all
+// refused, and its batches can never land after the abort marker and open a
+// transaction nothing closes.
+func TestTxnReaperFencesTheTimedOutProducer(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, func(c *agent.Config) { c.TxnReaperInterval = 0 })
+	ta.createTopic(t, "txn-reap-fence", 1, nil)
+	zombie := newTxnClient(t, ta, "slow", 100*time.Millisecond)
+	must(t, zombie.addPartitions("txn-reap-fence", 0))
+	if _, err := zombie.produce("txn-reap-fence", 0, 2, "timed-out"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, err := ta.agent.ReapTransactions(t.Context())
+		must(t, err)
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the expired transaction was never reaped")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	txn, err := ta.index.DescribeTxn(t.Context(), "slow")
+	must(t, err)
+	if txn.State != coordinator.TxnCompleteAbort || txn.ProducerID != zombie.id.GetProducerId() ||
+		int32(txn.ProducerEpoch) != zombie.id.GetProducerEpoch()+1 {
+		t.Fatalf("after the reaper: %s producer %d epoch %d; want %s producer %d epoch %d (bumped)", txn.State,
+			txn.ProducerID, txn.ProducerEpoch, coordinator.TxnCompleteAbort, zombie.id.GetProducerId(), zombie.id.GetProducerEpoch()+1)
+	}
+	got, next := ta.fetchValues(t, "txn-reap-fence", 0, 0, committed)
+	wantValues(t, "read_committed after the reaper", got)
+	if next != 3 {
+		t.Fatalf("read_committed next %d, want 3 (past the abort marker)", next)
+	}
+
+	// The zombie is fenced everywhere.
+	_, err = zombie.produce("txn-reap-fence", 0, 1, "late")
+	wantConnectCode(t, err, connect.CodeFailedPrecondition)
+	wantConnectCode(t, zombie.addPartitions("txn-reap-fence", 0), connect.CodeFailedPrecondition)
+	wantConnectCode(t, zombie.end(true), connect.CodeFailedPrecondition)
+	// Even a bare idempotent batch of its epoch: the abort marker carried
+	// the new epoch to the partition.
+	req := idemRequest("txn-reap-fence", 0, zombie.id.GetProducerId(), zombie.id.GetProducerEpoch(), 2, 1, "bare")
+	_, err = ta.producer.Produce(t.Context(), connect.NewRequest(req))
+	wantConnectCode(t, err, connect.CodeFailedPrecondition)
+	if hw := ta.highWatermark(t, "txn-reap-fence", 0); hw != 3 {
+		t.Fatalf("high watermark %d, want 3: a zombie's batch was appended", hw)
+	}
+
+	// A restarted producer takes the id over with the next epoch.
+	fresh := newTxnClient(t, ta, "slow", 0)
+	if fresh.id.GetProducerId() != zombie.id.GetProducerId() || fresh.id.GetProducerEpoch() != zombie.id.GetProducerEpoch()+2 {
+		t.Fatalf("restarted producer %v, zombie %v: want the same id, epoch+2", fresh.id, zombie.id)
+	}
+	must(t, fresh.addPartitions("txn-reap-fence", 0))
+	if _, err := fresh.produce("txn-reap-fence", 0, 1, "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, fresh.end(true))
+	got, _ = ta.fetchValues(t, "txn-reap-fence", 0, 0, committed)
+	wantValues(t, "read_committed after the restarted producer's commit", got, "fresh-0")
 }

@@ -47,6 +47,12 @@ func startAgentWith(t testing.TB, tweak func(*agent.Config)) *testAgent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = index.Close() })
+	return startAgentOn(t, objectlog.NewMemBucket(), index, tweak)
+}
+
+// startAgentOn is startAgentWith on the given store and index.
+func startAgentOn(t testing.TB, store objectlog.Bucket, index *coordinator.Redis, tweak func(*agent.Config)) *testAgent {
+	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.FlushInterval = 5 * time.Millisecond
 	cfg.AdminListen = ""
@@ -54,7 +60,7 @@ func startAgentWith(t testing.TB, tweak func(*agent.Config)) *testAgent {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	a, err := agent.New(t.Context(), cfg, objectlog.NewMemBucket(), index, slog.New(slog.DiscardHandler))
+	a, err := agent.New(t.Context(), cfg, store, index, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,10 @@ type ResetPolicy int
 
 const (
 	// ResetLatest starts at the high watermark: only records produced from
-	// then on. It is the default, as Kafka's auto.offset.reset is.
+	// then on. It is the default, as Kafka's auto.offset.reset is. A
+	// ReadCommitted consumer starts at the last stable offset instead, so
+	// a transaction open at that moment is read once it commits (Kafka's
+	// consumer does the same).
 	ResetLatest ResetPolicy = iota
 	// ResetEarliest starts at the log start: every record still kept.
 	ResetEarliest
@@ -712,22 +715,28 @@ func (c *GroupConsumer) startPositions(ctx context.Context, parts []TopicPartiti
 }
 
 // partitionBounds is a partition's log bounds, and the id of the topic
-// they are of ("" when the agent did not say).
+// they are of ("" when the agent did not say). latest is where
+// ResetLatest starts: the high watermark, or for a read_committed consumer
+// the last stable offset.
 type partitionBounds struct {
 	logStart, highWatermark int64
 	topicID                 string
+	latest                  int64
 }
 
 func (b partitionBounds) reset(p ResetPolicy) int64 {
 	if p == ResetEarliest {
 		return b.logStart
 	}
-	return b.highWatermark
+	return b.latest
 }
 
 // bounds asks the agent for the log start and high watermark of parts,
 // one DescribeTopic per topic. A partition the answer lacks (created since)
-// is left out.
+// is left out. A read_committed consumer also asks for the partitions' last
+// stable offsets (ListOffsets latest under read_committed, as Kafka's
+// consumer does, KIP-98): starting "latest" at the high watermark would
+// skip the records of a transaction open at that moment, once it commits.
 func (c *GroupConsumer) bounds(ctx context.Context, parts []TopicPartition) (map[TopicPartition]partitionBounds, error) {
 	out := map[TopicPartition]partitionBounds{}
 	seen := map[string]bool{}
@@ -742,11 +751,40 @@ func (c *GroupConsumer) bounds(ctx context.Context, parts []TopicPartition) (map
 		}
 		id := resp.Msg.GetTopic().GetId()
 		for _, p := range resp.Msg.GetPartitions() {
-			out[TopicPartition{tp.Topic, p.GetPartition()}] = partitionBounds{p.GetLogStartOffset(), p.GetHighWatermark(), id}
+			out[TopicPartition{tp.Topic, p.GetPartition()}] = partitionBounds{p.GetLogStartOffset(), p.GetHighWatermark(), id, p.GetHighWatermark()}
 		}
+	}
+	if !c.cfg.ReadCommitted {
+		return out, nil
+	}
+	var lookups []*stratav1.ListOffsetsPartition
+	for _, tp := range parts {
+		if _, ok := out[tp]; ok {
+			lookups = append(lookups, &stratav1.ListOffsetsPartition{Topic: tp.Topic, Partition: tp.Partition,
+				Spec: &stratav1.ListOffsetsPartition_Latest{Latest: true}})
+		}
+	}
+	for len(lookups) > 0 {
+		n := min(len(lookups), maxListOffsetsLookups)
+		resp, err := c.consumer.ListOffsets(ctx, connect.NewRequest(&stratav1.ListOffsetsRequest{Partitions: lookups[:n],
+			IsolationLevel: stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED}))
+		if err != nil {
+			return nil, fmt.Errorf("list last stable offsets: %w", err)
+		}
+		for _, r := range resp.Msg.GetPartitions() {
+			tp := TopicPartition{r.GetTopic(), r.GetPartition()}
+			if b, ok := out[tp]; ok {
+				b.latest = r.GetOffset()
+				out[tp] = b
+			}
+		}
+		lookups = lookups[n:]
 	}
 	return out, nil
 }
+
+// maxListOffsetsLookups is the agent's limit of lookups in one ListOffsets.
+const maxListOffsetsLookups = 1000
 
 func toTopicPartitions(parts []TopicPartition) []*stratav1.TopicPartitions {
 	var out []*stratav1.TopicPartitions

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -251,4 +252,44 @@ func isolationLevel(readCommitted bool) stratav1.IsolationLevel {
 		return stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED
 	}
 	return stratav1.IsolationLevel_ISOLATION_LEVEL_READ_UNCOMMITTED
+}
+
+// SeekToCommitted moves the member's position in each of parts that it
+// owns (every owned partition when parts is empty) back to the group's
+// committed offset, or where the reset policy says when there is none
+// usable, and drops the records fetched past it (Kafka's consumer.seek to
+// consumer.committed). Partitions it does not own are left out.
+//
+// A consume-transform-produce loop (Kafka's exactly-once pattern, KIP-98)
+// calls it after a transaction that carried its offsets aborted, so the
+// records are read and processed again; and in OnAssigned after its
+// transactional producer for the new partitions ran InitTransactions,
+// which finishes (commits or aborts) what a previous owner's producer left
+// open, so that the position read is the one that transaction left. Call
+// it from the goroutine that calls Poll, or inside a callback.
+func (c *GroupConsumer) SeekToCommitted(ctx context.Context, parts ...TopicPartition) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	if len(parts) == 0 {
+		parts = sortedParts(c.active)
+	}
+	parts = slices.DeleteFunc(slices.Clone(parts), func(tp TopicPartition) bool { return c.active[tp] == nil })
+	if len(parts) == 0 {
+		return nil
+	}
+	starts, committed, topicIDs, err := c.startPositions(ctx, parts)
+	if err != nil {
+		return fmt.Errorf("seek to the committed offsets: %w", err)
+	}
+	c.stop(parts)
+	for _, tp := range parts {
+		st := c.active[tp]
+		running := st.fetcher != nil
+		st.returned, st.processed, st.committed, st.topicID, st.fetcher = starts[tp], starts[tp], committed[tp], topicIDs[tp], nil
+		if running {
+			st.fetcher = c.startFetcher(tp, st.returned, st.topicID)
+		}
+	}
+	return nil
 }

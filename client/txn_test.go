@@ -131,3 +131,105 @@ func TestProducerTransactions(t *testing.T) {
 		t.Fatalf("read_committed after the fencing: %q, want %q", got, want)
 	}
 }
+
+// TestReadCommittedLatestStartsAtTheLSO: a read_committed group member
+// that starts a partition at "latest" starts at the last stable offset, not
+// the high watermark (Kafka's ListOffsets LATEST under read_committed,
+// KIP-98): the records of a transaction open when it joined are read once
+// the transaction commits, not skipped.
+func TestReadCommittedLatestStartsAtTheLSO(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "tx", 1)
+	ctx := t.Context()
+	ta.produce(t, "tx", 1, 0, 2) // before the member: not read
+	p := newTxnProducer(t, ta, "open-while-joining")
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, values("t", 2)...); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := ta.config("latest-rc", "tx")
+	cfg.Reset, cfg.ReadCommitted = client.ResetLatest, true
+	c := newConsumer(t, cfg)
+	// Assignments are applied inside Poll.
+	deadline := time.Now().Add(15 * time.Second)
+	for len(c.Assignment()) == 0 {
+		if recs := pollFor(t, c, 100*time.Millisecond); len(recs) != 0 {
+			t.Fatalf("read %q while the transaction is open", recs[0].Value)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the member got no partitions in 15s")
+		}
+	}
+	if recs := pollFor(t, c, 300*time.Millisecond); len(recs) != 0 {
+		t.Fatalf("read %d records while the transaction is open", len(recs))
+	}
+	if err := p.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	pollUntil(t, c, "the committed transaction", func(recs []client.Record) bool {
+		for _, r := range recs {
+			got = append(got, string(r.Value))
+		}
+		return len(got) >= 2
+	})
+	if want := []string{"t0", "t1"}; !slices.Equal(got, want) {
+		t.Fatalf("read %q, want %q (the transaction open when the member started)", got, want)
+	}
+}
+
+// TestSeekToCommitted: a member moves back to its group's committed
+// offsets, the reset policy's end where there are none, as a
+// consume-transform-produce loop does after an abort; offsets committed in
+// a transaction are where it lands once the transaction commits.
+func TestSeekToCommitted(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "tx", 1)
+	ta.produce(t, "tx", 1, 0, 5)
+	cfg := ta.config("seek", "tx")
+	cfg.ManualCommit = true
+	c := newConsumer(t, cfg)
+	firstAfterSeek := func(what string) int64 {
+		t.Helper()
+		var first int64 = -1
+		pollUntil(t, c, what, func(recs []client.Record) bool {
+			if len(recs) > 0 && first < 0 {
+				first = recs[0].Offset
+			}
+			return first >= 0
+		})
+		return first
+	}
+	var read int
+	pollUntil(t, c, "5 records", func(recs []client.Record) bool { read += len(recs); return read >= 5 })
+
+	tp := client.TopicPartition{Topic: "tx", Partition: 0}
+	if err := c.SeekToCommitted(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := firstAfterSeek("a record after the seek"); got != 0 {
+		t.Fatalf("first record after seeking without a committed offset: %d, want 0 (earliest)", got)
+	}
+
+	p := newTxnProducer(t, ta, "seeker")
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SendOffsetsToTransaction(t.Context(), "seek", []client.PartitionOffset{{Topic: "tx", Partition: 0, Offset: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CommitTransaction(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SeekToCommitted(t.Context(), tp, client.TopicPartition{Topic: "tx", Partition: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if got := firstAfterSeek("a record after the second seek"); got != 3 {
+		t.Fatalf("first record after seeking to the transaction's offset: %d, want 3", got)
+	}
+}

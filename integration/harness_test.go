@@ -129,12 +129,18 @@ type proc struct {
 
 func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 	t.Helper()
+	return startBinary(t, strataBin, name, env, args...)
+}
+
+// startBinary is startProc for another program than strata.
+func startBinary(t testing.TB, bin, name string, env []string, args ...string) *proc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(strataBin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
@@ -159,8 +165,8 @@ func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 			t.Errorf("%s: the race detector reported a data race (log below)", name)
 		}
 		if t.Failed() || os.Getenv("STRATA_INTEGRATION_LOGS") != "" {
-			t.Logf("%s: strata %s\n--- %s log (last 200 lines) ---\n%s--- end of %s log ---",
-				name, shellJoin(args), name, tailLines(logText, 200), name)
+			t.Logf("%s: %s %s\n--- %s log (last 200 lines) ---\n%s--- end of %s log ---",
+				name, filepath.Base(bin), shellJoin(args), name, tailLines(logText, 200), name)
 		}
 	})
 	return p

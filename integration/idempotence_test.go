@@ -2,9 +2,11 @@ package integration
 
 // Exactly-once producing through crashes (issue 11): the idempotent Go
 // producer of package client writes while its agent is killed with SIGKILL
-// and restarted, twice, and the index's redis-server is restarted; in the
-// end every record is in the log once, each key's records in produce order,
-// at the offsets the producer was told.
+// and restarted, twice, and the index's redis-server (appendonly,
+// appendfsync always) is restarted once with SIGTERM and twice killed with
+// SIGKILL and started again on its port; in the end every record is in the
+// log once, each key's records in produce order, at the offsets the
+// producer was told.
 
 import (
 	"context"
@@ -14,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -73,12 +76,23 @@ func (r *ownRedis) restart() {
 	r.start()
 }
 
+// crash kills the server with SIGKILL, nothing written out on the way, and
+// starts it again on the same port: only what appendfsync always put in
+// the append-only file survives, which must be everything acknowledged.
+func (r *ownRedis) crash() {
+	r.t.Helper()
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.start()
+}
+
 // startAgentAt runs `strata agent` on a fixed address, so a restarted agent
-// is found where the producer looks.
-func (d *deployment) startAgentAt(t *testing.T, name, addr string) *server {
+// is found where the producer looks, plus extra flags.
+func (d *deployment) startAgentAt(t *testing.T, name, addr string, extra ...string) *server {
 	t.Helper()
 	args := []string{"agent", "--listen", addr, "--admin-listen", "", "--store", d.storeURL,
 		"--index", d.indexURL, "--flush-interval", "20ms", "--agent-id", name}
+	args = append(args, extra...)
 	p := startProc(t, name, childEnv(d.credentialsEnv()...), args...)
 	if err := waitReady(t.Context(), p, addr); err != nil {
 		t.Fatalf("%s did not come up on %s: %v", name, addr, err)
@@ -114,6 +128,7 @@ func TestIdempotentProduceThroughCrashes(t *testing.T) {
 	var (
 		mu     sync.Mutex
 		failed []error
+		acked  atomic.Int64
 	)
 	producing := make(chan struct{})
 	go func() {
@@ -127,7 +142,9 @@ func TestIdempotentProduceThroughCrashes(t *testing.T) {
 					mu.Lock()
 					failed = append(failed, err)
 					mu.Unlock()
+					return
 				}
+				acked.Add(1)
 			})
 			if i%5 == 0 {
 				time.Sleep(time.Millisecond) // spread the records over the faults
@@ -135,19 +152,27 @@ func TestIdempotentProduceThroughCrashes(t *testing.T) {
 		}
 	}()
 
-	// The faults, while records flow.
-	time.Sleep(time.Second)
+	// The faults, while records flow: each once more records were
+	// acknowledged since the one before.
+	afterAcks := func(k int64, what string) {
+		t.Helper()
+		if !waitFor(2*time.Minute, func() bool { return acked.Load() >= k }) {
+			t.Fatalf("%d of %d records acknowledged after 2 minutes, waiting for %d to %s", acked.Load(), n, k, what)
+		}
+		t.Logf("%d records acknowledged; %s", acked.Load(), what)
+	}
+	afterAcks(n/8, "killing the agent (SIGKILL)")
 	agent.kill()
-	t.Log("agent killed (SIGKILL)")
-	time.Sleep(300 * time.Millisecond)
 	agent = d.startAgentAt(t, "agent-2", addr)
-	time.Sleep(time.Second)
+	afterAcks(2*n/8, "restarting redis-server (SIGTERM)")
 	rdb.restart()
-	t.Log("redis-server restarted")
-	time.Sleep(time.Second)
+	afterAcks(3*n/8, "killing the agent (SIGKILL) again")
 	agent.kill()
-	t.Log("agent killed (SIGKILL) again")
 	agent = d.startAgentAt(t, "agent-3", addr)
+	afterAcks(4*n/8, "killing redis-server (SIGKILL) and starting it again")
+	rdb.crash()
+	afterAcks(5*n/8, "killing redis-server (SIGKILL) under the agent once more")
+	rdb.crash()
 
 	<-producing
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)

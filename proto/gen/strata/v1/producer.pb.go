@@ -603,7 +603,9 @@ type InitProducerIdRequest struct {
 	// How long a transaction of this producer may stay open before it is
 	// aborted (Kafka's transaction.timeout.ms; default 60s, at most 15
 	// minutes). Only with transactional_id. An open transaction past it is
-	// aborted by an agent.
+	// aborted by an agent, which bumps the epoch as Kafka's coordinator does:
+	// the producer is then fenced (FAILED_PRECONDITION) and must call
+	// InitProducerId again.
 	TransactionTimeout *durationpb.Duration `protobuf:"bytes,2,opt,name=transaction_timeout,json=transactionTimeout,proto3" json:"transaction_timeout,omitempty"`
 	// The producer id this producer already has, to keep it with a raised
 	// epoch (KIP-360) instead of taking a new one; 0 for none. Ignored with

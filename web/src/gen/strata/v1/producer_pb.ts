@@ -320,7 +320,9 @@ export type InitProducerIdRequest = Message<"strata.v1.InitProducerIdRequest"> &
    * How long a transaction of this producer may stay open before it is
    * aborted (Kafka's transaction.timeout.ms; default 60s, at most 15
    * minutes). Only with transactional_id. An open transaction past it is
-   * aborted by an agent.
+   * aborted by an agent, which bumps the epoch as Kafka's coordinator does:
+   * the producer is then fenced (FAILED_PRECONDITION) and must call
+   * InitProducerId again.
    *
    * @generated from field: google.protobuf.Duration transaction_timeout = 2;
    */
