@@ -272,6 +272,7 @@ func BenchmarkCatchUp(b *testing.B) {
 						}
 					}
 					b.ReportMetric(float64(stored), "stored-bytes")
+					b.ReportMetric(float64(len(entries)), "entries")
 				})
 			}
 		})
@@ -281,8 +282,10 @@ func BenchmarkCatchUp(b *testing.B) {
 // BenchmarkIndexMemory: redis-server's MEMORY USAGE (SAMPLES 0) summed over
 // one partition's keys and its segments' keys after 10,000 flushes of one
 // record each, after their compaction, and after the janitor deleted the
-// segments (run as if the grace periods had passed). Needs redis-server:
-// the embedded index has no MEMORY USAGE.
+// segments (run as if the grace periods had passed); ns/op is the
+// compaction of the 10,000 entries (several passes of at most
+// maxCompactEntries). Needs redis-server: the embedded index has no
+// MEMORY USAGE.
 func BenchmarkIndexMemory(b *testing.B) {
 	addr := os.Getenv("STRATA_TEST_REDIS_ADDR")
 	if addr == "" {
@@ -310,6 +313,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 		before := memoryUsage(b, rdb, prefix)
 		// The compactor replaces at most maxCompactEntries entries a pass.
 		var archived int64
+		b.StartTimer()
 		for {
 			rep, err := a.RunCompaction(b.Context(), time.Now())
 			if err != nil {
@@ -320,6 +324,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 			}
 			archived += rep.Records
 		}
+		b.StopTimer()
 		if archived != flushes {
 			b.Fatalf("compaction archived %d records of %d", archived, flushes)
 		}
@@ -335,6 +340,15 @@ func BenchmarkIndexMemory(b *testing.B) {
 			}
 		}
 		collected := memoryUsage(b, rdb, prefix)
+		for _, f := range []struct {
+			when string
+			f    indexFigures
+		}{{"before", before}, {"compacted", after}, {"collected", collected}} {
+			b.Logf("after %d flushes, %s: %d keys, %d bytes; of which the partition's %d keys, %d bytes",
+				flushes, f.when, f.f.keys, f.f.bytes, f.f.partitionKeys, f.f.partitionBytes)
+		}
+		b.ReportMetric(float64(before.partitionBytes), "partition-bytes-before")
+		b.ReportMetric(float64(after.partitionBytes), "partition-bytes-compacted")
 		b.ReportMetric(float64(before.bytes), "bytes-before")
 		b.ReportMetric(float64(before.keys), "keys-before")
 		b.ReportMetric(float64(after.bytes), "bytes-compacted")
@@ -345,8 +359,10 @@ func BenchmarkIndexMemory(b *testing.B) {
 	}
 }
 
-// indexFigures are the keys under a prefix and their MEMORY USAGE.
-type indexFigures struct{ keys, bytes int64 }
+// indexFigures are the keys under a prefix and their MEMORY USAGE; part
+// of them the partition's own (its hash tag {t:<topic id>:<p>}), the rest
+// mostly per-segment reference keys ({s:<segment id>}) and the topic's.
+type indexFigures struct{ keys, bytes, partitionKeys, partitionBytes int64 }
 
 func memoryUsage(b *testing.B, rdb redis.UniversalClient, prefix string) indexFigures {
 	var f indexFigures
@@ -358,6 +374,10 @@ func memoryUsage(b *testing.B, rdb redis.UniversalClient, prefix string) indexFi
 		}
 		f.keys++
 		f.bytes += n
+		if strings.Contains(iter.Val(), "{t:") {
+			f.partitionKeys++
+			f.partitionBytes += n
+		}
 	}
 	if err := iter.Err(); err != nil {
 		b.Fatal(err)
