@@ -45,6 +45,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/internal/failpoint"
 	"github.com/stratabroker/strata/objectlog"
 )
 
@@ -268,6 +269,7 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 				SegmentKey: f.Key, ByteOffset: g.ByteOffset, ByteLength: g.ByteLength, MaxTimestamp: g.MaxTimestamp})
 		}
 	}
+	failpoint.Hit(failpoint.CompactionAfterUpload)
 	// A job slower than half the orphan grace gives up: the janitor could
 	// soon take its first file for an orphan.
 	if time.Since(firstPut) > a.cfg.OrphanGrace/2 {
@@ -289,6 +291,7 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		// once the files are past the orphan grace.
 		return rep, err
 	}
+	failpoint.Hit(failpoint.CompactionAfterSwap)
 	rep.Partitions, rep.Files, rep.Records = 1, len(files), records
 	rep.BytesRemoved, rep.BytesWritten = res.BytesRemoved, written
 	if res.AlreadyDone {

@@ -41,6 +41,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/internal/failpoint"
 	"github.com/stratabroker/strata/objectlog"
 )
 
@@ -406,6 +407,7 @@ func (j *janitor) collect(ctx context.Context, key string, tps []topicPartition)
 	if err := j.deleteObject(ctx, key, attrs.Size, orphan); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.JanitorAfterDelete)
 	return j.forget(ctx, id, key, append(chunks, tps...))
 }
 
@@ -479,6 +481,7 @@ func (j *janitor) collectArchive(ctx context.Context, key string, tps []topicPar
 	if err := j.deleteObject(ctx, key, attrs.Size, orphan); err != nil {
 		return err
 	}
+	failpoint.Hit(failpoint.JanitorAfterDelete)
 	return j.forgetArchive(ctx, key, append(tps, tp))
 }
 

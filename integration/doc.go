@@ -7,6 +7,11 @@
 // design promises: acked records are never lost, offsets stay dense and
 // ordered, errors carry the right code and a useful message.
 //
+// To crash an agent between two exact steps rather than wherever a signal
+// lands, a test arms a failpoint in the agent's environment
+// (STRATA_FAILPOINTS, internal/failpoint): failpoint_test.go kills the
+// compactor and the janitor at each of their steps that way.
+//
 // Each test gets its own MinIO bucket and its own Redis database (the agent
 // has no index key prefix setting), so the tests run in parallel on the
 // shared servers.

@@ -8,7 +8,8 @@
 # that MinIO and redis-server, runs `strata bench` with --json (store
 # ceilings, produce flat out, produce and e2e at half of that, a rate sweep,
 # 1/100/1000 partitions at one load, catch-up reads through a second agent
-# with a cold cache), and writes docs/benchmarks.md and
+# with a cold cache), then the data lifecycle's go test benchmarks
+# ($BENCH_OUT/lifecycle.txt), and writes docs/benchmarks.md and
 # docs/benchmarks-latency.svg with internal/benchreport. The JSON results
 # and the agents' logs stay in $BENCH_OUT (default bin/bench).
 #
@@ -176,6 +177,15 @@ bench consume consume --addr "$ADDR" --metrics "$METRICS" --topic bench-backlog 
   --api subscribe --duration 2m
 "$STRATA" topic delete bench-backlog --addr "$ADDR" >/dev/null
 stop_agent agent-2
+
+# The data lifecycle's go test benchmarks (compaction throughput and CPU,
+# catch-up from hot segments, from the archive and raw GETs, index memory
+# per partition, archive against hot bytes), on the filesystem store and
+# this MinIO and redis-server; docs/archive.md "Performance" quotes a run.
+log "lifecycle: go test -bench (agent, objectlog) > $OUT/lifecycle.txt"
+go test -run '^$' -bench 'BenchmarkCompaction$|BenchmarkCatchUp' -benchtime 2x ./agent/ >"$OUT/lifecycle.txt"
+go test -run '^$' -bench 'BenchmarkIndexMemory' -benchtime 1x ./agent/ >>"$OUT/lifecycle.txt"
+go test -run '^$' -bench 'BenchmarkArchive' ./objectlog/ >>"$OUT/lifecycle.txt"
 
 echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.txt"
 log "writing docs/benchmarks.md"
