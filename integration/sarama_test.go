@@ -450,7 +450,8 @@ func saramaOffsetsByTime(t *testing.T, brokers []string, version sarama.KafkaVer
 // TestSaramaAcks: sarama's SyncProducer without idempotence, at acks=0
 // (NoResponse: the agent answers nothing, and sarama sends the next request
 // without waiting) and acks=1, five requests in flight. Every record is
-// stored once, in the order sent, at dense offsets.
+// stored once, in the order sent, at dense offsets; then ClusterAdmin's
+// DeleteRecords moves the log start.
 func TestSaramaAcks(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
@@ -519,6 +520,22 @@ func TestSaramaAcks(t *testing.T) {
 				if m.Offset != int64(i) || string(m.Value) != fmt.Sprintf("v%03d", i) {
 					t.Fatalf("offset %d holds %q, want v%03d at offset %d", m.Offset, m.Value, i, i)
 				}
+			}
+
+			// DeleteRecords (KIP-107) moves the log start: the oldest
+			// offset is then the one given, and reads start there.
+			const start = 20
+			if err := admin.DeleteRecords(topic, map[int32]int64{0: start}); err != nil {
+				t.Fatalf("DeleteRecords %s/0 below %d: %v", topic, start, err)
+			}
+			if err := client.RefreshMetadata(topic); err != nil {
+				t.Fatalf("RefreshMetadata: %v", err)
+			}
+			if got, err := client.GetOffset(topic, 0, sarama.OffsetOldest); err != nil || got != start {
+				t.Fatalf("oldest offset after DeleteRecords: %d, %v; want %d", got, err, start)
+			}
+			if m := saramaRead(t, consumer, topic, 0, sarama.OffsetOldest, n-start, n); m[0].Offset != start {
+				t.Fatalf("after DeleteRecords, the oldest record read is at %d, want %d", m[0].Offset, start)
 			}
 		})
 	}
