@@ -78,7 +78,7 @@ cleanup() {
 trap cleanup EXIT
 
 # start_agent NAME: an agent (strata agent on the services, or strata dev on
-# $DATA) with a Kafka listener, on free ports; sets ADDR, KAFKA, METRICS,
+# $DATA/dev-$fe) with a Kafka listener, on free ports; sets ADDR, KAFKA, METRICS,
 # AGENT_PID.
 start_agent() {
   local name=$1 api admin kafka
@@ -88,14 +88,17 @@ start_agent() {
   METRICS=http://127.0.0.1:$admin/metrics
   local cmd
   if [ "$MODE" = dev ]; then
-    cmd=("$STRATA" dev --data-dir "$DATA/dev")
+    # One data directory per front-end: the embedded index's cost per
+    # command grows with its keys, so the second front-end must not
+    # inherit the first one's.
+    cmd=("$STRATA" dev --data-dir "$DATA/dev-$fe")
   else
     cmd=("$STRATA" agent --store "$STORE" --index "$INDEX")
   fi
   cmd+=(--listen "127.0.0.1:$api" --admin-listen "127.0.0.1:$admin" --kafka-listen "$KAFKA"
     --flush-interval "$FLUSH" --log-format text --log-level warn)
   printf '%s\t%s\n' "$name" "${cmd[*]}" >>"$OUT/commands.tsv"
-  "${cmd[@]}" 2>>"$OUT/$name.log" &
+  "${cmd[@]}" >>"$OUT/$name.log" 2>&1 &
   AGENT_PID=$!
   for _ in $(seq 1 100); do
     if "$STRATA" topic list --addr "$ADDR" >/dev/null 2>&1; then return; fi
@@ -124,7 +127,6 @@ echo "mode=$MODE flush=$FLUSH duration=$DURATION loadavg_before=$(cut -d' ' -f1-
 COMMON=(--record-size 1024 --batch 100 --producers 4 --max-inflight 64 --partitions 16)
 
 for fe in $FRONTENDS; do
-  target=(--addr "$ADDR")
   start_agent "$fe-writer"
   if [ "$fe" = kafka ]; then target=(--kafka "$KAFKA"); else target=(--addr "$ADDR"); fi
   bench "$fe-produce-max" produce "${target[@]}" --metrics "$METRICS" "${COMMON[@]}" \
