@@ -56,9 +56,13 @@ type saramaRecord struct {
 func TestSaramaProduceConsumeAdmin(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
-	kafkaAddr := freeAddr(t)
-	d.startAgent(t, "agent", "--kafka-listen", kafkaAddr)
-	brokers := []string{kafkaAddr}
+	// Two agents, two brokers: partition leaders are spread over both (by
+	// hashing, so a topic's few partitions may all land on one), and
+	// sarama's producers and consumers follow them.
+	kafkaA, kafkaB := freeAddr(t), freeAddr(t)
+	d.startAgent(t, "agent-a", "--kafka-listen", kafkaA)
+	d.startAgent(t, "agent-b", "--kafka-listen", kafkaB)
+	brokers := []string{kafkaA, kafkaB}
 
 	for _, version := range saramaVersions {
 		t.Run("kafka-"+version.String(), func(t *testing.T) {
@@ -149,12 +153,25 @@ func saramaAdmin(t *testing.T, admin sarama.ClusterAdmin, version sarama.KafkaVe
 	if metas[0].Err != sarama.ErrNoError || len(metas[0].Partitions) != saramaPartitions {
 		t.Fatalf("DescribeTopics %s: error %v, %d partitions, want none and %d", topic, metas[0].Err, len(metas[0].Partitions), saramaPartitions)
 	}
-	brokers, controller, err := admin.DescribeCluster()
-	if err != nil || len(brokers) != 1 {
-		t.Fatalf("DescribeCluster: %d brokers, %v; want the one agent", len(brokers), err)
+	var brokers []*sarama.Broker
+	var controller int32
+	if !waitFor(30*time.Second, func() bool {
+		brokers, controller, err = admin.DescribeCluster()
+		return err == nil && len(brokers) == 2
+	}) {
+		t.Fatalf("DescribeCluster: %d brokers, %v; want both agents", len(brokers), err)
 	}
-	if controller != brokers[0].ID() {
-		t.Fatalf("DescribeCluster: controller %d, want the one agent %d", controller, brokers[0].ID())
+	if !slices.ContainsFunc(brokers, func(b *sarama.Broker) bool { return b.ID() == controller }) {
+		t.Fatalf("DescribeCluster: controller %d is none of the brokers", controller)
+	}
+	ids := map[int32]bool{}
+	for _, b := range brokers {
+		ids[b.ID()] = true
+	}
+	for _, p := range metas[0].Partitions {
+		if !ids[p.Leader] {
+			t.Fatalf("DescribeTopics %s: partition %d is led by %d, none of the brokers %v", topic, p.ID, p.Leader, ids)
+		}
 	}
 
 	describe := func(names ...string) map[string]sarama.ConfigEntry {
