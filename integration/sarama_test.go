@@ -174,14 +174,29 @@ func saramaAdmin(t *testing.T, admin sarama.ClusterAdmin, version sarama.KafkaVe
 		}
 	}
 
+	// Synonyms from Kafka 1.1 on (DescribeConfigs v1), types and
+	// documentation from 2.6 (v3): sarama asks for them only then.
+	opts := sarama.DescribeConfigsOptions{
+		IncludeSynonyms:      version.IsAtLeast(sarama.V1_1_0_0),
+		IncludeDocumentation: version.IsAtLeast(sarama.V2_6_0_0),
+	}
 	describe := func(names ...string) map[string]sarama.ConfigEntry {
 		t.Helper()
-		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: names})
-		if err != nil {
-			t.Fatalf("DescribeConfig %s %v: %v", topic, names, err)
+		results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic, ConfigNames: names}}, opts)
+		if err != nil || len(results) != 1 {
+			t.Fatalf("DescribeConfigs %s %v: %d results, %v", topic, names, len(results), err)
+		}
+		if r := results[0]; r.ErrorCode != sarama.ErrNoError {
+			t.Fatalf("DescribeConfigs %s %v: %v %s", topic, names, r.ErrorCode, r.ErrorMsg)
 		}
 		out := map[string]sarama.ConfigEntry{}
-		for _, e := range entries {
+		for _, e := range results[0].Configs {
+			if opts.IncludeSynonyms && (len(e.Synonyms) == 0 || e.Synonyms[0].ConfigName != e.Name) {
+				t.Fatalf("DescribeConfigs %s: %s has synonyms %+v, want itself first", topic, e.Name, e.Synonyms)
+			}
+			if opts.IncludeDocumentation && (e.Type == sarama.UnknownConfigType || e.Documentation == nil || *e.Documentation == "") {
+				t.Fatalf("DescribeConfigs %s: %s has type %v and documentation %v, want both", topic, e.Name, e.Type, e.Documentation)
+			}
 			out[e.Name] = e
 		}
 		return out

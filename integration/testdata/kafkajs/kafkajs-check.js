@@ -9,7 +9,8 @@
 // (acks=all, one request in flight) in each codec it has here (none, gzip,
 // snappy through kafkajs-snappy, lz4 through lz4js); lists offsets (earliest,
 // latest and by time); reads every partition back from offset 0 and from a
-// middle offset. A second topic is created and deleted. Every check throws on a mismatch, so
+// middle offset; sends with a plain producer at acks=0 and acks=1. Other
+// topics are created and deleted. Every check throws on a mismatch, so
 // a non-zero exit is a failure. On success it prints one JSON line: the
 // records with the partitions and offsets they were acked at, for the Go test
 // to check against the log over the Connect API.
@@ -186,6 +187,30 @@ async function produce(producer) {
   return records
 }
 
+// checkAcks sends with a plain (not idempotent) producer at acks=0 (no
+// answer: kafkajs does not wait for one) and acks=1 to a topic of one
+// partition, and checks that every record is stored once, in order.
+async function checkAcks(admin) {
+  step('acks 0 and 1')
+  const t = `${topic}-acks`
+  assert.equal(await admin.createTopics({ topics: [{ topic: t, numPartitions: 1 }] }), true, 'createTopics acks')
+  const plain = kafka.producer({ allowAutoTopicCreation: false })
+  await plain.connect()
+  try {
+    const none = await plain.send({ topic: t, acks: 0, messages: [0, 1, 2, 3, 4].map(i => ({ value: `v${i}` })) })
+    assert.deepEqual(none, [], 'acks=0 has no answer')
+    const one = await plain.send({ topic: t, acks: 1, messages: [5, 6, 7, 8, 9].map(i => ({ value: `v${i}` })) })
+    assert.equal(one.length, 1)
+    // The acks=0 request went first on the same connection.
+    assert.equal(one[0].baseOffset, '5', `acks=1 batch at ${one[0].baseOffset}, after the 5 records sent at acks=0`)
+  } finally {
+    await plain.disconnect()
+  }
+  const [end] = await admin.fetchTopicOffsets(t)
+  assert.equal(end.high, '10', `the acks topic ends at ${end.high}, want 10`)
+  await admin.deleteTopics({ topics: [t] })
+}
+
 async function checkOffsets(admin, records) {
   step('list offsets')
   const byPartition = p => records.filter(r => r.partition === p)
@@ -289,6 +314,7 @@ async function main() {
     const records = await produce(producer)
     await checkOffsets(admin, records)
     await checkReads(records)
+    await checkAcks(admin)
     console.log(JSON.stringify({ records }))
   } finally {
     await producer.disconnect()
