@@ -15,9 +15,12 @@ BUF := $(PROTO_TOOLS)/buf
 # installs exactly those into web/node_modules.
 NPM ?= npm
 WEB_DEPS := web/node_modules/.package-lock.json
+# kafkajs and its codecs for integration/kafkajs_test.go, pinned the same way.
+KAFKAJS_DIR := integration/testdata/kafkajs
+KAFKAJS_DEPS := $(KAFKAJS_DIR)/node_modules/.package-lock.json
 FUZZTIME ?= 30s
 
-.PHONY: all build test test-unit lint generate checkgenerate typecheck-ts bench bench-go fuzz clean
+.PHONY: all build test test-unit lint generate checkgenerate typecheck-ts kafkajs-deps bench bench-go fuzz clean
 
 all: build
 
@@ -48,6 +51,13 @@ $(BUF):
 $(WEB_DEPS): web/package.json web/package-lock.json
 	@command -v $(NPM) >/dev/null || { echo "npm (Node.js 20 or later) is needed for the TypeScript code in web/: install Node.js"; exit 1; }
 	$(NPM) ci --prefix web --no-audit --no-fund --loglevel=error
+
+$(KAFKAJS_DEPS): $(KAFKAJS_DIR)/package.json $(KAFKAJS_DIR)/package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "npm (Node.js 20 or later) is needed for the kafkajs integration test: install Node.js"; exit 1; }
+	$(NPM) ci --prefix $(KAFKAJS_DIR) --no-audit --no-fund --loglevel=error
+
+# The packages of the kafkajs integration test (make test installs them).
+kafkajs-deps: $(KAFKAJS_DEPS)
 
 # Generated code (Go in proto/gen, TypeScript in web/src/gen) is committed;
 # checkgenerate fails when it is stale.
@@ -98,4 +108,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin web/node_modules
+	rm -rf bin web/node_modules $(KAFKAJS_DIR)/node_modules

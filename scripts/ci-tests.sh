@@ -15,6 +15,9 @@ fi
 echo "== typescript type-check"
 make --no-print-directory typecheck-ts
 
+echo "== kafkajs packages (integration/kafkajs_test.go)"
+make --no-print-directory kafkajs-deps
+
 echo "== go test -race"
 go test -race -timeout 20m -count=1 ./...
 
