@@ -17,6 +17,9 @@ import (
 var (
 	// errInvalid: a request the agent refuses before touching anything.
 	errInvalid = errors.New("invalid request")
+	// errInvalidRecord: a record the topic cannot take as it is (Kafka's
+	// INVALID_RECORD), e.g. a record without a key for a compacted topic.
+	errInvalidRecord = errors.New("invalid record")
 	// errTooLarge: a record or request over a limit; the message names it.
 	errTooLarge = errors.New("too large")
 	// errOverloaded: the produce buffer stayed full.
@@ -70,6 +73,7 @@ var (
 	kafkaOffsetMetadataTooLarge  = kafkaError{"OFFSET_METADATA_TOO_LARGE", 12}
 	kafkaInvalidTopic            = kafkaError{"INVALID_TOPIC_EXCEPTION", 17}
 	kafkaNotEnoughReplicasAfter  = kafkaError{"NOT_ENOUGH_REPLICAS_AFTER_APPEND", 20}
+	kafkaInvalidRecord           = kafkaError{"INVALID_RECORD", 87}
 	kafkaUnknownMemberID         = kafkaError{"UNKNOWN_MEMBER_ID", 25}
 	kafkaTopicAlreadyExists      = kafkaError{"TOPIC_ALREADY_EXISTS", 36}
 	kafkaInvalidPartitions       = kafkaError{"INVALID_PARTITIONS", 37}
@@ -123,6 +127,7 @@ var codeTable = []struct {
 	{coordinator.ErrInvalidConfig, connect.CodeInvalidArgument, kafkaInvalidConfig},
 	{coordinator.ErrInvalid, connect.CodeInvalidArgument, kafkaNone},
 	{errInvalid, connect.CodeInvalidArgument, kafkaInvalidRequest},
+	{errInvalidRecord, connect.CodeInvalidArgument, kafkaInvalidRecord},
 	{errOffsetMetadataTooLarge, connect.CodeInvalidArgument, kafkaOffsetMetadataTooLarge},
 	{errTooLarge, connect.CodeInvalidArgument, kafkaMessageTooLarge},
 	{errOverloaded, connect.CodeResourceExhausted, kafkaNone},
@@ -191,6 +196,13 @@ func addDetail(ce *connect.Error, m proto.Message) {
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errInvalid, fmt.Sprintf(format, args...))
+}
+
+// nullKeyError is Kafka's refusal of a record without a key for a topic
+// whose cleanup.policy has compact: the cleaner keeps records by key.
+func nullKeyError(topic string, partition int32, what string) error {
+	return fmt.Errorf("%w: Compacted topic cannot accept message without key in topic partition %s-%d: %s has a null key (cleanup.policy compact)",
+		errInvalidRecord, topic, partition, what)
 }
 
 // offsetRangeError is an offset outside a partition's bounds, with the

@@ -446,6 +446,7 @@ var errTable = []struct {
 	{agent.ErrTooLarge, kafka.ErrMessageTooLarge},
 	{agent.ErrOverloaded, kafka.ErrThrottled},
 	{agent.ErrClosed, kafka.ErrUnavailable},
+	{agent.ErrInvalidRecord, kafka.ErrInvalidRecord},
 	{agent.ErrInvalid, kafka.ErrInvalidRequest},
 	{coordinator.ErrOffsetOutOfRange, kafka.ErrOffsetOutOfRange},
 	{coordinator.ErrOutOfOrderSequence, kafka.ErrOutOfOrderSequence},
