@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -29,15 +30,57 @@ func TestKafkaConsumerReadsCleanedCompactTopic(t *testing.T) {
 	c := newClients(a.url(), protoConnect)
 	ctx := t.Context()
 	topic := "state-" + randomHex(3)
-	mustCLI(t, nil, "topic", "create", topic, "--partitions", "1", "--config", "cleanup.policy=compact",
-		"--config", "archive.after.ms=1", "--config", "min.cleanable.dirty.ratio=0.01", "--addr", a.url())
-
 	producer, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.DefaultProduceTopic(topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer producer.Close()
+	// Kafka's CreateTopics with the cleaner's configs, and the policy list
+	// appended to with IncrementalAlterConfigs: compact, then compact,delete
+	// and back.
+	adm := kadm.NewClient(producer)
+	cfg := func(v string) *string { return &v }
+	created, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": cfg("compact"),
+		"archive.after.ms": cfg("1"), "min.cleanable.dirty.ratio": cfg("0.01"), "delete.retention.ms": cfg("86400000")}, topic)
+	if err != nil || created.Err != nil {
+		t.Fatalf("CreateTopics: %v %v", err, created.Err)
+	}
+	alter := func(op kadm.IncrementalOp, value string) {
+		t.Helper()
+		res, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: op, Name: "cleanup.policy", Value: cfg(value)}}, topic)
+		if err == nil {
+			err = res[0].Err
+		}
+		if err != nil {
+			t.Fatalf("alter cleanup.policy (%v %s): %v", op, value, err)
+		}
+	}
+	describe := func(key string) string {
+		t.Helper()
+		rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := rcs.On(topic, nil)
+		if err != nil || rc.Err != nil {
+			t.Fatalf("describe configs: %v %v", err, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key == key && c.Value != nil {
+				return *c.Value
+			}
+		}
+		return ""
+	}
+	alter(kadm.AppendConfig, "delete")
+	if got := describe("cleanup.policy"); got != "compact,delete" {
+		t.Fatalf("cleanup.policy after appending delete: %q", got)
+	}
+	alter(kadm.SetConfig, "compact")
+	if got, ratio := describe("cleanup.policy"), describe("min.cleanable.dirty.ratio"); got != "compact" || ratio != "0.01" {
+		t.Fatalf("after setting compact: cleanup.policy %q, min.cleanable.dirty.ratio %q", got, ratio)
+	}
 	type latest struct {
 		offset int64
 		value  []byte
