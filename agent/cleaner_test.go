@@ -255,6 +255,21 @@ func TestCleaningKeepsTheLatestRecordPerKey(t *testing.T) {
 			t.Fatalf("replaced file %s not released (%+v)", e.SegmentKey, rel)
 		}
 	}
+	// The janitor deletes them after its grace (no retention: compact alone
+	// never deletes by retention.ms, though the records are from 1970).
+	if _, err := a.RunJanitor(ctx, now.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var inUse []string
+	for _, e := range after {
+		if !slices.Contains(inUse, e.SegmentKey) {
+			inUse = append(inUse, e.SegmentKey)
+		}
+	}
+	if files := archiveObjects(t, env.store); fmt.Sprint(files) != fmt.Sprint(inUse) {
+		t.Fatalf("archive files after the janitor: %v; want those in use %v", files, inUse)
+	}
+	checkReads(t, cold, tp, latest)
 	// Lookups by time land on the next record kept.
 	for _, c := range []struct{ ts, off int64 }{{0, 5}, {10_003, 5}, {20_001, 5}, {20_002, 7}, {30_001, 10}, {40_001, 12}} {
 		off, _, err := a.ListOffset(ctx, tp.Name, 0, c.ts)
