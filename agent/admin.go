@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -169,14 +168,7 @@ func topicProto(t coordinator.Topic) *stratav1.Topic {
 		Name:       t.Name,
 		Id:         t.ID.String(),
 		Partitions: c.Partitions,
-		Configs: map[string]string{
-			"retention.ms":      strconv.FormatInt(c.RetentionMs, 10),
-			"retention.bytes":   strconv.FormatInt(c.RetentionBytes, 10),
-			"max.message.bytes": strconv.FormatInt(int64(c.MaxMessageBytes), 10),
-			"cleanup.policy":    c.CleanupPolicy,
-			"compression.type":  c.Compression,
-			"archive.after.ms":  strconv.FormatInt(c.ArchiveAfterMs, 10),
-		},
-		CreatedAt: timestamppb.New(t.CreatedAt),
+		Configs:    TopicConfigMap(c),
+		CreatedAt:  timestamppb.New(t.CreatedAt),
 	}
 }

@@ -26,6 +26,9 @@ package agent
 //     and their segments go to the partition's released set;
 //  5. release the lease.
 //
+// After each pass, the log cleaner (cleaner.go) cleans the archive of
+// topics whose cleanup.policy has compact.
+//
 // A kill at any step leaves the log readable and whole: before step 4 the
 // index is unchanged and the uploaded files are orphans, which the janitor
 // deletes after --orphan-grace; after it, the segments are released and the
@@ -89,6 +92,17 @@ func (a *Agent) runCompactor(ctx context.Context) {
 		case rep.Files > 0:
 			a.log.Info("compaction pass", "partitions", rep.Partitions, "files", rep.Files, "records", rep.Records,
 				"hot_bytes", rep.BytesRemoved, "archive_bytes", rep.BytesWritten)
+		}
+		// The log cleaner (cleaner.go) works on what is archived.
+		crep, err := a.RunCleaning(ctx, time.Now())
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			metricCleanerErrors.Inc()
+			a.log.Warn("cleaning pass failed", "err", err)
+		case crep.Partitions > 0:
+			a.log.Info("cleaning pass", "partitions", crep.Partitions, "files", crep.Files, "records_read", crep.RecordsRead,
+				"records_removed", crep.RecordsRemoved, "bytes_removed", crep.BytesRemoved)
 		}
 	})
 }

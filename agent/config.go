@@ -117,6 +117,10 @@ type Config struct {
 	CompactionConcurrency int `yaml:"compaction-concurrency"`
 	// ArchiveFileBytes bounds an archive file's size (objectlog.ArchiveOptions.FileBytes).
 	ArchiveFileBytes int64 `yaml:"archive-file-bytes"`
+	// CleanerDedupeBufferBytes bounds the log cleaner's map of key hashes
+	// to their latest offsets in one pass (Kafka's
+	// log.cleaner.dedupe.buffer.size): a key costs about cleanerKeyBytes.
+	CleanerDedupeBufferBytes int64 `yaml:"cleaner-dedupe-buffer-bytes"`
 	// OffsetMetadataMaxBytes caps the metadata stored with one committed
 	// offset, as Kafka's offset.metadata.max.bytes (default 4096).
 	OffsetMetadataMaxBytes int `yaml:"offset-metadata-max-bytes"`
@@ -181,6 +185,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.CompactionInterval, "compaction-interval", time.Minute, "how often to compact partitions' records older than their topic's archive.after.ms into Parquet archive files; any agent may compact any partition, one at a time per partition (a lease); 0 disables it on this agent")
 	fs.IntVar(&c.CompactionConcurrency, "compaction-concurrency", 1, "partitions this agent compacts at once")
 	fs.Int64Var(&c.ArchiveFileBytes, "archive-file-bytes", 128<<20, "largest archive (Parquet) file the compactor writes, in bytes; the compactor holds one file in memory while it writes it")
+	fs.Int64Var(&c.CleanerDedupeBufferBytes, "cleaner-dedupe-buffer-bytes", 128<<20, "memory for the log cleaner's map of key hashes to latest offsets in one pass over a compacted partition (Kafka's log.cleaner.dedupe.buffer.size), in bytes, about 48 per distinct key; a pass cleans as far as its map holds the keys")
 	fs.IntVar(&c.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", 4096, "largest metadata a committed offset may carry, in bytes (Kafka's offset.metadata.max.bytes)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "origins browsers may call the API from, comma separated; empty disables CORS")
 	fs.StringVar(&c.CORSAllowedHeaders, "cors-allowed-headers", "authorization", "request headers browsers may send on top of Connect's and gRPC-web's own, comma separated; * allows any")
@@ -246,6 +251,7 @@ func (c *Config) validate() error {
 	check(c.CompactionInterval >= 0, "compaction-interval must not be negative")
 	check(c.CompactionConcurrency >= 1, "compaction-concurrency must be at least 1, got %d", c.CompactionConcurrency)
 	check(c.ArchiveFileBytes >= 1<<20, "archive-file-bytes must be at least 1 MiB (1048576), got %d", c.ArchiveFileBytes)
+	check(c.CleanerDedupeBufferBytes >= 1<<20, "cleaner-dedupe-buffer-bytes must be at least 1 MiB (1048576), got %d", c.CleanerDedupeBufferBytes)
 	// A flush gives its upload and commit commit-timeout plus a minute; an
 	// object younger than that may still be committed.
 	check(c.OrphanGrace > c.CommitTimeout+time.Minute, "orphan-grace (%s) must exceed commit-timeout plus a minute (%s)", c.OrphanGrace, c.CommitTimeout+time.Minute)

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stratabroker/strata/coordinator"
+	"github.com/stratabroker/strata/objectlog"
 )
 
 // AppendBatch appends one Kafka RecordBatch v2 (magic 2), as a client
@@ -55,6 +56,11 @@ func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, 
 				size, topic, partition, t.Config.MaxMessageBytes)
 		}
 	}
+	if t.Config.Compacted() {
+		if err := checkBatchKeys(raw, topic, partition); err != nil {
+			return nil, err
+		}
+	}
 	p, err := a.batcher.appendEncoded(ctx, partitionKey{t.ID, partition}, raw)
 	if err != nil {
 		return nil, fmt.Errorf("topic %q partition %d: %w", topic, partition, err)
@@ -69,6 +75,28 @@ func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, 
 		metricProducedBytes.Add(float64(len(raw)))
 		return p.base, nil
 	}, nil
+}
+
+// checkBatchKeys refuses a batch with a record without a key, as Kafka does
+// for a topic whose cleanup.policy has compact (INVALID_RECORD; Kafka's
+// LogValidator). Only such topics pay for decoding the records.
+func checkBatchKeys(raw []byte, topic string, partition int32) error {
+	batches, err := objectlog.DecodeChunk(raw, -1) // -1: the bytes stay as they came
+	if err != nil {
+		return fmt.Errorf("topic %q partition %d: %w", topic, partition, err)
+	}
+	var recs []objectlog.DecodedRecord
+	for i := range batches {
+		if recs, err = batches[i].AppendRecords(recs[:0], 0); err != nil {
+			return fmt.Errorf("topic %q partition %d: %w", topic, partition, err)
+		}
+		for _, r := range recs {
+			if r.Key == nil {
+				return nullKeyError(topic, partition, fmt.Sprintf("the record at offset delta %d", r.Offset-batches[i].BaseOffset))
+			}
+		}
+	}
+	return nil
 }
 
 // batchTopicDeleted answers a batch whose commit met its topic deleted, as

@@ -249,6 +249,10 @@ func TopicConfigMap(c coordinator.TopicConfig) map[string]string {
 		coordinator.ConfigCleanupPolicy:   c.CleanupPolicy,
 		coordinator.ConfigCompression:     c.Compression,
 		coordinator.ConfigArchiveAfterMs:  strconv.FormatInt(c.ArchiveAfterMs, 10),
+		// The log cleaner's (cleaner.go).
+		coordinator.ConfigDeleteRetentionMs:      strconv.FormatInt(c.DeleteRetentionMs, 10),
+		coordinator.ConfigMinCompactionLagMs:     strconv.FormatInt(c.MinCompactionLagMs, 10),
+		coordinator.ConfigMinCleanableDirtyRatio: coordinator.FormatDirtyRatio(c.MinCleanableDirtyRatio),
 	}
 }
 

@@ -43,7 +43,8 @@
 // cache, hub.go the fan-out of the index's watermark notifications;
 // janitor.go the janitor (retention, deleted topics, deletion of
 // unreferenced and orphaned segment and archive objects); compactor.go
-// moves old records into the Parquet archive, and archive_read.go reads
+// moves old records into the Parquet archive, cleaner.go is the log
+// cleaner of compacted topics (cleanup.policy compact), and archive_read.go reads
 // archived offsets back for the read path. txn.go is ProducerService's
 // transaction RPCs (KIP-98) and their control markers, read_committed.go
 // the read_committed reads, txn_reaper.go the abort of transactions past

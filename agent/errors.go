@@ -65,6 +65,9 @@ var (
 	ErrGroupHasMembers = errors.New("group has live members")
 	// ErrClosed: the agent is shutting down; retry on another agent.
 	ErrClosed = errors.New("agent is shutting down")
+	// ErrInvalidRecord: a record the topic cannot take as it is (Kafka's
+	// INVALID_RECORD), e.g. a record without a key for a compacted topic.
+	ErrInvalidRecord = errors.New("invalid record")
 )
 
 // Short names inside the package for the errors above.
@@ -80,6 +83,7 @@ var (
 	errUnknownMember           = ErrUnknownMember
 	errOffsetMetadataTooLarge  = ErrOffsetMetadataTooLarge
 	errClosed                  = ErrClosed
+	errInvalidRecord           = ErrInvalidRecord
 )
 
 // memberEpochError is the error of a member that sent epoch got while its
@@ -89,6 +93,13 @@ func memberEpochError(got, want int32) error {
 		return errStaleMemberEpoch
 	}
 	return errFencedMemberEpoch
+}
+
+// nullKeyError is Kafka's refusal of a record without a key for a topic
+// whose cleanup.policy has compact: the cleaner keeps records by key.
+func nullKeyError(topic string, partition int32, what string) error {
+	return fmt.Errorf("%w: Compacted topic cannot accept message without key in topic partition %s-%d: %s has a null key (cleanup.policy compact)",
+		errInvalidRecord, topic, partition, what)
 }
 
 func invalidf(format string, args ...any) error {

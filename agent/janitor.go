@@ -207,7 +207,8 @@ func (j *janitor) released(ctx context.Context, tp topicPartition) error {
 	return nil
 }
 
-// retention applies every live topic's retention.ms and retention.bytes.
+// retention applies retention.ms and retention.bytes to every live topic
+// whose cleanup.policy has delete.
 func (j *janitor) retention(ctx context.Context, ttl time.Duration) error {
 	topics, err := j.idx.ListTopics(ctx)
 	if err != nil {
@@ -229,7 +230,9 @@ func (j *janitor) retention(ctx context.Context, ttl time.Duration) error {
 		}
 		for p := range t.Config.Partitions {
 			tp := topicPartition{t.ID, p}
-			if t.Config.RetentionMs >= 0 || t.Config.RetentionBytes >= 0 {
+			// cleanup.policy compact alone never deletes by age or size
+			// (Kafka's): only the log cleaner removes its records.
+			if t.Config.DeletesByRetention() && (t.Config.RetentionMs >= 0 || t.Config.RetentionBytes >= 0) {
 				res, err := j.idx.EnforceRetention(ctx, t.ID, p, j.now, t.Config.RetentionMs, t.Config.RetentionBytes)
 				if errors.Is(err, coordinator.ErrNotFound) {
 					break // deleted meanwhile: the next pass drops it

@@ -55,6 +55,18 @@ var (
 		Name: "strata_janitor_bytes_reclaimed_total", Help: "Bytes of the segment objects the janitor deleted."})
 )
 
+// Log cleaner metrics (cleaner.go, topics with cleanup.policy compact).
+var (
+	metricCleanerRecordsRemoved = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_cleaner_records_removed_total", Help: "Archived records the log cleaner removed: superseded by a later record of their key, tombstones past delete.retention.ms, and records without a key."})
+	metricCleanerBytesRemoved = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_cleaner_bytes_removed_total", Help: "Archive bytes (row groups) the log cleaner's rewrites left out: the replaced files' bytes less the rewritten ones'."})
+	metricCleanerPasses = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_cleaner_partitions_cleaned_total", Help: "Partitions the log cleaner rewrote."})
+	metricCleanerErrors = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "strata_cleaner_errors_total", Help: "Cleaning passes that ended with an error on some partition."})
+)
+
 // Compaction metrics (compactor.go).
 var (
 	metricCompactedRecords = promauto.NewCounter(prometheus.CounterOpts{

@@ -123,6 +123,9 @@ func (a *Agent) StartProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 			default:
 				p = sticky
 			}
+			if r.Key == nil && topic.Config.Compacted() {
+				return nil, nullKeyError(topic.Name, p, fmt.Sprintf("topics[%d] record %d", i, j))
+			}
 			rec := objectlog.Record{Key: r.Key, Value: r.Value, Timestamp: now.UnixMilli()}
 			if r.Timestamp != nil {
 				rec.Timestamp = r.GetTimestamp().AsTime().UnixMilli()

@@ -153,7 +153,12 @@ const maxSwapEntries = 10000
 
 // SwapArchive implements Compaction with archive_swap.lua.
 func (r *Redis) SwapArchive(ctx context.Context, l CompactionLease, old, repl []IndexEntry) (SwapResult, error) {
-	op := fmt.Sprintf("archive swap of topic %s partition %d", l.TopicID, l.Partition)
+	return r.swapArchive(ctx, fmt.Sprintf("archive swap of topic %s partition %d", l.TopicID, l.Partition), l, old, repl, nil)
+}
+
+// swapArchive runs archive_swap.lua; cs, when not nil, is written with the
+// swap (the log cleaner's).
+func (r *Redis) swapArchive(ctx context.Context, op string, l CompactionLease, old, repl []IndexEntry, cs *CleanerState) (SwapResult, error) {
 	if len(old) == 0 || len(repl) == 0 || len(old)+len(repl) > maxSwapEntries {
 		return SwapResult{}, fmt.Errorf("%s: %w: %d entries replaced by %d (both at least 1, together at most %d)",
 			op, ErrInvalid, len(old), len(repl), maxSwapEntries)
@@ -166,8 +171,13 @@ func (r *Redis) SwapArchive(ctx context.Context, l CompactionLease, old, repl []
 				op, ErrInvalid, i, e, first, end)
 		}
 	}
-	args := make([]any, 0, 3+len(old)+len(repl))
+	args := make([]any, 0, 5+len(old)+len(repl))
 	args = append(args, strconv.FormatInt(l.Token, 10), time.Now().UnixMilli(), len(old))
+	if cs != nil {
+		args = append(args, strconv.FormatInt(cs.Checkpoint, 10), cs.encodeHorizons())
+	} else {
+		args = append(args, "", "")
+	}
 	for _, e := range old {
 		args = append(args, entryMember(e))
 	}

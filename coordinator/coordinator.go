@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,15 +70,49 @@ func (e *LimitError) Unwrap() error { return e.Err }
 // TopicConfig is a topic's configuration. Zero values mean "the default" on create.
 type TopicConfig struct {
 	Partitions      int32
-	RetentionMs     int64  // retention.ms, -1 = forever; default 7 days
-	RetentionBytes  int64  // retention.bytes per partition, -1 = unlimited (default)
-	MaxMessageBytes int32  // max.message.bytes; default 1 MiB, capped broker-wide
-	CleanupPolicy   string // cleanup.policy: "delete" (default)
-	Compression     string // compression.type: "none", "gzip", "snappy", "lz4", "zstd", "producer" (default)
+	RetentionMs     int64 // retention.ms, -1 = forever; default 7 days
+	RetentionBytes  int64 // retention.bytes per partition, -1 = unlimited (default)
+	MaxMessageBytes int32 // max.message.bytes; default 1 MiB, capped broker-wide
+	// CleanupPolicy is cleanup.policy, Kafka's list: "delete" (default),
+	// "compact", or both ("compact,delete" or "delete,compact"). Compact
+	// keeps the latest record per key in the archive (agent/cleaner.go,
+	// Kafka's log cleaner, KIP-58/KIP-354); only a policy with delete
+	// enforces retention.ms and retention.bytes.
+	CleanupPolicy string
+	Compression   string // compression.type: "none", "gzip", "snappy", "lz4", "zstd", "producer" (default)
 	// ArchiveAfterMs is archive.after.ms: committed records older than this
 	// (by their entry's max timestamp) are compacted into the Parquet
 	// archive; -1 never archives; default 10 minutes (DefaultArchiveAfterMs).
 	ArchiveAfterMs int64
+	// DeleteRetentionMs is delete.retention.ms: how long, in ms, the cleaner
+	// keeps a tombstone (a keyed record with a null value) after the pass
+	// that first found it cleanable; default 1 day (DefaultDeleteRetentionMs).
+	DeleteRetentionMs int64
+	// MinCompactionLagMs is min.compaction.lag.ms (KIP-58): records newer
+	// than this, in ms by their row group's newest timestamp, are never
+	// cleaned; default 0.
+	MinCompactionLagMs int64
+	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: the cleaner
+	// rewrites a partition's archive only once the bytes archived since its
+	// last pass are at least this share of the cleanable bytes (or a
+	// tombstone's delete.retention.ms has passed); 0 to 1, default 0.5.
+	MinCleanableDirtyRatio float64
+}
+
+// Compacted reports whether the topic's cleanup.policy has compact.
+func (c TopicConfig) Compacted() bool { return policyHas(c.CleanupPolicy, "compact") }
+
+// DeletesByRetention reports whether the topic's cleanup.policy has delete:
+// only then do retention.ms and retention.bytes remove records.
+func (c TopicConfig) DeletesByRetention() bool { return policyHas(c.CleanupPolicy, "delete") }
+
+func policyHas(policy, want string) bool {
+	for p := range strings.SplitSeq(policy, ",") {
+		if strings.TrimSpace(p) == want {
+			return true
+		}
+	}
+	return false
 }
 
 // Topic is a topic as the index knows it.

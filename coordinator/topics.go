@@ -39,6 +39,12 @@ const (
 	// DefaultArchiveAfterMs keeps ten minutes of records hot (in flush
 	// segments) before the compactor moves them to the archive.
 	DefaultArchiveAfterMs = 10 * 60 * 1000
+	// DefaultDeleteRetentionMs is Kafka's delete.retention.ms default: a
+	// tombstone stays a day after the cleaner first found it cleanable.
+	DefaultDeleteRetentionMs = 24 * 60 * 60 * 1000
+	// DefaultMinCleanableDirtyRatio is Kafka's min.cleanable.dirty.ratio
+	// default.
+	DefaultMinCleanableDirtyRatio = 0.5
 )
 
 // Kafka names of the configuration keys UpdateTopicConfig accepts.
@@ -49,6 +55,10 @@ const (
 	ConfigCleanupPolicy   = "cleanup.policy"
 	ConfigCompression     = "compression.type"
 	ConfigArchiveAfterMs  = "archive.after.ms"
+	// The log cleaner's (cleanup.policy compact; KIP-58, KIP-354).
+	ConfigDeleteRetentionMs      = "delete.retention.ms"
+	ConfigMinCompactionLagMs     = "min.compaction.lag.ms"
+	ConfigMinCleanableDirtyRatio = "min.cleanable.dirty.ratio"
 )
 
 var compressionTypes = []string{"none", "gzip", "snappy", "lz4", "zstd", "producer"}
@@ -95,6 +105,12 @@ func (r *Redis) withDefaults(cfg TopicConfig) (TopicConfig, error) {
 	if cfg.ArchiveAfterMs == 0 {
 		cfg.ArchiveAfterMs = DefaultArchiveAfterMs
 	}
+	if cfg.DeleteRetentionMs == 0 {
+		cfg.DeleteRetentionMs = DefaultDeleteRetentionMs
+	}
+	if cfg.MinCleanableDirtyRatio == 0 {
+		cfg.MinCleanableDirtyRatio = DefaultMinCleanableDirtyRatio
+	}
 	if cfg.Partitions > MaxPartitions {
 		return cfg, &LimitError{Err: ErrInvalidPartitions, Name: "partitions", Limit: MaxPartitions, Actual: int64(cfg.Partitions),
 			Msg: fmt.Sprintf("partitions must be between 1 and %d, got %d", MaxPartitions, cfg.Partitions)}
@@ -122,11 +138,20 @@ func (r *Redis) validateConfig(cfg TopicConfig) error {
 		return fmt.Errorf("%w: %s must be between 1 and the broker's cap %d, got %d", ErrInvalidConfig, ConfigMaxMessageBytes, r.opts.MaxMessageBytesCap, cfg.MaxMessageBytes)
 	}
 	switch cfg.CleanupPolicy {
-	case "delete":
-	case "compact", "compact,delete", "delete,compact":
-		return fmt.Errorf("%w: %s %q is not supported yet; use \"delete\"", ErrInvalidConfig, ConfigCleanupPolicy, cfg.CleanupPolicy)
+	case "delete", "compact", "compact,delete", "delete,compact":
 	default:
-		return fmt.Errorf("%w: %s must be \"delete\", got %q", ErrInvalidConfig, ConfigCleanupPolicy, cfg.CleanupPolicy)
+		return fmt.Errorf("%w: %s must be \"delete\", \"compact\" or both (\"compact,delete\"), got %q", ErrInvalidConfig, ConfigCleanupPolicy, cfg.CleanupPolicy)
+	}
+	// Kafka's bounds: both at least 0. A zero delete.retention.ms reads back
+	// as the default on create, as retention.ms's does, so it is refused.
+	if cfg.DeleteRetentionMs < 1 {
+		return fmt.Errorf("%w: %s must be positive (ms), got %d", ErrInvalidConfig, ConfigDeleteRetentionMs, cfg.DeleteRetentionMs)
+	}
+	if cfg.MinCompactionLagMs < 0 {
+		return fmt.Errorf("%w: %s must be 0 or more (ms), got %d", ErrInvalidConfig, ConfigMinCompactionLagMs, cfg.MinCompactionLagMs)
+	}
+	if !(cfg.MinCleanableDirtyRatio > 0 && cfg.MinCleanableDirtyRatio <= 1) {
+		return fmt.Errorf("%w: %s must be above 0 and at most 1, got %v", ErrInvalidConfig, ConfigMinCleanableDirtyRatio, cfg.MinCleanableDirtyRatio)
 	}
 	if !slices.Contains(compressionTypes, cfg.Compression) {
 		return fmt.Errorf("%w: %s must be one of %v, got %q", ErrInvalidConfig, ConfigCompression, compressionTypes, cfg.Compression)
@@ -152,8 +177,15 @@ func configFields(cfg TopicConfig) []any {
 		ConfigCleanupPolicy, cfg.CleanupPolicy,
 		ConfigCompression, cfg.Compression,
 		ConfigArchiveAfterMs, strconv.FormatInt(cfg.ArchiveAfterMs, 10),
+		ConfigDeleteRetentionMs, strconv.FormatInt(cfg.DeleteRetentionMs, 10),
+		ConfigMinCompactionLagMs, strconv.FormatInt(cfg.MinCompactionLagMs, 10),
+		ConfigMinCleanableDirtyRatio, FormatDirtyRatio(cfg.MinCleanableDirtyRatio),
 	}
 }
+
+// FormatDirtyRatio is min.cleanable.dirty.ratio as the index keeps and
+// the APIs report it ("0.5").
+func FormatDirtyRatio(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 // parseTopic reads a topic record; corrupt numbers are ErrUnavailable
 // because they mean the index was written by something else.
@@ -184,6 +216,28 @@ func parseTopic(id uuid.UUID, f map[string]string) (Topic, error) {
 			return Topic{}, fmt.Errorf("%w: topic %s field %s: %q", ErrUnavailable, id, ConfigArchiveAfterMs, v)
 		}
 		t.Config.ArchiveAfterMs = n
+	}
+	// Topics created before the cleaner's keys existed have the defaults.
+	t.Config.DeleteRetentionMs = DefaultDeleteRetentionMs
+	t.Config.MinCleanableDirtyRatio = DefaultMinCleanableDirtyRatio
+	for _, k := range []struct {
+		key string
+		dst *int64
+	}{{ConfigDeleteRetentionMs, &t.Config.DeleteRetentionMs}, {ConfigMinCompactionLagMs, &t.Config.MinCompactionLagMs}} {
+		if v, ok := f[k.key]; ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return Topic{}, fmt.Errorf("%w: topic %s field %s: %q", ErrUnavailable, id, k.key, v)
+			}
+			*k.dst = n
+		}
+	}
+	if v, ok := f[ConfigMinCleanableDirtyRatio]; ok {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return Topic{}, fmt.Errorf("%w: topic %s field %s: %q", ErrUnavailable, id, ConfigMinCleanableDirtyRatio, v)
+		}
+		t.Config.MinCleanableDirtyRatio = n
 	}
 	return t, nil
 }
@@ -482,14 +536,25 @@ func (r *Redis) ApplyConfig(cfg TopicConfig, set map[string]string) (TopicConfig
 			}
 			cfg.MaxMessageBytes = int32(n)
 		case ConfigCleanupPolicy:
-			cfg.CleanupPolicy = cmp.Or(v, defaults.CleanupPolicy)
+			// Kafka's list type allows spaces around the commas.
+			cfg.CleanupPolicy = cmp.Or(strings.ReplaceAll(v, " ", ""), defaults.CleanupPolicy)
 		case ConfigCompression:
 			cfg.Compression = cmp.Or(v, defaults.Compression)
 		case ConfigArchiveAfterMs:
 			cfg.ArchiveAfterMs, perr = parseConfigInt(k, v, defaults.ArchiveAfterMs)
+		case ConfigDeleteRetentionMs:
+			cfg.DeleteRetentionMs, perr = parseConfigInt(k, v, defaults.DeleteRetentionMs)
+		case ConfigMinCompactionLagMs:
+			cfg.MinCompactionLagMs, perr = parseConfigInt(k, v, defaults.MinCompactionLagMs)
+		case ConfigMinCleanableDirtyRatio:
+			cfg.MinCleanableDirtyRatio = defaults.MinCleanableDirtyRatio
+			if v != "" {
+				if cfg.MinCleanableDirtyRatio, perr = strconv.ParseFloat(v, 64); perr != nil {
+					perr = fmt.Errorf("%w: %s must be a number between 0 and 1, got %q", ErrInvalidConfig, k, v)
+				}
+			}
 		default:
-			perr = fmt.Errorf("%w: unknown config key %q; settable are %s, %s, %s, %s, %s, %s", ErrInvalidConfig, k,
-				ConfigRetentionMs, ConfigRetentionBytes, ConfigMaxMessageBytes, ConfigCleanupPolicy, ConfigCompression, ConfigArchiveAfterMs)
+			perr = fmt.Errorf("%w: unknown config key %q; settable are %s", ErrInvalidConfig, k, strings.Join(ConfigKeys(), ", "))
 		}
 		if perr != nil {
 			return TopicConfig{}, perr
@@ -558,6 +623,12 @@ func (r *Redis) casTopic(ctx context.Context, t Topic, partitions string, fields
 		return Topic{}, err
 	}
 	return parseTopic(t.ID, hashFields(flat))
+}
+
+// ConfigKeys returns the Kafka-named config keys a topic has, sorted.
+func ConfigKeys() []string {
+	return []string{ConfigArchiveAfterMs, ConfigCleanupPolicy, ConfigCompression, ConfigDeleteRetentionMs, ConfigMaxMessageBytes,
+		ConfigMinCleanableDirtyRatio, ConfigMinCompactionLagMs, ConfigRetentionBytes, ConfigRetentionMs}
 }
 
 func parseConfigInt(key, v string, def int64) (int64, error) {

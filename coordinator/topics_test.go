@@ -19,7 +19,8 @@ func TestTopicsCRUD(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := coordinator.TopicConfig{Partitions: 3, RetentionMs: 604800000, RetentionBytes: -1,
-			MaxMessageBytes: 1048576, CleanupPolicy: "delete", Compression: "producer", ArchiveAfterMs: 600000}
+			MaxMessageBytes: 1048576, CleanupPolicy: "delete", Compression: "producer", ArchiveAfterMs: 600000,
+			DeleteRetentionMs: 86400000, MinCompactionLagMs: 0, MinCleanableDirtyRatio: 0.5}
 		if a.Config != want {
 			t.Fatalf("defaults: got %+v, want %+v", a.Config, want)
 		}
@@ -112,8 +113,12 @@ func TestTopicValidation(t *testing.T) {
 			{"ok", coordinator.TopicConfig{RetentionBytes: -5}, "retention.bytes", coordinator.ErrInvalidConfig},
 			{"ok", coordinator.TopicConfig{MaxMessageBytes: 9 << 20}, "max.message.bytes", coordinator.ErrInvalidConfig},
 			{"ok", coordinator.TopicConfig{MaxMessageBytes: -1}, "max.message.bytes", coordinator.ErrInvalidConfig},
-			{"ok", coordinator.TopicConfig{CleanupPolicy: "compact"}, "not supported yet", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{CleanupPolicy: "compact,compact"}, "cleanup.policy", coordinator.ErrInvalidConfig},
 			{"ok", coordinator.TopicConfig{CleanupPolicy: "shred"}, "cleanup.policy", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{DeleteRetentionMs: -1}, "delete.retention.ms", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{MinCompactionLagMs: -1}, "min.compaction.lag.ms", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{MinCleanableDirtyRatio: 1.5}, "min.cleanable.dirty.ratio", coordinator.ErrInvalidConfig},
+			{"ok", coordinator.TopicConfig{MinCleanableDirtyRatio: -0.1}, "min.cleanable.dirty.ratio", coordinator.ErrInvalidConfig},
 			{"ok", coordinator.TopicConfig{Compression: "brotli"}, "compression.type", coordinator.ErrInvalidConfig},
 		} {
 			_, err := r.CreateTopic(ctx, tc.name, tc.cfg)
@@ -135,7 +140,11 @@ func TestTopicValidation(t *testing.T) {
 			{"retention.bytes": "-2"},
 			{"max.message.bytes": "9999999999"},
 			{"max.message.bytes": "8388609"},
-			{"cleanup.policy": "compact"},
+			{"cleanup.policy": "compact,shred"},
+			{"delete.retention.ms": "0"},
+			{"min.compaction.lag.ms": "-5"},
+			{"min.cleanable.dirty.ratio": "half"},
+			{"min.cleanable.dirty.ratio": "0"},
 			{"compression.type": "LZ4"},
 			{"segment.ms": "1"},
 			{"partitions": "4"},
@@ -290,4 +299,50 @@ func wantLimit(t *testing.T, err, kind error, want coordinator.LimitError) {
 	if le.Name != want.Name || le.Limit != want.Limit || le.Actual != want.Actual {
 		t.Errorf("limit %q %d, actual %d; want %q %d, actual %d", le.Name, le.Limit, le.Actual, want.Name, want.Limit, want.Actual)
 	}
+}
+
+// TestCleanupPolicyAndCleanerConfigs: cleanup.policy takes Kafka's list
+// values, and the log cleaner's keys are kept, read back and reset.
+func TestCleanupPolicyAndCleanerConfigs(t *testing.T) {
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		tp, err := r.CreateTopic(ctx, "state", coordinator.TopicConfig{CleanupPolicy: "compact", DeleteRetentionMs: 1000,
+			MinCompactionLagMs: 5, MinCleanableDirtyRatio: 0.25})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tp.Config.Compacted() || tp.Config.DeletesByRetention() {
+			t.Fatalf("compact: compacted %v, deletes %v", tp.Config.Compacted(), tp.Config.DeletesByRetention())
+		}
+		got, err := r.DescribeTopic(ctx, "state")
+		if err != nil || got.Config != tp.Config {
+			t.Fatalf("read back %+v %v, want %+v", got.Config, err, tp.Config)
+		}
+		for _, c := range []struct {
+			set               string
+			want              string
+			compacted, delete bool
+		}{
+			{"compact,delete", "compact,delete", true, true},
+			{"delete, compact", "delete,compact", true, true},
+			{"delete", "delete", false, true},
+			{"", "delete", false, true},
+			{"compact", "compact", true, false},
+		} {
+			tp, err := r.UpdateTopicConfig(ctx, "state", map[string]string{"cleanup.policy": c.set})
+			if err != nil || tp.Config.CleanupPolicy != c.want || tp.Config.Compacted() != c.compacted || tp.Config.DeletesByRetention() != c.delete {
+				t.Fatalf("cleanup.policy %q: %+v %v", c.set, tp.Config, err)
+			}
+		}
+		tp, err = r.UpdateTopicConfig(ctx, "state", map[string]string{"delete.retention.ms": "60000",
+			"min.compaction.lag.ms": "100", "min.cleanable.dirty.ratio": "0.9"})
+		if err != nil || tp.Config.DeleteRetentionMs != 60000 || tp.Config.MinCompactionLagMs != 100 || tp.Config.MinCleanableDirtyRatio != 0.9 {
+			t.Fatalf("set cleaner keys: %+v %v", tp.Config, err)
+		}
+		tp, err = r.UpdateTopicConfig(ctx, "state", map[string]string{"delete.retention.ms": "",
+			"min.compaction.lag.ms": "", "min.cleanable.dirty.ratio": ""})
+		if err != nil || tp.Config.DeleteRetentionMs != 86400000 || tp.Config.MinCompactionLagMs != 0 || tp.Config.MinCleanableDirtyRatio != 0.5 {
+			t.Fatalf("reset cleaner keys: %+v %v", tp.Config, err)
+		}
+	})
 }

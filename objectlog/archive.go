@@ -149,6 +149,11 @@ type ArchiveKeyParts struct {
 	// FirstOffset and LastOffset are the offsets of the file's first and
 	// last records (inclusive).
 	FirstOffset, LastOffset int64
+	// Generation is 0 for a file the compactor wrote from hot segments, and
+	// for a file the log cleaner rewrote (a compacted topic), the cleaning
+	// pass's lease token: a rewritten file may hold the same first and last
+	// offsets as the file it replaces, and keys are create-only.
+	Generation int64
 }
 
 // validTopicName checks a topic name as Kafka does (Topic.validate): 1 to
@@ -186,8 +191,9 @@ func ArchivePartitionPrefix(topic string, partition int32) (string, error) {
 // ArchiveKey returns the object key of an archive file:
 // archive/topic=<name>/partition=<p>/<first>-<last>-<topic id>.parquet, the
 // offsets zero-padded to 19 digits so that a partition's files list in
-// offset order. The hive-style directories let SQL engines read topic and
-// partition as columns.
+// offset order; a cleaned file (Generation > 0) ends
+// <topic id>-c<generation>.parquet. The hive-style directories let SQL
+// engines read topic and partition as columns.
 func ArchiveKey(k ArchiveKeyParts) (string, error) {
 	prefix, err := ArchivePartitionPrefix(k.Topic, k.Partition)
 	if err != nil {
@@ -196,8 +202,15 @@ func ArchiveKey(k ArchiveKeyParts) (string, error) {
 	if k.FirstOffset < 0 || k.LastOffset < k.FirstOffset {
 		return "", fmt.Errorf("objectlog: archive offsets %d..%d (want 0 <= first <= last)", k.FirstOffset, k.LastOffset)
 	}
-	return fmt.Sprintf("%s%0*d-%0*d-%s.parquet", prefix, archiveOffsetDigits, k.FirstOffset,
-		archiveOffsetDigits, k.LastOffset, k.TopicID), nil
+	if k.Generation < 0 {
+		return "", fmt.Errorf("objectlog: archive generation %d is negative", k.Generation)
+	}
+	gen := ""
+	if k.Generation > 0 {
+		gen = "-c" + strconv.FormatInt(k.Generation, 10)
+	}
+	return fmt.Sprintf("%s%0*d-%0*d-%s%s.parquet", prefix, archiveOffsetDigits, k.FirstOffset,
+		archiveOffsetDigits, k.LastOffset, k.TopicID, gen), nil
 }
 
 // ParseArchiveKey reads a key ArchiveKey made. Anything else is an error.
@@ -226,8 +239,17 @@ func ParseArchiveKey(key string) (ArchiveKeyParts, error) {
 	}
 	base, ok := strings.CutSuffix(name, ".parquet")
 	const uuidLen = 36
+	var gen int64
+	if fixed := 2*archiveOffsetDigits + 2 + uuidLen; ok && len(base) > fixed {
+		g, isGen := strings.CutPrefix(base[fixed:], "-c")
+		n, err := strconv.ParseInt(g, 10, 64)
+		if !isGen || err != nil || n <= 0 || strconv.FormatInt(n, 10) != g {
+			return bad("file name is not <19-digit first>-<19-digit last>-<topic id>[-c<generation>].parquet")
+		}
+		gen, base = n, base[:fixed]
+	}
 	if !ok || len(base) != 2*archiveOffsetDigits+2+uuidLen || base[archiveOffsetDigits] != '-' || base[2*archiveOffsetDigits+1] != '-' {
-		return bad("file name is not <19-digit first>-<19-digit last>-<topic id>.parquet")
+		return bad("file name is not <19-digit first>-<19-digit last>-<topic id>[-c<generation>].parquet")
 	}
 	first, err1 := parseOffsetDigits(base[:archiveOffsetDigits])
 	last, err2 := parseOffsetDigits(base[archiveOffsetDigits+1 : 2*archiveOffsetDigits+1])
@@ -240,7 +262,7 @@ func ParseArchiveKey(key string) (ArchiveKeyParts, error) {
 	}
 	return ArchiveKeyParts{
 		ArchivePartition: ArchivePartition{Topic: topic, TopicID: id, Partition: int32(p)},
-		FirstOffset:      first, LastOffset: last,
+		FirstOffset:      first, LastOffset: last, Generation: gen,
 	}, nil
 }
 
@@ -303,6 +325,9 @@ type ArchiveOptions struct {
 	// single row group does (one batch larger than the limit). Default
 	// 128 MiB.
 	FileBytes int64
+	// Generation goes into the files' keys (ArchiveKeyParts.Generation):
+	// 0 for the compactor, the pass's lease token for the log cleaner.
+	Generation int64
 	// BetterCompression compresses with zstd's "better" level (about zstd
 	// level 7) instead of its default (level 3): on JSON records about 17%
 	// smaller files for two to three times the CPU when writing
@@ -311,7 +336,7 @@ type ArchiveOptions struct {
 }
 
 func (o ArchiveOptions) withDefaults() (ArchiveOptions, error) {
-	if o.RowGroupBytes < 0 || o.RowGroupRecords < 0 || o.FileBytes < 0 {
+	if o.RowGroupBytes < 0 || o.RowGroupRecords < 0 || o.FileBytes < 0 || o.Generation < 0 {
 		return o, fmt.Errorf("objectlog: archive options %+v: negative limit", o)
 	}
 	if o.RowGroupBytes == 0 {
@@ -518,7 +543,7 @@ func (w *ArchiveWriter) openFile() {
 	// A fresh writer per file: parquet-go's Reset does not clear all of a
 	// closed file's metadata.
 	w.pw = parquet.NewGenericWriter[archiveRow](&w.buf, opts...)
-	w.file = ArchiveFileInfo{ArchiveKeyParts: ArchiveKeyParts{ArchivePartition: w.part, FirstOffset: -1}}
+	w.file = ArchiveFileInfo{ArchiveKeyParts: ArchiveKeyParts{ArchivePartition: w.part, FirstOffset: -1, Generation: w.opts.Generation}}
 	w.group = ArchiveRowGroup{FirstOffset: -1}
 	w.groupEnds = w.groupEnds[:0]
 	w.fileOpen = true

@@ -432,6 +432,17 @@ func TestArchiveKey(t *testing.T) {
 	if got, err := objectlog.ParseArchiveKey(key); err != nil || got != parts {
 		t.Fatalf("ParseArchiveKey = %+v, %v", got, err)
 	}
+	// A cleaned file's key names its generation, so it differs from the
+	// file it replaces even with the same offsets.
+	cleaned := parts
+	cleaned.Generation = 1764468000000123
+	ckey, err := objectlog.ArchiveKey(cleaned)
+	if want := strings.TrimSuffix(want, ".parquet") + "-c1764468000000123.parquet"; err != nil || ckey != want {
+		t.Fatalf("ArchiveKey(generation) = %q, %v; want %q", ckey, err, want)
+	}
+	if got, err := objectlog.ParseArchiveKey(ckey); err != nil || got != cleaned {
+		t.Fatalf("ParseArchiveKey(%q) = %+v, %v", ckey, got, err)
+	}
 	// Keys of one partition sort by offset.
 	var keys []string
 	for _, first := range []int64{9, 10, 100, 99, 1 << 40, 0} {
@@ -456,6 +467,7 @@ func TestArchiveKey(t *testing.T) {
 		{ArchivePartition: objectlog.ArchivePartition{Topic: "t=1"}},
 		{ArchivePartition: objectlog.ArchivePartition{Topic: "t", Partition: -1}},
 		{ArchivePartition: objectlog.ArchivePartition{Topic: "t"}, FirstOffset: 5, LastOffset: 4},
+		{ArchivePartition: objectlog.ArchivePartition{Topic: "t"}, Generation: -1},
 	} {
 		if k, err := objectlog.ArchiveKey(bad); err == nil {
 			t.Errorf("ArchiveKey(%+v) = %q, want an error", bad, k)
@@ -470,6 +482,11 @@ func TestArchiveKey(t *testing.T) {
 		"archive/topic=t/partition=0/x/0000000000000000000-0000000000000000000-" + topicA.String() + ".parquet",
 		"segments/topic=t/partition=0/0000000000000000000-0000000000000000000-" + topicA.String() + ".parquet",
 		"archive/topic=t/partition=0/0000000000000000000-0000000000000000000-not-a-uuid-at-all-not-a-uuid-at-all.parquet",
+		"archive/topic=t/partition=0/0000000000000000000-0000000000000000000-" + topicA.String() + "-c0.parquet",
+		"archive/topic=t/partition=0/0000000000000000000-0000000000000000000-" + topicA.String() + "-c01.parquet",
+		"archive/topic=t/partition=0/0000000000000000000-0000000000000000000-" + topicA.String() + "-c.parquet",
+		"archive/topic=t/partition=0/0000000000000000000-0000000000000000000-" + topicA.String() + "-x5.parquet",
+		"archive/topic=t/partition=0/0000000000000000000-0000000000000000000-" + topicA.String() + "-c-5.parquet",
 	} {
 		if p, err := objectlog.ParseArchiveKey(bad); err == nil {
 			t.Errorf("ParseArchiveKey(%q) = %+v, want an error", bad, p)

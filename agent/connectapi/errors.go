@@ -39,6 +39,7 @@ var (
 	kafkaInvalidPartitions       = kafkaError{"INVALID_PARTITIONS", 37}
 	kafkaInvalidConfig           = kafkaError{"INVALID_CONFIG", 40}
 	kafkaInvalidRequest          = kafkaError{"INVALID_REQUEST", 42}
+	kafkaInvalidRecord           = kafkaError{"INVALID_RECORD", 87}
 	kafkaOutOfOrderSequence      = kafkaError{"OUT_OF_ORDER_SEQUENCE_NUMBER", 45}
 	kafkaStorageError            = kafkaError{"KAFKA_STORAGE_ERROR", 56}
 	kafkaNonEmptyGroup           = kafkaError{"NON_EMPTY_GROUP", 68}
@@ -91,6 +92,7 @@ var codeTable = []struct {
 	{coordinator.ErrInvalidConfig, connect.CodeInvalidArgument, kafkaInvalidConfig},
 	{coordinator.ErrInvalid, connect.CodeInvalidArgument, kafkaNone},
 	{agent.ErrInvalid, connect.CodeInvalidArgument, kafkaInvalidRequest},
+	{agent.ErrInvalidRecord, connect.CodeInvalidArgument, kafkaInvalidRecord},
 	{agent.ErrOffsetMetadataTooLarge, connect.CodeInvalidArgument, kafkaOffsetMetadataTooLarge},
 	{agent.ErrTooLarge, connect.CodeInvalidArgument, kafkaMessageTooLarge},
 	{agent.ErrOverloaded, connect.CodeResourceExhausted, kafkaNone},

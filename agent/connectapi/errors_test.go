@@ -54,6 +54,7 @@ func TestConnectErrorCodes(t *testing.T) {
 		{&coordinator.LimitError{Err: coordinator.ErrInvalidPartitions, Name: "partitions", Limit: 10000, Actual: 10001, Msg: "10001 partitions"},
 			connect.CodeInvalidArgument, "INVALID_PARTITIONS", 37},
 		{agent.ErrInvalid, connect.CodeInvalidArgument, "INVALID_REQUEST", 42},
+		{agent.ErrInvalidRecord, connect.CodeInvalidArgument, "INVALID_RECORD", 87},
 		{agent.ErrTooLarge, connect.CodeInvalidArgument, "MESSAGE_TOO_LARGE", 10},
 		{agent.ErrOffsetMetadataTooLarge, connect.CodeInvalidArgument, "OFFSET_METADATA_TOO_LARGE", 12},
 		{&agent.LimitError{Err: agent.ErrOffsetMetadataTooLarge, Name: "offset-metadata-max-bytes", Limit: 4096, Actual: 5000, Msg: "5000 bytes"}, connect.CodeInvalidArgument, "OFFSET_METADATA_TOO_LARGE", 12},

@@ -35,7 +35,10 @@ const topicConfigHelp = `Topic configs use Kafka's key names:
   retention.ms        how long records are kept (default 604800000, 7 days; -1 forever)
   retention.bytes     bytes kept per partition (default -1, no limit)
   max.message.bytes   largest record accepted (default 1048576)
-  cleanup.policy      delete (default)
+  cleanup.policy      delete (default), compact (the latest record per key), or compact,delete
+  delete.retention.ms        compacted topics: how long tombstones stay (default 86400000, 1 day)
+  min.compaction.lag.ms      compacted topics: records newer than this are not cleaned (default 0)
+  min.cleanable.dirty.ratio  compacted topics: new share of the archive that triggers a cleaning (default 0.5)
   compression.type    producer (default), none, gzip, snappy, lz4 or zstd
 `
 

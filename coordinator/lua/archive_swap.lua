@@ -5,8 +5,15 @@
 -- KEYS[1] meta, KEYS[2] log, KEYS[3] time, KEYS[4] released, KEYS[5] the
 -- compaction lease (compact_lease.lua)
 -- ARGV[1] lease token, ARGV[2] now (ms), ARGV[3] n, the number of entries
--- replaced, then their n members in offset order, then the new members in
--- offset order ("base|records|byteoff|bytelen|maxts|archivekey").
+-- replaced, ARGV[4] the log cleaner's checkpoint (cleaner.go: the first
+-- offset no cleaning pass has covered) or "" to leave it, ARGV[5] its
+-- tombstone horizons (written with the checkpoint), then the n replaced
+-- members in offset order, then the new members in offset order
+-- ("base|records|byteoff|bytelen|maxts|archivekey").
+--
+-- The log cleaner (a compacted topic) uses the same script to swap archive
+-- entries for rewritten ones: the new entries may then leave gaps (offsets
+-- of records it removed), which lookup.lua steps over.
 --
 -- The replaced entries must be exactly the log's entries between the first
 -- one's base and the last one's end, all below the high watermark: else
@@ -28,8 +35,9 @@ if m[1] ~= 'live' then return { 'N' } end
 local hwm, bytes = tonumber(m[2] or '0'), tonumber(m[3] or '0')
 local now, n = tonumber(ARGV[2]), tonumber(ARGV[3])
 local old, new = {}, {}
-for i = 1, n do old[i] = ARGV[3 + i] end
-for i = 4 + n, #ARGV do new[#new + 1] = ARGV[i] end
+local cleaned, horizons = ARGV[4], ARGV[5]
+for i = 1, n do old[i] = ARGV[5 + i] end
+for i = 6 + n, #ARGV do new[#new + 1] = ARGV[i] end
 if n == 0 or #new == 0 then return { 'C' } end
 
 local function parse(member)
@@ -102,4 +110,7 @@ for _, member in ipairs(new) do
   end
 end
 redis.call('HSET', meta, 'bytes', itoa(bytes - removedBytes + addedBytes))
+if cleaned ~= '' then
+  redis.call('HSET', meta, 'cleaned', cleaned, 'horizons', horizons)
+end
 return { 'K', removedBytes, addedBytes }

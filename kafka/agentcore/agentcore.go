@@ -262,9 +262,14 @@ var configInfo = map[string]struct {
 	coordinator.ConfigRetentionMs:     {kafka.ConfigTypeLong, "How long records are kept, in ms; -1 keeps them forever."},
 	coordinator.ConfigRetentionBytes:  {kafka.ConfigTypeLong, "How many bytes a partition keeps before its oldest segments go; -1 for no limit."},
 	coordinator.ConfigMaxMessageBytes: {kafka.ConfigTypeInt, "The largest record batch a producer may send, in bytes."},
-	coordinator.ConfigCleanupPolicy:   {kafka.ConfigTypeList, "How old records go: delete."},
+	coordinator.ConfigCleanupPolicy:   {kafka.ConfigTypeList, "How old records go: delete (retention), compact (the latest record per key), or both."},
 	coordinator.ConfigCompression:     {kafka.ConfigTypeString, "The codec records are stored with; producer keeps the producer's."},
 	coordinator.ConfigArchiveAfterMs:  {kafka.ConfigTypeLong, "Records older than this, in ms, move from hot segments into the partition's Parquet archive; -1 never archives."},
+	coordinator.ConfigDeleteRetentionMs: {kafka.ConfigTypeLong,
+		"How long, in ms, a compacted topic keeps a tombstone after the cleaner first found it cleanable."},
+	coordinator.ConfigMinCompactionLagMs: {kafka.ConfigTypeLong, "Records newer than this, in ms, are never cleaned."},
+	coordinator.ConfigMinCleanableDirtyRatio: {kafka.ConfigTypeDouble,
+		"The share of a compacted partition's cleanable archive written since its last cleaning at which it is cleaned again."},
 }
 
 // TopicConfigs implements kafka.TopicCore. The index keeps a topic's
@@ -282,14 +287,7 @@ func (c *Core) TopicConfigs(ctx context.Context, name string) ([]kafka.TopicConf
 	}
 	values, dvalues := agent.TopicConfigMap(t.Config), agent.TopicConfigMap(defaults)
 	out := make([]kafka.TopicConfig, 0, len(values))
-	for _, k := range []string{ // sorted by name
-		coordinator.ConfigArchiveAfterMs,
-		coordinator.ConfigCleanupPolicy,
-		coordinator.ConfigCompression,
-		coordinator.ConfigMaxMessageBytes,
-		coordinator.ConfigRetentionBytes,
-		coordinator.ConfigRetentionMs,
-	} {
+	for _, k := range coordinator.ConfigKeys() { // sorted by name
 		v := values[k]
 		src := kafka.ConfigSourceTopic
 		if v == dvalues[k] {
@@ -448,6 +446,7 @@ var errTable = []struct {
 	{agent.ErrTooLarge, kafka.ErrMessageTooLarge},
 	{agent.ErrOverloaded, kafka.ErrThrottled},
 	{agent.ErrClosed, kafka.ErrUnavailable},
+	{agent.ErrInvalidRecord, kafka.ErrInvalidRecord},
 	{agent.ErrInvalid, kafka.ErrInvalidRequest},
 	{coordinator.ErrOffsetOutOfRange, kafka.ErrOffsetOutOfRange},
 	{coordinator.ErrOutOfOrderSequence, kafka.ErrOutOfOrderSequence},

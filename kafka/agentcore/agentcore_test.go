@@ -146,6 +146,7 @@ func TestErrorTable(t *testing.T) {
 		{coordinator.ErrUnavailable, kafka.ErrUnavailable},
 		{objectlog.ErrCorrupt, kafka.ErrCorruptMessage},
 		{agent.ErrOverloaded, kafka.ErrThrottled},
+		{fmt.Errorf("topic t: %w", agent.ErrInvalidRecord), kafka.ErrInvalidRecord},
 		{agent.ErrTopicRecreated, kafka.ErrUnknownTopicOrPartition},
 		{fmt.Errorf("%w: %w", agent.ErrInvalidTopicName, coordinator.ErrInvalid), kafka.ErrInvalidTopic},
 		{fmt.Errorf("%w: %w", agent.ErrInvalidPartitions, coordinator.ErrInvalid), kafka.ErrInvalidPartitions},

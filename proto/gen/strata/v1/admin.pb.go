@@ -32,7 +32,9 @@ type Topic struct {
 	// The number of partitions.
 	Partitions int32 `protobuf:"varint,3,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	// The topic's configuration with Kafka's key names: retention.ms,
-	// retention.bytes, max.message.bytes, cleanup.policy, compression.type.
+	// retention.bytes, max.message.bytes, cleanup.policy, compression.type,
+	// archive.after.ms, and the log cleaner's delete.retention.ms,
+	// min.compaction.lag.ms and min.cleanable.dirty.ratio.
 	Configs map[string]string `protobuf:"bytes,4,rep,name=configs,proto3" json:"configs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// When the topic was created.
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
@@ -220,8 +222,12 @@ type CreateTopicRequest struct {
 	Partitions int32 `protobuf:"varint,2,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	// Config keys to set; the rest take their defaults: retention.ms
 	// 604800000 (7 days), retention.bytes -1 (no limit), max.message.bytes
-	// 1048576, cleanup.policy delete, compression.type producer,
-	// archive.after.ms 600000 (10 minutes; -1 never archives).
+	// 1048576, cleanup.policy delete (or compact, or compact,delete: Kafka's
+	// log compaction, docs/compaction.md), compression.type producer,
+	// archive.after.ms 600000 (10 minutes; -1 never archives),
+	// delete.retention.ms 86400000 (1 day), min.compaction.lag.ms 0,
+	// min.cleanable.dirty.ratio 0.5. A bad key or value is INVALID_ARGUMENT
+	// (Kafka's INVALID_CONFIG) naming the rule it broke.
 	Configs       map[string]string `protobuf:"bytes,3,rep,name=configs,proto3" json:"configs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -43,7 +43,9 @@ export type Topic = Message<"strata.v1.Topic"> & {
 
   /**
    * The topic's configuration with Kafka's key names: retention.ms,
-   * retention.bytes, max.message.bytes, cleanup.policy, compression.type.
+   * retention.bytes, max.message.bytes, cleanup.policy, compression.type,
+   * archive.after.ms, and the log cleaner's delete.retention.ms,
+   * min.compaction.lag.ms and min.cleanable.dirty.ratio.
    *
    * @generated from field: map<string, string> configs = 4;
    */
@@ -156,8 +158,12 @@ export type CreateTopicRequest = Message<"strata.v1.CreateTopicRequest"> & {
   /**
    * Config keys to set; the rest take their defaults: retention.ms
    * 604800000 (7 days), retention.bytes -1 (no limit), max.message.bytes
-   * 1048576, cleanup.policy delete, compression.type producer,
-   * archive.after.ms 600000 (10 minutes; -1 never archives).
+   * 1048576, cleanup.policy delete (or compact, or compact,delete: Kafka's
+   * log compaction, docs/compaction.md), compression.type producer,
+   * archive.after.ms 600000 (10 minutes; -1 never archives),
+   * delete.retention.ms 86400000 (1 day), min.compaction.lag.ms 0,
+   * min.cleanable.dirty.ratio 0.5. A bad key or value is INVALID_ARGUMENT
+   * (Kafka's INVALID_CONFIG) naming the rule it broke.
    *
    * @generated from field: map<string, string> configs = 3;
    */
