@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
