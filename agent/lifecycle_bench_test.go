@@ -1,3 +1,5 @@
+//go:build unix
+
 package agent
 
 // Benchmarks of the data lifecycle (DESIGN.md "Compaction, retention,
