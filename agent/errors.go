@@ -42,6 +42,13 @@ var (
 	// (KIP-848's STALE_MEMBER_EPOCH): its next heartbeat answers the
 	// current epoch, and the commit may be sent again with it.
 	errStaleMemberEpoch = fmt.Errorf("%w", coordinator.ErrFenced)
+	// errCorruptBatch: a record batch a client sent does not parse (framing,
+	// magic, CRC-32C, codec): the client's fault, unlike corrupt stored
+	// data (objectlog.ErrCorrupt alone, DataLoss).
+	errCorruptBatch = errors.New("corrupt record batch")
+	// errInvalidRecord: a record batch a client sent parses but may not be
+	// produced (no records, a control batch): Kafka's INVALID_RECORD.
+	errInvalidRecord = errors.New("invalid record batch")
 )
 
 // memberEpochError is the error of a member that sent epoch got while its
@@ -78,6 +85,7 @@ var (
 	kafkaOutOfOrderSequence      = kafkaError{"OUT_OF_ORDER_SEQUENCE_NUMBER", 45}
 	kafkaStorageError            = kafkaError{"KAFKA_STORAGE_ERROR", 56}
 	kafkaGroupIDNotFound         = kafkaError{"GROUP_ID_NOT_FOUND", 69}
+	kafkaInvalidRecord           = kafkaError{"INVALID_RECORD", 87}
 	kafkaUnknownTopicID          = kafkaError{"UNKNOWN_TOPIC_ID", 100}
 	kafkaFencedMemberEpoch       = kafkaError{"FENCED_MEMBER_EPOCH", 110}
 	kafkaStaleMemberEpoch        = kafkaError{"STALE_MEMBER_EPOCH", 113}
@@ -117,6 +125,8 @@ var codeTable = []struct {
 	{coordinator.ErrUnavailable, connect.CodeUnavailable, kafkaStorageError},
 	{objectlog.ErrUnavailable, connect.CodeUnavailable, kafkaStorageError},
 	{objectlog.ErrInvalidRange, connect.CodeOutOfRange, kafkaNone},
+	{errCorruptBatch, connect.CodeInvalidArgument, kafkaCorruptMessage},
+	{errInvalidRecord, connect.CodeInvalidArgument, kafkaInvalidRecord},
 	{objectlog.ErrCorrupt, connect.CodeDataLoss, kafkaCorruptMessage},
 	{coordinator.ErrInvalidTopicName, connect.CodeInvalidArgument, kafkaInvalidTopic},
 	{coordinator.ErrInvalidPartitions, connect.CodeInvalidArgument, kafkaInvalidPartitions},
