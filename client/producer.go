@@ -316,7 +316,8 @@ type producerBatch struct {
 	state   batchState
 	alone   bool  // send in a request of its own (to learn which batch an error is about)
 	lastErr error // of the last failed attempt
-	results []*stratav1.RecordResult // the record path's answer
+	// results: the record path's answer.
+	results []*stratav1.RecordResult
 	// The batch path: body is the records encoded once, by the sender,
 	// at first send; base the offset of the first record once answered.
 	body *encodedBody
@@ -412,9 +413,7 @@ func NewProducer(httpClient connect.HTTPClient, baseURL string, opts ...Producer
 	comp, _ := cfg.batchCodec.compressor() // checked above
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Producer{
-		batchPath: cfg.transactionalID == "",
-		comp:      comp,
-		cfg:       cfg,
+		cfg:     cfg,
 		svc:     stratav1connect.NewProducerServiceClient(httpClient, baseURL, cfg.connectOpts...),
 		admin:   stratav1connect.NewAdminServiceClient(httpClient, baseURL, cfg.connectOpts...),
 		log:     log,
@@ -427,6 +426,7 @@ func NewProducer(httpClient connect.HTTPClient, baseURL string, opts ...Producer
 		changed: make(chan struct{}),
 		backoff: cfg.retryBackoffMin,
 	}
+	p.batchPath, p.comp = cfg.transactionalID == "", comp
 	go p.run()
 	return p, nil
 }
