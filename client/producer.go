@@ -768,7 +768,7 @@ func (p *Producer) run() {
 		p.expireLocked(now)
 		wait := time.Hour
 		var reqs []*produceRequest
-		var s *produceStream
+		var s, built *produceStream
 		initID := false
 		switch {
 		case p.fatal != nil:
@@ -780,6 +780,7 @@ func (p *Producer) run() {
 			initID = p.outstanding > 0 && (p.stream == nil || len(p.stream.inflight) == 0)
 		default:
 			reqs, wait = p.buildRequestsLocked(now)
+			built = p.stream
 			if len(reqs) > 0 && !p.batchPath {
 				if p.stream == nil {
 					p.openStreamLocked()
@@ -815,12 +816,24 @@ func (p *Producer) run() {
 				p.encodeRequest(r)
 			}
 			p.mu.Lock()
-			if p.stream == nil {
-				p.openStreamLocked()
+			if p.stream != built {
+				// The stream they were built behind failed meanwhile,
+				// and its requests went back to their queues: these go
+				// back too, so each partition's batches are sent again
+				// in order, never one past a batch not yet resent.
+				for _, r := range reqs {
+					p.requestFailedLocked(r, connect.NewError(connect.CodeUnavailable, errors.New("the produce stream failed before the request was sent")))
+				}
+				reqs = nil
+			} else {
+				if p.stream == nil {
+					p.openStreamLocked()
+				}
+				s = p.stream
+				s.inflight = append(s.inflight, reqs...)
 			}
-			s = p.stream
-			s.inflight = append(s.inflight, reqs...)
 			p.mu.Unlock()
+			p.deliver()
 		}
 		if len(reqs) > 0 {
 			// A stalled agent stops reading and Send blocks; the
