@@ -92,6 +92,7 @@ type producerConfig struct {
 	batchCodec        BatchCodec
 	metadataMaxAge    time.Duration
 	log               *slog.Logger
+	recordPath        bool          // tests: records on ProduceStream, as transactions send them
 	transactionalID   string        // txn.go
 	txnTimeout        time.Duration // txn.go
 }
@@ -426,7 +427,7 @@ func NewProducer(httpClient connect.HTTPClient, baseURL string, opts ...Producer
 		changed: make(chan struct{}),
 		backoff: cfg.retryBackoffMin,
 	}
-	p.batchPath, p.comp = cfg.transactionalID == "", comp
+	p.batchPath, p.comp = cfg.transactionalID == "" && !cfg.recordPath, comp
 	go p.run()
 	return p, nil
 }
