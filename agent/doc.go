@@ -19,7 +19,9 @@
 // janitor (retention, deleted topics, deletion of unreferenced and orphaned
 // segment and archive objects); compactor.go moves old records into the
 // Parquet archive, and archive_read.go reads archived offsets back for the
-// read path. txn.go is ProducerService's transaction RPCs (KIP-98)
+// read path. batch_service.go is the batch path's Connect handlers
+// (ProduceBatches, ProduceBatchesStream, FetchBatches), thin wrappers over
+// core_batches.go. txn.go is ProducerService's transaction RPCs (KIP-98)
 // and their control markers, read_committed.go the read_committed reads,
 // txn_reaper.go the abort of transactions past their timeout.
 //
