@@ -53,9 +53,10 @@ import (
 // those Close could not deliver before its context ended.
 var ErrProducerClosed = errors.New("producer closed")
 
-// Compression is how produce requests are compressed on the wire. Records
-// travel uncompressed inside the request; the agent stores them as the
-// topic's compression.type says.
+// Compression is how produce requests are compressed on the wire, on top
+// of BatchCompression's compression of the record batches inside them.
+// (Transactional producers send records, which the agent stores as the
+// topic's compression.type says.)
 type Compression int
 
 const (
@@ -453,8 +454,10 @@ func (p *Producer) ProducerID() (int64, int16) {
 // Produce blocks while the buffer is full (MaxBufferedBytes), and the first
 // record of a topic waits for the topic's partition count; if ctx ends
 // first, the promise gets ctx's error. r's Topic is required; Key, Value,
-// Headers and Timestamp (zero: the agent's clock) are sent; Partition only
-// with ManualPartitioner. r must not be changed until its promise is called.
+// Headers and Timestamp (in milliseconds; zero: the producer's clock when
+// Produce is called, as Kafka's producer stamps records, or the agent's for
+// a transactional producer) are sent; Partition only with
+// ManualPartitioner. r must not be changed until its promise is called.
 func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record, error)) {
 	if promise == nil {
 		promise = func(*Record, error) {}
