@@ -11,6 +11,7 @@ package agent
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -121,6 +122,12 @@ type BatchRead struct {
 	// MaxBytes bounds this partition's batches (Kafka's
 	// max.partition.fetch.bytes); 0 or less: only the whole-read bound.
 	MaxBytes int64
+	// TopicID, when not uuid.Nil, is the topic the offset belongs to
+	// (KIP-516): the read fails (ErrUnknownTopicOrPartition or
+	// coordinator.ErrNotFound, worded for a deleted topic) unless the topic
+	// of the name still has it, and never moves to a topic created again
+	// under the name.
+	TopicID uuid.UUID
 }
 
 // BatchReadResult is one partition's answer.
@@ -137,6 +144,8 @@ type BatchReadResult struct {
 	// (Offset below the log start or above the high watermark; HighWatermark
 	// and LogStartOffset are set), objectlog.ErrCorrupt, ErrUnavailable.
 	Err error
+	// TopicID is the id of the topic read, when Err is nil.
+	TopicID uuid.UUID
 }
 
 // ReadBatches reads whole stored batches of many partitions at once (Kafka's
@@ -156,7 +165,7 @@ func (a *Agent) ReadBatches(ctx context.Context, reads []BatchRead, maxWait time
 	topics := make([]coordinator.Topic, len(reads))
 	failed := false
 	for i, r := range reads {
-		t, err := a.readTopic(ctx, r.Topic, r.Partition, uuid.Nil)
+		t, err := a.readTopic(ctx, r.Topic, r.Partition, r.TopicID)
 		if err != nil {
 			out[i].Err = err
 			failed = true
@@ -185,7 +194,7 @@ func (a *Agent) ReadBatches(ctx context.Context, reads []BatchRead, maxWait time
 			if r.MaxBytes > 0 {
 				budget = min(budget, r.MaxBytes)
 			}
-			res, t, err := a.readPartitionBatches(ctx, topics[i], r.Partition, r.Offset, budget, total == 0)
+			res, t, err := a.readPartitionBatches(ctx, topics[i], r.Partition, r.Offset, budget, total == 0, r.TopicID)
 			topics[i] = t
 			if err != nil {
 				if ctx.Err() != nil {
@@ -252,18 +261,22 @@ func (a *Agent) waitForAny(ctx context.Context, wake map[uuid.UUID]<-chan struct
 // to maxBytes (at least one batch when atLeastOne), moving to the new topic
 // of the name when the index says the partition is gone (partitionGone). It
 // returns the topic read.
-func (a *Agent) readPartitionBatches(ctx context.Context, topic coordinator.Topic, p int32, offset, maxBytes int64, atLeastOne bool) (BatchReadResult, coordinator.Topic, error) {
+func (a *Agent) readPartitionBatches(ctx context.Context, topic coordinator.Topic, p int32, offset, maxBytes int64, atLeastOne bool, wantID uuid.UUID) (BatchReadResult, coordinator.Topic, error) {
 	for {
 		data, st, err := a.readBatches(ctx, topic, p, offset, maxBytes, atLeastOne)
 		if errors.Is(err, coordinator.ErrNotFound) {
-			fresh, ferr := a.partitionGone(ctx, topic, p, uuid.Nil)
+			fresh, ferr := a.partitionGone(ctx, topic, p, wantID)
 			if ferr == nil {
 				topic = fresh
 				continue
 			}
 			err = ferr
 		}
-		return BatchReadResult{Batches: data, HighWatermark: st.HighWatermark, LogStartOffset: st.LogStartOffset, Err: err}, topic, err
+		res := BatchReadResult{Batches: data, HighWatermark: st.HighWatermark, LogStartOffset: st.LogStartOffset, Err: err}
+		if err == nil {
+			res.TopicID = topic.ID
+		}
+		return res, topic, err
 	}
 }
 
@@ -320,4 +333,27 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 			return out, st, nil
 		}
 	}
+}
+
+// StableBatches is what a read_committed read of whole batches (KIP-98)
+// makes of a ReadBatches answer for r: batches holds r's partition's
+// batches, and kept is its prefix of the batches that start below the
+// partition's last stable offset, with the LSO and the aborted
+// transactions among them (StableRead). The consumer drops the batches of
+// those transactions itself, as Kafka's consumers do. Errors: StableRead's.
+func (a *Agent) StableBatches(ctx context.Context, r BatchRead, batches []byte) (kept []byte, lso int64, aborted []coordinator.AbortedTxn, err error) {
+	lso, aborted, err = a.StableRead(ctx, r.Topic, r.Partition, r.Offset)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	// Batches are whole; each header starts with its base offset (8
+	// bytes) and its length (4 bytes, not counting those 12).
+	end := 0
+	for len(batches)-end >= 12 {
+		if int64(binary.BigEndian.Uint64(batches[end:])) >= lso {
+			break
+		}
+		end += 12 + int(binary.BigEndian.Uint32(batches[end+8:]))
+	}
+	return batches[:min(end, len(batches))], lso, aborted, nil
 }

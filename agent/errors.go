@@ -68,6 +68,11 @@ var (
 	// ErrInvalidRecord: a record the topic cannot take as it is (Kafka's
 	// INVALID_RECORD), e.g. a record without a key for a compacted topic.
 	ErrInvalidRecord = errors.New("invalid record")
+	// ErrCorruptBatch: a record batch a client sent does not parse
+	// (framing, magic, CRC-32C, codec; Kafka's CORRUPT_MESSAGE): the
+	// client's fault, unlike corrupt stored data (objectlog.ErrCorrupt
+	// alone, which is data loss).
+	ErrCorruptBatch = errors.New("corrupt record batch")
 )
 
 // Short names inside the package for the errors above.
@@ -84,6 +89,7 @@ var (
 	errOffsetMetadataTooLarge  = ErrOffsetMetadataTooLarge
 	errClosed                  = ErrClosed
 	errInvalidRecord           = ErrInvalidRecord
+	errCorruptBatch            = ErrCorruptBatch
 )
 
 // memberEpochError is the error of a member that sent epoch got while its

@@ -193,8 +193,9 @@ type GroupConsumer struct {
 	admin    stratav1connect.AdminServiceClient
 	log      *slog.Logger
 
-	// batches carries fetched records from the fetchers to Poll.
+	// batches carries fetched records from the fetch loop to Poll.
 	batches chan fetchedBatch
+	fetches fetchLoop
 	// wake tells Poll the membership changed; kick tells the heartbeat
 	// goroutine to heartbeat now (partitions released, loss applied).
 	wake, kick chan struct{}
@@ -224,7 +225,7 @@ type GroupConsumer struct {
 
 	// Poll's goroutine only.
 	active        map[TopicPartition]*partitionState
-	leftover      []*stratav1.ConsumedRecord
+	leftover      []Record
 	leftoverFrom  *fetcher
 	seenJoins     uint64
 	lastCommit    time.Time
@@ -413,16 +414,15 @@ func (c *GroupConsumer) PollN(ctx context.Context, max int) ([]Record, error) {
 		}
 		out := make([]Record, 0, len(recs))
 		for _, r := range recs {
-			tp := TopicPartition{r.GetTopic(), r.GetPartition()}
-			st := c.active[tp]
+			st := c.active[TopicPartition{r.Topic, r.Partition}]
 			if st == nil {
 				continue // lost by a fenced commit just now
 			}
-			st.returned = r.GetOffset() + 1
+			st.returned = r.Offset + 1
 			if c.cfg.Delivery == AtMostOnce {
 				st.processed = st.returned
 			}
-			out = append(out, toRecord(r))
+			out = append(out, r)
 		}
 		if len(out) > 0 {
 			return out, nil
@@ -445,41 +445,21 @@ func (c *GroupConsumer) workContext(ctx context.Context) (context.Context, conte
 }
 
 // positionsAfter is the position after each partition's last record.
-func positionsAfter(recs []*stratav1.ConsumedRecord) map[TopicPartition]int64 {
+func positionsAfter(recs []Record) map[TopicPartition]int64 {
 	pos := map[TopicPartition]int64{}
 	for _, r := range recs {
-		tp := TopicPartition{r.GetTopic(), r.GetPartition()}
-		pos[tp] = max(pos[tp], r.GetOffset()+1)
+		tp := TopicPartition{r.Topic, r.Partition}
+		pos[tp] = max(pos[tp], r.Offset+1)
 	}
 	return pos
-}
-
-func toRecord(r *stratav1.ConsumedRecord) Record {
-	rec := Record{
-		Topic:     r.GetTopic(),
-		Partition: r.GetPartition(),
-		Offset:    r.GetOffset(),
-		Key:       r.Key,
-		Value:     r.Value,
-	}
-	if ts := r.GetTimestamp(); ts != nil {
-		rec.Timestamp = ts.AsTime()
-	}
-	if hs := r.GetHeaders(); len(hs) > 0 {
-		rec.Headers = make([]Header, len(hs))
-		for i, h := range hs {
-			rec.Headers[i] = Header{Key: h.GetKey(), Value: h.Value}
-		}
-	}
-	return rec
 }
 
 // gather waits for fetched records (or a reason to apply changes first)
 // and returns up to max of them, in order per partition. It returns none
 // when Poll should look at the membership again.
-func (c *GroupConsumer) gather(ctx context.Context, max int) []*stratav1.ConsumedRecord {
-	var out []*stratav1.ConsumedRecord
-	take := func(f *fetcher, recs []*stratav1.ConsumedRecord) bool {
+func (c *GroupConsumer) gather(ctx context.Context, max int) []Record {
+	var out []Record
+	take := func(f *fetcher, recs []Record) bool {
 		if f.stopped || c.active[f.tp] == nil || c.active[f.tp].fetcher != f {
 			return true // of a partition given up: dropped
 		}

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/stratabroker/strata/internal/kafkahash"
@@ -52,9 +53,10 @@ import (
 // those Close could not deliver before its context ended.
 var ErrProducerClosed = errors.New("producer closed")
 
-// Compression is how produce requests are compressed on the wire. Records
-// travel uncompressed inside the request; the agent stores them as the
-// topic's compression.type says.
+// Compression is how produce requests are compressed on the wire, on top
+// of BatchCompression's compression of the record batches inside them.
+// (Transactional producers send records, which the agent stores as the
+// topic's compression.type says.)
 type Compression int
 
 const (
@@ -88,8 +90,10 @@ type producerConfig struct {
 	requestTimeout    time.Duration
 	manualPartitioner bool
 	compression       Compression
+	batchCodec        BatchCodec
 	metadataMaxAge    time.Duration
 	log               *slog.Logger
+	recordPath        bool          // tests: records on ProduceStream, as transactions send them
 	transactionalID   string        // txn.go
 	txnTimeout        time.Duration // txn.go
 }
@@ -176,6 +180,16 @@ func RequestCompression(c Compression) ProducerOpt {
 	return producerOptFunc(func(cfg *producerConfig) { cfg.compression = c })
 }
 
+// BatchCompression compresses each partition's record batch with codec
+// (Kafka's compression.type; default none) before it is sent: the agent
+// stores the batch as it comes, so the topic's compression.type does not
+// apply, and consumers decompress. A batch that a codec would not shrink
+// is sent uncompressed, as Kafka's producers do. Transactional producers
+// send records, not batches (see the package doc), and ignore it.
+func BatchCompression(codec BatchCodec) ProducerOpt {
+	return producerOptFunc(func(c *producerConfig) { c.batchCodec = codec })
+}
+
 // ConnectOptions are passed to the Connect clients (e.g. connect.WithGRPC()).
 func ConnectOptions(opts ...connect.ClientOption) ProducerOpt {
 	return producerOptFunc(func(c *producerConfig) { c.connectOpts = append(c.connectOpts, opts...) })
@@ -207,6 +221,9 @@ func (c *producerConfig) check() error {
 	bad(c.transactionalID == "" || c.idempotent, "TransactionalID %q: transactions need idempotence", c.transactionalID)
 	bad(c.txnTimeout >= 0, "TransactionalID timeout %s: want 0 (the agent's default) or more", c.txnTimeout)
 	bad(c.compression == CompressionNone || c.compression == CompressionGzip, "RequestCompression %d: unknown", c.compression)
+	if _, err := c.batchCodec.compressor(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -220,6 +237,11 @@ type Producer struct {
 	svc   stratav1connect.ProducerServiceClient
 	admin stratav1connect.AdminServiceClient
 	log   *slog.Logger
+	// batchPath: batches go as Kafka record batches on
+	// ProduceBatchesStream, encoded (and compressed with comp) here;
+	// otherwise, for transactional producers, as records on ProduceStream.
+	batchPath bool
+	comp      kgo.Compressor
 
 	runCtx context.Context
 	cancel context.CancelFunc
@@ -296,12 +318,18 @@ type producerBatch struct {
 	state   batchState
 	alone   bool  // send in a request of its own (to learn which batch an error is about)
 	lastErr error // of the last failed attempt
+	// results: the record path's answer.
 	results []*stratav1.RecordResult
+	// The batch path: body is the records encoded once, by the sender,
+	// at first send; base the offset of the first record once answered.
+	body *encodedBody
+	base int64
 }
 
 type pendingRecord struct {
 	r       *Record
-	wire    *stratav1.Record
+	wire    *stratav1.Record // the record path's
+	ts      int64            // the batch path's timestamp, ms since the Unix epoch
 	size    int
 	promise func(*Record, error)
 }
@@ -311,15 +339,39 @@ type produceRequest struct {
 	id      uint64
 	batches []*producerBatch // in the order of their records in the request
 	msg     *stratav1.ProduceStreamRequest
-	sent    time.Time
+	// The batch path's: each batch's producer fields for this attempt,
+	// taken when the batches were, and the message the sender encodes.
+	frames   []batchFrame
+	batchMsg *stratav1.ProduceBatchesStreamRequest
+	sent     time.Time
 }
 
+// batchFrame is a batch's producer fields in one request (-1s without
+// idempotence).
+type batchFrame struct {
+	pid   int64
+	epoch int16
+	seq   int32
+}
+
+// produceStream is ProduceStream or ProduceBatchesStream: send, receive
+// (as a streamAnswer) and close the response.
 type produceStream struct {
-	bidi      *connect.BidiStreamForClient[stratav1.ProduceStreamRequest, stratav1.ProduceStreamResponse]
+	send      func(*produceRequest) error
+	recv      func() (streamAnswer, error)
+	closeResp func() error
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 	inflight  []*produceRequest
 	failed    bool
+}
+
+// streamAnswer is one answer of either stream.
+type streamAnswer struct {
+	id      uint64
+	err     *stratav1.ProduceError
+	records *stratav1.ProduceResponse
+	batches *stratav1.ProduceBatchesResponse
 }
 
 // NewProducer returns a producer that sends to the agent at baseURL (e.g.
@@ -360,6 +412,7 @@ func NewProducer(httpClient connect.HTTPClient, baseURL string, opts ...Producer
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	comp, _ := cfg.batchCodec.compressor() // checked above
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Producer{
 		cfg:     cfg,
@@ -375,6 +428,7 @@ func NewProducer(httpClient connect.HTTPClient, baseURL string, opts ...Producer
 		changed: make(chan struct{}),
 		backoff: cfg.retryBackoffMin,
 	}
+	p.batchPath, p.comp = cfg.transactionalID == "" && !cfg.recordPath, comp
 	go p.run()
 	return p, nil
 }
@@ -400,8 +454,10 @@ func (p *Producer) ProducerID() (int64, int16) {
 // Produce blocks while the buffer is full (MaxBufferedBytes), and the first
 // record of a topic waits for the topic's partition count; if ctx ends
 // first, the promise gets ctx's error. r's Topic is required; Key, Value,
-// Headers and Timestamp (zero: the agent's clock) are sent; Partition only
-// with ManualPartitioner. r must not be changed until its promise is called.
+// Headers and Timestamp (in milliseconds; zero: the producer's clock when
+// Produce is called, as Kafka's producer stamps records, or the agent's for
+// a transactional producer) are sent; Partition only with
+// ManualPartitioner. r must not be changed until its promise is called.
 func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record, error)) {
 	if promise == nil {
 		promise = func(*Record, error) {}
@@ -465,12 +521,23 @@ func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record,
 			return
 		}
 	}
-	wire := &stratav1.Record{Key: r.Key, Value: r.Value, Partition: &part.partition}
-	if !r.Timestamp.IsZero() {
-		wire.Timestamp = timestamppb.New(r.Timestamp)
-	}
-	for _, h := range r.Headers {
-		wire.Headers = append(wire.Headers, &stratav1.Header{Key: h.Key, Value: h.Value})
+	pr := pendingRecord{r: r, size: size, promise: promise}
+	if p.batchPath {
+		// The batch carries its records' timestamps: an unset one is
+		// the producer's clock now, as Kafka's producer sets it.
+		if r.Timestamp.IsZero() {
+			pr.ts = time.Now().UnixMilli()
+		} else {
+			pr.ts = r.Timestamp.UnixMilli()
+		}
+	} else {
+		pr.wire = &stratav1.Record{Key: r.Key, Value: r.Value, Partition: &part.partition}
+		if !r.Timestamp.IsZero() {
+			pr.wire.Timestamp = timestamppb.New(r.Timestamp)
+		}
+		for _, h := range r.Headers {
+			pr.wire.Headers = append(pr.wire.Headers, &stratav1.Header{Key: h.Key, Value: h.Value})
+		}
 	}
 	b := part.open
 	wake := p.flushing > 0
@@ -484,7 +551,7 @@ func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record,
 		part.open = b
 		part.batches = append(part.batches, b)
 	}
-	b.records = append(b.records, pendingRecord{r: r, wire: wire, size: size, promise: promise})
+	b.records = append(b.records, pr)
 	b.bytes += size
 	p.buffered += int64(size)
 	p.outstanding++
@@ -705,7 +772,7 @@ func (p *Producer) run() {
 		p.expireLocked(now)
 		wait := time.Hour
 		var reqs []*produceRequest
-		var s *produceStream
+		var s, built *produceStream
 		initID := false
 		switch {
 		case p.fatal != nil:
@@ -717,7 +784,8 @@ func (p *Producer) run() {
 			initID = p.outstanding > 0 && (p.stream == nil || len(p.stream.inflight) == 0)
 		default:
 			reqs, wait = p.buildRequestsLocked(now)
-			if len(reqs) > 0 {
+			built = p.stream
+			if len(reqs) > 0 && !p.batchPath {
 				if p.stream == nil {
 					p.openStreamLocked()
 				}
@@ -744,6 +812,33 @@ func (p *Producer) run() {
 			p.initProducerID(pid)
 			continue
 		}
+		if len(reqs) > 0 && p.batchPath {
+			// Encoded outside the lock: until they are on a stream's
+			// inflight list, nothing but this goroutine touches the
+			// batches taken (they are neither queued nor on a stream).
+			for _, r := range reqs {
+				p.encodeRequest(r)
+			}
+			p.mu.Lock()
+			if p.stream != built {
+				// The stream they were built behind failed meanwhile,
+				// and its requests went back to their queues: these go
+				// back too, so each partition's batches are sent again
+				// in order, never one past a batch not yet resent.
+				for _, r := range reqs {
+					p.requestFailedLocked(r, connect.NewError(connect.CodeUnavailable, errors.New("the produce stream failed before the request was sent")))
+				}
+				reqs = nil
+			} else {
+				if p.stream == nil {
+					p.openStreamLocked()
+				}
+				s = p.stream
+				s.inflight = append(s.inflight, reqs...)
+			}
+			p.mu.Unlock()
+			p.deliver()
+		}
 		if len(reqs) > 0 {
 			// A stalled agent stops reading and Send blocks; the
 			// request timeout then ends the stream, which unblocks it.
@@ -755,7 +850,7 @@ func (p *Producer) run() {
 				p.signal()
 			})
 			for _, r := range reqs {
-				if err := s.bidi.Send(r.msg); err != nil {
+				if err := s.send(r); err != nil {
 					// The receiver learns why and retries the batches.
 					break
 				}
@@ -832,13 +927,36 @@ func addSeq(seq int32, n int) int32 {
 func (s *produceStream) close() {
 	s.closeOnce.Do(func() {
 		s.cancel()
-		go func() { _ = s.bidi.CloseResponse() }()
+		go func() { _ = s.closeResp() }()
 	})
 }
 
 func (p *Producer) openStreamLocked() {
 	ctx, cancel := context.WithCancel(p.runCtx)
-	s := &produceStream{bidi: p.svc.ProduceStream(ctx), cancel: cancel}
+	s := &produceStream{cancel: cancel}
+	if p.batchPath {
+		bidi := p.svc.ProduceBatchesStream(ctx)
+		s.send = func(r *produceRequest) error { return bidi.Send(r.batchMsg) }
+		s.recv = func() (streamAnswer, error) {
+			m, err := bidi.Receive()
+			if err != nil {
+				return streamAnswer{}, err
+			}
+			return streamAnswer{id: m.GetRequestId(), err: m.GetError(), batches: m.GetResponse()}, nil
+		}
+		s.closeResp = bidi.CloseResponse
+	} else {
+		bidi := p.svc.ProduceStream(ctx)
+		s.send = func(r *produceRequest) error { return bidi.Send(r.msg) }
+		s.recv = func() (streamAnswer, error) {
+			m, err := bidi.Receive()
+			if err != nil {
+				return streamAnswer{}, err
+			}
+			return streamAnswer{id: m.GetRequestId(), err: m.GetError(), records: m.GetResponse()}, nil
+		}
+		s.closeResp = bidi.CloseResponse
+	}
 	p.stream = s
 	go p.receive(s)
 }
@@ -935,6 +1053,9 @@ func (p *Producer) takeBatchLocked(b *producerBatch) {
 // requestLocked lays the batches out as one request, grouped by topic;
 // batches is reordered to match the records' order in it.
 func (p *Producer) requestLocked(batches []*producerBatch, now time.Time) *produceRequest {
+	if p.batchPath {
+		return p.batchRequestLocked(batches, now)
+	}
 	p.nextReqID++
 	req := &stratav1.ProduceRequest{}
 	if p.cfg.idempotent {
@@ -981,7 +1102,7 @@ func (p *Producer) requestLocked(batches []*producerBatch, now time.Time) *produ
 func (p *Producer) receive(s *produceStream) {
 	defer s.close()
 	for {
-		resp, err := s.bidi.Receive()
+		resp, err := s.recv()
 		p.mu.Lock()
 		if err != nil {
 			if !s.failed {
@@ -997,8 +1118,8 @@ func (p *Producer) receive(s *produceStream) {
 			p.mu.Unlock()
 			continue
 		}
-		if len(s.inflight) == 0 || s.inflight[0].id != resp.GetRequestId() {
-			p.streamFailedLocked(s, fmt.Errorf("the agent answered request %d out of turn", resp.GetRequestId()))
+		if len(s.inflight) == 0 || s.inflight[0].id != resp.id {
+			p.streamFailedLocked(s, fmt.Errorf("the agent answered request %d out of turn", resp.id))
 			p.mu.Unlock()
 			p.deliver()
 			p.signal()
@@ -1006,14 +1127,13 @@ func (p *Producer) receive(s *produceStream) {
 		}
 		req := s.inflight[0]
 		s.inflight = s.inflight[1:]
-		if e := resp.GetError(); e != nil {
-			var code connect.Code
-			if code.UnmarshalText([]byte(e.GetCode())) != nil {
-				code = connect.CodeUnknown
-			}
-			p.requestFailedLocked(req, connect.NewError(code, errors.New(e.GetMessage())))
-		} else {
-			p.requestAnsweredLocked(req, resp.GetResponse())
+		switch {
+		case resp.err != nil:
+			p.requestFailedLocked(req, connect.NewError(codeOf(resp.err.GetCode()), errors.New(resp.err.GetMessage())))
+		case p.batchPath:
+			p.batchesAnsweredLocked(req, resp.batches)
+		default:
+			p.requestAnsweredLocked(req, resp.records)
 		}
 		p.mu.Unlock()
 		p.deliver()
@@ -1175,6 +1295,16 @@ func (p *Producer) popDoneLocked(part *producerPartition) {
 		part.batches = part.batches[1:]
 		p.buffered -= int64(b.bytes)
 		for i, pr := range b.records {
+			if b.results == nil {
+				// The batch path: consecutive offsets from the base,
+				// the timestamps the batch carried.
+				partition, offset, ts := b.part.partition, b.base+int64(i), pr.ts
+				p.deliveries = append(p.deliveries, func() {
+					pr.r.Partition, pr.r.Offset, pr.r.Timestamp = partition, offset, time.UnixMilli(ts).UTC()
+					pr.promise(pr.r, nil)
+				})
+				continue
+			}
 			res := b.results[i]
 			p.deliveries = append(p.deliveries, func() {
 				pr.r.Partition = res.GetPartition()

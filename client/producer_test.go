@@ -20,6 +20,13 @@ import (
 	"github.com/stratabroker/strata/proto/gen/strata/v1/stratav1connect"
 )
 
+// isProduceStream reports whether path is a produce stream's: the batch
+// path's (ProduceBatchesStream) or the transactional record path's
+// (ProduceStream).
+func isProduceStream(path string) bool {
+	return strings.HasSuffix(path, "/ProduceBatchesStream") || strings.HasSuffix(path, "/ProduceStream")
+}
+
 // responseCutter breaks produce streams: after a random number of response
 // bytes it ends the body with an error and resets the stream, so the agent
 // has taken (and will commit) requests whose answers the producer never
@@ -32,10 +39,12 @@ type responseCutter struct {
 
 func (c *responseCutter) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := c.next.RoundTrip(req)
-	if err != nil || !strings.HasSuffix(req.URL.Path, "/ProduceStream") || c.cuts.Load() >= c.limit {
+	if err != nil || !isProduceStream(req.URL.Path) || c.cuts.Load() >= c.limit {
 		return resp, err
 	}
-	resp.Body = &cutBody{ReadCloser: resp.Body, left: 200 + rand.IntN(4000), cutter: c}
+	// Batch answers are small (a base offset per partition): cut within
+	// the first few of them.
+	resp.Body = &cutBody{ReadCloser: resp.Body, left: 20 + rand.IntN(400), cutter: c}
 	return resp, nil
 }
 
@@ -466,7 +475,7 @@ type blackhole struct {
 }
 
 func (b *blackhole) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !strings.HasSuffix(req.URL.Path, "/ProduceStream") || b.used.Swap(true) {
+	if !isProduceStream(req.URL.Path) || b.used.Swap(true) {
 		return b.next.RoundTrip(req)
 	}
 	go func() { _, _ = io.Copy(io.Discard, req.Body) }()

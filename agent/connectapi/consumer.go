@@ -37,3 +37,18 @@ func (s *consumerService) Subscribe(ctx context.Context, req *connect.Request[st
 		Transient: func(err error) bool { return connect.CodeOf(connectError(err)) == connect.CodeUnavailable },
 	}))
 }
+
+// FetchBatches is ConsumerService.FetchBatches: agent.Agent.FetchBatches,
+// each partition's error mapped into its result (partitionError).
+func (s *consumerService) FetchBatches(ctx context.Context, req *connect.Request[stratav1.FetchBatchesRequest]) (*connect.Response[stratav1.FetchBatchesResponse], error) {
+	resp, errs, err := s.a.FetchBatches(ctx, req.Msg)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			resp.Partitions[i].Error = partitionError(err)
+		}
+	}
+	return connect.NewResponse(resp), nil
+}

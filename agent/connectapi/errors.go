@@ -93,6 +93,7 @@ var codeTable = []struct {
 	{coordinator.ErrInvalid, connect.CodeInvalidArgument, kafkaNone},
 	{agent.ErrInvalid, connect.CodeInvalidArgument, kafkaInvalidRequest},
 	{agent.ErrInvalidRecord, connect.CodeInvalidArgument, kafkaInvalidRecord},
+	{agent.ErrCorruptBatch, connect.CodeInvalidArgument, kafkaCorruptMessage},
 	{agent.ErrOffsetMetadataTooLarge, connect.CodeInvalidArgument, kafkaOffsetMetadataTooLarge},
 	{agent.ErrTooLarge, connect.CodeInvalidArgument, kafkaMessageTooLarge},
 	{agent.ErrOverloaded, connect.CodeResourceExhausted, kafkaNone},
@@ -158,4 +159,30 @@ func addDetail(ce *connect.Error, m proto.Message) {
 	if d, err := connect.NewErrorDetail(m); err == nil {
 		ce.AddDetail(d)
 	}
+}
+
+// partitionError is a partition's error in a batch call's answer (Kafka's
+// per-partition error codes): the code, message and details connectError
+// gives a failed call.
+func partitionError(err error) *stratav1.PartitionError {
+	var ce *connect.Error
+	if !errors.As(connectError(err), &ce) {
+		return &stratav1.PartitionError{Code: connect.CodeUnknown.String(), Message: err.Error()}
+	}
+	pe := &stratav1.PartitionError{Code: ce.Code().String(), Message: ce.Message()}
+	for _, d := range ce.Details() {
+		v, derr := d.Value()
+		if derr != nil {
+			continue
+		}
+		switch m := v.(type) {
+		case *stratav1.ErrorInfo:
+			pe.Info = m
+		case *stratav1.LimitExceeded:
+			pe.LimitExceeded = m
+		case *stratav1.OffsetOutOfRange:
+			pe.OffsetOutOfRange = m
+		}
+	}
+	return pe
 }

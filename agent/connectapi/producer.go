@@ -59,9 +59,71 @@ const maxInFlightStream = 64
 // request's failure is its answer's ProduceError (the code it would get
 // from Produce), and the stream goes on.
 func (s *producerService) ProduceStream(ctx context.Context, stream *connect.BidiStream[stratav1.ProduceStreamRequest, stratav1.ProduceStreamResponse]) error {
+	return produceStream(ctx, stream, s.a.StartProduce,
+		func(id uint64, resp *stratav1.ProduceResponse, perr *stratav1.ProduceError) *stratav1.ProduceStreamResponse {
+			return &stratav1.ProduceStreamResponse{RequestId: id, Response: resp, Error: perr}
+		})
+}
+
+// ProduceBatches is ProducerService.ProduceBatches:
+// agent.Agent.StartProduceBatches, each partition's error mapped into its
+// result (partitionError).
+func (s *producerService) ProduceBatches(ctx context.Context, req *connect.Request[stratav1.ProduceBatchesRequest]) (*connect.Response[stratav1.ProduceBatchesResponse], error) {
+	wait, err := s.startProduceBatches(ctx, req.Msg)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	resp, _ := wait(ctx)
+	return connect.NewResponse(resp), nil
+}
+
+// ProduceBatchesStream is ProducerService.ProduceBatchesStream: requests
+// are appended as they arrive and answered in order as their segments
+// commit, as ProduceStream does.
+func (s *producerService) ProduceBatchesStream(ctx context.Context, stream *connect.BidiStream[stratav1.ProduceBatchesStreamRequest, stratav1.ProduceBatchesStreamResponse]) error {
+	return produceStream(ctx, stream, s.startProduceBatches,
+		func(id uint64, resp *stratav1.ProduceBatchesResponse, perr *stratav1.ProduceError) *stratav1.ProduceBatchesStreamResponse {
+			return &stratav1.ProduceBatchesStreamResponse{RequestId: id, Response: resp, Error: perr}
+		})
+}
+
+// startProduceBatches is agent.Agent.StartProduceBatches with each
+// partition's error mapped into its result.
+func (s *producerService) startProduceBatches(ctx context.Context, req *stratav1.ProduceBatchesRequest) (func(context.Context) (*stratav1.ProduceBatchesResponse, error), error) {
+	wait, err := s.a.StartProduceBatches(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (*stratav1.ProduceBatchesResponse, error) {
+		resp, errs := wait(ctx)
+		for i, err := range errs {
+			if err != nil {
+				resp.Partitions[i].Error = partitionError(err)
+			}
+		}
+		return resp, nil
+	}, nil
+}
+
+// streamRequest is a produce stream's request message: an id and the
+// request.
+type streamRequest[In, Req any] interface {
+	*In
+	GetRequestId() uint64
+	GetRequest() *Req
+}
+
+// produceStream runs a produce stream: each request is started (appended)
+// as it arrives and answered in order once its wait returns, with up to
+// maxInFlightStream requests started but not answered. A request's failure
+// is its answer's ProduceError (the code the unary call would get), and the
+// stream goes on.
+func produceStream[Req, Resp, In, Out any, PIn streamRequest[In, Req]](ctx context.Context, stream *connect.BidiStream[In, Out],
+	start func(context.Context, *Req) (func(context.Context) (*Resp, error), error),
+	answer func(id uint64, resp *Resp, perr *stratav1.ProduceError) *Out) error {
 	type inflight struct {
 		id   uint64
-		wait func(context.Context) (*stratav1.ProduceResponse, error)
+		wait func(context.Context) (*Resp, error)
 		err  error
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -71,16 +133,17 @@ func (s *producerService) ProduceStream(ctx context.Context, stream *connect.Bid
 	go func() {
 		defer close(sendErr)
 		for f := range queue {
-			out := &stratav1.ProduceStreamResponse{RequestId: f.id}
+			var resp *Resp
+			var perr *stratav1.ProduceError
 			err := f.err
 			if err == nil {
-				out.Response, err = f.wait(ctx)
+				resp, err = f.wait(ctx)
 			}
 			if err != nil {
 				ce := connectError(err).(*connect.Error)
-				out.Error = &stratav1.ProduceError{Code: ce.Code().String(), Message: ce.Message()}
+				perr = &stratav1.ProduceError{Code: ce.Code().String(), Message: ce.Message()}
 			}
-			if err := stream.Send(out); err != nil {
+			if err := stream.Send(answer(f.id, resp, perr)); err != nil {
 				sendErr <- err
 				cancel()
 				// Drain so the receiver never blocks on a full queue.
@@ -99,9 +162,9 @@ func (s *producerService) ProduceStream(ctx context.Context, stream *connect.Bid
 			}
 			break
 		}
-		wait, err := s.a.StartProduce(ctx, msg.GetRequest())
+		wait, err := start(ctx, PIn(msg).GetRequest())
 		select {
-		case queue <- inflight{id: msg.GetRequestId(), wait: wait, err: err}:
+		case queue <- inflight{id: PIn(msg).GetRequestId(), wait: wait, err: err}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {

@@ -405,7 +405,7 @@ func TestProduceStopsAtFirstError(t *testing.T) {
 		fmt.Fprintf(&input, "line %d\n", i)
 	}
 	r := fails(t, input.String(), []string{"produce", "small", "--batch-records", "4", "--print-offsets", "--addr", addr},
-		"lines 9-12", "max.message.bytes", "produced 8 records to small before the error")
+		"line 9:", "max.message.bytes", "produced 8 records to small before the error")
 	acks := parseOffsets(t, r.stdout)
 	if len(acks) != 8 || acks[7].Line != 8 {
 		t.Errorf("acked before the error: %+v, want lines 1-8", acks)

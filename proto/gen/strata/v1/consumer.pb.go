@@ -892,11 +892,432 @@ func (x *ListOffsetsPartitionResult) GetTimestamp() *timestamppb.Timestamp {
 	return nil
 }
 
+// FetchBatchesPartition is one partition to read.
+type FetchBatchesPartition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The first offset wanted, in [log start, high watermark]; otherwise the
+	// partition fails OUT_OF_RANGE with an OffsetOutOfRange detail.
+	Offset int64 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// The most bytes of batches for this partition (Kafka's
+	// max.partition.fetch.bytes, Fetch's partition_max_bytes); 0: only the
+	// request's max_bytes bounds it. Not negative. As in Kafka (KIP-74),
+	// the first partition with data gets one whole batch even when it is
+	// larger.
+	MaxBytes int32 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// The id (UUID text) of the topic the offset belongs to, as a previous
+	// answer gave it (KIP-516). Set, the partition fails NOT_FOUND (Kafka's
+	// UNKNOWN_TOPIC_ID) if the topic was deleted since, even when a topic of
+	// the same name exists again. Empty: the topic the name has now. Not a
+	// UUID: the whole call is INVALID_ARGUMENT.
+	TopicId       string `protobuf:"bytes,5,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchBatchesPartition) Reset() {
+	*x = FetchBatchesPartition{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchBatchesPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchBatchesPartition) ProtoMessage() {}
+
+func (x *FetchBatchesPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchBatchesPartition.ProtoReflect.Descriptor instead.
+func (*FetchBatchesPartition) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *FetchBatchesPartition) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *FetchBatchesPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *FetchBatchesPartition) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *FetchBatchesPartition) GetMaxBytes() int32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *FetchBatchesPartition) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
+// FetchBatchesRequest reads whole record batches of many partitions in one
+// call (Kafka's Fetch, KIP-74 for the byte limits).
+type FetchBatchesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partitions, 1 to 1000 entries (more: INVALID_ARGUMENT with a
+	// LimitExceeded detail named "partitions"). A partition may appear once.
+	Partitions []*FetchBatchesPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// How long to wait for min_bytes of batches over all partitions (Kafka's
+	// fetch.max.wait.ms). Unset or zero answers at once. Capped by the
+	// agent's --max-fetch-wait (30 s). Not negative.
+	MaxWait *durationpb.Duration `protobuf:"bytes,2,opt,name=max_wait,json=maxWait,proto3" json:"max_wait,omitempty"`
+	// Bytes of batches, over all partitions, that end the wait early (Kafka's
+	// fetch.min.bytes); 0 or 1: answer as soon as any partition has data. An
+	// error in any partition answers at once too.
+	MinBytes int32 `protobuf:"varint,3,opt,name=min_bytes,json=minBytes,proto3" json:"min_bytes,omitempty"`
+	// The most bytes of batches in the answer, over all partitions (Kafka's
+	// fetch.max.bytes). 0 means the agent's default (1 MiB). Capped by the
+	// agent's --max-fetch-bytes (default 4128768), silently, as Kafka lowers
+	// it to its fetch.max.bytes (KIP-541). Not negative. The answer's other
+	// fields (per partition about 100 bytes, plus aborted transactions) come
+	// on top.
+	MaxBytes int32 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// Which batches to answer. Under READ_COMMITTED (KIP-98) only batches
+	// below the partition's last stable offset are answered, with the
+	// aborted transactions among them; the client drops the batches of those
+	// transactions, and control batches, itself, as Kafka's consumers do.
+	IsolationLevel IsolationLevel `protobuf:"varint,5,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *FetchBatchesRequest) Reset() {
+	*x = FetchBatchesRequest{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchBatchesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchBatchesRequest) ProtoMessage() {}
+
+func (x *FetchBatchesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchBatchesRequest.ProtoReflect.Descriptor instead.
+func (*FetchBatchesRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FetchBatchesRequest) GetPartitions() []*FetchBatchesPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *FetchBatchesRequest) GetMaxWait() *durationpb.Duration {
+	if x != nil {
+		return x.MaxWait
+	}
+	return nil
+}
+
+func (x *FetchBatchesRequest) GetMinBytes() int32 {
+	if x != nil {
+		return x.MinBytes
+	}
+	return 0
+}
+
+func (x *FetchBatchesRequest) GetMaxBytes() int32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *FetchBatchesRequest) GetIsolationLevel() IsolationLevel {
+	if x != nil {
+		return x.IsolationLevel
+	}
+	return IsolationLevel_ISOLATION_LEVEL_UNSPECIFIED
+}
+
+// AbortedTransaction is a transaction aborted on a partition (Kafka's
+// FetchResponse AbortedTransactions): a transactional batch of producer_id
+// at or after first_offset, and before that producer's next ABORT control
+// batch on the partition, is aborted.
+type AbortedTransaction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The producer of the transaction.
+	ProducerId int64 `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	// The offset of the transaction's first record on the partition.
+	FirstOffset   int64 `protobuf:"varint,2,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortedTransaction) Reset() {
+	*x = AbortedTransaction{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortedTransaction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortedTransaction) ProtoMessage() {}
+
+func (x *AbortedTransaction) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortedTransaction.ProtoReflect.Descriptor instead.
+func (*AbortedTransaction) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *AbortedTransaction) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *AbortedTransaction) GetFirstOffset() int64 {
+	if x != nil {
+		return x.FirstOffset
+	}
+	return 0
+}
+
+// FetchBatchesPartitionResult answers one FetchBatchesPartition.
+type FetchBatchesPartitionResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name, as asked.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition, as asked.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The id (UUID text) of the topic read: send it back as topic_id
+	// (KIP-516). Empty on error.
+	TopicId string `protobuf:"bytes,3,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"`
+	// Whole stored Kafka RecordBatch v2, concatenated, in offset order, each
+	// with its base offset set: the first one holds offset (it may start
+	// before it; records below offset are for the client to skip). Control
+	// batches (transaction markers) are included, as in Kafka. Empty when
+	// nothing is there yet, never a partial batch.
+	RecordBatches []byte `protobuf:"bytes,4,opt,name=record_batches,json=recordBatches,proto3" json:"record_batches,omitempty"`
+	// The partition's high watermark: the offset the next record will get.
+	HighWatermark int64 `protobuf:"varint,5,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	// The partition's last stable offset under READ_COMMITTED (the first
+	// offset of its oldest open transaction, or the high watermark); the
+	// high watermark under READ_UNCOMMITTED.
+	LastStableOffset int64 `protobuf:"varint,6,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
+	// The partition's first offset still readable.
+	LogStartOffset int64 `protobuf:"varint,7,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	// Under READ_COMMITTED, the transactions aborted among the batches
+	// answered, ordered by first_offset; empty otherwise.
+	AbortedTransactions []*AbortedTransaction `protobuf:"bytes,8,rep,name=aborted_transactions,json=abortedTransactions,proto3" json:"aborted_transactions,omitempty"`
+	// Unset on success. NOT_FOUND for an unknown topic or partition or a
+	// topic_id that is not the topic's; OUT_OF_RANGE (OffsetOutOfRange
+	// detail; the watermarks above are set) for an offset outside the log;
+	// DATA_LOSS for stored data that does not parse; UNAVAILABLE when the
+	// index or the store failed (retry).
+	Error         *PartitionError `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchBatchesPartitionResult) Reset() {
+	*x = FetchBatchesPartitionResult{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchBatchesPartitionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchBatchesPartitionResult) ProtoMessage() {}
+
+func (x *FetchBatchesPartitionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchBatchesPartitionResult.ProtoReflect.Descriptor instead.
+func (*FetchBatchesPartitionResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FetchBatchesPartitionResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *FetchBatchesPartitionResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *FetchBatchesPartitionResult) GetTopicId() string {
+	if x != nil {
+		return x.TopicId
+	}
+	return ""
+}
+
+func (x *FetchBatchesPartitionResult) GetRecordBatches() []byte {
+	if x != nil {
+		return x.RecordBatches
+	}
+	return nil
+}
+
+func (x *FetchBatchesPartitionResult) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *FetchBatchesPartitionResult) GetLastStableOffset() int64 {
+	if x != nil {
+		return x.LastStableOffset
+	}
+	return 0
+}
+
+func (x *FetchBatchesPartitionResult) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *FetchBatchesPartitionResult) GetAbortedTransactions() []*AbortedTransaction {
+	if x != nil {
+		return x.AbortedTransactions
+	}
+	return nil
+}
+
+func (x *FetchBatchesPartitionResult) GetError() *PartitionError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// FetchBatchesResponse answers FetchBatchesRequest.
+type FetchBatchesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per partition asked, in request order.
+	Partitions    []*FetchBatchesPartitionResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchBatchesResponse) Reset() {
+	*x = FetchBatchesResponse{}
+	mi := &file_strata_v1_consumer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchBatchesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchBatchesResponse) ProtoMessage() {}
+
+func (x *FetchBatchesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_consumer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchBatchesResponse.ProtoReflect.Descriptor instead.
+func (*FetchBatchesResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_consumer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *FetchBatchesResponse) GetPartitions() []*FetchBatchesPartitionResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
 var File_strata_v1_consumer_proto protoreflect.FileDescriptor
 
 const file_strata_v1_consumer_proto_rawDesc = "" +
 	"\n" +
-	"\x18strata/v1/consumer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\x8c\x02\n" +
+	"\x18strata/v1/consumer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16strata/v1/errors.proto\x1a\x17strata/v1/records.proto\"\x8c\x02\n" +
 	"\fFetchRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -957,15 +1378,48 @@ const file_strata_v1_consumer_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x128\n" +
-	"\ttimestamp\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp*{\n" +
+	"\ttimestamp\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"\x9b\x01\n" +
+	"\x15FetchBatchesPartition\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1b\n" +
+	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\x12\x19\n" +
+	"\btopic_id\x18\x05 \x01(\tR\atopicId\"\x8b\x02\n" +
+	"\x13FetchBatchesRequest\x12@\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2 .strata.v1.FetchBatchesPartitionR\n" +
+	"partitions\x124\n" +
+	"\bmax_wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\amaxWait\x12\x1b\n" +
+	"\tmin_bytes\x18\x03 \x01(\x05R\bminBytes\x12\x1b\n" +
+	"\tmax_bytes\x18\x04 \x01(\x05R\bmaxBytes\x12B\n" +
+	"\x0fisolation_level\x18\x05 \x01(\x0e2\x19.strata.v1.IsolationLevelR\x0eisolationLevel\"X\n" +
+	"\x12AbortedTransaction\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12!\n" +
+	"\ffirst_offset\x18\x02 \x01(\x03R\vfirstOffset\"\x95\x03\n" +
+	"\x1bFetchBatchesPartitionResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x19\n" +
+	"\btopic_id\x18\x03 \x01(\tR\atopicId\x12%\n" +
+	"\x0erecord_batches\x18\x04 \x01(\fR\rrecordBatches\x12%\n" +
+	"\x0ehigh_watermark\x18\x05 \x01(\x03R\rhighWatermark\x12,\n" +
+	"\x12last_stable_offset\x18\x06 \x01(\x03R\x10lastStableOffset\x12(\n" +
+	"\x10log_start_offset\x18\a \x01(\x03R\x0elogStartOffset\x12P\n" +
+	"\x14aborted_transactions\x18\b \x03(\v2\x1d.strata.v1.AbortedTransactionR\x13abortedTransactions\x12/\n" +
+	"\x05error\x18\t \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\"^\n" +
+	"\x14FetchBatchesResponse\x12F\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2&.strata.v1.FetchBatchesPartitionResultR\n" +
+	"partitions*{\n" +
 	"\x0eIsolationLevel\x12\x1f\n" +
 	"\x1bISOLATION_LEVEL_UNSPECIFIED\x10\x00\x12$\n" +
 	" ISOLATION_LEVEL_READ_UNCOMMITTED\x10\x01\x12\"\n" +
-	"\x1eISOLATION_LEVEL_READ_COMMITTED\x10\x022\xf1\x01\n" +
+	"\x1eISOLATION_LEVEL_READ_COMMITTED\x10\x022\xc7\x02\n" +
 	"\x0fConsumerService\x12?\n" +
 	"\x05Fetch\x12\x17.strata.v1.FetchRequest\x1a\x18.strata.v1.FetchResponse\"\x03\x90\x02\x01\x12J\n" +
 	"\tSubscribe\x12\x1b.strata.v1.SubscribeRequest\x1a\x1c.strata.v1.SubscribeResponse\"\x000\x01\x12Q\n" +
-	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\"\x03\x90\x02\x01B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
+	"\vListOffsets\x12\x1d.strata.v1.ListOffsetsRequest\x1a\x1e.strata.v1.ListOffsetsResponse\"\x03\x90\x02\x01\x12T\n" +
+	"\fFetchBatches\x12\x1e.strata.v1.FetchBatchesRequest\x1a\x1f.strata.v1.FetchBatchesResponse\"\x03\x90\x02\x01B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_consumer_proto_rawDescOnce sync.Once
@@ -980,47 +1434,61 @@ func file_strata_v1_consumer_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_v1_consumer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_v1_consumer_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_strata_v1_consumer_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_strata_v1_consumer_proto_goTypes = []any{
-	(IsolationLevel)(0),                // 0: strata.v1.IsolationLevel
-	(*FetchRequest)(nil),               // 1: strata.v1.FetchRequest
-	(*FetchResponse)(nil),              // 2: strata.v1.FetchResponse
-	(*SubscribeRequest)(nil),           // 3: strata.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),          // 4: strata.v1.SubscribeResponse
-	(*ListOffsetsRequest)(nil),         // 5: strata.v1.ListOffsetsRequest
-	(*ListOffsetsPartition)(nil),       // 6: strata.v1.ListOffsetsPartition
-	(*ListOffsetsResponse)(nil),        // 7: strata.v1.ListOffsetsResponse
-	(*ListOffsetsPartitionResult)(nil), // 8: strata.v1.ListOffsetsPartitionResult
-	nil,                                // 9: strata.v1.SubscribeRequest.PartitionOffsetsEntry
-	(*durationpb.Duration)(nil),        // 10: google.protobuf.Duration
-	(*ConsumedRecord)(nil),             // 11: strata.v1.ConsumedRecord
-	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
+	(IsolationLevel)(0),                 // 0: strata.v1.IsolationLevel
+	(*FetchRequest)(nil),                // 1: strata.v1.FetchRequest
+	(*FetchResponse)(nil),               // 2: strata.v1.FetchResponse
+	(*SubscribeRequest)(nil),            // 3: strata.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),           // 4: strata.v1.SubscribeResponse
+	(*ListOffsetsRequest)(nil),          // 5: strata.v1.ListOffsetsRequest
+	(*ListOffsetsPartition)(nil),        // 6: strata.v1.ListOffsetsPartition
+	(*ListOffsetsResponse)(nil),         // 7: strata.v1.ListOffsetsResponse
+	(*ListOffsetsPartitionResult)(nil),  // 8: strata.v1.ListOffsetsPartitionResult
+	(*FetchBatchesPartition)(nil),       // 9: strata.v1.FetchBatchesPartition
+	(*FetchBatchesRequest)(nil),         // 10: strata.v1.FetchBatchesRequest
+	(*AbortedTransaction)(nil),          // 11: strata.v1.AbortedTransaction
+	(*FetchBatchesPartitionResult)(nil), // 12: strata.v1.FetchBatchesPartitionResult
+	(*FetchBatchesResponse)(nil),        // 13: strata.v1.FetchBatchesResponse
+	nil,                                 // 14: strata.v1.SubscribeRequest.PartitionOffsetsEntry
+	(*durationpb.Duration)(nil),         // 15: google.protobuf.Duration
+	(*ConsumedRecord)(nil),              // 16: strata.v1.ConsumedRecord
+	(*timestamppb.Timestamp)(nil),       // 17: google.protobuf.Timestamp
+	(*PartitionError)(nil),              // 18: strata.v1.PartitionError
 }
 var file_strata_v1_consumer_proto_depIdxs = []int32{
-	10, // 0: strata.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
+	15, // 0: strata.v1.FetchRequest.max_wait:type_name -> google.protobuf.Duration
 	0,  // 1: strata.v1.FetchRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	11, // 2: strata.v1.FetchResponse.records:type_name -> strata.v1.ConsumedRecord
-	12, // 3: strata.v1.SubscribeRequest.timestamp:type_name -> google.protobuf.Timestamp
+	16, // 2: strata.v1.FetchResponse.records:type_name -> strata.v1.ConsumedRecord
+	17, // 3: strata.v1.SubscribeRequest.timestamp:type_name -> google.protobuf.Timestamp
 	0,  // 4: strata.v1.SubscribeRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	9,  // 5: strata.v1.SubscribeRequest.partition_offsets:type_name -> strata.v1.SubscribeRequest.PartitionOffsetsEntry
-	10, // 6: strata.v1.SubscribeRequest.keep_alive_interval:type_name -> google.protobuf.Duration
-	11, // 7: strata.v1.SubscribeResponse.records:type_name -> strata.v1.ConsumedRecord
+	14, // 5: strata.v1.SubscribeRequest.partition_offsets:type_name -> strata.v1.SubscribeRequest.PartitionOffsetsEntry
+	15, // 6: strata.v1.SubscribeRequest.keep_alive_interval:type_name -> google.protobuf.Duration
+	16, // 7: strata.v1.SubscribeResponse.records:type_name -> strata.v1.ConsumedRecord
 	6,  // 8: strata.v1.ListOffsetsRequest.partitions:type_name -> strata.v1.ListOffsetsPartition
 	0,  // 9: strata.v1.ListOffsetsRequest.isolation_level:type_name -> strata.v1.IsolationLevel
-	12, // 10: strata.v1.ListOffsetsPartition.timestamp:type_name -> google.protobuf.Timestamp
+	17, // 10: strata.v1.ListOffsetsPartition.timestamp:type_name -> google.protobuf.Timestamp
 	8,  // 11: strata.v1.ListOffsetsResponse.partitions:type_name -> strata.v1.ListOffsetsPartitionResult
-	12, // 12: strata.v1.ListOffsetsPartitionResult.timestamp:type_name -> google.protobuf.Timestamp
-	1,  // 13: strata.v1.ConsumerService.Fetch:input_type -> strata.v1.FetchRequest
-	3,  // 14: strata.v1.ConsumerService.Subscribe:input_type -> strata.v1.SubscribeRequest
-	5,  // 15: strata.v1.ConsumerService.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	2,  // 16: strata.v1.ConsumerService.Fetch:output_type -> strata.v1.FetchResponse
-	4,  // 17: strata.v1.ConsumerService.Subscribe:output_type -> strata.v1.SubscribeResponse
-	7,  // 18: strata.v1.ConsumerService.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	16, // [16:19] is the sub-list for method output_type
-	13, // [13:16] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	17, // 12: strata.v1.ListOffsetsPartitionResult.timestamp:type_name -> google.protobuf.Timestamp
+	9,  // 13: strata.v1.FetchBatchesRequest.partitions:type_name -> strata.v1.FetchBatchesPartition
+	15, // 14: strata.v1.FetchBatchesRequest.max_wait:type_name -> google.protobuf.Duration
+	0,  // 15: strata.v1.FetchBatchesRequest.isolation_level:type_name -> strata.v1.IsolationLevel
+	11, // 16: strata.v1.FetchBatchesPartitionResult.aborted_transactions:type_name -> strata.v1.AbortedTransaction
+	18, // 17: strata.v1.FetchBatchesPartitionResult.error:type_name -> strata.v1.PartitionError
+	12, // 18: strata.v1.FetchBatchesResponse.partitions:type_name -> strata.v1.FetchBatchesPartitionResult
+	1,  // 19: strata.v1.ConsumerService.Fetch:input_type -> strata.v1.FetchRequest
+	3,  // 20: strata.v1.ConsumerService.Subscribe:input_type -> strata.v1.SubscribeRequest
+	5,  // 21: strata.v1.ConsumerService.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	10, // 22: strata.v1.ConsumerService.FetchBatches:input_type -> strata.v1.FetchBatchesRequest
+	2,  // 23: strata.v1.ConsumerService.Fetch:output_type -> strata.v1.FetchResponse
+	4,  // 24: strata.v1.ConsumerService.Subscribe:output_type -> strata.v1.SubscribeResponse
+	7,  // 25: strata.v1.ConsumerService.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	13, // 26: strata.v1.ConsumerService.FetchBatches:output_type -> strata.v1.FetchBatchesResponse
+	23, // [23:27] is the sub-list for method output_type
+	19, // [19:23] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_consumer_proto_init() }
@@ -1028,6 +1496,7 @@ func file_strata_v1_consumer_proto_init() {
 	if File_strata_v1_consumer_proto != nil {
 		return
 	}
+	file_strata_v1_errors_proto_init()
 	file_strata_v1_records_proto_init()
 	file_strata_v1_consumer_proto_msgTypes[2].OneofWrappers = []any{
 		(*SubscribeRequest_Earliest)(nil),
@@ -1047,7 +1516,7 @@ func file_strata_v1_consumer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_consumer_proto_rawDesc), len(file_strata_v1_consumer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -254,6 +254,96 @@ func (x *LimitExceeded) GetActual() int64 {
 	return 0
 }
 
+// PartitionError is the error of one partition of a batch call: the call
+// itself succeeded, this partition did not. It carries what a failed call
+// carries (agent/errors.go maps it in the same table): the Connect code,
+// the message, and the typed details of errors.proto.
+type PartitionError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Connect error code, in its string form ("invalid_argument",
+	// "not_found", "unavailable", ...), as a failed call would have it.
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// What went wrong, for people: names the topic, partition, limit or
+	// offsets concerned.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Whether a retry may succeed and the Kafka error it is (e.g.
+	// CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION,
+	// OUT_OF_ORDER_SEQUENCE_NUMBER, OFFSET_OUT_OF_RANGE). Always set.
+	Info *ErrorInfo `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	// Set when a limit was broken (e.g. max.message.bytes): its name, the
+	// limit and what the request had.
+	LimitExceeded *LimitExceeded `protobuf:"bytes,4,opt,name=limit_exceeded,json=limitExceeded,proto3" json:"limit_exceeded,omitempty"`
+	// Set on OUT_OF_RANGE errors of fetches: the bounds of the partition.
+	OffsetOutOfRange *OffsetOutOfRange `protobuf:"bytes,5,opt,name=offset_out_of_range,json=offsetOutOfRange,proto3" json:"offset_out_of_range,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *PartitionError) Reset() {
+	*x = PartitionError{}
+	mi := &file_strata_v1_errors_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionError) ProtoMessage() {}
+
+func (x *PartitionError) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_errors_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionError.ProtoReflect.Descriptor instead.
+func (*PartitionError) Descriptor() ([]byte, []int) {
+	return file_strata_v1_errors_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PartitionError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *PartitionError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *PartitionError) GetInfo() *ErrorInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *PartitionError) GetLimitExceeded() *LimitExceeded {
+	if x != nil {
+		return x.LimitExceeded
+	}
+	return nil
+}
+
+func (x *PartitionError) GetOffsetOutOfRange() *OffsetOutOfRange {
+	if x != nil {
+		return x.OffsetOutOfRange
+	}
+	return nil
+}
+
 var File_strata_v1_errors_proto protoreflect.FileDescriptor
 
 const file_strata_v1_errors_proto_rawDesc = "" +
@@ -272,7 +362,13 @@ const file_strata_v1_errors_proto_rawDesc = "" +
 	"\rLimitExceeded\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x03R\x05limit\x12\x16\n" +
-	"\x06actual\x18\x03 \x01(\x03R\x06actualB=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
+	"\x06actual\x18\x03 \x01(\x03R\x06actual\"\xf5\x01\n" +
+	"\x0ePartitionError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12(\n" +
+	"\x04info\x18\x03 \x01(\v2\x14.strata.v1.ErrorInfoR\x04info\x12?\n" +
+	"\x0elimit_exceeded\x18\x04 \x01(\v2\x18.strata.v1.LimitExceededR\rlimitExceeded\x12J\n" +
+	"\x13offset_out_of_range\x18\x05 \x01(\v2\x1b.strata.v1.OffsetOutOfRangeR\x10offsetOutOfRangeB=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_errors_proto_rawDescOnce sync.Once
@@ -286,18 +382,22 @@ func file_strata_v1_errors_proto_rawDescGZIP() []byte {
 	return file_strata_v1_errors_proto_rawDescData
 }
 
-var file_strata_v1_errors_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_strata_v1_errors_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_strata_v1_errors_proto_goTypes = []any{
 	(*ErrorInfo)(nil),        // 0: strata.v1.ErrorInfo
 	(*OffsetOutOfRange)(nil), // 1: strata.v1.OffsetOutOfRange
 	(*LimitExceeded)(nil),    // 2: strata.v1.LimitExceeded
+	(*PartitionError)(nil),   // 3: strata.v1.PartitionError
 }
 var file_strata_v1_errors_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	0, // 0: strata.v1.PartitionError.info:type_name -> strata.v1.ErrorInfo
+	2, // 1: strata.v1.PartitionError.limit_exceeded:type_name -> strata.v1.LimitExceeded
+	1, // 2: strata.v1.PartitionError.offset_out_of_range:type_name -> strata.v1.OffsetOutOfRange
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_errors_proto_init() }
@@ -311,7 +411,7 @@ func file_strata_v1_errors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_errors_proto_rawDesc), len(file_strata_v1_errors_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1218,11 +1218,394 @@ func (x *ProduceError) GetMessage() string {
 	return ""
 }
 
+// PartitionRecordBatches are encoded record batches for one partition.
+type PartitionRecordBatches struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition, in [0, partitions). The client picks it (Kafka's
+	// partitioners run in the client on this path).
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// One or more Kafka RecordBatch v2 (magic 2), concatenated, each complete
+	// (base offset, batch length, partition leader epoch, magic, CRC-32C,
+	// attributes, ..., records), as a Kafka producer sends them in a Produce
+	// request. The base offset and partition leader epoch are ignored (the
+	// index assigns offsets). Each batch:
+	//   - has a CRC-32C matching its bytes, a known codec (0-4), a length that
+	//     fits, and magic 2; else the partition fails INVALID_ARGUMENT with
+	//     ErrorInfo CORRUPT_MESSAGE (Kafka's answer to a bad batch) and nothing
+	//     of it is written;
+	//   - holds at least one record and is neither a control batch nor
+	//     transactional (transactional producers use Produce with
+	//     transactional_id); else INVALID_ARGUMENT with INVALID_RECORD;
+	//   - is at most the topic's max.message.bytes (Kafka's limit on a record
+	//     batch, compressed size); else INVALID_ARGUMENT with
+	//     MESSAGE_TOO_LARGE and a LimitExceeded detail;
+	//   - is idempotent when its producer id is not -1 (KIP-98): producer id and
+	//     epoch from InitProducerId, base sequence as ProduceRequest's
+	//     base_sequences would give it. A duplicate of one of the partition's
+	//     last 5 batches from the producer is answered with the offset it got
+	//     the first time; a stale epoch is FAILED_PRECONDITION, a sequence gap
+	//     OUT_OF_RANGE with OUT_OF_ORDER_SEQUENCE_NUMBER, as for Produce.
+	//
+	// The whole request is bounded by the agent's --max-request-bytes.
+	RecordBatches []byte `protobuf:"bytes,3,opt,name=record_batches,json=recordBatches,proto3" json:"record_batches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionRecordBatches) Reset() {
+	*x = PartitionRecordBatches{}
+	mi := &file_strata_v1_producer_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionRecordBatches) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionRecordBatches) ProtoMessage() {}
+
+func (x *PartitionRecordBatches) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionRecordBatches.ProtoReflect.Descriptor instead.
+func (*PartitionRecordBatches) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *PartitionRecordBatches) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionRecordBatches) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionRecordBatches) GetRecordBatches() []byte {
+	if x != nil {
+		return x.RecordBatches
+	}
+	return nil
+}
+
+// ProduceBatchesRequest writes encoded record batches to partitions.
+type ProduceBatchesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partitions' batches, at least one entry; a (topic, partition) may
+	// appear once only (else INVALID_ARGUMENT). Entries are appended in this
+	// order, so a later request on the same stream lands after this one.
+	Partitions    []*PartitionRecordBatches `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceBatchesRequest) Reset() {
+	*x = ProduceBatchesRequest{}
+	mi := &file_strata_v1_producer_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceBatchesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceBatchesRequest) ProtoMessage() {}
+
+func (x *ProduceBatchesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceBatchesRequest.ProtoReflect.Descriptor instead.
+func (*ProduceBatchesRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ProduceBatchesRequest) GetPartitions() []*PartitionRecordBatches {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// PartitionBatchesResult answers one PartitionRecordBatches.
+type PartitionBatchesResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The topic's name, as asked.
+	Topic string `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	// The partition, as asked.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// The offset of each batch's first record, in the order of the batches
+	// (Kafka's ProduceResponse base_offset, one per batch): a batch's records
+	// have base_offset + their offset delta. A batch's offsets are
+	// contiguous; successive batches are too unless one was a duplicate
+	// answered with its earlier offsets. On error, the batches written before
+	// the one that failed (none when the error came before any was
+	// appended): the batches of a partition are checked whole (CRC, framing,
+	// records, flags) before the first is appended.
+	BaseOffsets []int64 `protobuf:"varint,3,rep,packed,name=base_offsets,json=baseOffsets,proto3" json:"base_offsets,omitempty"`
+	// Unset on success; otherwise why the partition's batches (from
+	// base_offsets' length on) were not written.
+	Error         *PartitionError `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionBatchesResult) Reset() {
+	*x = PartitionBatchesResult{}
+	mi := &file_strata_v1_producer_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionBatchesResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionBatchesResult) ProtoMessage() {}
+
+func (x *PartitionBatchesResult) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionBatchesResult.ProtoReflect.Descriptor instead.
+func (*PartitionBatchesResult) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PartitionBatchesResult) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *PartitionBatchesResult) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionBatchesResult) GetBaseOffsets() []int64 {
+	if x != nil {
+		return x.BaseOffsets
+	}
+	return nil
+}
+
+func (x *PartitionBatchesResult) GetError() *PartitionError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// ProduceBatchesResponse answers ProduceBatchesRequest.
+type ProduceBatchesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per entry of the request, in request order.
+	Partitions    []*PartitionBatchesResult `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceBatchesResponse) Reset() {
+	*x = ProduceBatchesResponse{}
+	mi := &file_strata_v1_producer_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceBatchesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceBatchesResponse) ProtoMessage() {}
+
+func (x *ProduceBatchesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceBatchesResponse.ProtoReflect.Descriptor instead.
+func (*ProduceBatchesResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ProduceBatchesResponse) GetPartitions() []*PartitionBatchesResult {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+// ProduceBatchesStreamRequest is one request on a batch produce stream.
+type ProduceBatchesStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A number the client picks, echoed in the answer.
+	RequestId uint64 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The batches to write.
+	Request       *ProduceBatchesRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceBatchesStreamRequest) Reset() {
+	*x = ProduceBatchesStreamRequest{}
+	mi := &file_strata_v1_producer_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceBatchesStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceBatchesStreamRequest) ProtoMessage() {}
+
+func (x *ProduceBatchesStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceBatchesStreamRequest.ProtoReflect.Descriptor instead.
+func (*ProduceBatchesStreamRequest) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ProduceBatchesStreamRequest) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *ProduceBatchesStreamRequest) GetRequest() *ProduceBatchesRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// ProduceBatchesStreamResponse answers one ProduceBatchesStreamRequest.
+type ProduceBatchesStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request_id of the request answered.
+	RequestId uint64 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The results, when the request was taken (partitions may still have
+	// failed, each with its error).
+	Response *ProduceBatchesResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// The error of the whole request, when it was refused (malformed, e.g. no
+	// partitions or one twice): nothing of it was written.
+	Error         *ProduceError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceBatchesStreamResponse) Reset() {
+	*x = ProduceBatchesStreamResponse{}
+	mi := &file_strata_v1_producer_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceBatchesStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceBatchesStreamResponse) ProtoMessage() {}
+
+func (x *ProduceBatchesStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_v1_producer_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceBatchesStreamResponse.ProtoReflect.Descriptor instead.
+func (*ProduceBatchesStreamResponse) Descriptor() ([]byte, []int) {
+	return file_strata_v1_producer_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ProduceBatchesStreamResponse) GetRequestId() uint64 {
+	if x != nil {
+		return x.RequestId
+	}
+	return 0
+}
+
+func (x *ProduceBatchesStreamResponse) GetResponse() *ProduceBatchesResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *ProduceBatchesStreamResponse) GetError() *ProduceError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_strata_v1_producer_proto protoreflect.FileDescriptor
 
 const file_strata_v1_producer_proto_rawDesc = "" +
 	"\n" +
-	"\x18strata/v1/producer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\x80\x01\n" +
+	"\x18strata/v1/producer.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16strata/v1/errors.proto\x1a\x17strata/v1/records.proto\"\x80\x01\n" +
 	"\vTxnProducer\x12)\n" +
 	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12\x1f\n" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
@@ -1297,7 +1680,33 @@ const file_strata_v1_producer_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x17.strata.v1.ProduceErrorR\x05error\"<\n" +
 	"\fProduceError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\xe6\x04\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"s\n" +
+	"\x16PartitionRecordBatches\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12%\n" +
+	"\x0erecord_batches\x18\x03 \x01(\fR\rrecordBatches\"Z\n" +
+	"\x15ProduceBatchesRequest\x12A\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2!.strata.v1.PartitionRecordBatchesR\n" +
+	"partitions\"\xa0\x01\n" +
+	"\x16PartitionBatchesResult\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12!\n" +
+	"\fbase_offsets\x18\x03 \x03(\x03R\vbaseOffsets\x12/\n" +
+	"\x05error\x18\x04 \x01(\v2\x19.strata.v1.PartitionErrorR\x05error\"[\n" +
+	"\x16ProduceBatchesResponse\x12A\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2!.strata.v1.PartitionBatchesResultR\n" +
+	"partitions\"x\n" +
+	"\x1bProduceBatchesStreamRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12:\n" +
+	"\arequest\x18\x02 \x01(\v2 .strata.v1.ProduceBatchesRequestR\arequest\"\xab\x01\n" +
+	"\x1cProduceBatchesStreamResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\x04R\trequestId\x12=\n" +
+	"\bresponse\x18\x02 \x01(\v2!.strata.v1.ProduceBatchesResponseR\bresponse\x12-\n" +
+	"\x05error\x18\x03 \x01(\v2\x17.strata.v1.ProduceErrorR\x05error2\xae\x06\n" +
 	"\x0fProducerService\x12B\n" +
 	"\aProduce\x12\x19.strata.v1.ProduceRequest\x1a\x1a.strata.v1.ProduceResponse\"\x00\x12X\n" +
 	"\rProduceStream\x12\x1f.strata.v1.ProduceStreamRequest\x1a .strata.v1.ProduceStreamResponse\"\x00(\x010\x01\x12W\n" +
@@ -1305,7 +1714,9 @@ const file_strata_v1_producer_proto_rawDesc = "" +
 	"\x12AddPartitionsToTxn\x12$.strata.v1.AddPartitionsToTxnRequest\x1a%.strata.v1.AddPartitionsToTxnResponse\"\x00\x12Z\n" +
 	"\x0fAddOffsetsToTxn\x12!.strata.v1.AddOffsetsToTxnRequest\x1a\".strata.v1.AddOffsetsToTxnResponse\"\x00\x12Z\n" +
 	"\x0fTxnOffsetCommit\x12!.strata.v1.TxnOffsetCommitRequest\x1a\".strata.v1.TxnOffsetCommitResponse\"\x00\x12?\n" +
-	"\x06EndTxn\x12\x18.strata.v1.EndTxnRequest\x1a\x19.strata.v1.EndTxnResponse\"\x00B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
+	"\x06EndTxn\x12\x18.strata.v1.EndTxnRequest\x1a\x19.strata.v1.EndTxnResponse\"\x00\x12W\n" +
+	"\x0eProduceBatches\x12 .strata.v1.ProduceBatchesRequest\x1a!.strata.v1.ProduceBatchesResponse\"\x00\x12m\n" +
+	"\x14ProduceBatchesStream\x12&.strata.v1.ProduceBatchesStreamRequest\x1a'.strata.v1.ProduceBatchesStreamResponse\"\x00(\x010\x01B=Z;github.com/stratabroker/strata/proto/gen/strata/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_v1_producer_proto_rawDescOnce sync.Once
@@ -1319,33 +1730,40 @@ func file_strata_v1_producer_proto_rawDescGZIP() []byte {
 	return file_strata_v1_producer_proto_rawDescData
 }
 
-var file_strata_v1_producer_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_strata_v1_producer_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_strata_v1_producer_proto_goTypes = []any{
-	(*TxnProducer)(nil),                // 0: strata.v1.TxnProducer
-	(*TxnTopicPartitions)(nil),         // 1: strata.v1.TxnTopicPartitions
-	(*AddPartitionsToTxnRequest)(nil),  // 2: strata.v1.AddPartitionsToTxnRequest
-	(*AddPartitionsToTxnResponse)(nil), // 3: strata.v1.AddPartitionsToTxnResponse
-	(*AddOffsetsToTxnRequest)(nil),     // 4: strata.v1.AddOffsetsToTxnRequest
-	(*AddOffsetsToTxnResponse)(nil),    // 5: strata.v1.AddOffsetsToTxnResponse
-	(*TxnOffset)(nil),                  // 6: strata.v1.TxnOffset
-	(*TxnOffsetCommitRequest)(nil),     // 7: strata.v1.TxnOffsetCommitRequest
-	(*TxnOffsetCommitResponse)(nil),    // 8: strata.v1.TxnOffsetCommitResponse
-	(*EndTxnRequest)(nil),              // 9: strata.v1.EndTxnRequest
-	(*EndTxnResponse)(nil),             // 10: strata.v1.EndTxnResponse
-	(*InitProducerIdRequest)(nil),      // 11: strata.v1.InitProducerIdRequest
-	(*InitProducerIdResponse)(nil),     // 12: strata.v1.InitProducerIdResponse
-	(*TopicRecords)(nil),               // 13: strata.v1.TopicRecords
-	(*ProduceRequest)(nil),             // 14: strata.v1.ProduceRequest
-	(*RecordResult)(nil),               // 15: strata.v1.RecordResult
-	(*TopicResults)(nil),               // 16: strata.v1.TopicResults
-	(*ProduceResponse)(nil),            // 17: strata.v1.ProduceResponse
-	(*ProduceStreamRequest)(nil),       // 18: strata.v1.ProduceStreamRequest
-	(*ProduceStreamResponse)(nil),      // 19: strata.v1.ProduceStreamResponse
-	(*ProduceError)(nil),               // 20: strata.v1.ProduceError
-	nil,                                // 21: strata.v1.TopicRecords.BaseSequencesEntry
-	(*durationpb.Duration)(nil),        // 22: google.protobuf.Duration
-	(*Record)(nil),                     // 23: strata.v1.Record
-	(*timestamppb.Timestamp)(nil),      // 24: google.protobuf.Timestamp
+	(*TxnProducer)(nil),                  // 0: strata.v1.TxnProducer
+	(*TxnTopicPartitions)(nil),           // 1: strata.v1.TxnTopicPartitions
+	(*AddPartitionsToTxnRequest)(nil),    // 2: strata.v1.AddPartitionsToTxnRequest
+	(*AddPartitionsToTxnResponse)(nil),   // 3: strata.v1.AddPartitionsToTxnResponse
+	(*AddOffsetsToTxnRequest)(nil),       // 4: strata.v1.AddOffsetsToTxnRequest
+	(*AddOffsetsToTxnResponse)(nil),      // 5: strata.v1.AddOffsetsToTxnResponse
+	(*TxnOffset)(nil),                    // 6: strata.v1.TxnOffset
+	(*TxnOffsetCommitRequest)(nil),       // 7: strata.v1.TxnOffsetCommitRequest
+	(*TxnOffsetCommitResponse)(nil),      // 8: strata.v1.TxnOffsetCommitResponse
+	(*EndTxnRequest)(nil),                // 9: strata.v1.EndTxnRequest
+	(*EndTxnResponse)(nil),               // 10: strata.v1.EndTxnResponse
+	(*InitProducerIdRequest)(nil),        // 11: strata.v1.InitProducerIdRequest
+	(*InitProducerIdResponse)(nil),       // 12: strata.v1.InitProducerIdResponse
+	(*TopicRecords)(nil),                 // 13: strata.v1.TopicRecords
+	(*ProduceRequest)(nil),               // 14: strata.v1.ProduceRequest
+	(*RecordResult)(nil),                 // 15: strata.v1.RecordResult
+	(*TopicResults)(nil),                 // 16: strata.v1.TopicResults
+	(*ProduceResponse)(nil),              // 17: strata.v1.ProduceResponse
+	(*ProduceStreamRequest)(nil),         // 18: strata.v1.ProduceStreamRequest
+	(*ProduceStreamResponse)(nil),        // 19: strata.v1.ProduceStreamResponse
+	(*ProduceError)(nil),                 // 20: strata.v1.ProduceError
+	(*PartitionRecordBatches)(nil),       // 21: strata.v1.PartitionRecordBatches
+	(*ProduceBatchesRequest)(nil),        // 22: strata.v1.ProduceBatchesRequest
+	(*PartitionBatchesResult)(nil),       // 23: strata.v1.PartitionBatchesResult
+	(*ProduceBatchesResponse)(nil),       // 24: strata.v1.ProduceBatchesResponse
+	(*ProduceBatchesStreamRequest)(nil),  // 25: strata.v1.ProduceBatchesStreamRequest
+	(*ProduceBatchesStreamResponse)(nil), // 26: strata.v1.ProduceBatchesStreamResponse
+	nil,                                  // 27: strata.v1.TopicRecords.BaseSequencesEntry
+	(*durationpb.Duration)(nil),          // 28: google.protobuf.Duration
+	(*Record)(nil),                       // 29: strata.v1.Record
+	(*timestamppb.Timestamp)(nil),        // 30: google.protobuf.Timestamp
+	(*PartitionError)(nil),               // 31: strata.v1.PartitionError
 }
 var file_strata_v1_producer_proto_depIdxs = []int32{
 	0,  // 0: strata.v1.AddPartitionsToTxnRequest.producer:type_name -> strata.v1.TxnProducer
@@ -1354,35 +1772,45 @@ var file_strata_v1_producer_proto_depIdxs = []int32{
 	0,  // 3: strata.v1.TxnOffsetCommitRequest.producer:type_name -> strata.v1.TxnProducer
 	6,  // 4: strata.v1.TxnOffsetCommitRequest.offsets:type_name -> strata.v1.TxnOffset
 	0,  // 5: strata.v1.EndTxnRequest.producer:type_name -> strata.v1.TxnProducer
-	22, // 6: strata.v1.InitProducerIdRequest.transaction_timeout:type_name -> google.protobuf.Duration
-	23, // 7: strata.v1.TopicRecords.records:type_name -> strata.v1.Record
-	21, // 8: strata.v1.TopicRecords.base_sequences:type_name -> strata.v1.TopicRecords.BaseSequencesEntry
+	28, // 6: strata.v1.InitProducerIdRequest.transaction_timeout:type_name -> google.protobuf.Duration
+	29, // 7: strata.v1.TopicRecords.records:type_name -> strata.v1.Record
+	27, // 8: strata.v1.TopicRecords.base_sequences:type_name -> strata.v1.TopicRecords.BaseSequencesEntry
 	13, // 9: strata.v1.ProduceRequest.topics:type_name -> strata.v1.TopicRecords
-	24, // 10: strata.v1.RecordResult.timestamp:type_name -> google.protobuf.Timestamp
+	30, // 10: strata.v1.RecordResult.timestamp:type_name -> google.protobuf.Timestamp
 	15, // 11: strata.v1.TopicResults.results:type_name -> strata.v1.RecordResult
 	16, // 12: strata.v1.ProduceResponse.topics:type_name -> strata.v1.TopicResults
 	14, // 13: strata.v1.ProduceStreamRequest.request:type_name -> strata.v1.ProduceRequest
 	17, // 14: strata.v1.ProduceStreamResponse.response:type_name -> strata.v1.ProduceResponse
 	20, // 15: strata.v1.ProduceStreamResponse.error:type_name -> strata.v1.ProduceError
-	14, // 16: strata.v1.ProducerService.Produce:input_type -> strata.v1.ProduceRequest
-	18, // 17: strata.v1.ProducerService.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
-	11, // 18: strata.v1.ProducerService.InitProducerId:input_type -> strata.v1.InitProducerIdRequest
-	2,  // 19: strata.v1.ProducerService.AddPartitionsToTxn:input_type -> strata.v1.AddPartitionsToTxnRequest
-	4,  // 20: strata.v1.ProducerService.AddOffsetsToTxn:input_type -> strata.v1.AddOffsetsToTxnRequest
-	7,  // 21: strata.v1.ProducerService.TxnOffsetCommit:input_type -> strata.v1.TxnOffsetCommitRequest
-	9,  // 22: strata.v1.ProducerService.EndTxn:input_type -> strata.v1.EndTxnRequest
-	17, // 23: strata.v1.ProducerService.Produce:output_type -> strata.v1.ProduceResponse
-	19, // 24: strata.v1.ProducerService.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
-	12, // 25: strata.v1.ProducerService.InitProducerId:output_type -> strata.v1.InitProducerIdResponse
-	3,  // 26: strata.v1.ProducerService.AddPartitionsToTxn:output_type -> strata.v1.AddPartitionsToTxnResponse
-	5,  // 27: strata.v1.ProducerService.AddOffsetsToTxn:output_type -> strata.v1.AddOffsetsToTxnResponse
-	8,  // 28: strata.v1.ProducerService.TxnOffsetCommit:output_type -> strata.v1.TxnOffsetCommitResponse
-	10, // 29: strata.v1.ProducerService.EndTxn:output_type -> strata.v1.EndTxnResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	21, // 16: strata.v1.ProduceBatchesRequest.partitions:type_name -> strata.v1.PartitionRecordBatches
+	31, // 17: strata.v1.PartitionBatchesResult.error:type_name -> strata.v1.PartitionError
+	23, // 18: strata.v1.ProduceBatchesResponse.partitions:type_name -> strata.v1.PartitionBatchesResult
+	22, // 19: strata.v1.ProduceBatchesStreamRequest.request:type_name -> strata.v1.ProduceBatchesRequest
+	24, // 20: strata.v1.ProduceBatchesStreamResponse.response:type_name -> strata.v1.ProduceBatchesResponse
+	20, // 21: strata.v1.ProduceBatchesStreamResponse.error:type_name -> strata.v1.ProduceError
+	14, // 22: strata.v1.ProducerService.Produce:input_type -> strata.v1.ProduceRequest
+	18, // 23: strata.v1.ProducerService.ProduceStream:input_type -> strata.v1.ProduceStreamRequest
+	11, // 24: strata.v1.ProducerService.InitProducerId:input_type -> strata.v1.InitProducerIdRequest
+	2,  // 25: strata.v1.ProducerService.AddPartitionsToTxn:input_type -> strata.v1.AddPartitionsToTxnRequest
+	4,  // 26: strata.v1.ProducerService.AddOffsetsToTxn:input_type -> strata.v1.AddOffsetsToTxnRequest
+	7,  // 27: strata.v1.ProducerService.TxnOffsetCommit:input_type -> strata.v1.TxnOffsetCommitRequest
+	9,  // 28: strata.v1.ProducerService.EndTxn:input_type -> strata.v1.EndTxnRequest
+	22, // 29: strata.v1.ProducerService.ProduceBatches:input_type -> strata.v1.ProduceBatchesRequest
+	25, // 30: strata.v1.ProducerService.ProduceBatchesStream:input_type -> strata.v1.ProduceBatchesStreamRequest
+	17, // 31: strata.v1.ProducerService.Produce:output_type -> strata.v1.ProduceResponse
+	19, // 32: strata.v1.ProducerService.ProduceStream:output_type -> strata.v1.ProduceStreamResponse
+	12, // 33: strata.v1.ProducerService.InitProducerId:output_type -> strata.v1.InitProducerIdResponse
+	3,  // 34: strata.v1.ProducerService.AddPartitionsToTxn:output_type -> strata.v1.AddPartitionsToTxnResponse
+	5,  // 35: strata.v1.ProducerService.AddOffsetsToTxn:output_type -> strata.v1.AddOffsetsToTxnResponse
+	8,  // 36: strata.v1.ProducerService.TxnOffsetCommit:output_type -> strata.v1.TxnOffsetCommitResponse
+	10, // 37: strata.v1.ProducerService.EndTxn:output_type -> strata.v1.EndTxnResponse
+	24, // 38: strata.v1.ProducerService.ProduceBatches:output_type -> strata.v1.ProduceBatchesResponse
+	26, // 39: strata.v1.ProducerService.ProduceBatchesStream:output_type -> strata.v1.ProduceBatchesStreamResponse
+	31, // [31:40] is the sub-list for method output_type
+	22, // [22:31] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_strata_v1_producer_proto_init() }
@@ -1390,6 +1818,7 @@ func file_strata_v1_producer_proto_init() {
 	if File_strata_v1_producer_proto != nil {
 		return
 	}
+	file_strata_v1_errors_proto_init()
 	file_strata_v1_records_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1397,7 +1826,7 @@ func file_strata_v1_producer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_v1_producer_proto_rawDesc), len(file_strata_v1_producer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

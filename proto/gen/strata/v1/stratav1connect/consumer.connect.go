@@ -41,6 +41,9 @@ const (
 	// ConsumerServiceListOffsetsProcedure is the fully-qualified name of the ConsumerService's
 	// ListOffsets RPC.
 	ConsumerServiceListOffsetsProcedure = "/strata.v1.ConsumerService/ListOffsets"
+	// ConsumerServiceFetchBatchesProcedure is the fully-qualified name of the ConsumerService's
+	// FetchBatches RPC.
+	ConsumerServiceFetchBatchesProcedure = "/strata.v1.ConsumerService/FetchBatches"
 )
 
 // ConsumerServiceClient is a client for the strata.v1.ConsumerService service.
@@ -90,6 +93,21 @@ type ConsumerServiceClient interface {
 	// ListOffsets has no side effects, so Connect clients may send it as an
 	// HTTP GET.
 	ListOffsets(context.Context, *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error)
+	// FetchBatches reads whole stored Kafka RecordBatch v2 of many partitions
+	// in one call (Kafka's Fetch): the batch path, for clients that decode
+	// batches themselves (see FetchBatchesPartitionResult.record_batches). It
+	// waits up to max_wait until min_bytes of batches are there over all
+	// partitions, or one partition has an error, and answers every partition
+	// in request order, each with its batches or its error.
+	//
+	// Errors of the whole call: INVALID_ARGUMENT for no partitions, more
+	// than 1000, a partition given twice, a negative max_bytes, min_bytes or
+	// max_wait, a topic_id that is not a UUID, an unknown isolation level;
+	// UNAVAILABLE when the agent is shutting down. Others are per partition.
+	//
+	// FetchBatches has no side effects, so Connect clients may send it as an
+	// HTTP GET.
+	FetchBatches(context.Context, *connect.Request[v1.FetchBatchesRequest]) (*connect.Response[v1.FetchBatchesResponse], error)
 }
 
 // NewConsumerServiceClient constructs a client for the strata.v1.ConsumerService service. By
@@ -123,14 +141,22 @@ func NewConsumerServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		fetchBatches: connect.NewClient[v1.FetchBatchesRequest, v1.FetchBatchesResponse](
+			httpClient,
+			baseURL+ConsumerServiceFetchBatchesProcedure,
+			connect.WithSchema(consumerServiceMethods.ByName("FetchBatches")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // consumerServiceClient implements ConsumerServiceClient.
 type consumerServiceClient struct {
-	fetch       *connect.Client[v1.FetchRequest, v1.FetchResponse]
-	subscribe   *connect.Client[v1.SubscribeRequest, v1.SubscribeResponse]
-	listOffsets *connect.Client[v1.ListOffsetsRequest, v1.ListOffsetsResponse]
+	fetch        *connect.Client[v1.FetchRequest, v1.FetchResponse]
+	subscribe    *connect.Client[v1.SubscribeRequest, v1.SubscribeResponse]
+	listOffsets  *connect.Client[v1.ListOffsetsRequest, v1.ListOffsetsResponse]
+	fetchBatches *connect.Client[v1.FetchBatchesRequest, v1.FetchBatchesResponse]
 }
 
 // Fetch calls strata.v1.ConsumerService.Fetch.
@@ -146,6 +172,11 @@ func (c *consumerServiceClient) Subscribe(ctx context.Context, req *connect.Requ
 // ListOffsets calls strata.v1.ConsumerService.ListOffsets.
 func (c *consumerServiceClient) ListOffsets(ctx context.Context, req *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error) {
 	return c.listOffsets.CallUnary(ctx, req)
+}
+
+// FetchBatches calls strata.v1.ConsumerService.FetchBatches.
+func (c *consumerServiceClient) FetchBatches(ctx context.Context, req *connect.Request[v1.FetchBatchesRequest]) (*connect.Response[v1.FetchBatchesResponse], error) {
+	return c.fetchBatches.CallUnary(ctx, req)
 }
 
 // ConsumerServiceHandler is an implementation of the strata.v1.ConsumerService service.
@@ -195,6 +226,21 @@ type ConsumerServiceHandler interface {
 	// ListOffsets has no side effects, so Connect clients may send it as an
 	// HTTP GET.
 	ListOffsets(context.Context, *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error)
+	// FetchBatches reads whole stored Kafka RecordBatch v2 of many partitions
+	// in one call (Kafka's Fetch): the batch path, for clients that decode
+	// batches themselves (see FetchBatchesPartitionResult.record_batches). It
+	// waits up to max_wait until min_bytes of batches are there over all
+	// partitions, or one partition has an error, and answers every partition
+	// in request order, each with its batches or its error.
+	//
+	// Errors of the whole call: INVALID_ARGUMENT for no partitions, more
+	// than 1000, a partition given twice, a negative max_bytes, min_bytes or
+	// max_wait, a topic_id that is not a UUID, an unknown isolation level;
+	// UNAVAILABLE when the agent is shutting down. Others are per partition.
+	//
+	// FetchBatches has no side effects, so Connect clients may send it as an
+	// HTTP GET.
+	FetchBatches(context.Context, *connect.Request[v1.FetchBatchesRequest]) (*connect.Response[v1.FetchBatchesResponse], error)
 }
 
 // NewConsumerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -224,6 +270,13 @@ func NewConsumerServiceHandler(svc ConsumerServiceHandler, opts ...connect.Handl
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	consumerServiceFetchBatchesHandler := connect.NewUnaryHandler(
+		ConsumerServiceFetchBatchesProcedure,
+		svc.FetchBatches,
+		connect.WithSchema(consumerServiceMethods.ByName("FetchBatches")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/strata.v1.ConsumerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ConsumerServiceFetchProcedure:
@@ -232,6 +285,8 @@ func NewConsumerServiceHandler(svc ConsumerServiceHandler, opts ...connect.Handl
 			consumerServiceSubscribeHandler.ServeHTTP(w, r)
 		case ConsumerServiceListOffsetsProcedure:
 			consumerServiceListOffsetsHandler.ServeHTTP(w, r)
+		case ConsumerServiceFetchBatchesProcedure:
+			consumerServiceFetchBatchesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -251,4 +306,8 @@ func (UnimplementedConsumerServiceHandler) Subscribe(context.Context, *connect.R
 
 func (UnimplementedConsumerServiceHandler) ListOffsets(context.Context, *connect.Request[v1.ListOffsetsRequest]) (*connect.Response[v1.ListOffsetsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ConsumerService.ListOffsets is not implemented"))
+}
+
+func (UnimplementedConsumerServiceHandler) FetchBatches(context.Context, *connect.Request[v1.FetchBatchesRequest]) (*connect.Response[v1.FetchBatchesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ConsumerService.FetchBatches is not implemented"))
 }

@@ -52,6 +52,12 @@ const (
 	ProducerServiceTxnOffsetCommitProcedure = "/strata.v1.ProducerService/TxnOffsetCommit"
 	// ProducerServiceEndTxnProcedure is the fully-qualified name of the ProducerService's EndTxn RPC.
 	ProducerServiceEndTxnProcedure = "/strata.v1.ProducerService/EndTxn"
+	// ProducerServiceProduceBatchesProcedure is the fully-qualified name of the ProducerService's
+	// ProduceBatches RPC.
+	ProducerServiceProduceBatchesProcedure = "/strata.v1.ProducerService/ProduceBatches"
+	// ProducerServiceProduceBatchesStreamProcedure is the fully-qualified name of the ProducerService's
+	// ProduceBatchesStream RPC.
+	ProducerServiceProduceBatchesStreamProcedure = "/strata.v1.ProducerService/ProduceBatchesStream"
 )
 
 // ProducerServiceClient is a client for the strata.v1.ProducerService service.
@@ -165,6 +171,29 @@ type ProducerServiceClient interface {
 	// transaction stays decided, and EndTxn with the same outcome again (or
 	// the transaction timeout's reaper) finishes it.
 	EndTxn(context.Context, *connect.Request[v1.EndTxnRequest]) (*connect.Response[v1.EndTxnResponse], error)
+	// ProduceBatches writes Kafka RecordBatch v2 bytes a client encoded (and
+	// compressed) itself, per partition, stored byte for byte (the batch path:
+	// see PartitionRecordBatches). It answers every partition, in request
+	// order, with the base offset of each batch or the partition's error
+	// (Kafka's Produce: per-partition results), once the batches are durable.
+	//
+	// Errors of the whole call (nothing written): INVALID_ARGUMENT for no
+	// partitions or a (topic, partition) given twice; UNAVAILABLE when the
+	// agent is shutting down. Everything else is a partition's error:
+	// NOT_FOUND for an unknown topic or partition; INVALID_ARGUMENT for a
+	// corrupt batch (CORRUPT_MESSAGE), a control, transactional or empty
+	// batch (INVALID_RECORD) or one over max.message.bytes
+	// (MESSAGE_TOO_LARGE, LimitExceeded); FAILED_PRECONDITION and OUT_OF_RANGE
+	// for idempotent batches as Produce answers them; RESOURCE_EXHAUSTED
+	// when the produce buffer is full; UNAVAILABLE when the store or index
+	// failed (retry: an idempotent batch is then written once).
+	ProduceBatches(context.Context, *connect.Request[v1.ProduceBatchesRequest]) (*connect.Response[v1.ProduceBatchesResponse], error)
+	// ProduceBatchesStream is ProduceBatches on a stream, as ProduceStream is
+	// Produce: requests are appended as they arrive, in order, and answered
+	// in order without waiting for one answer before taking the next, so an
+	// idempotent producer keeps up to 5 batches per partition in flight in
+	// order. Needs HTTP/2 (h2c or TLS); over HTTP/1.1 use ProduceBatches.
+	ProduceBatchesStream(context.Context) *connect.BidiStreamForClient[v1.ProduceBatchesStreamRequest, v1.ProduceBatchesStreamResponse]
 }
 
 // NewProducerServiceClient constructs a client for the strata.v1.ProducerService service. By
@@ -220,18 +249,32 @@ func NewProducerServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(producerServiceMethods.ByName("EndTxn")),
 			connect.WithClientOptions(opts...),
 		),
+		produceBatches: connect.NewClient[v1.ProduceBatchesRequest, v1.ProduceBatchesResponse](
+			httpClient,
+			baseURL+ProducerServiceProduceBatchesProcedure,
+			connect.WithSchema(producerServiceMethods.ByName("ProduceBatches")),
+			connect.WithClientOptions(opts...),
+		),
+		produceBatchesStream: connect.NewClient[v1.ProduceBatchesStreamRequest, v1.ProduceBatchesStreamResponse](
+			httpClient,
+			baseURL+ProducerServiceProduceBatchesStreamProcedure,
+			connect.WithSchema(producerServiceMethods.ByName("ProduceBatchesStream")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // producerServiceClient implements ProducerServiceClient.
 type producerServiceClient struct {
-	produce            *connect.Client[v1.ProduceRequest, v1.ProduceResponse]
-	produceStream      *connect.Client[v1.ProduceStreamRequest, v1.ProduceStreamResponse]
-	initProducerId     *connect.Client[v1.InitProducerIdRequest, v1.InitProducerIdResponse]
-	addPartitionsToTxn *connect.Client[v1.AddPartitionsToTxnRequest, v1.AddPartitionsToTxnResponse]
-	addOffsetsToTxn    *connect.Client[v1.AddOffsetsToTxnRequest, v1.AddOffsetsToTxnResponse]
-	txnOffsetCommit    *connect.Client[v1.TxnOffsetCommitRequest, v1.TxnOffsetCommitResponse]
-	endTxn             *connect.Client[v1.EndTxnRequest, v1.EndTxnResponse]
+	produce              *connect.Client[v1.ProduceRequest, v1.ProduceResponse]
+	produceStream        *connect.Client[v1.ProduceStreamRequest, v1.ProduceStreamResponse]
+	initProducerId       *connect.Client[v1.InitProducerIdRequest, v1.InitProducerIdResponse]
+	addPartitionsToTxn   *connect.Client[v1.AddPartitionsToTxnRequest, v1.AddPartitionsToTxnResponse]
+	addOffsetsToTxn      *connect.Client[v1.AddOffsetsToTxnRequest, v1.AddOffsetsToTxnResponse]
+	txnOffsetCommit      *connect.Client[v1.TxnOffsetCommitRequest, v1.TxnOffsetCommitResponse]
+	endTxn               *connect.Client[v1.EndTxnRequest, v1.EndTxnResponse]
+	produceBatches       *connect.Client[v1.ProduceBatchesRequest, v1.ProduceBatchesResponse]
+	produceBatchesStream *connect.Client[v1.ProduceBatchesStreamRequest, v1.ProduceBatchesStreamResponse]
 }
 
 // Produce calls strata.v1.ProducerService.Produce.
@@ -267,6 +310,16 @@ func (c *producerServiceClient) TxnOffsetCommit(ctx context.Context, req *connec
 // EndTxn calls strata.v1.ProducerService.EndTxn.
 func (c *producerServiceClient) EndTxn(ctx context.Context, req *connect.Request[v1.EndTxnRequest]) (*connect.Response[v1.EndTxnResponse], error) {
 	return c.endTxn.CallUnary(ctx, req)
+}
+
+// ProduceBatches calls strata.v1.ProducerService.ProduceBatches.
+func (c *producerServiceClient) ProduceBatches(ctx context.Context, req *connect.Request[v1.ProduceBatchesRequest]) (*connect.Response[v1.ProduceBatchesResponse], error) {
+	return c.produceBatches.CallUnary(ctx, req)
+}
+
+// ProduceBatchesStream calls strata.v1.ProducerService.ProduceBatchesStream.
+func (c *producerServiceClient) ProduceBatchesStream(ctx context.Context) *connect.BidiStreamForClient[v1.ProduceBatchesStreamRequest, v1.ProduceBatchesStreamResponse] {
+	return c.produceBatchesStream.CallBidiStream(ctx)
 }
 
 // ProducerServiceHandler is an implementation of the strata.v1.ProducerService service.
@@ -380,6 +433,29 @@ type ProducerServiceHandler interface {
 	// transaction stays decided, and EndTxn with the same outcome again (or
 	// the transaction timeout's reaper) finishes it.
 	EndTxn(context.Context, *connect.Request[v1.EndTxnRequest]) (*connect.Response[v1.EndTxnResponse], error)
+	// ProduceBatches writes Kafka RecordBatch v2 bytes a client encoded (and
+	// compressed) itself, per partition, stored byte for byte (the batch path:
+	// see PartitionRecordBatches). It answers every partition, in request
+	// order, with the base offset of each batch or the partition's error
+	// (Kafka's Produce: per-partition results), once the batches are durable.
+	//
+	// Errors of the whole call (nothing written): INVALID_ARGUMENT for no
+	// partitions or a (topic, partition) given twice; UNAVAILABLE when the
+	// agent is shutting down. Everything else is a partition's error:
+	// NOT_FOUND for an unknown topic or partition; INVALID_ARGUMENT for a
+	// corrupt batch (CORRUPT_MESSAGE), a control, transactional or empty
+	// batch (INVALID_RECORD) or one over max.message.bytes
+	// (MESSAGE_TOO_LARGE, LimitExceeded); FAILED_PRECONDITION and OUT_OF_RANGE
+	// for idempotent batches as Produce answers them; RESOURCE_EXHAUSTED
+	// when the produce buffer is full; UNAVAILABLE when the store or index
+	// failed (retry: an idempotent batch is then written once).
+	ProduceBatches(context.Context, *connect.Request[v1.ProduceBatchesRequest]) (*connect.Response[v1.ProduceBatchesResponse], error)
+	// ProduceBatchesStream is ProduceBatches on a stream, as ProduceStream is
+	// Produce: requests are appended as they arrive, in order, and answered
+	// in order without waiting for one answer before taking the next, so an
+	// idempotent producer keeps up to 5 batches per partition in flight in
+	// order. Needs HTTP/2 (h2c or TLS); over HTTP/1.1 use ProduceBatches.
+	ProduceBatchesStream(context.Context, *connect.BidiStream[v1.ProduceBatchesStreamRequest, v1.ProduceBatchesStreamResponse]) error
 }
 
 // NewProducerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -431,6 +507,18 @@ func NewProducerServiceHandler(svc ProducerServiceHandler, opts ...connect.Handl
 		connect.WithSchema(producerServiceMethods.ByName("EndTxn")),
 		connect.WithHandlerOptions(opts...),
 	)
+	producerServiceProduceBatchesHandler := connect.NewUnaryHandler(
+		ProducerServiceProduceBatchesProcedure,
+		svc.ProduceBatches,
+		connect.WithSchema(producerServiceMethods.ByName("ProduceBatches")),
+		connect.WithHandlerOptions(opts...),
+	)
+	producerServiceProduceBatchesStreamHandler := connect.NewBidiStreamHandler(
+		ProducerServiceProduceBatchesStreamProcedure,
+		svc.ProduceBatchesStream,
+		connect.WithSchema(producerServiceMethods.ByName("ProduceBatchesStream")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/strata.v1.ProducerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ProducerServiceProduceProcedure:
@@ -447,6 +535,10 @@ func NewProducerServiceHandler(svc ProducerServiceHandler, opts ...connect.Handl
 			producerServiceTxnOffsetCommitHandler.ServeHTTP(w, r)
 		case ProducerServiceEndTxnProcedure:
 			producerServiceEndTxnHandler.ServeHTTP(w, r)
+		case ProducerServiceProduceBatchesProcedure:
+			producerServiceProduceBatchesHandler.ServeHTTP(w, r)
+		case ProducerServiceProduceBatchesStreamProcedure:
+			producerServiceProduceBatchesStreamHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -482,4 +574,12 @@ func (UnimplementedProducerServiceHandler) TxnOffsetCommit(context.Context, *con
 
 func (UnimplementedProducerServiceHandler) EndTxn(context.Context, *connect.Request[v1.EndTxnRequest]) (*connect.Response[v1.EndTxnResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.EndTxn is not implemented"))
+}
+
+func (UnimplementedProducerServiceHandler) ProduceBatches(context.Context, *connect.Request[v1.ProduceBatchesRequest]) (*connect.Response[v1.ProduceBatchesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.ProduceBatches is not implemented"))
+}
+
+func (UnimplementedProducerServiceHandler) ProduceBatchesStream(context.Context, *connect.BidiStream[v1.ProduceBatchesStreamRequest, v1.ProduceBatchesStreamResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("strata.v1.ProducerService.ProduceBatchesStream is not implemented"))
 }

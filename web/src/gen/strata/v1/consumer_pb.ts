@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { PartitionError } from "./errors_pb.js";
+import { file_strata_v1_errors } from "./errors_pb.js";
 import type { ConsumedRecord } from "./records_pb.js";
 import { file_strata_v1_records } from "./records_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/consumer.proto.
  */
 export const file_strata_v1_consumer: GenFile = /*@__PURE__*/
-  fileDesc("ChhzdHJhdGEvdjEvY29uc3VtZXIucHJvdG8SCXN0cmF0YS52MSLGAQoMRmV0Y2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSEQoJbWF4X2J5dGVzGAQgASgFEisKCG1heF93YWl0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2lzb2xhdGlvbl9sZXZlbBgGIAEoDjIZLnN0cmF0YS52MS5Jc29sYXRpb25MZXZlbBIQCgh0b3BpY19pZBgHIAEoCSKUAQoNRmV0Y2hSZXNwb25zZRIqCgdyZWNvcmRzGAEgAygLMhkuc3RyYXRhLnYxLkNvbnN1bWVkUmVjb3JkEhMKC25leHRfb2Zmc2V0GAIgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMSEAoIdG9waWNfaWQYBSABKAkivwMKEFN1YnNjcmliZVJlcXVlc3QSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAMoBRISCghlYXJsaWVzdBgDIAEoCEgAEhAKBmxhdGVzdBgEIAEoCEgAEhAKBm9mZnNldBgFIAEoA0gAEi8KCXRpbWVzdGFtcBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIRCgltYXhfYnl0ZXMYByABKAUSMgoPaXNvbGF0aW9uX2xldmVsGAggASgOMhkuc3RyYXRhLnYxLklzb2xhdGlvbkxldmVsEhAKCHRvcGljX2lkGAkgASgJEkwKEXBhcnRpdGlvbl9vZmZzZXRzGAogAygLMjEuc3RyYXRhLnYxLlN1YnNjcmliZVJlcXVlc3QuUGFydGl0aW9uT2Zmc2V0c0VudHJ5EjYKE2tlZXBfYWxpdmVfaW50ZXJ2YWwYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aNwoVUGFydGl0aW9uT2Zmc2V0c0VudHJ5EgsKA2tleRgBIAEoBRINCgV2YWx1ZRgCIAEoAzoCOAFCBwoFc3RhcnQiZQoRU3Vic2NyaWJlUmVzcG9uc2USKgoHcmVjb3JkcxgBIAMoCzIZLnN0cmF0YS52MS5Db25zdW1lZFJlY29yZBIQCgh0b3BpY19pZBgCIAEoCRISCgprZWVwX2FsaXZlGAMgASgIIn0KEkxpc3RPZmZzZXRzUmVxdWVzdBIzCgpwYXJ0aXRpb25zGAEgAygLMh8uc3RyYXRhLnYxLkxpc3RPZmZzZXRzUGFydGl0aW9uEjIKD2lzb2xhdGlvbl9sZXZlbBgCIAEoDjIZLnN0cmF0YS52MS5Jc29sYXRpb25MZXZlbCKwAQoUTGlzdE9mZnNldHNQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhIKCGVhcmxpZXN0GAMgASgISAASEAoGbGF0ZXN0GAQgASgISAASLwoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEhcKDW1heF90aW1lc3RhbXAYBiABKAhIAEIGCgRzcGVjIlAKE0xpc3RPZmZzZXRzUmVzcG9uc2USOQoKcGFydGl0aW9ucxgBIAMoCzIlLnN0cmF0YS52MS5MaXN0T2Zmc2V0c1BhcnRpdGlvblJlc3VsdCJ9ChpMaXN0T2Zmc2V0c1BhcnRpdGlvblJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqewoOSXNvbGF0aW9uTGV2ZWwSHwobSVNPTEFUSU9OX0xFVkVMX1VOU1BFQ0lGSUVEEAASJAogSVNPTEFUSU9OX0xFVkVMX1JFQURfVU5DT01NSVRURUQQARIiCh5JU09MQVRJT05fTEVWRUxfUkVBRF9DT01NSVRURUQQAjLxAQoPQ29uc3VtZXJTZXJ2aWNlEj8KBUZldGNoEhcuc3RyYXRhLnYxLkZldGNoUmVxdWVzdBoYLnN0cmF0YS52MS5GZXRjaFJlc3BvbnNlIgOQAgESSgoJU3Vic2NyaWJlEhsuc3RyYXRhLnYxLlN1YnNjcmliZVJlcXVlc3QaHC5zdHJhdGEudjEuU3Vic2NyaWJlUmVzcG9uc2UiADABElEKC0xpc3RPZmZzZXRzEh0uc3RyYXRhLnYxLkxpc3RPZmZzZXRzUmVxdWVzdBoeLnN0cmF0YS52MS5MaXN0T2Zmc2V0c1Jlc3BvbnNlIgOQAgFCPVo7Z2l0aHViLmNvbS9zdHJhdGFicm9rZXIvc3RyYXRhL3Byb3RvL2dlbi9zdHJhdGEvdjE7c3RyYXRhdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_records]);
+  fileDesc("ChhzdHJhdGEvdjEvY29uc3VtZXIucHJvdG8SCXN0cmF0YS52MSLGAQoMRmV0Y2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSEQoJbWF4X2J5dGVzGAQgASgFEisKCG1heF93YWl0GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjIKD2lzb2xhdGlvbl9sZXZlbBgGIAEoDjIZLnN0cmF0YS52MS5Jc29sYXRpb25MZXZlbBIQCgh0b3BpY19pZBgHIAEoCSKUAQoNRmV0Y2hSZXNwb25zZRIqCgdyZWNvcmRzGAEgAygLMhkuc3RyYXRhLnYxLkNvbnN1bWVkUmVjb3JkEhMKC25leHRfb2Zmc2V0GAIgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAMgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYBCABKAMSEAoIdG9waWNfaWQYBSABKAkivwMKEFN1YnNjcmliZVJlcXVlc3QSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAMoBRISCghlYXJsaWVzdBgDIAEoCEgAEhAKBmxhdGVzdBgEIAEoCEgAEhAKBm9mZnNldBgFIAEoA0gAEi8KCXRpbWVzdGFtcBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIRCgltYXhfYnl0ZXMYByABKAUSMgoPaXNvbGF0aW9uX2xldmVsGAggASgOMhkuc3RyYXRhLnYxLklzb2xhdGlvbkxldmVsEhAKCHRvcGljX2lkGAkgASgJEkwKEXBhcnRpdGlvbl9vZmZzZXRzGAogAygLMjEuc3RyYXRhLnYxLlN1YnNjcmliZVJlcXVlc3QuUGFydGl0aW9uT2Zmc2V0c0VudHJ5EjYKE2tlZXBfYWxpdmVfaW50ZXJ2YWwYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aNwoVUGFydGl0aW9uT2Zmc2V0c0VudHJ5EgsKA2tleRgBIAEoBRINCgV2YWx1ZRgCIAEoAzoCOAFCBwoFc3RhcnQiZQoRU3Vic2NyaWJlUmVzcG9uc2USKgoHcmVjb3JkcxgBIAMoCzIZLnN0cmF0YS52MS5Db25zdW1lZFJlY29yZBIQCgh0b3BpY19pZBgCIAEoCRISCgprZWVwX2FsaXZlGAMgASgIIn0KEkxpc3RPZmZzZXRzUmVxdWVzdBIzCgpwYXJ0aXRpb25zGAEgAygLMh8uc3RyYXRhLnYxLkxpc3RPZmZzZXRzUGFydGl0aW9uEjIKD2lzb2xhdGlvbl9sZXZlbBgCIAEoDjIZLnN0cmF0YS52MS5Jc29sYXRpb25MZXZlbCKwAQoUTGlzdE9mZnNldHNQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhIKCGVhcmxpZXN0GAMgASgISAASEAoGbGF0ZXN0GAQgASgISAASLwoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEhcKDW1heF90aW1lc3RhbXAYBiABKAhIAEIGCgRzcGVjIlAKE0xpc3RPZmZzZXRzUmVzcG9uc2USOQoKcGFydGl0aW9ucxgBIAMoCzIlLnN0cmF0YS52MS5MaXN0T2Zmc2V0c1BhcnRpdGlvblJlc3VsdCJ9ChpMaXN0T2Zmc2V0c1BhcnRpdGlvblJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibgoVRmV0Y2hCYXRjaGVzUGFydGl0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSEQoJbWF4X2J5dGVzGAQgASgFEhAKCHRvcGljX2lkGAUgASgJItIBChNGZXRjaEJhdGNoZXNSZXF1ZXN0EjQKCnBhcnRpdGlvbnMYASADKAsyIC5zdHJhdGEudjEuRmV0Y2hCYXRjaGVzUGFydGl0aW9uEisKCG1heF93YWl0GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhEKCW1pbl9ieXRlcxgDIAEoBRIRCgltYXhfYnl0ZXMYBCABKAUSMgoPaXNvbGF0aW9uX2xldmVsGAUgASgOMhkuc3RyYXRhLnYxLklzb2xhdGlvbkxldmVsIj8KEkFib3J0ZWRUcmFuc2FjdGlvbhITCgtwcm9kdWNlcl9pZBgBIAEoAxIUCgxmaXJzdF9vZmZzZXQYAiABKAMingIKG0ZldGNoQmF0Y2hlc1BhcnRpdGlvblJlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSEAoIdG9waWNfaWQYAyABKAkSFgoOcmVjb3JkX2JhdGNoZXMYBCABKAwSFgoOaGlnaF93YXRlcm1hcmsYBSABKAMSGgoSbGFzdF9zdGFibGVfb2Zmc2V0GAYgASgDEhgKEGxvZ19zdGFydF9vZmZzZXQYByABKAMSOwoUYWJvcnRlZF90cmFuc2FjdGlvbnMYCCADKAsyHS5zdHJhdGEudjEuQWJvcnRlZFRyYW5zYWN0aW9uEigKBWVycm9yGAkgASgLMhkuc3RyYXRhLnYxLlBhcnRpdGlvbkVycm9yIlIKFEZldGNoQmF0Y2hlc1Jlc3BvbnNlEjoKCnBhcnRpdGlvbnMYASADKAsyJi5zdHJhdGEudjEuRmV0Y2hCYXRjaGVzUGFydGl0aW9uUmVzdWx0KnsKDklzb2xhdGlvbkxldmVsEh8KG0lTT0xBVElPTl9MRVZFTF9VTlNQRUNJRklFRBAAEiQKIElTT0xBVElPTl9MRVZFTF9SRUFEX1VOQ09NTUlUVEVEEAESIgoeSVNPTEFUSU9OX0xFVkVMX1JFQURfQ09NTUlUVEVEEAIyxwIKD0NvbnN1bWVyU2VydmljZRI/CgVGZXRjaBIXLnN0cmF0YS52MS5GZXRjaFJlcXVlc3QaGC5zdHJhdGEudjEuRmV0Y2hSZXNwb25zZSIDkAIBEkoKCVN1YnNjcmliZRIbLnN0cmF0YS52MS5TdWJzY3JpYmVSZXF1ZXN0Ghwuc3RyYXRhLnYxLlN1YnNjcmliZVJlc3BvbnNlIgAwARJRCgtMaXN0T2Zmc2V0cxIdLnN0cmF0YS52MS5MaXN0T2Zmc2V0c1JlcXVlc3QaHi5zdHJhdGEudjEuTGlzdE9mZnNldHNSZXNwb25zZSIDkAIBElQKDEZldGNoQmF0Y2hlcxIeLnN0cmF0YS52MS5GZXRjaEJhdGNoZXNSZXF1ZXN0Gh8uc3RyYXRhLnYxLkZldGNoQmF0Y2hlc1Jlc3BvbnNlIgOQAgFCPVo7Z2l0aHViLmNvbS9zdHJhdGFicm9rZXIvc3RyYXRhL3Byb3RvL2dlbi9zdHJhdGEvdjE7c3RyYXRhdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_errors, file_strata_v1_records]);
 
 /**
  * FetchRequest reads one partition.
@@ -494,6 +496,268 @@ export const ListOffsetsPartitionResultSchema: GenMessage<ListOffsetsPartitionRe
   messageDesc(file_strata_v1_consumer, 7);
 
 /**
+ * FetchBatchesPartition is one partition to read.
+ *
+ * @generated from message strata.v1.FetchBatchesPartition
+ */
+export type FetchBatchesPartition = Message<"strata.v1.FetchBatchesPartition"> & {
+  /**
+   * The topic's name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * The partition.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * The first offset wanted, in [log start, high watermark]; otherwise the
+   * partition fails OUT_OF_RANGE with an OffsetOutOfRange detail.
+   *
+   * @generated from field: int64 offset = 3;
+   */
+  offset: bigint;
+
+  /**
+   * The most bytes of batches for this partition (Kafka's
+   * max.partition.fetch.bytes, Fetch's partition_max_bytes); 0: only the
+   * request's max_bytes bounds it. Not negative. As in Kafka (KIP-74),
+   * the first partition with data gets one whole batch even when it is
+   * larger.
+   *
+   * @generated from field: int32 max_bytes = 4;
+   */
+  maxBytes: number;
+
+  /**
+   * The id (UUID text) of the topic the offset belongs to, as a previous
+   * answer gave it (KIP-516). Set, the partition fails NOT_FOUND (Kafka's
+   * UNKNOWN_TOPIC_ID) if the topic was deleted since, even when a topic of
+   * the same name exists again. Empty: the topic the name has now. Not a
+   * UUID: the whole call is INVALID_ARGUMENT.
+   *
+   * @generated from field: string topic_id = 5;
+   */
+  topicId: string;
+};
+
+/**
+ * Describes the message strata.v1.FetchBatchesPartition.
+ * Use `create(FetchBatchesPartitionSchema)` to create a new message.
+ */
+export const FetchBatchesPartitionSchema: GenMessage<FetchBatchesPartition> = /*@__PURE__*/
+  messageDesc(file_strata_v1_consumer, 8);
+
+/**
+ * FetchBatchesRequest reads whole record batches of many partitions in one
+ * call (Kafka's Fetch, KIP-74 for the byte limits).
+ *
+ * @generated from message strata.v1.FetchBatchesRequest
+ */
+export type FetchBatchesRequest = Message<"strata.v1.FetchBatchesRequest"> & {
+  /**
+   * The partitions, 1 to 1000 entries (more: INVALID_ARGUMENT with a
+   * LimitExceeded detail named "partitions"). A partition may appear once.
+   *
+   * @generated from field: repeated strata.v1.FetchBatchesPartition partitions = 1;
+   */
+  partitions: FetchBatchesPartition[];
+
+  /**
+   * How long to wait for min_bytes of batches over all partitions (Kafka's
+   * fetch.max.wait.ms). Unset or zero answers at once. Capped by the
+   * agent's --max-fetch-wait (30 s). Not negative.
+   *
+   * @generated from field: google.protobuf.Duration max_wait = 2;
+   */
+  maxWait?: Duration | undefined;
+
+  /**
+   * Bytes of batches, over all partitions, that end the wait early (Kafka's
+   * fetch.min.bytes); 0 or 1: answer as soon as any partition has data. An
+   * error in any partition answers at once too.
+   *
+   * @generated from field: int32 min_bytes = 3;
+   */
+  minBytes: number;
+
+  /**
+   * The most bytes of batches in the answer, over all partitions (Kafka's
+   * fetch.max.bytes). 0 means the agent's default (1 MiB). Capped by the
+   * agent's --max-fetch-bytes (default 4128768), silently, as Kafka lowers
+   * it to its fetch.max.bytes (KIP-541). Not negative. The answer's other
+   * fields (per partition about 100 bytes, plus aborted transactions) come
+   * on top.
+   *
+   * @generated from field: int32 max_bytes = 4;
+   */
+  maxBytes: number;
+
+  /**
+   * Which batches to answer. Under READ_COMMITTED (KIP-98) only batches
+   * below the partition's last stable offset are answered, with the
+   * aborted transactions among them; the client drops the batches of those
+   * transactions, and control batches, itself, as Kafka's consumers do.
+   *
+   * @generated from field: strata.v1.IsolationLevel isolation_level = 5;
+   */
+  isolationLevel: IsolationLevel;
+};
+
+/**
+ * Describes the message strata.v1.FetchBatchesRequest.
+ * Use `create(FetchBatchesRequestSchema)` to create a new message.
+ */
+export const FetchBatchesRequestSchema: GenMessage<FetchBatchesRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_consumer, 9);
+
+/**
+ * AbortedTransaction is a transaction aborted on a partition (Kafka's
+ * FetchResponse AbortedTransactions): a transactional batch of producer_id
+ * at or after first_offset, and before that producer's next ABORT control
+ * batch on the partition, is aborted.
+ *
+ * @generated from message strata.v1.AbortedTransaction
+ */
+export type AbortedTransaction = Message<"strata.v1.AbortedTransaction"> & {
+  /**
+   * The producer of the transaction.
+   *
+   * @generated from field: int64 producer_id = 1;
+   */
+  producerId: bigint;
+
+  /**
+   * The offset of the transaction's first record on the partition.
+   *
+   * @generated from field: int64 first_offset = 2;
+   */
+  firstOffset: bigint;
+};
+
+/**
+ * Describes the message strata.v1.AbortedTransaction.
+ * Use `create(AbortedTransactionSchema)` to create a new message.
+ */
+export const AbortedTransactionSchema: GenMessage<AbortedTransaction> = /*@__PURE__*/
+  messageDesc(file_strata_v1_consumer, 10);
+
+/**
+ * FetchBatchesPartitionResult answers one FetchBatchesPartition.
+ *
+ * @generated from message strata.v1.FetchBatchesPartitionResult
+ */
+export type FetchBatchesPartitionResult = Message<"strata.v1.FetchBatchesPartitionResult"> & {
+  /**
+   * The topic's name, as asked.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * The partition, as asked.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * The id (UUID text) of the topic read: send it back as topic_id
+   * (KIP-516). Empty on error.
+   *
+   * @generated from field: string topic_id = 3;
+   */
+  topicId: string;
+
+  /**
+   * Whole stored Kafka RecordBatch v2, concatenated, in offset order, each
+   * with its base offset set: the first one holds offset (it may start
+   * before it; records below offset are for the client to skip). Control
+   * batches (transaction markers) are included, as in Kafka. Empty when
+   * nothing is there yet, never a partial batch.
+   *
+   * @generated from field: bytes record_batches = 4;
+   */
+  recordBatches: Uint8Array;
+
+  /**
+   * The partition's high watermark: the offset the next record will get.
+   *
+   * @generated from field: int64 high_watermark = 5;
+   */
+  highWatermark: bigint;
+
+  /**
+   * The partition's last stable offset under READ_COMMITTED (the first
+   * offset of its oldest open transaction, or the high watermark); the
+   * high watermark under READ_UNCOMMITTED.
+   *
+   * @generated from field: int64 last_stable_offset = 6;
+   */
+  lastStableOffset: bigint;
+
+  /**
+   * The partition's first offset still readable.
+   *
+   * @generated from field: int64 log_start_offset = 7;
+   */
+  logStartOffset: bigint;
+
+  /**
+   * Under READ_COMMITTED, the transactions aborted among the batches
+   * answered, ordered by first_offset; empty otherwise.
+   *
+   * @generated from field: repeated strata.v1.AbortedTransaction aborted_transactions = 8;
+   */
+  abortedTransactions: AbortedTransaction[];
+
+  /**
+   * Unset on success. NOT_FOUND for an unknown topic or partition or a
+   * topic_id that is not the topic's; OUT_OF_RANGE (OffsetOutOfRange
+   * detail; the watermarks above are set) for an offset outside the log;
+   * DATA_LOSS for stored data that does not parse; UNAVAILABLE when the
+   * index or the store failed (retry).
+   *
+   * @generated from field: strata.v1.PartitionError error = 9;
+   */
+  error?: PartitionError | undefined;
+};
+
+/**
+ * Describes the message strata.v1.FetchBatchesPartitionResult.
+ * Use `create(FetchBatchesPartitionResultSchema)` to create a new message.
+ */
+export const FetchBatchesPartitionResultSchema: GenMessage<FetchBatchesPartitionResult> = /*@__PURE__*/
+  messageDesc(file_strata_v1_consumer, 11);
+
+/**
+ * FetchBatchesResponse answers FetchBatchesRequest.
+ *
+ * @generated from message strata.v1.FetchBatchesResponse
+ */
+export type FetchBatchesResponse = Message<"strata.v1.FetchBatchesResponse"> & {
+  /**
+   * One result per partition asked, in request order.
+   *
+   * @generated from field: repeated strata.v1.FetchBatchesPartitionResult partitions = 1;
+   */
+  partitions: FetchBatchesPartitionResult[];
+};
+
+/**
+ * Describes the message strata.v1.FetchBatchesResponse.
+ * Use `create(FetchBatchesResponseSchema)` to create a new message.
+ */
+export const FetchBatchesResponseSchema: GenMessage<FetchBatchesResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_consumer, 12);
+
+/**
  * IsolationLevel chooses which records a read sees.
  *
  * @generated from enum strata.v1.IsolationLevel
@@ -604,6 +868,29 @@ export const ConsumerService: GenService<{
     methodKind: "unary";
     input: typeof ListOffsetsRequestSchema;
     output: typeof ListOffsetsResponseSchema;
+  },
+  /**
+   * FetchBatches reads whole stored Kafka RecordBatch v2 of many partitions
+   * in one call (Kafka's Fetch): the batch path, for clients that decode
+   * batches themselves (see FetchBatchesPartitionResult.record_batches). It
+   * waits up to max_wait until min_bytes of batches are there over all
+   * partitions, or one partition has an error, and answers every partition
+   * in request order, each with its batches or its error.
+   *
+   * Errors of the whole call: INVALID_ARGUMENT for no partitions, more
+   * than 1000, a partition given twice, a negative max_bytes, min_bytes or
+   * max_wait, a topic_id that is not a UUID, an unknown isolation level;
+   * UNAVAILABLE when the agent is shutting down. Others are per partition.
+   *
+   * FetchBatches has no side effects, so Connect clients may send it as an
+   * HTTP GET.
+   *
+   * @generated from rpc strata.v1.ConsumerService.FetchBatches
+   */
+  fetchBatches: {
+    methodKind: "unary";
+    input: typeof FetchBatchesRequestSchema;
+    output: typeof FetchBatchesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_consumer, 0);

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/errors.proto.
  */
 export const file_strata_v1_errors: GenFile = /*@__PURE__*/
-  fileDesc("ChZzdHJhdGEvdjEvZXJyb3JzLnByb3RvEglzdHJhdGEudjEiUgoJRXJyb3JJbmZvEhEKCXJldHJpYWJsZRgBIAEoCBIYChBrYWZrYV9lcnJvcl9uYW1lGAIgASgJEhgKEGthZmthX2Vycm9yX2NvZGUYAyABKAUigAEKEE9mZnNldE91dE9mUmFuZ2USDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhgKEHJlcXVlc3RlZF9vZmZzZXQYAyABKAMSGAoQbG9nX3N0YXJ0X29mZnNldBgEIAEoAxIWCg5oaWdoX3dhdGVybWFyaxgFIAEoAyI8Cg1MaW1pdEV4Y2VlZGVkEgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSDgoGYWN0dWFsGAMgASgDQj1aO2dpdGh1Yi5jb20vc3RyYXRhYnJva2VyL3N0cmF0YS9wcm90by9nZW4vc3RyYXRhL3YxO3N0cmF0YXYxYgZwcm90bzM");
+  fileDesc("ChZzdHJhdGEvdjEvZXJyb3JzLnByb3RvEglzdHJhdGEudjEiUgoJRXJyb3JJbmZvEhEKCXJldHJpYWJsZRgBIAEoCBIYChBrYWZrYV9lcnJvcl9uYW1lGAIgASgJEhgKEGthZmthX2Vycm9yX2NvZGUYAyABKAUigAEKEE9mZnNldE91dE9mUmFuZ2USDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhgKEHJlcXVlc3RlZF9vZmZzZXQYAyABKAMSGAoQbG9nX3N0YXJ0X29mZnNldBgEIAEoAxIWCg5oaWdoX3dhdGVybWFyaxgFIAEoAyI8Cg1MaW1pdEV4Y2VlZGVkEgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSDgoGYWN0dWFsGAMgASgDIr8BCg5QYXJ0aXRpb25FcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSIgoEaW5mbxgDIAEoCzIULnN0cmF0YS52MS5FcnJvckluZm8SMAoObGltaXRfZXhjZWVkZWQYBCABKAsyGC5zdHJhdGEudjEuTGltaXRFeGNlZWRlZBI4ChNvZmZzZXRfb3V0X29mX3JhbmdlGAUgASgLMhsuc3RyYXRhLnYxLk9mZnNldE91dE9mUmFuZ2VCPVo7Z2l0aHViLmNvbS9zdHJhdGFicm9rZXIvc3RyYXRhL3Byb3RvL2dlbi9zdHJhdGEvdjE7c3RyYXRhdjFiBnByb3RvMw");
 
 /**
  * ErrorInfo is attached to every error the agent maps (agent/connectapi/errors.go):
@@ -153,4 +153,61 @@ export type LimitExceeded = Message<"strata.v1.LimitExceeded"> & {
  */
 export const LimitExceededSchema: GenMessage<LimitExceeded> = /*@__PURE__*/
   messageDesc(file_strata_v1_errors, 2);
+
+/**
+ * PartitionError is the error of one partition of a batch call: the call
+ * itself succeeded, this partition did not. It carries what a failed call
+ * carries (agent/errors.go maps it in the same table): the Connect code,
+ * the message, and the typed details of errors.proto.
+ *
+ * @generated from message strata.v1.PartitionError
+ */
+export type PartitionError = Message<"strata.v1.PartitionError"> & {
+  /**
+   * The Connect error code, in its string form ("invalid_argument",
+   * "not_found", "unavailable", ...), as a failed call would have it.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * What went wrong, for people: names the topic, partition, limit or
+   * offsets concerned.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * Whether a retry may succeed and the Kafka error it is (e.g.
+   * CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, UNKNOWN_TOPIC_OR_PARTITION,
+   * OUT_OF_ORDER_SEQUENCE_NUMBER, OFFSET_OUT_OF_RANGE). Always set.
+   *
+   * @generated from field: strata.v1.ErrorInfo info = 3;
+   */
+  info?: ErrorInfo | undefined;
+
+  /**
+   * Set when a limit was broken (e.g. max.message.bytes): its name, the
+   * limit and what the request had.
+   *
+   * @generated from field: strata.v1.LimitExceeded limit_exceeded = 4;
+   */
+  limitExceeded?: LimitExceeded | undefined;
+
+  /**
+   * Set on OUT_OF_RANGE errors of fetches: the bounds of the partition.
+   *
+   * @generated from field: strata.v1.OffsetOutOfRange offset_out_of_range = 5;
+   */
+  offsetOutOfRange?: OffsetOutOfRange | undefined;
+};
+
+/**
+ * Describes the message strata.v1.PartitionError.
+ * Use `create(PartitionErrorSchema)` to create a new message.
+ */
+export const PartitionErrorSchema: GenMessage<PartitionError> = /*@__PURE__*/
+  messageDesc(file_strata_v1_errors, 3);
 

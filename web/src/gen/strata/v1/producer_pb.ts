@@ -6,6 +6,8 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { PartitionError } from "./errors_pb.js";
+import { file_strata_v1_errors } from "./errors_pb.js";
 import type { Record } from "./records_pb.js";
 import { file_strata_v1_records } from "./records_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/producer.proto.
  */
 export const file_strata_v1_producer: GenFile = /*@__PURE__*/
-  fileDesc("ChhzdHJhdGEvdjEvcHJvZHVjZXIucHJvdG8SCXN0cmF0YS52MSJUCgtUeG5Qcm9kdWNlchIYChB0cmFuc2FjdGlvbmFsX2lkGAEgASgJEhMKC3Byb2R1Y2VyX2lkGAIgASgDEhYKDnByb2R1Y2VyX2Vwb2NoGAMgASgFIjcKElR4blRvcGljUGFydGl0aW9ucxINCgV0b3BpYxgBIAEoCRISCgpwYXJ0aXRpb25zGAIgAygFInQKGUFkZFBhcnRpdGlvbnNUb1R4blJlcXVlc3QSKAoIcHJvZHVjZXIYASABKAsyFi5zdHJhdGEudjEuVHhuUHJvZHVjZXISLQoGdG9waWNzGAIgAygLMh0uc3RyYXRhLnYxLlR4blRvcGljUGFydGl0aW9ucyIcChpBZGRQYXJ0aXRpb25zVG9UeG5SZXNwb25zZSJRChZBZGRPZmZzZXRzVG9UeG5SZXF1ZXN0EigKCHByb2R1Y2VyGAEgASgLMhYuc3RyYXRhLnYxLlR4blByb2R1Y2VyEg0KBWdyb3VwGAIgASgJIhkKF0FkZE9mZnNldHNUb1R4blJlc3BvbnNlIk8KCVR4bk9mZnNldBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEhAKCG1ldGFkYXRhGAQgASgJIngKFlR4bk9mZnNldENvbW1pdFJlcXVlc3QSKAoIcHJvZHVjZXIYASABKAsyFi5zdHJhdGEudjEuVHhuUHJvZHVjZXISDQoFZ3JvdXAYAiABKAkSJQoHb2Zmc2V0cxgDIAMoCzIULnN0cmF0YS52MS5UeG5PZmZzZXQiGQoXVHhuT2Zmc2V0Q29tbWl0UmVzcG9uc2UiSQoNRW5kVHhuUmVxdWVzdBIoCghwcm9kdWNlchgBIAEoCzIWLnN0cmF0YS52MS5UeG5Qcm9kdWNlchIOCgZjb21taXQYAiABKAgiEAoORW5kVHhuUmVzcG9uc2UifgoVSW5pdFByb2R1Y2VySWRSZXF1ZXN0EhgKEHRyYW5zYWN0aW9uYWxfaWQYASABKAkSNgoTdHJhbnNhY3Rpb25fdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtwcm9kdWNlcl9pZBgDIAEoAyJFChZJbml0UHJvZHVjZXJJZFJlc3BvbnNlEhMKC3Byb2R1Y2VyX2lkGAEgASgDEhYKDnByb2R1Y2VyX2Vwb2NoGAIgASgFIrsBCgxUb3BpY1JlY29yZHMSDQoFdG9waWMYASABKAkSIgoHcmVjb3JkcxgCIAMoCzIRLnN0cmF0YS52MS5SZWNvcmQSQgoOYmFzZV9zZXF1ZW5jZXMYAyADKAsyKi5zdHJhdGEudjEuVG9waWNSZWNvcmRzLkJhc2VTZXF1ZW5jZXNFbnRyeRo0ChJCYXNlU2VxdWVuY2VzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgFOgI4ASKAAQoOUHJvZHVjZVJlcXVlc3QSJwoGdG9waWNzGAEgAygLMhcuc3RyYXRhLnYxLlRvcGljUmVjb3JkcxITCgtwcm9kdWNlcl9pZBgCIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgDIAEoBRIYChB0cmFuc2FjdGlvbmFsX2lkGAQgASgJImAKDFJlY29yZFJlc3VsdBIRCglwYXJ0aXRpb24YASABKAUSDgoGb2Zmc2V0GAIgASgDEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRwoMVG9waWNSZXN1bHRzEg0KBXRvcGljGAEgASgJEigKB3Jlc3VsdHMYAiADKAsyFy5zdHJhdGEudjEuUmVjb3JkUmVzdWx0IjoKD1Byb2R1Y2VSZXNwb25zZRInCgZ0b3BpY3MYASADKAsyFy5zdHJhdGEudjEuVG9waWNSZXN1bHRzIlYKFFByb2R1Y2VTdHJlYW1SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSKgoHcmVxdWVzdBgCIAEoCzIZLnN0cmF0YS52MS5Qcm9kdWNlUmVxdWVzdCKBAQoVUHJvZHVjZVN0cmVhbVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAQSLAoIcmVzcG9uc2UYAiABKAsyGi5zdHJhdGEudjEuUHJvZHVjZVJlc3BvbnNlEiYKBWVycm9yGAMgASgLMhcuc3RyYXRhLnYxLlByb2R1Y2VFcnJvciItCgxQcm9kdWNlRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJMuYECg9Qcm9kdWNlclNlcnZpY2USQgoHUHJvZHVjZRIZLnN0cmF0YS52MS5Qcm9kdWNlUmVxdWVzdBoaLnN0cmF0YS52MS5Qcm9kdWNlUmVzcG9uc2UiABJYCg1Qcm9kdWNlU3RyZWFtEh8uc3RyYXRhLnYxLlByb2R1Y2VTdHJlYW1SZXF1ZXN0GiAuc3RyYXRhLnYxLlByb2R1Y2VTdHJlYW1SZXNwb25zZSIAKAEwARJXCg5Jbml0UHJvZHVjZXJJZBIgLnN0cmF0YS52MS5Jbml0UHJvZHVjZXJJZFJlcXVlc3QaIS5zdHJhdGEudjEuSW5pdFByb2R1Y2VySWRSZXNwb25zZSIAEmMKEkFkZFBhcnRpdGlvbnNUb1R4bhIkLnN0cmF0YS52MS5BZGRQYXJ0aXRpb25zVG9UeG5SZXF1ZXN0GiUuc3RyYXRhLnYxLkFkZFBhcnRpdGlvbnNUb1R4blJlc3BvbnNlIgASWgoPQWRkT2Zmc2V0c1RvVHhuEiEuc3RyYXRhLnYxLkFkZE9mZnNldHNUb1R4blJlcXVlc3QaIi5zdHJhdGEudjEuQWRkT2Zmc2V0c1RvVHhuUmVzcG9uc2UiABJaCg9UeG5PZmZzZXRDb21taXQSIS5zdHJhdGEudjEuVHhuT2Zmc2V0Q29tbWl0UmVxdWVzdBoiLnN0cmF0YS52MS5UeG5PZmZzZXRDb21taXRSZXNwb25zZSIAEj8KBkVuZFR4bhIYLnN0cmF0YS52MS5FbmRUeG5SZXF1ZXN0Ghkuc3RyYXRhLnYxLkVuZFR4blJlc3BvbnNlIgBCPVo7Z2l0aHViLmNvbS9zdHJhdGFicm9rZXIvc3RyYXRhL3Byb3RvL2dlbi9zdHJhdGEvdjE7c3RyYXRhdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_records]);
+  fileDesc("ChhzdHJhdGEvdjEvcHJvZHVjZXIucHJvdG8SCXN0cmF0YS52MSJUCgtUeG5Qcm9kdWNlchIYChB0cmFuc2FjdGlvbmFsX2lkGAEgASgJEhMKC3Byb2R1Y2VyX2lkGAIgASgDEhYKDnByb2R1Y2VyX2Vwb2NoGAMgASgFIjcKElR4blRvcGljUGFydGl0aW9ucxINCgV0b3BpYxgBIAEoCRISCgpwYXJ0aXRpb25zGAIgAygFInQKGUFkZFBhcnRpdGlvbnNUb1R4blJlcXVlc3QSKAoIcHJvZHVjZXIYASABKAsyFi5zdHJhdGEudjEuVHhuUHJvZHVjZXISLQoGdG9waWNzGAIgAygLMh0uc3RyYXRhLnYxLlR4blRvcGljUGFydGl0aW9ucyIcChpBZGRQYXJ0aXRpb25zVG9UeG5SZXNwb25zZSJRChZBZGRPZmZzZXRzVG9UeG5SZXF1ZXN0EigKCHByb2R1Y2VyGAEgASgLMhYuc3RyYXRhLnYxLlR4blByb2R1Y2VyEg0KBWdyb3VwGAIgASgJIhkKF0FkZE9mZnNldHNUb1R4blJlc3BvbnNlIk8KCVR4bk9mZnNldBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEhAKCG1ldGFkYXRhGAQgASgJIngKFlR4bk9mZnNldENvbW1pdFJlcXVlc3QSKAoIcHJvZHVjZXIYASABKAsyFi5zdHJhdGEudjEuVHhuUHJvZHVjZXISDQoFZ3JvdXAYAiABKAkSJQoHb2Zmc2V0cxgDIAMoCzIULnN0cmF0YS52MS5UeG5PZmZzZXQiGQoXVHhuT2Zmc2V0Q29tbWl0UmVzcG9uc2UiSQoNRW5kVHhuUmVxdWVzdBIoCghwcm9kdWNlchgBIAEoCzIWLnN0cmF0YS52MS5UeG5Qcm9kdWNlchIOCgZjb21taXQYAiABKAgiEAoORW5kVHhuUmVzcG9uc2UifgoVSW5pdFByb2R1Y2VySWRSZXF1ZXN0EhgKEHRyYW5zYWN0aW9uYWxfaWQYASABKAkSNgoTdHJhbnNhY3Rpb25fdGltZW91dBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtwcm9kdWNlcl9pZBgDIAEoAyJFChZJbml0UHJvZHVjZXJJZFJlc3BvbnNlEhMKC3Byb2R1Y2VyX2lkGAEgASgDEhYKDnByb2R1Y2VyX2Vwb2NoGAIgASgFIrsBCgxUb3BpY1JlY29yZHMSDQoFdG9waWMYASABKAkSIgoHcmVjb3JkcxgCIAMoCzIRLnN0cmF0YS52MS5SZWNvcmQSQgoOYmFzZV9zZXF1ZW5jZXMYAyADKAsyKi5zdHJhdGEudjEuVG9waWNSZWNvcmRzLkJhc2VTZXF1ZW5jZXNFbnRyeRo0ChJCYXNlU2VxdWVuY2VzRW50cnkSCwoDa2V5GAEgASgFEg0KBXZhbHVlGAIgASgFOgI4ASKAAQoOUHJvZHVjZVJlcXVlc3QSJwoGdG9waWNzGAEgAygLMhcuc3RyYXRhLnYxLlRvcGljUmVjb3JkcxITCgtwcm9kdWNlcl9pZBgCIAEoAxIWCg5wcm9kdWNlcl9lcG9jaBgDIAEoBRIYChB0cmFuc2FjdGlvbmFsX2lkGAQgASgJImAKDFJlY29yZFJlc3VsdBIRCglwYXJ0aXRpb24YASABKAUSDgoGb2Zmc2V0GAIgASgDEi0KCXRpbWVzdGFtcBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRwoMVG9waWNSZXN1bHRzEg0KBXRvcGljGAEgASgJEigKB3Jlc3VsdHMYAiADKAsyFy5zdHJhdGEudjEuUmVjb3JkUmVzdWx0IjoKD1Byb2R1Y2VSZXNwb25zZRInCgZ0b3BpY3MYASADKAsyFy5zdHJhdGEudjEuVG9waWNSZXN1bHRzIlYKFFByb2R1Y2VTdHJlYW1SZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAQSKgoHcmVxdWVzdBgCIAEoCzIZLnN0cmF0YS52MS5Qcm9kdWNlUmVxdWVzdCKBAQoVUHJvZHVjZVN0cmVhbVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAQSLAoIcmVzcG9uc2UYAiABKAsyGi5zdHJhdGEudjEuUHJvZHVjZVJlc3BvbnNlEiYKBWVycm9yGAMgASgLMhcuc3RyYXRhLnYxLlByb2R1Y2VFcnJvciItCgxQcm9kdWNlRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIlIKFlBhcnRpdGlvblJlY29yZEJhdGNoZXMSDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhYKDnJlY29yZF9iYXRjaGVzGAMgASgMIk4KFVByb2R1Y2VCYXRjaGVzUmVxdWVzdBI1CgpwYXJ0aXRpb25zGAEgAygLMiEuc3RyYXRhLnYxLlBhcnRpdGlvblJlY29yZEJhdGNoZXMiegoWUGFydGl0aW9uQmF0Y2hlc1Jlc3VsdBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSFAoMYmFzZV9vZmZzZXRzGAMgAygDEigKBWVycm9yGAQgASgLMhkuc3RyYXRhLnYxLlBhcnRpdGlvbkVycm9yIk8KFlByb2R1Y2VCYXRjaGVzUmVzcG9uc2USNQoKcGFydGl0aW9ucxgBIAMoCzIhLnN0cmF0YS52MS5QYXJ0aXRpb25CYXRjaGVzUmVzdWx0ImQKG1Byb2R1Y2VCYXRjaGVzU3RyZWFtUmVxdWVzdBISCgpyZXF1ZXN0X2lkGAEgASgEEjEKB3JlcXVlc3QYAiABKAsyIC5zdHJhdGEudjEuUHJvZHVjZUJhdGNoZXNSZXF1ZXN0Io8BChxQcm9kdWNlQmF0Y2hlc1N0cmVhbVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAQSMwoIcmVzcG9uc2UYAiABKAsyIS5zdHJhdGEudjEuUHJvZHVjZUJhdGNoZXNSZXNwb25zZRImCgVlcnJvchgDIAEoCzIXLnN0cmF0YS52MS5Qcm9kdWNlRXJyb3IyrgYKD1Byb2R1Y2VyU2VydmljZRJCCgdQcm9kdWNlEhkuc3RyYXRhLnYxLlByb2R1Y2VSZXF1ZXN0Ghouc3RyYXRhLnYxLlByb2R1Y2VSZXNwb25zZSIAElgKDVByb2R1Y2VTdHJlYW0SHy5zdHJhdGEudjEuUHJvZHVjZVN0cmVhbVJlcXVlc3QaIC5zdHJhdGEudjEuUHJvZHVjZVN0cmVhbVJlc3BvbnNlIgAoATABElcKDkluaXRQcm9kdWNlcklkEiAuc3RyYXRhLnYxLkluaXRQcm9kdWNlcklkUmVxdWVzdBohLnN0cmF0YS52MS5Jbml0UHJvZHVjZXJJZFJlc3BvbnNlIgASYwoSQWRkUGFydGl0aW9uc1RvVHhuEiQuc3RyYXRhLnYxLkFkZFBhcnRpdGlvbnNUb1R4blJlcXVlc3QaJS5zdHJhdGEudjEuQWRkUGFydGl0aW9uc1RvVHhuUmVzcG9uc2UiABJaCg9BZGRPZmZzZXRzVG9UeG4SIS5zdHJhdGEudjEuQWRkT2Zmc2V0c1RvVHhuUmVxdWVzdBoiLnN0cmF0YS52MS5BZGRPZmZzZXRzVG9UeG5SZXNwb25zZSIAEloKD1R4bk9mZnNldENvbW1pdBIhLnN0cmF0YS52MS5UeG5PZmZzZXRDb21taXRSZXF1ZXN0GiIuc3RyYXRhLnYxLlR4bk9mZnNldENvbW1pdFJlc3BvbnNlIgASPwoGRW5kVHhuEhguc3RyYXRhLnYxLkVuZFR4blJlcXVlc3QaGS5zdHJhdGEudjEuRW5kVHhuUmVzcG9uc2UiABJXCg5Qcm9kdWNlQmF0Y2hlcxIgLnN0cmF0YS52MS5Qcm9kdWNlQmF0Y2hlc1JlcXVlc3QaIS5zdHJhdGEudjEuUHJvZHVjZUJhdGNoZXNSZXNwb25zZSIAEm0KFFByb2R1Y2VCYXRjaGVzU3RyZWFtEiYuc3RyYXRhLnYxLlByb2R1Y2VCYXRjaGVzU3RyZWFtUmVxdWVzdBonLnN0cmF0YS52MS5Qcm9kdWNlQmF0Y2hlc1N0cmVhbVJlc3BvbnNlIgAoATABQj1aO2dpdGh1Yi5jb20vc3RyYXRhYnJva2VyL3N0cmF0YS9wcm90by9nZW4vc3RyYXRhL3YxO3N0cmF0YXYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_errors, file_strata_v1_records]);
 
 /**
  * TxnProducer names a transactional producer: its transactional id and the
@@ -647,6 +649,222 @@ export const ProduceErrorSchema: GenMessage<ProduceError> = /*@__PURE__*/
   messageDesc(file_strata_v1_producer, 20);
 
 /**
+ * PartitionRecordBatches are encoded record batches for one partition.
+ *
+ * @generated from message strata.v1.PartitionRecordBatches
+ */
+export type PartitionRecordBatches = Message<"strata.v1.PartitionRecordBatches"> & {
+  /**
+   * The topic's name.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * The partition, in [0, partitions). The client picks it (Kafka's
+   * partitioners run in the client on this path).
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * One or more Kafka RecordBatch v2 (magic 2), concatenated, each complete
+   * (base offset, batch length, partition leader epoch, magic, CRC-32C,
+   * attributes, ..., records), as a Kafka producer sends them in a Produce
+   * request. The base offset and partition leader epoch are ignored (the
+   * index assigns offsets). Each batch:
+   * - has a CRC-32C matching its bytes, a known codec (0-4), a length that
+   *   fits, and magic 2; else the partition fails INVALID_ARGUMENT with
+   *   ErrorInfo CORRUPT_MESSAGE (Kafka's answer to a bad batch) and nothing
+   *   of it is written;
+   * - holds at least one record and is neither a control batch nor
+   *   transactional (transactional producers use Produce with
+   *   transactional_id); else INVALID_ARGUMENT with INVALID_RECORD;
+   * - is at most the topic's max.message.bytes (Kafka's limit on a record
+   *   batch, compressed size); else INVALID_ARGUMENT with
+   *   MESSAGE_TOO_LARGE and a LimitExceeded detail;
+   * - is idempotent when its producer id is not -1 (KIP-98): producer id and
+   *   epoch from InitProducerId, base sequence as ProduceRequest's
+   *   base_sequences would give it. A duplicate of one of the partition's
+   *   last 5 batches from the producer is answered with the offset it got
+   *   the first time; a stale epoch is FAILED_PRECONDITION, a sequence gap
+   *   OUT_OF_RANGE with OUT_OF_ORDER_SEQUENCE_NUMBER, as for Produce.
+   * The whole request is bounded by the agent's --max-request-bytes.
+   *
+   * @generated from field: bytes record_batches = 3;
+   */
+  recordBatches: Uint8Array;
+};
+
+/**
+ * Describes the message strata.v1.PartitionRecordBatches.
+ * Use `create(PartitionRecordBatchesSchema)` to create a new message.
+ */
+export const PartitionRecordBatchesSchema: GenMessage<PartitionRecordBatches> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 21);
+
+/**
+ * ProduceBatchesRequest writes encoded record batches to partitions.
+ *
+ * @generated from message strata.v1.ProduceBatchesRequest
+ */
+export type ProduceBatchesRequest = Message<"strata.v1.ProduceBatchesRequest"> & {
+  /**
+   * The partitions' batches, at least one entry; a (topic, partition) may
+   * appear once only (else INVALID_ARGUMENT). Entries are appended in this
+   * order, so a later request on the same stream lands after this one.
+   *
+   * @generated from field: repeated strata.v1.PartitionRecordBatches partitions = 1;
+   */
+  partitions: PartitionRecordBatches[];
+};
+
+/**
+ * Describes the message strata.v1.ProduceBatchesRequest.
+ * Use `create(ProduceBatchesRequestSchema)` to create a new message.
+ */
+export const ProduceBatchesRequestSchema: GenMessage<ProduceBatchesRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 22);
+
+/**
+ * PartitionBatchesResult answers one PartitionRecordBatches.
+ *
+ * @generated from message strata.v1.PartitionBatchesResult
+ */
+export type PartitionBatchesResult = Message<"strata.v1.PartitionBatchesResult"> & {
+  /**
+   * The topic's name, as asked.
+   *
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * The partition, as asked.
+   *
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * The offset of each batch's first record, in the order of the batches
+   * (Kafka's ProduceResponse base_offset, one per batch): a batch's records
+   * have base_offset + their offset delta. A batch's offsets are
+   * contiguous; successive batches are too unless one was a duplicate
+   * answered with its earlier offsets. On error, the batches written before
+   * the one that failed (none when the error came before any was
+   * appended): the batches of a partition are checked whole (CRC, framing,
+   * records, flags) before the first is appended.
+   *
+   * @generated from field: repeated int64 base_offsets = 3;
+   */
+  baseOffsets: bigint[];
+
+  /**
+   * Unset on success; otherwise why the partition's batches (from
+   * base_offsets' length on) were not written.
+   *
+   * @generated from field: strata.v1.PartitionError error = 4;
+   */
+  error?: PartitionError | undefined;
+};
+
+/**
+ * Describes the message strata.v1.PartitionBatchesResult.
+ * Use `create(PartitionBatchesResultSchema)` to create a new message.
+ */
+export const PartitionBatchesResultSchema: GenMessage<PartitionBatchesResult> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 23);
+
+/**
+ * ProduceBatchesResponse answers ProduceBatchesRequest.
+ *
+ * @generated from message strata.v1.ProduceBatchesResponse
+ */
+export type ProduceBatchesResponse = Message<"strata.v1.ProduceBatchesResponse"> & {
+  /**
+   * One result per entry of the request, in request order.
+   *
+   * @generated from field: repeated strata.v1.PartitionBatchesResult partitions = 1;
+   */
+  partitions: PartitionBatchesResult[];
+};
+
+/**
+ * Describes the message strata.v1.ProduceBatchesResponse.
+ * Use `create(ProduceBatchesResponseSchema)` to create a new message.
+ */
+export const ProduceBatchesResponseSchema: GenMessage<ProduceBatchesResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 24);
+
+/**
+ * ProduceBatchesStreamRequest is one request on a batch produce stream.
+ *
+ * @generated from message strata.v1.ProduceBatchesStreamRequest
+ */
+export type ProduceBatchesStreamRequest = Message<"strata.v1.ProduceBatchesStreamRequest"> & {
+  /**
+   * A number the client picks, echoed in the answer.
+   *
+   * @generated from field: uint64 request_id = 1;
+   */
+  requestId: bigint;
+
+  /**
+   * The batches to write.
+   *
+   * @generated from field: strata.v1.ProduceBatchesRequest request = 2;
+   */
+  request?: ProduceBatchesRequest | undefined;
+};
+
+/**
+ * Describes the message strata.v1.ProduceBatchesStreamRequest.
+ * Use `create(ProduceBatchesStreamRequestSchema)` to create a new message.
+ */
+export const ProduceBatchesStreamRequestSchema: GenMessage<ProduceBatchesStreamRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 25);
+
+/**
+ * ProduceBatchesStreamResponse answers one ProduceBatchesStreamRequest.
+ *
+ * @generated from message strata.v1.ProduceBatchesStreamResponse
+ */
+export type ProduceBatchesStreamResponse = Message<"strata.v1.ProduceBatchesStreamResponse"> & {
+  /**
+   * The request_id of the request answered.
+   *
+   * @generated from field: uint64 request_id = 1;
+   */
+  requestId: bigint;
+
+  /**
+   * The results, when the request was taken (partitions may still have
+   * failed, each with its error).
+   *
+   * @generated from field: strata.v1.ProduceBatchesResponse response = 2;
+   */
+  response?: ProduceBatchesResponse | undefined;
+
+  /**
+   * The error of the whole request, when it was refused (malformed, e.g. no
+   * partitions or one twice): nothing of it was written.
+   *
+   * @generated from field: strata.v1.ProduceError error = 3;
+   */
+  error?: ProduceError | undefined;
+};
+
+/**
+ * Describes the message strata.v1.ProduceBatchesStreamResponse.
+ * Use `create(ProduceBatchesStreamResponseSchema)` to create a new message.
+ */
+export const ProduceBatchesStreamResponseSchema: GenMessage<ProduceBatchesStreamResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_producer, 26);
+
+/**
  * ProducerService writes records. Any agent accepts records for any topic
  * and partition. An answer means the records are durable: written to the
  * object store in a segment and committed to the index, which gave them their
@@ -823,6 +1041,45 @@ export const ProducerService: GenService<{
     methodKind: "unary";
     input: typeof EndTxnRequestSchema;
     output: typeof EndTxnResponseSchema;
+  },
+  /**
+   * ProduceBatches writes Kafka RecordBatch v2 bytes a client encoded (and
+   * compressed) itself, per partition, stored byte for byte (the batch path:
+   * see PartitionRecordBatches). It answers every partition, in request
+   * order, with the base offset of each batch or the partition's error
+   * (Kafka's Produce: per-partition results), once the batches are durable.
+   *
+   * Errors of the whole call (nothing written): INVALID_ARGUMENT for no
+   * partitions or a (topic, partition) given twice; UNAVAILABLE when the
+   * agent is shutting down. Everything else is a partition's error:
+   * NOT_FOUND for an unknown topic or partition; INVALID_ARGUMENT for a
+   * corrupt batch (CORRUPT_MESSAGE), a control, transactional or empty
+   * batch (INVALID_RECORD) or one over max.message.bytes
+   * (MESSAGE_TOO_LARGE, LimitExceeded); FAILED_PRECONDITION and OUT_OF_RANGE
+   * for idempotent batches as Produce answers them; RESOURCE_EXHAUSTED
+   * when the produce buffer is full; UNAVAILABLE when the store or index
+   * failed (retry: an idempotent batch is then written once).
+   *
+   * @generated from rpc strata.v1.ProducerService.ProduceBatches
+   */
+  produceBatches: {
+    methodKind: "unary";
+    input: typeof ProduceBatchesRequestSchema;
+    output: typeof ProduceBatchesResponseSchema;
+  },
+  /**
+   * ProduceBatchesStream is ProduceBatches on a stream, as ProduceStream is
+   * Produce: requests are appended as they arrive, in order, and answered
+   * in order without waiting for one answer before taking the next, so an
+   * idempotent producer keeps up to 5 batches per partition in flight in
+   * order. Needs HTTP/2 (h2c or TLS); over HTTP/1.1 use ProduceBatches.
+   *
+   * @generated from rpc strata.v1.ProducerService.ProduceBatchesStream
+   */
+  produceBatchesStream: {
+    methodKind: "bidi_streaming";
+    input: typeof ProduceBatchesStreamRequestSchema;
+    output: typeof ProduceBatchesStreamResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_producer, 0);
