@@ -18,10 +18,10 @@
 // Connect front-end's handlers only unwrap, call and wrap. Streams are
 // split: StartProduce appends one request and returns the wait for its
 // commit (ProduceStream's loop is the front-end's), and Subscribe runs a
-// subscription over callbacks (SubscribeStream). Where another protocol
+// subscription over callbacks (SubscribeStream). The public API's batch
+// calls (ProduceBatches, FetchBatches: core_batch_rpcs.go) are methods of
+// the same kind over the Kafka listener's batch path. Where another protocol
 // needs another shape, the methods take plain Go and coordinator types:
-// core_batch_rpcs.go is the public API's batch path (ProduceBatches,
-// FetchBatches) over it;
 // core_batches.go appends a client's encoded RecordBatches byte for byte
 // through the same batcher and reads stored batches back whole through the
 // same index lookups, block cache and long polls as Fetch (loadEntry,
