@@ -13,8 +13,8 @@
 #   - produce at half of that maximum: ack latency;
 #   - catch-up reads of the backlog through a fresh agent (nothing cached,
 #     every byte from the store);
-#   - the agent's CPU seconds (its process_cpu_seconds_total) per MiB
-#     produced and per MiB read.
+#   - the agent's CPU milliseconds (its process_cpu_seconds_total) per MiB
+#     produced and per MiB read (strata bench's agent_cpu_ms_per_mib).
 # It prints one table (also $OUT/side-by-side.md) of: produce as a fraction
 # of raw PUT (target 80%), catch-up as a fraction of raw ranged GET of cache
 # blocks (target 70%), ack p99 at half load, agent CPU ms per MiB. The JSON
@@ -152,7 +152,6 @@ echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.txt"
 
 # The side-by-side table.
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }'; }
-per_mib() { awk -v cpu="$1" -v mib="$2" 'BEGIN { if (mib > 0) printf "%.1f", 1000 * cpu / mib; else print "-" }'; }
 {
   echo "| front-end | produce MiB/s | raw PUT MiB/s (object) | produce/PUT (target 80%) | catch-up MiB/s | raw GET MiB/s (1 MiB ranges; whole objects) | catch-up/GET (target 70%) | ack p99 ms at half load (records/s) | agent CPU ms per MiB produced | agent CPU ms per MiB read |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -165,11 +164,9 @@ per_mib() { awk -v cpu="$1" -v mib="$2" 'BEGIN { if (mib > 0) printf "%.1f", 100
     whole=$(get "$fe-store" get.mib_per_sec)
     p99=$(get "$fe-produce-half" produce.latency_ms.p99)
     half=$(get "$fe-produce-half" produce.records_per_sec)
-    pcpu=$(get "$fe-produce-max" agent.cpu_seconds)
-    pmib=$(awk -v b="$(get "$fe-produce-max" produce.bytes)" 'BEGIN { print b / 1048576 }')
-    ccpu=$(get "$fe-consume" agent.cpu_seconds)
-    cmib=$(awk -v b="$(get "$fe-consume" consume.bytes)" 'BEGIN { print b / 1048576 }')
-    echo "| $fe | $p | $put ($obj) | $(pct "$p" "$put") | $c | $blk; $whole | $(pct "$c" "$blk") | $p99 ($half) | $(per_mib "$pcpu" "$pmib") | $(per_mib "$ccpu" "$cmib") |"
+    pcpu=$(get "$fe-produce-max" agent_cpu_ms_per_mib || echo -)
+    ccpu=$(get "$fe-consume" agent_cpu_ms_per_mib || echo -)
+    echo "| $fe | $p | $put ($obj) | $(pct "$p" "$put") | $c | $blk; $whole | $(pct "$c" "$blk") | $p99 ($half) | $pcpu | $ccpu |"
   done
 } >"$OUT/side-by-side.md"
 cat "$OUT/meta.txt" "$OUT/side-by-side.md"

@@ -251,6 +251,11 @@ type Result struct {
 	// Agent is the change of the agent's metrics during the window
 	// (--metrics).
 	Agent map[string]float64 `json:"agent,omitempty"`
+	// AgentCPUPerMiB is the agent's CPU time in milliseconds per MiB of
+	// records moved in the window (produced plus consumed, as the flows
+	// count them): its process_cpu_seconds_total change over the window
+	// divided by the bytes. 0 without --metrics or when nothing moved.
+	AgentCPUPerMiB float64 `json:"agent_cpu_ms_per_mib,omitempty"`
 	// ClientCPU is the CPU time this process (the load generator) used
 	// over the whole run, warm-up included, and the run's wall time: on a
 	// machine shared with the agent they tell who had the cores.
@@ -264,6 +269,22 @@ type Backlog struct {
 	Bytes      int64   `json:"bytes"`
 	Prefilled  bool    `json:"prefilled"`
 	PrefillSec float64 `json:"prefill_s,omitempty"`
+}
+
+// setAgent records the agent's metrics over the window, and from them its
+// CPU time per MiB of the flows already set.
+func (r *Result) setAgent(agent map[string]float64) {
+	r.Agent = agent
+	r.AgentCPUPerMiB = 0
+	var bytes int64
+	for _, f := range []*Flow{r.Produce, r.Consume} {
+		if f != nil {
+			bytes += f.Bytes
+		}
+	}
+	if cpu, ok := agent["cpu_seconds"]; ok && bytes > 0 {
+		r.AgentCPUPerMiB = round3(cpu * 1000 / (float64(bytes) / (1 << 20)))
+	}
 }
 
 // cpuClock measures this process's CPU time.
@@ -358,6 +379,9 @@ func PrintSummary(w io.Writer, r *Result) {
 			parts[i] = k + "=" + strconv.FormatFloat(r.Agent[k], 'g', 6, 64)
 		}
 		fmt.Fprintf(w, "agent during the window: %s\n", strings.Join(parts, " "))
+	}
+	if r.AgentCPUPerMiB > 0 {
+		fmt.Fprintf(w, "agent CPU: %.2f ms per MiB of records moved\n", r.AgentCPUPerMiB)
 	}
 }
 

@@ -3,10 +3,12 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -374,5 +376,40 @@ func TestBenchConfigChecks(t *testing.T) {
 		if !errors.As(err, &fe) || len(err.Error()) < len(tc.want) || err.Error()[:len(tc.want)] != tc.want {
 			t.Errorf("got %v, want a FlagError starting %q", err, tc.want)
 		}
+	}
+}
+
+// TestResultAgentCPUPerMiB: the agent's CPU seconds over the window, per MiB
+// of the run's flows, in milliseconds; nothing without the agent's metrics
+// or without bytes moved.
+func TestResultAgentCPUPerMiB(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name             string
+		produce, consume *Flow
+		agent            map[string]float64
+		want             float64
+	}{
+		{"produce", &Flow{Bytes: 100 << 20}, nil, map[string]float64{"cpu_seconds": 0.5}, 5},
+		{"consume", nil, &Flow{Bytes: 50 << 20}, map[string]float64{"cpu_seconds": 0.5}, 10},
+		{"e2e counts both flows", &Flow{Bytes: 100 << 20}, &Flow{Bytes: 100 << 20}, map[string]float64{"cpu_seconds": 1}, 5},
+		{"no metrics", &Flow{Bytes: 100 << 20}, nil, nil, 0},
+		{"no cpu_seconds", &Flow{Bytes: 100 << 20}, nil, map[string]float64{"puts": 3}, 0},
+		{"nothing moved", &Flow{}, nil, map[string]float64{"cpu_seconds": 1}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := &Result{Command: "produce", Produce: tc.produce, Consume: tc.consume}
+			r.setAgent(tc.agent)
+			if r.AgentCPUPerMiB != tc.want {
+				t.Fatalf("AgentCPUPerMiB = %g, want %g", r.AgentCPUPerMiB, tc.want)
+			}
+			var out strings.Builder
+			PrintSummary(&out, r)
+			line := fmt.Sprintf("agent CPU: %.2f ms per MiB", tc.want)
+			if got := strings.Contains(out.String(), line); got != (tc.want > 0) {
+				t.Fatalf("summary has %q: %v, want %v; summary:\n%s", line, got, tc.want > 0, out.String())
+			}
+		})
 	}
 }

@@ -190,7 +190,7 @@ func Consume(ctx context.Context, f Config, o ConsumeOptions) (*Result, error) {
 	r.Duration = round3(seconds)
 	r.Backlog = &bl
 	r.Consume = stats.json(seconds)
-	r.Agent = agent
+	r.setAgent(agent)
 	clock.stamp(r)
 	return r, nil
 }

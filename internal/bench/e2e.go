@@ -111,7 +111,7 @@ func E2E(ctx context.Context, f Config) (*Result, error) {
 	r.Consume = cstats.json(f.Duration.Seconds())
 	lat := latencyOf(e2e.hist)
 	r.E2E = &lat
-	r.Agent = agent
+	r.setAgent(agent)
 	clock.stamp(r)
 	return r, nil
 }

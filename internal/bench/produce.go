@@ -49,7 +49,7 @@ func Produce(ctx context.Context, f Config) (*Result, error) {
 	r := newResult("produce", tg.addr(), &f, t, win)
 	r.Consumers = 0
 	r.Produce = stats.json(f.Duration.Seconds())
-	r.Agent = agent
+	r.setAgent(agent)
 	clock.stamp(r)
 	return r, nil
 }
