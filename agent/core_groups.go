@@ -271,10 +271,11 @@ func (a *Agent) loadClassic(ctx context.Context, group string) (*classicRecord, 
 			return nil, 0, fmt.Errorf("classic group record is corrupt: %w", err)
 		}
 	default:
-		// An empty record of either kind: keep a classic one's generation.
+		// An empty record of either kind: a classic one is kept (its
+		// generation, its pending member ids), a native one replaced.
 		var old classicRecord
 		if json.Unmarshal(st.Data, &old) == nil && old.Type == GroupTypeClassic {
-			rec.Generation, rec.ProtocolType = old.Generation, old.ProtocolType
+			rec = &old
 		}
 	}
 	if rec.Members == nil {
