@@ -532,6 +532,15 @@ func (a *Agent) JoinClassicGroup(ctx context.Context, req JoinRequest) (JoinResu
 		if len(rec.Members) > 0 && rec.ProtocolType != req.ProtocolType {
 			return fmt.Errorf("%w: protocol type %q, the group's is %q", ErrInconsistentGroupProtocol, req.ProtocolType, rec.ProtocolType)
 		}
+		// Its protocols must meet everyone else's (checked first, as
+		// Kafka does, so a first join learns it before MEMBER_ID_REQUIRED).
+		except := req.MemberID
+		if req.InstanceID != "" && except == "" {
+			except = rec.instance(req.InstanceID)
+		}
+		if others := rec.candidates(except); others != nil && !slices.ContainsFunc(req.Protocols, func(p ClassicProtocol) bool { return others[p.Name] }) {
+			return fmt.Errorf("%w: none of the member's protocols is supported by every other member", ErrInconsistentGroupProtocol)
+		}
 		id = req.MemberID
 		var oldStatic string // a static member's previous member id
 		switch {
@@ -563,14 +572,6 @@ func (a *Agent) JoinClassicGroup(ctx context.Context, req JoinRequest) (JoinResu
 			case !known && !pending:
 				return fmt.Errorf("%w: member %q is not in group %q (it left or its session expired): rejoin without a member id", ErrUnknownMemberID, id, req.Group)
 			}
-		}
-		// Its protocols must meet everyone else's.
-		others := rec.candidates(id)
-		if oldStatic != "" {
-			others = rec.candidates(oldStatic)
-		}
-		if others != nil && !slices.ContainsFunc(req.Protocols, func(p ClassicProtocol) bool { return others[p.Name] }) {
-			return fmt.Errorf("%w: none of the member's protocols is supported by every other member", ErrInconsistentGroupProtocol)
 		}
 		m := &classicMember{
 			InstanceID: req.InstanceID, ClientID: req.ClientID, ClientHost: req.ClientHost,
