@@ -243,7 +243,9 @@ func TestClassicGroupStaticMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := joinAsync(ctx, a, static("", "instance-1"))
-	waitCond(t, func() bool { return errors.Is(a.HeartbeatClassicGroup(ctx, g, lead, "", 1), agent.ErrRebalanceInProgress) }, "rebalance")
+	waitCond(t, func() bool {
+		return errors.Is(a.HeartbeatClassicGroup(ctx, g, lead, "", 1), agent.ErrRebalanceInProgress)
+	}, "rebalance")
 	rl, err := a.JoinClassicGroup(ctx, joinReq(g, lead, "range"))
 	if err != nil {
 		t.Fatal(err)
