@@ -54,6 +54,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -140,6 +141,10 @@ type JoinRequest struct {
 	// RequireKnownMemberID makes a first join answer ErrMemberIDRequired
 	// with the new member id (JoinGroup v4+, KIP-394).
 	RequireKnownMemberID bool
+	// Topics is the member's subscription when the front-end can read it
+	// from the protocol metadata (Kafka's "consumer" protocol type); it is
+	// only described, never used to assign.
+	Topics []string
 }
 
 // JoinResult is a JoinGroup's answer. With ErrMemberIDRequired only
@@ -178,6 +183,10 @@ type SyncRequest struct {
 	// Assignments is the leader's: member id -> assignment. Ignored from
 	// followers.
 	Assignments map[string][]byte
+	// Partitions is the leader's assignment as partitions, member id ->
+	// partitions, when the front-end can read it (Kafka's "consumer"
+	// protocol type): what describing the group shows as owned.
+	Partitions map[string][]coordinator.TopicPartition
 }
 
 // MemberIdentity names a member leaving: by member id, by instance id, or
@@ -213,6 +222,11 @@ type classicMember struct {
 	// Joined: rejoined in the rebalance in progress.
 	Joined     bool   `json:"joined,omitempty"`
 	Assignment []byte `json:"assignment,omitempty"`
+	// Topics and Owned are the subscription and the assignment as the
+	// front-end decoded them (JoinRequest.Topics, SyncRequest.Partitions),
+	// for describing the group with the native API's view.
+	Topics []string     `json:"topics,omitempty"`
+	Owned  partitionSet `json:"owned,omitempty"`
 }
 
 // groupKind is a peek at a group record's type.
@@ -394,7 +408,7 @@ func (rec *classicRecord) tryComplete(now time.Time) bool {
 	}
 	for _, m := range rec.Members {
 		m.Joined = false
-		m.Assignment = nil
+		m.Assignment, m.Owned = nil, nil
 	}
 	rec.Deadline = 0
 	return true
@@ -576,7 +590,7 @@ func (a *Agent) JoinClassicGroup(ctx context.Context, req JoinRequest) (JoinResu
 		m := &classicMember{
 			InstanceID: req.InstanceID, ClientID: req.ClientID, ClientHost: req.ClientHost,
 			SessionMs: req.SessionTimeout.Milliseconds(), RebalanceMs: req.RebalanceTimeout.Milliseconds(),
-			Protocols: req.Protocols,
+			Protocols: req.Protocols, Topics: req.Topics,
 		}
 		old, known := rec.Members[id]
 		if oldStatic != "" {
@@ -591,7 +605,7 @@ func (a *Agent) JoinClassicGroup(ctx context.Context, req JoinRequest) (JoinResu
 		}
 		delete(rec.Pending, id)
 		if known {
-			m.Assignment, m.Joined = old.Assignment, old.Joined
+			m.Assignment, m.Owned, m.Joined = old.Assignment, old.Owned, old.Joined
 		}
 		rec.Members[id] = m
 		rec.ProtocolType = req.ProtocolType
@@ -780,6 +794,10 @@ func (a *Agent) SyncClassicGroup(ctx context.Context, req SyncRequest) (assignme
 			case req.MemberID == rec.Leader:
 				for id, mm := range rec.Members {
 					mm.Assignment = req.Assignments[id]
+					mm.Owned = nil
+					if ps := req.Partitions[id]; len(ps) > 0 {
+						mm.Owned = newPartitionSet(ps)
+					}
 				}
 				rec.State = GroupStable
 				if _, err := a.saveClassic(ctx, req.Group, version, rec); err != nil {
@@ -1137,4 +1155,29 @@ func (a *Agent) DeleteGroupOffsets(ctx context.Context, group string, tps []coor
 		return fmt.Errorf("%w: group %q", ErrGroupNotFound, group)
 	}
 	return a.index.DeleteOffsets(ctx, group, tps)
+}
+
+// describedRecord is the group's record as the native API's DescribeGroup
+// shows it: a native record as it is; a classic one as its members with
+// their generation as epoch, their subscription, and what the leader
+// assigned them as owned (and as target: a classic group moves partitions
+// by rebalancing, never piecemeal).
+func describedRecord(st coordinator.GroupState) (*groupRecord, error) {
+	var k groupKind
+	if len(st.Data) == 0 || json.Unmarshal(st.Data, &k) != nil || k.Type != GroupTypeClassic {
+		return decodeGroupRecord(st)
+	}
+	var rec classicRecord
+	if err := json.Unmarshal(st.Data, &rec); err != nil {
+		return nil, fmt.Errorf("classic group record is corrupt: %w", err)
+	}
+	out := &groupRecord{Epoch: rec.Generation, Members: map[string]*memberRecord{}, TopicIDs: map[string]uuid.UUID{}}
+	for id, m := range rec.Members {
+		owned := m.Owned
+		if owned == nil {
+			owned = partitionSet{}
+		}
+		out.Members[id] = &memberRecord{Epoch: rec.Generation, Topics: m.Topics, SessionMs: m.SessionMs, Target: owned, Assigned: owned}
+	}
+	return out, nil
 }

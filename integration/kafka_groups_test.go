@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -62,7 +63,7 @@ func TestKafkaGroupKcatBalanced(t *testing.T) {
 	t.Parallel()
 	d := newDeployment(t)
 	kafkaA, kafkaB := freeAddr(t), freeAddr(t)
-	d.startAgent(t, "agent-a", "--kafka-listen", kafkaA)
+	agentA := d.startAgent(t, "agent-a", "--kafka-listen", kafkaA)
 	d.startAgent(t, "agent-b", "--kafka-listen", kafkaB)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -173,6 +174,46 @@ func TestKafkaGroupKcatBalanced(t *testing.T) {
 		return err == nil && dg[group].State == "Stable" && len(dg[group].Members) == 2
 	}) {
 		t.Fatal("the group did not settle with the two live members")
+	}
+
+	// `strata group describe` shows the Kafka group: its two members with
+	// the partitions the leader assigned them, and every partition's lag.
+	var described struct {
+		State   string `json:"state"`
+		Members []struct {
+			MemberID string   `json:"member_id"`
+			Topics   []string `json:"topics"`
+			Assigned []struct {
+				Topic      string  `json:"topic"`
+				Partitions []int32 `json:"partitions"`
+			} `json:"assigned"`
+		} `json:"members"`
+		Partitions []struct {
+			Partition     int32  `json:"partition"`
+			HighWatermark int64  `json:"high_watermark"`
+			Owner         string `json:"owner"`
+		} `json:"partitions"`
+	}
+	out := mustCLI(t, nil, "group", "describe", group, "--output", "json", "--addr", agentA.url())
+	if err := json.Unmarshal([]byte(out), &described); err != nil {
+		t.Fatalf("group describe: %v\n%s", err, out)
+	}
+	assigned := 0
+	for _, m := range described.Members {
+		if len(m.Topics) != 1 || m.Topics[0] != topic {
+			t.Errorf("member %s: topics %v, want [%s]", m.MemberID, m.Topics, topic)
+		}
+		for _, a := range m.Assigned {
+			assigned += len(a.Partitions)
+		}
+	}
+	if described.State != "Stable" || len(described.Members) != 2 || assigned != partitions || len(described.Partitions) != partitions {
+		t.Fatalf("group describe: %s", out)
+	}
+	for _, p := range described.Partitions {
+		if p.Owner == "" || p.HighWatermark != 2*perPartition {
+			t.Fatalf("group describe, partition %d: %s", p.Partition, out)
+		}
 	}
 }
 

@@ -35,6 +35,11 @@ import (
 //   - v9's SkipAssignment is never set: a static leader coming back
 //     rebalances the group instead. Reasons (v8+) are ignored.
 //   - v0-1 predate rebalance timeouts and are not served (nor by Kafka 4).
+//   - For protocol type "consumer", the subscription in the first
+//     protocol's metadata and, in SyncGroup, the leader's assignment are
+//     read (kmsg's ConsumerMemberMetadata and ConsumerMemberAssignment) so
+//     that the group is described with its topics and partitions, also by
+//     the Connect API (`strata group describe`); they are never acted on.
 
 func (s *Server) handleJoinGroup(ctx context.Context, cc *clientConn, req *kmsg.JoinGroupRequest) func() (kmsg.Response, error) {
 	clientID, remote := cc.clientID, cc.remote
@@ -57,6 +62,14 @@ func (s *Server) handleJoinGroup(ctx context.Context, cc *clientConn, req *kmsg.
 		}
 		for _, p := range req.Protocols {
 			j.Protocols = append(j.Protocols, GroupProtocol{Name: p.Name, Metadata: p.Metadata})
+		}
+		if req.ProtocolType == "consumer" && len(req.Protocols) > 0 {
+			// For describing the group only: a subscription that does
+			// not parse is not the coordinator's business.
+			var meta kmsg.ConsumerMemberMetadata
+			if meta.ReadFrom(req.Protocols[0].Metadata) == nil {
+				j.Topics = meta.Topics
+			}
 		}
 		if req.Group == "" {
 			resp.ErrorCode = errorCode(ErrInvalidGroupID)

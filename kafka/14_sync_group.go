@@ -33,6 +33,24 @@ func (s *Server) handleSyncGroup(ctx context.Context, _ *clientConn, req *kmsg.S
 		}
 		for _, a := range req.GroupAssignment {
 			sg.Assignments[a.MemberID] = a.MemberAssignment
+			if req.ProtocolType != nil && *req.ProtocolType != "consumer" {
+				continue
+			}
+			// Read as the consumer protocol's for describing the group
+			// (11_join_group.go); an assignment that does not parse as one
+			// is left undescribed.
+			var ca kmsg.ConsumerMemberAssignment
+			if ca.ReadFrom(a.MemberAssignment) != nil {
+				continue
+			}
+			if sg.Partitions == nil {
+				sg.Partitions = map[string][]TopicPartition{}
+			}
+			for _, t := range ca.Topics {
+				for _, p := range t.Partitions {
+					sg.Partitions[a.MemberID] = append(sg.Partitions[a.MemberID], TopicPartition{t.Topic, p})
+				}
+			}
 		}
 		if req.Group == "" {
 			resp.ErrorCode = errorCode(ErrInvalidGroupID)

@@ -85,6 +85,9 @@ type JoinGroup struct {
 	RebalanceTimeout time.Duration // KIP-62; SessionTimeout for JoinGroup v0
 	// RequireKnownMemberID: JoinGroup v4+ (KIP-394).
 	RequireKnownMemberID bool
+	// Topics is the subscription read from a "consumer" protocol's
+	// metadata, for describing the group; nil for other protocol types.
+	Topics []string
 }
 
 // JoinGroupResult is the answer to a JoinGroup.
@@ -117,6 +120,10 @@ type SyncGroup struct {
 	ProtocolType string // "" before SyncGroup v5
 	Protocol     string // "" before SyncGroup v5
 	Assignments  map[string][]byte
+	// Partitions is the leader's assignment read as the "consumer"
+	// protocol's (member id -> partitions), for describing the group; nil
+	// for other protocol types.
+	Partitions map[string][]TopicPartition
 }
 
 // SyncGroupResult is the member's assignment.

@@ -43,6 +43,7 @@ func (c *Core) JoinGroup(ctx context.Context, req kafka.JoinGroup) (kafka.JoinGr
 		ClientID: req.ClientID, ClientHost: req.ClientHost, ProtocolType: req.ProtocolType,
 		Protocols: protocolsToAgent(req.Protocols), SessionTimeout: req.SessionTimeout,
 		RebalanceTimeout: req.RebalanceTimeout, RequireKnownMemberID: req.RequireKnownMemberID,
+		Topics: req.Topics,
 	})
 	return kafka.JoinGroupResult{
 		Generation: res.Generation, ProtocolType: res.ProtocolType, Protocol: res.Protocol,
@@ -52,9 +53,16 @@ func (c *Core) JoinGroup(ctx context.Context, req kafka.JoinGroup) (kafka.JoinGr
 
 // SyncGroup implements kafka.GroupCore.
 func (c *Core) SyncGroup(ctx context.Context, req kafka.SyncGroup) (kafka.SyncGroupResult, error) {
+	var partitions map[string][]coordinator.TopicPartition
+	if req.Partitions != nil {
+		partitions = make(map[string][]coordinator.TopicPartition, len(req.Partitions))
+		for id, tps := range req.Partitions {
+			partitions[id] = tpsToIndex(tps)
+		}
+	}
 	assignment, pt, p, err := c.a.SyncClassicGroup(ctx, agent.SyncRequest{
 		Group: req.Group, MemberID: req.MemberID, InstanceID: req.InstanceID, Generation: req.Generation,
-		ProtocolType: req.ProtocolType, Protocol: req.Protocol, Assignments: req.Assignments,
+		ProtocolType: req.ProtocolType, Protocol: req.Protocol, Assignments: req.Assignments, Partitions: partitions,
 	})
 	return kafka.SyncGroupResult{ProtocolType: pt, Protocol: p, Assignment: assignment}, kafkaErr(err)
 }
