@@ -25,7 +25,7 @@ import (
 
 // kafkaAgents starts n agents on one index, each a Kafka broker on a
 // loopback port, and returns their addresses.
-func kafkaAgents(t *testing.T, n int) []string {
+func kafkaAgents(t testing.TB, n int) []string {
 	t.Helper()
 	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
 	if err != nil {
