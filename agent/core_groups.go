@@ -685,11 +685,14 @@ func (a *Agent) awaitJoin(ctx context.Context, group, id string, fromGen int32) 
 				return err
 			}
 			if rec.Generation != fromGen {
-				if _, ok := rec.Members[id]; !ok {
+				m, ok := rec.Members[id]
+				if !ok {
 					return fmt.Errorf("%w: member %q was dropped from group %q's rebalance: rejoin", ErrUnknownMemberID, id, group)
 				}
 				res, done = rec.joinResult(id), true
-				return nil
+				// Our own lease at the new generation: a renewal of ours at
+				// the old one may have landed after the completing agent's.
+				return a.lease(ctx, group, id, rec.Generation, m)
 			}
 			m, ok := rec.Members[id]
 			if !ok {

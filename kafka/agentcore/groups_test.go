@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/kafka"
@@ -358,5 +360,148 @@ func testClassicGroup(t *testing.T, balancer kgo.GroupBalancer) {
 	}
 	if dg, err := adm.DeleteGroups(ctx, group); err != nil || !errors.Is(dg[group].Err, kerr.NonEmptyGroup) {
 		t.Fatalf("DeleteGroups of a live group: %v %v, want NON_EMPTY_GROUP", err, dg[group].Err)
+	}
+}
+
+// The group APIs at the wire level, request by request, with kmsg: version
+// differences (MEMBER_ID_REQUIRED from JoinGroup v4, batched LeaveGroup v3+),
+// ListGroups' filters, DescribeGroups of a group that does not exist, and the
+// errors Kafka answers.
+func TestClassicGroupWire(t *testing.T) {
+	t.Parallel()
+	addrs := kafkaAgents(t, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, -1, nil, "wire"); err != nil {
+		t.Fatal(err)
+	}
+	// kgo sends the highest version both sides have: an old client is one
+	// capped at Kafka 2.0's (JoinGroup v3, LeaveGroup v2).
+	old, err := kgo.NewClient(kgo.SeedBrokers(addrs[0]), kgo.MaxVersions(kversion.V2_0_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	join := func(version int16, group, member string, instance *string) *kmsg.JoinGroupResponse {
+		t.Helper()
+		req := kmsg.NewPtrJoinGroupRequest()
+		c := cl
+		if version < 4 {
+			c = old
+		}
+		req.Group, req.MemberID, req.InstanceID, req.ProtocolType = group, member, instance, "consumer"
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 6000, 10000
+		meta := kmsg.NewConsumerMemberMetadata()
+		meta.Topics = []string{"wire"}
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "range", meta.AppendTo(nil)
+		req.Protocols = append(req.Protocols, p)
+		resp, err := req.RequestWith(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// v3: no MEMBER_ID_REQUIRED, the first join is a member at once.
+	r := join(3, "g-v3", "", nil)
+	if r.ErrorCode != 0 || r.MemberID == "" || r.Generation != 1 || r.LeaderID != r.MemberID {
+		t.Fatalf("JoinGroup v3: %+v", r)
+	}
+	// v4+: MEMBER_ID_REQUIRED with the id to use.
+	r = join(9, "g-v9", "", nil)
+	if r.ErrorCode != kerr.MemberIDRequired.Code || r.MemberID == "" {
+		t.Fatalf("JoinGroup v9 first join: %+v, want MEMBER_ID_REQUIRED", r)
+	}
+	r = join(9, "g-v9", r.MemberID, nil)
+	if r.ErrorCode != 0 || r.Generation != 1 || r.Protocol == nil || *r.Protocol != "range" || len(r.Members) != 1 {
+		t.Fatalf("JoinGroup v9: %+v", r)
+	}
+	member := r.MemberID
+	// A bad session timeout; an unknown member.
+	bad := kmsg.NewPtrJoinGroupRequest()
+	bad.Group, bad.ProtocolType, bad.SessionTimeoutMillis = "g-v9", "consumer", 10
+	bad.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+	if resp, err := bad.RequestWith(ctx, cl); err != nil || resp.ErrorCode != kerr.InvalidSessionTimeout.Code {
+		t.Fatalf("session timeout 10ms: %v %+v, want INVALID_SESSION_TIMEOUT", err, resp)
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.Generation = "g-v9", "nobody", 1
+	if resp, err := hb.RequestWith(ctx, cl); err != nil || resp.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("heartbeat of nobody: %v %+v, want UNKNOWN_MEMBER_ID", err, resp)
+	}
+	hb.MemberID, hb.Generation = member, 7
+	if resp, err := hb.RequestWith(ctx, cl); err != nil || resp.ErrorCode != kerr.IllegalGeneration.Code {
+		t.Fatalf("heartbeat of generation 7: %v %+v, want ILLEGAL_GENERATION", err, resp)
+	}
+	// The leader's sync: its assignment back, as bytes.
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Group, sync.MemberID, sync.Generation = "g-v9", member, 1
+	sync.ProtocolType, sync.Protocol = kmsg.StringPtr("consumer"), kmsg.StringPtr("range")
+	ca := kmsg.NewConsumerMemberAssignment()
+	cat := kmsg.NewConsumerMemberAssignmentTopic()
+	cat.Topic, cat.Partitions = "wire", []int32{0, 1}
+	ca.Topics = append(ca.Topics, cat)
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: member, MemberAssignment: ca.AppendTo(nil)}}
+	sresp, err := sync.RequestWith(ctx, cl)
+	if err != nil || sresp.ErrorCode != 0 || string(sresp.MemberAssignment) != string(ca.AppendTo(nil)) {
+		t.Fatalf("SyncGroup: %v %+v", err, sresp)
+	}
+	// ListGroups with filters (v4 states, v5 types).
+	lg := kmsg.NewPtrListGroupsRequest()
+	lg.StatesFilter = []string{"stable"}
+	lresp, err := lg.RequestWith(ctx, cl)
+	if err != nil || len(lresp.Groups) != 1 || lresp.Groups[0].Group != "g-v9" || lresp.Groups[0].GroupType != "classic" || lresp.Groups[0].ProtocolType != "consumer" {
+		t.Fatalf("ListGroups states=stable: %v %+v", err, lresp)
+	}
+	lg.StatesFilter, lg.TypesFilter = nil, []string{"consumer"}
+	if lresp, err = lg.RequestWith(ctx, cl); err != nil || len(lresp.Groups) != 0 {
+		t.Fatalf("ListGroups types=consumer: %v %+v, want none", err, lresp)
+	}
+	// DescribeGroups: a group that does not exist is Dead.
+	dg := kmsg.NewPtrDescribeGroupsRequest()
+	dg.Groups = []string{"g-v9", "no-such-group"}
+	dresp, err := dg.RequestWith(ctx, cl)
+	if err != nil || len(dresp.Groups) != 2 || dresp.Groups[0].State != "Stable" || len(dresp.Groups[0].Members) != 1 ||
+		dresp.Groups[1].State != "Dead" || dresp.Groups[1].ErrorCode != 0 {
+		t.Fatalf("DescribeGroups: %v %+v", err, dresp)
+	}
+	// OffsetDelete of a subscribed topic is refused per partition.
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = "g-v9"
+	odt := kmsg.NewOffsetDeleteRequestTopic()
+	odt.Topic, odt.Partitions = "wire", []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}
+	od.Topics = append(od.Topics, odt)
+	if oresp, err := od.RequestWith(ctx, cl); err != nil || oresp.ErrorCode != 0 || oresp.Topics[0].Partitions[0].ErrorCode != kerr.GroupSubscribedToTopic.Code {
+		t.Fatalf("OffsetDelete of a subscribed topic: %v %+v, want GROUP_SUBSCRIBED_TO_TOPIC", err, oresp)
+	}
+	// OffsetFetch v1 of a partition with no commit: offset -1.
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.SetVersion(1)
+	of.Group = "g-v9"
+	oft := kmsg.NewOffsetFetchRequestTopic()
+	oft.Topic, oft.Partitions = "wire", []int32{1}
+	of.Topics = append(of.Topics, oft)
+	if fresp, err := of.RequestWith(ctx, cl); err != nil || len(fresp.Topics) != 1 || fresp.Topics[0].Partitions[0].Offset != -1 {
+		t.Fatalf("OffsetFetch v1: %v %+v", err, fresp)
+	}
+	// LeaveGroup v3+: a batch, each member answered.
+	lv := kmsg.NewPtrLeaveGroupRequest()
+	lv.Group = "g-v9"
+	lv.Members = []kmsg.LeaveGroupRequestMember{{MemberID: member}, {MemberID: "nobody"}}
+	lvresp, err := lv.RequestWith(ctx, cl)
+	if err != nil || lvresp.ErrorCode != 0 || len(lvresp.Members) != 2 || lvresp.Members[0].ErrorCode != 0 || lvresp.Members[1].ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("LeaveGroup v5: %v %+v", err, lvresp)
+	}
+	// Empty now: deletable; then gone.
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Groups = []string{"g-v9", "g-v9"}
+	delresp, err := del.RequestWith(ctx, cl)
+	if err != nil || delresp.Groups[0].ErrorCode != 0 || delresp.Groups[1].ErrorCode != kerr.GroupIDNotFound.Code {
+		t.Fatalf("DeleteGroups: %v %+v", err, delresp)
 	}
 }
