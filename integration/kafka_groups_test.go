@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"sync"
@@ -218,20 +220,70 @@ func TestKafkaGroupKcatBalanced(t *testing.T) {
 }
 
 // TestKafkaGroupRebalanceSurvivesAgentKill: franz-go members of one group
-// talk to two agents; a third member joins, and the agent coordinating the
-// group (FindCoordinator's answer) is killed with SIGKILL during the
-// rebalance. The members find the other agent, the rebalance completes
-// there (its state is in the index), every partition is owned by exactly
-// one member, and every record is consumed.
+// (range and cooperative-sticky balancers) talk to two agent processes. A
+// third member joins and the agent coordinating the group (FindCoordinator's
+// answer) is killed with SIGKILL during the rebalance: the members find the
+// other agent and the rebalance completes there, its state being in the
+// index. Then one member leaves (LeaveGroup), one is killed (its
+// connections cut, never leaving: its session expires), and the last one
+// commits and closes; a new member resumes from the committed offsets.
+// Throughout, no partition is owned by two live members at once, and every
+// record is consumed.
 func TestKafkaGroupRebalanceSurvivesAgentKill(t *testing.T) {
 	t.Parallel()
+	for _, bal := range []struct {
+		name string
+		b    func() kgo.GroupBalancer
+	}{
+		{"range", kgo.RangeBalancer},
+		{"cooperative-sticky", kgo.CooperativeStickyBalancer},
+	} {
+		t.Run(bal.name, func(t *testing.T) {
+			t.Parallel()
+			testGroupAgentKill(t, bal.b)
+		})
+	}
+}
+
+// cutDialer dials until cut, then closes what it dialed and refuses more:
+// a member process killed, as the agents see it.
+type cutDialer struct {
+	mu    sync.Mutex
+	cut   bool
+	conns []net.Conn
+}
+
+func (c *cutDialer) dial(ctx context.Context, network, host string) (net.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut {
+		return nil, errors.New("member killed")
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, host)
+	if err == nil {
+		c.conns = append(c.conns, conn)
+	}
+	return conn, err
+}
+
+func (c *cutDialer) kill() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = true
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+}
+
+func testGroupAgentKill(t *testing.T, balancer func() kgo.GroupBalancer) {
 	d := newDeployment(t)
 	kafkaA, kafkaB := freeAddr(t), freeAddr(t)
 	agents := map[string]*server{
 		kafkaA: d.startAgent(t, "agent-a", "--kafka-listen", kafkaA),
 		kafkaB: d.startAgent(t, "agent-b", "--kafka-listen", kafkaB),
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	const partitions, perPartition = 12, 10
 	topic, group := "kill-group-"+randomHex(3), "kill-"+randomHex(3)
@@ -240,79 +292,105 @@ func TestKafkaGroupRebalanceSurvivesAgentKill(t *testing.T) {
 
 	var mu sync.Mutex
 	owner := map[int32]string{}
-	seen := map[string]bool{}
-	var clients []*kgo.Client
+	dead := map[string]bool{}
+	seen := map[string]string{} // value -> member
+	type member struct {
+		cl     *kgo.Client
+		dialer *cutDialer
+		stop   context.CancelFunc
+		done   chan struct{}
+	}
+	members := map[string]*member{}
+	release := func(name string, m map[string][]int32) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range m[topic] {
+			if owner[p] == name {
+				delete(owner, p)
+			}
+		}
+	}
 	start := func(name string) {
+		dl := &cutDialer{}
 		cl, err := kgo.NewClient(
 			kgo.SeedBrokers(kafkaA, kafkaB),
+			kgo.Dialer(dl.dial),
 			kgo.ClientID(name),
 			kgo.ConsumerGroup(group),
 			kgo.ConsumeTopics(topic),
-			kgo.Balancers(kgo.CooperativeStickyBalancer()),
+			kgo.Balancers(balancer()),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.SessionTimeout(6*time.Second),
 			kgo.HeartbeatInterval(300*time.Millisecond),
 			kgo.RebalanceTimeout(20*time.Second),
 			kgo.FetchMaxWait(200*time.Millisecond),
 			kgo.MetadataMinAge(250*time.Millisecond),
+			kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }),
 			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 				mu.Lock()
 				defer mu.Unlock()
+				if dead[name] {
+					return
+				}
 				for _, p := range m[topic] {
-					if o, ok := owner[p]; ok && o != name {
+					if o, ok := owner[p]; ok && o != name && !dead[o] {
 						t.Errorf("partition %d assigned to %s while %s owns it", p, name, o)
 					}
 					owner[p] = name
 				}
 			}),
-			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, p := range m[topic] {
-					if owner[p] == name {
-						delete(owner, p)
-					}
-				}
-			}),
-			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-				mu.Lock()
-				defer mu.Unlock()
-				for _, p := range m[topic] {
-					if owner[p] == name {
-						delete(owner, p)
-					}
-				}
-			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { release(name, m) }),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { release(name, m) }),
 		)
 		if err != nil {
 			t.Fatal(err)
 		}
-		clients = append(clients, cl)
+		mctx, stop := context.WithCancel(ctx)
+		m := &member{cl: cl, dialer: dl, stop: stop, done: make(chan struct{})}
+		members[name] = m
 		go func() {
-			for ctx.Err() == nil {
-				cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			defer close(m.done)
+			for mctx.Err() == nil {
+				cl.PollFetches(mctx).EachRecord(func(r *kgo.Record) {
 					mu.Lock()
-					seen[string(r.Value)] = true
+					if !dead[name] {
+						seen[string(r.Value)] = name
+					}
 					mu.Unlock()
 				})
 			}
 		}()
 	}
+	gone := func(name string) {
+		mu.Lock()
+		defer mu.Unlock()
+		dead[name] = true
+		for p, o := range owner {
+			if o == name {
+				delete(owner, p)
+			}
+		}
+	}
 	defer func() {
 		cancel()
-		for _, cl := range clients {
-			cl.Close()
+		for _, m := range members {
+			m.cl.Close()
 		}
 	}()
-	settled := func(members int) func() bool {
-		return func() bool {
+	settled := func(n int, what string) {
+		t.Helper()
+		if !waitFor(120*time.Second, func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			by := map[string]int{}
 			for _, o := range owner {
 				by[o]++
 			}
-			return len(owner) == partitions && len(by) == members
+			return len(owner) == partitions && len(by) == n
+		}) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("%s: the group never settled with %d members: %v", what, n, owner)
 		}
 	}
 	allSeen := func(round int) func() bool {
@@ -321,7 +399,7 @@ func TestKafkaGroupRebalanceSurvivesAgentKill(t *testing.T) {
 			defer mu.Unlock()
 			for p := range partitions {
 				for i := range perPartition {
-					if !seen[fmt.Sprintf("%d-%d-%d", round, p, i)] {
+					if _, ok := seen[fmt.Sprintf("%d-%d-%d", round, p, i)]; !ok {
 						return false
 					}
 				}
@@ -331,9 +409,7 @@ func TestKafkaGroupRebalanceSurvivesAgentKill(t *testing.T) {
 	}
 	start("m0")
 	start("m1")
-	if !waitFor(60*time.Second, settled(2)) {
-		t.Fatalf("two members never settled: %v", owner)
-	}
+	settled(2, "two members")
 	// The coordinator the clients were told.
 	req := kmsg.NewPtrFindCoordinatorRequest()
 	req.CoordinatorKey = group
@@ -349,15 +425,52 @@ func TestKafkaGroupRebalanceSurvivesAgentKill(t *testing.T) {
 	// A third member joins; the coordinating agent dies mid-rebalance.
 	start("m2")
 	time.Sleep(300 * time.Millisecond)
-	victim.proc.kill()
-	produceRound(t, ctx, prodFor(t, agents, coord, topic), 1, partitions, perPartition)
-	if !waitFor(120*time.Second, settled(3)) {
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("the three members never settled after the coordinator was killed: %v", owner)
-	}
+	victim.kill()
+	prod = prodFor(t, agents, coord, topic)
+	produceRound(t, ctx, prod, 1, partitions, perPartition)
+	settled(3, "after the coordinating agent was killed")
 	if !waitFor(60*time.Second, func() bool { return allSeen(0)() && allSeen(1)() }) {
 		t.Fatal("not every record was consumed")
+	}
+
+	// One leaves, one is killed.
+	m0 := members["m0"]
+	m0.stop()
+	<-m0.done
+	m0.cl.Close()
+	gone("m0")
+	settled(2, "after m0 left")
+	members["m1"].dialer.kill()
+	gone("m1")
+	settled(1, "after m1 was killed")
+	produceRound(t, ctx, prod, 2, partitions, perPartition)
+	if !waitFor(60*time.Second, allSeen(2)) {
+		t.Fatal("the last member did not consume every record of its new partitions")
+	}
+
+	// Committed offsets resume after a restart.
+	m2 := members["m2"]
+	if err := m2.cl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	m2.stop()
+	<-m2.done
+	m2.cl.Close()
+	gone("m2")
+	mu.Lock()
+	clear(seen)
+	mu.Unlock()
+	produceRound(t, ctx, prod, 3, partitions, perPartition)
+	start("m3")
+	if !waitFor(90*time.Second, allSeen(3)) {
+		t.Fatal("the restarted member did not consume the new records")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for v := range seen {
+		if !strings.HasPrefix(v, "3-") {
+			t.Errorf("the restarted member read %q, from before its group's committed offsets", v)
+		}
 	}
 }
 
