@@ -76,7 +76,10 @@ var (
 	// ErrInconsistentGroupProtocol: the member's protocol type or
 	// protocols have nothing in common with the group's, or the group is a
 	// group of the other kind (classic vs consumer).
-	ErrInconsistentGroupProtocol = fmt.Errorf("%w: inconsistent group protocol", errInvalid)
+	// Over the Connect API (a native heartbeat of a classic group) it is
+	// FAILED_PRECONDITION: the request is sound, the group is of the
+	// other kind.
+	ErrInconsistentGroupProtocol = errors.New("inconsistent group protocol")
 	// ErrFencedInstanceID: another member joined with the same
 	// group.instance.id since (KIP-345).
 	ErrFencedInstanceID = errors.New("fenced instance id")

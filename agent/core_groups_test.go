@@ -183,8 +183,8 @@ func TestClassicGroupStateMachine(t *testing.T) {
 
 	// A group is classic or consumer: a native member cannot join it.
 	_, err = ta.group.Heartbeat(ctx, connect.NewRequest(&stratav1.HeartbeatRequest{Group: g, Topics: []string{"t"}}))
-	if err == nil || !strings.Contains(err.Error(), "classic group") {
-		t.Fatalf("native heartbeat of a classic group: %v, want refused", err)
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "classic group") {
+		t.Fatalf("native heartbeat of a classic group: %v, want FAILED_PRECONDITION", err)
 	}
 
 	// The leader stops heartbeating: its session expires, the follower's

@@ -78,6 +78,7 @@ var (
 	kafkaOutOfOrderSequence      = kafkaError{"OUT_OF_ORDER_SEQUENCE_NUMBER", 45}
 	kafkaStorageError            = kafkaError{"KAFKA_STORAGE_ERROR", 56}
 	kafkaGroupIDNotFound         = kafkaError{"GROUP_ID_NOT_FOUND", 69}
+	kafkaInconsistentProtocol    = kafkaError{"INCONSISTENT_GROUP_PROTOCOL", 23}
 	kafkaUnknownTopicID          = kafkaError{"UNKNOWN_TOPIC_ID", 100}
 	kafkaFencedMemberEpoch       = kafkaError{"FENCED_MEMBER_EPOCH", 110}
 	kafkaStaleMemberEpoch        = kafkaError{"STALE_MEMBER_EPOCH", 113}
@@ -105,6 +106,8 @@ var codeTable = []struct {
 	{errUnknownMember, connect.CodeFailedPrecondition, kafkaUnknownMemberID},
 	{errFencedMemberEpoch, connect.CodeFailedPrecondition, kafkaFencedMemberEpoch},
 	{errStaleMemberEpoch, connect.CodeFailedPrecondition, kafkaStaleMemberEpoch},
+	// A group is classic (Kafka's JoinGroup) or consumer (native), not both.
+	{ErrInconsistentGroupProtocol, connect.CodeFailedPrecondition, kafkaInconsistentProtocol},
 	{coordinator.ErrFenced, connect.CodeFailedPrecondition, kafkaNone},
 	// A sequence gap is OUT_OF_RANGE, apart from a fenced epoch, so a client
 	// can tell the gap it may retry from the fencing it may not (producer.proto).

@@ -56,6 +56,7 @@ func TestConnectErrorCodes(t *testing.T) {
 		{&coordinator.LimitError{Err: coordinator.ErrInvalidPartitions, Name: "partitions", Limit: 10000, Actual: 10001, Msg: "10001 partitions"},
 			connect.CodeInvalidArgument, "INVALID_PARTITIONS", 37},
 		{errInvalid, connect.CodeInvalidArgument, "INVALID_REQUEST", 42},
+		{ErrInconsistentGroupProtocol, connect.CodeFailedPrecondition, "INCONSISTENT_GROUP_PROTOCOL", 23},
 		{errTooLarge, connect.CodeInvalidArgument, "MESSAGE_TOO_LARGE", 10},
 		{errOffsetMetadataTooLarge, connect.CodeInvalidArgument, "OFFSET_METADATA_TOO_LARGE", 12},
 		{overLimit(errOffsetMetadataTooLarge, "offset-metadata-max-bytes", 4096, 5000, "5000 bytes"), connect.CodeInvalidArgument, "OFFSET_METADATA_TOO_LARGE", 12},
