@@ -27,7 +27,10 @@
 // same index lookups, block cache and long polls as Fetch (loadEntry,
 // partitionGone are shared); core_cluster.go lists live agents with their
 // Kafka listeners and node ids, the cluster id, topics and producer ids
-// over the same index calls as the RPC methods.
+// over the same index calls as the RPC methods; core_groups.go is Kafka's
+// classic group protocol (join, sync, heartbeat, leave, commits fenced by
+// generation) over the same group keys, leases and committed offsets as
+// the native groups, with protocol metadata and assignments as opaque bytes.
 //
 // Errors are plain Go errors (errors.go): sentinels matched with
 // errors.Is (ErrInvalid, ErrTooLarge, ErrUnknownTopicOrPartition, ...,

@@ -349,6 +349,9 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 	if err != nil {
 		return heartbeatResult{}, err
 	}
+	if err := refuseClassic(h.group, st); err != nil { // core_groups.go
+		return heartbeatResult{}, err
+	}
 	rec, err := decodeGroupRecord(st)
 	if err != nil {
 		return heartbeatResult{}, err

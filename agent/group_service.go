@@ -143,7 +143,7 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 	if err != nil {
 		return nil, err
 	}
-	rec, err := decodeGroupRecord(st)
+	rec, err := describedRecord(st) // core_groups.go: a classic group too
 	if err != nil {
 		return nil, err
 	}

@@ -30,8 +30,9 @@ func typed[R kmsg.Request](f func(*Server, context.Context, *clientConn, R) func
 // where they predate record batches v2 (Fetch < 4) or carry semantics we do
 // not keep (ListOffsets v0's list of offsets). Produce v0-2 are the exception:
 // listed, and answered UNSUPPORTED_VERSION (00_produce.go), because
-// librdkafka compresses only for brokers that list Produce v0. Group and
-// transaction APIs come with their own issue and are not advertised.
+// librdkafka compresses only for brokers that list Produce v0. Consumer
+// groups are served with the classic protocol (KIP-848's
+// ConsumerGroupHeartbeat is not); transaction APIs are not advertised.
 var apis map[int16]api
 
 func init() {
@@ -52,5 +53,17 @@ func init() {
 		int16(kmsg.IncrementalAlterConfigs): {0, 1, typed((*Server).handleIncrementalAlterConfigs)},
 		int16(kmsg.DescribeCluster):         {0, 1, typed((*Server).handleDescribeCluster)},
 		int16(kmsg.DescribeTopicPartitions): {0, 0, typed((*Server).handleDescribeTopicPartitions)},
+		// Consumer groups (groups.go), the classic protocol.
+		int16(kmsg.OffsetCommit):    {2, 9, typed((*Server).handleOffsetCommit)},
+		int16(kmsg.OffsetFetch):     {1, 9, typed((*Server).handleOffsetFetch)},
+		int16(kmsg.FindCoordinator): {0, 5, typed((*Server).handleFindCoordinator)},
+		int16(kmsg.JoinGroup):       {2, 9, typed((*Server).handleJoinGroup)},
+		int16(kmsg.Heartbeat):       {0, 4, typed((*Server).handleHeartbeat)},
+		int16(kmsg.LeaveGroup):      {0, 5, typed((*Server).handleLeaveGroup)},
+		int16(kmsg.SyncGroup):       {0, 5, typed((*Server).handleSyncGroup)},
+		int16(kmsg.DescribeGroups):  {0, 5, typed((*Server).handleDescribeGroups)},
+		int16(kmsg.ListGroups):      {0, 5, typed((*Server).handleListGroups)},
+		int16(kmsg.DeleteGroups):    {0, 2, typed((*Server).handleDeleteGroups)},
+		int16(kmsg.OffsetDelete):    {0, 0, typed((*Server).handleOffsetDelete)},
 	}
 }

@@ -22,6 +22,7 @@ type Core interface {
 	TopicCore
 	LogCore
 	ProducerCore
+	GroupCore // groups.go
 }
 
 // ClusterCore describes the cluster: the live agents, each of them a Kafka broker.

@@ -39,7 +39,11 @@
 // the core itself must not know Kafka); this package never reaches past
 // Core. It is the only package that knows Kafka frames.
 //
-// Not served yet (a later issue): consumer groups (FindCoordinator,
-// JoinGroup, SyncGroup, Heartbeat, OffsetCommit, OffsetFetch, ...) and
-// transactions (AddPartitionsToTxn, EndTxn, ...); they are not advertised.
+// Consumer groups (FindCoordinator, the classic protocol's JoinGroup,
+// SyncGroup, Heartbeat and LeaveGroup, OffsetCommit, OffsetFetch,
+// DescribeGroups, ListGroups, DeleteGroups, OffsetDelete) are served over
+// GroupCore (groups.go), whose state machine is the agent core's
+// (agent/core_groups.go), so that any agent serves any member. Not served
+// yet: KIP-848's ConsumerGroupHeartbeat and transactions (AddPartitionsToTxn,
+// EndTxn, ...); they are not advertised.
 package kafka

@@ -36,6 +36,18 @@ var errorTable = []struct {
 	{ErrUnsupported, kerr.UnsupportedVersion},
 	{ErrInvalidRequest, kerr.InvalidRequest},
 	{ErrThrottled, kerr.ThrottlingQuotaExceeded},
+	// Consumer groups (groups.go).
+	{ErrUnknownMemberID, kerr.UnknownMemberID},
+	{ErrIllegalGeneration, kerr.IllegalGeneration},
+	{ErrRebalanceInProgress, kerr.RebalanceInProgress},
+	{ErrMemberIDRequired, kerr.MemberIDRequired},
+	{ErrInconsistentGroupProtocol, kerr.InconsistentGroupProtocol},
+	{ErrFencedInstanceID, kerr.FencedInstanceID},
+	{ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
+	{ErrOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge},
+	{ErrGroupNotEmpty, kerr.NonEmptyGroup},
+	{ErrGroupIDNotFound, kerr.GroupIDNotFound},
+	{ErrInvalidGroupID, kerr.InvalidGroupID},
 	// A request whose connection went away or whose deadline passed inside
 	// the core: the client sees a retriable timeout if it is still there.
 	{context.DeadlineExceeded, kerr.RequestTimedOut},

@@ -175,18 +175,28 @@ func TestApiVersionsAdvertisesServedAPIsOnly(t *testing.T) {
 		for _, k := range []kmsg.Key{kmsg.Produce, kmsg.Fetch, kmsg.ListOffsets, kmsg.Metadata, kmsg.ApiVersions,
 			kmsg.CreateTopics, kmsg.DeleteTopics, kmsg.DeleteRecords, kmsg.InitProducerID, kmsg.OffsetForLeaderEpoch,
 			kmsg.DescribeConfigs, kmsg.AlterConfigs, kmsg.CreatePartitions, kmsg.IncrementalAlterConfigs,
-			kmsg.DescribeCluster, kmsg.DescribeTopicPartitions} {
+			kmsg.DescribeCluster, kmsg.DescribeTopicPartitions,
+			kmsg.FindCoordinator, kmsg.JoinGroup, kmsg.SyncGroup, kmsg.Heartbeat, kmsg.LeaveGroup, kmsg.OffsetCommit,
+			kmsg.OffsetFetch, kmsg.DescribeGroups, kmsg.ListGroups, kmsg.DeleteGroups, kmsg.OffsetDelete} {
 			if _, ok := keys[int16(k)]; !ok {
 				t.Errorf("v%d: %s not advertised", v, k.Name())
 			}
 		}
-		for _, k := range []kmsg.Key{kmsg.FindCoordinator, kmsg.JoinGroup, kmsg.OffsetCommit, kmsg.AddPartitionsToTxn, kmsg.EndTxn} {
+		for _, k := range []kmsg.Key{kmsg.AddPartitionsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit, kmsg.ConsumerGroupHeartbeat, kmsg.ConsumerGroupDescribe} {
 			if _, ok := keys[int16(k)]; ok {
-				t.Errorf("v%d: %s advertised, but groups and transactions are not served", v, k.Name())
+				t.Errorf("v%d: %s advertised, but transactions and KIP-848's consumer protocol are not served", v, k.Name())
 			}
 		}
 		if r := keys[int16(kmsg.Metadata)]; r != [2]int16{0, 12} {
 			t.Errorf("Metadata versions %v", r)
+		}
+		// Static membership (KIP-345) needs JoinGroup v5+; batched
+		// coordinator keys (KIP-699) FindCoordinator v4+.
+		if r := keys[int16(kmsg.JoinGroup)]; r[1] < 5 {
+			t.Errorf("JoinGroup versions %v, want v5+ advertised", r)
+		}
+		if r := keys[int16(kmsg.FindCoordinator)]; r != [2]int16{0, 5} {
+			t.Errorf("FindCoordinator versions %v", r)
 		}
 	}
 }
@@ -231,20 +241,20 @@ func TestUnsupportedAPIsAnswerUnsupportedVersion(t *testing.T) {
 	c := startCluster(t)
 	rc := dial(t, c.addrs[0])
 
-	// A group API, not served yet.
-	jg := kmsg.NewPtrJoinGroupRequest()
-	jg.SetVersion(5)
-	jg.Group, jg.ProtocolType = "g", "consumer"
-	if r := roundTrip[*kmsg.JoinGroupResponse](t, rc, "x", jg); r.ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("JoinGroup: error %d, want UNSUPPORTED_VERSION", r.ErrorCode)
+	// A transaction API, not served yet.
+	et := kmsg.NewPtrEndTxnRequest()
+	et.SetVersion(3)
+	et.TransactionalID = "tx"
+	if r := roundTrip[*kmsg.EndTxnResponse](t, rc, "x", et); r.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("EndTxn: error %d, want UNSUPPORTED_VERSION", r.ErrorCode)
 	}
 	fc := kmsg.NewPtrFindCoordinatorRequest()
-	fc.SetVersion(4)
+	fc.SetVersion(6) // share groups (KIP-932): not served
 	fc.CoordinatorKeys = []string{"g"}
 	// v4+ carry the error per key asked.
 	if r := roundTrip[*kmsg.FindCoordinatorResponse](t, rc, "x", fc); len(r.Coordinators) != 1 ||
 		r.Coordinators[0].Key != "g" || r.Coordinators[0].ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("FindCoordinator v4: %+v, want UNSUPPORTED_VERSION for key g", r.Coordinators)
+		t.Fatalf("FindCoordinator v6: %+v, want UNSUPPORTED_VERSION for key g", r.Coordinators)
 	}
 	// A served API at a version above the range (Metadata v13 has a
 	// top-level error code).

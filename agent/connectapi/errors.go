@@ -40,6 +40,7 @@ var (
 	kafkaInvalidConfig           = kafkaError{"INVALID_CONFIG", 40}
 	kafkaInvalidRequest          = kafkaError{"INVALID_REQUEST", 42}
 	kafkaInvalidRecord           = kafkaError{"INVALID_RECORD", 87}
+	kafkaInconsistentProtocol    = kafkaError{"INCONSISTENT_GROUP_PROTOCOL", 23}
 	kafkaOutOfOrderSequence      = kafkaError{"OUT_OF_ORDER_SEQUENCE_NUMBER", 45}
 	kafkaStorageError            = kafkaError{"KAFKA_STORAGE_ERROR", 56}
 	kafkaNonEmptyGroup           = kafkaError{"NON_EMPTY_GROUP", 68}
@@ -74,6 +75,8 @@ var codeTable = []struct {
 	{agent.ErrUnknownMember, connect.CodeFailedPrecondition, kafkaUnknownMemberID},
 	{agent.ErrFencedMemberEpoch, connect.CodeFailedPrecondition, kafkaFencedMemberEpoch},
 	{agent.ErrStaleMemberEpoch, connect.CodeFailedPrecondition, kafkaStaleMemberEpoch},
+	// A group is classic (Kafka's JoinGroup) or consumer (native), not both.
+	{agent.ErrInconsistentGroupProtocol, connect.CodeFailedPrecondition, kafkaInconsistentProtocol},
 	{coordinator.ErrFenced, connect.CodeFailedPrecondition, kafkaNone},
 	// A sequence gap is OUT_OF_RANGE, apart from a fenced epoch, so a client
 	// can tell the gap it may retry from the fencing it may not (producer.proto).

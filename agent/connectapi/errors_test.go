@@ -55,6 +55,7 @@ func TestConnectErrorCodes(t *testing.T) {
 			connect.CodeInvalidArgument, "INVALID_PARTITIONS", 37},
 		{agent.ErrInvalid, connect.CodeInvalidArgument, "INVALID_REQUEST", 42},
 		{agent.ErrInvalidRecord, connect.CodeInvalidArgument, "INVALID_RECORD", 87},
+		{agent.ErrInconsistentGroupProtocol, connect.CodeFailedPrecondition, "INCONSISTENT_GROUP_PROTOCOL", 23},
 		{agent.ErrTooLarge, connect.CodeInvalidArgument, "MESSAGE_TOO_LARGE", 10},
 		{agent.ErrOffsetMetadataTooLarge, connect.CodeInvalidArgument, "OFFSET_METADATA_TOO_LARGE", 12},
 		{&agent.LimitError{Err: agent.ErrOffsetMetadataTooLarge, Name: "offset-metadata-max-bytes", Limit: 4096, Actual: 5000, Msg: "5000 bytes"}, connect.CodeInvalidArgument, "OFFSET_METADATA_TOO_LARGE", 12},

@@ -46,9 +46,10 @@ type Core struct {
 	brokers   []kafka.Broker
 	topics    map[string]*topic
 	nextPID   int64
-	producers map[int64]int16 // producer id -> current epoch
-	changed   chan struct{}   // closed and replaced on every append: wakes long polls
-	polling   atomic.Int32    // fetches waiting for data
+	producers map[int64]int16                                           // producer id -> current epoch
+	changed   chan struct{}                                             // closed and replaced on every append: wakes long polls
+	polling   atomic.Int32                                              // fetches waiting for data
+	offsets   map[string]map[kafka.TopicPartition]kafka.CommittedOffset // committed, by group (groups.go)
 }
 
 // Polling is the number of fetches waiting for data right now.

@@ -439,6 +439,17 @@ var errTable = []struct {
 }{
 	{context.Canceled, nil},
 	{context.DeadlineExceeded, nil},
+	// Consumer groups (groups.go): before the generic rows they wrap.
+	{agent.ErrUnknownMemberID, kafka.ErrUnknownMemberID},
+	{agent.ErrIllegalGeneration, kafka.ErrIllegalGeneration},
+	{agent.ErrRebalanceInProgress, kafka.ErrRebalanceInProgress},
+	{agent.ErrMemberIDRequired, kafka.ErrMemberIDRequired},
+	{agent.ErrInconsistentGroupProtocol, kafka.ErrInconsistentGroupProtocol},
+	{agent.ErrFencedInstanceID, kafka.ErrFencedInstanceID},
+	{agent.ErrInvalidSessionTimeout, kafka.ErrInvalidSessionTimeout},
+	{agent.ErrOffsetMetadataTooLarge, kafka.ErrOffsetMetadataTooLarge},
+	{agent.ErrGroupNotEmpty, kafka.ErrGroupNotEmpty},
+	{agent.ErrGroupNotFound, kafka.ErrGroupIDNotFound},
 	{agent.ErrTopicRecreated, kafka.ErrUnknownTopicOrPartition}, // retriable: the client refreshes metadata
 	{agent.ErrUnknownTopicOrPartition, kafka.ErrUnknownTopicOrPartition},
 	{agent.ErrInvalidTopicName, kafka.ErrInvalidTopic},

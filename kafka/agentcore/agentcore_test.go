@@ -16,7 +16,7 @@ import (
 	"github.com/stratabroker/strata/objectlog"
 )
 
-func startAgent(t *testing.T, index *coordinator.Redis, id, kafkaAddr, zone string) *agent.Agent {
+func startAgent(t testing.TB, index *coordinator.Redis, id, kafkaAddr, zone string) *agent.Agent {
 	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.AgentID, cfg.KafkaAdvertise, cfg.Zone = id, kafkaAddr, zone
