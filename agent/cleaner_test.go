@@ -528,3 +528,30 @@ func TestCompactedTopicRefusesNullKeys(t *testing.T) {
 	}
 	appendBatch(t, a, tp.Name, 0, encodedBatch(t, objectlog.NoProducer, kv("k", "v", 1)))
 }
+
+func TestCleaningNeverShowsAbortedRecordsOrMarkers(t *testing.T) {
+	// The compactor leaves aborted transactions and markers out of the
+	// archive; a cleaning of the archive therefore neither keeps nor
+	// brings them back, and an aborted write of a key does not count as
+	// its latest record.
+	t.Parallel()
+	base := newReadEnv(t)
+	env := &readEnv{store: base.store, redis: base.redis,
+		index: txnIndex{Redis: base.redis, lso: 1 << 40, aborted: []coordinator.AbortedTxn{{ProducerID: 7, FirstOffset: 2, LastOffset: 4}}}}
+	a, _ := env.startAgent(t, manualCompaction)
+	tp := env.compactedTopic(t, map[string]string{"cleanup.policy": "compact"})
+	txn := objectlog.BatchSpec{ProducerID: 7, ProducerEpoch: 0, BaseSequence: 0, Transactional: true}
+	marker := objectlog.BatchSpec{ProducerID: 7, ProducerEpoch: 0, BaseSequence: 2, Transactional: true, Control: true}
+	write(t, a, tp, 0, objectlog.NoProducer, kv("a", "1", 1000), kv("b", "1", 1000)) // 0-1
+	write(t, a, tp, 0, txn, kv("a", "aborted", 1000), kv("c", "aborted", 1000))      // 2-3, aborted
+	write(t, a, tp, 0, marker, kv("", "abort", 1000))                                // 4
+	write(t, a, tp, 0, objectlog.NoProducer, kv("b", "2", 1000))                     // 5
+	if rep, err := a.RunCompaction(t.Context(), time.Now()); err != nil || rep.Records != 3 {
+		t.Fatalf("compaction: %+v, %v", rep, err)
+	}
+	rep, err := a.RunCleaning(t.Context(), time.Now())
+	if err != nil || rep.Partitions != 1 || rep.RecordsRead != 3 || rep.RecordsRemoved != 1 {
+		t.Fatalf("cleaning: %+v, %v; want b=1 removed of the 3 committed records", rep, err)
+	}
+	checkReads(t, a, tp, map[int64]string{0: "a=1", 5: "b=2"})
+}
