@@ -52,7 +52,9 @@ type coreStream struct {
 // are fixed, so records produced afterwards count as live.
 func subscribeCore(t *testing.T, a *Agent, req *stratav1.SubscribeRequest) *coreStream {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	// Generous: the compactor's tests stream hundreds of archived records,
+	// one per message, which under -race on a loaded machine takes a while.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	s := &coreStream{t: t, msgs: make(chan *stratav1.SubscribeResponse), done: make(chan error, 1), cancel: cancel}
 	started := make(chan struct{})
 	go func() {
