@@ -143,14 +143,17 @@ type GroupConsumerConfig struct {
 	// Reset is where to start in a partition without a usable committed
 	// position (default ResetLatest).
 	Reset ResetPolicy
-	// MaxWait is the long poll of each fetch (default 500ms).
+	// MaxWait is the long poll of each fetch (default 500ms): one
+	// FetchBatches of all the member's partitions waits up to this long for
+	// records in any of them (Kafka's fetch.max.wait.ms).
 	MaxWait time.Duration
 	// ReadCommitted reads only committed transactions' records, up to each
 	// partition's last stable offset (Kafka's isolation.level
 	// read_committed, KIP-98); false reads every record (read_uncommitted).
 	ReadCommitted bool
-	// MaxBytes bounds the record bytes of one fetch; 0 is the agent's
-	// default (1 MiB).
+	// MaxBytes bounds the record batch bytes of one fetch, over all the
+	// member's partitions (Kafka's fetch.max.bytes); 0 is the agent's
+	// default (1 MiB). A batch larger than it still comes, alone (KIP-74).
 	MaxBytes int32
 	// MaxPollRecords bounds the records one Poll returns; 0 means no bound.
 	MaxPollRecords int

@@ -995,8 +995,9 @@ type FetchBatchesRequest struct {
 	// agent's --max-fetch-wait (30 s). Not negative.
 	MaxWait *durationpb.Duration `protobuf:"bytes,2,opt,name=max_wait,json=maxWait,proto3" json:"max_wait,omitempty"`
 	// Bytes of batches, over all partitions, that end the wait early (Kafka's
-	// fetch.min.bytes); 0 or 1: answer as soon as any partition has data. An
-	// error in any partition answers at once too.
+	// fetch.min.bytes): 1 (Kafka's default) answers as soon as any partition
+	// has data; 0 answers at once, even with none. An error in any partition
+	// answers at once too.
 	MinBytes int32 `protobuf:"varint,3,opt,name=min_bytes,json=minBytes,proto3" json:"min_bytes,omitempty"`
 	// The most bytes of batches in the answer, over all partitions (Kafka's
 	// fetch.max.bytes). 0 means the agent's default (1 MiB). Capped by the

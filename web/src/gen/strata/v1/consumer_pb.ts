@@ -579,8 +579,9 @@ export type FetchBatchesRequest = Message<"strata.v1.FetchBatchesRequest"> & {
 
   /**
    * Bytes of batches, over all partitions, that end the wait early (Kafka's
-   * fetch.min.bytes); 0 or 1: answer as soon as any partition has data. An
-   * error in any partition answers at once too.
+   * fetch.min.bytes): 1 (Kafka's default) answers as soon as any partition
+   * has data; 0 answers at once, even with none. An error in any partition
+   * answers at once too.
    *
    * @generated from field: int32 min_bytes = 3;
    */
