@@ -616,13 +616,19 @@ func (a *Agent) JoinClassicGroup(ctx context.Context, req JoinRequest) (JoinResu
 		// A settled follower rejoining with the same protocols (or a static
 		// member coming back as itself) gets the current generation at
 		// once, as in Kafka: nothing to rebalance.
+		// The lease goes first: a member in the record without one is
+		// taken for expired by the next request of the group (expire).
+		// A lease whose save then loses the race is harmless: only the
+		// record's members count.
+		if err := a.lease(ctx, req.Group, id, fromGen, m); err != nil {
+			return err
+		}
 		if known && rec.State == GroupStable && id != rec.Leader && sameProtocols(old.Protocols, m.Protocols) {
 			if _, err := a.saveClassic(ctx, req.Group, version, rec); err != nil {
 				return err
 			}
-			res = rec.joinResult(id)
-			done = true
-			return a.lease(ctx, req.Group, id, rec.Generation, m)
+			res, done = rec.joinResult(id), true
+			return nil
 		}
 		if rec.State != GroupPreparingRebalance {
 			rec.prepareRebalance(now)
@@ -637,9 +643,8 @@ func (a *Agent) JoinClassicGroup(ctx context.Context, req JoinRequest) (JoinResu
 				return err
 			}
 			res, done = rec.joinResult(id), true
-			return nil
 		}
-		return a.lease(ctx, req.Group, id, rec.Generation, m)
+		return nil
 	})
 	if err != nil || done {
 		return res, err
