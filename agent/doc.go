@@ -34,5 +34,7 @@
 // over the same index calls as AdminService; core_groups.go is Kafka's
 // classic group protocol (join, sync, heartbeat, leave, commits fenced by
 // generation) over the same group keys, leases and committed offsets as
-// the native groups, with protocol metadata and assignments as opaque bytes.
+// the native groups, with protocol metadata and assignments as opaque bytes,
+// and core_groups_offsets.go Kafka's offset commits and fetches and the
+// describing, listing and deleting of groups of both kinds.
 package agent
