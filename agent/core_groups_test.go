@@ -298,3 +298,69 @@ func waitCond(t *testing.T, cond func() bool, what string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Members joining at once through two agents, while the leader's
+// heartbeats (which expire members without a lease) run on a third: every
+// join completes in one generation with everyone in it. A member written to
+// the record before its lease would be dropped by such a heartbeat.
+func TestClassicGroupConcurrentJoins(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	tb := startAgentOn(t, ta.store, ta.index, nil)
+	agents := []*agent.Agent{ta.agent, tb.agent}
+	ctx := t.Context()
+	const g, n = "crowd", 6
+	lead := firstJoin(t, ta.agent, joinReq(g, "", "range"))
+	r, err := ta.agent.JoinClassicGroup(ctx, joinReq(g, lead, "range"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := ta.agent.SyncClassicGroup(ctx, agent.SyncRequest{Group: g, MemberID: lead, Generation: r.Generation}); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = firstJoin(t, agents[i%2], joinReq(g, "", "range"))
+	}
+	stop := make(chan struct{})
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = tb.agent.HeartbeatClassicGroup(ctx, g, lead, "", r.Generation)
+		}
+	}()
+	results := make([]<-chan joined, n)
+	for i, id := range ids {
+		results[i] = joinAsync(ctx, agents[i%2], joinReq(g, id, "range"))
+	}
+	// Every join is in (the group describes all members) before the
+	// leader rejoins, so that the rebalance takes them all at once.
+	waitCond(t, func() bool {
+		d, err := ta.agent.DescribeKafkaGroup(ctx, g)
+		return err == nil && d.State == agent.GroupPreparingRebalance && len(d.Members) == n+1
+	}, "every member to be in the rebalance")
+	close(stop)
+	<-hbDone
+	rl, err := ta.agent.JoinClassicGroup(ctx, joinReq(g, lead, "range"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range results {
+		j := <-ch
+		if j.err != nil {
+			t.Fatalf("member %d: %v", i, j.err)
+		}
+		if j.res.Generation != rl.Generation {
+			t.Fatalf("member %d joined generation %d, the leader %d", i, j.res.Generation, rl.Generation)
+		}
+	}
+	if len(rl.Members) != n+1 {
+		t.Fatalf("the leader sees %d members, want %d", len(rl.Members), n+1)
+	}
+}

@@ -30,7 +30,9 @@
 // over the same index calls as the RPC methods; core_groups.go is Kafka's
 // classic group protocol (join, sync, heartbeat, leave, commits fenced by
 // generation) over the same group keys, leases and committed offsets as
-// the native groups, with protocol metadata and assignments as opaque bytes.
+// the native groups, with protocol metadata and assignments as opaque bytes,
+// and core_groups_offsets.go Kafka's offset commits and fetches and the
+// describing, listing and deleting of groups of both kinds.
 //
 // Errors are plain Go errors (errors.go): sentinels matched with
 // errors.Is (ErrInvalid, ErrTooLarge, ErrUnknownTopicOrPartition, ...,
@@ -49,8 +51,8 @@
 // janitor.go the janitor (retention, deleted topics, deletion of
 // unreferenced and orphaned segment and archive objects); compactor.go
 // moves old records into the Parquet archive, cleaner.go is the log
-// cleaner of compacted topics (cleanup.policy compact), and archive_read.go reads
-// archived offsets back for the read path. txn.go is ProducerService's
+// cleaner of compacted topics (cleanup.policy compact), and
+// archive_read.go reads archived offsets back for the read path. txn.go is ProducerService's
 // transaction RPCs (KIP-98) and their control markers, read_committed.go
 // the read_committed reads, txn_reaper.go the abort of transactions past
 // their timeout.

@@ -16,10 +16,11 @@ import (
 // until the group is settled again: every partition owned, by the expected
 // number of members, from the members' own callbacks. Members heartbeat
 // every 250ms (kgo's default is 3s: the heartbeat that tells a member to
-// rejoin bounds how soon a rebalance starts). Two agents in process over an
-// in-memory index; the members seed on different agents.
+// rejoin bounds how soon a rebalance starts). Two agents in process over
+// one index (redis-server under scripts/test-services.sh, else the embedded
+// one); the members seed on different agents.
 //
-//	go test -run '^$' -bench ClassicGroupSettle -benchtime 10x ./kafka/agentcore/
+//	scripts/test-services.sh go test -run '^$' -bench ClassicGroupSettle -benchtime 10x ./kafka/agentcore/
 func BenchmarkClassicGroupSettle(b *testing.B) {
 	for _, bal := range []struct {
 		name string

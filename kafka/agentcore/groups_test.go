@@ -2,10 +2,12 @@ package agentcore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,10 +28,19 @@ import (
 // agent core through the Kafka front-end, members talking to any agent.
 
 // kafkaAgents starts n agents on one index, each a Kafka broker on a
-// loopback port, and returns their addresses.
+// loopback port, and returns their addresses. The index is the real
+// redis-server when the tests run under scripts/test-services.sh
+// (STRATA_TEST_REDIS_ADDR, under a key prefix of the test's own), the
+// embedded one otherwise.
 func kafkaAgents(t testing.TB, n int) []string {
 	t.Helper()
-	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	url, opts := "memory://", coordinator.Options{}
+	if addr := os.Getenv("STRATA_TEST_REDIS_ADDR"); addr != "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		url, opts.Prefix = "redis://"+addr, fmt.Sprintf("agentcore-%x:", b)
+	}
+	index, err := coordinator.Open(t.Context(), url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
