@@ -217,12 +217,12 @@ func (a *Agent) rebuildRowGroup(ctx context.Context, e coordinator.IndexEntry) (
 	if err != nil {
 		return nil, 0, err
 	}
-	raw, err := objectlog.EncodeArchiveBatches(nil, recs, objectlog.CodecNone)
+	// Sized up front: appending would copy a row group's batches (MiBs)
+	// several times over as they grew.
+	raw, err := objectlog.EncodeArchiveBatches(make([]byte, 0, encodedArchiveSize(recs)), recs, objectlog.CodecNone)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s row group at offset %d: %w", e.SegmentKey, e.BaseOffset, err)
 	}
-	// Kept in the cache: no spare capacity held with it.
-	raw = raw[:len(raw):len(raw)]
 	batches, err := objectlog.DecodeChunk(raw, -1)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s row group at offset %d: %w", e.SegmentKey, e.BaseOffset, err)
@@ -232,4 +232,24 @@ func (a *Agent) rebuildRowGroup(ctx context.Context, e coordinator.IndexEntry) (
 	}
 	batches = batches[:len(batches):len(batches)]
 	return batches, int64(cap(raw)) + int64(cap(batches))*int64(unsafe.Sizeof(objectlog.Batch{})), nil
+}
+
+// encodedArchiveSize bounds what EncodeArchiveBatches makes of recs without
+// compression: a record's bytes plus its framing (length, attributes,
+// timestamp and offset deltas, key, value and header count lengths: at most
+// 36 bytes, and 10 per header), and a batch header (61 bytes) per batch. The
+// spare room, if any, is counted against the cache with the batches.
+func encodedArchiveSize(recs []objectlog.ArchiveRecord) int {
+	n := 0
+	for i := range recs {
+		r := &recs[i]
+		n += len(r.Key) + len(r.Value) + 36
+		for _, h := range r.Headers {
+			n += len(h.Key) + len(h.Value) + 10
+		}
+		if i == 0 || r.Batch.BaseOffset != recs[i-1].Batch.BaseOffset {
+			n += 61
+		}
+	}
+	return n
 }

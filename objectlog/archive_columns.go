@@ -63,8 +63,9 @@ type columnFill struct {
 	started    bool // a headers column has read a value
 	// slab holds the column's byte values, copied from the pages.
 	slab []byte
-	// ptrs holds the *[]byte targets of optional byte columns, one array
-	// for the column.
+	// ptrs holds the *[]byte targets of optional byte columns: for key and
+	// value one array for the column, indexed by row; for header values
+	// arrays filled in turn.
 	ptrs []([]byte)
 	// lastKey is the header key read last: keys repeat, and a record's
 	// header keys share one string each.
@@ -199,8 +200,13 @@ func (c *columnFill) headerValue(v parquet.Value) error {
 		return c.corrupt("row %d: more header values than the key column's %d", c.row, len(hs))
 	}
 	if v.DefinitionLevel() == c.maxDef {
-		b := c.bytes(v.ByteArray())
-		hs[c.entry].Value = &b
+		// The targets in arrays of many, not one allocation each; a full
+		// array is left as it is, so the pointers into it stay valid.
+		if len(c.ptrs) == cap(c.ptrs) {
+			c.ptrs = make([]([]byte), 0, 1024)
+		}
+		c.ptrs = append(c.ptrs, c.bytes(v.ByteArray()))
+		hs[c.entry].Value = &c.ptrs[len(c.ptrs)-1]
 	}
 	c.entry++
 	return nil
