@@ -13,6 +13,10 @@ package agent
 // goroutine, every reader that needs it waits for it, and it is canceled
 // only when the last of them has gone. One impatient reader therefore never
 // fails the others.
+//
+// The same LRU and byte budget also hold archive row groups rebuilt into
+// record batches (putBatches, archive_read.go), under names no object has:
+// decoded data an agent keeps is bounded by the one --cache-bytes.
 
 import (
 	"bytes"
@@ -51,6 +55,19 @@ type cachedBlock struct {
 	// last marks the object's final block, so reads past the object's end
 	// are cut without asking the store. It may be a full block.
 	last bool
+	// batches, when set, is an archive row group rebuilt into record
+	// batches (archive_read.go) rather than bytes of an object; charged
+	// is what it counts against the capacity.
+	batches []objectlog.Batch
+	charged int64
+}
+
+// size is what the block counts against the cache's capacity.
+func (b *cachedBlock) size() int64 {
+	if b.batches != nil {
+		return b.charged
+	}
+	return int64(len(b.data))
 }
 
 // blockFetch is one ranged GET of the blocks [first, first+n) of an object.
@@ -114,18 +131,45 @@ func (c *blockCache) insertLocked(b *cachedBlock) {
 		c.lru.MoveToFront(e)
 		return
 	}
-	if int64(len(b.data)) > c.capacity {
+	if b.size() > c.capacity {
 		return
 	}
 	c.blocks[b.id] = c.lru.PushFront(b)
-	c.used += int64(len(b.data))
+	c.used += b.size()
 	for c.used > c.capacity {
 		e := c.lru.Back()
 		old := e.Value.(*cachedBlock)
 		c.lru.Remove(e)
 		delete(c.blocks, old.id)
-		c.used -= int64(len(old.data))
+		c.used -= old.size()
 	}
+}
+
+// cachedBatches returns the record batches cached under id by putBatches,
+// or nil. They are shared with every other reader: read them, never
+// modify them.
+func (c *blockCache) cachedBatches(id blockID) []objectlog.Batch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.blocks[id]
+	if !ok {
+		return nil
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(*cachedBlock).batches
+}
+
+// putBatches caches batches under id, counted as size bytes against the
+// capacity, in the same LRU as the blocks: decoded data is bounded by the
+// one budget. id's key must be one no object has (blocks and batches never
+// share a name). Batches larger than the whole cache are not kept.
+func (c *blockCache) putBatches(id blockID, batches []objectlog.Batch, size int64) {
+	if len(batches) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.insertLocked(&cachedBlock{id: id, batches: batches, charged: size})
 }
 
 // blockSource is where one block of a read comes from: a fetch in flight,

@@ -488,11 +488,8 @@ func (r *ArchiveReader) decodeRowGroup(i int, data []byte) (recs []ArchiveRecord
 		return nil, archiveCorrupt(g.ByteOffset, "parquet-go sees %d row groups", len(groups))
 	}
 	rows := make([]archiveRow, g.Records)
-	pr := parquet.NewGenericRowGroupReader[archiveRow](groups[i])
-	defer pr.Close()
-	n, err := pr.Read(rows)
-	if err != nil && !errors.Is(err, io.EOF) || int64(n) != g.Records {
-		return nil, archiveCorrupt(g.ByteOffset, "read %d of %d rows: %v", n, g.Records, err)
+	if err := readArchiveColumns(f.Schema(), groups[i], r.leaves, rows, g.ByteOffset); err != nil {
+		return nil, err
 	}
 	return rowsToRecords(rows, g)
 }
