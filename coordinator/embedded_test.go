@@ -281,3 +281,28 @@ func embeddedChild(dir string) {
 		fmt.Println(res[0].Batches[0].BaseOffset)
 	}
 }
+
+// TestEmbeddedRemovesCrashedSnapshotTemps: the temporary file of a
+// snapshot a kill -9 interrupted is removed when the index opens again,
+// and the last whole snapshot is what it restores.
+func TestEmbeddedRemovesCrashedSnapshotTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := openEmbedded(t, dir, coordinator.Options{})
+	createTopic(t, r, "t", 1)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, coordinator.SnapshotFile+".tmp-1234567")
+	if err := os.WriteFile(tmp, []byte("half a snapshot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = openEmbedded(t, dir, coordinator.Options{})
+	defer r.Close()
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the crashed snapshot's temporary file is still there: %v", err)
+	}
+	if _, err := r.DescribeTopic(t.Context(), "t"); err != nil {
+		t.Fatalf("the topic of the last snapshot: %v", err)
+	}
+}
