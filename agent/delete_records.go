@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -47,7 +48,18 @@ func (a *Agent) DeleteRecords(ctx context.Context, req *connect.Request[stratav1
 	for _, p := range parts {
 		res, err := lc.DeleteRecords(ctx, t.ID, p.GetPartition(), p.GetBeforeOffset())
 		if err != nil {
-			return nil, connectError(fmt.Errorf("topic %q: %w", name, err))
+			// The index names the topic by id; the user named it.
+			op := fmt.Sprintf("delete records of topic %q partition %d before offset %d", name, p.GetPartition(), p.GetBeforeOffset())
+			switch {
+			case errors.Is(err, coordinator.ErrOffsetOutOfRange):
+				err = fmt.Errorf("delete records: %w", &offsetRangeError{topic: name, partition: p.GetPartition(), requested: p.GetBeforeOffset(),
+					logStart: res.LogStartOffset, highWatermark: res.HighWatermark})
+			case errors.Is(err, coordinator.ErrNotFound):
+				err = fmt.Errorf("%s: %w: no such partition", op, coordinator.ErrNotFound)
+			default:
+				err = fmt.Errorf("topic %q: %w", name, err)
+			}
+			return nil, connectError(err)
 		}
 		out.Partitions = append(out.Partitions, &stratav1.DeleteRecordsResult{
 			Partition: p.GetPartition(), LogStartOffset: res.LogStartOffset, HighWatermark: res.HighWatermark})
