@@ -51,6 +51,9 @@ type Agent struct {
 	janitorMu   sync.Mutex
 	janitorLive map[string]topicPartition
 	janitorDone chan struct{} // closed when the janitor loop ends
+	// compactHeld: partitionKey -> the coordinator.IndexEntry the last
+	// compaction job kept hot at the log's end (compactor.go holdBack).
+	compactHeld sync.Map
 	reaperDone  chan struct{} // closed when the transaction reaper ends
 
 	closeOnce sync.Once

@@ -231,6 +231,7 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		return rep, err
 	}
 	var records int64
+	var held coordinator.IndexEntry // the trailing entry kept hot, if any
 	used := hot[:0:0]
 	for i, e := range hot {
 		batches, err := a.loadEntry(ctx, e)
@@ -247,6 +248,7 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		// offsets after it could be a hole that no entry covers before the
 		// high watermark, where a reader would find nothing to move past.
 		if i == len(hot)-1 && skip(&batches[len(batches)-1]) {
+			held = e
 			break
 		}
 		var recs []objectlog.DecodedRecord
@@ -272,7 +274,10 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		return rep, err
 	}
 	if len(files) == 0 {
-		return rep, nil // nothing committed to archive
+		// Nothing committed to archive (markers, aborted data): the run
+		// waits for later data, and its lag is not compaction's.
+		a.holdBack(t, p, held, cutoff)
+		return rep, nil
 	}
 	var repl []coordinator.IndexEntry
 	var written int64
@@ -316,6 +321,7 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 	a.log.Debug("compaction: index swapped", "topic", t.Name, "partition", p, "files", len(files), "records", records,
 		"entries_replaced", len(used), "entries_added", len(repl))
 	// What is left hot past the archive age waits for the next pass.
+	a.holdBack(t, p, held, cutoff)
 	if rest, _, err := a.hotEntries(ctx, idx, t, p, cutoff); err == nil {
 		a.setCompactionLag(t, p, rest, cutoff)
 	}
@@ -394,8 +400,11 @@ func (a *Agent) hotEntries(ctx context.Context, idx compactionIndex, t coordinat
 			case e.Archived() && len(out) == 0:
 				next = e.BaseOffset + e.Records
 				continue
-			case e.Archived(), e.MaxTimestamp >= cutoff, e.BaseOffset+e.Records > lso, len(out) >= maxCompactEntries,
-				bytes+e.ByteLength > limit && len(out) > 0:
+			case len(out) >= maxCompactEntries, bytes+e.ByteLength > limit && len(out) > 0:
+				a.setCompactionLag(t, p, append(out, e), cutoff)
+				return out, st, nil
+			case e.Archived(), e.MaxTimestamp >= cutoff, e.BaseOffset+e.Records > lso:
+				out = a.withoutHeldBack(t, p, out)
 				a.setCompactionLag(t, p, append(out, e), cutoff)
 				return out, st, nil
 			}
@@ -404,12 +413,42 @@ func (a *Agent) hotEntries(ctx context.Context, idx compactionIndex, t coordinat
 			next = e.BaseOffset + e.Records
 		}
 	}
+	out = a.withoutHeldBack(t, p, out)
 	a.setCompactionLag(t, p, out, cutoff)
 	return out, st, nil
 }
 
+// holdBack remembers the entry a job kept hot at the end of its run (a
+// transaction marker, or aborted data, ending the log: see compactPartition)
+// and resets the lag gauge, which that entry no longer counts in; a zero
+// entry forgets the partition's.
+func (a *Agent) holdBack(t coordinator.Topic, p int32, e coordinator.IndexEntry, cutoff int64) {
+	k := partitionKey{t.ID, p}
+	if e.SegmentKey == "" {
+		a.compactHeld.Delete(k)
+		return
+	}
+	a.compactHeld.Store(k, e)
+	a.setCompactionLag(t, p, nil, cutoff)
+}
+
+// withoutHeldBack returns nothing when the run of hot entries ends with the
+// entry a job kept hot (holdBack): everything before it in the run was
+// archived or had nothing committed to archive, so a job would do nothing
+// until later data follows it; hot otherwise.
+func (a *Agent) withoutHeldBack(t coordinator.Topic, p int32, hot []coordinator.IndexEntry) []coordinator.IndexEntry {
+	if len(hot) == 0 {
+		return hot
+	}
+	if e, ok := a.compactHeld.Load(partitionKey{t.ID, p}); ok && e.(coordinator.IndexEntry) == hot[len(hot)-1] {
+		return nil
+	}
+	return hot
+}
+
 // setCompactionLag sets the gauge to how far past the archive age the
-// oldest hot entry is (0 when none is).
+// oldest hot entry compaction could archive is (0 when none is; a trailing
+// marker held back, withoutHeldBack, is not counted).
 func (a *Agent) setCompactionLag(t coordinator.Topic, p int32, hot []coordinator.IndexEntry, cutoff int64) {
 	lag := 0.0
 	if len(hot) > 0 && !hot[0].Archived() && hot[0].MaxTimestamp < cutoff {

@@ -202,8 +202,8 @@ func (a *Agent) AddPartitions(ctx context.Context, name string, total int32, val
 		return unknownTopic(name, err)
 	}
 	if total <= t.Config.Partitions || total > coordinator.MaxPartitions {
-		return fmt.Errorf("%w: %w: topic %q has %d partitions; the new count must be above it and at most %d, got %d",
-			ErrInvalidPartitions, coordinator.ErrInvalid, name, t.Config.Partitions, coordinator.MaxPartitions, total)
+		return fmt.Errorf("%w: %w: topic %q has %s; the new count must be above it and at most %d, got %d",
+			ErrInvalidPartitions, coordinator.ErrInvalid, name, partitionCount(t.Config.Partitions), coordinator.MaxPartitions, total)
 	}
 	if validateOnly {
 		return nil

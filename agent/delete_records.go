@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stratabroker/strata/coordinator"
@@ -50,7 +51,18 @@ func (a *Agent) DeleteRecords(ctx context.Context, req *stratav1.DeleteRecordsRe
 	for _, p := range parts {
 		res, err := lc.DeleteRecords(ctx, t.ID, p.GetPartition(), p.GetBeforeOffset())
 		if err != nil {
-			return nil, fmt.Errorf("topic %q: %w", name, err)
+			// The index names the topic by id; the user named it.
+			op := fmt.Sprintf("delete records of topic %q partition %d before offset %d", name, p.GetPartition(), p.GetBeforeOffset())
+			switch {
+			case errors.Is(err, coordinator.ErrOffsetOutOfRange):
+				err = fmt.Errorf("delete records: %w", &OffsetRangeError{Topic: name, Partition: p.GetPartition(), Requested: p.GetBeforeOffset(),
+					LogStart: res.LogStartOffset, HighWatermark: res.HighWatermark})
+			case errors.Is(err, coordinator.ErrNotFound):
+				err = fmt.Errorf("%s: %w: no such partition", op, coordinator.ErrNotFound)
+			default:
+				err = fmt.Errorf("topic %q: %w", name, err)
+			}
+			return nil, err
 		}
 		out.Partitions = append(out.Partitions, &stratav1.DeleteRecordsResult{
 			Partition: p.GetPartition(), LogStartOffset: res.LogStartOffset, HighWatermark: res.HighWatermark})

@@ -162,8 +162,8 @@ func (a *Agent) partitionGone(ctx context.Context, topic coordinator.Topic, p in
 		return coordinator.Topic{}, errTopicDeleted(topic.Name, true)
 	case p >= fresh.Config.Partitions:
 		a.hub.forgetTopic(topic.ID)
-		return coordinator.Topic{}, fmt.Errorf("%w: partition %d: topic %q was deleted and created again with %d partitions",
-			coordinator.ErrNotFound, p, topic.Name, fresh.Config.Partitions)
+		return coordinator.Topic{}, fmt.Errorf("%w: partition %d: topic %q was deleted and created again with %s",
+			coordinator.ErrNotFound, p, topic.Name, partitionCount(fresh.Config.Partitions))
 	}
 	a.hub.forgetTopic(topic.ID)
 	return fresh, nil

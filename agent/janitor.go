@@ -63,10 +63,13 @@ type JanitorReport struct {
 	EntriesRemoved    int64
 	EntryBytesRemoved int64
 	// SegmentsDeleted counts segment objects deleted, orphans included;
-	// BytesReclaimed is their size.
-	SegmentsDeleted int64
-	OrphansDeleted  int64
-	BytesReclaimed  int64
+	// TempFilesDeleted counts the filesystem store's temporary files of
+	// puts that died midway (objectlog.StaleTempRemover), removed past
+	// --orphan-grace; BytesReclaimed is the size of both.
+	SegmentsDeleted  int64
+	OrphansDeleted   int64
+	TempFilesDeleted int64
+	BytesReclaimed   int64
 	// TopicsPurged counts deleted topics whose last index key went.
 	TopicsPurged int64
 }
@@ -107,9 +110,9 @@ func (a *Agent) runJanitor(ctx context.Context) {
 		case err != nil:
 			metricJanitorErrors.Inc()
 			a.log.Warn("janitor pass failed", "err", err)
-		case !rep.Skipped && (rep.EntriesRemoved > 0 || rep.SegmentsDeleted > 0 || rep.TopicsPurged > 0):
+		case !rep.Skipped && (rep.EntriesRemoved > 0 || rep.SegmentsDeleted > 0 || rep.TempFilesDeleted > 0 || rep.TopicsPurged > 0):
 			a.log.Info("janitor pass", "entries_removed", rep.EntriesRemoved, "segments_deleted", rep.SegmentsDeleted,
-				"orphans_deleted", rep.OrphansDeleted, "bytes_reclaimed", rep.BytesReclaimed, "topics_purged", rep.TopicsPurged)
+				"orphans_deleted", rep.OrphansDeleted, "temp_files_deleted", rep.TempFilesDeleted, "bytes_reclaimed", rep.BytesReclaimed, "topics_purged", rep.TopicsPurged)
 		}
 	})
 }
@@ -326,6 +329,18 @@ func (j *janitor) orphans(ctx context.Context, ttl time.Duration) error {
 	for k := range live {
 		if !seen[k] {
 			delete(live, k)
+		}
+	}
+	// A put killed midway (the filesystem store) leaves a temporary file
+	// that no listing shows: past the orphan grace, no put still owns it.
+	if sweeper, ok := objectlog.AsStaleTempRemover(j.a.bucket); ok {
+		for _, prefix := range []string{segmentPrefix, coordinator.ArchiveKeyPrefix} {
+			n, size, err := sweeper.RemoveStaleTemps(ctx, prefix, j.now.Add(-j.a.cfg.OrphanGrace))
+			if err != nil {
+				return fmt.Errorf("janitor: %w", err)
+			}
+			j.rep.TempFilesDeleted += int64(n)
+			j.rep.BytesReclaimed += size
 		}
 	}
 	return nil

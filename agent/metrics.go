@@ -80,6 +80,6 @@ var (
 	metricCompactionErrors = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "strata_compaction_errors_total", Help: "Compaction passes that ended with an error on some partition."})
 	metricCompactionLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "strata_compaction_lag_seconds", Help: "Per partition: how far past the topic's archive.after.ms the oldest hot record is (0 when nothing waits)."},
+		Name: "strata_compaction_lag_seconds", Help: "Per partition: how far past the topic's archive.after.ms the oldest hot record compaction could archive is (0 when nothing waits; a transaction marker or aborted data ending the log waits for later data and is not counted)."},
 		[]string{"topic", "partition"})
 )

@@ -116,7 +116,7 @@ func (a *Agent) StartProduce(ctx context.Context, req *stratav1.ProduceRequest) 
 			case r.Partition != nil:
 				p = r.GetPartition()
 				if p < 0 || p >= n {
-					return nil, fmt.Errorf("%w: topic %q has %d partitions, record %d asks for partition %d", errInvalid, topic.Name, n, j, p)
+					return nil, fmt.Errorf("%w: topic %q has %s, record %d asks for partition %d", errInvalid, topic.Name, partitionCount(n), j, p)
 				}
 			case r.Key != nil:
 				p = keyPartition(r.Key, n)
@@ -317,8 +317,16 @@ func unknownTopic(name string, err error) error {
 // unknownPartition is a partition past the topic's count as the index has
 // it (read afresh, not from the cache).
 func unknownPartition(name string, partition, partitions int32) error {
-	return &hintError{msg: fmt.Sprintf("%v: partition %d: topic %q has %d partitions", coordinator.ErrNotFound, partition, name, partitions),
+	return &hintError{msg: fmt.Sprintf("%v: partition %d: topic %q has %s", coordinator.ErrNotFound, partition, name, partitionCount(partitions)),
 		err: errors.Join(coordinator.ErrNotFound, errUnknownTopicOrPartition)}
+}
+
+// partitionCount is "1 partition" or "n partitions", for messages.
+func partitionCount(n int32) string {
+	if n == 1 {
+		return "1 partition"
+	}
+	return fmt.Sprintf("%d partitions", n)
 }
 
 // hintError replaces an error's message with one a person can act on,

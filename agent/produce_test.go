@@ -508,3 +508,14 @@ func TestTopicCompressionRoundTrips(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownPartitionGrammar: a one-partition topic "has 1 partition".
+func TestUnknownPartitionGrammar(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	ta.createTopic(t, "one", 1, nil)
+	_, err := ta.consumer.Fetch(t.Context(), connect.NewRequest(&stratav1.FetchRequest{Topic: "one", Partition: 3}))
+	if connect.CodeOf(err) != connect.CodeNotFound || !strings.Contains(err.Error(), `topic "one" has 1 partition`) || strings.Contains(err.Error(), "1 partitions") {
+		t.Fatalf("fetch of partition 3: %v, want not_found saying the topic has 1 partition", err)
+	}
+}

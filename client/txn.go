@@ -13,6 +13,16 @@ package client
 // producer gave up on a batch) aborts the open transaction on the agent, as
 // a new InitProducerId with the transactional id does; the commit then
 // fails the same way.
+//
+// As Kafka's transactional producer does, the transaction RPCs
+// (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit,
+// EndTxn) are retried on retriable errors (UNAVAILABLE, a lost connection,
+// CONCURRENT_TRANSACTIONS) until DeliveryTimeout passes: an agent that
+// dies or restarts meanwhile costs a pause, not the transaction. Each is
+// safe to repeat: the index adds a partition or group once, stages the
+// same offsets again, and answers a retried EndTxn whose transaction
+// already ended with the same outcome in the same epoch with success
+// (the other outcome is INVALID_TXN_STATE).
 
 import (
 	"context"
@@ -31,6 +41,13 @@ import (
 // ErrNoTransaction: a transactional producer's Produce, commit or abort
 // outside BeginTransaction ... CommitTransaction/AbortTransaction.
 var ErrNoTransaction = errors.New("client.Producer: no transaction is open")
+
+// ErrTxnOutcomeUnknown wraps a CommitTransaction or AbortTransaction error
+// from EndTxn itself that was still retriable when DeliveryTimeout (or the
+// context) ended its retries: the agent may have ended the transaction or
+// not. Calling CommitTransaction (or AbortTransaction) again finds out:
+// the index answers a repeated EndTxn of an ended transaction with success.
+var ErrTxnOutcomeUnknown = errors.New("client.Producer: the transaction's outcome is unknown")
 
 // TransactionalID makes the producer transactional (Kafka's
 // transactional.id): it keeps one producer id across restarts, fencing the
@@ -88,7 +105,11 @@ func (p *Producer) InitTransactions(ctx context.Context) error {
 	if !p.transactional() {
 		return errors.New("client.Producer: InitTransactions needs TransactionalID")
 	}
-	resp, err := p.svc.InitProducerId(ctx, connect.NewRequest(p.initProducerIDRequest(0)))
+	var resp *connect.Response[stratav1.InitProducerIdResponse]
+	err := p.retryTxnRPC(ctx, "InitProducerId", func() (err error) {
+		resp, err = p.svc.InitProducerId(ctx, connect.NewRequest(p.initProducerIDRequest(0)))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("init transactions: %w", err)
 	}
@@ -138,8 +159,12 @@ func (p *Producer) addToTxn(ctx context.Context, part *producerPartition, promis
 		return nil, ErrNoTransaction
 	}
 	if !added {
-		_, err := p.svc.AddPartitionsToTxn(ctx, connect.NewRequest(&stratav1.AddPartitionsToTxnRequest{Producer: p.txnProducer(),
-			Topics: []*stratav1.TxnTopicPartitions{{Topic: part.topic, Partitions: []int32{part.partition}}}}))
+		req := &stratav1.AddPartitionsToTxnRequest{Producer: p.txnProducer(),
+			Topics: []*stratav1.TxnTopicPartitions{{Topic: part.topic, Partitions: []int32{part.partition}}}}
+		err := p.retryTxnRPC(ctx, "AddPartitionsToTxn", func() error {
+			_, err := p.svc.AddPartitionsToTxn(ctx, connect.NewRequest(req))
+			return err
+		})
 		if err != nil {
 			err = fmt.Errorf("add partition %d of %q to the transaction: %w", part.partition, part.topic, err)
 			p.txn.fail(err)
@@ -170,7 +195,11 @@ func (p *Producer) SendOffsetsToTransaction(ctx context.Context, group string, o
 	}
 	id := p.txnProducer()
 	if !added {
-		if _, err := p.svc.AddOffsetsToTxn(ctx, connect.NewRequest(&stratav1.AddOffsetsToTxnRequest{Producer: id, Group: group})); err != nil {
+		req := &stratav1.AddOffsetsToTxnRequest{Producer: id, Group: group}
+		if err := p.retryTxnRPC(ctx, "AddOffsetsToTxn", func() error {
+			_, err := p.svc.AddOffsetsToTxn(ctx, connect.NewRequest(req))
+			return err
+		}); err != nil {
 			return fmt.Errorf("add group %q to the transaction: %w", group, err)
 		}
 		p.txn.mu.Lock()
@@ -181,7 +210,10 @@ func (p *Producer) SendOffsetsToTransaction(ctx context.Context, group string, o
 	for _, o := range offsets {
 		req.Offsets = append(req.Offsets, &stratav1.TxnOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset})
 	}
-	if _, err := p.svc.TxnOffsetCommit(ctx, connect.NewRequest(req)); err != nil {
+	if err := p.retryTxnRPC(ctx, "TxnOffsetCommit", func() error {
+		_, err := p.svc.TxnOffsetCommit(ctx, connect.NewRequest(req))
+		return err
+	}); err != nil {
 		return fmt.Errorf("commit offsets of group %q in the transaction: %w", group, err)
 	}
 	return nil
@@ -192,7 +224,9 @@ func (p *Producer) SendOffsetsToTransaction(ctx context.Context, group string, o
 // read_committed readers and its offsets the groups' committed ones. It
 // fails, committing nothing, when a record of the transaction failed or
 // the producer's epoch was bumped meanwhile: call AbortTransaction then.
-// An error from EndTxn itself may be retried with CommitTransaction.
+// EndTxn is retried on retriable errors until DeliveryTimeout; an error
+// left after that leaves the outcome unknown (the commit may have been
+// recorded): CommitTransaction may be called again.
 func (p *Producer) CommitTransaction(ctx context.Context) error {
 	return p.endTxn(ctx, true)
 }
@@ -232,10 +266,16 @@ func (p *Producer) endTxn(ctx context.Context, commit bool) error {
 	if commit && int16(id.GetProducerEpoch()) != began {
 		return errors.New("client.Producer: the transaction cannot commit, abort it: the producer's epoch was bumped, which aborted it")
 	}
-	_, err := p.svc.EndTxn(ctx, connect.NewRequest(&stratav1.EndTxnRequest{Producer: id, Commit: commit}))
+	err := p.retryTxnRPC(ctx, "EndTxn", func() error {
+		_, err := p.svc.EndTxn(ctx, connect.NewRequest(&stratav1.EndTxnRequest{Producer: id, Commit: commit}))
+		return err
+	})
 	if err != nil && !commit && int16(id.GetProducerEpoch()) != began {
 		// The epoch bump aborted it already.
 		err = nil
+	}
+	if err != nil && retriable(connect.CodeOf(err)) {
+		return fmt.Errorf("end transaction: %w: %w", ErrTxnOutcomeUnknown, err)
 	}
 	if err != nil {
 		return fmt.Errorf("end transaction: %w", err)
@@ -244,6 +284,35 @@ func (p *Producer) endTxn(ctx context.Context, commit bool) error {
 	p.txn.open, p.txn.parts, p.txn.groups, p.txn.err = false, nil, nil, nil
 	p.txn.mu.Unlock()
 	return nil
+}
+
+// retryTxnRPC runs call, a transaction RPC that is safe to repeat, again
+// after each retriable error (the producer's retriable codes: UNAVAILABLE
+// for a lost connection or a restarting agent, ABORTED for Kafka's
+// CONCURRENT_TRANSACTIONS, ...) with RetryBackoff between attempts, until
+// it succeeds, fails otherwise, ctx ends, or DeliveryTimeout has passed
+// since the first attempt; it returns the last error.
+func (p *Producer) retryTxnRPC(ctx context.Context, rpc string, call func() error) error {
+	deadline := time.Now().Add(p.cfg.deliveryTimeout)
+	backoff := p.cfg.retryBackoffMin
+	for {
+		err := call()
+		if err == nil || ctx.Err() != nil || !retriable(connect.CodeOf(err)) {
+			return err
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return fmt.Errorf("%s: still failing after the delivery timeout %s: %w", rpc, p.cfg.deliveryTimeout, err)
+		}
+		p.log.Warn(rpc+" failed; retrying", "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		backoff = min(2*backoff, p.cfg.retryBackoffMax)
+	}
 }
 
 // isolationLevel is the fetch isolation of GroupConsumerConfig.ReadCommitted.

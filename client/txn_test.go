@@ -1,9 +1,15 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,5 +237,131 @@ func TestSeekToCommitted(t *testing.T) {
 	}
 	if got := firstAfterSeek("a record after the second seek"); got != 3 {
 		t.Fatalf("first record after seeking to the transaction's offset: %d, want 3", got)
+	}
+}
+
+// lossyRPC fails the first calls of the RPCs whose path ends with one of
+// its suffixes, as an agent killed mid-call does: before sending (the
+// connection refused) or after the agent has answered (the answer lost, so
+// the call took effect).
+type lossyRPC struct {
+	next    http.RoundTripper
+	fails   map[string]int // suffix -> calls still to fail
+	after   bool           // fail after the agent answered
+	mu      sync.Mutex
+	injured atomic.Int64
+}
+
+func (l *lossyRPC) RoundTrip(req *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	fail := false
+	for s, n := range l.fails {
+		if n > 0 && strings.HasSuffix(req.URL.Path, s) {
+			l.fails[s], fail = n-1, true
+		}
+	}
+	l.mu.Unlock()
+	if !fail {
+		return l.next.RoundTrip(req)
+	}
+	l.injured.Add(1)
+	if !l.after {
+		return nil, errors.New("injected: connection refused")
+	}
+	resp, err := l.next.RoundTrip(req)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	}
+	return nil, io.ErrUnexpectedEOF
+}
+
+// TestTransactionRPCsRetried: a transactional producer rides out an agent
+// that fails its transaction RPCs as a restart does. Calls refused before
+// they reach the agent are retried; a commit whose answer was lost after
+// it committed is retried and answered with success, committing once.
+func TestTransactionRPCsRetried(t *testing.T) {
+	t.Parallel()
+	for _, after := range []bool{false, true} {
+		t.Run(fmt.Sprintf("after=%v", after), func(t *testing.T) {
+			t.Parallel()
+			ta := startAgent(t)
+			ta.createTopic(t, "tx", 2)
+			ctx := t.Context()
+			lossy := &lossyRPC{after: after, fails: map[string]int{"/InitProducerId": 1, "/AddPartitionsToTxn": 2,
+				"/AddOffsetsToTxn": 1, "/TxnOffsetCommit": 1, "/EndTxn": 2}}
+			hc := h2cClient(t, func(rt http.RoundTripper) http.RoundTripper { lossy.next = rt; return lossy })
+			p, err := client.NewProducer(hc, ta.url, client.TransactionalID("lossy", 0), client.Linger(time.Millisecond),
+				client.ManualPartitioner(), client.RetryBackoff(5*time.Millisecond, 20*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Close(context.Background()) })
+			if err := p.InitTransactions(ctx); err != nil {
+				t.Fatalf("InitTransactions: %v", err)
+			}
+			for i, prefix := range []string{"a", "b"} {
+				if err := p.BeginTransaction(); err != nil {
+					t.Fatal(err)
+				}
+				recs := values(prefix, 4)
+				for j, r := range recs {
+					r.Partition = int32(j % 2)
+				}
+				if err := p.ProduceSync(ctx, recs...); err != nil {
+					t.Fatalf("transaction %d: produce: %v", i, err)
+				}
+				if err := p.SendOffsetsToTransaction(ctx, "etl", []client.PartitionOffset{{Topic: "tx", Partition: 0, Offset: int64(i + 1)}}); err != nil {
+					t.Fatalf("transaction %d: send offsets: %v", i, err)
+				}
+				if err := p.CommitTransaction(ctx); err != nil {
+					t.Fatalf("transaction %d: commit: %v", i, err)
+				}
+			}
+			if n := lossy.injured.Load(); n != 7 {
+				t.Fatalf("%d calls failed by the test, want 7", n)
+			}
+			if got, want := ta.readCommitted(t, "tx", 0), []string{"a0", "a2", "b0", "b2"}; !slices.Equal(got, want) {
+				t.Fatalf("read_committed partition 0: %q, want %q", got, want)
+			}
+			if got, want := ta.readCommitted(t, "tx", 1), []string{"a1", "a3", "b1", "b3"}; !slices.Equal(got, want) {
+				t.Fatalf("read_committed partition 1: %q, want %q", got, want)
+			}
+			if got := ta.committed(t, "etl")[client.TopicPartition{Topic: "tx", Partition: 0}]; got != 2 {
+				t.Fatalf("group offset %d, want 2", got)
+			}
+		})
+	}
+}
+
+// TestEndTxnOtherOutcomeRefused: once a transaction committed, an EndTxn
+// asking to abort it (a confused retry) is INVALID_TXN_STATE, and the
+// same commit again is answered with success.
+func TestEndTxnOtherOutcomeRefused(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "tx", 1)
+	ctx := t.Context()
+	p := newTxnProducer(t, ta, "other")
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, values("c", 1)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CommitTransaction(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch := p.ProducerID()
+	id := &stratav1.TxnProducer{TransactionalId: "other", ProducerId: pid, ProducerEpoch: int32(epoch)}
+	if _, err := ta.producer.EndTxn(ctx, connect.NewRequest(&stratav1.EndTxnRequest{Producer: id, Commit: true})); err != nil {
+		t.Fatalf("retried commit: %v", err)
+	}
+	_, err := ta.producer.EndTxn(ctx, connect.NewRequest(&stratav1.EndTxnRequest{Producer: id, Commit: false}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "CompleteCommit") {
+		t.Fatalf("abort after the commit: %v, want invalid_argument naming CompleteCommit", err)
+	}
+	if got := ta.readCommitted(t, "tx", 0); !slices.Equal(got, []string{"c0"}) {
+		t.Fatalf("read_committed: %q", got)
 	}
 }

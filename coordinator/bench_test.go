@@ -203,3 +203,71 @@ func BenchmarkIndexEntryMemory(b *testing.B) {
 		b.ReportMetric((log+tim+segs)/entries, "total-B/entry")
 	}
 }
+
+// BenchmarkEmbeddedJanitorWrites measures, on an embedded index persisted
+// to a data directory and holding a large index (entries partitions x
+// segments), the janitor's bookkeeping writes (ForgetSegment,
+// DeleteSegmentRefs) and, for comparison, a segment commit, whose
+// durability point is a whole snapshot:
+//
+//	go test ./coordinator -run '^$' -bench EmbeddedJanitorWrites -benchtime 20x
+func BenchmarkEmbeddedJanitorWrites(b *testing.B) {
+	const partitions, segments = 10, 300
+	dir := b.TempDir()
+	ctx := context.Background()
+	fill, err := coordinator.OpenEmbedded(dir, coordinator.Options{EmbeddedAsyncWrites: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp := createTopic(b, fill, "bench", partitions)
+	for s := range segments {
+		sid := fmt.Sprintf("s%d", s)
+		c := coordinator.SegmentCommit{SegmentID: sid, SegmentKey: "segments/01JBENCH" + sid}
+		for p := range partitions {
+			c.Chunks = append(c.Chunks, coordinator.ChunkCommit{TopicID: tp.ID, Partition: int32(p),
+				Batches: []coordinator.BatchCommit{plain(int64(p)*1000, 1000, 10, time.Now().UnixMilli())}})
+		}
+		if _, err := fill.CommitSegment(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := fill.Close(); err != nil {
+		b.Fatal(err)
+	}
+	r, err := coordinator.OpenEmbedded(dir, coordinator.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = r.Close() })
+	b.Run("ForgetSegment", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			sid := fmt.Sprintf("s%d", i%segments)
+			if err := r.ForgetSegment(ctx, tp.ID, int32(i%partitions), sid, "segments/01JBENCH"+sid); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("DeleteSegmentRefs", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if err := r.DeleteSegmentRefs(ctx, fmt.Sprintf("s%d", i%segments)); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("CommitSegment", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			sid := fmt.Sprintf("new%d", i)
+			c := coordinator.SegmentCommit{SegmentID: sid, SegmentKey: "segments/01JBENCH" + sid, Chunks: []coordinator.ChunkCommit{{
+				TopicID: tp.ID, Batches: []coordinator.BatchCommit{plain(0, 1, 10, time.Now().UnixMilli())}}}}
+			if _, err := r.CommitSegment(ctx, c); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}

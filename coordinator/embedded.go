@@ -25,7 +25,8 @@ package coordinator
 // single consistent instant: miniredis runs a script under its global lock.
 // The file is written to a temporary name, fsynced, renamed over the old one
 // and the directory fsynced, so a crash leaves the old or the new snapshot,
-// never a torn one. The cost is proportional to the whole index, which suits
+// never a torn one (a temporary file a crash left behind is removed at the
+// next open). The cost is proportional to the whole index, which suits
 // development sizes, not production ones.
 
 import (
@@ -141,6 +142,9 @@ func OpenEmbedded(dataDir string, opts Options) (*Redis, error) {
 			return nil, fmt.Errorf("embedded index: %w", err)
 		}
 		e.path = filepath.Join(dataDir, SnapshotFile)
+		if err := removeSnapshotTemps(e.path); err != nil {
+			return nil, err
+		}
 		if err := e.restore(); err != nil {
 			return nil, err
 		}
@@ -378,6 +382,22 @@ func writeFileAtomic(path string, data []byte) error {
 	defer d.Close()
 	// The rename is durable only once the directory is.
 	return d.Sync()
+}
+
+// removeSnapshotTemps removes the temporary files of snapshots that a
+// crash (kill -9 mid-save) left beside path. The embedded index owns its
+// data directory, so no other process is writing one.
+func removeSnapshotTemps(path string) error {
+	temps, err := filepath.Glob(path + ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("embedded index: %w", err)
+	}
+	for _, t := range temps {
+		if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("embedded index: removing a crashed snapshot's temporary file: %w", err)
+		}
+	}
+	return nil
 }
 
 // restore loads the snapshot, if any, into the not yet started server.

@@ -281,3 +281,59 @@ func embeddedChild(dir string) {
 		fmt.Println(res[0].Batches[0].BaseOffset)
 	}
 }
+
+// TestEmbeddedRemovesCrashedSnapshotTemps: the temporary file of a
+// snapshot a kill -9 interrupted is removed when the index opens again,
+// and the last whole snapshot is what it restores.
+func TestEmbeddedRemovesCrashedSnapshotTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := openEmbedded(t, dir, coordinator.Options{})
+	createTopic(t, r, "t", 1)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, coordinator.SnapshotFile+".tmp-1234567")
+	if err := os.WriteFile(tmp, []byte("half a snapshot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = openEmbedded(t, dir, coordinator.Options{})
+	defer r.Close()
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the crashed snapshot's temporary file is still there: %v", err)
+	}
+	if _, err := r.DescribeTopic(t.Context(), "t"); err != nil {
+		t.Fatalf("the topic of the last snapshot: %v", err)
+	}
+}
+
+// TestEmbeddedSoftWritesSavedSoon: soft state (the janitor's lease and its
+// garbage-collection bookkeeping) does not wait for a snapshot of its own,
+// and still reaches the file within about the snapshot interval.
+func TestEmbeddedSoftWritesSavedSoon(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	r := openEmbedded(t, dir, coordinator.Options{})
+	defer r.Close()
+	createTopic(t, r, "t", 1) // a durable write: the file exists from here
+	if _, err := r.AcquireLease(ctx, "janitor", "agent-1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		crashed := openEmbedded(t, copySnapshot(t, dir), coordinator.Options{})
+		_, err := crashed.AcquireLease(ctx, "janitor", "agent-2", time.Hour)
+		_ = crashed.Close()
+		if errors.Is(err, coordinator.ErrConflict) {
+			return // the lease is in the file
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the lease never reached the snapshot file")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -124,7 +124,7 @@ func (r *Redis) AcquireLease(ctx context.Context, name, holder string, ttl time.
 		return Lease{}, wrapErr(op, fmt.Errorf("%w: lease %q is held by %q (token %d) for another %v",
 			ErrConflict, name, st.holder, st.token, st.remaining))
 	}
-	if err := r.written(ctx); err != nil {
+	if err := r.softWritten(ctx); err != nil {
 		return Lease{}, wrapErr(op, err)
 	}
 	return Lease{Name: name, Holder: holder, Token: st.token, Expires: start.Add(st.remaining)}, nil
@@ -151,7 +151,7 @@ func (r *Redis) RenewLease(ctx context.Context, l Lease, ttl time.Duration) (Lea
 	if st.status != 3 {
 		return Lease{}, wrapErr(op, st.fenced(l))
 	}
-	if err := r.written(ctx); err != nil {
+	if err := r.softWritten(ctx); err != nil {
 		return Lease{}, wrapErr(op, err)
 	}
 	l.Expires = start.Add(st.remaining)
@@ -179,7 +179,7 @@ func (r *Redis) ReleaseLease(ctx context.Context, l Lease) error {
 	case 0:
 		return nil
 	case 1:
-		return wrapErr(op, r.written(ctx))
+		return wrapErr(op, r.softWritten(ctx))
 	default:
 		return wrapErr(op, fmt.Errorf("%w: lease %q is now held by %q (token %d), not token %d",
 			ErrFenced, l.Name, st.holder, st.token, l.Token))

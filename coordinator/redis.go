@@ -109,6 +109,18 @@ func (r *Redis) written(ctx context.Context) error {
 	return r.afterWrite(ctx)
 }
 
+// softWritten ends a write of state that a crash may lose because whoever
+// depends on it redoes it: the garbage collector's bookkeeping (a lost
+// ForgetSegment or DeleteSegmentRefs is found again by the janitor's next
+// pass, and deleting a deleted object is a no-op) and the janitor's and
+// reaper's lease (time-bounded, and on the embedded index lost only with
+// the process that held it). It skips the after-write hook: on the
+// embedded index such a write is saved by the next periodic snapshot
+// (within a second, the state being marked dirty) instead of waiting for
+// a snapshot of the whole index of its own, which on a large index took
+// the janitor minutes per pass. On a Redis server it is written already.
+func (r *Redis) softWritten(context.Context) error { return nil }
+
 // durable is the durability point of every acknowledged index write other
 // than a segment commit (which ends its own pipeline in WAIT, see
 // execCommit): group offset commits and deletes, group state saves, topic
@@ -137,7 +149,9 @@ func (r *Redis) written(ctx context.Context) error {
 // epochs (PutMember, RenewMember, RemoveMember; a failover that loses one
 // makes the member rejoin, which fences it safely), agent registrations,
 // janitor leases (time-bounded; the work they guard is idempotent), and
-// the garbage collector's bookkeeping (lost work is redone).
+// the garbage collector's bookkeeping (lost work is redone). The leases
+// and the bookkeeping do not even wait for the embedded index's snapshot
+// (softWritten).
 func (r *Redis) durable(ctx context.Context) error {
 	if err := r.written(ctx); err != nil {
 		return err

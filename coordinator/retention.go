@@ -274,7 +274,7 @@ func (r *Redis) ForgetSegment(ctx context.Context, topicID uuid.UUID, partition 
 	if _, err := pipe.Exec(ctx); err != nil {
 		return wrapErr(fmt.Sprintf("forget segment %s in topic %s partition %d", segmentID, topicID, partition), err)
 	}
-	return r.written(ctx)
+	return r.softWritten(ctx)
 }
 
 // DeleteSegmentRefs implements Lifecycle.DeleteSegmentRefs.
@@ -285,7 +285,7 @@ func (r *Redis) DeleteSegmentRefs(ctx context.Context, segmentID string) error {
 	if err := r.client.Del(ctx, r.segmentKey(segmentID, "refs")).Err(); err != nil {
 		return wrapErr("delete segment refs of "+segmentID, err)
 	}
-	return r.written(ctx)
+	return r.softWritten(ctx)
 }
 
 // DeletedTopics implements Lifecycle.DeletedTopics. A deletion whose caller

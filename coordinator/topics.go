@@ -573,7 +573,11 @@ func (r *Redis) CreatePartitions(ctx context.Context, name string, total int32) 
 			return Topic{}, err
 		}
 		if total <= t.Config.Partitions {
-			return Topic{}, fmt.Errorf("create partitions: %w: topic %q has %d partitions; the count can only rise", ErrInvalidPartitions, name, t.Config.Partitions)
+			s := "s"
+			if t.Config.Partitions == 1 {
+				s = ""
+			}
+			return Topic{}, fmt.Errorf("create partitions: %w: topic %q has %d partition%s; the count can only rise", ErrInvalidPartitions, name, t.Config.Partitions, s)
 		}
 		if total > MaxPartitions {
 			return Topic{}, fmt.Errorf("create partitions: %w", &LimitError{Err: ErrInvalidPartitions, Name: "partitions", Limit: MaxPartitions, Actual: int64(total),

@@ -550,3 +550,61 @@ func TestBucketS3FailedMultipartAborted(t *testing.T) {
 		})
 	}
 }
+
+// TestBucketFilesystemRemoveStaleTemps: the temporary files a crash left
+// under the prefix are removed once older than the cutoff; newer ones (a
+// put may still be writing), those under other prefixes and the objects
+// stay.
+func TestBucketFilesystemRemoveStaleTemps(t *testing.T) {
+	t.Parallel()
+	b, err := objectlog.NewFSBucket(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	root := b.Dir()
+	if err := b.PutIfAbsent(ctx, "segments/a.seg", strings.NewReader("seg"), 3); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	files := map[string]bool{ // path -> removed
+		"segments/" + objectlog.FSTempPrefix + "old":     true,
+		"segments/sub/" + objectlog.FSTempPrefix + "old": true,
+		"segments/" + objectlog.FSTempPrefix + "new":     false,
+		"archive/" + objectlog.FSTempPrefix + "old":      false,
+		"segments/a.seg": false,
+		"segments/" + strings.TrimPrefix(objectlog.FSTempPrefix, ".") + "x": false,
+	}
+	for p := range files {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if p != "segments/a.seg" {
+			if err := os.WriteFile(full, []byte("partial"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !strings.HasSuffix(p, "new") {
+			if err := os.Chtimes(full, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n, size, err := b.RemoveStaleTemps(ctx, "segments/", time.Now().Add(-time.Hour))
+	if err != nil || n != 2 || size != 2*int64(len("partial")) {
+		t.Fatalf("RemoveStaleTemps: %d files, %d bytes, %v; want 2 files, %d bytes", n, size, err, 2*len("partial"))
+	}
+	for p, removed := range files {
+		_, err := os.Stat(filepath.Join(root, filepath.FromSlash(p)))
+		if gone := errors.Is(err, os.ErrNotExist); gone != removed {
+			t.Errorf("%s: removed %v, want %v (%v)", p, gone, removed, err)
+		}
+	}
+	if s, ok := objectlog.AsStaleTempRemover(objectlog.NewFaultyBucket(b)); !ok || s != b {
+		t.Errorf("AsStaleTempRemover does not find the filesystem bucket under a FaultyBucket")
+	}
+	if _, ok := objectlog.AsStaleTempRemover(objectlog.NewMemBucket()); ok {
+		t.Errorf("AsStaleTempRemover says a memory bucket has temporary files")
+	}
+}

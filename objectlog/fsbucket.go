@@ -13,7 +13,9 @@ package objectlog
 //
 // A crash can leave a temporary file behind. Temporary names start with
 // fsTempPrefix, which no key segment may start with, so listings never show
-// them; removing stale ones is the janitor's business, like any orphan.
+// them. RemoveStaleTemps removes those older than a grace period; the
+// janitor's orphan pass calls it with --orphan-grace, like any orphan (a
+// put still writing touches its temporary file, so it is never that old).
 //
 // Unlike S3, a directory cannot hold both a key "a" and a key "a/b": the
 // second put fails with an error (not ErrAlreadyExists). Strata's key layouts
@@ -32,6 +34,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // fsTempPrefix starts the name of every temporary file. Keys whose segments
@@ -422,6 +425,87 @@ func (b *FSBucket) Delete(ctx context.Context, key string) error {
 		}
 	}
 	return nil
+}
+
+// StaleTempRemover is a Bucket whose puts can leave temporary files behind
+// when the process dies mid-put (the filesystem backend): invisible to
+// List, so no orphan pass finds them, they need their own sweep.
+type StaleTempRemover interface {
+	// RemoveStaleTemps removes the temporary files under prefix last
+	// modified before olderThan and returns how many it removed and their
+	// bytes.
+	RemoveStaleTemps(ctx context.Context, prefix string, olderThan time.Time) (removed int, bytes int64, err error)
+}
+
+var _ StaleTempRemover = (*FSBucket)(nil)
+
+// AsStaleTempRemover returns b, or the bucket it wraps (an Unwrap() Bucket
+// method, as FaultyBucket's), that is a StaleTempRemover.
+func AsStaleTempRemover(b Bucket) (StaleTempRemover, bool) {
+	for b != nil {
+		if s, ok := b.(StaleTempRemover); ok {
+			return s, true
+		}
+		u, ok := b.(interface{ Unwrap() Bucket })
+		if !ok {
+			break
+		}
+		b = u.Unwrap()
+	}
+	return nil, false
+}
+
+// RemoveStaleTemps implements StaleTempRemover: it walks the directory the
+// prefix names (up to its last '/'), as List does.
+func (b *FSBucket) RemoveStaleTemps(ctx context.Context, prefix string, olderThan time.Time) (int, int64, error) {
+	start := b.root
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir := prefix[:i]
+		if invalidKeyReason(dir) != "" {
+			return 0, 0, nil
+		}
+		start = filepath.Join(b.root, filepath.FromSlash(dir))
+	}
+	removed, bytes, visited := 0, int64(0), 0
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if notExist(err) {
+				return nil
+			}
+			return err
+		}
+		if visited++; visited%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), fsTempPrefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			if notExist(err) {
+				return nil // its put finished meanwhile
+			}
+			return err
+		}
+		if !fi.ModTime().Before(olderThan) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil {
+			if notExist(err) {
+				return nil
+			}
+			return err
+		}
+		removed++
+		bytes += fi.Size()
+		return nil
+	})
+	if err != nil {
+		return removed, bytes, fmt.Errorf("objectlog: remove stale temporary files under %q: %w", prefix, err)
+	}
+	return removed, bytes, nil
 }
 
 // Close does nothing: the filesystem backend holds no resources.

@@ -61,7 +61,31 @@ func (m configMap) Set(s string) error {
 	if err != nil {
 		return err
 	}
+	// The API reads an empty value as "back to the default"; typed, it is
+	// more often a mistake (an unset shell variable), so resetting has its
+	// own flag, as in Kafka's kafka-configs --delete-config.
+	if kv.value == "" {
+		return fmt.Errorf("%s has an empty value; to reset it to its default use strata topic alter --delete-config %s", s, kv.key)
+	}
 	m[kv.key] = kv.value
+	return nil
+}
+
+// configKeys collects repeated --delete-config KEY flags.
+type configKeys []string
+
+func (l *configKeys) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+func (l *configKeys) Set(s string) error {
+	if s == "" || strings.Contains(s, "=") {
+		return fmt.Errorf("want a config key (e.g. retention.ms), got %q", s)
+	}
+	*l = append(*l, s)
 	return nil
 }
 

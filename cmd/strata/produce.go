@@ -72,7 +72,13 @@ read_committed consumers (strata consume --isolation read_committed) see a
 transaction's records only once it commits. On an error or an interrupt
 the open transaction is aborted: none of its records become visible to
 them, whatever --print-offsets printed (offsets print as lines are
-written, before their transaction commits).
+written, before their transaction commits), and the summary on stderr
+says how many transactions committed and the line to resume from.
+Transaction calls (adding partitions, commits) are retried like records
+until --delivery-timeout, so an agent restart only pauses the run.
+--transaction-timeout (Kafka's transaction.timeout.ms; default 0, the
+agent's 1m; at most 15m) is how long a transaction may stay open before
+an agent aborts it.
 
 On an error the command stops and exits with status 1; the records
 acknowledged before it were printed with --print-offsets. Records after
@@ -104,6 +110,7 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 	idempotent := fs.Bool("idempotent", true, "idempotent producer: retries never write a batch twice (false: plain at-least-once requests)")
 	txnID := fs.String("transactional-id", "", "write in transactions as transactional producer `ID` (Kafka's transactional.id), fencing earlier producers of the ID")
 	txnRecords := fs.Int("transaction-records", 0, "with --transactional-id, commit a transaction every `N` lines (0: one transaction for the whole input)")
+	txnTimeout := fs.Duration("transaction-timeout", 0, "with --transactional-id, abort a transaction still open after `D` (Kafka's transaction.timeout.ms; 0: the agent's default, 1m; at most 15m)")
 	positional, err := c.parseFlags(fs, produceHelp, args)
 	if err != nil {
 		return err
@@ -120,6 +127,20 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 	}
 	if *txnRecords < 0 {
 		return usagef(cmd, "--transaction-records %d: want 0 (one transaction) or more", *txnRecords)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if given["transactional-id"] && *txnID == "" {
+		return usagef(cmd, "--transactional-id is empty: give an ID, or leave the flag out to produce without transactions")
+	}
+	if *deliveryTimeout <= 0 {
+		return usagef(cmd, "--delivery-timeout %s: want more than 0", *deliveryTimeout)
+	}
+	if *txnTimeout < 0 || *txnTimeout > 15*time.Minute {
+		return usagef(cmd, "--transaction-timeout %s: want 0 (the agent's default) up to 15m", *txnTimeout)
+	}
+	if given["transaction-timeout"] && *txnID == "" {
+		return usagef(cmd, "--transaction-timeout needs --transactional-id")
 	}
 	if *txnRecords > 0 && *txnID == "" {
 		return usagef(cmd, "--transaction-records needs --transactional-id")
@@ -163,6 +184,7 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 		delivery:     *deliveryTimeout,
 		txnID:        *txnID,
 		txnRecords:   *txnRecords,
+		txnTimeout:   *txnTimeout,
 		out:          bufio.NewWriter(c.stdout),
 	}
 	if partition.set {
@@ -187,7 +209,9 @@ func runProduce(ctx context.Context, c *cli, args []string) error {
 	}
 	n := p.acked.Load()
 	if err != nil {
-		if n > 0 {
+		if p.txnID != "" {
+			p.txnSummary(c.stderr)
+		} else if n > 0 {
 			fmt.Fprintf(c.stderr, "produced %d record%s to %s before the error\n", n, plural64(n), topic)
 		}
 		return err
@@ -215,8 +239,12 @@ type producer struct {
 	delivery     time.Duration // DeliveryTimeout
 	txnID        string        // --transactional-id; "" for none
 	txnRecords   int           // --transaction-records
+	txnTimeout   time.Duration // --transaction-timeout; 0 for the agent's default
 	txns         atomic.Int64  // transactions committed
-	out          *bufio.Writer // stdout; written under mu
+	// commitUnknown: the last commit failed with an error that leaves its
+	// outcome unknown (the agent may have committed it).
+	commitUnknown atomic.Bool
+	out           *bufio.Writer // stdout; written under mu
 
 	acked      atomic.Int64 // the lines acknowledged, from the first on without a gap
 	ackedBytes atomic.Int64
@@ -264,7 +292,7 @@ func (p *producer) run(ctx context.Context, in io.Reader) error {
 		opts = append(opts, strataclient.DisableIdempotence())
 	}
 	if p.txnID != "" {
-		opts = append(opts, strataclient.TransactionalID(p.txnID, 0))
+		opts = append(opts, strataclient.TransactionalID(p.txnID, p.txnTimeout))
 	}
 	prod, err := strataclient.NewProducer(p.cl.httpClient, p.cl.base, opts...)
 	if err != nil {
@@ -332,6 +360,7 @@ loop:
 		}
 		if !stopped && !interrupted && txnErr == nil {
 			if err := prod.CommitTransaction(ctx); err != nil {
+				p.commitFailed(err)
 				txnErr = fmt.Errorf("commit the transaction: %w", err)
 			} else if inTxn > 0 {
 				p.txns.Add(1)
@@ -375,10 +404,36 @@ loop:
 // commit commits the open transaction and begins the next.
 func (p *producer) commit(ctx context.Context, prod *strataclient.Producer) error {
 	if err := prod.CommitTransaction(ctx); err != nil {
+		p.commitFailed(err)
 		return fmt.Errorf("commit a transaction: %w", err)
 	}
 	p.txns.Add(1)
 	return prod.BeginTransaction()
+}
+
+// commitFailed notes whether a failed commit may have committed: only an
+// EndTxn still failing retriably when the retries ended leaves the outcome
+// unknown; a refusal or a failed record commits nothing.
+func (p *producer) commitFailed(err error) {
+	p.commitUnknown.Store(errors.Is(err, strataclient.ErrTxnOutcomeUnknown))
+}
+
+// txnSummary tells, after an error, how many transactions committed and
+// so where to resume: the lines of the committed transactions are
+// visible to read_committed readers, the rest were aborted (or are, once
+// their transaction times out) whatever --print-offsets printed.
+func (p *producer) txnSummary(w io.Writer) {
+	t := p.txns.Load()
+	fmt.Fprintf(w, "committed %d transaction%s to %s before the error", t, plural64(t), p.topic)
+	if p.txnRecords > 0 && t > 0 {
+		last := t * int64(p.txnRecords)
+		fmt.Fprintf(w, " (lines 1-%d); resume from line %d", last, last+1)
+	}
+	fmt.Fprintln(w)
+	if p.commitUnknown.Load() {
+		fmt.Fprintf(w, "the commit of transaction %d failed without an answer and may have committed: "+
+			"check with strata consume %s --isolation read_committed\n", t+1, p.topic)
+	}
 }
 
 // answered takes one line's result and prints the lines answered from

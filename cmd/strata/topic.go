@@ -24,7 +24,7 @@ const topicUsage = `Usage:
   strata topic create NAME [--partitions N] [--config key=value]...
   strata topic list [--output table|json]
   strata topic describe NAME [--output table|json]
-  strata topic alter NAME [--config key=value]... [--partitions N]
+  strata topic alter NAME [--config key=value]... [--delete-config key]... [--partitions N]
   strata topic delete NAME
   strata topic delete-records NAME --before-offset N [--partition N]...
 
@@ -262,11 +262,14 @@ func runTopicAlter(ctx context.Context, c *cli, args []string) error {
 	partitions := fs.Int("partitions", 0, "raise the partition count to `N` (partitions are never removed)")
 	configs := configMap{}
 	fs.Var(configs, "config", "set topic config `key=value`; repeat for several")
-	positional, err := c.parseFlags(fs, `Usage: strata topic alter NAME [--config key=value]... [--partitions N]
+	var resets configKeys
+	fs.Var(&resets, "delete-config", "reset topic config `key` to its default (Kafka's kafka-configs --delete-config); repeat for several")
+	positional, err := c.parseFlags(fs, `Usage: strata topic alter NAME [--config key=value]... [--delete-config key]... [--partitions N]
 
 Changes a topic's configs and/or raises its partition count. Keyed records
 map to partitions by murmur2(key) mod partitions, so adding partitions
-moves where new records with a given key go, as in Kafka.
+moves where new records with a given key go, as in Kafka. --delete-config
+KEY puts a config back to its default.
 
 `+topicConfigHelp+`
 Example:
@@ -281,8 +284,14 @@ Example:
 	}
 	partitionsGiven := false
 	fs.Visit(func(f *flag.Flag) { partitionsGiven = partitionsGiven || f.Name == "partitions" })
+	for _, k := range resets {
+		if _, ok := configs[k]; ok {
+			return usagef(cmd, "--config %s=... and --delete-config %s: set it or reset it, not both", k, k)
+		}
+		configs[k] = "" // the API's "back to the default"
+	}
 	if len(configs) == 0 && !partitionsGiven {
-		return usagef(cmd, "nothing to change: give --config key=value and/or --partitions N")
+		return usagef(cmd, "nothing to change: give --config key=value, --delete-config key and/or --partitions N")
 	}
 	if partitionsGiven && *partitions < 1 || *partitions > math.MaxInt32 {
 		return usagef(cmd, "--partitions %d: want a partition count above the current one", *partitions)
@@ -300,6 +309,10 @@ Example:
 		}
 		t = resp.Msg.GetTopic()
 		for _, k := range slices.Sorted(maps.Keys(configs)) {
+			if configs[k] == "" {
+				fmt.Fprintf(c.stdout, "Reset %s to its default %s on topic %s\n", k, t.GetConfigs()[k], name)
+				continue
+			}
 			fmt.Fprintf(c.stdout, "Set %s=%s on topic %s\n", k, t.GetConfigs()[k], name)
 		}
 	}

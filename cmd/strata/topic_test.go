@@ -89,6 +89,20 @@ func TestTopicLifecycle(t *testing.T) {
 	}
 	fails(t, "", []string{"topic", "alter", "orders", "--partitions", "2", "--addr", addr}, "can only rise")
 	fails(t, "", []string{"topic", "alter", "orders", "--config", "colour=blue", "--addr", addr}, "colour")
+	// An empty value is a mistake more often than a reset: refused, naming
+	// the flag that resets.
+	fails(t, "", []string{"topic", "alter", "orders", "--config", "retention.ms=", "--addr", addr}, "empty value", "--delete-config retention.ms")
+	if d := describe(t, addr, "orders"); d.Topic.Configs["retention.ms"] != "7200000" {
+		t.Errorf("retention.ms after a refused empty value: %q", d.Topic.Configs["retention.ms"])
+	}
+	out = ok(t, "", "topic", "alter", "orders", "--delete-config", "retention.ms", "--addr", addr)
+	if !strings.Contains(out, "Reset retention.ms to its default 604800000 on topic orders") {
+		t.Errorf("alter --delete-config printed %q", out)
+	}
+	if d := describe(t, addr, "orders"); d.Topic.Configs["retention.ms"] != "604800000" {
+		t.Errorf("retention.ms after --delete-config: %q", d.Topic.Configs["retention.ms"])
+	}
+	fails(t, "", []string{"topic", "alter", "orders", "--config", "retention.ms=1", "--delete-config", "retention.ms", "--addr", addr}, "not both")
 
 	// delete.
 	if out := ok(t, "", "topic", "delete", "orders", "--addr", addr); !strings.Contains(out, "Deleted topic orders") {
@@ -136,6 +150,11 @@ func TestTopicDeleteRecords(t *testing.T) {
 	fails(t, "", []string{"topic", "delete-records", "logs", "--addr", addr}, "--before-offset is required")
 	fails(t, "", []string{"topic", "delete-records", "logs", "--before-offset", "-2", "--addr", addr}, "--before-offset must be -1")
 	fails(t, "", []string{"topic", "delete-records", "logs", "--partition", "5", "--before-offset", "0", "--addr", addr}, "partitions 0 to 1")
+	// Past the high watermark: the error names the topic, not its id.
+	r := fails(t, "", []string{"topic", "delete-records", "logs", "--partition", "0", "--before-offset", "99", "--addr", addr}, `topic "logs" partition 0`, "high watermark")
+	if id := describe(t, addr, "logs").Topic.ID; strings.Contains(r.stderr, id) {
+		t.Errorf("delete-records error names the topic id %s: %s", id, r.stderr)
+	}
 	fails(t, "", []string{"topic", "delete-records", "logs", "--partition", "0", "--before-offset", "10", "--addr", addr}, "high watermark 3")
 	fails(t, "", []string{"topic", "delete-records", "nope", "--before-offset", "0", "--addr", addr}, `topic "nope" does not exist`)
 }
