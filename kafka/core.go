@@ -22,8 +22,9 @@ type Core interface {
 	TopicCore
 	LogCore
 	ProducerCore
-	GroupCore // groups.go
-	TxnCore   // txn.go
+	GroupCore         // groups.go
+	TxnCore           // txn.go
+	ConsumerGroupCore // consumer_groups.go
 }
 
 // ClusterCore describes the cluster: the live agents, each of them a Kafka broker.

@@ -48,6 +48,7 @@ var errorTable = []struct {
 	{ErrGroupNotEmpty, kerr.NonEmptyGroup},
 	{ErrGroupIDNotFound, kerr.GroupIDNotFound},
 	{ErrInvalidGroupID, kerr.InvalidGroupID},
+	{ErrFencedMemberEpoch, kerr.FencedMemberEpoch},
 	// Transactions (txn.go).
 	{ErrProducerFenced, kerr.ProducerFenced},
 	{ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},

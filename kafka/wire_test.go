@@ -182,10 +182,13 @@ func TestApiVersionsAdvertisesServedAPIsOnly(t *testing.T) {
 				t.Errorf("v%d: %s not advertised", v, k.Name())
 			}
 		}
-		for _, k := range []kmsg.Key{kmsg.ConsumerGroupHeartbeat, kmsg.ConsumerGroupDescribe} {
-			if _, ok := keys[int16(k)]; ok {
-				t.Errorf("v%d: %s advertised, but KIP-848's consumer protocol is not served", v, k.Name())
-			}
+		// KIP-848: franz-go speaks it only to brokers with
+		// ConsumerGroupHeartbeat v1 (Kafka 4.0's).
+		if r := keys[int16(kmsg.ConsumerGroupHeartbeat)]; r != [2]int16{0, 1} {
+			t.Errorf("v%d: ConsumerGroupHeartbeat versions %v, want 0-1", v, r)
+		}
+		if r := keys[int16(kmsg.ConsumerGroupDescribe)]; r != [2]int16{0, 0} {
+			t.Errorf("v%d: ConsumerGroupDescribe versions %v, want 0", v, r)
 		}
 		// Transaction protocol version 1: KIP-890 part 2's versions
 		// (AddPartitionsToTxn v4+, EndTxn v4+, TxnOffsetCommit v4+) would
