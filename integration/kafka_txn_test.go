@@ -163,7 +163,7 @@ func TestKafkaGroupTransactSession(t *testing.T) {
 
 	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(kafkaA), kgo.TransactionalID("ctp-"+randomHex(3)),
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(in), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(), kgo.DefaultProduceTopic(out),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.DefaultProduceTopic(out),
 		kgo.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
