@@ -30,7 +30,11 @@
 // over the same index calls as the RPC methods; core_groups.go is Kafka's
 // classic group protocol (join, sync, heartbeat, leave, commits fenced by
 // generation) over the same group keys, leases and committed offsets as
-// the native groups, with protocol metadata and assignments as opaque bytes.
+// the native groups, with protocol metadata and assignments as opaque bytes;
+// core_consumer_groups.go is KIP-848's consumer protocol over the native
+// groups themselves; core_txn.go is the transaction calls (txn.go's) with
+// Go types, and the check of a Kafka client's transactional RecordBatch
+// against its transaction.
 //
 // Errors are plain Go errors (errors.go): sentinels matched with
 // errors.Is (ErrInvalid, ErrTooLarge, ErrUnknownTopicOrPartition, ...,
