@@ -32,7 +32,11 @@
 // generation) over the same group keys, leases and committed offsets as
 // the native groups, with protocol metadata and assignments as opaque bytes,
 // and core_groups_offsets.go Kafka's offset commits and fetches and the
-// describing, listing and deleting of groups of both kinds.
+// describing, listing and deleting of groups of both kinds;
+// core_consumer_groups.go is KIP-848's consumer protocol over the native
+// groups themselves; core_txn.go is the transaction calls (txn.go's) with
+// Go types, and the check of a Kafka client's transactional RecordBatch
+// against its transaction.
 //
 // Errors are plain Go errors (errors.go): sentinels matched with
 // errors.Is (ErrInvalid, ErrTooLarge, ErrUnknownTopicOrPartition, ...,

@@ -37,6 +37,13 @@ import (
 //     compression off for a broker that does not list Produce v0; it then
 //     produces at v3+ anyway. (Its LZ4 also needs FindCoordinator v0
 //     listed, which comes with the group APIs.)
+//   - Transactional batches (KIP-98) are appended only to a partition added
+//     to the request's transactional id's open transaction, at its current
+//     producer id and epoch: INVALID_TXN_STATE otherwise, as Kafka answers
+//     since its produce verification (KIP-890 part 1), and
+//     INVALID_PRODUCER_EPOCH for a fenced epoch. A transactional batch in a
+//     request without a transactional id is TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+//     Kafka's answer. Control batches are the broker's own: INVALID_RECORD.
 //   - MESSAGE_TOO_LARGE (batch over the topic's max.message.bytes),
 //     UNKNOWN_TOPIC_OR_PARTITION, OUT_OF_ORDER_SEQUENCE_NUMBER and the like
 //     come from the core; v8+ carry the error's text in ErrorMessage.
@@ -73,6 +80,13 @@ func (s *Server) handleProduce(ctx context.Context, cc *clientConn, req *kmsg.Pr
 			b, err := parseProduceBatch(rp.Records)
 			if err != nil {
 				setProduceError(p, req.Version, err)
+				continue
+			}
+			if req.TransactionID != nil {
+				b.TransactionalID = *req.TransactionID
+			}
+			if b.Transactional && b.TransactionalID == "" {
+				setProduceError(p, req.Version, fmt.Errorf("%w: a transactional batch needs the request's transactional id", kerr.TransactionalIDAuthorizationFailed))
 				continue
 			}
 			waits = append(waits, waiting{p, s.core.Produce(ctx, rt.Topic, rp.Partition, b)})

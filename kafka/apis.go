@@ -31,8 +31,10 @@ func typed[R kmsg.Request](f func(*Server, context.Context, *clientConn, R) func
 // not keep (ListOffsets v0's list of offsets). Produce v0-2 are the exception:
 // listed, and answered UNSUPPORTED_VERSION (00_produce.go), because
 // librdkafka compresses only for brokers that list Produce v0. Consumer
-// groups are served with the classic protocol (KIP-848's
-// ConsumerGroupHeartbeat is not); transaction APIs are not advertised.
+// groups are served with the classic protocol and KIP-848's consumer
+// protocol. Transactions are served at transaction protocol version 1
+// (KIP-98, KIP-447): AddPartitionsToTxn and EndTxn stop before KIP-890 part
+// 2's versions, so clients do not expect its server side.
 var apis map[int16]api
 
 func init() {
@@ -65,5 +67,14 @@ func init() {
 		int16(kmsg.ListGroups):      {0, 5, typed((*Server).handleListGroups)},
 		int16(kmsg.DeleteGroups):    {0, 2, typed((*Server).handleDeleteGroups)},
 		int16(kmsg.OffsetDelete):    {0, 0, typed((*Server).handleOffsetDelete)},
+		// KIP-848's consumer group protocol (consumer_groups.go).
+		int16(kmsg.ConsumerGroupHeartbeat): {0, 1, typed((*Server).handleConsumerGroupHeartbeat)},
+		int16(kmsg.ConsumerGroupDescribe):  {0, 0, typed((*Server).handleConsumerGroupDescribe)},
+		// Transactions (txn.go), transaction protocol version 1: the
+		// versions of KIP-890 part 2 are left out.
+		int16(kmsg.AddPartitionsToTxn): {0, 3, typed((*Server).handleAddPartitionsToTxn)},
+		int16(kmsg.AddOffsetsToTxn):    {0, 3, typed((*Server).handleAddOffsetsToTxn)},
+		int16(kmsg.EndTxn):             {0, 3, typed((*Server).handleEndTxn)},
+		int16(kmsg.TxnOffsetCommit):    {0, 3, typed((*Server).handleTxnOffsetCommit)},
 	}
 }

@@ -22,7 +22,9 @@ type Core interface {
 	TopicCore
 	LogCore
 	ProducerCore
-	GroupCore // groups.go
+	GroupCore         // groups.go
+	TxnCore           // txn.go
+	ConsumerGroupCore // consumer_groups.go
 }
 
 // ClusterCore describes the cluster: the live agents, each of them a Kafka broker.
@@ -177,6 +179,12 @@ type Batch struct {
 	BaseSequence  int32
 	Transactional bool
 	Control       bool
+	// TransactionalID is the Produce request's transactional id (v3+), ""
+	// when it has none. A transactional batch is appended only if its
+	// partition was added to that id's open transaction at the batch's
+	// producer id and epoch (ErrInvalidTxnState, ErrProducerFenced,
+	// ErrInvalidProducerEpoch otherwise).
+	TransactionalID string
 	// FirstTimestamp and MaxTimestamp are the batch's timestamps, ms since
 	// the Unix epoch.
 	FirstTimestamp int64
@@ -316,8 +324,12 @@ type InitProducer struct {
 type ProducerCore interface {
 	// InitProducerID returns a producer id and epoch. A new producer gets a
 	// fresh id with epoch 0; a known one (KIP-360) gets its epoch bumped.
-	// Errors: ErrInvalidProducerEpoch for a stale epoch, ErrUnsupported for
-	// transactional ids while transactions are not served.
+	// A transactional id makes the new epoch its current producer and fences
+	// every older one; a transaction an older one left open is aborted (or,
+	// already committing, committed) first, as Kafka does. Errors:
+	// ErrInvalidProducerEpoch for a stale epoch, ErrInvalidTxnTimeout for a
+	// transaction timeout of 0 or over the core's maximum (Kafka's
+	// transaction.max.timeout.ms), ErrConcurrentTransactions.
 	InitProducerID(ctx context.Context, req InitProducer) (id int64, epoch int16, err error)
 }
 

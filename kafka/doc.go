@@ -43,7 +43,14 @@
 // SyncGroup, Heartbeat and LeaveGroup, OffsetCommit, OffsetFetch,
 // DescribeGroups, ListGroups, DeleteGroups, OffsetDelete) are served over
 // GroupCore (groups.go), whose state machine is the agent core's
-// (agent/core_groups.go), so that any agent serves any member. Not served
-// yet: KIP-848's ConsumerGroupHeartbeat and transactions (AddPartitionsToTxn,
-// EndTxn, ...); they are not advertised.
+// (agent/core_groups.go), so that any agent serves any member. KIP-848's
+// consumer protocol (ConsumerGroupHeartbeat v0-1, ConsumerGroupDescribe v0)
+// is served over ConsumerGroupCore (consumer_groups.go), the Connect API's
+// native server-side groups (agent/core_consumer_groups.go).
+//
+// Transactions (InitProducerId with a transactional id, AddPartitionsToTxn,
+// AddOffsetsToTxn, TxnOffsetCommit, EndTxn, transactional batches in
+// Produce) are served over TxnCore (txn.go), the agent core's native
+// transactions (agent/core_txn.go), at transaction protocol version 1: the
+// versions of KIP-890 part 2 are not advertised.
 package kafka

@@ -48,6 +48,13 @@ var errorTable = []struct {
 	{ErrGroupNotEmpty, kerr.NonEmptyGroup},
 	{ErrGroupIDNotFound, kerr.GroupIDNotFound},
 	{ErrInvalidGroupID, kerr.InvalidGroupID},
+	{ErrFencedMemberEpoch, kerr.FencedMemberEpoch},
+	// Transactions (txn.go).
+	{ErrProducerFenced, kerr.ProducerFenced},
+	{ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
+	{ErrInvalidTxnState, kerr.InvalidTxnState},
+	{ErrConcurrentTransactions, kerr.ConcurrentTransactions},
+	{ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
 	// A request whose connection went away or whose deadline passed inside
 	// the core: the client sees a retriable timeout if it is still there.
 	{context.DeadlineExceeded, kerr.RequestTimedOut},

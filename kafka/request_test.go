@@ -100,7 +100,7 @@ func TestDecodeRequestUnsupported(t *testing.T) {
 	}{
 		{int16(kmsg.Produce), 12},     // above the range
 		{int16(kmsg.Fetch), 3},        // below it
-		{int16(kmsg.EndTxn), 3},       // not served
+		{int16(kmsg.EndTxn), 4},       // KIP-890 part 2: not served
 		{int16(kmsg.ApiVersions), 99}, // from the future
 		{int16(kmsg.ListOffsets), 0},  // v0 not served
 		{9999, 0},                     // unknown to Kafka

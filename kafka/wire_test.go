@@ -182,9 +182,20 @@ func TestApiVersionsAdvertisesServedAPIsOnly(t *testing.T) {
 				t.Errorf("v%d: %s not advertised", v, k.Name())
 			}
 		}
-		for _, k := range []kmsg.Key{kmsg.AddPartitionsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit, kmsg.ConsumerGroupHeartbeat, kmsg.ConsumerGroupDescribe} {
-			if _, ok := keys[int16(k)]; ok {
-				t.Errorf("v%d: %s advertised, but transactions and KIP-848's consumer protocol are not served", v, k.Name())
+		// KIP-848: franz-go speaks it only to brokers with
+		// ConsumerGroupHeartbeat v1 (Kafka 4.0's).
+		if r := keys[int16(kmsg.ConsumerGroupHeartbeat)]; r != [2]int16{0, 1} {
+			t.Errorf("v%d: ConsumerGroupHeartbeat versions %v, want 0-1", v, r)
+		}
+		if r := keys[int16(kmsg.ConsumerGroupDescribe)]; r != [2]int16{0, 0} {
+			t.Errorf("v%d: ConsumerGroupDescribe versions %v, want 0", v, r)
+		}
+		// Transaction protocol version 1: KIP-890 part 2's versions
+		// (AddPartitionsToTxn v4+, EndTxn v4+, TxnOffsetCommit v4+) would
+		// make clients rely on a server side not built.
+		for _, k := range []kmsg.Key{kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit} {
+			if r := keys[int16(k)]; r != [2]int16{0, 3} {
+				t.Errorf("v%d: %s versions %v, want 0-3", v, k.Name(), r)
 			}
 		}
 		if r := keys[int16(kmsg.Metadata)]; r != [2]int16{0, 12} {
@@ -241,12 +252,12 @@ func TestUnsupportedAPIsAnswerUnsupportedVersion(t *testing.T) {
 	c := startCluster(t)
 	rc := dial(t, c.addrs[0])
 
-	// A transaction API, not served yet.
+	// A transaction API at KIP-890 part 2's version, not served.
 	et := kmsg.NewPtrEndTxnRequest()
-	et.SetVersion(3)
+	et.SetVersion(4)
 	et.TransactionalID = "tx"
 	if r := roundTrip[*kmsg.EndTxnResponse](t, rc, "x", et); r.ErrorCode != kerr.UnsupportedVersion.Code {
-		t.Fatalf("EndTxn: error %d, want UNSUPPORTED_VERSION", r.ErrorCode)
+		t.Fatalf("EndTxn v4: error %d, want UNSUPPORTED_VERSION", r.ErrorCode)
 	}
 	fc := kmsg.NewPtrFindCoordinatorRequest()
 	fc.SetVersion(6) // share groups (KIP-932): not served

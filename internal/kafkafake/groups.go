@@ -128,3 +128,14 @@ func (c *Core) DeleteOffsets(_ context.Context, group string, tps []kafka.TopicP
 	}
 	return nil
 }
+
+// ConsumerGroupHeartbeat implements kafka.ConsumerGroupCore: unsupported
+// (KIP-848's groups are the agent core's, tested in kafka/agentcore).
+func (c *Core) ConsumerGroupHeartbeat(context.Context, kafka.ConsumerHeartbeat) (kafka.ConsumerHeartbeatResult, error) {
+	return kafka.ConsumerHeartbeatResult{}, fmt.Errorf("%w: the fake core has no consumer groups", kafka.ErrUnsupported)
+}
+
+// DescribeConsumerGroup implements kafka.ConsumerGroupCore: unsupported.
+func (c *Core) DescribeConsumerGroup(context.Context, string) (kafka.ConsumerGroupDescription, error) {
+	return kafka.ConsumerGroupDescription{}, fmt.Errorf("%w: the fake core has no consumer groups", kafka.ErrUnsupported)
+}

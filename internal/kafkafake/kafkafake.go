@@ -13,8 +13,10 @@
 // Simplifications, each safe for the tests that use it: timestamps are
 // looked up per batch (the first batch whose max timestamp is at or after the
 // one asked, answered with that batch's base offset and max timestamp), which
-// is exact for one-record batches; there are no transactions, so the last
-// stable offset is the high watermark and no transaction is ever aborted.
+// is exact for one-record batches; transactions are checked and their
+// offsets committed, but no control records are written (txn.go), so the
+// last stable offset is the high watermark and no transaction is ever listed
+// as aborted.
 package kafkafake
 
 import (
@@ -50,6 +52,7 @@ type Core struct {
 	changed   chan struct{}                                             // closed and replaced on every append: wakes long polls
 	polling   atomic.Int32                                              // fetches waiting for data
 	offsets   map[string]map[kafka.TopicPartition]kafka.CommittedOffset // committed, by group (groups.go)
+	txns      map[string]*txnState                                      // by transactional id (txn.go)
 }
 
 // Polling is the number of fetches waiting for data right now.
@@ -366,6 +369,11 @@ func (c *Core) append(name string, p int32, b kafka.Batch) kafka.ProduceResult {
 	if limit, _ := strconv.Atoi(t.config("max.message.bytes")); len(b.Raw) > limit {
 		return fail(fmt.Errorf("%w: %d bytes; max.message.bytes is %d", kafka.ErrMessageTooLarge, len(b.Raw), limit))
 	}
+	if b.Transactional {
+		if err := c.checkTxnBatchLocked(name, p, b); err != nil {
+			return fail(err)
+		}
+	}
 	if b.ProducerID >= 0 {
 		st := part.producers[b.ProducerID]
 		switch {
@@ -519,7 +527,7 @@ func (c *Core) InitProducerID(_ context.Context, req kafka.InitProducer) (int64,
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if req.TransactionalID != "" {
-		return -1, -1, fmt.Errorf("%w: transactions", kafka.ErrUnsupported)
+		return c.initTxnLocked(req)
 	}
 	if req.ProducerID >= 0 {
 		epoch, ok := c.producers[req.ProducerID]

@@ -318,14 +318,15 @@ func (c *Core) AlterTopicConfigs(ctx context.Context, name string, changes []kaf
 // log it).
 func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kafka.Batch) <-chan kafka.ProduceResult {
 	out := make(chan kafka.ProduceResult, 1)
+	appendBatch := c.a.AppendBatch
 	if b.Transactional {
-		// No transaction could have been begun (InitProducerID refuses
-		// transactional ids): storing it would make it visible at once.
-		out <- kafka.ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1,
-			Err: fmt.Errorf("%w: transactional batch for topic %q partition %d: transactions are not served yet", kafka.ErrUnsupported, topic, partition)}
-		return out
+		// Checked against the transaction first, as the Connect API's
+		// transactional Produce is.
+		appendBatch = func(ctx context.Context, topic string, partition int32, raw []byte) (func(context.Context) (int64, error), error) {
+			return c.a.AppendTxnBatch(ctx, b.TransactionalID, topic, partition, raw)
+		}
 	}
-	wait, err := c.a.AppendBatch(ctx, topic, partition, b.Raw)
+	wait, err := appendBatch(ctx, topic, partition, b.Raw)
 	if err != nil {
 		out <- kafka.ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1, Err: kafkaErr(err)}
 		return out
@@ -409,11 +410,21 @@ func (c *Core) DeleteRecords(ctx context.Context, topic string, partition int32,
 	return low, kafkaErr(err)
 }
 
-// InitProducerID implements kafka.ProducerCore for idempotent producers.
-// Transactional ids are refused until transactions are served.
+// InitProducerID implements kafka.ProducerCore: idempotent producers over
+// agent.NewProducerEpoch, transactional ones over agent.InitTxnProducer
+// (the epoch bump that fences the older ones; the producer id and epoch a
+// KIP-360 client sends with its transactional id are not needed for it).
 func (c *Core) InitProducerID(ctx context.Context, req kafka.InitProducer) (int64, int16, error) {
 	if req.TransactionalID != "" {
-		return 0, 0, fmt.Errorf("%w: transactional id %q: transactions are not served yet", kafka.ErrUnsupported, req.TransactionalID)
+		if req.TransactionTimeout <= 0 || req.TransactionTimeout > coordinator.MaxTxnTimeout {
+			return 0, 0, fmt.Errorf("%w: transaction timeout %s: want more than 0 and at most %s (transaction.max.timeout.ms)",
+				kafka.ErrInvalidTxnTimeout, req.TransactionTimeout, coordinator.MaxTxnTimeout)
+		}
+		id, epoch, err := c.a.InitTxnProducer(ctx, req.TransactionalID, req.TransactionTimeout)
+		if err != nil {
+			return 0, 0, txnErr(err)
+		}
+		return id, epoch, nil
 	}
 	id, epoch, err := c.a.NewProducerEpoch(ctx, req.ProducerID, req.ProducerEpoch)
 	if err != nil {
@@ -439,6 +450,10 @@ var errTable = []struct {
 }{
 	{context.Canceled, nil},
 	{context.DeadlineExceeded, nil},
+	// Transactions (txn.go): before the generic rows they wrap.
+	{agent.ErrUnknownTransactionalID, kafka.ErrInvalidProducerIDMapping},
+	{coordinator.ErrInvalidTxnState, kafka.ErrInvalidTxnState},
+	{coordinator.ErrConcurrentTransactions, kafka.ErrConcurrentTransactions},
 	// Consumer groups (groups.go): before the generic rows they wrap.
 	{agent.ErrUnknownMemberID, kafka.ErrUnknownMemberID},
 	{agent.ErrIllegalGeneration, kafka.ErrIllegalGeneration},

@@ -1,0 +1,158 @@
+package agent
+
+// KIP-848's consumer group protocol (ConsumerGroupHeartbeat,
+// ConsumerGroupDescribe) as a Go API for the Kafka front-end: the native
+// server-side groups (group.go), which already work this way (the
+// coordinator assigns, members reconcile by heartbeat, member epochs fence),
+// with Kafka's conventions for what a heartbeat leaves out (an unchanged
+// subscription or owned set is not sent) and for leaving (epoch -1 or -2).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/stratabroker/strata/coordinator"
+)
+
+// ConsumerHeartbeat is a KIP-848 ConsumerGroupHeartbeat.
+type ConsumerHeartbeat struct {
+	Group    string
+	MemberID string
+	// MemberEpoch: 0 joins, -1 leaves (-2, a static member's leave, too),
+	// otherwise the epoch of the member's last answer.
+	MemberEpoch int32
+	// Topics and Regex are the subscription; both nil: unchanged since the
+	// member's last heartbeat (a joining member must send one).
+	Topics []string
+	Regex  *string
+	// Owned is what the member owns now; nil: unchanged (what it was last
+	// assigned).
+	Owned []coordinator.TopicPartition
+}
+
+// ConsumerHeartbeatResult is a heartbeat's answer.
+type ConsumerHeartbeatResult struct {
+	MemberID    string
+	MemberEpoch int32 // -1 after a leave
+	Interval    time.Duration
+	// Assigned is what the member may own at MemberEpoch: partitions still
+	// being released by another member are added by a later heartbeat.
+	Assigned []coordinator.TopicPartition
+}
+
+// ConsumerGroupHeartbeat runs a KIP-848 heartbeat against the group, a
+// native group of the Connect API as much as of Kafka. Errors: the native
+// Heartbeat's (ErrInvalid, ErrUnknownMember, ErrFencedMemberEpoch,
+// ErrInconsistentGroupProtocol for a classic group with members).
+func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbeat) (ConsumerHeartbeatResult, error) {
+	if req.MemberEpoch < 0 {
+		if err := a.leaveGroup(ctx, req.Group, req.MemberID); err != nil {
+			return ConsumerHeartbeatResult{}, err
+		}
+		return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -1}, nil
+	}
+	h := heartbeat{group: req.Group, memberID: req.MemberID, epoch: req.MemberEpoch, topics: req.Topics}
+	if req.Regex != nil {
+		h.regex = *req.Regex
+	}
+	if req.Topics == nil && req.Regex == nil || req.Owned == nil {
+		// Fill in what the member left out from its record.
+		m, err := a.consumerMember(ctx, req.Group, req.MemberID)
+		if err != nil {
+			return ConsumerHeartbeatResult{}, err
+		}
+		if req.Topics == nil && req.Regex == nil && m != nil {
+			h.topics, h.regex = m.Topics, m.Regex
+		}
+		if req.Owned == nil && m != nil {
+			h.owned = m.Assigned.union(m.Revoking).union(m.Stale)
+		}
+	}
+	if h.owned == nil {
+		h.owned = newPartitionSet(req.Owned)
+	}
+	res, err := a.groupHeartbeat(ctx, h)
+	if err != nil {
+		return ConsumerHeartbeatResult{}, err
+	}
+	return ConsumerHeartbeatResult{MemberID: res.memberID, MemberEpoch: res.epoch, Interval: res.interval, Assigned: res.assigned.list()}, nil
+}
+
+// consumerMember is a member's record, nil when the group or member has none.
+func (a *Agent) consumerMember(ctx context.Context, group, id string) (*memberRecord, error) {
+	if id == "" {
+		return nil, nil
+	}
+	st, err := a.index.LoadGroup(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if err := refuseClassic(group, st); err != nil {
+		return nil, err
+	}
+	rec, err := decodeGroupRecord(st)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Members[id], nil
+}
+
+// ConsumerGroupMember is one live member as ConsumerGroupDescribe shows it.
+type ConsumerGroupMember struct {
+	MemberID    string
+	MemberEpoch int32
+	Topics      []string
+	Regex       string
+	// Assigned is what the member owns (or is releasing), Target what the
+	// coordinator means it to own.
+	Assigned []coordinator.TopicPartition
+	Target   []coordinator.TopicPartition
+}
+
+// ConsumerGroupDescription is a consumer group (KIP-848) as
+// ConsumerGroupDescribe shows it.
+type ConsumerGroupDescription struct {
+	Group   string
+	State   string // GroupStable with live members, GroupEmpty without
+	Epoch   int32  // the group epoch
+	Members []ConsumerGroupMember
+}
+
+// DescribeConsumerGroup describes a consumer group: ErrGroupNotFound when
+// there is none, or when the group is a classic one, as Kafka answers
+// ConsumerGroupDescribe.
+func (a *Agent) DescribeConsumerGroup(ctx context.Context, group string) (ConsumerGroupDescription, error) {
+	if err := validGroupName(group); err != nil {
+		return ConsumerGroupDescription{}, err
+	}
+	st, err := a.index.LoadGroup(ctx, group)
+	if err != nil {
+		return ConsumerGroupDescription{}, err
+	}
+	if len(st.Data) == 0 || recordKind(st.Data) == GroupTypeClassic {
+		return ConsumerGroupDescription{}, fmt.Errorf("%w: group %q is not a consumer group", ErrGroupNotFound, group)
+	}
+	rec, err := decodeGroupRecord(st)
+	if err != nil {
+		return ConsumerGroupDescription{}, err
+	}
+	live, err := a.liveLeases(ctx, group)
+	if err != nil && !errors.Is(err, coordinator.ErrNotFound) {
+		return ConsumerGroupDescription{}, err
+	}
+	d := ConsumerGroupDescription{Group: group, State: GroupEmpty, Epoch: rec.Epoch}
+	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
+		if _, ok := live[id]; !ok {
+			continue
+		}
+		m := rec.Members[id]
+		d.State = GroupStable
+		d.Members = append(d.Members, ConsumerGroupMember{MemberID: id, MemberEpoch: m.Epoch, Topics: m.Topics, Regex: m.Regex,
+			Assigned: m.Assigned.union(m.Revoking).list(), Target: m.Target.list()})
+	}
+	return d, nil
+}

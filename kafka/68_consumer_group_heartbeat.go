@@ -1,0 +1,85 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ConsumerGroupHeartbeat: key 68, versions 0-1 (KIP-848).
+//
+// The consumer group protocol's one call, over the core's server-side
+// groups (ConsumerGroupCore), the same as the Connect API's native groups:
+// the coordinator assigns with its own assignor (ServerAssignor and the
+// rack id are not used), members reconcile by heartbeat. Notes:
+//
+//   - Epoch 0 joins: v0 members get their member id from the answer, v1
+//     members (KIP-1082) send their own. -1 leaves; -2 (a static member's
+//     leave) leaves too: static membership is not kept for consumer groups.
+//   - A subscription (topic names, or v1's regex, matched whole as a Go
+//     regular expression) or an owned set left out (null) is unchanged.
+//     Owned partitions and the assignment name topics by id (KIP-516); an
+//     owned topic id no longer known is dropped from what the member owns.
+//   - The assignment is sent with every answer.
+//   - Errors: UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, INCONSISTENT_GROUP_PROTOCOL
+//     (a classic group with members), INVALID_REQUEST, INVALID_GROUP_ID.
+
+func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, _ *clientConn, req *kmsg.ConsumerGroupHeartbeatRequest) func() (kmsg.Response, error) {
+	return func() (kmsg.Response, error) {
+		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+		fail := func(err error) (kmsg.Response, error) {
+			resp.ErrorCode, resp.ErrorMessage = errorCode(err), errorMessage(err)
+			resp.MemberEpoch = -1
+			return resp, nil
+		}
+		if req.Group == "" {
+			return fail(ErrInvalidGroupID)
+		}
+		hb := ConsumerHeartbeat{Group: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch,
+			Topics: req.SubscribedTopicNames, Regex: req.SubscribedTopicRegex}
+		if req.Topics != nil {
+			hb.Owned = []TopicPartition{}
+			for _, rt := range req.Topics {
+				t, err := s.core.TopicByID(ctx, rt.TopicID)
+				if errors.Is(err, ErrUnknownTopicID) {
+					continue // deleted: nothing of it is owned any more
+				}
+				if err != nil {
+					return fail(err)
+				}
+				for _, p := range rt.Partitions {
+					hb.Owned = append(hb.Owned, TopicPartition{t.Name, p})
+				}
+			}
+		}
+		res, err := s.core.ConsumerGroupHeartbeat(ctx, hb)
+		if err != nil {
+			return fail(err)
+		}
+		resp.MemberID = kmsg.StringPtr(res.MemberID)
+		resp.MemberEpoch = res.MemberEpoch
+		resp.HeartbeatIntervalMillis = int32(res.Interval.Milliseconds())
+		if req.MemberEpoch < 0 {
+			return resp, nil
+		}
+		assignment := &kmsg.ConsumerGroupHeartbeatResponseAssignment{}
+		byTopic := map[string]int{}
+		for _, tp := range res.Assigned {
+			i, ok := byTopic[tp.Topic]
+			if !ok {
+				t, err := s.core.Topic(ctx, tp.Topic)
+				if err != nil {
+					return fail(fmt.Errorf("assigned topic %q: %w", tp.Topic, err))
+				}
+				i = len(assignment.Topics)
+				byTopic[tp.Topic] = i
+				assignment.Topics = append(assignment.Topics, kmsg.ConsumerGroupHeartbeatResponseAssignmentTopic{TopicID: t.ID})
+			}
+			assignment.Topics[i].Partitions = append(assignment.Topics[i].Partitions, tp.Partition)
+		}
+		resp.Assignment = assignment
+		return resp, nil
+	}
+}

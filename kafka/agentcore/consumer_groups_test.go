@@ -1,0 +1,249 @@
+package agentcore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// KIP-848's consumer protocol over the native server-side groups, through
+// two agents: kmsg requests for the protocol's answers and errors, and
+// franz-go's own KIP-848 consumers (ServerSideBalancer).
+
+func TestConsumerGroupHeartbeatAndDescribe(t *testing.T) {
+	t.Parallel()
+	addrs := kafkaAgents(t, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const topic, group = "kip848", "kip848-group"
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topicID := td[topic].ID
+
+	heartbeat := func(member string, epoch int32, topics []string, owned map[[16]byte][]int32) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch, req.SubscribedTopicNames = group, member, epoch, topics
+		req.RebalanceTimeoutMillis = 30000
+		if owned != nil {
+			req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+			for id, ps := range owned {
+				req.Topics = append(req.Topics, kmsg.ConsumerGroupHeartbeatRequestTopic{TopicID: id, Partitions: ps})
+			}
+		}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	assigned := func(r *kmsg.ConsumerGroupHeartbeatResponse) []int32 {
+		var ps []int32
+		if r.Assignment != nil {
+			for _, at := range r.Assignment.Topics {
+				if at.TopicID != topicID {
+					t.Fatalf("assignment names topic id %x, want %x", at.TopicID, topicID)
+				}
+				ps = append(ps, at.Partitions...)
+			}
+		}
+		return ps
+	}
+
+	// A v1 member names itself and joins with epoch 0: it gets every
+	// partition.
+	a := heartbeat("member-a", 0, []string{topic}, map[[16]byte][]int32{})
+	if a.ErrorCode != 0 || a.MemberEpoch <= 0 || *a.MemberID != "member-a" || a.HeartbeatIntervalMillis <= 0 {
+		t.Fatalf("join: %+v (error %v)", a, kerr.ErrorForCode(a.ErrorCode))
+	}
+	if got := assigned(a); len(got) != 4 {
+		t.Fatalf("the only member was assigned %v, want the 4 partitions", got)
+	}
+	// A heartbeat that leaves out the subscription and the owned set
+	// keeps both.
+	again := heartbeat("member-a", a.MemberEpoch, nil, nil)
+	if again.ErrorCode != 0 || len(assigned(again)) != 4 {
+		t.Fatalf("heartbeat with nothing changed: %+v", again)
+	}
+	// A second member: member-a is asked to give up half.
+	b := heartbeat("member-b", 0, []string{topic}, map[[16]byte][]int32{})
+	if b.ErrorCode != 0 {
+		t.Fatalf("second join: %v", kerr.ErrorForCode(b.ErrorCode))
+	}
+	var aParts []int32
+	if !waitFor(func() bool {
+		r := heartbeat("member-a", again.MemberEpoch, nil, map[[16]byte][]int32{topicID: aParts})
+		if r.ErrorCode != 0 {
+			t.Fatalf("member-a heartbeat: %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+		again, aParts = r, assigned(r)
+		return len(aParts) == 2
+	}) {
+		t.Fatalf("member-a keeps %v, want 2 partitions", aParts)
+	}
+	var bParts []int32
+	if !waitFor(func() bool {
+		r := heartbeat("member-b", b.MemberEpoch, nil, map[[16]byte][]int32{topicID: bParts})
+		b, bParts = r, assigned(r)
+		return len(bParts) == 2
+	}) {
+		t.Fatalf("member-b got %v, want 2 partitions", bParts)
+	}
+
+	// Describe: both members, their assignments disjoint.
+	describe := func(group string) kmsg.ConsumerGroupDescribeResponseGroup {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupDescribeRequest()
+		req.Groups = []string{group}
+		var resp *kmsg.ConsumerGroupDescribeResponse
+		var err error
+		// The client may not know the coordinating agent from its
+		// first metadata yet: it asks again.
+		if !waitFor(func() bool { resp, err = req.RequestWith(ctx, cl); return err == nil }) {
+			t.Fatalf("ConsumerGroupDescribe %s: %v", group, err)
+		}
+		return resp.Groups[0]
+	}
+	g := describe(group)
+	if g.ErrorCode != 0 || g.State != "Stable" || len(g.Members) != 2 {
+		t.Fatalf("describe: %+v", g)
+	}
+	owners := map[int32]string{}
+	for _, m := range g.Members {
+		for _, tp := range m.Assignment.TopicPartitions {
+			if tp.Topic != topic || tp.TopicID != topicID {
+				t.Fatalf("member %s: assignment topic %q id %x", m.MemberID, tp.Topic, tp.TopicID)
+			}
+			for _, p := range tp.Partitions {
+				if owners[p] != "" {
+					t.Fatalf("partition %d owned by %s and %s", p, owners[p], m.MemberID)
+				}
+				owners[p] = m.MemberID
+			}
+		}
+	}
+	if len(owners) != 4 {
+		t.Fatalf("owners %v, want every partition", owners)
+	}
+	if code := describe("no-such-group").ErrorCode; code != kerr.GroupIDNotFound.Code {
+		t.Fatalf("describe of a missing group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
+	}
+
+	// Errors: an epoch the member was never given; a member not in the
+	// group.
+	if r := heartbeat("member-a", again.MemberEpoch+10, nil, nil); r.ErrorCode != kerr.FencedMemberEpoch.Code {
+		t.Fatalf("epoch ahead: %v, want FENCED_MEMBER_EPOCH", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := heartbeat("made-up", 3, []string{topic}, nil); r.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("unknown member: %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(r.ErrorCode))
+	}
+	// Leaving (-1): member-b then gets everything.
+	if r := heartbeat("member-a", -1, nil, nil); r.ErrorCode != 0 || r.MemberEpoch != -1 {
+		t.Fatalf("leave: %+v", r)
+	}
+	if !waitFor(func() bool {
+		r := heartbeat("member-b", b.MemberEpoch, nil, map[[16]byte][]int32{topicID: bParts})
+		b, bParts = r, assigned(r)
+		return len(bParts) == 4
+	}) {
+		t.Fatalf("after member-a left, member-b has %v", bParts)
+	}
+}
+
+// franz-go's KIP-848 consumers (ServerSideBalancer) share a topic through
+// two agents and consume every record.
+func TestKgoServerSideBalancer(t *testing.T) {
+	t.Parallel()
+	addrs := kafkaAgents(t, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	const topic, group, partitions, perPartition = "kip848-kgo", "kip848-kgo-group", 6, 10
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	if _, err := kadm.NewClient(prod).CreateTopic(ctx, partitions, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for p := range int32(partitions) {
+		for i := range perPartition {
+			recs = append(recs, &kgo.Record{Partition: p, Value: fmt.Appendf(nil, "%d-%d", p, i)})
+		}
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	for i, seed := range addrs {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seed), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+			kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.ClientID(fmt.Sprintf("member-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ctx.Err() == nil {
+				fs := cl.PollFetches(ctx)
+				fs.EachRecord(func(r *kgo.Record) {
+					mu.Lock()
+					seen[string(r.Value)] = true
+					mu.Unlock()
+				})
+			}
+		}()
+		t.Cleanup(func() { cancel(); <-done; cl.Close() })
+	}
+	if !waitLong(func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == partitions*perPartition
+	}) {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("consumed %d distinct records, want %d", len(seen), partitions*perPartition)
+	}
+	// The group is a consumer group with two members, through KIP-848.
+	req := kmsg.NewPtrConsumerGroupDescribeRequest()
+	req.Groups = []string{group}
+	if !waitLong(func() bool {
+		resp, err := req.RequestWith(ctx, prod)
+		return err == nil && resp.Groups[0].ErrorCode == 0 && len(resp.Groups[0].Members) == 2
+	}) {
+		t.Fatalf("ConsumerGroupDescribe never showed the two kgo members")
+	}
+}
+
+// waitLong is waitFor with a deadline for whole client groups settling on a
+// loaded machine.
+func waitLong(cond func() bool) bool {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
