@@ -247,7 +247,7 @@ scan:
 	}
 	// Or a tombstone's delete.retention.ms has passed.
 	for _, h := range cs.Horizons {
-		if h.End > plan.entries[0].BaseOffset && h.FirstCleanedMs+t.Config.DeleteRetentionMs <= now.UnixMilli() {
+		if h.End > plan.entries[0].BaseOffset && tombstoneDue(h.FirstCleanedMs, t.Config.DeleteRetentionMs, now.UnixMilli()) {
 			return plan, nil
 		}
 	}
@@ -359,7 +359,7 @@ func (a *Agent) cleanPartition(ctx context.Context, idx cleaningIndex, t coordin
 				return 1
 			})
 		}
-		if first+t.Config.DeleteRetentionMs <= nowMs {
+		if tombstoneDue(first, t.Config.DeleteRetentionMs, nowMs) {
 			// Due. The range's last record stays (see the file's comment),
 			// without a horizon: a later pass finds it anew, so it does
 			// not call for a pass every interval.
@@ -547,4 +547,12 @@ func (a *Agent) deleteUploaded(ctx context.Context, keys []string) {
 			a.log.Warn("cleaning: could not delete an unindexed archive file; the janitor will", "key", k, "err", err)
 		}
 	}
+}
+
+// tombstoneDue reports whether a tombstone first found cleanable at
+// firstMs is past delete.retention.ms at nowMs (both milliseconds since the
+// epoch). It subtracts rather than adds, so a retention near Long.MAX
+// (Kafka's "keep tombstones for ever") never overflows into the past.
+func tombstoneDue(firstMs, retentionMs, nowMs int64) bool {
+	return nowMs-firstMs >= retentionMs
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -554,4 +555,28 @@ func TestCleaningNeverShowsAbortedRecordsOrMarkers(t *testing.T) {
 		t.Fatalf("cleaning: %+v, %v; want b=1 removed of the 3 committed records", rep, err)
 	}
 	checkReads(t, a, tp, map[int64]string{0: "a=1", 5: "b=2"})
+}
+
+// TestTombstoneDueNeverOverflows: delete.retention.ms at Long.MAX (Kafka's
+// way of keeping tombstones for ever) keeps them; an addition of the first
+// cleaning time and the retention overflowed into the past and removed them
+// at the first pass.
+func TestTombstoneDueNeverOverflows(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UnixMilli()
+	cases := []struct {
+		first, retention int64
+		want             bool
+	}{
+		{now, math.MaxInt64, false},
+		{now - 1000, math.MaxInt64, false},
+		{now - 1000, 1000, true},
+		{now - 999, 1000, false},
+		{now, 0, true},
+	}
+	for _, c := range cases {
+		if got := tombstoneDue(c.first, c.retention, now); got != c.want {
+			t.Errorf("tombstoneDue(now%+d, %d) = %v, want %v", c.first-now, c.retention, got, c.want)
+		}
+	}
 }
