@@ -123,7 +123,14 @@ scan:
 		for _, e := range archived[i:start] {
 			size += e.ByteLength
 		}
-		span := archived[start-1].BaseOffset + archived[start-1].Records - archived[i].BaseOffset
+		// The file's offsets run from the end of the one before (or the log
+		// start): a marker or a cleaned gap before its first record counts,
+		// as it does in the hot entries.
+		from := st.LogStartOffset
+		if i > 0 {
+			from = archived[i-1].BaseOffset + archived[i-1].Records
+		}
+		span := archived[start-1].BaseOffset + archived[start-1].Records - from
 		if size >= small || span > newer || len(archived)-i > maxMergeEntries {
 			break
 		}
