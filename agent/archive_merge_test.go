@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"math/bits"
 	"slices"
 	"strconv"
@@ -292,4 +293,51 @@ func sameMergedView(t *testing.T, what string, before, after readView) {
 	b.fromEvery, a.fromEvery = norm(before.fromEvery), norm(after.fromEvery)
 	b.nexts, a.nexts = skip(before.nexts), skip(after.nexts)
 	sameView(t, what, b, a)
+}
+
+// TestCompactionMergesCleanedFiles: a compacted topic's cleaned files (with
+// gaps where the cleaner removed records) merge with newly archived
+// records; the gaps stay gaps, every read path sees the same records, and
+// the cleaner goes on from its checkpoint over the merged file.
+func TestCompactionMergesCleanedFiles(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, manualCompaction)
+	tp := env.compactedTopic(t, map[string]string{"cleanup.policy": "compact", "delete.retention.ms": "3600000"})
+	ctx := t.Context()
+	latest, _ := cleanerLog(t, a, tp)
+	now := time.Now()
+	if rep, err := a.RunCleaning(ctx, now); err != nil || rep.Partitions != 1 {
+		t.Fatalf("cleaning: %+v, %v", rep, err)
+	}
+	checkReads(t, a, tp, latest)
+	// 13 new records (offsets 13-25): as many offsets as the cleaned files
+	// span, so they take them along.
+	var recs []objectlog.Record
+	want := maps.Clone(latest)
+	for i := range 13 {
+		recs = append(recs, kv(fmt.Sprintf("n%d", i), strconv.Itoa(i), 50_000))
+		want[int64(13+i)] = fmt.Sprintf("n%d=%d", i, i)
+	}
+	write(t, a, tp, 0, objectlog.NoProducer, recs...)
+	rep, err := a.RunCompaction(ctx, time.UnixMilli(55_000+tp.Config.ArchiveAfterMs))
+	if err != nil || rep.Files != 1 || rep.FilesMerged < 1 {
+		t.Fatalf("compaction: %+v, %v; want the cleaned files merged", rep, err)
+	}
+	if files := indexedFiles(t, env.redis, tp, 0, true); len(files) != 1 {
+		t.Fatalf("files after the merge: %v; want one", files)
+	}
+	checkReads(t, a, tp, want)
+	cold, _ := env.startAgent(t, manualCompaction)
+	checkReads(t, cold, tp, want)
+	// The cleaner cleans the merged file's new part; nothing of it is
+	// superseded, and the tombstone's delete.retention.ms has not passed.
+	crep, err := a.RunCleaning(ctx, now.Add(time.Minute))
+	if err != nil || crep.Partitions != 1 || crep.RecordsRemoved != 0 {
+		t.Fatalf("cleaning after the merge: %+v, %v", crep, err)
+	}
+	checkReads(t, cold, tp, want)
+	if cs, err := env.redis.CleanerState(ctx, tp.ID, 0); err != nil || cs.Checkpoint != 26 {
+		t.Fatalf("cleaner state %+v, %v; want checkpoint 26", cs, err)
+	}
 }
