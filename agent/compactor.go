@@ -24,6 +24,9 @@ package agent
 //  4. renew the lease and swap in the index (archive_swap.lua): the entries
 //     read in step 2, if unchanged, give way to one entry per row group,
 //     and their segments go to the partition's released set;
+//     the partition's trailing small archive files are rewritten with the
+//     hot records in step 3 and swapped out in the same swap
+//     (archive_merge.go);
 //  5. release the lease.
 //
 // After each pass, the log cleaner (cleaner.go) cleans the archive of
@@ -67,6 +70,7 @@ type CompactionReport struct {
 	Partitions   int   // partitions compacted
 	Skipped      int   // partitions another agent held the lease of
 	Files        int   // archive files written and swapped in
+	FilesMerged  int   // small archive files rewritten into them (archive_merge.go)
 	Records      int64 // records archived
 	BytesRemoved int64 // hot chunk bytes replaced
 	BytesWritten int64 // archive file bytes written
@@ -90,7 +94,7 @@ func (a *Agent) runCompactor(ctx context.Context) {
 			metricCompactionErrors.Inc()
 			a.log.Warn("compaction pass failed", "err", err)
 		case rep.Files > 0:
-			a.log.Info("compaction pass", "partitions", rep.Partitions, "files", rep.Files, "records", rep.Records,
+			a.log.Info("compaction pass", "partitions", rep.Partitions, "files", rep.Files, "files_merged", rep.FilesMerged, "records", rep.Records,
 				"hot_bytes", rep.BytesRemoved, "archive_bytes", rep.BytesWritten)
 		}
 		// The log cleaner (cleaner.go) works on what is archived.
@@ -149,6 +153,7 @@ func (a *Agent) RunCompaction(ctx context.Context, now time.Time) (CompactionRep
 				rep.Partitions += r.Partitions
 				rep.Skipped += r.Skipped
 				rep.Files += r.Files
+				rep.FilesMerged += r.FilesMerged
 				rep.Records += r.Records
 				rep.BytesRemoved += r.BytesRemoved
 				rep.BytesWritten += r.BytesWritten
@@ -185,6 +190,17 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 	if hot, _, err = a.hotEntries(ctx, idx, t, p, cutoff); err != nil || len(hot) == 0 {
 		return rep, ignoreGone(err)
 	}
+	// The partition's trailing small archive files, rewritten with the hot
+	// records (archive_merge.go); their files' keys take the lease token as
+	// generation, since a merged file may start where a replaced one does.
+	merge, mergeFiles, mergeBytes, err := a.smallArchiveTail(ctx, idx, t, p, hot)
+	if err != nil {
+		return rep, ignoreGone(err)
+	}
+	var generation int64
+	if len(merge) > 0 {
+		generation = lease.Token
+	}
 
 	var (
 		files    []objectlog.ArchiveFileInfo
@@ -201,7 +217,8 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		}
 	}
 	w, err := objectlog.NewArchiveWriter(objectlog.ArchivePartition{Topic: t.Name, TopicID: t.ID, Partition: p},
-		objectlog.ArchiveOptions{FileBytes: a.cfg.ArchiveFileBytes, RowGroupBytes: archiveRowGroupBytes(a.cfg.ArchiveFileBytes)}, func(f objectlog.ArchiveFile) error {
+		objectlog.ArchiveOptions{FileBytes: a.cfg.ArchiveFileBytes, RowGroupBytes: archiveRowGroupBytes(a.cfg.ArchiveFileBytes), Generation: generation},
+		func(f objectlog.ArchiveFile) error {
 			if lease, err = idx.RenewCompactionLease(ctx, lease, compactionLeaseTTL); err != nil {
 				return err
 			}
@@ -227,6 +244,10 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 	}
 	aborted, err := a.abortedIn(ctx, t, p, hot)
 	if err != nil {
+		cleanup()
+		return rep, err
+	}
+	if _, err := a.appendArchived(ctx, w, merge); err != nil {
 		cleanup()
 		return rep, err
 	}
@@ -269,6 +290,11 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		}
 		used = append(used, e)
 	}
+	if len(used) == 0 && len(merge) > 0 {
+		// No hot record to archive after all: the small files stay as they are.
+		cleanup()
+		return rep, nil
+	}
 	if err := w.Close(); err != nil {
 		cleanup()
 		return rep, err
@@ -299,7 +325,7 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		cleanup()
 		return rep, err
 	}
-	res, err := idx.SwapArchive(ctx, lease, used, repl)
+	res, err := idx.SwapArchive(ctx, lease, append(merge[:len(merge):len(merge)], used...), repl)
 	switch {
 	case errors.Is(err, coordinator.ErrFenced), errors.Is(err, coordinator.ErrConflict), errors.Is(err, coordinator.ErrInvalid):
 		// A definite refusal: nothing points at the files.
@@ -312,14 +338,16 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 	}
 	failpoint.Hit(failpoint.CompactionAfterSwap)
 	rep.Partitions, rep.Files, rep.Records = 1, len(files), records
-	rep.BytesRemoved, rep.BytesWritten = res.BytesRemoved, written
+	rep.FilesMerged = mergeFiles
+	rep.BytesRemoved, rep.BytesWritten = res.BytesRemoved-mergeBytes, written
 	if res.AlreadyDone {
 		rep.BytesRemoved = 0
 	}
+	metricArchiveFilesMerged.Add(float64(mergeFiles))
 	metricCompactedRecords.Add(float64(records))
 	metricCompactedBytes.Add(float64(rep.BytesRemoved))
 	a.log.Debug("compaction: index swapped", "topic", t.Name, "partition", p, "files", len(files), "records", records,
-		"entries_replaced", len(used), "entries_added", len(repl))
+		"entries_replaced", len(used), "files_merged", mergeFiles, "entries_added", len(repl))
 	// What is left hot past the archive age waits for the next pass.
 	a.holdBack(t, p, held, cutoff)
 	if rest, _, err := a.hotEntries(ctx, idx, t, p, cutoff); err == nil {

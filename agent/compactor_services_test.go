@@ -177,3 +177,41 @@ func TestCompactionFencedSwapChangesNothingOnServices(t *testing.T) {
 	}
 	sameView(t, "after the fenced compaction", before, viewPartition(t, a, topic, 0, stamps))
 }
+
+// TestCompactionMergesSmallFilesOnServices: the small-file merge
+// (archive_merge.go) on MinIO and redis-server: eight passes of one flush
+// end in one archive file, reads stay the same on a cold agent, and the
+// janitor deletes the seven replaced files from MinIO after its grace.
+func TestCompactionMergesSmallFilesOnServices(t *testing.T) {
+	t.Parallel()
+	env := newServicesEnv(t)
+	a := env.startAgent(t, env.redis)
+	topic, err := env.redis.CreateTopic(t.Context(), "merges", coordinator.TopicConfig{Partitions: 1, RetentionMs: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at []int64
+	for i := 1; i <= 8; i++ {
+		at = append(at, mergeFlush(t, a, topic, 0, i)...)
+		rep, err := a.RunCompaction(t.Context(), time.Now())
+		if err != nil || rep.Files != 1 {
+			t.Fatalf("pass %d: %+v, %v", i, rep, err)
+		}
+	}
+	files := indexedFiles(t, env.redis, topic, 0, true)
+	if len(files) != 1 {
+		t.Fatalf("after 8 passes: files %v; want one", files)
+	}
+	if keys := archiveObjects(t, env.store); len(keys) != 8 {
+		t.Fatalf("before the janitor: %d archive objects %v; want 8", len(keys), keys)
+	}
+	before := viewPartition(t, a, topic, 0, at)
+	if _, err := a.RunJanitor(t.Context(), time.Now().Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if keys := archiveObjects(t, env.store); !slices.Equal(keys, files) {
+		t.Fatalf("after the janitor: archive objects %v; want %v", keys, files)
+	}
+	cold := env.startAgent(t, env.redis)
+	sameMergedView(t, "cold agent after the janitor", before, viewPartition(t, cold, topic, 0, at))
+}
