@@ -233,7 +233,8 @@ func (a *Agent) batchReads(m *stratav1.FetchBatchesRequest) ([]BatchRead, time.D
 		if err != nil {
 			return nil, 0, err
 		}
-		reads[i] = BatchRead{Topic: tp.topic, Partition: tp.partition, Offset: p.GetOffset(), MaxBytes: int64(p.GetMaxBytes()), TopicID: id}
+		reads[i] = BatchRead{Topic: tp.topic, Partition: tp.partition, Offset: p.GetOffset(), MaxBytes: int64(p.GetMaxBytes()), TopicID: id,
+			ReadCommitted: m.GetIsolationLevel() == stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED}
 	}
 	return reads, wait, nil
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,7 +39,9 @@ import (
 // objectlog/coordinator ErrUnavailable (retryable). A duplicate of an
 // idempotent batch already committed returns the offset it got then
 // (KIP-98). A batch already appended is committed or failed whatever wait's
-// ctx does.
+// ctx does. A successful wait counts the batch's records (its header's
+// record count) in strata_produced_records_total, as the Connect API's
+// Produce counts the records it acknowledges.
 func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, raw []byte) (wait func(context.Context) (int64, error), err error) {
 	t, err := a.partitionTopic(ctx, topic, partition)
 	if err != nil {
@@ -74,6 +77,7 @@ func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, 
 			return 0, err
 		}
 		metricProducedBytes.Add(float64(len(raw)))
+		metricProducedRecords.Add(float64(batchRecords(raw, math.MinInt64, nil)))
 		return p.base, nil
 	}, nil
 }
@@ -128,6 +132,12 @@ type BatchRead struct {
 	// of the name still has it, and never moves to a topic created again
 	// under the name.
 	TopicID uuid.UUID
+	// ReadCommitted says the caller cuts this partition's answer at the
+	// last stable offset with StableBatches (KIP-98 read_committed). Then
+	// StableBatches, not ReadBatches, counts the records in
+	// strata_fetched_records_total, so that records held back past the
+	// LSO are not counted on every poll of a consumer waiting there.
+	ReadCommitted bool
 }
 
 // BatchReadResult is one partition's answer.
@@ -158,6 +168,12 @@ type BatchReadResult struct {
 // partitions' commits (the hub, as Fetch does) and re-reads the index at
 // least once per second. The error return is for the whole call (ctx ended,
 // or the agent shutting down: ErrClosed).
+//
+// The records of the answer, at or past each partition's Offset and not in
+// control batches, count in strata_fetched_records_total, as the Connect
+// API's Fetch counts the records it returns (except partitions read with
+// ReadCommitted: see BatchRead). They are counted from the batch headers,
+// without decoding; see batchRecords.
 func (a *Agent) ReadBatches(ctx context.Context, reads []BatchRead, maxWait time.Duration, minBytes, maxBytes int64) ([]BatchReadResult, error) {
 	maxBytes = min(max(maxBytes, 0), int64(a.cfg.MaxFetchBytes))
 	deadline := time.Now().Add(min(max(maxWait, 0), a.cfg.MaxFetchWait))
@@ -207,6 +223,13 @@ func (a *Agent) ReadBatches(ctx context.Context, reads []BatchRead, maxWait time
 			total += int64(len(res.Batches))
 		}
 		if failed || total >= minBytes || !time.Now().Before(deadline) {
+			var n int
+			for i, r := range reads {
+				if out[i].Err == nil && !r.ReadCommitted {
+					n += batchRecords(out[i].Batches, r.Offset, nil)
+				}
+			}
+			metricFetchedRecords.Add(float64(n))
 			return out, nil
 		}
 		if err := a.waitForAny(ctx, wake, deadline); err != nil {
@@ -341,6 +364,9 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 // partition's last stable offset, with the LSO and the aborted
 // transactions among them (StableRead). The consumer drops the batches of
 // those transactions itself, as Kafka's consumers do. Errors: StableRead's.
+// The records kept, at or past r.Offset and not in control batches or
+// aborted transactions, count in strata_fetched_records_total (see
+// BatchRead.ReadCommitted).
 func (a *Agent) StableBatches(ctx context.Context, r BatchRead, batches []byte) (kept []byte, lso int64, aborted []coordinator.AbortedTxn, err error) {
 	lso, aborted, err = a.StableRead(ctx, r.Topic, r.Partition, r.Offset)
 	if err != nil {
@@ -355,5 +381,57 @@ func (a *Agent) StableBatches(ctx context.Context, r BatchRead, batches []byte) 
 		}
 		end += 12 + int(binary.BigEndian.Uint32(batches[end+8:]))
 	}
-	return batches[:min(end, len(batches))], lso, aborted, nil
+	kept = batches[:min(end, len(batches))]
+	if r.ReadCommitted {
+		metricFetchedRecords.Add(float64(batchRecords(kept, r.Offset, func(pid, base int64) bool {
+			for _, t := range aborted {
+				if t.ProducerID == pid && t.FirstOffset <= base && base <= t.LastOffset {
+					return true
+				}
+			}
+			return false
+		})))
+	}
+	return kept, lso, aborted, nil
+}
+
+// Offsets in a RecordBatch v2 header (objectlog/record.go has the layout).
+const (
+	batchAttrsAt           = 21
+	batchLastOffsetDeltaAt = 23
+	batchProducerIDAt      = 43
+	batchRecordCountAt     = 57
+	batchHeaderLen         = 61
+)
+
+// batchRecords counts the records of whole, concatenated RecordBatch v2
+// batches from their headers, without decoding them: each batch's record
+// count, less in a batch that starts before from the offsets below from
+// (exact unless compaction left gaps in the batch's offsets, then at most
+// the batch's count), and none of control batches (transaction markers,
+// which consumers do not return) or of the transactional batches aborted
+// reports aborted (nil: none). Bytes that do not hold a whole header end
+// the count.
+func batchRecords(batches []byte, from int64, aborted func(producerID, baseOffset int64) bool) int {
+	n := 0
+	for len(batches) >= batchHeaderLen {
+		base := int64(binary.BigEndian.Uint64(batches))
+		attrs := objectlog.BatchAttrs(binary.BigEndian.Uint16(batches[batchAttrsAt:]))
+		last := base + int64(int32(binary.BigEndian.Uint32(batches[batchLastOffsetDeltaAt:])))
+		count := int64(int32(binary.BigEndian.Uint32(batches[batchRecordCountAt:])))
+		switch {
+		case attrs.Control():
+		case attrs.Transactional() && aborted != nil && aborted(int64(binary.BigEndian.Uint64(batches[batchProducerIDAt:])), base):
+		case base >= from:
+			n += int(max(count, 0))
+		default:
+			n += int(max(min(count, last-from+1), 0))
+		}
+		next := 12 + int64(binary.BigEndian.Uint32(batches[8:]))
+		if next > int64(len(batches)) {
+			break
+		}
+		batches = batches[next:]
+	}
+	return n
 }

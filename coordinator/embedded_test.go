@@ -337,3 +337,38 @@ func TestEmbeddedSoftWritesSavedSoon(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestEmbeddedTTLs: key TTLs follow the wall clock in ticks (embedded.go): a
+// short TTL expires, and a long one moves, but never by more than the time
+// that passed since the index opened.
+func TestEmbeddedTTLs(t *testing.T) {
+	ctx := t.Context()
+	opened := time.Now()
+	r := openEmbedded(t, "", coordinator.Options{Prefix: "p:"})
+	defer r.Close()
+	c := r.Client()
+	if err := c.Set(ctx, "p:long", "v", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "p:short", "v", 300*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for c.Exists(ctx, "p:short").Val() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a key with a 300 ms TTL still exists after 30 s (PTTL %v)", c.PTTL(ctx, "p:short").Val())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ttl, err := c.PTTL(ctx, "p:long").Result()
+	passed := time.Since(opened)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ticks forward by the time between them, from the open on: p:long,
+	// set before p:short, lost at least what expired p:short, and at most
+	// the time since the open.
+	if lost := time.Hour - ttl; lost < 300*time.Millisecond || lost > passed+time.Millisecond {
+		t.Fatalf("a 1 h TTL is %v %v after the open: it moved by %v", ttl, passed, lost)
+	}
+}

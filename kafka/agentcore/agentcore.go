@@ -17,7 +17,6 @@ package agentcore
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -349,7 +348,8 @@ func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kaf
 func (c *Core) Fetch(ctx context.Context, req kafka.FetchRequest) ([]kafka.FetchResult, error) {
 	reads := make([]agent.BatchRead, len(req.Partitions))
 	for i, p := range req.Partitions {
-		reads[i] = agent.BatchRead{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset, MaxBytes: int64(p.MaxBytes)}
+		reads[i] = agent.BatchRead{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset, MaxBytes: int64(p.MaxBytes),
+			ReadCommitted: req.ReadCommitted}
 	}
 	res, err := c.a.ReadBatches(ctx, reads, req.MaxWait, int64(req.MinBytes), int64(req.MaxBytes))
 	if err != nil {
@@ -507,20 +507,13 @@ func kafkaErr(err error) error {
 // stable cuts a read_committed answer at the partition's last stable offset
 // and adds the aborted transactions the consumer must drop (KIP-98).
 func (c *Core) stable(ctx context.Context, p kafka.FetchPartition, fr *kafka.FetchResult) error {
-	lso, aborted, err := c.a.StableRead(ctx, p.Topic, p.Partition, p.Offset)
+	// StableBatches also counts the records kept (agent.BatchRead.ReadCommitted).
+	kept, lso, aborted, err := c.a.StableBatches(ctx, agent.BatchRead{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset, ReadCommitted: true}, fr.Batches)
 	if err != nil {
 		return err
 	}
 	fr.LastStableOffset = lso
-	// Batches are whole, each header: base offset (8 bytes), length (4).
-	b, end := fr.Batches, 0
-	for len(b)-end >= 12 {
-		if int64(binary.BigEndian.Uint64(b[end:])) >= lso {
-			break
-		}
-		end += 12 + int(binary.BigEndian.Uint32(b[end+8:]))
-	}
-	fr.Batches = b[:min(end, len(b))]
+	fr.Batches = kept
 	for _, t := range aborted {
 		fr.AbortedTransactions = append(fr.AbortedTransactions, kafka.AbortedTransaction{ProducerID: t.ProducerID, FirstOffset: t.FirstOffset})
 	}
