@@ -17,7 +17,14 @@ package agent
 //   - it is small: its row groups' bytes are below a quarter of
 //     --archive-file-bytes (smallArchiveFileBytes), and
 //   - its offsets span no more than everything newer already taken (the
-//     hot entries' offsets plus the taken files'),
+//     hot entries' offsets plus the taken files'), and
+//   - for a topic that deletes by retention.ms, its records are no more
+//     than a tenth of retention.ms older than the newest hot record
+//     (mergeAgeLimit): retention deletes whole files once their newest
+//     record is past retention.ms, so a merged file holding records far
+//     apart in time would keep its old records long past it. This bounds
+//     retention's lateness by a tenth of retention.ms, as Kafka's
+//     segment.ms bounds it for a log segment,
 //
 // at most maxMergeEntries entries in all. The second rule is a binary
 // counter (Lucene's log merge policy has the same shape), measured in
@@ -111,6 +118,11 @@ scan:
 		newer += e.Records
 	}
 	small := smallArchiveFileBytes(a.cfg.ArchiveFileBytes)
+	var newest int64 // ms: the newest hot record's timestamp
+	for _, e := range hot {
+		newest = max(newest, e.MaxTimestamp)
+	}
+	ageLimit, limited := mergeAgeLimit(t.Config)
 	start, files := len(archived), 0
 	var taken int64
 	for start > 0 {
@@ -134,6 +146,9 @@ scan:
 		if size >= small || span > newer || len(archived)-i > maxMergeEntries {
 			break
 		}
+		if limited && newest-archived[i].MaxTimestamp > ageLimit {
+			break // its records would outlive retention.ms in a merged file
+		}
 		if archived[i].BaseOffset < st.LogStartOffset {
 			break // a file DeleteRecords cut into: retention deletes it whole
 		}
@@ -146,6 +161,16 @@ scan:
 		return nil, 0, 0, nil
 	}
 	return archived[start:], files, taken, nil
+}
+
+// mergeAgeLimit is how much older, in ms, than the newest hot record a
+// file's records may be for the file to be merged: a tenth of retention.ms
+// for a topic that deletes by retention.ms; unlimited (false) otherwise.
+func mergeAgeLimit(c coordinator.TopicConfig) (int64, bool) {
+	if !c.DeletesByRetention() || c.RetentionMs <= 0 {
+		return 0, false
+	}
+	return c.RetentionMs / 10, true
 }
 
 // appendArchived appends the records of archive entries to w, keeping each

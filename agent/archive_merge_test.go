@@ -341,3 +341,36 @@ func TestCompactionMergesCleanedFiles(t *testing.T) {
 		t.Fatalf("cleaner state %+v, %v; want checkpoint 26", cs, err)
 	}
 }
+
+// TestCompactionMergeKeepsRetentionPrompt: for a topic that deletes by
+// retention.ms, a file is not merged with records more than a tenth of
+// retention.ms newer than its own, so retention, which deletes whole files,
+// is never held up by a merge for more than that (a long run with
+// retention.ms=60000 kept records 100 s old before this rule).
+func TestCompactionMergeKeepsRetentionPrompt(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, manualCompaction)
+	topic, err := env.index.CreateTopic(t.Context(), "prompt", coordinator.TopicConfig{Partitions: 1, RetentionMs: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	// Record times of three passes, in ms: the second is 20 s (over a tenth
+	// of retention.ms) after the first, the third 1 s after the second.
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	for i, ts := range []int64{base, base + 20_000, base + 21_000} {
+		write(t, a, topic, 0, objectlog.NoProducer, kv(fmt.Sprintf("k%d", i), "v", ts), kv("x", "y", ts))
+		rep, err := a.RunCompaction(ctx, time.Now())
+		if err != nil || rep.Records != 2 {
+			t.Fatalf("pass %d: %+v, %v; want 2 records archived", i, rep, err)
+		}
+		want := []int{0, 0, 1}[i]
+		if rep.FilesMerged != want {
+			t.Fatalf("pass %d: %d files merged, want %d", i, rep.FilesMerged, want)
+		}
+	}
+	if files := indexedFiles(t, env.redis, topic, 0, true); len(files) != 2 {
+		t.Fatalf("%d archive files %v; want 2: the first pass's alone, the later two merged", len(files), files)
+	}
+}
