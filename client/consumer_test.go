@@ -276,12 +276,15 @@ func TestTwoMembersSplitWithoutOverlap(t *testing.T) {
 // record processed, skipping none.
 func TestAtLeastOnceResumesAfterCommit(t *testing.T) {
 	t.Parallel()
-	ta := startAgent(t)
+	// Steady: a lapsed session would re-read records or fence the commits
+	// this test checks. Only the member meant to vanish has a session short
+	// enough to wait out.
+	ta := startSteadyAgent(t)
 	ta.createTopic(t, "resume", 1)
 	ta.produce(t, "resume", 1, 0, 20)
 
 	// Close commits what Poll returned.
-	first := newConsumer(t, ta.config("g", "resume"))
+	first := newConsumer(t, ta.steadyConfig("g", "resume"))
 	recs, err := first.PollN(t.Context(), 10)
 	if err != nil || len(recs) != 10 || recs[9].Offset != 9 {
 		t.Fatalf("PollN(10) = %d records, %v", len(recs), err)
@@ -297,6 +300,8 @@ func TestAtLeastOnceResumesAfterCommit(t *testing.T) {
 	// (its last batch) are read again; none is skipped.
 	gt := newGate("")
 	cfg := ta.config("g", "resume")
+	// The third member waits this out; it is still 25 heartbeats long.
+	cfg.SessionTimeout = 5 * time.Second
 	cfg.HTTPClient = h2cClient(t, gt.wrap)
 	second := newConsumer(t, cfg)
 	recs, err = second.PollN(t.Context(), 5)
@@ -316,7 +321,7 @@ func TestAtLeastOnceResumesAfterCommit(t *testing.T) {
 	gt.close() // dead to the world
 	defer gt.open()
 
-	third := newConsumer(t, ta.config("g", "resume"))
+	third := newConsumer(t, ta.steadyConfig("g", "resume"))
 	recs, err = third.Poll(t.Context())
 	if err != nil || len(recs) == 0 {
 		t.Fatalf("third member: %v, %v", recs, err)
