@@ -162,6 +162,36 @@ func (ta *testAgent) config(group string, topics ...string) client.GroupConsumer
 	}
 }
 
+// Steady groups: for tests that assert a run without session losses
+// (every record read exactly once, every position committed on Close).
+// config's one-second session lapses on a loaded machine: the member
+// heartbeats a third of a session after the last answer, so under -race
+// and a busy CPU two slow round trips (or one stall of the test process)
+// pass its deadline; the member then gives its partitions up without
+// committing (OnLost, as it must: another member may own them), joins
+// again and reads them again from the last commit. A steady group keeps
+// hand-overs as quick (an agent heartbeat interval of steadyHeartbeat) but
+// gives the session steadySession of slack, so only a real failure loses
+// it.
+const (
+	steadyHeartbeat = 200 * time.Millisecond
+	steadySession   = 30 * time.Second
+)
+
+// startSteadyAgent is startAgent telling members to heartbeat every
+// steadyHeartbeat, whatever their session.
+func startSteadyAgent(t testing.TB) *testAgent {
+	t.Helper()
+	return startAgentWith(t, func(c *agent.Config) { c.GroupHeartbeatInterval = steadyHeartbeat })
+}
+
+// steadyConfig is config with a steadySession session.
+func (ta *testAgent) steadyConfig(group string, topics ...string) client.GroupConsumerConfig {
+	cfg := ta.config(group, topics...)
+	cfg.SessionTimeout = steadySession
+	return cfg
+}
+
 func newConsumer(t *testing.T, cfg client.GroupConsumerConfig) *client.GroupConsumer {
 	t.Helper()
 	c, err := client.NewGroupConsumer(t.Context(), cfg)

@@ -53,13 +53,14 @@ func TestAgentRefusesSubscription(t *testing.T) {
 // every record in order and commits where it stopped.
 func TestOneMemberGetsEverything(t *testing.T) {
 	t.Parallel()
-	ta := startAgent(t)
+	// Steady: a lapsed session would assign the partitions again.
+	ta := startSteadyAgent(t)
 	ta.createTopic(t, "solo", 3)
 	ta.produce(t, "solo", 3, 0, 10)
 
 	var assigned [][]client.TopicPartition
 	var joined []string
-	cfg := ta.config("g", "solo")
+	cfg := ta.steadyConfig("g", "solo")
 	cfg.OnAssigned = func(_ context.Context, parts []client.TopicPartition) { assigned = append(assigned, parts) }
 	cfg.OnJoined = func(_ context.Context, id string) { joined = append(joined, id) }
 	c := newConsumer(t, cfg)
@@ -156,6 +157,20 @@ func (l *ownershipLog) check(t *testing.T) {
 	}
 }
 
+// noLoss fails the test if a member lost partitions: a test of hand-overs
+// between live members says so, rather than failing later on records read
+// twice or positions left uncommitted.
+func (l *ownershipLog) noLoss(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, e := range l.events {
+		if e.kind == "lost" {
+			t.Errorf("event %d: %s lost %v: its session lapsed or a commit was fenced", i, e.member, e.tp)
+		}
+	}
+}
+
 // runMember polls c on its own goroutine, feeding seen every record, until
 // the returned stop is called (or the test ends); stop returns Poll's
 // error, if any.
@@ -192,7 +207,9 @@ func runMember(t *testing.T, c *client.GroupConsumer, seen func(client.Record)) 
 // read every record.
 func TestTwoMembersSplitWithoutOverlap(t *testing.T) {
 	t.Parallel()
-	ta := startAgent(t)
+	// Steady: a lapsed session re-reads (and leaves uncommitted) records,
+	// which this test counts.
+	ta := startSteadyAgent(t)
 	ta.createTopic(t, "split", 8)
 	ta.produce(t, "split", 8, 0, 5)
 
@@ -204,13 +221,13 @@ func TestTwoMembersSplitWithoutOverlap(t *testing.T) {
 		defer mu.Unlock()
 		seen[string(r.Value)]++
 	}
-	cfgA := ta.config("g", "split")
+	cfgA := ta.steadyConfig("g", "split")
 	log.hooks("a", &cfgA)
 	a := newConsumer(t, cfgA)
 	stopA := runMember(t, a, count)
 	waitFor(t, "a to own 8 partitions", func() bool { return len(a.Assignment()) == 8 })
 
-	cfgB := ta.config("g", "split")
+	cfgB := ta.steadyConfig("g", "split")
 	log.hooks("b", &cfgB)
 	b := newConsumer(t, cfgB)
 	stopB := runMember(t, b, count)
@@ -239,6 +256,7 @@ func TestTwoMembersSplitWithoutOverlap(t *testing.T) {
 		t.Error(err)
 	}
 	log.check(t)
+	log.noLoss(t)
 	// A revoked partition was committed before it moved: nothing was read
 	// twice.
 	for v, n := range seen {
@@ -258,12 +276,15 @@ func TestTwoMembersSplitWithoutOverlap(t *testing.T) {
 // record processed, skipping none.
 func TestAtLeastOnceResumesAfterCommit(t *testing.T) {
 	t.Parallel()
-	ta := startAgent(t)
+	// Steady: a lapsed session would re-read records or fence the commits
+	// this test checks. Only the member meant to vanish has a session short
+	// enough to wait out.
+	ta := startSteadyAgent(t)
 	ta.createTopic(t, "resume", 1)
 	ta.produce(t, "resume", 1, 0, 20)
 
 	// Close commits what Poll returned.
-	first := newConsumer(t, ta.config("g", "resume"))
+	first := newConsumer(t, ta.steadyConfig("g", "resume"))
 	recs, err := first.PollN(t.Context(), 10)
 	if err != nil || len(recs) != 10 || recs[9].Offset != 9 {
 		t.Fatalf("PollN(10) = %d records, %v", len(recs), err)
@@ -279,6 +300,8 @@ func TestAtLeastOnceResumesAfterCommit(t *testing.T) {
 	// (its last batch) are read again; none is skipped.
 	gt := newGate("")
 	cfg := ta.config("g", "resume")
+	// The third member waits this out; it is still 25 heartbeats long.
+	cfg.SessionTimeout = 5 * time.Second
 	cfg.HTTPClient = h2cClient(t, gt.wrap)
 	second := newConsumer(t, cfg)
 	recs, err = second.PollN(t.Context(), 5)
@@ -298,7 +321,7 @@ func TestAtLeastOnceResumesAfterCommit(t *testing.T) {
 	gt.close() // dead to the world
 	defer gt.open()
 
-	third := newConsumer(t, ta.config("g", "resume"))
+	third := newConsumer(t, ta.steadyConfig("g", "resume"))
 	recs, err = third.Poll(t.Context())
 	if err != nil || len(recs) == 0 {
 		t.Fatalf("third member: %v, %v", recs, err)
