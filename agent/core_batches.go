@@ -27,7 +27,9 @@ import (
 // anything is appended: the topic and partition exist (ErrUnknownTopicOrPartition,
 // read afresh before it is said); the batch is at most the topic's
 // max.message.bytes (Kafka's limit on a record batch; ErrTooLarge naming the
-// limit); its framing, magic, codec and CRC-32C (objectlog.ErrCorrupt). It
+// limit); a producer id with a negative epoch or base sequence
+// (ErrInvalidRecord); its framing, magic, codec and CRC-32C
+// (objectlog.ErrCorrupt). It
 // returns once the batch has its place in the open segment, so a later
 // AppendBatch for the same partition is stored after it.
 //
@@ -57,6 +59,9 @@ func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, 
 				size, topic, partition, t.Config.MaxMessageBytes)
 		}
 	}
+	if err := checkBatchProducer(raw, topic, partition); err != nil {
+		return nil, err
+	}
 	if t.Config.Compacted() {
 		if err := checkBatchKeys(raw, topic, partition); err != nil {
 			return nil, err
@@ -76,6 +81,47 @@ func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, 
 		metricProducedBytes.Add(float64(len(raw)))
 		return p.base, nil
 	}, nil
+}
+
+// Where a RecordBatch v2 header keeps its idempotence fields (Kafka's
+// DefaultRecordBatch), and how long the header is.
+const (
+	batchAttributesAt    = 21
+	batchProducerIDAt    = 43
+	batchProducerEpochAt = 51
+	batchBaseSequenceAt  = 53
+	batchHeaderBytes     = 61
+	batchControlFlag     = 0x20
+)
+
+// checkBatchProducer refuses a batch with a producer id (>= 0, so
+// idempotent) but a negative producer epoch, or a negative base sequence
+// outside a control batch, as malformed (ErrInvalidRecord, Kafka's
+// INVALID_RECORD: its LogValidator refuses "Invalid sequence number" the
+// same way). Refused here, before the batch joins a segment, the client
+// hears why, and the segment's other batches are not failed with it by the
+// index's commit check. A header too short to read is left to the
+// segment writer's framing check (objectlog.ErrCorrupt).
+func checkBatchProducer(raw []byte, topic string, partition int32) error {
+	if len(raw) < batchHeaderBytes {
+		return nil
+	}
+	id := int64(binary.BigEndian.Uint64(raw[batchProducerIDAt:]))
+	if id < 0 {
+		return nil
+	}
+	epoch := int16(binary.BigEndian.Uint16(raw[batchProducerEpochAt:]))
+	seq := int32(binary.BigEndian.Uint32(raw[batchBaseSequenceAt:]))
+	control := binary.BigEndian.Uint16(raw[batchAttributesAt:])&batchControlFlag != 0
+	switch {
+	case epoch < 0:
+		return fmt.Errorf("%w: topic %q partition %d: record batch of producer id %d has producer epoch %d; an idempotent batch needs the epoch InitProducerId gave (0 or more)",
+			errInvalidRecord, topic, partition, id, epoch)
+	case seq < 0 && !control:
+		return fmt.Errorf("%w: topic %q partition %d: invalid sequence number %d in record batch with producer id %d; an idempotent batch's base sequence is 0 or more",
+			errInvalidRecord, topic, partition, seq, id)
+	}
+	return nil
 }
 
 // checkBatchKeys refuses a batch with a record without a key, as Kafka does

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -334,7 +335,7 @@ func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kaf
 		// The batch is queued: it is committed or failed whatever ctx does.
 		base, err := wait(context.Background())
 		if err != nil {
-			base = -1
+			base, err = -1, withoutSegmentKeys(err)
 		}
 		out <- kafka.ProduceResult{BaseOffset: base, LogAppendTime: -1, LogStartOffset: -1, Err: kafkaErr(err)}
 	}()
@@ -422,6 +423,32 @@ func (c *Core) InitProducerID(ctx context.Context, req kafka.InitProducer) (int6
 	return id, epoch, nil
 }
 
+// segmentNames matches what the batcher and the index put before a failed
+// upload's or commit's reason: "commit segment segments/<ulid>.seg: ".
+var segmentNames = regexp.MustCompile(`(?:commit|upload) segment \S+: `)
+
+// clientError is an error worded for a Kafka client but still its cause
+// for errors.Is (the error table keeps working on it).
+type clientError struct {
+	msg string
+	err error
+}
+
+func (e *clientError) Error() string { return e.msg }
+func (e *clientError) Unwrap() error { return e.err }
+
+// withoutSegmentKeys words a produce's commit error without the segment
+// object keys and ids it names: they are the broker's internals (the agent
+// logs them with the failure), and a client's error message is no place for
+// them (issue 12).
+func withoutSegmentKeys(err error) error {
+	msg := segmentNames.ReplaceAllString(err.Error(), "")
+	if msg == err.Error() {
+		return err
+	}
+	return &clientError{msg: msg, err: err}
+}
+
 // readErr is kafkaErr for reads: bytes the store holds that do not parse are
 // the storage's fault (retriable), not a client's corrupt message.
 func readErr(err error) error {
@@ -465,7 +492,10 @@ var errTable = []struct {
 	{coordinator.ErrAlreadyExists, kafka.ErrTopicAlreadyExists},
 	{coordinator.ErrTopicDeleted, kafka.ErrUnknownTopicOrPartition},
 	{coordinator.ErrNotFound, kafka.ErrUnknownTopicOrPartition},
-	{coordinator.ErrInvalid, kafka.ErrInvalidConfig},
+	// Only a topic config is INVALID_CONFIG; any other rule the index
+	// enforces is the request's fault.
+	{coordinator.ErrInvalidConfig, kafka.ErrInvalidConfig},
+	{coordinator.ErrInvalid, kafka.ErrInvalidRequest},
 	{coordinator.ErrUnavailable, kafka.ErrUnavailable},
 	{objectlog.ErrUnavailable, kafka.ErrUnavailable},
 	{objectlog.ErrCorrupt, kafka.ErrCorruptMessage},

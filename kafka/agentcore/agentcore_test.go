@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,7 +151,9 @@ func TestErrorTable(t *testing.T) {
 		{agent.ErrTopicRecreated, kafka.ErrUnknownTopicOrPartition},
 		{fmt.Errorf("%w: %w", agent.ErrInvalidTopicName, coordinator.ErrInvalid), kafka.ErrInvalidTopic},
 		{fmt.Errorf("%w: %w", agent.ErrInvalidPartitions, coordinator.ErrInvalid), kafka.ErrInvalidPartitions},
-		{fmt.Errorf("retention.ms: %w", coordinator.ErrInvalid), kafka.ErrInvalidConfig},
+		{fmt.Errorf("retention.ms: %w", coordinator.ErrInvalidConfig), kafka.ErrInvalidConfig},
+		// issue 12: a rule that is no topic config is not INVALID_CONFIG.
+		{fmt.Errorf("%w: producer 10 epoch -1 sequence 2", coordinator.ErrInvalid), kafka.ErrInvalidRequest},
 		{coordinator.ErrAlreadyExists, kafka.ErrTopicAlreadyExists},
 	} {
 		got := kafkaErr(c.core)
@@ -221,4 +224,67 @@ func TestBrokersLeaveOutUnreachableAgents(t *testing.T) {
 	if !waitFor(func() bool { return !listsB() }) {
 		t.Fatal("an agent whose Kafka listener refuses connections is still listed")
 	}
+}
+
+// issue 12: a Kafka client's batch with a real producer id but epoch -1 is
+// INVALID_RECORD naming the fields, not INVALID_CONFIG naming a segment.
+func TestProduceMalformedProducerBatch(t *testing.T) {
+	t.Parallel()
+	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	a := startAgent(t, index, "agent-p", "10.0.0.1:9092", "")
+	c, err := New(t.Context(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "orders", Partitions: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := a.NewProducerEpoch(t.Context(), -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := segmentBatch(t, objectlog.BatchSpec{ProducerID: id, ProducerEpoch: -1, BaseSequence: 2})
+	r := <-c.Produce(t.Context(), "orders", 0, kafka.Batch{Raw: raw})
+	if !errors.Is(r.Err, kafka.ErrInvalidRecord) || r.BaseOffset != -1 {
+		t.Fatalf("epoch -1: %+v, want ErrInvalidRecord", r)
+	}
+	if msg := r.Err.Error(); !strings.Contains(msg, "producer epoch -1") || strings.Contains(msg, "segment") {
+		t.Fatalf("message %q: want the epoch named and no segment", msg)
+	}
+}
+
+// A commit error keeps its cause but loses the segment keys in its words.
+func TestWithoutSegmentKeys(t *testing.T) {
+	t.Parallel()
+	cause := fmt.Errorf("commit segment segments/01M8N8AAS4HW6NZKQA6ZV9A26K.seg: commit segment 01M8N8AAS4HW6NZKQA6ZV9A26K: %w: producer 1 epoch 0", coordinator.ErrFenced)
+	got := kafkaErr(withoutSegmentKeys(cause))
+	if !errors.Is(got, kafka.ErrInvalidProducerEpoch) || !errors.Is(got, coordinator.ErrFenced) {
+		t.Fatalf("%v: want ErrInvalidProducerEpoch wrapping ErrFenced", got)
+	}
+	if msg := got.Error(); strings.Contains(msg, "01M8N8") || !strings.Contains(msg, "producer 1 epoch 0") {
+		t.Fatalf("message %q: want the reason without the segment", msg)
+	}
+	plain := errors.New("no segment here")
+	if withoutSegmentKeys(plain) != plain {
+		t.Fatal("an error naming no segment must pass as it is")
+	}
+}
+
+// segmentBatch is one RecordBatch v2 as a Kafka client sends it.
+func segmentBatch(t *testing.T, spec objectlog.BatchSpec) []byte {
+	t.Helper()
+	w := objectlog.NewSegmentWriter()
+	if _, err := w.AppendRecords([16]byte{}, 0, spec, []objectlog.Record{{Value: []byte("v"), Timestamp: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	data, footer, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := footer.Chunks[0]
+	return slices.Clone(data[ch.ByteOffset : ch.ByteOffset+ch.ByteLength])
 }
