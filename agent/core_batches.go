@@ -42,6 +42,28 @@ import (
 // (KIP-98). A batch already appended is committed or failed whatever wait's
 // ctx does.
 func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, raw []byte) (wait func(context.Context) (int64, error), err error) {
+	w, err := a.AppendRecordBatch(ctx, topic, partition, raw)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (int64, error) {
+		r, err := w(ctx)
+		return r.BaseOffset, err
+	}, nil
+}
+
+// BatchAppended is where an appended batch landed.
+type BatchAppended struct {
+	BaseOffset int64 // the offset of the batch's first record
+	// LogStartOffset is the partition's log start offset when the batch
+	// was committed (read by the commit itself, no extra index round
+	// trip), what Kafka's Produce v5+ answers (KIP-107); -1 if unknown.
+	LogStartOffset int64
+}
+
+// AppendRecordBatch is AppendBatch answering the partition's log start
+// offset with the base offset (issue 12); same checks, same errors.
+func (a *Agent) AppendRecordBatch(ctx context.Context, topic string, partition int32, raw []byte) (wait func(context.Context) (BatchAppended, error), err error) {
 	t, err := a.partitionTopic(ctx, topic, partition)
 	if err != nil {
 		return nil, err
@@ -71,15 +93,15 @@ func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, 
 	if err != nil {
 		return nil, fmt.Errorf("topic %q partition %d: %w", topic, partition, err)
 	}
-	return func(ctx context.Context) (int64, error) {
+	return func(ctx context.Context) (BatchAppended, error) {
 		if err := p.wait(ctx); err != nil {
 			if errors.Is(err, coordinator.ErrTopicDeleted) {
-				return 0, a.batchTopicDeleted(ctx, t, err)
+				return BatchAppended{}, a.batchTopicDeleted(ctx, t, err)
 			}
-			return 0, err
+			return BatchAppended{}, err
 		}
 		metricProducedBytes.Add(float64(len(raw)))
-		return p.base, nil
+		return BatchAppended{BaseOffset: p.base, LogStartOffset: p.logStart}, nil
 	}, nil
 }
 

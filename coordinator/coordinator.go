@@ -195,6 +195,10 @@ type BatchResult struct {
 type ChunkResult struct {
 	Batches       []BatchResult
 	HighWatermark int64 // after the commit, visible once CommitSegment returned
+	// LogStartOffset is the partition's log start offset when the commit
+	// ran (read in the same script: no extra round trip), what Kafka's
+	// Produce v5+ answers; -1 for a deleted topic.
+	LogStartOffset int64
 }
 
 // IndexEntry points at a run of offsets stored in an object.

@@ -315,8 +315,8 @@ func (c *Core) AlterTopicConfigs(ctx context.Context, name string, changes []kaf
 
 // Produce implements kafka.LogCore: the batch goes to the agent's open
 // segment byte for byte; the result comes once its segment is committed.
-// LogStartOffset is -1 (not known without another index read; clients only
-// log it).
+// LogStartOffset is the partition's log start offset as the commit read it
+// (no extra index round trip), as Kafka's Produce v5+ answers; -1 on errors.
 func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kafka.Batch) <-chan kafka.ProduceResult {
 	out := make(chan kafka.ProduceResult, 1)
 	if b.Transactional {
@@ -326,18 +326,18 @@ func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kaf
 			Err: fmt.Errorf("%w: transactional batch for topic %q partition %d: transactions are not served yet", kafka.ErrUnsupported, topic, partition)}
 		return out
 	}
-	wait, err := c.a.AppendBatch(ctx, topic, partition, b.Raw)
+	wait, err := c.a.AppendRecordBatch(ctx, topic, partition, b.Raw)
 	if err != nil {
 		out <- kafka.ProduceResult{BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1, Err: kafkaErr(err)}
 		return out
 	}
 	go func() {
 		// The batch is queued: it is committed or failed whatever ctx does.
-		base, err := wait(context.Background())
+		r, err := wait(context.Background())
 		if err != nil {
-			base, err = -1, withoutSegmentKeys(err)
+			r, err = agent.BatchAppended{BaseOffset: -1, LogStartOffset: -1}, withoutSegmentKeys(err)
 		}
-		out <- kafka.ProduceResult{BaseOffset: base, LogAppendTime: -1, LogStartOffset: -1, Err: kafkaErr(err)}
+		out <- kafka.ProduceResult{BaseOffset: r.BaseOffset, LogAppendTime: -1, LogStartOffset: r.LogStartOffset, Err: kafkaErr(err)}
 	}()
 	return out
 }

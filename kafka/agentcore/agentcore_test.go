@@ -288,3 +288,40 @@ func segmentBatch(t *testing.T, spec objectlog.BatchSpec) []byte {
 	ch := footer.Chunks[0]
 	return slices.Clone(data[ch.ByteOffset : ch.ByteOffset+ch.ByteLength])
 }
+
+// issue 12: Produce answers the partition's log start offset (Kafka's
+// Produce v5+ log_start_offset), not -1.
+func TestProduceAnswersLogStartOffset(t *testing.T) {
+	t.Parallel()
+	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	a := startAgent(t, index, "agent-s", "10.0.0.1:9092", "")
+	c, err := New(t.Context(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "logs", Partitions: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	produce := func() kafka.ProduceResult {
+		r := <-c.Produce(t.Context(), "logs", 0, kafka.Batch{Raw: segmentBatch(t, objectlog.NoProducer)})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		return r
+	}
+	for range 3 {
+		if r := produce(); r.LogStartOffset != 0 {
+			t.Fatalf("log start %d, want 0", r.LogStartOffset)
+		}
+	}
+	if _, err := a.DeleteRecordsBefore(t.Context(), "logs", 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if r := produce(); r.BaseOffset != 3 || r.LogStartOffset != 2 {
+		t.Fatalf("after DeleteRecords before 2: base %d, log start %d; want 3 and 2", r.BaseOffset, r.LogStartOffset)
+	}
+}
