@@ -495,6 +495,8 @@ var errTable = []struct {
 	// Only a topic config is INVALID_CONFIG; any other rule the index
 	// enforces is the request's fault.
 	{coordinator.ErrInvalidConfig, kafka.ErrInvalidConfig},
+	{coordinator.ErrInvalidTopicName, kafka.ErrInvalidTopic}, // a metric-name collision too (issue 12)
+	{coordinator.ErrInvalidPartitions, kafka.ErrInvalidPartitions},
 	{coordinator.ErrInvalid, kafka.ErrInvalidRequest},
 	{coordinator.ErrUnavailable, kafka.ErrUnavailable},
 	{objectlog.ErrUnavailable, kafka.ErrUnavailable},

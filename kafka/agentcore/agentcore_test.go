@@ -15,6 +15,7 @@ import (
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/kafka"
 	"github.com/stratabroker/strata/objectlog"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
 func startAgent(t testing.TB, index *coordinator.Redis, id, kafkaAddr, zone string) *agent.Agent {
@@ -152,6 +153,8 @@ func TestErrorTable(t *testing.T) {
 		{fmt.Errorf("%w: %w", agent.ErrInvalidTopicName, coordinator.ErrInvalid), kafka.ErrInvalidTopic},
 		{fmt.Errorf("%w: %w", agent.ErrInvalidPartitions, coordinator.ErrInvalid), kafka.ErrInvalidPartitions},
 		{fmt.Errorf("retention.ms: %w", coordinator.ErrInvalidConfig), kafka.ErrInvalidConfig},
+		{fmt.Errorf("collides: %w", coordinator.ErrInvalidTopicName), kafka.ErrInvalidTopic},
+		{fmt.Errorf("can only rise: %w", coordinator.ErrInvalidPartitions), kafka.ErrInvalidPartitions},
 		// issue 12: a rule that is no topic config is not INVALID_CONFIG.
 		{fmt.Errorf("%w: producer 10 epoch -1 sequence 2", coordinator.ErrInvalid), kafka.ErrInvalidRequest},
 		{coordinator.ErrAlreadyExists, kafka.ErrTopicAlreadyExists},
@@ -323,5 +326,34 @@ func TestProduceAnswersLogStartOffset(t *testing.T) {
 	}
 	if r := produce(); r.BaseOffset != 3 || r.LogStartOffset != 2 {
 		t.Fatalf("after DeleteRecords before 2: base %d, log start %d; want 3 and 2", r.BaseOffset, r.LogStartOffset)
+	}
+}
+
+// issue 12: a topic whose name collides with an existing one's in Kafka's
+// metric names is refused INVALID_TOPIC_EXCEPTION over the Kafka API, and
+// with coordinator.ErrInvalidTopicName (INVALID_ARGUMENT naming
+// INVALID_TOPIC_EXCEPTION) over the Connect API's core.
+func TestCreateTopicMetricNameCollision(t *testing.T) {
+	t.Parallel()
+	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	a := startAgent(t, index, "agent-c", "10.0.0.1:9092", "")
+	c, err := New(t.Context(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "col.a", Partitions: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "col_a", Partitions: 1}, false)
+	if !errors.Is(err, kafka.ErrInvalidTopic) || !strings.Contains(err.Error(), "collides with existing topic") {
+		t.Fatalf("Kafka CreateTopics col_a: %v, want ErrInvalidTopic", err)
+	}
+	_, err = a.CreateTopic(t.Context(), &stratav1.CreateTopicRequest{Name: "col_a", Partitions: 1})
+	if !errors.Is(err, coordinator.ErrInvalidTopicName) {
+		t.Fatalf("AdminService.CreateTopic col_a: %v, want ErrInvalidTopicName", err)
 	}
 }
