@@ -348,9 +348,14 @@ func TestCreateTopicMetricNameCollision(t *testing.T) {
 	if _, err := c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "col.a", Partitions: 1}, false); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "col_a", Partitions: 1}, false)
-	if !errors.Is(err, kafka.ErrInvalidTopic) || !strings.Contains(err.Error(), "collides with existing topic") {
-		t.Fatalf("Kafka CreateTopics col_a: %v, want ErrInvalidTopic", err)
+	for _, validateOnly := range []bool{false, true} {
+		_, err = c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "col_a", Partitions: 1}, validateOnly)
+		if !errors.Is(err, kafka.ErrInvalidTopic) || !strings.Contains(err.Error(), "collides with existing topic") {
+			t.Fatalf("Kafka CreateTopics col_a (validate only %v): %v, want ErrInvalidTopic", validateOnly, err)
+		}
+	}
+	if _, err := c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "col-a", Partitions: 1}, true); err != nil {
+		t.Fatalf("validate only col-a: %v", err)
 	}
 	_, err = a.CreateTopic(t.Context(), &stratav1.CreateTopicRequest{Name: "col_a", Partitions: 1})
 	if !errors.Is(err, coordinator.ErrInvalidTopicName) {
