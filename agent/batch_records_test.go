@@ -9,11 +9,11 @@ import (
 
 // header is a RecordBatch v2 header alone, enough for batchRecords.
 func header(base int64, lastOffsetDelta, count int32, attrs objectlog.BatchAttrs, producerID int64) []byte {
-	b := make([]byte, batchHeaderLen)
+	b := make([]byte, batchHeaderBytes)
 	binary.BigEndian.PutUint64(b, uint64(base))
-	binary.BigEndian.PutUint32(b[8:], batchHeaderLen-12)
+	binary.BigEndian.PutUint32(b[8:], batchHeaderBytes-12)
 	b[16] = 2
-	binary.BigEndian.PutUint16(b[batchAttrsAt:], uint16(attrs))
+	binary.BigEndian.PutUint16(b[batchAttributesAt:], uint16(attrs))
 	binary.BigEndian.PutUint32(b[batchLastOffsetDeltaAt:], uint32(lastOffsetDelta))
 	binary.BigEndian.PutUint64(b[batchProducerIDAt:], uint64(producerID))
 	binary.BigEndian.PutUint32(b[batchRecordCountAt:], uint32(count))

@@ -47,7 +47,10 @@ type pendingBatch struct {
 	ordinal int // its position among its chunk's batches
 	done    chan struct{}
 	base    int64 // first offset, once done without err
-	err     error
+	// logStart is the partition's log start offset at the commit, once
+	// done without err.
+	logStart int64
+	err      error
 }
 
 // openSegment is the segment being filled.
@@ -292,8 +295,9 @@ func (b *batcher) flush(seg *openSegment, prev <-chan struct{}, mine chan<- stru
 			p.err = err
 		}
 		if p.err == nil {
-			p.base = results[p.key][p.ordinal].BaseOffset
-			p.err = results[p.key][p.ordinal].Err
+			cr := results[p.key]
+			p.base, p.logStart = cr.Batches[p.ordinal].BaseOffset, cr.LogStartOffset
+			p.err = cr.Batches[p.ordinal].Err
 		}
 		close(p.done)
 	}
@@ -301,7 +305,7 @@ func (b *batcher) flush(seg *openSegment, prev <-chan struct{}, mine chan<- stru
 
 // flushSegment does the work of flush; it waits for prev before committing
 // and returns the batch results by chunk.
-func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[partitionKey][]coordinator.BatchResult, error) {
+func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[partitionKey]coordinator.ChunkResult, error) {
 	a := b.a
 	data, footer, err := seg.w.Finish()
 	if err != nil {
@@ -379,11 +383,11 @@ func (b *batcher) flushSegment(seg *openSegment, prev <-chan struct{}) (map[part
 	}
 	metricCommits.Inc()
 	metricCommitChunks.Add(float64(len(commit.Chunks)))
-	out := make(map[partitionKey][]coordinator.BatchResult, len(chunkResults))
+	out := make(map[partitionKey]coordinator.ChunkResult, len(chunkResults))
 	for i, cr := range chunkResults {
 		c := commit.Chunks[i]
 		k := partitionKey{c.TopicID, c.Partition}
-		out[k] = cr.Batches
+		out[k] = cr
 		a.hub.publish(coordinator.Watermark{TopicID: c.TopicID, Partition: c.Partition, HighWatermark: cr.HighWatermark})
 	}
 	return out, nil

@@ -28,7 +28,9 @@ import (
 // anything is appended: the topic and partition exist (ErrUnknownTopicOrPartition,
 // read afresh before it is said); the batch is at most the topic's
 // max.message.bytes (Kafka's limit on a record batch; ErrTooLarge naming the
-// limit); its framing, magic, codec and CRC-32C (objectlog.ErrCorrupt). It
+// limit); a producer id with a negative epoch or base sequence
+// (ErrInvalidRecord); its framing, magic, codec and CRC-32C
+// (objectlog.ErrCorrupt). It
 // returns once the batch has its place in the open segment, so a later
 // AppendBatch for the same partition is stored after it.
 //
@@ -43,6 +45,28 @@ import (
 // record count) in strata_produced_records_total, as the Connect API's
 // Produce counts the records it acknowledges.
 func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, raw []byte) (wait func(context.Context) (int64, error), err error) {
+	w, err := a.AppendRecordBatch(ctx, topic, partition, raw)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (int64, error) {
+		r, err := w(ctx)
+		return r.BaseOffset, err
+	}, nil
+}
+
+// BatchAppended is where an appended batch landed.
+type BatchAppended struct {
+	BaseOffset int64 // the offset of the batch's first record
+	// LogStartOffset is the partition's log start offset when the batch
+	// was committed (read by the commit itself, no extra index round
+	// trip), what Kafka's Produce v5+ answers (KIP-107); -1 if unknown.
+	LogStartOffset int64
+}
+
+// AppendRecordBatch is AppendBatch answering the partition's log start
+// offset with the base offset (issue 12); same checks, same errors.
+func (a *Agent) AppendRecordBatch(ctx context.Context, topic string, partition int32, raw []byte) (wait func(context.Context) (BatchAppended, error), err error) {
 	t, err := a.partitionTopic(ctx, topic, partition)
 	if err != nil {
 		return nil, err
@@ -60,6 +84,9 @@ func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, 
 				size, topic, partition, t.Config.MaxMessageBytes)
 		}
 	}
+	if err := checkBatchProducer(raw, topic, partition); err != nil {
+		return nil, err
+	}
 	if t.Config.Compacted() {
 		if err := checkBatchKeys(raw, topic, partition); err != nil {
 			return nil, err
@@ -69,17 +96,61 @@ func (a *Agent) AppendBatch(ctx context.Context, topic string, partition int32, 
 	if err != nil {
 		return nil, fmt.Errorf("topic %q partition %d: %w", topic, partition, err)
 	}
-	return func(ctx context.Context) (int64, error) {
+	return func(ctx context.Context) (BatchAppended, error) {
 		if err := p.wait(ctx); err != nil {
 			if errors.Is(err, coordinator.ErrTopicDeleted) {
-				return 0, a.batchTopicDeleted(ctx, t, err)
+				return BatchAppended{}, a.batchTopicDeleted(ctx, t, err)
 			}
-			return 0, err
+			return BatchAppended{}, err
 		}
 		metricProducedBytes.Add(float64(len(raw)))
 		metricProducedRecords.Add(float64(batchRecords(raw, math.MinInt64, nil)))
-		return p.base, nil
+		return BatchAppended{BaseOffset: p.base, LogStartOffset: p.logStart}, nil
 	}, nil
+}
+
+// Where a RecordBatch v2 header keeps its fields (Kafka's
+// DefaultRecordBatch; objectlog/record.go has the layout), and how long the
+// header is.
+const (
+	batchAttributesAt      = 21
+	batchLastOffsetDeltaAt = 23
+	batchProducerIDAt      = 43
+	batchProducerEpochAt   = 51
+	batchBaseSequenceAt    = 53
+	batchRecordCountAt     = 57
+	batchHeaderBytes       = 61
+	batchControlFlag       = 0x20
+)
+
+// checkBatchProducer refuses a batch with a producer id (>= 0, so
+// idempotent) but a negative producer epoch, or a negative base sequence
+// outside a control batch, as malformed (ErrInvalidRecord, Kafka's
+// INVALID_RECORD: its LogValidator refuses "Invalid sequence number" the
+// same way). Refused here, before the batch joins a segment, the client
+// hears why, and the segment's other batches are not failed with it by the
+// index's commit check. A header too short to read is left to the
+// segment writer's framing check (objectlog.ErrCorrupt).
+func checkBatchProducer(raw []byte, topic string, partition int32) error {
+	if len(raw) < batchHeaderBytes {
+		return nil
+	}
+	id := int64(binary.BigEndian.Uint64(raw[batchProducerIDAt:]))
+	if id < 0 {
+		return nil
+	}
+	epoch := int16(binary.BigEndian.Uint16(raw[batchProducerEpochAt:]))
+	seq := int32(binary.BigEndian.Uint32(raw[batchBaseSequenceAt:]))
+	control := binary.BigEndian.Uint16(raw[batchAttributesAt:])&batchControlFlag != 0
+	switch {
+	case epoch < 0:
+		return fmt.Errorf("%w: topic %q partition %d: record batch of producer id %d has producer epoch %d; an idempotent batch needs the epoch InitProducerId gave (0 or more)",
+			errInvalidRecord, topic, partition, id, epoch)
+	case seq < 0 && !control:
+		return fmt.Errorf("%w: topic %q partition %d: invalid sequence number %d in record batch with producer id %d; an idempotent batch's base sequence is 0 or more",
+			errInvalidRecord, topic, partition, seq, id)
+	}
+	return nil
 }
 
 // checkBatchKeys refuses a batch with a record without a key, as Kafka does
@@ -395,15 +466,6 @@ func (a *Agent) StableBatches(ctx context.Context, r BatchRead, batches []byte) 
 	return kept, lso, aborted, nil
 }
 
-// Offsets in a RecordBatch v2 header (objectlog/record.go has the layout).
-const (
-	batchAttrsAt           = 21
-	batchLastOffsetDeltaAt = 23
-	batchProducerIDAt      = 43
-	batchRecordCountAt     = 57
-	batchHeaderLen         = 61
-)
-
 // batchRecords counts the records of whole, concatenated RecordBatch v2
 // batches from their headers, without decoding them: each batch's record
 // count, less in a batch that starts before from the offsets below from
@@ -414,9 +476,9 @@ const (
 // the count.
 func batchRecords(batches []byte, from int64, aborted func(producerID, baseOffset int64) bool) int {
 	n := 0
-	for len(batches) >= batchHeaderLen {
+	for len(batches) >= batchHeaderBytes {
 		base := int64(binary.BigEndian.Uint64(batches))
-		attrs := objectlog.BatchAttrs(binary.BigEndian.Uint16(batches[batchAttrsAt:]))
+		attrs := objectlog.BatchAttrs(binary.BigEndian.Uint16(batches[batchAttributesAt:]))
 		last := base + int64(int32(binary.BigEndian.Uint32(batches[batchLastOffsetDeltaAt:])))
 		count := int64(int32(binary.BigEndian.Uint32(batches[batchRecordCountAt:])))
 		switch {

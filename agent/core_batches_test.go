@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,5 +201,40 @@ func TestReadBatchesLongPoll(t *testing.T) {
 		}
 	case <-time.After(8 * time.Second):
 		t.Fatal("the read did not wake on the commit")
+	}
+}
+
+// A batch with a producer id but a negative epoch or base sequence is
+// malformed (Kafka's INVALID_RECORD): refused before it joins a segment,
+// naming the fields, and no neighbour in the segment fails with it.
+func TestAppendBatchRefusesMalformedProducer(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	a, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+	id, epoch, err := a.NewProducerEpoch(t.Context(), -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		spec  objectlog.BatchSpec
+		words string
+	}{
+		{"epoch -1", objectlog.BatchSpec{ProducerID: id, ProducerEpoch: -1, BaseSequence: 2}, "producer epoch -1"},
+		{"sequence -1", objectlog.BatchSpec{ProducerID: id, ProducerEpoch: epoch, BaseSequence: -1}, "invalid sequence number -1"},
+	} {
+		raw := encodedBatch(t, c.spec, values(1, "x")...)
+		_, err := a.AppendBatch(t.Context(), topic.Name, 0, raw)
+		if !errors.Is(err, ErrInvalidRecord) || !strings.Contains(err.Error(), c.words) {
+			t.Errorf("%s: %v, want ErrInvalidRecord saying %q", c.name, err, c.words)
+		}
+		if err != nil && strings.Contains(err.Error(), "segment") {
+			t.Errorf("%s: %v names a segment", c.name, err)
+		}
+	}
+	good := objectlog.BatchSpec{ProducerID: id, ProducerEpoch: epoch, BaseSequence: 0}
+	if base := appendBatch(t, a, topic.Name, 0, encodedBatch(t, good, values(1, "a")...)); base != 0 {
+		t.Fatalf("a well-formed idempotent batch at %d, want 0", base)
 	}
 }

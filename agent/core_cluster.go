@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -132,6 +133,29 @@ func (a *Agent) TopicDefaults() (coordinator.TopicConfig, error) {
 	return a.index.ApplyConfig(coordinator.TopicConfig{Partitions: 1}, nil)
 }
 
+// checkMetricNameCollision is the index's create-time check that no topic's
+// name is name in Kafka's metric names ('.' and '_' the same), for a
+// validate-only create, which writes nothing (issue 12): Kafka's
+// CreateTopics with validate_only answers the same INVALID_TOPIC_EXCEPTION.
+// It lists the topics, so only names holding '.' or '_' pay for it.
+func (a *Agent) checkMetricNameCollision(ctx context.Context, name string) error {
+	if !strings.ContainsAny(name, "._") {
+		return nil
+	}
+	topics, err := a.index.ListTopics(ctx)
+	if err != nil {
+		return err
+	}
+	metric := strings.ReplaceAll(name, ".", "_")
+	for _, t := range topics {
+		if t.Name != name && strings.ReplaceAll(t.Name, ".", "_") == metric {
+			return fmt.Errorf("create topic: %w: %w: topic %q collides with existing topic %q: Kafka's metric names make '.' and '_' the same",
+				ErrInvalidTopicName, coordinator.ErrInvalidTopicName, name, t.Name)
+		}
+	}
+	return nil
+}
+
 // NewTopic creates a topic with partitions partitions and the Kafka-named
 // configs (the keys AdminService.CreateTopic accepts, parsed the same way).
 // With validateOnly it checks the name, the partitions, the configs and that
@@ -156,6 +180,9 @@ func (a *Agent) NewTopic(ctx context.Context, name string, partitions int32, con
 		case err == nil:
 			return coordinator.Topic{}, fmt.Errorf("create topic %q: %w", name, coordinator.ErrAlreadyExists)
 		case !errors.Is(err, coordinator.ErrNotFound):
+			return coordinator.Topic{}, err
+		}
+		if err := a.checkMetricNameCollision(ctx, name); err != nil {
 			return coordinator.Topic{}, err
 		}
 		return coordinator.Topic{Name: name, Config: cfg}, nil

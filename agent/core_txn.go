@@ -131,12 +131,12 @@ func unknownTxnID(tid string, err error) error {
 // batch still in flight when its producer ends the transaction may land
 // after the markers; clients wait for their produces before EndTxn. A
 // batch without the transactional flag is ErrInvalid.
-func (a *Agent) AppendTxnBatch(ctx context.Context, tid, topic string, partition int32, raw []byte) (wait func(context.Context) (int64, error), err error) {
+func (a *Agent) AppendTxnBatch(ctx context.Context, tid, topic string, partition int32, raw []byte) (wait func(context.Context) (BatchAppended, error), err error) {
 	// The header's attributes (at byte 21), producer id (43) and epoch
 	// (51); AppendBatch checks the rest of the framing.
 	const headerBytes = 61
 	if len(raw) < headerBytes {
-		return a.AppendBatch(ctx, topic, partition, raw)
+		return a.AppendRecordBatch(ctx, topic, partition, raw)
 	}
 	if binary.BigEndian.Uint16(raw[21:])&0x10 == 0 {
 		return nil, invalidf("topic %q partition %d: AppendTxnBatch of a batch without the transactional flag", topic, partition)
@@ -161,5 +161,5 @@ func (a *Agent) AppendTxnBatch(ctx context.Context, tid, topic string, partition
 		return nil, fmt.Errorf("%w: topic %q partition %d was not added to the transaction of %q: call AddPartitionsToTxn first",
 			coordinator.ErrInvalidTxnState, topic, partition, tid)
 	}
-	return a.AppendBatch(ctx, topic, partition, raw)
+	return a.AppendRecordBatch(ctx, topic, partition, raw)
 }

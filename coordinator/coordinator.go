@@ -125,6 +125,12 @@ type Topic struct {
 
 // Topics manages topics and their configuration.
 type Topics interface {
+	// CreateTopic creates a topic with a new immutable id. Errors:
+	// ErrAlreadyExists for a taken name; ErrInvalidTopicName for a name
+	// that breaks Kafka's rules or collides with an existing topic's in
+	// Kafka's metric names ("col.a" and "col_a"; checked atomically with
+	// the create, as Kafka's CreateTopics answers INVALID_TOPIC_EXCEPTION);
+	// ErrInvalidPartitions, ErrInvalidConfig.
 	CreateTopic(ctx context.Context, name string, cfg TopicConfig) (Topic, error)
 	// DeleteTopic removes the name at once; the partitions' data is left for
 	// garbage collection and no commit to them succeeds afterwards. Every
@@ -195,6 +201,10 @@ type BatchResult struct {
 type ChunkResult struct {
 	Batches       []BatchResult
 	HighWatermark int64 // after the commit, visible once CommitSegment returned
+	// LogStartOffset is the partition's log start offset when the commit
+	// ran (read in the same script: no extra round trip), what Kafka's
+	// Produce v5+ answers; -1 for a deleted topic.
+	LogStartOffset int64
 }
 
 // IndexEntry points at a run of offsets stored in an object.

@@ -495,11 +495,18 @@ func (r *Redis) checkWait(wait *redis.Cmd) error {
 // batch became part of the log.
 func parseChunkResult(s string, ch ChunkCommit) (res ChunkResult, appended bool, err error) {
 	res.Batches = make([]BatchResult, len(ch.Batches))
+	res.LogStartOffset = -1
 	if s == "T" {
 		for i := range res.Batches {
 			res.Batches[i].Err = fmt.Errorf("%w: topic %s partition %d", ErrTopicDeleted, ch.TopicID, ch.Partition)
 		}
 		return res, false, nil
+	}
+	if rest, start, ok := strings.Cut(s, "@"); ok {
+		if res.LogStartOffset, err = strconv.ParseInt(start, 10, 64); err != nil {
+			return res, false, fmt.Errorf("%w: commit reply %q", ErrUnavailable, s)
+		}
+		s = rest
 	}
 	parts := strings.Split(s, ";")
 	if len(parts) != len(ch.Batches)+1 {

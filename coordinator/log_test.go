@@ -631,3 +631,22 @@ func TestLookupEntryCap(t *testing.T) {
 		}
 	})
 }
+
+// issue 12: a commit answers the partition's log start offset as it ran
+// (Kafka's Produce v5+ log_start_offset), read by the commit script itself.
+func TestCommitAnswersLogStartOffset(t *testing.T) {
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		tp := createTopic(t, r, "start", 1)
+		if res := commit(t, r, segment(tp.ID, 0, plain(0, 10, 5, 1))); res[0].LogStartOffset != 0 {
+			t.Fatalf("fresh partition: log start %d, want 0", res[0].LogStartOffset)
+		}
+		if _, err := r.DeleteRecords(t.Context(), tp.ID, 0, 3); err != nil {
+			t.Fatal(err)
+		}
+		res := commit(t, r, segment(tp.ID, 0, plain(0, 10, 2, 1)))
+		wantOffsets(t, res[0], 5)
+		if res[0].LogStartOffset != 3 {
+			t.Fatalf("after DeleteRecords before 3: log start %d, want 3", res[0].LogStartOffset)
+		}
+	})
+}

@@ -256,17 +256,26 @@ func (r *Redis) CreateTopic(ctx context.Context, name string, cfg TopicConfig) (
 		return Topic{}, wrapErr("create topic "+name, err)
 	}
 	fields := append([]any{"name", name, "created", strconv.FormatInt(t.CreatedAt.UnixMilli(), 10)}, configFields(cfg)...)
-	created, err := r.run(ctx, topicCreateScript, []string{r.topicNamesKey(), r.topicKey(t.ID)},
-		append([]any{name, t.ID.String()}, fields...)...).Int()
+	reply, err := r.run(ctx, topicCreateScript, []string{r.topicNamesKey(), r.topicKey(t.ID)},
+		append([]any{name, t.ID.String()}, fields...)...).Result()
 	if err != nil {
 		return Topic{}, wrapErr("create topic "+name, err)
 	}
-	if created == 0 {
-		// Lost to another creator: our metas were never visible.
+	if reply != int64(1) {
+		// Taken, or colliding: our metas were never visible.
 		if err := r.deletePartitionMetas(ctx, t.ID, 0, cfg.Partitions); err != nil {
 			return Topic{}, wrapErr("create topic "+name, err)
 		}
-		return Topic{}, fmt.Errorf("create topic: %w: topic %q", ErrAlreadyExists, name)
+		other, _ := reply.(string)
+		switch {
+		case reply == int64(0):
+			return Topic{}, fmt.Errorf("create topic: %w: topic %q", ErrAlreadyExists, name)
+		case strings.HasPrefix(other, "C"):
+			// Kafka's CreateTopics answers INVALID_TOPIC_EXCEPTION.
+			return Topic{}, fmt.Errorf("create topic: %w: topic %q collides with existing topic %q: Kafka's metric names make '.' and '_' the same",
+				ErrInvalidTopicName, name, other[1:])
+		}
+		return Topic{}, fmt.Errorf("create topic %s: %w: script reply %v", name, ErrUnavailable, reply)
 	}
 	return t, wrapErr("create topic "+name, r.durable(ctx))
 }

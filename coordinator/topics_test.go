@@ -346,3 +346,42 @@ func TestCleanupPolicyAndCleanerConfigs(t *testing.T) {
 		}
 	})
 }
+
+// issue 12: names that are one in Kafka's metric names ('.' and '_' the
+// same) cannot both be topics, as Kafka's CreateTopics refuses
+// (INVALID_TOPIC_EXCEPTION "collides with existing topic"); the name is
+// free again once the other topic is deleted.
+func TestCreateTopicRefusesMetricNameCollision(t *testing.T) {
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		cfg := coordinator.TopicConfig{Partitions: 1}
+		if _, err := r.CreateTopic(ctx, "col.a", cfg); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"col_a", "col.a"} {
+			_, err := r.CreateTopic(ctx, name, cfg)
+			if name == "col.a" {
+				if !errors.Is(err, coordinator.ErrAlreadyExists) {
+					t.Fatalf("create col.a again: %v, want ErrAlreadyExists", err)
+				}
+				continue
+			}
+			if !errors.Is(err, coordinator.ErrInvalidTopicName) || !strings.Contains(err.Error(), `collides with existing topic "col.a"`) {
+				t.Fatalf("create %s: %v, want ErrInvalidTopicName naming col.a", name, err)
+			}
+			if _, err := r.DescribeTopic(ctx, name); !errors.Is(err, coordinator.ErrNotFound) {
+				t.Fatalf("refused %s is visible: %v", name, err)
+			}
+		}
+		// Names that differ otherwise are free.
+		if _, err := r.CreateTopic(ctx, "col-a", cfg); err != nil {
+			t.Fatalf("col-a: %v", err)
+		}
+		if err := r.DeleteTopic(ctx, "col.a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.CreateTopic(ctx, "col_a", cfg); err != nil {
+			t.Fatalf("col_a after col.a was deleted: %v", err)
+		}
+	})
+}

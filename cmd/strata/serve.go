@@ -2,8 +2,8 @@ package main
 
 // strata agent and strata dev: both run one agent until SIGINT/SIGTERM (ctx
 // ends), then let it flush what it holds before closing the store and the
-// index. dev only changes defaults: local storage under --data-dir, a short
-// flush interval and text logs.
+// index. dev only changes defaults: local storage under --data-dir, an
+// agent id kept in --data-dir/agent-id, a short flush interval and text logs.
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/stratabroker/strata/agent"
 	"github.com/stratabroker/strata/agent/connectapi"
@@ -83,7 +85,9 @@ Runs a whole Strata in one process for development: an agent with its
 object store in DIR/store (files) and its index in DIR/index (an embedded
 Redis, saved to disk before every write is acknowledged). Stopping and
 starting it again on the same --data-dir keeps every acknowledged record
-and topic. --store and --index override the local defaults.
+and topic, and the agent id (DIR/agent-id, created on first start; the
+Kafka node id derives from it). --store, --index and --agent-id override
+the local defaults.
 
 It is a Kafka broker too, on --kafka-listen (default 127.0.0.1:9092):
   kcat -b 127.0.0.1:9092 -L
@@ -223,9 +227,58 @@ func runDev(ctx context.Context, c *cli, args []string) error {
 		}
 		s.cfg.Index = "memory://" + filepath.ToSlash(dir)
 	}
+	if s.cfg.AgentID == "" {
+		if s.cfg.AgentID, err = devAgentID(abs); err != nil {
+			return err
+		}
+	}
 	return serve(ctx, c, s, func(addr, kafkaAddr string) {
 		fmt.Fprint(c.stdout, devBanner(addr, kafkaAddr, *dataDir))
 	})
+}
+
+// devAgentID returns the agent id kept in dir/agent-id, creating the file
+// with a new ULID on first start: the Kafka node id derives from the agent
+// id, and a client that cached the broker (kcat, a consumer's metadata)
+// expects the same node id after a restart, as Kafka's broker.id or
+// meta.properties keeps it (issue 12). The file is written whole (a
+// temporary file renamed over it) so a crash never leaves a half id.
+func devAgentID(dir string) (string, error) {
+	path := filepath.Join(dir, "agent-id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if id == "" {
+			return "", fmt.Errorf("%s is empty: delete it for a new agent id, or give --agent-id", path)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read the dev agent id: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create data directory: %w", err)
+	}
+	id := strings.ToLower(ulid.Make().String())
+	tmp, err := os.CreateTemp(dir, "agent-id.*")
+	if err != nil {
+		return "", fmt.Errorf("write the dev agent id: %w", err)
+	}
+	_, werr := tmp.WriteString(id + "\n")
+	if serr := tmp.Sync(); werr == nil {
+		werr = serr
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp.Name())
+		return "", fmt.Errorf("write the dev agent id: %w", werr)
+	}
+	return id, nil
 }
 
 // fileURL is the file:// URL of an absolute path.

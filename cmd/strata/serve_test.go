@@ -133,7 +133,20 @@ func TestDevRestartKeepsData(t *testing.T) {
 		}
 	}
 
+	// issue 12: the agent id (so the Kafka node id) survives the restart.
+	idFile, err := os.ReadFile(filepath.Join(dataDir, "agent-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentID := strings.TrimSpace(string(idFile))
+	if got := devAgentIDLogged(t, dev); got != agentID {
+		t.Fatalf("strata dev served as agent %q, want %q from DIR/agent-id", got, agentID)
+	}
+
 	dev2, addr2 := startDev(t, dataDir)
+	if got := devAgentIDLogged(t, dev2); got != agentID {
+		t.Errorf("restarted strata dev serves as agent %q, want the first start's %q", got, agentID)
+	}
 	after := ok(t, "", "consume", "kept", "--output", "json", "--addr", addr2)
 	if after != before {
 		t.Errorf("records after the restart differ:\nbefore:\n%s\nafter:\n%s", before, after)
@@ -162,6 +175,22 @@ func TestDevRestartKeepsData(t *testing.T) {
 	if code := dev2.stop(t); code != 0 {
 		t.Fatalf("second strata dev exit %d; stderr:\n%s", code, dev2.stderr)
 	}
+}
+
+// devAgentIDLogged returns the agent id of strata dev's text "agent
+// serving" log line.
+func devAgentIDLogged(t *testing.T, s *server) string {
+	t.Helper()
+	re := regexp.MustCompile(`msg="agent serving".* agent_id=(\S+)`)
+	var id string
+	waitFor(t, "the dev agent's serving log line", func() bool {
+		m := re.FindStringSubmatch(s.stderr.String())
+		if m != nil {
+			id = m[1]
+		}
+		return m != nil
+	})
+	return id
 }
 
 // TestAgentConfigFile runs strata agent configured by a YAML file and the

@@ -118,6 +118,15 @@ func TestTopicLifecycle(t *testing.T) {
 	}
 }
 
+// issue 12: names that are one in Kafka's metric names ('.' and '_' the
+// same) cannot both be topics.
+func TestTopicCreateMetricNameCollision(t *testing.T) {
+	t.Parallel()
+	addr := startAgent(t)
+	ok(t, "", "topic", "create", "col.a", "--addr", addr)
+	fails(t, "", []string{"topic", "create", "col_a", "--addr", addr}, `collides with existing topic "col.a"`)
+}
+
 func TestTopicDeleteRecords(t *testing.T) {
 	t.Parallel()
 	addr := startAgent(t)

@@ -19,11 +19,14 @@
 -- "T<pid>" transactional data, "A<pid>"/"C<pid>" abort/commit marker).
 --
 -- Returns "T" for a deleted or unknown partition (nothing written), else
--- "leo;r1;r2;..." (leo after the commit) with per batch: o<base> appended,
--- d<base> duplicate, F<epoch> fenced by the partition's epoch,
--- S<expected> sequence gap.
+-- "leo;r1;r2;...@start" (leo after the commit) with per batch: o<base>
+-- appended, d<base> duplicate, F<epoch> fenced by the partition's epoch,
+-- S<expected> sequence gap; start is the log start offset now (issue 12:
+-- Kafka's Produce answers it), read here because the script holds the
+-- partition's meta anyway. segs keeps the reply without "@start": a
+-- retry answers the log start of its own time.
 local meta, logk, timek, segs = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local m = redis.call('HMGET', meta, 's', 'leo', 'bytes', 'mt', 'hwm')
+local m = redis.call('HMGET', meta, 's', 'leo', 'bytes', 'mt', 'hwm', 'start')
 if m[1] ~= 'live' then return 'T' end
 local prev = redis.call('HGET', segs, ARGV[1])
 if prev then
@@ -33,7 +36,7 @@ if prev then
   -- the writes it made itself (redis-server 7.0 waits for the latest
   -- offset anyway).
   redis.call('HSET', segs, ARGV[1], prev)
-  return prev
+  return prev .. '@' .. (m[6] or '0')
 end
 
 -- Lua numbers are doubles: string.format('%d') keeps big offsets out of
@@ -166,4 +169,4 @@ if hwm ~= hwm0 then
   redis.call('HSET', meta, 'leo', itoa(hwm), 'bytes', itoa(bytes), 'mt', itoa(mt))
 end
 redis.call('HSET', segs, ARGV[1], res)
-return res
+return res .. '@' .. (m[6] or '0')

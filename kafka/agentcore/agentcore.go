@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -313,15 +314,15 @@ func (c *Core) AlterTopicConfigs(ctx context.Context, name string, changes []kaf
 
 // Produce implements kafka.LogCore: the batch goes to the agent's open
 // segment byte for byte; the result comes once its segment is committed.
-// LogStartOffset is -1 (not known without another index read; clients only
-// log it).
+// LogStartOffset is the partition's log start offset as the commit read it
+// (no extra index round trip), as Kafka's Produce v5+ answers; -1 on errors.
 func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kafka.Batch) <-chan kafka.ProduceResult {
 	out := make(chan kafka.ProduceResult, 1)
-	appendBatch := c.a.AppendBatch
+	appendBatch := c.a.AppendRecordBatch
 	if b.Transactional {
 		// Checked against the transaction first, as the Connect API's
 		// transactional Produce is.
-		appendBatch = func(ctx context.Context, topic string, partition int32, raw []byte) (func(context.Context) (int64, error), error) {
+		appendBatch = func(ctx context.Context, topic string, partition int32, raw []byte) (func(context.Context) (agent.BatchAppended, error), error) {
 			return c.a.AppendTxnBatch(ctx, b.TransactionalID, topic, partition, raw)
 		}
 	}
@@ -332,11 +333,11 @@ func (c *Core) Produce(ctx context.Context, topic string, partition int32, b kaf
 	}
 	go func() {
 		// The batch is queued: it is committed or failed whatever ctx does.
-		base, err := wait(context.Background())
+		r, err := wait(context.Background())
 		if err != nil {
-			base = -1
+			r, err = agent.BatchAppended{BaseOffset: -1, LogStartOffset: -1}, withoutSegmentKeys(err)
 		}
-		out <- kafka.ProduceResult{BaseOffset: base, LogAppendTime: -1, LogStartOffset: -1, Err: kafkaErr(err)}
+		out <- kafka.ProduceResult{BaseOffset: r.BaseOffset, LogAppendTime: -1, LogStartOffset: r.LogStartOffset, Err: kafkaErr(err)}
 	}()
 	return out
 }
@@ -433,6 +434,32 @@ func (c *Core) InitProducerID(ctx context.Context, req kafka.InitProducer) (int6
 	return id, epoch, nil
 }
 
+// segmentNames matches what the batcher and the index put before a failed
+// upload's or commit's reason: "commit segment segments/<ulid>.seg: ".
+var segmentNames = regexp.MustCompile(`(?:commit|upload) segment \S+: `)
+
+// clientError is an error worded for a Kafka client but still its cause
+// for errors.Is (the error table keeps working on it).
+type clientError struct {
+	msg string
+	err error
+}
+
+func (e *clientError) Error() string { return e.msg }
+func (e *clientError) Unwrap() error { return e.err }
+
+// withoutSegmentKeys words a produce's commit error without the segment
+// object keys and ids it names: they are the broker's internals (the agent
+// logs them with the failure), and a client's error message is no place for
+// them (issue 12).
+func withoutSegmentKeys(err error) error {
+	msg := segmentNames.ReplaceAllString(err.Error(), "")
+	if msg == err.Error() {
+		return err
+	}
+	return &clientError{msg: msg, err: err}
+}
+
 // readErr is kafkaErr for reads: bytes the store holds that do not parse are
 // the storage's fault (retriable), not a client's corrupt message.
 func readErr(err error) error {
@@ -480,7 +507,12 @@ var errTable = []struct {
 	{coordinator.ErrAlreadyExists, kafka.ErrTopicAlreadyExists},
 	{coordinator.ErrTopicDeleted, kafka.ErrUnknownTopicOrPartition},
 	{coordinator.ErrNotFound, kafka.ErrUnknownTopicOrPartition},
-	{coordinator.ErrInvalid, kafka.ErrInvalidConfig},
+	// Only a topic config is INVALID_CONFIG; any other rule the index
+	// enforces is the request's fault.
+	{coordinator.ErrInvalidConfig, kafka.ErrInvalidConfig},
+	{coordinator.ErrInvalidTopicName, kafka.ErrInvalidTopic}, // a metric-name collision too (issue 12)
+	{coordinator.ErrInvalidPartitions, kafka.ErrInvalidPartitions},
+	{coordinator.ErrInvalid, kafka.ErrInvalidRequest},
 	{coordinator.ErrUnavailable, kafka.ErrUnavailable},
 	{objectlog.ErrUnavailable, kafka.ErrUnavailable},
 	{objectlog.ErrCorrupt, kafka.ErrCorruptMessage},

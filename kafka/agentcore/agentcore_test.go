@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/kafka"
 	"github.com/stratabroker/strata/objectlog"
+	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
 func startAgent(t testing.TB, index *coordinator.Redis, id, kafkaAddr, zone string) *agent.Agent {
@@ -150,7 +152,11 @@ func TestErrorTable(t *testing.T) {
 		{agent.ErrTopicRecreated, kafka.ErrUnknownTopicOrPartition},
 		{fmt.Errorf("%w: %w", agent.ErrInvalidTopicName, coordinator.ErrInvalid), kafka.ErrInvalidTopic},
 		{fmt.Errorf("%w: %w", agent.ErrInvalidPartitions, coordinator.ErrInvalid), kafka.ErrInvalidPartitions},
-		{fmt.Errorf("retention.ms: %w", coordinator.ErrInvalid), kafka.ErrInvalidConfig},
+		{fmt.Errorf("retention.ms: %w", coordinator.ErrInvalidConfig), kafka.ErrInvalidConfig},
+		{fmt.Errorf("collides: %w", coordinator.ErrInvalidTopicName), kafka.ErrInvalidTopic},
+		{fmt.Errorf("can only rise: %w", coordinator.ErrInvalidPartitions), kafka.ErrInvalidPartitions},
+		// issue 12: a rule that is no topic config is not INVALID_CONFIG.
+		{fmt.Errorf("%w: producer 10 epoch -1 sequence 2", coordinator.ErrInvalid), kafka.ErrInvalidRequest},
 		{coordinator.ErrAlreadyExists, kafka.ErrTopicAlreadyExists},
 	} {
 		got := kafkaErr(c.core)
@@ -220,5 +226,139 @@ func TestBrokersLeaveOutUnreachableAgents(t *testing.T) {
 	l.Close()
 	if !waitFor(func() bool { return !listsB() }) {
 		t.Fatal("an agent whose Kafka listener refuses connections is still listed")
+	}
+}
+
+// issue 12: a Kafka client's batch with a real producer id but epoch -1 is
+// INVALID_RECORD naming the fields, not INVALID_CONFIG naming a segment.
+func TestProduceMalformedProducerBatch(t *testing.T) {
+	t.Parallel()
+	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	a := startAgent(t, index, "agent-p", "10.0.0.1:9092", "")
+	c, err := New(t.Context(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "orders", Partitions: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := a.NewProducerEpoch(t.Context(), -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := segmentBatch(t, objectlog.BatchSpec{ProducerID: id, ProducerEpoch: -1, BaseSequence: 2})
+	r := <-c.Produce(t.Context(), "orders", 0, kafka.Batch{Raw: raw})
+	if !errors.Is(r.Err, kafka.ErrInvalidRecord) || r.BaseOffset != -1 {
+		t.Fatalf("epoch -1: %+v, want ErrInvalidRecord", r)
+	}
+	if msg := r.Err.Error(); !strings.Contains(msg, "producer epoch -1") || strings.Contains(msg, "segment") {
+		t.Fatalf("message %q: want the epoch named and no segment", msg)
+	}
+}
+
+// A commit error keeps its cause but loses the segment keys in its words.
+func TestWithoutSegmentKeys(t *testing.T) {
+	t.Parallel()
+	cause := fmt.Errorf("commit segment segments/01M8N8AAS4HW6NZKQA6ZV9A26K.seg: commit segment 01M8N8AAS4HW6NZKQA6ZV9A26K: %w: producer 1 epoch 0", coordinator.ErrFenced)
+	got := kafkaErr(withoutSegmentKeys(cause))
+	if !errors.Is(got, kafka.ErrInvalidProducerEpoch) || !errors.Is(got, coordinator.ErrFenced) {
+		t.Fatalf("%v: want ErrInvalidProducerEpoch wrapping ErrFenced", got)
+	}
+	if msg := got.Error(); strings.Contains(msg, "01M8N8") || !strings.Contains(msg, "producer 1 epoch 0") {
+		t.Fatalf("message %q: want the reason without the segment", msg)
+	}
+	plain := errors.New("no segment here")
+	if withoutSegmentKeys(plain) != plain {
+		t.Fatal("an error naming no segment must pass as it is")
+	}
+}
+
+// segmentBatch is one RecordBatch v2 as a Kafka client sends it.
+func segmentBatch(t *testing.T, spec objectlog.BatchSpec) []byte {
+	t.Helper()
+	w := objectlog.NewSegmentWriter()
+	if _, err := w.AppendRecords([16]byte{}, 0, spec, []objectlog.Record{{Value: []byte("v"), Timestamp: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	data, footer, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := footer.Chunks[0]
+	return slices.Clone(data[ch.ByteOffset : ch.ByteOffset+ch.ByteLength])
+}
+
+// issue 12: Produce answers the partition's log start offset (Kafka's
+// Produce v5+ log_start_offset), not -1.
+func TestProduceAnswersLogStartOffset(t *testing.T) {
+	t.Parallel()
+	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	a := startAgent(t, index, "agent-s", "10.0.0.1:9092", "")
+	c, err := New(t.Context(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "logs", Partitions: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	produce := func() kafka.ProduceResult {
+		r := <-c.Produce(t.Context(), "logs", 0, kafka.Batch{Raw: segmentBatch(t, objectlog.NoProducer)})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		return r
+	}
+	for range 3 {
+		if r := produce(); r.LogStartOffset != 0 {
+			t.Fatalf("log start %d, want 0", r.LogStartOffset)
+		}
+	}
+	if _, err := a.DeleteRecordsBefore(t.Context(), "logs", 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	if r := produce(); r.BaseOffset != 3 || r.LogStartOffset != 2 {
+		t.Fatalf("after DeleteRecords before 2: base %d, log start %d; want 3 and 2", r.BaseOffset, r.LogStartOffset)
+	}
+}
+
+// issue 12: a topic whose name collides with an existing one's in Kafka's
+// metric names is refused INVALID_TOPIC_EXCEPTION over the Kafka API, and
+// with coordinator.ErrInvalidTopicName (INVALID_ARGUMENT naming
+// INVALID_TOPIC_EXCEPTION) over the Connect API's core.
+func TestCreateTopicMetricNameCollision(t *testing.T) {
+	t.Parallel()
+	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = index.Close() })
+	a := startAgent(t, index, "agent-c", "10.0.0.1:9092", "")
+	c, err := New(t.Context(), a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "col.a", Partitions: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, validateOnly := range []bool{false, true} {
+		_, err = c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "col_a", Partitions: 1}, validateOnly)
+		if !errors.Is(err, kafka.ErrInvalidTopic) || !strings.Contains(err.Error(), "collides with existing topic") {
+			t.Fatalf("Kafka CreateTopics col_a (validate only %v): %v, want ErrInvalidTopic", validateOnly, err)
+		}
+	}
+	if _, err := c.CreateTopic(t.Context(), kafka.TopicSpec{Name: "col-a", Partitions: 1}, true); err != nil {
+		t.Fatalf("validate only col-a: %v", err)
+	}
+	_, err = a.CreateTopic(t.Context(), &stratav1.CreateTopicRequest{Name: "col_a", Partitions: 1})
+	if !errors.Is(err, coordinator.ErrInvalidTopicName) {
+		t.Fatalf("AdminService.CreateTopic col_a: %v, want ErrInvalidTopicName", err)
 	}
 }
