@@ -2,8 +2,6 @@ package kafka
 
 import (
 	"context"
-	"encoding/binary"
-	"hash/fnv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -70,34 +68,8 @@ func (s *Server) handleFindCoordinator(ctx context.Context, cc *clientConn, req 
 }
 
 // coordinatorFor picks the coordinator of a key by rendezvous hashing over
-// the brokers (see leaders.go for why rendezvous), false when there are none.
+// the brokers (see leaders.go for why rendezvous), false when there are
+// none. The hashed key is the key type's byte and the key.
 func coordinatorFor(brokers []Broker, keyType int8, key string) (Broker, bool) {
-	var best Broker
-	var bestScore uint64
-	found := false
-	for _, b := range brokers {
-		sc := coordinatorScore(keyType, key, b.ID)
-		if !found || sc > bestScore || (sc == bestScore && b.ID < best.ID) {
-			best, bestScore, found = b, sc, true
-		}
-	}
-	return best, found
-}
-
-// coordinatorScore is rendezvousScore for a coordinator key: FNV-1a over
-// the key type, the key and the broker id, then SplitMix64's finalizer.
-func coordinatorScore(keyType int8, key string, broker int32) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte{byte(keyType)})
-	h.Write([]byte(key))
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], uint32(broker))
-	h.Write(b[:])
-	x := h.Sum64()
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
+	return rendezvous(brokers, append([]byte{byte(keyType)}, key...))
 }

@@ -21,11 +21,22 @@ import (
 // partitionLeader returns the broker that leads (topic, partition) among
 // brokers, and false when brokers is empty.
 func partitionLeader(brokers []Broker, topic TopicID, partition int32) (Broker, bool) {
+	var key [16 + 4]byte
+	copy(key[:], topic[:])
+	binary.BigEndian.PutUint32(key[16:], uint32(partition))
+	return rendezvous(brokers, key[:])
+}
+
+// rendezvous returns the broker of brokers with the highest
+// rendezvousScore for key (the lowest id among equals), and false when
+// brokers is empty. Partition leaders and group and transaction
+// coordinators (10_find_coordinator.go) are picked with it.
+func rendezvous(brokers []Broker, key []byte) (Broker, bool) {
 	var best Broker
 	var bestScore uint64
 	found := false
 	for _, b := range brokers {
-		sc := rendezvousScore(topic, partition, b.ID)
+		sc := rendezvousScore(key, b.ID)
 		if !found || sc > bestScore || (sc == bestScore && b.ID < best.ID) {
 			best, bestScore, found = b, sc, true
 		}
@@ -33,15 +44,15 @@ func partitionLeader(brokers []Broker, topic TopicID, partition int32) (Broker, 
 	return best, found
 }
 
-// rendezvousScore is a well-mixed 64-bit hash of (topic, partition, broker):
-// FNV-1a over the bytes, then the SplitMix64 finalizer, because FNV alone
-// mixes the last bytes (the broker id) poorly into the high bits.
-func rendezvousScore(topic TopicID, partition int32, broker int32) uint64 {
+// rendezvousScore is a well-mixed 64-bit hash of (key, broker): FNV-1a over
+// the key's bytes and the broker id's, then the SplitMix64 finalizer,
+// because FNV alone mixes the last bytes (the broker id) poorly into the
+// high bits.
+func rendezvousScore(key []byte, broker int32) uint64 {
 	h := fnv.New64a()
-	var b [16 + 4 + 4]byte
-	copy(b[:], topic[:])
-	binary.BigEndian.PutUint32(b[16:], uint32(partition))
-	binary.BigEndian.PutUint32(b[20:], uint32(broker))
+	h.Write(key)
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(broker))
 	h.Write(b[:])
 	x := h.Sum64()
 	x ^= x >> 30
