@@ -122,37 +122,18 @@ func (a *Agent) RunCleaning(ctx context.Context, now time.Time) (CleaningReport,
 		return CleaningReport{}, fmt.Errorf("cleaning: %w", err)
 	}
 	var (
-		mu   sync.Mutex
-		rep  CleaningReport
-		errs []error
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, a.cfg.CompactionConcurrency)
+		mu  sync.Mutex
+		rep CleaningReport
 	)
-	for _, t := range topics {
-		if !t.Config.Compacted() {
-			continue
-		}
-		for p := range t.Config.Partitions {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				wg.Wait()
-				return rep, ctx.Err()
-			}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				r, err := a.cleanPartition(ctx, idx, t, p, now)
-				mu.Lock()
-				defer mu.Unlock()
-				rep.add(r)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("cleaning of topic %q partition %d: %w", t.Name, p, err))
-				}
-			})
-		}
-	}
-	wg.Wait()
-	return rep, errors.Join(errs...)
+	err = a.forEachPartition(ctx, topics, func(t coordinator.Topic) bool { return t.Config.Compacted() }, "cleaning",
+		func(t coordinator.Topic, p int32) error {
+			r, err := a.cleanPartition(ctx, idx, t, p, now)
+			mu.Lock()
+			rep.add(r)
+			mu.Unlock()
+			return err
+		})
+	return rep, err
 }
 
 // cleanPlan is what a pass over one partition would clean.

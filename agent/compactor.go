@@ -124,14 +124,48 @@ func (a *Agent) RunCompaction(ctx context.Context, now time.Time) (CompactionRep
 		return CompactionReport{}, fmt.Errorf("compaction: %w", err)
 	}
 	var (
+		mu  sync.Mutex
+		rep CompactionReport
+	)
+	err = a.forEachPartition(ctx, topics, func(t coordinator.Topic) bool { return t.Config.ArchiveAfterMs >= 0 }, "compaction",
+		func(t coordinator.Topic, p int32) error {
+			r, err := a.compactPartition(ctx, idx, t, p, now)
+			if err == nil {
+				mu.Lock()
+				rep.add(r)
+				mu.Unlock()
+			}
+			return err
+		})
+	return rep, err
+}
+
+func (r *CompactionReport) add(o CompactionReport) {
+	r.Partitions += o.Partitions
+	r.Skipped += o.Skipped
+	r.Files += o.Files
+	r.FilesMerged += o.FilesMerged
+	r.Records += o.Records
+	r.BytesRemoved += o.BytesRemoved
+	r.BytesWritten += o.BytesWritten
+}
+
+// forEachPartition runs job on every partition of the topics keep selects,
+// --compaction-concurrency partitions at a time (the compactor's and the
+// cleaner's passes); jobs run concurrently, so what they share needs a
+// lock. Errors of single partitions are joined, each named by what, and
+// the others go on. A cancelled ctx ends it with ctx.Err() once the jobs
+// started have finished.
+func (a *Agent) forEachPartition(ctx context.Context, topics []coordinator.Topic, keep func(coordinator.Topic) bool, what string,
+	job func(coordinator.Topic, int32) error) error {
+	var (
 		mu   sync.Mutex
-		rep  CompactionReport
 		errs []error
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, a.cfg.CompactionConcurrency)
 	)
 	for _, t := range topics {
-		if t.Config.ArchiveAfterMs < 0 {
+		if !keep(t) {
 			continue
 		}
 		for p := range t.Config.Partitions {
@@ -139,29 +173,20 @@ func (a *Agent) RunCompaction(ctx context.Context, now time.Time) (CompactionRep
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				wg.Wait()
-				return rep, ctx.Err()
+				return ctx.Err()
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				r, err := a.compactPartition(ctx, idx, t, p, now)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("compaction of topic %q partition %d: %w", t.Name, p, err))
-					return
+				if err := job(t, p); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s of topic %q partition %d: %w", what, t.Name, p, err))
+					mu.Unlock()
 				}
-				rep.Partitions += r.Partitions
-				rep.Skipped += r.Skipped
-				rep.Files += r.Files
-				rep.FilesMerged += r.FilesMerged
-				rep.Records += r.Records
-				rep.BytesRemoved += r.BytesRemoved
-				rep.BytesWritten += r.BytesWritten
 			})
 		}
 	}
 	wg.Wait()
-	return rep, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // compactPartition runs one job on one partition (see the file's comment).
