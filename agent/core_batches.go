@@ -305,11 +305,12 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 		if len(entries) == 0 {
 			return out, st, nil
 		}
-		for _, e := range entries {
+		loads := a.loadEntriesAhead(ctx, entries, next)
+		for i, e := range entries {
 			if e.LastOffset() < next {
 				continue
 			}
-			batches, err := a.loadEntry(ctx, e)
+			batches, err := loads.get(i)
 			if err != nil {
 				if len(out) > 0 {
 					return out, st, nil
