@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -290,7 +291,7 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 	var st coordinator.PartitionState
 	next := offset
 	for {
-		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-int64(len(out)), 1))
+		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-int64(len(out)), 1)+readAheadBytes)
 		if err != nil {
 			if len(out) > 0 {
 				return out, st, nil
@@ -305,10 +306,18 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 		if len(entries) == 0 {
 			return out, st, nil
 		}
-		loads := a.loadEntriesAhead(ctx, entries, next)
+		loads := a.loadEntriesAhead(ctx, entries, next, max(maxBytes-int64(len(out)), 0))
+		// Room for the chunks the budget covers, once: appending batch by
+		// batch to a growing slice copied a catch-up read's bytes twice.
+		out = slices.Grow(out, int(min(loads.withinBytes, max(maxBytes-int64(len(out)), 0))))
 		for i, e := range entries {
 			if e.LastOffset() < next {
 				continue
+			}
+			if int64(len(out)) >= maxBytes && (len(out) > 0 || !atLeastOne) {
+				// No batch fits: the entry is not loaded just to be left
+				// out (the block cache fetches it ahead).
+				return out, st, nil
 			}
 			batches, err := loads.get(i)
 			if err != nil {

@@ -3,17 +3,22 @@ package agent
 // Loading a lookup's index entries ahead of the reader (issue 12). A
 // partition's entries lie in different segment objects, one chunk per
 // flush, so a reader that loaded them one after the other waited for one
-// GET per entry in turn: a catch-up Fetch of 1 MiB over 256 KiB chunks was
-// four store round trips back to back, and catch-up reads reached about
-// 40% of the store's ranged-GET throughput. Both readers of entries (the
-// Connect API's per-record reads, readRecords, and the whole-batch reads,
-// readBatches) instead start the loads of the next entries of a lookup
-// while they consume the current one, in the lookup's order; what they
-// answer is unchanged. The index bounded the lookup by the read's
-// max_bytes, and at most entriesAhead loads run at once, so the bytes held
-// ahead stay within one response's worth plus a few chunks. Loads a reader
-// does not consume (its response filled first) finish in the block cache,
-// where the next read of the partition, which starts there, finds them.
+// GET per entry in turn, and the next read of the partition started cold:
+// a catch-up Fetch of 1 MiB over 256 KiB chunks was four store round trips
+// back to back, and catch-up reads reached about 40% of the store's
+// ranged-GET throughput. Both readers of entries (the Connect API's
+// per-record reads, readRecords, and the whole-batch reads, readBatches)
+// therefore
+//   - look up readAheadBytes more than the read wants;
+//   - load (GET, copy, decode) the entries the read's budget covers, up to
+//     entriesAhead at once, while they consume them in the lookup's order;
+//   - have the block cache fetch the rest without waiting (prefetch), so
+//     the next read of the partition, which starts there, finds them
+//     cached or on their way.
+// What they answer is unchanged. The bytes read ahead are bounded by
+// readAheadBytes plus one entry per read, and land in the block cache,
+// within --cache-bytes; archive entries (archive_read.go) are loaded when
+// the read needs them, never ahead of it.
 
 import (
 	"context"
@@ -26,6 +31,10 @@ import (
 // the one the reader waits for.
 const entriesAhead = 8
 
+// readAheadBytes is how far past what a read wants its lookup reaches,
+// for the block cache to fetch ahead: one default response's worth.
+const readAheadBytes = defaultReadBytes
+
 // entryLoads loads a lookup's entries (loadEntry) ahead of one reader that
 // consumes them in order with get. It is not safe for concurrent use.
 type entryLoads struct {
@@ -36,6 +45,12 @@ type entryLoads struct {
 	// started is how many entries from the first have their load started
 	// (or were skipped: they end before the read's offset).
 	started int
+	// within is how many entries from the first the read's budget covers:
+	// loads start ahead of get only among them.
+	within int
+	// withinBytes is the size of those entries' chunks from the read's
+	// offset's on.
+	withinBytes int64
 }
 
 type entryLoad struct {
@@ -45,19 +60,37 @@ type entryLoad struct {
 }
 
 // loadEntriesAhead starts the loads of entries from the first that holds
-// offset from on. The loads use ctx: they end with the read's request.
-func (a *Agent) loadEntriesAhead(ctx context.Context, entries []coordinator.IndexEntry, from int64) *entryLoads {
+// offset from on, as far as need bytes of chunks reach (at least one entry
+// when need > 0), and the block cache's fetches of the rest. The loads use
+// ctx: they end with the read's request; the fetches outlive it.
+func (a *Agent) loadEntriesAhead(ctx context.Context, entries []coordinator.IndexEntry, from, need int64) *entryLoads {
 	l := &entryLoads{a: a, ctx: ctx, entries: entries, loads: make([]entryLoad, len(entries))}
 	for l.started < len(entries) && entries[l.started].LastOffset() < from {
 		l.started++
+	}
+	l.within = l.started
+	for ; l.within < len(entries) && l.withinBytes < need; l.within++ {
+		l.withinBytes += entries[l.within].ByteLength
+	}
+	for _, e := range entries[l.within:] {
+		if !e.Archived() {
+			a.cache.prefetch(ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
+		}
 	}
 	l.fill(l.started)
 	return l
 }
 
-// fill starts the loads of the entries up to entriesAhead from i.
+// fill starts the loads of the entries from i up to entriesAhead, among
+// those the budget covers, and of entry i in any case.
 func (l *entryLoads) fill(i int) {
-	for ; l.started < min(i+entriesAhead, len(l.entries)); l.started++ {
+	end := min(i+entriesAhead, len(l.entries))
+	if l.within <= i {
+		end = min(i+1, len(l.entries))
+	} else {
+		end = min(end, l.within)
+	}
+	for ; l.started < end; l.started++ {
 		ld := &l.loads[l.started]
 		ld.done = make(chan struct{})
 		e := l.entries[l.started]

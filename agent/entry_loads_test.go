@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/objectlog"
 )
 
@@ -170,5 +171,60 @@ func TestCatchUpReadAheadKeepsMaxBytes(t *testing.T) {
 	}
 	if len(got) != 6 || got[5] != 5 {
 		t.Fatalf("offsets %v, want 0..5", got)
+	}
+}
+
+// A read that wants only the first of a partition's entries leaves the
+// block cache fetching the next ones (readAheadBytes' worth), so the next
+// read of the partition finds them there.
+func TestCatchUpReadPrefetchesTheNextEntries(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	writer, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 1)
+	for i := range 4 {
+		write(t, writer, topic, 0, objectlog.NoProducer, objectlog.Record{Value: bytes.Repeat([]byte{byte(i)}, 6<<10), Timestamp: 1})
+	}
+	entries, _, err := env.index.Lookup(t.Context(), topic.ID, 0, 0, 1<<20)
+	if err != nil || len(entries) != 4 {
+		t.Fatalf("lookup: %d entries, %v; want 4", len(entries), err)
+	}
+	cached := func(a *Agent, e coordinator.IndexEntry) bool {
+		a.cache.mu.Lock()
+		defer a.cache.mu.Unlock()
+		for b := e.ByteOffset / a.cache.blockSize; b <= (e.ByteOffset+e.ByteLength-1)/a.cache.blockSize; b++ {
+			if _, ok := a.cache.blocks[blockID{e.SegmentKey, b}]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	for _, whole := range []bool{false, true} {
+		reader, _ := env.startAgent(t, nil)
+		if whole {
+			got, err := reader.ReadBatches(t.Context(), []BatchRead{{Topic: topic.Name, Partition: 0, Offset: 0, MaxBytes: 1}}, 0, 1, 1<<20)
+			if err != nil || got[0].Err != nil {
+				t.Fatalf("ReadBatches of one batch: %v %+v", err, got)
+			}
+			if bs, err := objectlog.DecodeChunk(got[0].Batches, -1); err != nil || len(bs) != 1 || bs[0].BaseOffset != 0 {
+				t.Fatalf("ReadBatches with max bytes 1: %d batches, %v; want the one at offset 0", len(bs), err)
+			}
+		} else {
+			req := fetchReq(topic, 0, 0)
+			req.MaxBytes = 7000 // one record
+			resp, err := doFetch(t.Context(), reader, req)
+			if err != nil || offsetsOf(resp.Records) != "0" {
+				t.Fatalf("fetch of one record: %v %v", resp, err)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for _, e := range entries[1:] {
+			for !cached(reader, e) {
+				if time.Now().After(deadline) {
+					t.Fatalf("whole batches %v: entry at offset %d is not in the cache after the read of offset 0", whole, e.BaseOffset)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 	}
 }

@@ -351,7 +351,7 @@ func (a *Agent) readRecords(ctx context.Context, topic coordinator.Topic, partit
 	var st coordinator.PartitionState
 	next := offset
 	for {
-		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-size, 1))
+		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-size, 1)+readAheadBytes)
 		if err != nil {
 			if len(out) > 0 {
 				// Answer what was read; the next read meets the error.
@@ -368,7 +368,7 @@ func (a *Agent) readRecords(ctx context.Context, topic coordinator.Topic, partit
 		if len(entries) == 0 {
 			return out, next, st, nil
 		}
-		loads := a.loadEntriesAhead(ctx, entries, next)
+		loads := a.loadEntriesAhead(ctx, entries, next, max(maxBytes-size, 1))
 		for i, e := range entries {
 			full, err := a.readEntry(ctx, topic, partition, e, loads, i, &next, &out, &size, maxBytes, atLeastOne)
 			if err != nil {
@@ -394,6 +394,10 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 	next *int64, out *[]*stratav1.ConsumedRecord, size *int64, maxBytes int64, atLeastOne bool) (bool, error) {
 	if e.LastOffset() < *next {
 		return false, nil
+	}
+	if *size >= maxBytes && (len(*out) > 0 || !atLeastOne) {
+		// No record fits: the entry is not loaded just to be left out.
+		return true, nil
 	}
 	// Offsets between *next and the entry were removed by retention.
 	*next = max(*next, e.BaseOffset)
