@@ -48,8 +48,8 @@ type entryLoads struct {
 	// within is how many entries from the first the read's budget covers:
 	// loads start ahead of get only among them.
 	within int
-	// withinBytes is the size of those entries' chunks from the read's
-	// offset's on.
+	// withinBytes is the size of those entries' chunks, the first one's
+	// counted whole.
 	withinBytes int64
 }
 
