@@ -303,6 +303,29 @@ func (c *blockCache) plan(ctx context.Context, key string, first, last int64) ([
 	return sources, joined
 }
 
+// prefetch starts the GETs of the blocks of [off, off+length) of an object
+// that are neither cached nor being fetched, and returns at once: a later
+// read of them finds them cached or joins their fetch. The fetches belong
+// to no reader, so they end with their GET, never with ctx (only its
+// values are kept); what they bring is cached as a read's would be.
+func (c *blockCache) prefetch(ctx context.Context, key string, off, length int64) {
+	if off < 0 || length <= 0 {
+		return
+	}
+	_, joined := c.plan(ctx, key, off/c.blockSize, (off+length-1)/c.blockSize)
+	if len(joined) == 0 {
+		return
+	}
+	go func() {
+		// Waiting keeps the fetches from being canceled when their
+		// other readers, if any, give up.
+		for _, f := range joined {
+			<-f.done
+		}
+		c.leave(joined)
+	}()
+}
+
 // readAheadBlocks is how many blocks past a read a sequential reader's GET
 // fetches too: with the defaults, up to 8 MiB in one GET, the size of a
 // segment. Catch-up consumers of a whole topic read every chunk of a

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -384,7 +385,7 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 	var st coordinator.PartitionState
 	next := offset
 	for {
-		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-int64(len(out)), 1))
+		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-int64(len(out)), 1)+readAheadBytes)
 		if err != nil {
 			if len(out) > 0 {
 				return out, st, nil
@@ -399,11 +400,20 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 		if len(entries) == 0 {
 			return out, st, nil
 		}
-		for _, e := range entries {
+		loads := a.loadEntriesAhead(ctx, entries, next, max(maxBytes-int64(len(out)), 0))
+		// Room for the chunks the budget covers, once: appending batch by
+		// batch to a growing slice copied a catch-up read's bytes twice.
+		out = slices.Grow(out, int(min(loads.withinBytes, max(maxBytes-int64(len(out)), 0))))
+		for i, e := range entries {
 			if e.LastOffset() < next {
 				continue
 			}
-			batches, err := a.loadEntry(ctx, e)
+			if int64(len(out)) >= maxBytes && (len(out) > 0 || !atLeastOne) {
+				// No batch fits: the entry is not loaded just to be left
+				// out (the block cache fetches it ahead).
+				return out, st, nil
+			}
+			batches, err := loads.get(i)
 			if err != nil {
 				if len(out) > 0 {
 					return out, st, nil

@@ -51,7 +51,8 @@
 // delete_records.go (AdminService), group_service.go over group.go
 // (GroupService, KIP-848-style groups); topics.go is the topic metadata
 // cache; batcher.go is the write path behind Produce, cache.go the block
-// cache, hub.go the fan-out of the index's watermark notifications;
+// cache, entry_loads.go the read path's loads and fetches ahead of a
+// reader (issue 12), hub.go the fan-out of the index's watermark notifications;
 // janitor.go the janitor (retention, deleted topics, deletion of
 // unreferenced and orphaned segment and archive objects); compactor.go
 // moves old records into the Parquet archive, cleaner.go is the log

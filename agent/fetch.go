@@ -351,7 +351,7 @@ func (a *Agent) readRecords(ctx context.Context, topic coordinator.Topic, partit
 	var st coordinator.PartitionState
 	next := offset
 	for {
-		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-size, 1))
+		entries, lst, err := a.index.Lookup(ctx, topic.ID, partition, next, max(maxBytes-size, 1)+readAheadBytes)
 		if err != nil {
 			if len(out) > 0 {
 				// Answer what was read; the next read meets the error.
@@ -368,8 +368,9 @@ func (a *Agent) readRecords(ctx context.Context, topic coordinator.Topic, partit
 		if len(entries) == 0 {
 			return out, next, st, nil
 		}
-		for _, e := range entries {
-			full, err := a.readEntry(ctx, topic, partition, e, &next, &out, &size, maxBytes, atLeastOne)
+		loads := a.loadEntriesAhead(ctx, entries, next, max(maxBytes-size, 1))
+		for i, e := range entries {
+			full, err := a.readEntry(ctx, topic, partition, e, loads, i, &next, &out, &size, maxBytes, atLeastOne)
 			if err != nil {
 				if len(out) > 0 {
 					return out, next, st, nil
@@ -386,16 +387,21 @@ func (a *Agent) readRecords(ctx context.Context, topic coordinator.Topic, partit
 	}
 }
 
-// readEntry appends the records of one index entry from *next on, moving
-// *next past them, and reports whether maxBytes is reached.
-func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partition int32, e coordinator.IndexEntry,
+// readEntry appends the records of one index entry, entry at of loads,
+// from *next on, moving *next past them, and reports whether maxBytes is
+// reached.
+func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partition int32, e coordinator.IndexEntry, loads *entryLoads, at int,
 	next *int64, out *[]*stratav1.ConsumedRecord, size *int64, maxBytes int64, atLeastOne bool) (bool, error) {
 	if e.LastOffset() < *next {
 		return false, nil
 	}
+	if *size >= maxBytes && (len(*out) > 0 || !atLeastOne) {
+		// No record fits: the entry is not loaded just to be left out.
+		return true, nil
+	}
 	// Offsets between *next and the entry were removed by retention.
 	*next = max(*next, e.BaseOffset)
-	batches, err := a.loadEntry(ctx, e)
+	batches, err := loads.get(at)
 	if err != nil {
 		return false, err
 	}
