@@ -232,21 +232,29 @@ func TestClassicGroupStaticMembership(t *testing.T) {
 	a := ta.agent
 	ctx := t.Context()
 	const g = "static"
-	static := func(member, instance string) agent.JoinRequest {
+	// Sessions long enough that no member expires between the steps on a
+	// loaded machine (the leader does not heartbeat here): every
+	// rebalance below is one the test causes.
+	join := func(member string) agent.JoinRequest {
 		r := joinReq(g, member, "range")
+		r.SessionTimeout = 30 * time.Second
+		return r
+	}
+	static := func(member, instance string) agent.JoinRequest {
+		r := join(member)
 		r.InstanceID, r.RequireKnownMemberID = instance, false
 		return r
 	}
 	// The leader is a dynamic member; the static one follows.
-	lead := firstJoin(t, a, joinReq(g, "", "range"))
-	if _, err := a.JoinClassicGroup(ctx, joinReq(g, lead, "range")); err != nil {
+	lead := firstJoin(t, a, join(""))
+	if _, err := a.JoinClassicGroup(ctx, join(lead)); err != nil {
 		t.Fatal(err)
 	}
 	js := joinAsync(ctx, a, static("", "instance-1"))
 	waitCond(t, func() bool {
 		return errors.Is(a.HeartbeatClassicGroup(ctx, g, lead, "", 1), agent.ErrRebalanceInProgress)
 	}, "rebalance")
-	rl, err := a.JoinClassicGroup(ctx, joinReq(g, lead, "range"))
+	rl, err := a.JoinClassicGroup(ctx, join(lead))
 	if err != nil {
 		t.Fatal(err)
 	}
