@@ -97,40 +97,9 @@ func TestDuckDBReadsArchive(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	glob := filepath.ToSlash(filepath.Join(dir, "archive", "**", "*.parquet"))
-	rows, err := db.QueryContext(ctx, `SELECT topic, partition, "offset", "timestamp", key, value, headers
+	got := readArchive(t, db, `SELECT topic, partition, "offset", "timestamp", key, value, headers
 		FROM read_parquet(?, hive_partitioning = true)
 		ORDER BY partition, "offset"`, glob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var got []record
-	for rows.Next() {
-		var r record
-		var ts time.Time
-		var headers []any
-		var partition int64
-		if err := rows.Scan(&r.topic, &partition, &r.offset, &ts, &r.key, &r.value, &headers); err != nil {
-			t.Fatal(err)
-		}
-		r.partition = int32(partition)
-		r.ts = ts.UnixMilli()
-		if ts.UnixMicro() != r.ts*1000 {
-			t.Fatalf("offset %d: timestamp %v is not a whole millisecond", r.offset, ts)
-		}
-		for _, h := range headers {
-			m := h.(map[string]any)
-			hd := objectlog.Header{Key: m["key"].(string)}
-			if v := m["value"]; v != nil {
-				hd.Value = v.([]byte)
-			}
-			r.headers = append(r.headers, hd)
-		}
-		got = append(got, r)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
 	if len(got) != len(want) {
 		t.Fatalf("DuckDB read %d rows, %d were written", len(got), len(want))
 	}
