@@ -173,11 +173,14 @@ func mergeAgeLimit(c coordinator.TopicConfig) (int64, bool) {
 	return c.RetentionMs / 10, true
 }
 
-// appendArchived appends the records of archive entries to w, keeping each
-// batch's fields (the Kafka fetch path rebuilds batches from them).
-func (a *Agent) appendArchived(ctx context.Context, w *objectlog.ArchiveWriter, entries []coordinator.IndexEntry) (int64, error) {
+// appendArchived appends the records of archive entries that keep keeps
+// (nil: all of them) to w, keeping each batch's fields (the Kafka fetch
+// path rebuilds batches from them), and returns how many records it read
+// and how many it appended. The merge keeps all; the log cleaner drops the
+// superseded ones.
+func (a *Agent) appendArchived(ctx context.Context, w *objectlog.ArchiveWriter, entries []coordinator.IndexEntry,
+	keep func(*objectlog.ArchiveRecord) bool) (read, kept int64, err error) {
 	var (
-		n     int64
 		run   []objectlog.DecodedRecord
 		batch objectlog.ArchiveBatch
 	)
@@ -192,23 +195,27 @@ func (a *Agent) appendArchived(ctx context.Context, w *objectlog.ArchiveWriter, 
 	for _, e := range entries {
 		recs, err := a.archiveRecords(ctx, e)
 		if err != nil {
-			return n, err
+			return read, kept, err
 		}
 		for i := range recs {
 			r := &recs[i]
+			read++
+			if keep != nil && !keep(r) {
+				continue
+			}
 			if len(run) > 0 && r.Batch.BaseOffset != batch.BaseOffset {
 				if err := flush(); err != nil {
-					return n, err
+					return read, kept, err
 				}
 			}
 			batch = r.Batch
 			run = append(run, r.DecodedRecord)
-			n++
+			kept++
 		}
 		// The writer copies what it is given: the run may not outlive recs.
 		if err := flush(); err != nil {
-			return n, err
+			return read, kept, err
 		}
 	}
-	return n, nil
+	return read, kept, nil
 }

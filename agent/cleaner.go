@@ -442,40 +442,11 @@ func (a *Agent) rewriteClean(ctx context.Context, idx cleaningIndex, lease *coor
 		a.deleteUploaded(ctx, uploaded)
 		return nil, nil, err
 	}
-	var run []objectlog.DecodedRecord
-	var batch objectlog.ArchiveBatch
-	flush := func() error {
-		if len(run) == 0 {
-			return nil
-		}
-		err := w.Append(batch, run)
-		run = run[:0]
-		return err
-	}
-	for _, e := range entries {
-		recs, err := a.archiveRecords(ctx, e)
-		if err != nil {
-			return fail(err)
-		}
-		for i := range recs {
-			r := &recs[i]
-			rep.RecordsRead++
-			if !keep(r) {
-				rep.RecordsRemoved++
-				continue
-			}
-			if len(run) > 0 && r.Batch.BaseOffset != batch.BaseOffset {
-				if err := flush(); err != nil {
-					return fail(err)
-				}
-			}
-			batch = r.Batch
-			run = append(run, r.DecodedRecord)
-		}
-		// The writer copies what it is given: the run may not outlive recs.
-		if err := flush(); err != nil {
-			return fail(err)
-		}
+	read, kept, err := a.appendArchived(ctx, w, entries, keep)
+	rep.RecordsRead += read
+	rep.RecordsRemoved += read - kept
+	if err != nil {
+		return fail(err)
 	}
 	if err := w.Close(); err != nil {
 		return fail(err)

@@ -272,7 +272,7 @@ func (a *Agent) compactPartition(ctx context.Context, idx compactionIndex, t coo
 		cleanup()
 		return rep, err
 	}
-	if _, err := a.appendArchived(ctx, w, merge); err != nil {
+	if _, _, err := a.appendArchived(ctx, w, merge, nil); err != nil {
 		cleanup()
 		return rep, err
 	}
