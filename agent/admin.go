@@ -6,7 +6,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 
 	"github.com/google/uuid"
@@ -19,42 +18,32 @@ import (
 // CreateTopic is AdminService.CreateTopic (strata/v1; Kafka's CreateTopics)
 // in the core; the Connect front-end, agent/connectapi, wraps it. Partitions
 // 0 means 1; configs are Kafka-named (retention.ms, max.message.bytes, ...).
-// Errors: coordinator.ErrInvalid naming the bad part (ErrInvalidTopicName,
-// ErrInvalidPartitions, ErrInvalidConfig; a *coordinator.LimitError for a
-// limit), coordinator.ErrAlreadyExists.
+// It is NewTopic, the one implementation both front-ends share, so both
+// check names, partitions, configs and metric-name collisions alike and
+// leave the caches the same. Errors: coordinator.ErrInvalid naming the bad
+// part (ErrInvalidTopicName, ErrInvalidPartitions, ErrInvalidConfig; a
+// *coordinator.LimitError for a limit), coordinator.ErrAlreadyExists.
 func (a *Agent) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
 	partitions := req.GetPartitions()
 	if partitions == 0 {
 		partitions = 1
 	}
-	// The keys go through the same parsing as UpdateTopicConfig, so both
-	// accept the same names and values.
-	cfg, err := a.index.ApplyConfig(coordinator.TopicConfig{Partitions: partitions}, req.GetConfigs())
-	if err != nil {
-		return nil, fmt.Errorf("create topic %q: %w", req.GetName(), err)
-	}
-	t, err := a.index.CreateTopic(ctx, req.GetName(), cfg)
+	t, err := a.NewTopic(ctx, req.GetName(), partitions, req.GetConfigs(), false)
 	if err != nil {
 		return nil, err
 	}
-	a.groupTopics.invalidate() // groups here see the new topic (and id) at once
 	return &stratav1.CreateTopicResponse{Topic: topicProto(t)}, nil
 }
 
 // DeleteTopic is AdminService.DeleteTopic (strata/v1; Kafka's
 // DeleteTopics) in the core; the Connect front-end, agent/connectapi, wraps
-// it. Its data goes to the janitor. Errors: ErrUnknownTopicOrPartition.
+// it. It is RemoveTopic, shared with the Kafka front-end: its data goes to
+// the janitor, and this agent's long polls of the topic wake at once.
+// Errors: ErrUnknownTopicOrPartition.
 func (a *Agent) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicRequest) (*stratav1.DeleteTopicResponse, error) {
-	if err := a.index.DeleteTopic(ctx, req.GetName()); err != nil {
-		if errors.Is(err, coordinator.ErrNotFound) {
-			// The index's answer is final: UNKNOWN_TOPIC_OR_PARTITION, as Kafka's
-			// DeleteTopics answers, keeping the index's message.
-			err = &hintError{msg: err.Error(), err: errors.Join(err, errUnknownTopicOrPartition)}
-		}
+	if _, err := a.RemoveTopic(ctx, req.GetName()); err != nil {
 		return nil, err
 	}
-	a.topics.invalidate(req.GetName())
-	a.groupTopics.invalidate()
 	return &stratav1.DeleteTopicResponse{}, nil
 }
 
@@ -150,15 +139,14 @@ func (a *Agent) UpdateTopicConfig(ctx context.Context, req *stratav1.UpdateTopic
 
 // CreatePartitions is AdminService.CreatePartitions (strata/v1; Kafka's
 // CreatePartitions, KIP-195) in the core; the Connect front-end,
-// agent/connectapi, wraps it. Errors: coordinator.ErrInvalidPartitions (the
-// total not above the current count, or over the limit),
-// ErrUnknownTopicOrPartition.
+// agent/connectapi, wraps it. It is AddPartitions, shared with the Kafka
+// front-end. Errors: coordinator.ErrInvalidPartitions (the total not above
+// the current count, or over the limit), ErrUnknownTopicOrPartition.
 func (a *Agent) CreatePartitions(ctx context.Context, req *stratav1.CreatePartitionsRequest) (*stratav1.CreatePartitionsResponse, error) {
-	t, err := a.index.CreatePartitions(ctx, req.GetName(), req.GetTotal())
+	t, err := a.growTopic(ctx, req.GetName(), req.GetTotal(), false)
 	if err != nil {
-		return nil, unknownTopic(req.GetName(), err)
+		return nil, err
 	}
-	a.topics.put(t)
 	return &stratav1.CreatePartitionsResponse{Topic: topicProto(t)}, nil
 }
 

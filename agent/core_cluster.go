@@ -166,9 +166,9 @@ func (a *Agent) NewTopic(ctx context.Context, name string, partitions int32, con
 	if err := coordinator.ValidateTopicName(name); err != nil {
 		return coordinator.Topic{}, fmt.Errorf("%w: %w", ErrInvalidTopicName, err)
 	}
-	if partitions < 1 || partitions > coordinator.MaxPartitions {
-		return coordinator.Topic{}, fmt.Errorf("%w: %w: partitions must be between 1 and %d, got %d",
-			ErrInvalidPartitions, coordinator.ErrInvalid, coordinator.MaxPartitions, partitions)
+	between := fmt.Sprintf("partitions must be between 1 and %d, got %d", coordinator.MaxPartitions, partitions)
+	if err := checkPartitionCount(partitions, 1, between, between); err != nil {
+		return coordinator.Topic{}, err
 	}
 	cfg, err := a.index.ApplyConfig(coordinator.TopicConfig{Partitions: partitions}, configs)
 	if err != nil {
@@ -197,21 +197,45 @@ func (a *Agent) NewTopic(ctx context.Context, name string, partitions int32, con
 }
 
 // Errors of NewTopic and AddPartitions, telling which part of a request
-// was refused; they come joined with coordinator.ErrInvalid.
+// was refused; they come joined with coordinator.ErrInvalid (for
+// partitions, with coordinator.ErrInvalidPartitions, and a
+// coordinator.LimitError over coordinator.MaxPartitions, so the Connect
+// front-end answers them as it answers the index's).
 var (
 	ErrInvalidTopicName  = errors.New("invalid topic name")
 	ErrInvalidPartitions = errors.New("invalid number of partitions")
 )
 
+// checkPartitionCount refuses a partition count n below least (saying
+// tooFew) or over coordinator.MaxPartitions (saying tooMany).
+func checkPartitionCount(n, least int32, tooFew, tooMany string) error {
+	switch {
+	case n > coordinator.MaxPartitions:
+		return fmt.Errorf("%w: %w", ErrInvalidPartitions, &coordinator.LimitError{Err: coordinator.ErrInvalidPartitions,
+			Name: "partitions", Limit: coordinator.MaxPartitions, Actual: int64(n), Msg: tooMany})
+	case n < least:
+		return fmt.Errorf("%w: %w: %s", ErrInvalidPartitions, coordinator.ErrInvalidPartitions, tooFew)
+	}
+	return nil
+}
+
 // RemoveTopic deletes a topic (its data goes to garbage collection) and
-// returns it as it was. ErrUnknownTopicOrPartition if there is none.
+// returns it as it was; this agent's long polls and streams of the topic
+// wake at once and answer that it is gone. Both front-ends' topic deletes
+// are this. ErrUnknownTopicOrPartition if there is none.
 func (a *Agent) RemoveTopic(ctx context.Context, name string) (coordinator.Topic, error) {
 	t, err := a.index.DescribeTopic(ctx, name)
-	if err != nil {
-		return coordinator.Topic{}, unknownTopic(name, err)
+	if err == nil {
+		err = a.index.DeleteTopic(ctx, name)
 	}
-	if err := a.index.DeleteTopic(ctx, name); err != nil {
-		return coordinator.Topic{}, unknownTopic(name, err)
+	if err != nil {
+		if errors.Is(err, coordinator.ErrNotFound) {
+			// The index's answer is final: UNKNOWN_TOPIC_OR_PARTITION, as
+			// Kafka's DeleteTopics answers.
+			return coordinator.Topic{}, &hintError{msg: fmt.Sprintf("delete topic: topic %q does not exist", name),
+				err: errors.Join(err, errUnknownTopicOrPartition)}
+		}
+		return coordinator.Topic{}, err
 	}
 	a.topics.invalidate(name)
 	a.groupTopics.invalidate()
@@ -224,24 +248,32 @@ func (a *Agent) RemoveTopic(ctx context.Context, name string) (coordinator.Topic
 // count or over coordinator.MaxPartitions; ErrUnknownTopicOrPartition if
 // the topic does not exist. With validateOnly it checks and changes nothing.
 func (a *Agent) AddPartitions(ctx context.Context, name string, total int32, validateOnly bool) error {
+	_, err := a.growTopic(ctx, name, total, validateOnly)
+	return err
+}
+
+// growTopic is AddPartitions, returning the topic as it is after (as it is
+// now, with validateOnly): both front-ends' CreatePartitions are this.
+func (a *Agent) growTopic(ctx context.Context, name string, total int32, validateOnly bool) (coordinator.Topic, error) {
 	t, err := a.index.DescribeTopic(ctx, name)
 	if err != nil {
-		return unknownTopic(name, err)
+		return coordinator.Topic{}, unknownTopic(name, err)
 	}
-	if total <= t.Config.Partitions || total > coordinator.MaxPartitions {
-		return fmt.Errorf("%w: %w: topic %q has %s; the new count must be above it and at most %d, got %d",
-			ErrInvalidPartitions, coordinator.ErrInvalid, name, partitionCount(t.Config.Partitions), coordinator.MaxPartitions, total)
+	if err := checkPartitionCount(total, t.Config.Partitions+1,
+		fmt.Sprintf("topic %q has %s; the count can only rise, got %d", name, partitionCount(t.Config.Partitions), total),
+		fmt.Sprintf("at most %d partitions, asked for %d", coordinator.MaxPartitions, total)); err != nil {
+		return coordinator.Topic{}, err
 	}
 	if validateOnly {
-		return nil
+		return t, nil
 	}
 	t, err = a.index.CreatePartitions(ctx, name, total)
 	if err != nil {
-		return unknownTopic(name, err)
+		return coordinator.Topic{}, unknownTopic(name, err)
 	}
 	a.topics.put(t)
 	a.groupTopics.invalidate()
-	return nil
+	return t, nil
 }
 
 // SetTopicConfigs applies Kafka-named configs to a topic, all or none (an
