@@ -351,3 +351,25 @@ func (a *Agent) DeleteRecordsBefore(ctx context.Context, topic string, partition
 
 // ErrNotSupported: the index lacks what the call needs.
 var ErrNotSupported = errors.New("not supported by the index")
+
+// PartitionBytes returns, in the order of partitions, the bytes each
+// partition of the topic of that id holds in the store: the index's count
+// of the bytes its live entries point at (hot segments' chunks and archive
+// files alike), the figure DescribeTopic reports per partition. It is what
+// Kafka's DescribeLogDirs reports as a partition's size. Errors:
+// ErrUnknownTopicOrPartition (with coordinator.ErrNotFound) for a deleted
+// topic or a partition it does not have.
+func (a *Agent) PartitionBytes(ctx context.Context, id uuid.UUID, partitions []int32) ([]int64, error) {
+	out := make([]int64, len(partitions))
+	for i, p := range partitions {
+		st, err := a.index.PartitionState(ctx, id, p)
+		if errors.Is(err, coordinator.ErrNotFound) {
+			return nil, &hintError{msg: err.Error(), err: errors.Join(err, errUnknownTopicOrPartition)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = st.Bytes
+	}
+	return out, nil
+}

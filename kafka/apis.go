@@ -55,6 +55,15 @@ func init() {
 		int16(kmsg.IncrementalAlterConfigs): {0, 1, typed((*Server).handleIncrementalAlterConfigs)},
 		int16(kmsg.DescribeCluster):         {0, 1, typed((*Server).handleDescribeCluster)},
 		int16(kmsg.DescribeTopicPartitions): {0, 0, typed((*Server).handleDescribeTopicPartitions)},
+		// What web consoles (AKHQ, Kafdrop, Kafka UI) and kafka-*.sh tools
+		// ask besides: sizes, and the answers of a broker with no
+		// authorizer, quotas or reassignments.
+		int16(kmsg.DescribeLogDirs):            {1, 4, typed((*Server).handleDescribeLogDirs)},
+		int16(kmsg.DescribeACLs):               {1, 3, typed((*Server).handleDescribeAcls)},
+		int16(kmsg.CreateACLs):                 {1, 3, typed((*Server).handleCreateAcls)},
+		int16(kmsg.DeleteACLs):                 {1, 3, typed((*Server).handleDeleteAcls)},
+		int16(kmsg.ListPartitionReassignments): {0, 0, typed((*Server).handleListPartitionReassignments)},
+		int16(kmsg.DescribeClientQuotas):       {0, 1, typed((*Server).handleDescribeClientQuotas)},
 		// Consumer groups (groups.go), the classic protocol.
 		int16(kmsg.OffsetCommit):    {2, 9, typed((*Server).handleOffsetCommit)},
 		int16(kmsg.OffsetFetch):     {1, 9, typed((*Server).handleOffsetFetch)},

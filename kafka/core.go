@@ -25,6 +25,7 @@ type Core interface {
 	GroupCore         // groups.go
 	TxnCore           // txn.go
 	ConsumerGroupCore // consumer_groups.go
+	StorageCore
 }
 
 // ClusterCore describes the cluster: the live agents, each of them a Kafka broker.
@@ -39,6 +40,12 @@ type ClusterCore interface {
 	// An empty list is not an error; the front-end then answers with this
 	// agent's own advertised address (Config.Advertise) alone.
 	Brokers(ctx context.Context) ([]Broker, error)
+
+	// NodeID is the node id of the broker this front-end answers as: this
+	// agent's own entry in Brokers. DescribeLogDirs reports the partitions
+	// it leads, so a client that asks every broker counts each partition
+	// once.
+	NodeID() int32
 }
 
 // Broker is one live agent as Kafka clients see it.
@@ -307,6 +314,18 @@ type LogCore interface {
 	// It returns the new log start offset. ErrOffsetOutOfRange if before is
 	// above the high watermark. Moving it down is a no-op.
 	DeleteRecords(ctx context.Context, topic string, partition int32, before int64) (int64, error)
+}
+
+// StorageCore reports what partitions take in the store (DescribeLogDirs).
+type StorageCore interface {
+	// PartitionBytes returns, in the order of partitions, the bytes each of
+	// the topic's partitions holds: the record batches its live index
+	// entries point at, hot segments' chunks and archive files alike (the
+	// Connect API's DescribeTopic reports the same bytes per partition).
+	// Records below the log start offset whose objects are not yet
+	// collected are not counted. ErrUnknownTopicOrPartition if the topic of
+	// that id is gone or has no such partition.
+	PartitionBytes(ctx context.Context, topic TopicID, partitions []int32) ([]int64, error)
 }
 
 // InitProducer is an InitProducerId request (KIP-98, KIP-360).

@@ -182,6 +182,21 @@ func TestApiVersionsAdvertisesServedAPIsOnly(t *testing.T) {
 				t.Errorf("v%d: %s not advertised", v, k.Name())
 			}
 		}
+		// What web consoles call (consoles_test.go), at the versions served.
+		for k, want := range map[kmsg.Key][2]int16{kmsg.DescribeLogDirs: {1, 4}, kmsg.DescribeACLs: {1, 3}, kmsg.CreateACLs: {1, 3},
+			kmsg.DeleteACLs: {1, 3}, kmsg.ListPartitionReassignments: {0, 0}, kmsg.DescribeClientQuotas: {0, 1}} {
+			if r := keys[int16(k)]; r != want {
+				t.Errorf("v%d: %s versions %v, want %v", v, k.Name(), r, want)
+			}
+		}
+		// Not served, so not advertised: no producer or transaction
+		// listing, no quota or reassignment changes.
+		for _, k := range []kmsg.Key{kmsg.DescribeProducers, kmsg.ListTransactions, kmsg.DescribeTransactions,
+			kmsg.AlterClientQuotas, kmsg.AlterPartitionAssignments} {
+			if r, ok := keys[int16(k)]; ok {
+				t.Errorf("v%d: %s advertised at %v, but not served", v, k.Name(), r)
+			}
+		}
 		// KIP-848: franz-go speaks it only to brokers with
 		// ConsumerGroupHeartbeat v1 (Kafka 4.0's).
 		if r := keys[int16(kmsg.ConsumerGroupHeartbeat)]; r != [2]int16{0, 1} {

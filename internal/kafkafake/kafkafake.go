@@ -53,6 +53,7 @@ type Core struct {
 	polling   atomic.Int32                                              // fetches waiting for data
 	offsets   map[string]map[kafka.TopicPartition]kafka.CommittedOffset // committed, by group (groups.go)
 	txns      map[string]*txnState                                      // by transactional id (txn.go)
+	nodeID    int32                                                     // NodeID's answer; 0: the first broker's id
 }
 
 // Polling is the number of fetches waiting for data right now.
@@ -112,6 +113,49 @@ func (c *Core) Brokers(context.Context) ([]kafka.Broker, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.brokers), nil
+}
+
+// SetNodeID sets the broker the front-end answers as (NodeID); until it is
+// set, that is the first broker given.
+func (c *Core) SetNodeID(id int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodeID = id
+}
+
+// NodeID implements kafka.ClusterCore.
+func (c *Core) NodeID() int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nodeID == 0 && len(c.brokers) > 0 {
+		return c.brokers[0].ID
+	}
+	return c.nodeID
+}
+
+// PartitionBytes implements kafka.StorageCore: the bytes of the batches
+// stored at or above each partition's log start offset.
+func (c *Core) PartitionBytes(_ context.Context, id kafka.TopicID, partitions []int32) ([]int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.topics {
+		if t.ID != id {
+			continue
+		}
+		out := make([]int64, len(partitions))
+		for i, p := range partitions {
+			if p < 0 || int(p) >= len(t.partitions) {
+				return nil, fmt.Errorf("%w: partition %d", kafka.ErrUnknownTopicOrPartition, p)
+			}
+			for _, b := range t.partitions[p].batches {
+				if b.last >= t.partitions[p].logStartOffset {
+					out[i] += int64(len(b.raw))
+				}
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: topic id %x", kafka.ErrUnknownTopicOrPartition, id)
 }
 
 // configDef is one topic config the fake knows.

@@ -187,6 +187,16 @@ func topicOf(t coordinator.Topic) kafka.Topic {
 	return kafka.Topic{Name: t.Name, ID: kafka.TopicID(t.ID), Partitions: t.Config.Partitions}
 }
 
+// NodeID implements kafka.ClusterCore: the agent's node id.
+func (c *Core) NodeID() int32 { return c.self.ID }
+
+// PartitionBytes implements kafka.StorageCore over the index's byte counts
+// (agent.Agent.PartitionBytes).
+func (c *Core) PartitionBytes(ctx context.Context, id kafka.TopicID, partitions []int32) ([]int64, error) {
+	sizes, err := c.a.PartitionBytes(ctx, uuid.UUID(id), partitions)
+	return sizes, kafkaErr(err)
+}
+
 // Topics implements kafka.TopicCore.
 func (c *Core) Topics(ctx context.Context) ([]kafka.Topic, error) {
 	ts, err := c.a.AllTopics(ctx)
