@@ -53,4 +53,12 @@
 // Produce) are served over TxnCore (txn.go), the agent core's native
 // transactions (agent/core_txn.go), at transaction protocol version 1: the
 // versions of KIP-890 part 2 are not advertised.
+//
+// What web consoles ask besides (AKHQ, Kafdrop, Kafka UI): DescribeLogDirs
+// reports the partitions this broker leads (ClusterCore.NodeID) with their
+// sizes (StorageCore); the ACL APIs answer SECURITY_DISABLED (no
+// authorizer); DescribeClientQuotas and ListPartitionReassignments answer
+// empty. DescribeProducers, ListTransactions and DescribeTransactions are
+// not served (yet): ListTransactions needs every transactional id, and the
+// index lists only those of open transactions (the reaper's deadlines).
 package kafka
