@@ -3,52 +3,24 @@ package agentcore
 import (
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stratabroker/strata/agent"
-	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/kafka"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
 // What a web console (AKHQ, Kafka UI, Kafdrop) asks of a cluster, through
-// franz-go's kadm, against two agents in process on one index: sizes per
+// franz-go's kadm, against two agents in process on one index (the real
+// redis-server under scripts/test-services.sh): sizes per
 // partition from every broker, counted once, equal to what the Connect
 // API's DescribeTopic says; no ACLs, quotas or reassignments.
 func TestKadmConsoleAPIs(t *testing.T) {
 	t.Parallel()
-	index, err := coordinator.Open(t.Context(), "memory://", coordinator.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = index.Close() })
-	var agents []*agent.Agent
-	var addrs []string
-	for i := range 2 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := startAgent(t, index, fmt.Sprintf("console-%d", i), l.Addr().String(), "")
-		core, err := New(t.Context(), a, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := kafka.NewServer(core, kafka.Config{Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve(l) }()
-		t.Cleanup(func() { srv.Close(); <-done })
-		agents, addrs = append(agents, a), append(addrs, l.Addr().String())
-	}
+	addrs, agents := kafkaAgentsOf(t, 2)
 	ctx := t.Context()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {

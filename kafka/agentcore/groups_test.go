@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/stratabroker/strata/agent"
 	"github.com/stratabroker/strata/coordinator"
 	"github.com/stratabroker/strata/kafka"
 )
@@ -34,6 +35,14 @@ import (
 // embedded one otherwise.
 func kafkaAgents(t testing.TB, n int) []string {
 	t.Helper()
+	addrs, _ := kafkaAgentsOf(t, n)
+	return addrs
+}
+
+// kafkaAgentsOf is kafkaAgents, returning the agents too (in the order of
+// their addresses).
+func kafkaAgentsOf(t testing.TB, n int) ([]string, []*agent.Agent) {
+	t.Helper()
 	url, opts := "memory://", coordinator.Options{}
 	if addr := os.Getenv("STRATA_TEST_REDIS_ADDR"); addr != "" {
 		var b [6]byte
@@ -46,6 +55,7 @@ func kafkaAgents(t testing.TB, n int) []string {
 	}
 	t.Cleanup(func() { _ = index.Close() })
 	var addrs []string
+	var agents []*agent.Agent
 	for i := range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -63,9 +73,9 @@ func kafkaAgents(t testing.TB, n int) []string {
 		done := make(chan error, 1)
 		go func() { done <- srv.Serve(l) }()
 		t.Cleanup(func() { srv.Close(); <-done })
-		addrs = append(addrs, l.Addr().String())
+		addrs, agents = append(addrs, l.Addr().String()), append(agents, a)
 	}
-	return addrs
+	return addrs, agents
 }
 
 // cuttable is a dialer whose connections can all be cut at once, and whose
