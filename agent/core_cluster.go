@@ -373,3 +373,16 @@ func (a *Agent) PartitionBytes(ctx context.Context, id uuid.UUID, partitions []i
 	}
 	return out, nil
 }
+
+// DescribeTransaction returns a transactional id's state as the index
+// keeps it (Kafka's DescribeTransactions, KIP-664): its current producer,
+// state, timeout, and the partitions of its open transaction. Errors:
+// ErrUnknownTransactionalID (a coordinator.ErrNotFound) for an id with no
+// state.
+func (a *Agent) DescribeTransaction(ctx context.Context, transactionalID string) (coordinator.Txn, error) {
+	txn, err := a.index.DescribeTxn(ctx, transactionalID)
+	if errors.Is(err, coordinator.ErrNotFound) {
+		return coordinator.Txn{}, fmt.Errorf("%w %q", ErrUnknownTransactionalID, transactionalID)
+	}
+	return txn, err
+}

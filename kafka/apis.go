@@ -85,5 +85,7 @@ func init() {
 		int16(kmsg.AddOffsetsToTxn):    {0, 3, typed((*Server).handleAddOffsetsToTxn)},
 		int16(kmsg.EndTxn):             {0, 3, typed((*Server).handleEndTxn)},
 		int16(kmsg.TxnOffsetCommit):    {0, 3, typed((*Server).handleTxnOffsetCommit)},
+		// KIP-664's admin view (65_describe_transactions.go).
+		int16(kmsg.DescribeTransactions): {0, 0, typed((*Server).handleDescribeTransactions)},
 	}
 }

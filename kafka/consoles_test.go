@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -218,5 +219,67 @@ func TestClientQuotasAndReassignmentsEmpty(t *testing.T) {
 		if resp.ErrorCode != 0 || len(resp.Topics) != 0 {
 			t.Errorf("ListPartitionReassignments %v: error %d, topics %+v; want none in progress", topics, resp.ErrorCode, resp.Topics)
 		}
+	}
+}
+
+// DescribeTransactions (kafka-transactions.sh describe): the core's state
+// of each id asked, its partitions grouped by topic; an unknown id is
+// TRANSACTIONAL_ID_NOT_FOUND.
+func TestDescribeTransactions(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t)
+	rc := dial(t, c.addrs[0])
+	a, b := topicName(t)+"-a", topicName(t)+"-b"
+	createTopic(t, c, a, 2)
+	createTopic(t, c, b, 1)
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.SetVersion(4)
+	ip.TransactionalID, ip.TransactionTimeoutMillis, ip.ProducerID, ip.ProducerEpoch = kmsg.StringPtr("tx-app"), 30000, -1, -1
+	init := roundTrip[*kmsg.InitProducerIDResponse](t, rc, "tx", ip)
+	if init.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(init.ErrorCode))
+	}
+	describe := func(ids ...string) []kmsg.DescribeTransactionsResponseTransactionState {
+		t.Helper()
+		req := kmsg.NewPtrDescribeTransactionsRequest()
+		req.TransactionalIDs = ids
+		resp := roundTrip[*kmsg.DescribeTransactionsResponse](t, rc, "console", req)
+		if len(resp.TransactionStates) != len(ids) {
+			t.Fatalf("%d states for %d ids", len(resp.TransactionStates), len(ids))
+		}
+		return resp.TransactionStates
+	}
+	if st := describe("tx-app")[0]; st.ErrorCode != 0 || st.State != "Empty" || st.StartTimestamp != -1 || len(st.Topics) != 0 ||
+		st.ProducerID != init.ProducerID || st.TimeoutMillis != 30000 {
+		t.Fatalf("before any transaction: %+v", st)
+	}
+
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.SetVersion(3)
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = "tx-app", init.ProducerID, init.ProducerEpoch
+	add.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: b, Partitions: []int32{0}}, {Topic: a, Partitions: []int32{1, 0}}}
+	for _, tr := range roundTrip[*kmsg.AddPartitionsToTxnResponse](t, rc, "tx", add).Topics {
+		for _, p := range tr.Partitions {
+			if p.ErrorCode != 0 {
+				t.Fatalf("add %s/%d: %v", tr.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+			}
+		}
+	}
+	states := describe("tx-app", "nobody")
+	st := states[0]
+	if st.ErrorCode != 0 || st.TransactionalID != "tx-app" || st.State != "Ongoing" || st.StartTimestamp <= 0 || st.ProducerEpoch != init.ProducerEpoch {
+		t.Fatalf("open transaction: %+v", st)
+	}
+	var got []string
+	for _, tp := range st.Topics {
+		for _, p := range tp.Partitions {
+			got = append(got, fmt.Sprintf("%s/%d", tp.Topic, p))
+		}
+	}
+	if want := []string{a + "/0", a + "/1", b + "/0"}; !slices.Equal(got, want) {
+		t.Errorf("partitions %v, want %v grouped by topic", got, want)
+	}
+	if u := states[1]; u.TransactionalID != "nobody" || u.ErrorCode != kerr.TransactionalIDNotFound.Code {
+		t.Errorf("unknown id: %+v, want TRANSACTIONAL_ID_NOT_FOUND", u)
 	}
 }

@@ -26,6 +26,7 @@ type Core interface {
 	TxnCore           // txn.go
 	ConsumerGroupCore // consumer_groups.go
 	StorageCore
+	TxnDescribeCore
 }
 
 // ClusterCore describes the cluster: the live agents, each of them a Kafka broker.
@@ -328,6 +329,33 @@ type StorageCore interface {
 	PartitionBytes(ctx context.Context, topic TopicID, partitions []int32) ([]int64, error)
 }
 
+// TxnDescription is a transactional id's state, as DescribeTransactions
+// (KIP-664) reports it.
+type TxnDescription struct {
+	// State is Kafka's name of the transaction state: Empty, Ongoing,
+	// PrepareCommit, PrepareAbort, CompleteCommit or CompleteAbort.
+	State string
+	// ProducerID and ProducerEpoch are the id's current producer.
+	ProducerID    int64
+	ProducerEpoch int16
+	// Timeout is the producer's transaction.timeout.ms.
+	Timeout time.Duration
+	// Started is when the open transaction began; zero when none is open.
+	Started time.Time
+	// Partitions are those added to the open transaction, sorted; a
+	// partition of a topic deleted since is left out.
+	Partitions []TopicPartition
+}
+
+// TxnDescribeCore describes transactions for admin tools
+// (kafka-transactions.sh describe, consoles).
+type TxnDescribeCore interface {
+	// DescribeTransaction returns a transactional id's state.
+	// ErrTransactionalIDNotFound if the id has no state (never initialized,
+	// or expired).
+	DescribeTransaction(ctx context.Context, transactionalID string) (TxnDescription, error)
+}
+
 // InitProducer is an InitProducerId request (KIP-98, KIP-360).
 type InitProducer struct {
 	// TransactionalID is "" for an idempotent producer without transactions.
@@ -374,4 +402,5 @@ var (
 	ErrUnsupported             = errors.New("not supported by this broker")      // UNSUPPORTED_VERSION
 	ErrInvalidRequest          = errors.New("invalid request")                   // INVALID_REQUEST
 	ErrThrottled               = errors.New("overloaded, retry after a backoff") // THROTTLING_QUOTA_EXCEEDED (retriable)
+	ErrTransactionalIDNotFound = errors.New("transactional id not found")        // TRANSACTIONAL_ID_NOT_FOUND
 )

@@ -58,7 +58,8 @@
 // reports the partitions this broker leads (ClusterCore.NodeID) with their
 // sizes (StorageCore); the ACL APIs answer SECURITY_DISABLED (no
 // authorizer); DescribeClientQuotas and ListPartitionReassignments answer
-// empty. DescribeProducers, ListTransactions and DescribeTransactions are
-// not served (yet): ListTransactions needs every transactional id, and the
-// index lists only those of open transactions (the reaper's deadlines).
+// empty. DescribeTransactions describes a transactional id
+// (TxnDescribeCore). ListTransactions and DescribeProducers are not served:
+// ListTransactions needs every transactional id, and the index lists only
+// those of open transactions (the reaper's deadlines).
 package kafka

@@ -55,6 +55,7 @@ var errorTable = []struct {
 	{ErrInvalidTxnState, kerr.InvalidTxnState},
 	{ErrConcurrentTransactions, kerr.ConcurrentTransactions},
 	{ErrInvalidTxnTimeout, kerr.InvalidTransactionTimeout},
+	{ErrTransactionalIDNotFound, kerr.TransactionalIDNotFound},
 	// A request whose connection went away or whose deadline passed inside
 	// the core: the client sees a retriable timeout if it is still there.
 	{context.DeadlineExceeded, kerr.RequestTimedOut},

@@ -184,14 +184,15 @@ func TestApiVersionsAdvertisesServedAPIsOnly(t *testing.T) {
 		}
 		// What web consoles call (consoles_test.go), at the versions served.
 		for k, want := range map[kmsg.Key][2]int16{kmsg.DescribeLogDirs: {1, 4}, kmsg.DescribeACLs: {1, 3}, kmsg.CreateACLs: {1, 3},
-			kmsg.DeleteACLs: {1, 3}, kmsg.ListPartitionReassignments: {0, 0}, kmsg.DescribeClientQuotas: {0, 1}} {
+			kmsg.DeleteACLs: {1, 3}, kmsg.ListPartitionReassignments: {0, 0}, kmsg.DescribeClientQuotas: {0, 1},
+			kmsg.DescribeTransactions: {0, 0}} {
 			if r := keys[int16(k)]; r != want {
 				t.Errorf("v%d: %s versions %v, want %v", v, k.Name(), r, want)
 			}
 		}
 		// Not served, so not advertised: no producer or transaction
 		// listing, no quota or reassignment changes.
-		for _, k := range []kmsg.Key{kmsg.DescribeProducers, kmsg.ListTransactions, kmsg.DescribeTransactions,
+		for _, k := range []kmsg.Key{kmsg.DescribeProducers, kmsg.ListTransactions,
 			kmsg.AlterClientQuotas, kmsg.AlterPartitionAssignments} {
 			if r, ok := keys[int16(k)]; ok {
 				t.Errorf("v%d: %s advertised at %v, but not served", v, k.Name(), r)

@@ -1,8 +1,11 @@
 package kafkafake
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/stratabroker/strata/kafka"
@@ -23,6 +26,16 @@ type txnState struct {
 	partitions map[kafka.TopicPartition]bool
 	groups     map[string]bool
 	staged     map[string]map[kafka.TopicPartition]kafka.CommittedOffset
+	timeout    time.Duration
+	started    time.Time // of the open transaction
+	ended      string    // the state once a transaction ended: CompleteCommit or CompleteAbort
+}
+
+// begin marks the transaction open, from now if it was not.
+func (t *txnState) begin() {
+	if !t.ongoing {
+		t.ongoing, t.started = true, time.Now()
+	}
 }
 
 func (t *txnState) reset() {
@@ -49,6 +62,7 @@ func (c *Core) initTxnLocked(req kafka.InitProducer) (int64, int16, error) {
 		t.epoch++
 	}
 	t.reset()
+	t.timeout, t.ended = req.TransactionTimeout, ""
 	c.producers[t.pid] = t.epoch
 	return t.pid, t.epoch, nil
 }
@@ -95,7 +109,7 @@ func (c *Core) AddPartitionsToTxn(_ context.Context, p kafka.TxnProducer, parts 
 	for _, tp := range parts {
 		t.partitions[tp] = true
 	}
-	t.ongoing = true
+	t.begin()
 	return nil
 }
 
@@ -108,7 +122,7 @@ func (c *Core) AddOffsetsToTxn(_ context.Context, p kafka.TxnProducer, group str
 		return err
 	}
 	t.groups[group] = true
-	t.ongoing = true
+	t.begin()
 	return nil
 }
 
@@ -158,5 +172,30 @@ func (c *Core) EndTxn(_ context.Context, p kafka.TxnProducer, commit bool) error
 		}
 	}
 	t.reset()
+	t.ended = "CompleteAbort"
+	if commit {
+		t.ended = "CompleteCommit"
+	}
 	return nil
+}
+
+// DescribeTransaction implements kafka.TxnDescribeCore.
+func (c *Core) DescribeTransaction(_ context.Context, transactionalID string) (kafka.TxnDescription, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.txns[transactionalID]
+	if t == nil {
+		return kafka.TxnDescription{}, fmt.Errorf("%w: %q", kafka.ErrTransactionalIDNotFound, transactionalID)
+	}
+	d := kafka.TxnDescription{State: "Empty", ProducerID: t.pid, ProducerEpoch: t.epoch, Timeout: t.timeout}
+	switch {
+	case t.ongoing:
+		d.State, d.Started = "Ongoing", t.started
+		d.Partitions = slices.SortedFunc(maps.Keys(t.partitions), func(a, b kafka.TopicPartition) int {
+			return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+		})
+	case t.ended != "":
+		d.State = t.ended
+	}
+	return d, nil
 }

@@ -16,12 +16,14 @@
 package agentcore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -195,6 +197,40 @@ func (c *Core) NodeID() int32 { return c.self.ID }
 func (c *Core) PartitionBytes(ctx context.Context, id kafka.TopicID, partitions []int32) ([]int64, error) {
 	sizes, err := c.a.PartitionBytes(ctx, uuid.UUID(id), partitions)
 	return sizes, kafkaErr(err)
+}
+
+// DescribeTransaction implements kafka.TxnDescribeCore over the index's
+// transaction state (agent.Agent.DescribeTransaction), naming topics by
+// their names; partitions of topics deleted since are left out.
+func (c *Core) DescribeTransaction(ctx context.Context, transactionalID string) (kafka.TxnDescription, error) {
+	txn, err := c.a.DescribeTransaction(ctx, transactionalID)
+	if errors.Is(err, agent.ErrUnknownTransactionalID) {
+		return kafka.TxnDescription{}, fmt.Errorf("%w: %w", kafka.ErrTransactionalIDNotFound, err)
+	}
+	if err != nil {
+		return kafka.TxnDescription{}, kafkaErr(err)
+	}
+	d := kafka.TxnDescription{State: string(txn.State), ProducerID: txn.ProducerID, ProducerEpoch: txn.ProducerEpoch,
+		Timeout: txn.Timeout, Started: txn.Started}
+	if len(txn.Partitions) > 0 {
+		topics, err := c.a.AllTopics(ctx)
+		if err != nil {
+			return kafka.TxnDescription{}, kafkaErr(err)
+		}
+		names := make(map[uuid.UUID]string, len(topics))
+		for _, t := range topics {
+			names[t.ID] = t.Name
+		}
+		for _, p := range txn.Partitions {
+			if name, ok := names[p.TopicID]; ok {
+				d.Partitions = append(d.Partitions, kafka.TopicPartition{Topic: name, Partition: p.Partition})
+			}
+		}
+		slices.SortFunc(d.Partitions, func(a, b kafka.TopicPartition) int {
+			return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+		})
+	}
+	return d, nil
 }
 
 // Topics implements kafka.TopicCore.

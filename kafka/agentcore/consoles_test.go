@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -108,4 +109,66 @@ func TestKadmConsoleAPIs(t *testing.T) {
 	if err != nil || len(moves) != 0 {
 		t.Errorf("ListPartitionReassignments: %v %v, want none", moves, err)
 	}
+}
+
+// kafka-transactions.sh describe, through kadm: an open transaction's
+// state, producer, timeout, start and partitions from the index; a
+// committed one's CompleteCommit; an unknown id TRANSACTIONAL_ID_NOT_FOUND.
+func TestKadmDescribeTransactions(t *testing.T) {
+	t.Parallel()
+	addrs := kafkaAgents(t, 1)
+	ctx := t.Context()
+	const topic, txnID = "console-txn", "console-app"
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(45*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	adm := kadm.NewClient(prod)
+	if _, err := adm.CreateTopic(ctx, 3, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Add(-time.Second).UnixMilli()
+	for _, p := range []int32{2, 0} {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Partition: p, Value: []byte("in a transaction")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	described, err := adm.DescribeTransactions(ctx, txnID, "never-initialized")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := described[txnID]
+	if d.Err != nil || d.State != "Ongoing" || d.TimeoutMillis != 45000 || d.ProducerID < 0 || d.StartTimestamp < before {
+		t.Fatalf("open transaction: %+v", d)
+	}
+	if ps := d.Topics[topic]; len(d.Topics) != 1 || len(ps) != 2 || !hasPartitions(ps, 0, 2) {
+		t.Fatalf("open transaction's partitions %v, want %s 0 and 2", d.Topics, topic)
+	}
+	if u := described["never-initialized"]; !errors.Is(u.Err, kerr.TransactionalIDNotFound) {
+		t.Fatalf("unknown transactional id: %+v, want TRANSACTIONAL_ID_NOT_FOUND", u)
+	}
+	if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	described, err = adm.DescribeTransactions(ctx, txnID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2 := described[txnID]; d2.Err != nil || d2.State != "CompleteCommit" || len(d2.Topics) != 0 || d2.ProducerID != d.ProducerID {
+		t.Fatalf("committed transaction: %+v", d2)
+	}
+}
+
+func hasPartitions(ps map[int32]struct{}, want ...int32) bool {
+	for _, p := range want {
+		if _, ok := ps[p]; !ok {
+			return false
+		}
+	}
+	return true
 }
