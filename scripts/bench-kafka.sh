@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# bench-kafka.sh: the Kafka listener and the Connect API side by side, on the
-# same agent and the same store, with `strata bench` (internal/bench):
+# bench-kafka.sh: the Kafka listener and the Connect API (its per-record calls
+# and its batch calls) side by side, on the same kind of agent and the same
+# store, with `strata bench` (internal/bench):
 #
 #   scripts/test-services.sh scripts/bench-kafka.sh    # MinIO + redis-server
 #   BENCH_MODE=dev scripts/bench-kafka.sh              # strata dev: files + miniredis
 #
-# For each front-end (connect: ProduceStream and Subscribe; kafka: franz-go,
-# idempotent, acks=all) it measures on one agent:
+# For each front-end (connect: ProduceStream and Subscribe; batch: Kafka
+# record batches on ProduceBatchesStream and FetchBatches, `--api batch`;
+# kafka: franz-go, idempotent, acks=all) it measures on one agent:
 #   - produce flat out (the maximum), the backlog for the catch-up read;
 #   - the store's raw PUT and GET throughput (strata bench store) at the
 #     object size that agent wrote (its average segment);
@@ -22,14 +24,15 @@
 # bin/bench-kafka).
 #
 # Settings (environment): BENCH_MODE (services or dev), BENCH_FLUSH_INTERVAL
-# (50ms), BENCH_DURATION (10s), BENCH_FRONTENDS ("connect kafka"), BENCH_OUT.
+# (50ms), BENCH_DURATION (10s), BENCH_FRONTENDS ("connect batch kafka"),
+# BENCH_OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=${BENCH_MODE:-services}
 FLUSH=${BENCH_FLUSH_INTERVAL:-50ms}
 DURATION=${BENCH_DURATION:-10s}
-FRONTENDS=${BENCH_FRONTENDS:-connect kafka}
+FRONTENDS=${BENCH_FRONTENDS:-connect batch kafka}
 OUT=${BENCH_OUT:-bin/bench-kafka}
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -128,7 +131,12 @@ COMMON=(--record-size 1024 --batch 100 --producers 4 --max-inflight 64 --partiti
 
 for fe in $FRONTENDS; do
   start_agent "$fe-writer"
-  if [ "$fe" = kafka ]; then target=(--kafka "$KAFKA"); else target=(--addr "$ADDR"); fi
+  case $fe in
+  kafka) target=(--kafka "$KAFKA") ;;
+  batch) target=(--addr "$ADDR" --api batch) ;;
+  connect) target=(--addr "$ADDR") ;;
+  *) log "BENCH_FRONTENDS: unknown front-end $fe (want connect, batch or kafka)"; exit 2 ;;
+  esac
   bench "$fe-produce-max" produce "${target[@]}" --metrics "$METRICS" "${COMMON[@]}" \
     --topic "bench-backlog-$fe" --keep --duration "$DURATION" --warmup 3s
   max=$(get "$fe-produce-max" produce.records_per_sec)
@@ -142,7 +150,14 @@ for fe in $FRONTENDS; do
 
   # Catch-up through a fresh agent: its cache holds none of the backlog.
   start_agent "$fe-reader"
-  if [ "$fe" = kafka ]; then target=(--kafka "$KAFKA"); else target=(--addr "$ADDR" --api subscribe); fi
+  # The readers ask for many partitions per fetch as Kafka's consumers do
+  # (fetch.max.bytes 50 MiB, max.partition.fetch.bytes 1 MiB: the
+  # defaults of --fetch-max-bytes and --fetch-bytes).
+  case $fe in
+  kafka) target=(--kafka "$KAFKA") ;;
+  batch) target=(--addr "$ADDR" --api batch) ;;
+  connect) target=(--addr "$ADDR" --api subscribe) ;;
+  esac
   bench "$fe-consume" consume "${target[@]}" --metrics "$METRICS" --topic "bench-backlog-$fe" \
     --consumers 4 --duration 2m
   "$STRATA" topic delete "bench-backlog-$fe" --addr "$ADDR" >/dev/null

@@ -25,18 +25,21 @@ Measures a Strata agent (produce, consume, e2e) or the store and index
 under it (store), and prints throughput and latency percentiles; --json
 prints one JSON object for scripts instead.
 
-  produce  producers send batches over ProduceStream at --rate records/s
-           (0: as fast as the agent acknowledges); ack latency
+  produce  producers send batches over ProduceStream (--api batch:
+           ProduceBatchesStream) at --rate records/s (0: as fast as the
+           agent acknowledges); ack latency
   consume  consumers read a backlog from its start (catch-up), with
-           Subscribe or Fetch; read throughput
-  e2e      producers at --rate and tailing Subscribe streams on the same
-           topic; produce-to-consume latency
+           Subscribe, Fetch or FetchBatches; read throughput
+  e2e      producers at --rate and tailing Subscribe streams (--api
+           batch: FetchBatches long polls) on the same topic;
+           produce-to-consume latency
   store    PUT, whole GET and ranged GET of objects of --object-size in
            --store, and Redis round trips per second on --index
 
-produce, consume and e2e speak the Connect API to --addr, or with --kafka
-BROKERS the Kafka protocol to a Kafka listener (franz-go clients), with the
-same figures.
+produce, consume and e2e speak the Connect API to --addr (with --api batch
+its batch calls, which carry Kafka record batches), or with --kafka BROKERS
+the Kafka protocol to a Kafka listener (franz-go clients), with the same
+figures.
 
 Run 'strata bench <subcommand> --help' for the flags.
 `
@@ -79,7 +82,7 @@ func (f *benchFlags) register(fs *flag.FlagSet, warmup time.Duration) {
 	fs.StringVar(&f.topic, "topic", "", "`TOPIC` to use; created if missing (default: a new topic bench-<random>, deleted afterwards)")
 	fs.IntVar(&f.partitions, "partitions", 16, "partitions of a topic the benchmark creates")
 	fs.BoolVar(&f.keep, "keep", false, "keep the topic the benchmark created")
-	fs.IntVar(&f.producers, "producers", 4, "producers, each with its own connection and ProduceStream")
+	fs.IntVar(&f.producers, "producers", 4, "producers, each with its own connection and ProduceStream (--api batch: ProduceBatchesStream)")
 	fs.IntVar(&f.consumers, "consumers", 4, "consumers, each reading its share of the partitions")
 	f.recordSize = 1024
 	fs.Var(&f.recordSize, "record-size", "value bytes per record (at least 8: the send time goes first)")
@@ -90,7 +93,7 @@ func (f *benchFlags) register(fs *flag.FlagSet, warmup time.Duration) {
 	fs.IntVar(&f.inflight, "max-inflight", 16, "produce requests each producer has sent and not yet had answered")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object with the results to stdout")
 	fs.BoolVar(&f.progress, "progress", false, "print a progress line to stderr every second even when stderr is not a terminal")
-	fs.StringVar(&f.gzip, "compression", "none", "response compression the clients accept: none, or gzip (what connect clients accept by default; the records are random, so it only costs CPU); with --kafka, the produced batches' compression")
+	fs.StringVar(&f.gzip, "compression", "none", "response compression the clients accept: none, or gzip (what connect clients accept by default; the records are random, so it only costs CPU); with --kafka or --api batch, the produced batches' compression too")
 	fs.StringVar(&f.metrics, "metrics", "", "the agent's metrics `URL` (http://host:7071/metrics): report its store requests, index commits and CPU during the measurement")
 }
 
@@ -165,6 +168,25 @@ func (f *benchFlags) dial(fs *flag.FlagSet) (*bench.Conn, error) {
 	return conn, nil
 }
 
+// registerStreamAPI registers produce's and e2e's --api.
+func registerStreamAPI(fs *flag.FlagSet) *string {
+	return fs.String("api", "stream", "Connect calls to drive: stream (ProduceStream, Subscribe) or batch (Kafka record batches on ProduceBatchesStream, FetchBatches); not with --kafka")
+}
+
+// streamAPI sets cfg.Batches from produce's and e2e's --api.
+func streamAPI(fs *flag.FlagSet, f *benchFlags, api string, cfg *bench.Config) error {
+	given := false
+	fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == "api" })
+	switch {
+	case given && f.kafka != "":
+		return usagef(fs.Name(), "--api %q: not used with --kafka (the Kafka clients' calls are Kafka's)", api)
+	case api != "stream" && api != "batch":
+		return usagef(fs.Name(), "--api %q: want stream or batch", api)
+	}
+	cfg.Batches = api == "batch"
+	return nil
+}
+
 // benchErr turns the harness's errors into the CLI's: a bad setting points
 // at --help.
 func benchErr(cmd string, err error) error {
@@ -205,8 +227,12 @@ func runBenchProduce(ctx context.Context, c *cli, args []string) error {
 	var f benchFlags
 	f.register(fs, 2*time.Second)
 	fs.Lookup("consumers").Usage = "unused by produce"
+	api := registerStreamAPI(fs)
 	cfg, err := parseBench(c, fs, &f, benchProduceHelp, args)
 	if err != nil {
+		return err
+	}
+	if err := streamAPI(fs, &f, *api, &cfg); err != nil {
 		return err
 	}
 	r, err := bench.Produce(ctx, cfg)
@@ -225,18 +251,27 @@ func runBenchConsume(ctx context.Context, c *cli, args []string) error {
 	f.duration = time.Minute
 	backlog := byteSize(256 << 20)
 	fs.Var(&backlog, "backlog-bytes", "record bytes to write before reading, when the topic is new or the flag is given")
-	api := fs.String("api", "subscribe", "read with subscribe or fetch (not with --kafka: Kafka readers Fetch)")
+	api := fs.String("api", "subscribe", "read with subscribe, fetch (one partition per call) or batch (FetchBatches: Kafka record batches of all the reader's partitions per call; the backlog is then written with ProduceBatchesStream); not with --kafka: Kafka readers Fetch")
 	fetchBytes := byteSize(1 << 20)
-	fs.Var(&fetchBytes, "fetch-bytes", "max_bytes of each Fetch or Subscribe message")
+	fs.Var(&fetchBytes, "fetch-bytes", "max_bytes of each Fetch or Subscribe message; with --api batch or --kafka, of each partition in a fetch (Kafka's max.partition.fetch.bytes)")
+	fetchMaxBytes := byteSize(50 << 20)
+	fs.Var(&fetchMaxBytes, "fetch-max-bytes", "with --api batch or --kafka: the most bytes of a fetch over all its partitions (Kafka's fetch.max.bytes; the agent lowers it to its --max-fetch-bytes)")
 	cfg, err := parseBench(c, fs, &f, benchConsumeHelp, args)
 	if err != nil {
 		return err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
-	o := bench.ConsumeOptions{API: *api, FetchBytes: int64(fetchBytes), BacklogBytes: int64(backlog), BacklogGiven: given["backlog-bytes"]}
+	o := bench.ConsumeOptions{API: *api, FetchBytes: int64(fetchBytes), FetchMaxBytes: int64(fetchMaxBytes),
+		BacklogBytes: int64(backlog), BacklogGiven: given["backlog-bytes"]}
 	if f.kafka != "" && !given["api"] {
 		o.API = "" // Kafka readers Fetch; an --api given is refused
+	}
+	if given["fetch-max-bytes"] && f.kafka == "" && o.API != "batch" {
+		return usagef(cmd, "--fetch-max-bytes: only with --api batch or --kafka (--api %s reads one message at a time: give --fetch-bytes)", o.API)
+	}
+	if fetchMaxBytes < 1 {
+		return usagef(cmd, "--fetch-max-bytes %d: want 1 to 1GiB", int64(fetchMaxBytes))
 	}
 	r, err := bench.Consume(ctx, cfg, o)
 	if err != nil {
@@ -250,8 +285,12 @@ func runBenchE2E(ctx context.Context, c *cli, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	var f benchFlags
 	f.register(fs, 2*time.Second)
+	api := registerStreamAPI(fs)
 	cfg, err := parseBench(c, fs, &f, benchE2EHelp, args)
 	if err != nil {
+		return err
+	}
+	if err := streamAPI(fs, &f, *api, &cfg); err != nil {
 		return err
 	}
 	r, err := bench.E2E(ctx, cfg)
@@ -315,6 +354,13 @@ The topic is --topic if it exists, created with --partitions if it does
 not; without --topic a new topic bench-<random> is created and deleted at
 the end (--keep keeps it).
 
+With --api batch each producer sends on one ProduceBatchesStream instead:
+each request is one Kafka record batch (v2) of --batch records, encoded
+(and with --compression gzip compressed) by the producer, for one
+partition, the partitions taken round robin, up to --max-inflight
+unanswered. Not idempotent, as ProduceStream's requests are not. Errors
+count requests, by Connect code (a partition's error's too).
+
 With --kafka BROKERS the producers are franz-go clients of a Kafka
 listener (idempotent, acks=all). Each hands --batch records to one
 partition at a time, round robin, with up to --max-inflight such groups
@@ -326,6 +372,7 @@ Examples:
   strata bench produce --duration 30s
   strata bench produce --rate 50000 --record-size 512 --json
   strata bench produce --metrics http://127.0.0.1:7071/metrics
+  strata bench produce --api batch
   strata bench produce --kafka 127.0.0.1:9092 --linger 5ms
 `
 
@@ -341,10 +388,15 @@ write first, as fast as they can, unmeasured.
 default) each reads its partitions over one Subscribe stream, and the
 latency column is the time between messages; with --api fetch each reads
 its partitions one Fetch at a time, and the latency is per Fetch. With
---kafka BROKERS each reader is a franz-go client fetching its partitions
-directly (no group) from their log start offsets, --fetch-bytes per Fetch
-and per partition, and the latency is the time between polls; --api is
-not used.
+--api batch each reads all its partitions with one FetchBatches call at a
+time (whole Kafka record batches, --fetch-bytes per partition and
+--fetch-max-bytes per call), counting the records from the batch headers;
+the latency is per call, and a backlog written first is written with
+ProduceBatchesStream. With --kafka BROKERS each reader is a franz-go
+client fetching its partitions directly (no group) from their log start
+offsets, --fetch-bytes per partition and --fetch-max-bytes per Fetch (as
+Kafka's max.partition.fetch.bytes and fetch.max.bytes), and the latency is
+the time between polls; --api is not used.
 
 The run ends when the backlog is read or --duration passes; --warmup
 (default 0) drops the first part of it from the results.
@@ -356,6 +408,7 @@ another, or restart the agent in between (see scripts/bench.sh).
 Examples:
   strata bench consume --backlog-bytes 1GiB
   strata bench consume --topic orders --api fetch --json
+  strata bench consume --api batch --backlog-bytes 1GiB
   strata bench consume --kafka 127.0.0.1:9092 --backlog-bytes 1GiB
 `
 
@@ -368,9 +421,12 @@ record being due at its producer to its arrival at a consumer (a record is
 visible once its segment is committed, so this is at least the ack
 latency). Producer ack latency and both throughputs are reported too.
 
-With --kafka BROKERS the consumers are franz-go clients fetching their
-partitions directly from the high watermarks listed before any producer
-sends, and the producers are as for strata bench produce --kafka.
+With --api batch the producers are as for strata bench produce --api
+batch, and each consumer long-polls FetchBatches over its partitions from
+the high watermarks before any producer sends. With --kafka BROKERS the
+consumers are franz-go clients fetching their partitions directly from the
+high watermarks listed before any producer sends, and the producers are as
+for strata bench produce --kafka.
 
 The default --rate 0 produces flat out, which measures latency under
 overload; give a rate below the agent's maximum (see strata bench produce)
@@ -379,6 +435,7 @@ for the latency at that load.
 Examples:
   strata bench e2e --rate 20000
   strata bench e2e --rate 5000 --consumers 1 --json
+  strata bench e2e --api batch --rate 20000
   strata bench e2e --kafka 127.0.0.1:9092 --rate 20000
 `
 

@@ -73,6 +73,12 @@ func TestBenchProduce(t *testing.T) {
 	if out := ok(t, "", "topic", "list", "--addr", addr); strings.Contains(out, r.Topic) {
 		t.Errorf("topic %s left behind:\n%s", r.Topic, out)
 	}
+	// The batch calls, in the summary.
+	out := ok(t, "", "bench", "produce", "--addr", addr, "--api", "batch", "--duration", "500ms", "--warmup", "0s",
+		"--producers", "1", "--partitions", "2", "--record-size", "256", "--batch", "20")
+	if !strings.Contains(out, "strata bench produce over the batch calls: topic") || !strings.Contains(out, "produce (ack)") {
+		t.Errorf("bench produce --api batch:\n%s", out)
+	}
 }
 
 func TestBenchConsumeExistingTopic(t *testing.T) {
@@ -82,6 +88,12 @@ func TestBenchConsumeExistingTopic(t *testing.T) {
 	r := benchJSON(t, "bench", "consume", "--addr", addr, "--topic", "logs")
 	if r.Backlog == nil || r.Backlog.Prefilled || r.Backlog.Records != 3 || r.Consume.Records != 3 || r.Consume.Bytes != 6 {
 		t.Errorf("backlog %+v, consumed %+v", r.Backlog, r.Consume)
+	}
+	// The same records through FetchBatches: counted from the batches
+	// `strata produce` wrote.
+	r = benchJSON(t, "bench", "consume", "--addr", addr, "--topic", "logs", "--api", "batch", "--fetch-max-bytes", "64KiB")
+	if r.API != "batch" || r.Backlog == nil || r.Backlog.Records != 3 || r.Consume.Records != 3 || r.Consume.Bytes != 6 {
+		t.Errorf("--api batch: api %q, backlog %+v, consumed %+v", r.API, r.Backlog, r.Consume)
 	}
 	ok(t, "", "topic", "create", "empty", "--addr", addr)
 	fails(t, "", []string{"bench", "consume", "--addr", addr, "--topic", "empty"}, "topic empty has no records to read; give --backlog-bytes")
@@ -134,7 +146,11 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"bench", "produce", "--batch", "0"}, "--batch 0"},
 		{[]string{"bench", "produce", "--metrics", "localhost:7071"}, "--metrics"},
 		{[]string{"bench", "e2e", "extra"}, `unexpected argument "extra"`},
-		{[]string{"bench", "consume", "--api", "poll"}, `--api "poll": want subscribe or fetch`},
+		{[]string{"bench", "consume", "--api", "poll"}, `--api "poll": want subscribe, fetch or batch`},
+		{[]string{"bench", "produce", "--api", "fetch"}, `--api "fetch": want stream or batch`},
+		{[]string{"bench", "e2e", "--kafka", "127.0.0.1:1", "--api", "batch"}, `--api "batch": not used with --kafka`},
+		{[]string{"bench", "consume", "--fetch-max-bytes", "4MiB"}, "--fetch-max-bytes: only with --api batch or --kafka"},
+		{[]string{"bench", "consume", "--api", "batch", "--fetch-max-bytes", "0"}, "--fetch-max-bytes 0: want 1 to 1GiB"},
 		{[]string{"bench", "store"}, "--store or --index is required"},
 		{[]string{"bench", "store", "--store", "memory://", "--concurrency", "0"}, "--concurrency 0"},
 		{[]string{"bench", "store", "--store", "ftp://x"}, "unknown scheme"},

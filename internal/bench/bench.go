@@ -46,6 +46,12 @@ type Config struct {
 	Kafka []string
 	// Linger is the Kafka producer's linger (franz-go ProducerLinger).
 	Linger time.Duration
+	// Batches drives the Connect API's batch calls (--api batch) instead
+	// of the per-record ones: producers send Kafka record batches on
+	// ProduceBatchesStream instead of records on ProduceStream, and e2e
+	// consumers long-poll FetchBatches instead of following Subscribe
+	// streams. Not with Kafka.
+	Batches bool
 
 	// Topic is the topic to use, created if missing; empty makes a new
 	// bench-<random> topic, deleted afterwards unless Keep.
@@ -69,8 +75,9 @@ type Config struct {
 	// Inflight is the requests (groups) each producer has unanswered.
 	Inflight int
 	// Compression is "none" or "gzip": over Connect the response
-	// compression the clients accept (applied by Dial), over Kafka the
-	// produced batches' compression.
+	// compression the clients accept (applied by Dial), over Kafka and with
+	// Batches also the produced batches' compression (kept only where it
+	// shrinks a batch, as Kafka's producers do).
 	Compression string
 	// Metrics is the agent's metrics URL, or empty.
 	Metrics string
@@ -107,6 +114,8 @@ func (f *Config) Check() error {
 		return flagErrorf("--linger %s: must not be negative", f.Linger)
 	case f.Compression != "none" && f.Compression != "gzip":
 		return flagErrorf("--compression %q: want none or gzip", f.Compression)
+	case f.Batches && f.isKafka():
+		return flagErrorf("--api batch: not used with --kafka (the batch calls are the Connect API's)")
 	}
 	if f.Metrics != "" && !strings.HasPrefix(f.Metrics, "http://") && !strings.HasPrefix(f.Metrics, "https://") {
 		return flagErrorf("--metrics %q: want a URL such as http://127.0.0.1:7071/metrics", f.Metrics)
@@ -225,7 +234,12 @@ type Result struct {
 	Command string `json:"command"`
 	// Protocol is "kafka" for a run over the Kafka protocol; empty (and
 	// left out of the JSON) over Connect.
-	Protocol   string `json:"protocol,omitempty"`
+	Protocol string `json:"protocol,omitempty"`
+	// API is the Connect calls the run drove: "stream" (ProduceStream and
+	// Subscribe) or "batch" (ProduceBatchesStream and FetchBatches), and
+	// for consume the readers' --api (subscribe, fetch or batch). Empty
+	// over Kafka.
+	API        string `json:"api,omitempty"`
 	Addr       string `json:"addr"`
 	Topic      string `json:"topic"`
 	Partitions int32  `json:"partitions"`
@@ -325,8 +339,13 @@ func newResult(command, addr string, f *Config, t *benchTopic, win window) *Resu
 		Start:       win.start.UTC(),
 		Compression: f.Compression,
 	}
-	if f.isKafka() {
+	switch {
+	case f.isKafka():
 		r.Protocol = "kafka"
+	case f.Batches:
+		r.API = "batch"
+	default:
+		r.API = "stream"
 	}
 	return r
 }
@@ -347,6 +366,8 @@ func PrintSummary(w io.Writer, r *Result) {
 	over := ""
 	if r.Protocol != "" {
 		over = " over " + r.Protocol + " " + r.Addr
+	} else if r.API == "batch" {
+		over = " over the batch calls"
 	}
 	fmt.Fprintf(w, "strata bench %s%s: topic %s (%d partitions), %s, %.3gs measured after %.3gs warm-up\n",
 		r.Command, over, r.Topic, r.Partitions, strings.Join(who, ", "), r.Duration, r.Warmup)

@@ -195,7 +195,7 @@ func TestBenchE2E(t *testing.T) {
 
 func TestBenchConsume(t *testing.T) {
 	dial := startAgent(t)
-	for _, api := range []string{"subscribe", "fetch"} {
+	for _, api := range []string{"subscribe", "fetch", "batch"} {
 		cfg := config(3)
 		cfg.Dial, cfg.RecordSize, cfg.Batch, cfg.Duration, cfg.Warmup = dial, 512, 64, time.Minute, 0
 		r, err := Consume(context.Background(), cfg, ConsumeOptions{API: api, FetchBytes: 64 << 10, BacklogBytes: 1 << 20})
@@ -211,6 +211,9 @@ func TestBenchConsume(t *testing.T) {
 		}
 		if r.Consume.Records != r.Backlog.Records {
 			t.Errorf("--api %s read %d records of a %d-record backlog", api, r.Consume.Records, r.Backlog.Records)
+		}
+		if r.Consume.Bytes != 2048*512 {
+			t.Errorf("--api %s read %d bytes of 2048 512-byte records", api, r.Consume.Bytes)
 		}
 	}
 }
@@ -329,8 +332,11 @@ func TestBenchKafkaE2E(t *testing.T) {
 		t.Errorf("e2e p50 %.2fms well below ack p50 %.2fms", r.E2E.P50, r.Produce.Latency.P50)
 	}
 	// The consumers started at the end before any record was sent, so
-	// they read no more than was produced.
-	if r.Consume.Records > r.Produce.Records+int64(cfg.Batch*cfg.Producers*cfg.Inflight) {
+	// they read no more than was produced, give or take the requests in
+	// flight at either edge of the window: a record can be read before
+	// its ack arrives, so one acknowledged in the warm-up (or after the
+	// window) may be read within it.
+	if slack := 2 * int64(cfg.Batch*cfg.Producers*cfg.Inflight); r.Consume.Records > r.Produce.Records+slack {
 		t.Errorf("consumed %d records, produced %d", r.Consume.Records, r.Produce.Records)
 	}
 }
@@ -411,5 +417,148 @@ func TestResultAgentCPUPerMiB(t *testing.T) {
 				t.Fatalf("summary has %q: %v, want %v; summary:\n%s", line, got, tc.want > 0, out.String())
 			}
 		})
+	}
+}
+
+// highWatermarks is the records an agent's topic holds: the sum of its
+// partitions' high watermarks (the topic is never trimmed in these tests).
+func highWatermarks(t *testing.T, dial Dialer, topic string) int64 {
+	t.Helper()
+	cl, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.close()
+	desc, err := cl.Admin.DescribeTopic(context.Background(), connect.NewRequest(&stratav1.DescribeTopicRequest{Name: topic}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, p := range desc.Msg.GetPartitions() {
+		n += p.GetHighWatermark() - p.GetLogStartOffset()
+	}
+	return n
+}
+
+// Over the batch calls: what the producers wrote is in the topic, and a
+// catch-up run reads all of it, several partitions per FetchBatches.
+func TestBenchBatchProduceThenConsume(t *testing.T) {
+	dial := startAgent(t)
+	cfg := config(4)
+	cfg.Dial, cfg.Batches, cfg.Rate, cfg.Batch, cfg.Topic, cfg.Keep = dial, true, 2000, 10, "kept", true
+	r, err := Produce(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.API != "batch" || r.Protocol != "" || r.Partitions != 4 {
+		t.Errorf("result header %+v", r)
+	}
+	checkFlow(t, "produce", r.Produce)
+	if n := r.Produce.Records; n > 2100 {
+		t.Errorf("produced %d records at --rate 2000 for 1s", n)
+	}
+	// The warm-up's records are in the topic too, uncounted.
+	total := highWatermarks(t, dial, "kept")
+	if total < r.Produce.Records {
+		t.Fatalf("the topic holds %d records; the producers reported %d acknowledged", total, r.Produce.Records)
+	}
+	cfg.Duration, cfg.Warmup, cfg.Keep, cfg.Consumers = time.Minute, 0, false, 1
+	// 8 KiB per partition and 16 KiB per call: each call takes several
+	// partitions, none whole.
+	c, err := Consume(context.Background(), cfg, ConsumeOptions{API: "batch", FetchBytes: 8 << 10, FetchMaxBytes: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFlow(t, "consume", c.Consume)
+	if c.API != "batch" || c.Backlog == nil || c.Backlog.Prefilled || c.Backlog.Records != total || c.Consume.Records != total {
+		t.Errorf("api %q, backlog %+v, consumed %+v; the topic holds %d records", c.API, c.Backlog, c.Consume, total)
+	}
+	if want := total * 256; c.Consume.Bytes != want {
+		t.Errorf("consumed %d bytes; want %d", c.Consume.Bytes, want)
+	}
+	// Each call answered at most 16 KiB plus one batch (KIP-74) of
+	// the 256 KiB or so the topic holds.
+	if calls := c.Consume.Latency.Count; calls < uint64(c.Consume.Bytes/(16<<10+10*300)) {
+		t.Errorf("%d FetchBatches calls read %d bytes at most 16 KiB each", calls, c.Consume.Bytes)
+	}
+}
+
+func TestBenchBatchE2E(t *testing.T) {
+	dial := startAgent(t)
+	cfg := config(4)
+	cfg.Dial, cfg.Batches, cfg.Rate, cfg.Batch, cfg.Topic, cfg.Keep = dial, true, 2000, 10, "tail", true
+	r, err := E2E(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.API != "batch" {
+		t.Errorf("api %q, want batch", r.API)
+	}
+	checkFlow(t, "produce", r.Produce)
+	checkFlow(t, "consume", r.Consume)
+	if r.E2E == nil {
+		t.Fatal("no e2e latency")
+	}
+	checkLatency(t, "e2e", *r.E2E)
+	if r.E2E.P50 < r.Produce.Latency.P50/2 {
+		t.Errorf("e2e p50 %.2fms well below ack p50 %.2fms", r.E2E.P50, r.Produce.Latency.P50)
+	}
+	// The consumers started at the end before any record was sent, so
+	// they read no more than was produced, give or take the requests in
+	// flight at either edge of the window: a record can be read before
+	// its ack arrives, so one acknowledged in the warm-up (or after the
+	// window) may be read within it.
+	if slack := 2 * int64(cfg.Batch*cfg.Producers*cfg.Inflight); r.Consume.Records > r.Produce.Records+slack {
+		t.Errorf("consumed %d records, produced %d", r.Consume.Records, r.Produce.Records)
+	}
+	// Nor more than the topic holds: no record is read twice.
+	if total := highWatermarks(t, dial, "tail"); r.Consume.Records > total {
+		t.Errorf("consumed %d records; the topic holds %d", r.Consume.Records, total)
+	}
+}
+
+// The agent's refusals of a partition's batch are counted by their
+// Connect code, and nothing of them is counted as produced.
+func TestBenchBatchErrorsByCode(t *testing.T) {
+	dial := startAgent(t)
+	cl, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.close()
+	if _, err := cl.Admin.CreateTopic(context.Background(), connect.NewRequest(&stratav1.CreateTopicRequest{
+		Name: "small", Partitions: 2, Configs: map[string]string{"max.message.bytes": "1000"},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config(2)
+	cfg.Dial, cfg.Batches, cfg.Topic, cfg.RecordSize, cfg.Rate, cfg.Batch, cfg.Producers = dial, true, "small", 2000, 100, 1, 1
+	cfg.Warmup, cfg.Duration = 0, 500*time.Millisecond
+	r, err := Produce(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Produce.Records != 0 || r.Produce.Errors["invalid_argument"] == 0 || len(r.Produce.Errors) != 1 {
+		t.Errorf("2000-byte records to a topic of max.message.bytes 1000: %d acknowledged, errors %v; want only invalid_argument",
+			r.Produce.Records, r.Produce.Errors)
+	}
+	if n := highWatermarks(t, dial, "small"); n != 0 {
+		t.Errorf("the topic holds %d records, want none", n)
+	}
+}
+
+func TestBenchBatchConfigChecks(t *testing.T) {
+	t.Parallel()
+	cfg := config(1)
+	cfg.Kafka, cfg.Batches = []string{"127.0.0.1:1"}, true
+	_, err := Produce(context.Background(), cfg)
+	var fe *FlagError
+	if !errors.As(err, &fe) || !strings.HasPrefix(err.Error(), "--api batch: not used with --kafka") {
+		t.Errorf("--api batch with --kafka: %v", err)
+	}
+	cfg = config(1)
+	_, err = Consume(context.Background(), cfg, ConsumeOptions{API: "batch", FetchBytes: 1 << 20, FetchMaxBytes: -1})
+	if !errors.As(err, &fe) || !strings.HasPrefix(err.Error(), "--fetch-max-bytes -1: want 1 to 1GiB") {
+		t.Errorf("--fetch-max-bytes -1: %v", err)
 	}
 }

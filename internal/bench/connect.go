@@ -111,6 +111,9 @@ func runProducers(ctx context.Context, f *Config, t *benchTopic, win window, sto
 	if f.isKafka() {
 		return runKafkaProducers(ctx, f, t, win, stop, cnt)
 	}
+	if f.Batches {
+		return runBatchProducers(ctx, f, t, win, stop, cnt)
+	}
 	var interval time.Duration
 	if f.Rate > 0 {
 		interval = f.requestInterval()

@@ -19,29 +19,53 @@ import (
 
 // ConsumeOptions are the settings only Consume has.
 type ConsumeOptions struct {
-	// API is "subscribe" (one Subscribe stream per reader) or "fetch" (one
-	// Fetch at a time) over Connect; over Kafka the readers always Fetch,
-	// with franz-go, and API must be empty.
+	// API is "subscribe" (one Subscribe stream per reader), "fetch" (one
+	// Fetch of one partition at a time) or "batch" (one FetchBatches of all
+	// the reader's partitions at a time; the backlog, if written, is then
+	// written with the batch calls too, as Config.Batches says) over
+	// Connect; over Kafka the readers always Fetch, with franz-go, and API
+	// must be empty.
 	API string
-	// FetchBytes is the max_bytes of each Fetch or Subscribe message (over
-	// Kafka: of each Fetch, and of each partition in it).
+	// FetchBytes is the max_bytes of each Fetch or Subscribe message; over
+	// Kafka and with API "batch", the most bytes of each partition in a
+	// fetch (Kafka's max.partition.fetch.bytes, default 1 MiB).
 	FetchBytes int64
+	// FetchMaxBytes, over Kafka and with API "batch", is the most bytes of
+	// a fetch over all its partitions (Kafka's fetch.max.bytes); 0 is
+	// Kafka's default, 50 MiB. The agent lowers it to its
+	// --max-fetch-bytes, as a Kafka broker lowers it to its own
+	// fetch.max.bytes (KIP-541). Not used by "subscribe" and "fetch".
+	FetchMaxBytes int64
 	// BacklogBytes are written before reading when the topic is new, or
 	// when BacklogGiven (the user asked for it on an existing topic).
 	BacklogBytes int64
 	BacklogGiven bool
 }
 
+// kafkaFetchMaxBytes is Kafka's default fetch.max.bytes (and franz-go's
+// FetchMaxBytes).
+const kafkaFetchMaxBytes = 50 << 20
+
 func (o *ConsumeOptions) check(kafka bool) error {
 	switch {
 	case kafka && o.API != "":
 		return flagErrorf("--api %q: not used with --kafka (Kafka readers always Fetch)", o.API)
-	case !kafka && o.API != "subscribe" && o.API != "fetch":
-		return flagErrorf("--api %q: want subscribe or fetch", o.API)
+	case !kafka && o.API != "subscribe" && o.API != "fetch" && o.API != "batch":
+		return flagErrorf("--api %q: want subscribe, fetch or batch", o.API)
 	case o.FetchBytes < 1 || o.FetchBytes > 1<<30:
 		return flagErrorf("--fetch-bytes %d: want 1 to 1GiB", o.FetchBytes)
+	case o.FetchMaxBytes < 0 || o.FetchMaxBytes > 1<<30:
+		return flagErrorf("--fetch-max-bytes %d: want 1 to 1GiB", o.FetchMaxBytes)
 	}
 	return nil
+}
+
+// fetchMaxBytes is FetchMaxBytes with 0 as Kafka's default.
+func (o *ConsumeOptions) fetchMaxBytes() int32 {
+	if o.FetchMaxBytes == 0 {
+		return kafkaFetchMaxBytes
+	}
+	return int32(o.FetchMaxBytes)
 }
 
 // Consume reads a backlog from its start as fast as the agent serves it
@@ -54,6 +78,9 @@ func Consume(ctx context.Context, f Config, o ConsumeOptions) (*Result, error) {
 	}
 	if err := o.check(f.isKafka()); err != nil {
 		return nil, err
+	}
+	if o.API == "batch" {
+		f.Batches = true // the backlog goes in as the readers take it out
 	}
 	tg, t, done, err := openRun(ctx, &f)
 	if err != nil {
@@ -127,7 +154,7 @@ func Consume(ctx context.Context, f Config, o ConsumeOptions) (*Result, error) {
 		}
 		r := &reader{stats: newFlowStats()}
 		if f.isKafka() {
-			kr := &kafkaReader{brokers: f.Kafka, topic: t.name, share: share, maxBytes: int32(o.FetchBytes), win: win, cnt: cnt, stats: r.stats}
+			kr := &kafkaReader{brokers: f.Kafka, topic: t.name, share: share, maxBytes: int32(o.FetchBytes), maxRequestBytes: o.fetchMaxBytes(), win: win, cnt: cnt, stats: r.stats}
 			r.read = kr.read
 		} else {
 			rcl, err := f.Dial()
@@ -136,10 +163,14 @@ func Consume(ctx context.Context, f Config, o ConsumeOptions) (*Result, error) {
 				return nil, err
 			}
 			defer rcl.close()
-			cr := &catchUpReader{cl: rcl, topic: t.name, share: share, maxBytes: int32(o.FetchBytes), win: win, cnt: cnt, stats: r.stats}
-			r.read = cr.subscribe
-			if o.API == "fetch" {
+			cr := &catchUpReader{cl: rcl, topic: t.name, share: share, maxBytes: int32(o.FetchBytes), maxRequestBytes: o.fetchMaxBytes(), win: win, cnt: cnt, stats: r.stats}
+			switch o.API {
+			case "fetch":
 				r.read = cr.fetch
+			case "batch":
+				r.read = cr.fetchBatches
+			default:
+				r.read = cr.subscribe
 			}
 		}
 		readers = append(readers, r)
@@ -186,6 +217,7 @@ func Consume(ctx context.Context, f Config, o ConsumeOptions) (*Result, error) {
 		return nil, err
 	}
 	r := newResult("consume", tg.addr(), &f, t, win)
+	r.API = o.API
 	r.Producers = 0
 	r.Duration = round3(seconds)
 	r.Backlog = &bl
@@ -198,13 +230,17 @@ func Consume(ctx context.Context, f Config, o ConsumeOptions) (*Result, error) {
 // catchUpReader reads its share of the partitions up to their watermarks
 // over Connect.
 type catchUpReader struct {
-	cl       *Conn
-	topic    string
-	share    map[int32][2]int64
-	maxBytes int32
-	win      window
-	cnt      *counters
-	stats    *flowStats
+	cl    *Conn
+	topic string
+	share map[int32][2]int64
+	// maxBytes is each Fetch's or Subscribe message's max_bytes, or
+	// FetchBatches' per partition; maxRequestBytes is FetchBatches' over
+	// all partitions.
+	maxBytes        int32
+	maxRequestBytes int32
+	win             window
+	cnt             *counters
+	stats           *flowStats
 }
 
 func (r *catchUpReader) count(recs []*stratav1.ConsumedRecord, latency time.Duration, now time.Time) {
@@ -215,11 +251,16 @@ func (r *catchUpReader) count(recs []*stratav1.ConsumedRecord, latency time.Dura
 			bytes += int64(len(h.GetKey()) + len(h.GetValue()))
 		}
 	}
-	r.cnt.consumed.Add(int64(len(recs)))
-	r.cnt.consumedBytes.Add(bytes)
+	r.countN(int64(len(recs)), bytes, latency, now)
+}
+
+// countN counts one response of n records of size bytes.
+func (r *catchUpReader) countN(n, size int64, latency time.Duration, now time.Time) {
+	r.cnt.consumed.Add(n)
+	r.cnt.consumedBytes.Add(size)
 	if r.win.in(now) {
-		r.stats.records += int64(len(recs))
-		r.stats.bytes += bytes
+		r.stats.records += n
+		r.stats.bytes += size
 		r.stats.hist.Record(latency.Nanoseconds())
 	}
 }

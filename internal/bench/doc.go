@@ -8,10 +8,13 @@
 //	Store    PUT, GET, ranged GET and Redis round trips, without an agent
 //
 // Produce, Consume and E2E drive an agent over the public Connect API
-// (Config.Dial, built by cmd/strata from --addr and --protocol), or, with
-// Config.Kafka set, a Kafka listener with franz-go's kgo client. Both modes
-// report the same Result (its JSON is what `strata bench --json` prints and
-// internal/benchreport reads), so their figures compare directly.
+// (Config.Dial, built by cmd/strata from --addr and --protocol): its
+// per-record calls (ProduceStream, Subscribe, Fetch) or, with
+// Config.Batches, its batch calls (ProduceBatchesStream and FetchBatches,
+// which carry Kafka record batches; batch.go), or, with Config.Kafka set, a
+// Kafka listener with franz-go's kgo client. All report the same Result
+// (its JSON is what `strata bench --json` prints and internal/benchreport
+// reads), so their figures compare directly.
 //
 // The three client benchmarks share one shape: a warm-up whose results are
 // thrown away, then a measured window of Config.Duration. Each goroutine

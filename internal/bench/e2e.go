@@ -18,8 +18,9 @@ import (
 )
 
 // E2E runs f.Consumers consumers following the topic from its end, each on
-// its share of the partitions (Subscribe streams over Connect; franz-go
-// clients consuming the partitions directly from their high watermarks over
+// its share of the partitions (Subscribe streams over Connect; FetchBatches
+// long polls from the high watermarks with f.Batches; franz-go clients
+// consuming the partitions directly from their high watermarks over
 // Kafka), then f.Producers producers at f.Rate, and reports the
 // produce-to-consume latency: the time from a record being due at its
 // producer to its arrival at a consumer. Producer ack latency and both
@@ -45,8 +46,8 @@ func E2E(ctx context.Context, f Config) (*Result, error) {
 	cnt := &counters{}
 	var win window // set before the consumers run
 	var ends map[int32]int64
-	if f.isKafka() {
-		if ends, err = tg.(*kafkaTarget).endOffsets(ctx, t.name); err != nil {
+	if f.isKafka() || f.Batches {
+		if ends, err = tg.endOffsets(ctx, t.name); err != nil {
 			return nil, err
 		}
 	}
@@ -57,9 +58,12 @@ func E2E(ctx context.Context, f Config) (*Result, error) {
 			parts = append(parts, p)
 		}
 		tc := &tailConsumer{win: &win, cnt: cnt, stats: newFlowStats(), e2e: newFlowStats()}
-		if f.isKafka() {
+		switch {
+		case f.isKafka():
 			tc.src, err = openKafkaTail(&f, t.name, parts, ends)
-		} else {
+		case f.Batches:
+			tc.src, err = openBatchTail(&f, t.name, parts, ends)
+		default:
 			tc.src, err = openConnectTail(cctx, &f, t.name, parts)
 		}
 		if err != nil {

@@ -320,13 +320,17 @@ func (p *kafkaProducer) acked(g *group, err error) {
 // kafkaReader reads its share of the partitions up to their high
 // watermarks with one franz-go client, from the offsets given.
 type kafkaReader struct {
-	brokers  []string
-	topic    string
-	share    map[int32][2]int64
-	maxBytes int32
-	win      window
-	cnt      *counters
-	stats    *flowStats
+	brokers []string
+	topic   string
+	share   map[int32][2]int64
+	// maxBytes is each partition's in a Fetch (FetchMaxPartitionBytes,
+	// Kafka's max.partition.fetch.bytes); maxRequestBytes the Fetch's over
+	// all partitions (FetchMaxBytes, Kafka's fetch.max.bytes).
+	maxBytes        int32
+	maxRequestBytes int32
+	win             window
+	cnt             *counters
+	stats           *flowStats
 }
 
 func (r *kafkaReader) read(ctx context.Context) error {
@@ -338,7 +342,7 @@ func (r *kafkaReader) read(ctx context.Context) error {
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: offsets}),
-		kgo.FetchMaxBytes(r.maxBytes), kgo.FetchMaxPartitionBytes(r.maxBytes))
+		kgo.FetchMaxBytes(r.maxRequestBytes), kgo.FetchMaxPartitionBytes(r.maxBytes))
 	if err != nil {
 		return err
 	}

@@ -12,10 +12,13 @@ import (
 // Over Connect each producer has its own connection and ProduceStream with
 // up to f.Inflight requests of f.Batch records unanswered; records have no
 // key, and the agent puts each request's records in one partition, moving
-// on per request. Over Kafka each producer is its own franz-go client
-// (idempotent, acks=all) that hands f.Batch records to one partition at a
-// time, round robin, with up to f.Inflight such groups unacknowledged; a
-// group's latency is that of its last record.
+// on per request. With f.Batches each producer's ProduceBatchesStream
+// carries one Kafka record batch of f.Batch records per request, for one
+// partition, round robin, up to f.Inflight unanswered. Over Kafka each
+// producer is its own franz-go client (idempotent, acks=all) that hands
+// f.Batch records to one partition at a time, round robin, with up to
+// f.Inflight such groups unacknowledged; a group's latency is that of its
+// last record.
 func Produce(ctx context.Context, f Config) (*Result, error) {
 	if err := f.Check(); err != nil {
 		return nil, err

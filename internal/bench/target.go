@@ -19,6 +19,8 @@ type target interface {
 	teardown(t *benchTopic, keep bool, stderr io.Writer)
 	// spans are the topic's partitions with records: [from, to) each.
 	spans(ctx context.Context, topic string) ([]span, error)
+	// endOffsets are the topic's high watermarks, by partition.
+	endOffsets(ctx context.Context, topic string) (map[int32]int64, error)
 	close()
 }
 
@@ -84,6 +86,18 @@ func (c connectTarget) spans(ctx context.Context, topic string) ([]span, error) 
 		if info.GetHighWatermark() > info.GetLogStartOffset() {
 			out = append(out, span{info.GetPartition(), info.GetLogStartOffset(), info.GetHighWatermark(), info.GetBytes()})
 		}
+	}
+	return out, nil
+}
+
+func (c connectTarget) endOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
+	desc, err := c.cl.Admin.DescribeTopic(ctx, connect.NewRequest(&stratav1.DescribeTopicRequest{Name: topic}))
+	if err != nil {
+		return nil, c.cl.explain(err, topic)
+	}
+	out := map[int32]int64{}
+	for _, info := range desc.Msg.GetPartitions() {
+		out[info.GetPartition()] = info.GetHighWatermark()
 	}
 	return out, nil
 }
