@@ -271,7 +271,7 @@ func TestCleaningKeepsTheLatestRecordPerKey(t *testing.T) {
 	checkReads(t, cold, tp, latest)
 	// Lookups by time land on the next record kept.
 	for _, c := range []struct{ ts, off int64 }{{0, 5}, {10_003, 5}, {20_001, 5}, {20_002, 7}, {30_001, 10}, {40_001, 12}} {
-		off, _, err := a.ListOffset(ctx, tp.Name, 0, c.ts)
+		off, _, err := a.ListOffset(ctx, tp.Name, 0, c.ts, false)
 		if err != nil || off != c.off {
 			t.Fatalf("ListOffset(%d) = %d, %v; want %d", c.ts, off, err, c.off)
 		}

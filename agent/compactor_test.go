@@ -72,7 +72,7 @@ func viewPartition(t *testing.T, a *Agent, topic coordinator.Topic, p int32, sta
 		Start: &stratav1.SubscribeRequest_Offset{Offset: st.LogStartOffset}, MaxBytes: 500})
 	v.streamed = s.next(len(v.fetched), 0)
 	for _, ts := range stamps {
-		off, rts, err := a.ListOffset(ctx, topic.Name, p, ts)
+		off, rts, err := a.ListOffset(ctx, topic.Name, p, ts, false)
 		v.byTime = append(v.byTime, fmt.Sprintf("%d:%d/%d/%v", ts, off, rts, err))
 	}
 	r, found, err := a.listOffset(ctx, topic.Name, p, offsetMaxTimestamp, 0)

@@ -90,10 +90,7 @@ func (a *Agent) ListOffsets(ctx context.Context, m *stratav1.ListOffsetsRequest)
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			res, err := a.listOffsetsPartition(ctx, q)
-			if err == nil && q.GetLatest() && m.GetIsolationLevel() == stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED {
-				res.Offset, err = a.lastStableOffset(ctx, q.GetTopic(), q.GetPartition())
-			}
+			res, err := a.listOffsetsPartition(ctx, q, m.GetIsolationLevel() == stratav1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED)
 			if err != nil {
 				once.Do(func() { firstErr = err; cancel() })
 				return
@@ -114,8 +111,9 @@ func (a *Agent) ListOffsets(ctx context.Context, m *stratav1.ListOffsetsRequest)
 // listOffsetsParallel bounds the lookups of one ListOffsets call in flight.
 const listOffsetsParallel = 16
 
-// listOffsetsPartition answers one lookup of the RPC.
-func (a *Agent) listOffsetsPartition(ctx context.Context, q *stratav1.ListOffsetsPartition) (*stratav1.ListOffsetsPartitionResult, error) {
+// listOffsetsPartition answers one lookup of the RPC, bounded by the last
+// stable offset when readCommitted (stableOffset).
+func (a *Agent) listOffsetsPartition(ctx context.Context, q *stratav1.ListOffsetsPartition, readCommitted bool) (*stratav1.ListOffsetsPartitionResult, error) {
 	var spec offsetSpec
 	var ts int64
 	switch s := q.GetSpec().(type) {
@@ -129,6 +127,9 @@ func (a *Agent) listOffsetsPartition(ctx context.Context, q *stratav1.ListOffset
 		spec, ts = offsetByTime, millisCeil(s.Timestamp)
 	}
 	r, found, err := a.listOffset(ctx, q.GetTopic(), q.GetPartition(), spec, ts)
+	if err == nil && found && readCommitted {
+		r, found, err = a.stableOffset(ctx, q.GetTopic(), q.GetPartition(), spec, r)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -155,10 +156,14 @@ const (
 // the offset and, for a time or ListMaxTimestamp, the record's timestamp
 // (ms); offset and timestamp are -1 when no record matches (Kafka's
 // answer), and timestamp is -1 for ListLatest and ListEarliest. Other
-// negative timestamps are invalid. Errors: an unknown topic or partition is
-// a coordinator.ErrNotFound, said only after the topic's metadata was read
+// negative timestamps are invalid. With readCommitted (Kafka's
+// read_committed isolation level) the last stable offset bounds the
+// answer, as in Kafka's Partition.fetchOffsetForTimestamp: ListLatest is
+// the LSO, and a record found by time or max timestamp at or past the LSO
+// is no match (-1, -1). Errors: an unknown topic or partition is a
+// coordinator.ErrNotFound, said only after the topic's metadata was read
 // afresh; the index or store unavailable is retryable.
-func (a *Agent) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64) (offset, recordTimestamp int64, err error) {
+func (a *Agent) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64, readCommitted bool) (offset, recordTimestamp int64, err error) {
 	spec := offsetByTime
 	switch {
 	case timestamp == ListLatest:
@@ -176,8 +181,33 @@ func (a *Agent) ListOffset(ctx context.Context, topic string, partition int32, t
 		return 0, 0, err
 	case !found:
 		return -1, -1, nil
+	case readCommitted:
+		if r, found, err = a.stableOffset(ctx, topic, partition, spec, r); err != nil {
+			return 0, 0, err
+		} else if !found {
+			return -1, -1, nil
+		}
 	}
 	return r.offset, r.timestamp, nil
+}
+
+// stableOffset bounds r, what listOffset found for spec, by the partition's
+// last stable offset, for read_committed lookups (Kafka's
+// Partition.fetchOffsetForTimestamp): latest is the LSO, earliest stays,
+// and a record found by time or max timestamp at or past the LSO is no
+// match (found false).
+func (a *Agent) stableOffset(ctx context.Context, topic string, partition int32, spec offsetSpec, r timedOffset) (timedOffset, bool, error) {
+	if spec == offsetEarliest {
+		return r, true, nil
+	}
+	lso, err := a.lastStableOffset(ctx, topic, partition)
+	switch {
+	case err != nil:
+		return timedOffset{}, false, err
+	case spec == offsetLatest:
+		return timedOffset{offset: lso, timestamp: -1}, true, nil
+	}
+	return r, r.offset < lso, nil
 }
 
 // offsetSpec is what a lookup finds.

@@ -357,15 +357,15 @@ func TestListOffsetSpecialTimestamps(t *testing.T) {
 		{301, 1, 900},
 		{901, -1, -1},
 	} {
-		off, stamp, err := ta.agent.ListOffset(t.Context(), "kafkaish", 0, c.ts)
+		off, stamp, err := ta.agent.ListOffset(t.Context(), "kafkaish", 0, c.ts, false)
 		if err != nil || off != c.off || stamp != c.stamp {
 			t.Errorf("ListOffset(%d) = %d, %d, %v; want %d, %d", c.ts, off, stamp, err, c.off, c.stamp)
 		}
 	}
-	if _, _, err := ta.agent.ListOffset(t.Context(), "kafkaish", 0, -4); err == nil || !strings.Contains(err.Error(), "timestamp -4") {
+	if _, _, err := ta.agent.ListOffset(t.Context(), "kafkaish", 0, -4, false); err == nil || !strings.Contains(err.Error(), "timestamp -4") {
 		t.Errorf("ListOffset(-4): %v, want an invalid timestamp", err)
 	}
-	if _, _, err := ta.agent.ListOffset(t.Context(), "kafkaish", 1, agent.ListLatest); !errors.Is(err, coordinator.ErrNotFound) {
+	if _, _, err := ta.agent.ListOffset(t.Context(), "kafkaish", 1, agent.ListLatest, false); !errors.Is(err, coordinator.ErrNotFound) {
 		t.Errorf("ListOffset of partition 1 of 1: %v, want ErrNotFound", err)
 	}
 }

@@ -131,6 +131,33 @@ func TestTxnReadCommitted(t *testing.T) {
 			t.Fatalf("ListOffsets latest %v: %v, %v; want %d", level, lo, err, want)
 		}
 	}
+	// The Go API the Kafka front-end uses, and the lookups by time: under
+	// read_committed nothing at or past the LSO is found (Kafka's
+	// Partition.fetchOffsetForTimestamp).
+	for _, c := range []struct {
+		ts            int64
+		committed     bool
+		off           int64
+		wantTimestamp bool
+	}{
+		{agent.ListLatest, true, 0, false},
+		{agent.ListLatest, false, 3, false},
+		{agent.ListEarliest, true, 0, false},
+		{agent.ListMaxTimestamp, true, -1, false},
+		{agent.ListMaxTimestamp, false, 2, true},
+		{0, true, -1, false},
+		{0, false, 0, true},
+	} {
+		off, ts, err := ta.agent.ListOffset(t.Context(), "txn-rc", 0, c.ts, c.committed)
+		if err != nil || off != c.off || (ts >= 0) != c.wantTimestamp {
+			t.Errorf("ListOffset(%d, read_committed %v) = %d, %d, %v; want offset %d", c.ts, c.committed, off, ts, err, c.off)
+		}
+	}
+	lo, err := ta.consumer.ListOffsets(t.Context(), connect.NewRequest(&stratav1.ListOffsetsRequest{IsolationLevel: committed,
+		Partitions: []*stratav1.ListOffsetsPartition{{Topic: "txn-rc", Spec: &stratav1.ListOffsetsPartition_MaxTimestamp{MaxTimestamp: true}}}}))
+	if err != nil || lo.Msg.GetPartitions()[0].GetOffset() != -1 {
+		t.Fatalf("ListOffsets max timestamp read_committed while open: %v, %v; want -1", lo, err)
+	}
 
 	// A long poll at the LSO waits (the plain record is past it), and
 	// answers empty.

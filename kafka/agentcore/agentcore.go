@@ -440,8 +440,8 @@ func (c *Core) Fetch(ctx context.Context, req kafka.FetchRequest) ([]kafka.Fetch
 
 // ListOffset implements kafka.LogCore over agent.ListOffset, whose special
 // timestamps are Kafka's.
-func (c *Core) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64, _ bool) (kafka.OffsetAndTimestamp, error) {
-	off, ts, err := c.a.ListOffset(ctx, topic, partition, timestamp)
+func (c *Core) ListOffset(ctx context.Context, topic string, partition int32, timestamp int64, readCommitted bool) (kafka.OffsetAndTimestamp, error) {
+	off, ts, err := c.a.ListOffset(ctx, topic, partition, timestamp, readCommitted)
 	if err != nil {
 		return kafka.OffsetAndTimestamp{}, readErr(err)
 	}

@@ -570,7 +570,8 @@ type ListOffsetsRequest struct {
 	Partitions []*ListOffsetsPartition `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	// Which records count: under READ_COMMITTED, "latest" is the partition's
 	// last stable offset (the first offset of its oldest open transaction, or
-	// the high watermark), as Kafka answers it (KIP-98).
+	// the high watermark), and a record found by timestamp or max_timestamp at
+	// or past it is no match (offset -1), as Kafka answers them (KIP-98).
 	IsolationLevel IsolationLevel `protobuf:"varint,2,opt,name=isolation_level,json=isolationLevel,proto3,enum=strata.v1.IsolationLevel" json:"isolation_level,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

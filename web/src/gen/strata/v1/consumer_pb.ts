@@ -337,7 +337,8 @@ export type ListOffsetsRequest = Message<"strata.v1.ListOffsetsRequest"> & {
   /**
    * Which records count: under READ_COMMITTED, "latest" is the partition's
    * last stable offset (the first offset of its oldest open transaction, or
-   * the high watermark), as Kafka answers it (KIP-98).
+   * the high watermark), and a record found by timestamp or max_timestamp at
+   * or past it is no match (offset -1), as Kafka answers them (KIP-98).
    *
    * @generated from field: strata.v1.IsolationLevel isolation_level = 2;
    */
