@@ -133,7 +133,7 @@ func (a *Agent) TxnOffsetCommit(ctx context.Context, m *stratav1.TxnOffsetCommit
 		offsets[coordinator.TopicPartition{Topic: o.GetTopic(), Partition: o.GetPartition()}] = coordinator.CommittedOffset{
 			Offset: o.GetOffset(), Metadata: o.GetMetadata(), TopicID: topic.ID}
 	}
-	if err := a.index.TxnOffsetCommit(ctx, m.GetGroup(), pid, epoch, offsets); err != nil {
+	if err := a.index.TxnOffsetCommit(ctx, m.GetGroup(), pid, epoch, nil, offsets); err != nil {
 		return nil, err
 	}
 	return &stratav1.TxnOffsetCommitResponse{}, nil

@@ -351,6 +351,11 @@ type Agents interface {
 // ErrGroupNotEmpty: DeleteGroup found live members. It is an ErrConflict too.
 var ErrGroupNotEmpty = fmt.Errorf("%w: group has live members", ErrConflict)
 
+// ErrMemberFenced is a commit a MemberFence refused: the member is not in
+// the group, is at another epoch, or its lease expired. It is an ErrFenced;
+// it tells a group member's fence from a producer's (Transactions).
+var ErrMemberFenced = fmt.Errorf("%w: group member", ErrFenced)
+
 // TopicPartition names one partition of a topic by the topic's name, as Kafka
 // keys committed offsets.
 type TopicPartition struct {
@@ -370,6 +375,12 @@ type CommittedOffset struct {
 	TopicID uuid.UUID
 	// CommitTime is set by the index's clock when zero on commit.
 	CommitTime time.Time
+	// LeaderEpoch is the committed leader epoch a Kafka client sent with
+	// the offset (committed_leader_epoch of OffsetCommit v6+ and
+	// TxnOffsetCommit v2+, KIP-320), kept as sent and returned by
+	// OffsetFetch v5+; nil when none was sent (Kafka's -1), as for every
+	// offset the native API commits.
+	LeaderEpoch *int32
 }
 
 // GroupState is the group protocol's own record (assignment, target, epochs),
@@ -392,7 +403,7 @@ type GroupMember struct {
 }
 
 // MemberFence makes a commit conditional on the member still holding its
-// lease with this epoch.
+// lease with this epoch. A commit it refuses is ErrMemberFenced.
 type MemberFence struct {
 	MemberID string
 	Epoch    int32
