@@ -97,43 +97,21 @@ func (a *Agent) AddOffsetsToTxn(ctx context.Context, req *stratav1.AddOffsetsToT
 }
 
 // TxnOffsetCommit is ProducerService.TxnOffsetCommit (strata/v1; KIP-98)
-// in the core; the Connect front-end, agent/connectapi, wraps it. Errors:
-// ErrInvalid, ErrTooLarge (a *LimitError naming
-// offset-metadata-max-bytes), coordinator.ErrFenced,
-// coordinator.ErrInvalidTxnState (a group not added first).
+// in the core; the Connect front-end, agent/connectapi, wraps it: the
+// offsets are staged all or none (stageTxnOffsets). Errors: ErrInvalid,
+// ErrTooLarge (a *LimitError naming offset-metadata-max-bytes),
+// coordinator.ErrFenced (the producer), coordinator.ErrInvalidTxnState (a
+// group not added first).
 func (a *Agent) TxnOffsetCommit(ctx context.Context, m *stratav1.TxnOffsetCommitRequest) (*stratav1.TxnOffsetCommitResponse, error) {
 	tid, pid, epoch, err := txnProducer(m.GetProducer())
 	if err != nil {
 		return nil, err
 	}
-	if m.GetGroup() == "" {
-		return nil, invalidf("group is required")
-	}
-	txn, err := a.currentTxn(ctx, tid, pid, epoch)
-	if err != nil {
-		return nil, err
-	}
-	if txn.State != coordinator.TxnOngoing || !slices.Contains(txn.Groups, m.GetGroup()) {
-		return nil, fmt.Errorf("%w: group %q was not added to the transaction of %q (state %s): call AddOffsetsToTxn first",
-			coordinator.ErrInvalidTxnState, m.GetGroup(), tid, txn.State)
-	}
-	offsets := make(map[coordinator.TopicPartition]coordinator.CommittedOffset, len(m.GetOffsets()))
+	offsets := make([]TxnOffset, len(m.GetOffsets()))
 	for i, o := range m.GetOffsets() {
-		if o.GetOffset() < 0 {
-			return nil, invalidf("offsets[%d]: offset %d is negative", i, o.GetOffset())
-		}
-		if len(o.GetMetadata()) > a.cfg.OffsetMetadataMaxBytes {
-			return nil, overLimit(errTooLarge, "offset-metadata-max-bytes", int64(a.cfg.OffsetMetadataMaxBytes), int64(len(o.GetMetadata())),
-				"offsets[%d]: metadata of %d bytes is over offset-metadata-max-bytes %d", i, len(o.GetMetadata()), a.cfg.OffsetMetadataMaxBytes)
-		}
-		topic, err := a.partitionTopic(ctx, o.GetTopic(), o.GetPartition())
-		if err != nil {
-			return nil, err
-		}
-		offsets[coordinator.TopicPartition{Topic: o.GetTopic(), Partition: o.GetPartition()}] = coordinator.CommittedOffset{
-			Offset: o.GetOffset(), Metadata: o.GetMetadata(), TopicID: topic.ID}
+		offsets[i] = TxnOffset{Topic: o.GetTopic(), Partition: o.GetPartition(), Offset: o.GetOffset(), Metadata: o.GetMetadata()}
 	}
-	if err := a.index.TxnOffsetCommit(ctx, m.GetGroup(), pid, epoch, nil, offsets); err != nil {
+	if err := a.stageTxnOffsets(ctx, tid, pid, epoch, m.GetGroup(), noTxnGroupMember, offsets); err != nil {
 		return nil, err
 	}
 	return &stratav1.TxnOffsetCommitResponse{}, nil
