@@ -237,7 +237,10 @@ func (a *Agent) txnMemberFence(ctx context.Context, group string, member TxnGrou
 			return nil, true, fmt.Errorf("%w: member %q is not in group %q (it left or its session expired): rejoin", ErrUnknownMemberID, member.MemberID, group)
 		}
 		if member.Generation != m.Epoch {
-			return nil, true, fmt.Errorf("%w: member %q sent member epoch %d, its epoch is %d", ErrIllegalGeneration, member.MemberID, member.Generation, m.Epoch)
+			// Both errors: Kafka's for this API, and the native API's
+			// (nativeMemberError) with the stale/fenced distinction.
+			return nil, true, fmt.Errorf("%w: %w: member %q sent member epoch %d, its epoch is %d",
+				ErrIllegalGeneration, memberEpochError(member.Generation, m.Epoch), member.MemberID, member.Generation, m.Epoch)
 		}
 		return &coordinator.MemberFence{MemberID: member.MemberID, Epoch: member.Generation}, true, nil
 	}

@@ -51,6 +51,11 @@ func (c *Core) EndTxn(ctx context.Context, p kafka.TxnProducer, commit bool) err
 // txnErr is kafkaErr for the transaction coordinator's calls, whose fenced
 // producer is PRODUCER_FENCED (a produce's is INVALID_PRODUCER_EPOCH).
 func txnErr(err error) error {
+	if errors.Is(err, agent.ErrUnknownMemberID) || errors.Is(err, agent.ErrIllegalGeneration) || errors.Is(err, agent.ErrFencedInstanceID) {
+		// A group member's (KIP-447), some of which also read as the
+		// native API's fenced member epochs: not the producer's fence.
+		return kafkaErr(err)
+	}
 	if err != nil && !errors.Is(err, agent.ErrUnknownTopicOrPartition) && errors.Is(err, coordinator.ErrFenced) {
 		return fmt.Errorf("%w: %w", kafka.ErrProducerFenced, err)
 	}
