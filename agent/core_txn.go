@@ -92,25 +92,26 @@ func (a *Agent) InitTxnProducer(ctx context.Context, transactionalID string, tim
 // InitKnownTxnProducer is InitTxnProducer for a producer that sends the
 // producer id and epoch it has (InitProducerId v3+, KIP-360): the epoch is
 // bumped (and a transaction left open aborted) only if they are the
-// transactional id's current ones, or the id has no producer yet (its
-// state expired); any other pair is a zombie's, refused with
-// coordinator.ErrFenced (Kafka's PRODUCER_FENCED). The check and the bump
-// are two steps: two callers with the same pair may both bump, and the
-// first is then fenced by the second's epoch, as after any InitProducerId.
+// transactional id's current ones, or the id has no producer (its state
+// expired). The pair the holder's own last bump, or the reaper's fence of
+// its timed-out transaction, replaced gets the current pair back (a retry,
+// or KIP-588's recovery from a transaction timeout). Any other pair is a
+// zombie's, refused with coordinator.ErrFenced (Kafka's PRODUCER_FENCED):
+// a producer that took the id without a pair fences every older holder.
 func (a *Agent) InitKnownTxnProducer(ctx context.Context, transactionalID string, timeout time.Duration, producerID int64, epoch int16) (int64, int16, error) {
 	if transactionalID == "" {
 		return 0, 0, invalidf("transactional id is empty")
 	}
-	cur, err := a.index.DescribeTxn(ctx, transactionalID)
-	switch {
-	case errors.Is(err, coordinator.ErrNotFound):
-	case err != nil:
+	id, e, err := a.index.BumpTransactionalProducer(ctx, transactionalID, timeout, producerID, epoch)
+	if err != nil {
 		return 0, 0, err
-	case cur.ProducerID != producerID || cur.ProducerEpoch != epoch:
-		return 0, 0, fmt.Errorf("%w: transactional id %q belongs to producer %d epoch %d, not %d epoch %d",
-			coordinator.ErrFenced, transactionalID, cur.ProducerID, cur.ProducerEpoch, producerID, epoch)
 	}
-	return a.InitTxnProducer(ctx, transactionalID, timeout)
+	// As initProducerID: the new epoch becomes the transaction's producer,
+	// aborting what an older one left open (a retry finds it done).
+	if err := a.initTxn(ctx, transactionalID, id, e, timeout); err != nil {
+		return 0, 0, err
+	}
+	return id, e, nil
 }
 
 // AddTxnPartitions is AddPartitionsToTxn (txn.go) with Go types: all or

@@ -288,6 +288,19 @@ type Producers interface {
 	// transactions. ErrInvalid for an empty id, one over 255 bytes or with
 	// braces.
 	InitTransactionalProducer(ctx context.Context, transactionalID string, timeout time.Duration) (id int64, epoch int16, err error)
+	// BumpTransactionalProducer is InitTransactionalProducer for the
+	// producer that holds (producerID, epoch) (InitProducerId v3+ with its
+	// pair, KIP-360): the epoch is bumped only if the pair is the id's
+	// current one (or the id is unbound); the pair that the holder's own
+	// last bump or FenceTransactionalProducer replaced gets the current
+	// pair back unchanged (a retry whose answer was lost, or a producer
+	// recovering from a transaction timeout, KIP-588); any other pair is
+	// ErrFenced, so a zombie cannot take the id back from a new producer.
+	BumpTransactionalProducer(ctx context.Context, transactionalID string, timeout time.Duration, producerID int64, epoch int16) (int64, int16, error)
+	// FenceTransactionalProducer is InitTransactionalProducer for the
+	// reaper of a timed-out transaction: the bump fences the producer, and
+	// BumpTransactionalProducer still knows it (KIP-588).
+	FenceTransactionalProducer(ctx context.Context, transactionalID string, timeout time.Duration) (int64, int16, error)
 }
 
 // Watermark is one notification: a partition's high watermark moved.

@@ -221,3 +221,55 @@ func TestCommittedLeaderEpoch(t *testing.T) {
 		}
 	})
 }
+
+// KIP-360 and KIP-588: only the transactional id's current pair bumps its
+// epoch; the pair the holder's own bump or the timeout fence replaced gets
+// the current one back; a new producer's init fences every older pair.
+func TestBumpTransactionalProducer(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		pid, e0, err := r.InitTransactionalProducer(ctx, "k", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bump := func(p int64, e int16) (int64, int16, error) {
+			return r.BumpTransactionalProducer(ctx, "k", time.Minute, p, e)
+		}
+		want := func(what string, gotPID int64, gotEpoch int16, err error, wantEpoch int16) {
+			t.Helper()
+			if err != nil || gotPID != pid || gotEpoch != wantEpoch {
+				t.Fatalf("%s: %d/%d %v, want %d/%d", what, gotPID, gotEpoch, err, pid, wantEpoch)
+			}
+		}
+		p, e, err := bump(pid, e0)
+		want("the current pair", p, e, err, e0+1)
+		p, e, err = bump(pid, e0)
+		want("a retry", p, e, err, e0+1)
+		_, _, err = bump(pid+1, e0+1)
+		wantErr(t, err, coordinator.ErrFenced)
+		_, _, err = bump(pid, e0+2)
+		wantErr(t, err, coordinator.ErrFenced)
+
+		// The reaper's fence of a timed-out transaction: the holder comes
+		// back with its pair (KIP-588).
+		p, e, err = r.FenceTransactionalProducer(ctx, "k", time.Minute)
+		want("the fence", p, e, err, e0+2)
+		p, e, err = bump(pid, e0+1)
+		want("the fenced holder's return", p, e, err, e0+2)
+		p, e, err = bump(pid, e0+2)
+		want("the current pair after the fence", p, e, err, e0+3)
+
+		// A new producer (no pair) fences every older one for good.
+		p, e, err = r.InitTransactionalProducer(ctx, "k", time.Minute)
+		want("a new producer", p, e, err, e0+4)
+		for _, old := range []int16{e0 + 3, e0 + 2, e0} {
+			_, _, err = bump(pid, old)
+			wantErr(t, err, coordinator.ErrFenced)
+		}
+		// An id no producer holds takes any pair.
+		if _, e, err := r.BumpTransactionalProducer(ctx, "unbound", time.Minute, 77, 3); err != nil || e != 0 {
+			t.Fatalf("unbound id: epoch %d, %v; want a new producer at 0", e, err)
+		}
+	})
+}

@@ -17,10 +17,13 @@ import (
 // older producer of the id and aborts the transaction one left open. v3+
 // let a producer send the id and epoch it has (KIP-360, after an abortable
 // error or a timeout): the epoch is bumped only if that pair is the
-// transactional id's current one (or the id's state expired); any other
-// pair is a zombie's and is answered PRODUCER_FENCED (v4+) or
-// INVALID_PRODUCER_EPOCH (v3, which predates PRODUCER_FENCED, KIP-588), as
-// Kafka answers. An idempotent producer that sends its id (v3+) gets that
+// transactional id's current one (or the id's state expired); the pair the
+// producer's own last bump, or the fence of its timed-out transaction,
+// replaced gets the current pair back (a retry whose answer was lost, or
+// KIP-588's recovery from a transaction timeout); any other pair is a
+// zombie's (a new producer of the id took it without a pair) and is
+// answered PRODUCER_FENCED (v4+) or INVALID_PRODUCER_EPOCH (v3, which
+// predates PRODUCER_FENCED, KIP-588), as Kafka's coordinator answers. An idempotent producer that sends its id (v3+) gets that
 // id with its epoch bumped, so its sequences start again at 0 (a new id
 // when the old one expired or used up its epochs); Kafka hands out a new id
 // there, which clients take the same way.

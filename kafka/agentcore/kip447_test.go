@@ -372,15 +372,26 @@ func TestInitProducerIDKnownProducerWire(t *testing.T) {
 	if code != 0 || pid1 != pid || e1 != e0+1 {
 		t.Fatalf("bump of the current pair: %v, %d/%d; want %d/%d", kerr.ErrorForCode(code), pid1, e1, pid, e0+1)
 	}
+	// A retry of that bump (its answer lost) gets the same pair back.
+	if code, rpid, re := w.initProducer(4, "k360-app", pid, e0); code != 0 || rpid != pid || re != e1 {
+		t.Fatalf("retried bump: %v, %d/%d; want %d/%d unchanged", kerr.ErrorForCode(code), rpid, re, pid, e1)
+	}
+	// A new producer of the id (no pair) fences every holder: the old
+	// pairs are a zombie's now.
+	code, _, e1 = w.initProducer(4, "k360-app", -1, -1)
+	if code != 0 {
+		t.Fatalf("InitProducerId of a new producer: %v", kerr.ErrorForCode(code))
+	}
 	for _, c := range []struct {
 		version int16
 		pid     int64
 		epoch   int16
 		want    *kerr.Error
 	}{
-		{4, pid, e0, kerr.ProducerFenced},        // the older epoch: a zombie
-		{3, pid, e0, kerr.InvalidProducerEpoch},  // v3 predates PRODUCER_FENCED
-		{4, pid + 1000, e1, kerr.ProducerFenced}, // another producer id
+		{4, pid, e1 - 1, kerr.ProducerFenced},       // the fenced holder
+		{3, pid, e1 - 1, kerr.InvalidProducerEpoch}, // v3 predates PRODUCER_FENCED
+		{4, pid, e0, kerr.ProducerFenced},           // older still
+		{4, pid + 1000, e1, kerr.ProducerFenced},    // another producer id
 	} {
 		if code, _, _ := w.initProducer(c.version, "k360-app", c.pid, c.epoch); code != c.want.Code {
 			t.Fatalf("v%d with %d/%d: %v, want %v", c.version, c.pid, c.epoch, kerr.ErrorForCode(code), c.want)
