@@ -463,3 +463,49 @@ func TestInitProducerIDKnownProducerWire(t *testing.T) {
 func objectlogSpec(pid int64, epoch int16, seq int32) objectlog.BatchSpec {
 	return objectlog.BatchSpec{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}
 }
+
+// A committed leader epoch goes back to franz-go as it was committed, and
+// its validation (OffsetForLeaderEpoch) neither resets the group consumer
+// nor loops: it resumes at the committed offset.
+func TestCommittedLeaderEpochWithKgo(t *testing.T) {
+	t.Parallel()
+	w := newWireClient(t, kafkaAgents(t, 1)[0])
+	const topic, group = "epochs", "epochs-group"
+	w.createTopic(topic, 1)
+	for i := range 10 {
+		if err := w.cl.ProduceSync(w.ctx, &kgo.Record{Topic: topic, Value: []byte{byte(i)}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(w.cl)
+	offsets := kadm.Offsets{}
+	offsets.Add(kadm.Offset{Topic: topic, Partition: 0, At: 4, LeaderEpoch: 5})
+	if resp, err := adm.CommitOffsets(w.ctx, group, offsets); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	fetched, err := adm.FetchOffsets(w.ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := fetched.Lookup(topic, 0); !ok || o.At != 4 || o.LeaderEpoch != 5 {
+		t.Fatalf("fetched %+v, want offset 4 with leader epoch 5", o)
+	}
+	// A reset would start at the end and read nothing.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []int64
+	for len(got) < 6 {
+		fs := cl.PollFetches(w.ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("consuming from the committed offset after %v: %v", got, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, r.Offset) })
+	}
+	if got[0] != 4 || got[len(got)-1] != 9 {
+		t.Fatalf("consumed offsets %v, want 4 to 9", got)
+	}
+}
