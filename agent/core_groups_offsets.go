@@ -129,6 +129,19 @@ func (a *Agent) GroupOffsets(ctx context.Context, group string, tps []coordinato
 	return a.committedOffsets(ctx, group, tps)
 }
 
+// PendingTxnOffsets returns the group's partitions with offsets staged by
+// a transaction not yet completed (TxnOffsetCommit before its EndTxn has
+// written the markers and moved them): OffsetFetch's RequireStable
+// (KIP-447) answers UNSTABLE_OFFSET_COMMIT for these. Read it before the
+// committed offsets: a transaction that completes in between then shows as
+// pending (the client retries), never as an old offset called stable.
+func (a *Agent) PendingTxnOffsets(ctx context.Context, group string) (map[coordinator.TopicPartition]bool, error) {
+	if err := validGroupName(group); err != nil {
+		return nil, err
+	}
+	return a.index.PendingTxnOffsets(ctx, group)
+}
+
 // GroupDescription is a group as DescribeGroups and ListGroups report it,
 // for both kinds of groups.
 type GroupDescription struct {

@@ -97,46 +97,48 @@ func (a *Agent) AddOffsetsToTxn(ctx context.Context, req *stratav1.AddOffsetsToT
 }
 
 // TxnOffsetCommit is ProducerService.TxnOffsetCommit (strata/v1; KIP-98)
-// in the core; the Connect front-end, agent/connectapi, wraps it. Errors:
-// ErrInvalid, ErrTooLarge (a *LimitError naming
-// offset-metadata-max-bytes), coordinator.ErrFenced,
-// coordinator.ErrInvalidTxnState (a group not added first).
+// in the core; the Connect front-end, agent/connectapi, wraps it: the
+// offsets are staged all or none (stageTxnOffsets), for the member named
+// (KIP-447) at its member epoch. Errors: ErrInvalid, ErrTooLarge (a
+// *LimitError naming offset-metadata-max-bytes), coordinator.ErrFenced
+// (the producer), coordinator.ErrInvalidTxnState (a group not added
+// first), and the member's as the native groups answer them:
+// ErrUnknownMember, ErrStaleMemberEpoch, ErrFencedMemberEpoch.
 func (a *Agent) TxnOffsetCommit(ctx context.Context, m *stratav1.TxnOffsetCommitRequest) (*stratav1.TxnOffsetCommitResponse, error) {
 	tid, pid, epoch, err := txnProducer(m.GetProducer())
 	if err != nil {
 		return nil, err
 	}
-	if m.GetGroup() == "" {
-		return nil, invalidf("group is required")
-	}
-	txn, err := a.currentTxn(ctx, tid, pid, epoch)
-	if err != nil {
-		return nil, err
-	}
-	if txn.State != coordinator.TxnOngoing || !slices.Contains(txn.Groups, m.GetGroup()) {
-		return nil, fmt.Errorf("%w: group %q was not added to the transaction of %q (state %s): call AddOffsetsToTxn first",
-			coordinator.ErrInvalidTxnState, m.GetGroup(), tid, txn.State)
-	}
-	offsets := make(map[coordinator.TopicPartition]coordinator.CommittedOffset, len(m.GetOffsets()))
+	offsets := make([]TxnOffset, len(m.GetOffsets()))
 	for i, o := range m.GetOffsets() {
-		if o.GetOffset() < 0 {
-			return nil, invalidf("offsets[%d]: offset %d is negative", i, o.GetOffset())
-		}
-		if len(o.GetMetadata()) > a.cfg.OffsetMetadataMaxBytes {
-			return nil, overLimit(errTooLarge, "offset-metadata-max-bytes", int64(a.cfg.OffsetMetadataMaxBytes), int64(len(o.GetMetadata())),
-				"offsets[%d]: metadata of %d bytes is over offset-metadata-max-bytes %d", i, len(o.GetMetadata()), a.cfg.OffsetMetadataMaxBytes)
-		}
-		topic, err := a.partitionTopic(ctx, o.GetTopic(), o.GetPartition())
-		if err != nil {
-			return nil, err
-		}
-		offsets[coordinator.TopicPartition{Topic: o.GetTopic(), Partition: o.GetPartition()}] = coordinator.CommittedOffset{
-			Offset: o.GetOffset(), Metadata: o.GetMetadata(), TopicID: topic.ID}
+		offsets[i] = TxnOffset{Topic: o.GetTopic(), Partition: o.GetPartition(), Offset: o.GetOffset(), Metadata: o.GetMetadata()}
 	}
-	if err := a.index.TxnOffsetCommit(ctx, m.GetGroup(), pid, epoch, offsets); err != nil {
-		return nil, err
+	member := noTxnGroupMember
+	if m.GetMemberId() != "" {
+		member = TxnGroupMember{MemberID: m.GetMemberId(), Generation: m.GetMemberEpoch()}
+	} else if m.GetMemberEpoch() != 0 {
+		return nil, invalidf("member_epoch %d without member_id", m.GetMemberEpoch())
+	}
+	if err := a.stageTxnOffsets(ctx, tid, pid, epoch, m.GetGroup(), member, offsets); err != nil {
+		return nil, nativeMemberError(err)
 	}
 	return &stratav1.TxnOffsetCommitResponse{}, nil
+}
+
+// nativeMemberError is a member error of stageTxnOffsets (Kafka's names)
+// as the native API's groups answer it (KIP-848's names, each a
+// coordinator.ErrFenced): ErrUnknownMember, or ErrStaleMemberEpoch for an
+// epoch that is not the member's unless it says it is ahead.
+func nativeMemberError(err error) error {
+	switch {
+	case errors.Is(err, errUnknownMember), errors.Is(err, errStaleMemberEpoch), errors.Is(err, errFencedMemberEpoch):
+		return err
+	case errors.Is(err, ErrUnknownMemberID), errors.Is(err, ErrFencedInstanceID):
+		return fmt.Errorf("%w: %w", errUnknownMember, err)
+	case errors.Is(err, ErrIllegalGeneration):
+		return fmt.Errorf("%w: %w", errStaleMemberEpoch, err)
+	}
+	return err
 }
 
 // EndTxn is ProducerService.EndTxn (strata/v1; KIP-98) in the core; the

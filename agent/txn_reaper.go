@@ -124,7 +124,9 @@ func (a *Agent) reapTxn(ctx context.Context, txn coordinator.Txn) error {
 // would, and returns the transaction under it, still PrepareAbort.
 // ErrFenced when another producer took the id in between.
 func (a *Agent) bumpTimedOutProducer(ctx context.Context, txn coordinator.Txn) (coordinator.Txn, error) {
-	pid, epoch, err := a.index.InitTransactionalProducer(ctx, txn.TransactionalID, txn.Timeout)
+	// Fence, not Init: the producer may come back with its pair and take
+	// the id again (KIP-588), which a new producer's init would not let it.
+	pid, epoch, err := a.index.FenceTransactionalProducer(ctx, txn.TransactionalID, txn.Timeout)
 	if err != nil {
 		return txn, fmt.Errorf("bump the epoch of the timed-out producer: %w", err)
 	}

@@ -288,6 +288,19 @@ type Producers interface {
 	// transactions. ErrInvalid for an empty id, one over 255 bytes or with
 	// braces.
 	InitTransactionalProducer(ctx context.Context, transactionalID string, timeout time.Duration) (id int64, epoch int16, err error)
+	// BumpTransactionalProducer is InitTransactionalProducer for the
+	// producer that holds (producerID, epoch) (InitProducerId v3+ with its
+	// pair, KIP-360): the epoch is bumped only if the pair is the id's
+	// current one (or the id is unbound); the pair that the holder's own
+	// last bump or FenceTransactionalProducer replaced gets the current
+	// pair back unchanged (a retry whose answer was lost, or a producer
+	// recovering from a transaction timeout, KIP-588); any other pair is
+	// ErrFenced, so a zombie cannot take the id back from a new producer.
+	BumpTransactionalProducer(ctx context.Context, transactionalID string, timeout time.Duration, producerID int64, epoch int16) (int64, int16, error)
+	// FenceTransactionalProducer is InitTransactionalProducer for the
+	// reaper of a timed-out transaction: the bump fences the producer, and
+	// BumpTransactionalProducer still knows it (KIP-588).
+	FenceTransactionalProducer(ctx context.Context, transactionalID string, timeout time.Duration) (int64, int16, error)
 }
 
 // Watermark is one notification: a partition's high watermark moved.
@@ -351,6 +364,11 @@ type Agents interface {
 // ErrGroupNotEmpty: DeleteGroup found live members. It is an ErrConflict too.
 var ErrGroupNotEmpty = fmt.Errorf("%w: group has live members", ErrConflict)
 
+// ErrMemberFenced is a commit a MemberFence refused: the member is not in
+// the group, is at another epoch, or its lease expired. It is an ErrFenced;
+// it tells a group member's fence from a producer's (Transactions).
+var ErrMemberFenced = fmt.Errorf("%w: group member", ErrFenced)
+
 // TopicPartition names one partition of a topic by the topic's name, as Kafka
 // keys committed offsets.
 type TopicPartition struct {
@@ -370,6 +388,12 @@ type CommittedOffset struct {
 	TopicID uuid.UUID
 	// CommitTime is set by the index's clock when zero on commit.
 	CommitTime time.Time
+	// LeaderEpoch is the committed leader epoch a Kafka client sent with
+	// the offset (committed_leader_epoch of OffsetCommit v6+ and
+	// TxnOffsetCommit v2+, KIP-320), kept as sent and returned by
+	// OffsetFetch v5+; nil when none was sent (Kafka's -1), as for every
+	// offset the native API commits.
+	LeaderEpoch *int32
 }
 
 // GroupState is the group protocol's own record (assignment, target, epochs),
@@ -392,7 +416,7 @@ type GroupMember struct {
 }
 
 // MemberFence makes a commit conditional on the member still holding its
-// lease with this epoch.
+// lease with this epoch. A commit it refuses is ErrMemberFenced.
 type MemberFence struct {
 	MemberID string
 	Epoch    int32

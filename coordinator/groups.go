@@ -116,8 +116,9 @@ return 1
 
 // offsetCommitScript: KEYS[1] members, KEYS[2] epochs, KEYS[3] offsets;
 // ARGV[1] "1" when fenced, ARGV[2] member id, ARGV[3] epoch, then per
-// partition: field, topic id prefix ("@<id>:" or ""), offset, commit ms
-// ("" = server now), metadata. Returns
+// partition: field, prefix ("@<topic id>:" and "#<leader epoch>:", each
+// when known, or ""), offset, commit ms ("" = server now), metadata.
+// Returns
 // {0} committed, {1} unknown member, {2, epoch} other epoch, {3, remaining ms}
 // lease expired.
 var offsetCommitScript = redis.NewScript(luaNowMs + `
@@ -468,16 +469,26 @@ func (r *Redis) CommitOffsets(ctx context.Context, group string, fence *MemberFe
 	switch status {
 	case 0:
 		return wrapErr(op, r.durable(ctx))
-	case 1:
-		return wrapErr(op, fmt.Errorf("%w: member %q is not in group %q", ErrFenced, fence.MemberID, group))
-	case 2:
-		return wrapErr(op, fmt.Errorf("%w: member %q of group %q is at epoch %d, not %d",
-			ErrFenced, fence.MemberID, group, detail, fence.Epoch))
-	case 3:
-		return wrapErr(op, fmt.Errorf("%w: member %q of group %q: lease expired %v ago",
-			ErrFenced, fence.MemberID, group, -time.Duration(detail)*time.Millisecond))
+	case 1, 2, 3:
+		return wrapErr(op, memberFenceError(group, fence, status, detail))
 	default:
 		return wrapErr(op, fmt.Errorf("%w: offset commit reply %v", ErrUnavailable, v))
+	}
+}
+
+// memberFenceError is the ErrMemberFenced of a fence check's status (as
+// offsetCommitScript returns it: 1 not in the group, 2 at epoch detail, 3
+// lease expired detail ms ago, negative).
+func memberFenceError(group string, fence *MemberFence, status, detail int64) error {
+	switch status {
+	case 1:
+		return fmt.Errorf("%w: member %q is not in group %q", ErrMemberFenced, fence.MemberID, group)
+	case 2:
+		return fmt.Errorf("%w: member %q of group %q is at epoch %d, not %d",
+			ErrMemberFenced, fence.MemberID, group, detail, fence.Epoch)
+	default:
+		return fmt.Errorf("%w: member %q of group %q: lease expired %v ago",
+			ErrMemberFenced, fence.MemberID, group, -time.Duration(detail)*time.Millisecond)
 	}
 }
 
@@ -718,32 +729,55 @@ func topicIDPrefix(id uuid.UUID) string {
 	return "@" + id.String() + ":"
 }
 
-// parseOffsetValue reads "[@<topic id>:]<offset>:<commit ms>:<metadata>";
-// the metadata is last so it may hold colons.
+// leaderEpochPrefix is what follows the topic id prefix of an offset
+// committed with a leader epoch: "#<epoch>:", or nothing. Agents from
+// before it cannot read such a value: an offset Kafka clients commit with
+// an epoch needs every agent at this version or later.
+func leaderEpochPrefix(epoch *int32) string {
+	if epoch == nil {
+		return ""
+	}
+	return "#" + strconv.FormatInt(int64(*epoch), 10) + ":"
+}
+
+// parseOffsetValue reads
+// "[@<topic id>:][#<leader epoch>:]<offset>:<commit ms>:<metadata>"; the
+// metadata is last so it may hold colons.
 func parseOffsetValue(v string) (CommittedOffset, error) {
+	orig := v
 	var topicID uuid.UUID
 	if rest, ok := strings.CutPrefix(v, "@"); ok {
 		id, tail, found := strings.Cut(rest, ":")
 		parsed, err := uuid.Parse(id)
 		if !found || err != nil {
-			return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, v)
+			return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, orig)
 		}
 		topicID, v = parsed, tail
 	}
+	var leaderEpoch *int32
+	if rest, ok := strings.CutPrefix(v, "#"); ok {
+		e, tail, found := strings.Cut(rest, ":")
+		n, err := strconv.ParseInt(e, 10, 32)
+		if !found || err != nil {
+			return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, orig)
+		}
+		epoch := int32(n)
+		leaderEpoch, v = &epoch, tail
+	}
 	parts := strings.SplitN(v, ":", 3)
 	if len(parts) != 3 {
-		return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, v)
+		return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, orig)
 	}
 	off, err1 := strconv.ParseInt(parts[0], 10, 64)
 	ms, err2 := strconv.ParseInt(parts[1], 10, 64)
 	if err1 != nil || err2 != nil {
-		return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, v)
+		return CommittedOffset{}, fmt.Errorf("%w: value %q", errBadOffsetEntry, orig)
 	}
-	return CommittedOffset{Offset: off, Metadata: parts[2], CommitTime: time.UnixMilli(ms), TopicID: topicID}, nil
+	return CommittedOffset{Offset: off, Metadata: parts[2], CommitTime: time.UnixMilli(ms), TopicID: topicID, LeaderEpoch: leaderEpoch}, nil
 }
 
 // appendOffsetArgs appends each offset as the scripts read it (field, topic
-// id prefix, offset, commit time in ms or "", metadata), sorted so a commit
+// id and leader epoch prefixes, offset, commit time in ms or "", metadata), sorted so a commit
 // writes in the same order every time; a bad partition or a negative
 // offset is ErrInvalid.
 func appendOffsetArgs(args []any, offsets map[TopicPartition]CommittedOffset) ([]any, error) {
@@ -759,7 +793,10 @@ func appendOffsetArgs(args []any, offsets map[TopicPartition]CommittedOffset) ([
 		if !o.CommitTime.IsZero() {
 			ts = strconv.FormatInt(o.CommitTime.UnixMilli(), 10)
 		}
-		args = append(args, offsetField(tp), topicIDPrefix(o.TopicID), o.Offset, ts, o.Metadata)
+		if o.LeaderEpoch != nil && *o.LeaderEpoch < 0 {
+			return nil, fmt.Errorf("%w: leader epoch %d for %s-%d: want nil for none", ErrInvalid, *o.LeaderEpoch, tp.Topic, tp.Partition)
+		}
+		args = append(args, offsetField(tp), topicIDPrefix(o.TopicID)+leaderEpochPrefix(o.LeaderEpoch), o.Offset, ts, o.Metadata)
 	}
 	return args, nil
 }

@@ -70,6 +70,22 @@ func (r *Redis) BumpEpoch(ctx context.Context, id int64) (int16, error) {
 
 // InitTransactionalProducer implements Producers.
 func (r *Redis) InitTransactionalProducer(ctx context.Context, tid string, timeout time.Duration) (int64, int16, error) {
+	return r.initTransactionalProducer(ctx, tid, timeout, "", 0, 0)
+}
+
+// BumpTransactionalProducer implements Producers.
+func (r *Redis) BumpTransactionalProducer(ctx context.Context, tid string, timeout time.Duration, producerID int64, epoch int16) (int64, int16, error) {
+	return r.initTransactionalProducer(ctx, tid, timeout, "pair", producerID, epoch)
+}
+
+// FenceTransactionalProducer implements Producers.
+func (r *Redis) FenceTransactionalProducer(ctx context.Context, tid string, timeout time.Duration) (int64, int16, error) {
+	return r.initTransactionalProducer(ctx, tid, timeout, "fence", 0, 0)
+}
+
+// initTransactionalProducer runs producer_init_txn.lua with mode ("",
+// "fence" or "pair" with the holder's producer id and epoch).
+func (r *Redis) initTransactionalProducer(ctx context.Context, tid string, timeout time.Duration, mode string, holderID int64, holderEpoch int16) (int64, int16, error) {
 	if tid == "" || len(tid) > maxTransactionalIDBytes || hasBraces(tid) {
 		return 0, 0, fmt.Errorf("%w: transactional id %q: want 1 to %d bytes without braces", ErrInvalid, tid, maxTransactionalIDBytes)
 	}
@@ -77,9 +93,17 @@ func (r *Redis) InitTransactionalProducer(ctx context.Context, tid string, timeo
 	fresh := int64(0)
 	// Two rounds at most: the second has a fresh id to bind.
 	for range 2 {
-		res, err := r.run(ctx, producerInitTxnScript, []string{key}, fresh, timeout.Milliseconds(), ProducerIDExpiry.Milliseconds()).Text()
+		res, err := r.run(ctx, producerInitTxnScript, []string{key}, fresh, timeout.Milliseconds(), ProducerIDExpiry.Milliseconds(), mode, holderID, holderEpoch).Text()
 		if err != nil {
 			return 0, 0, wrapErr(fmt.Sprintf("init transactional producer %q", tid), err)
+		}
+		retry := false
+		switch {
+		case strings.HasPrefix(res, "F:"):
+			return 0, 0, fmt.Errorf("init transactional producer %q: %w: producer %d epoch %d is neither its current producer (%s) nor the one its last bump replaced",
+				tid, ErrFenced, holderID, holderEpoch, strings.TrimPrefix(res, "F:"))
+		case strings.HasPrefix(res, "R:"):
+			res, retry = strings.TrimPrefix(res, "R:"), true
 		}
 		if res == "N" {
 			// Another caller may bind an id meanwhile; then this one
@@ -94,6 +118,9 @@ func (r *Redis) InitTransactionalProducer(ctx context.Context, tid string, timeo
 		epoch, err2 := strconv.ParseInt(epochText, 10, 16)
 		if !ok || err1 != nil || err2 != nil {
 			return 0, 0, fmt.Errorf("%w: init transactional producer %q: reply %q", ErrUnavailable, tid, res)
+		}
+		if retry {
+			return pid, int16(epoch), nil
 		}
 		return pid, int16(epoch), wrapErr(fmt.Sprintf("init transactional producer %q", tid), r.durable(ctx))
 	}

@@ -183,7 +183,17 @@ type Transactions interface {
 	// producer (Kafka TxnOffsetCommit): FetchOffsets does not see them until
 	// CompleteTxn commits the transaction, and never after an abort.
 	// ErrFenced when a newer epoch of the producer already staged offsets.
-	TxnOffsetCommit(ctx context.Context, group string, producerID int64, epoch int16, offsets map[TopicPartition]CommittedOffset) error
+	// With a fence (KIP-447: the member id and generation or member epoch
+	// the client sent), the offsets are staged only while that member holds
+	// an unexpired lease at that epoch, checked in the same step as the
+	// staging (ErrMemberFenced otherwise), as Groups.CommitOffsets does.
+	TxnOffsetCommit(ctx context.Context, group string, producerID int64, epoch int16, fence *MemberFence, offsets map[TopicPartition]CommittedOffset) error
+	// PendingTxnOffsets returns the partitions of the group that have
+	// offsets staged by a transaction not yet completed (committed or
+	// aborted): what OffsetFetch's RequireStable (KIP-447) answers
+	// UNSTABLE_OFFSET_COMMIT for. A snapshot: a transaction may complete
+	// right after.
+	PendingTxnOffsets(ctx context.Context, group string) (map[TopicPartition]bool, error)
 	// AbortedTransactions returns the partition's aborted transactions that
 	// overlap [fromOffset, toOffset] (first <= toOffset, last >= fromOffset),
 	// by first offset, at most 1000.
@@ -244,6 +254,17 @@ func (r *Redis) txnPartitionKeys(topicID uuid.UUID, partition int32) []string {
 
 func (r *Redis) txnPendingKey(group string, producerID int64) string {
 	return r.groupKey(group, "txn-offsets:"+strconv.FormatInt(producerID, 10))
+}
+
+// txnProducersKey is the set of producer ids with a pending hash
+// (txnPendingKey) in the group.
+func (r *Redis) txnProducersKey(group string) string {
+	return r.groupKey(group, "txn-producers")
+}
+
+// txnOffsetsKeys are txn_offsets.lua's KEYS.
+func (r *Redis) txnOffsetsKeys(group string, producerID int64, k groupKeys) []string {
+	return []string{r.txnPendingKey(group, producerID), k.offsets, k.members, k.epochs, r.txnProducersKey(group)}
 }
 
 // txnFlag is a batch's transaction flag for commit.lua: "" for none.
@@ -479,8 +500,8 @@ func (r *Redis) CompleteTxn(ctx context.Context, txnID string, producerID int64,
 		}
 		for _, g := range cur.Groups {
 			k := r.groupKeys(g)
-			if _, err := r.runGroupWrite(ctx, g, txnOffsetsScript, []string{r.txnPendingKey(g, cur.DataProducerID), k.offsets},
-				outcome, epoch); err != nil {
+			if _, err := r.runGroupWrite(ctx, g, txnOffsetsScript, r.txnOffsetsKeys(g, cur.DataProducerID, k),
+				outcome, epoch, cur.DataProducerID); err != nil {
 				return Txn{}, wrapErr(op, fmt.Errorf("group %q: %w", g, err))
 			}
 		}
@@ -544,7 +565,7 @@ func (r *Redis) ListExpiredTxns(ctx context.Context, limit int) ([]Txn, error) {
 }
 
 // TxnOffsetCommit implements Transactions.TxnOffsetCommit.
-func (r *Redis) TxnOffsetCommit(ctx context.Context, group string, producerID int64, epoch int16, offsets map[TopicPartition]CommittedOffset) error {
+func (r *Redis) TxnOffsetCommit(ctx context.Context, group string, producerID int64, epoch int16, fence *MemberFence, offsets map[TopicPartition]CommittedOffset) error {
 	const op = "transactional offset commit"
 	if err := validGroup(group); err != nil {
 		return wrapErr(op, err)
@@ -555,19 +576,82 @@ func (r *Redis) TxnOffsetCommit(ctx context.Context, group string, producerID in
 	if len(offsets) == 0 {
 		return nil
 	}
-	args, err := appendOffsetArgs([]any{"stage", epoch}, offsets)
+	args := []any{"stage", epoch, producerID, "0", "", 0}
+	if fence != nil {
+		if fence.MemberID == "" {
+			return wrapErr(op, fmt.Errorf("%w: empty member id in fence", ErrInvalid))
+		}
+		args = []any{"stage", epoch, producerID, "1", fence.MemberID, fence.Epoch}
+	}
+	args, err := appendOffsetArgs(args, offsets)
 	if err != nil {
 		return wrapErr(op, err)
 	}
-	v, err := r.runGroupWrite(ctx, group, txnOffsetsScript, []string{r.txnPendingKey(group, producerID), r.groupKeys(group).offsets}, args...)
+	v, err := r.runGroupWrite(ctx, group, txnOffsetsScript, r.txnOffsetsKeys(group, producerID, r.groupKeys(group)), args...)
 	if err != nil {
 		return wrapErr(op, err)
 	}
-	if len(v) == 2 {
-		return wrapErr(op, fmt.Errorf("%w: producer %d epoch %d: epoch %v already staged offsets in group %q",
-			ErrFenced, producerID, epoch, v[1], group))
+	status, detail := int64(-1), int64(0)
+	if len(v) > 0 {
+		status, _ = v[0].(int64)
 	}
-	return wrapErr(op, r.written(ctx))
+	if len(v) > 1 {
+		detail, _ = v[1].(int64)
+	}
+	switch status {
+	case 0:
+		return wrapErr(op, r.written(ctx))
+	case 1:
+		return wrapErr(op, fmt.Errorf("%w: producer %d epoch %d: epoch %d already staged offsets in group %q",
+			ErrFenced, producerID, epoch, detail, group))
+	case 2, 3, 4:
+		return wrapErr(op, memberFenceError(group, fence, status-1, detail))
+	default:
+		return wrapErr(op, fmt.Errorf("%w: transactional offset commit reply %v", ErrUnavailable, v))
+	}
+}
+
+// PendingTxnOffsets implements Transactions.PendingTxnOffsets: the group's
+// set of producers with staged offsets, then each one's pending hash.
+func (r *Redis) PendingTxnOffsets(ctx context.Context, group string) (map[TopicPartition]bool, error) {
+	const op = "pending transactional offsets"
+	if err := validGroup(group); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	pids, err := r.client.SMembers(ctx, r.txnProducersKey(group)).Result()
+	if err != nil {
+		return nil, wrapErr(op, err)
+	}
+	out := map[TopicPartition]bool{}
+	if len(pids) == 0 {
+		return out, nil
+	}
+	// One slot: the pending hashes share the group's hash tag.
+	cmds := make([]*redis.StringSliceCmd, len(pids))
+	pipe := r.client.Pipeline()
+	for i, pid := range pids {
+		n, err := strconv.ParseInt(pid, 10, 64)
+		if err != nil {
+			return nil, wrapErr(op, fmt.Errorf("%w: producer id %q in the pending set", ErrUnavailable, pid))
+		}
+		cmds[i] = pipe.HKeys(ctx, r.txnPendingKey(group, n))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, wrapErr(op, err)
+	}
+	for _, c := range cmds {
+		for _, f := range c.Val() {
+			if f == "~epoch" {
+				continue
+			}
+			tp, err := parseOffsetField(f)
+			if err != nil {
+				return nil, wrapErr(op, err)
+			}
+			out[tp] = true
+		}
+	}
+	return out, nil
 }
 
 // AbortedTransactions implements Transactions.AbortedTransactions.

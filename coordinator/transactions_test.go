@@ -237,7 +237,7 @@ func TestTxnOffsets(t *testing.T) {
 			if _, err := r.AddOffsetsToTxn(ctx, "o", 3, epoch, "g"); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.TxnOffsetCommit(ctx, "g", 3, epoch, offsets); err != nil {
+			if err := r.TxnOffsetCommit(ctx, "g", 3, epoch, nil, offsets); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -294,7 +294,7 @@ func TestTxnOffsets(t *testing.T) {
 			t.Fatalf("offset of the fenced transaction visible: %d", o)
 		}
 		begin(1, map[coordinator.TopicPartition]coordinator.CommittedOffset{a: {Offset: 40}})
-		err = r.TxnOffsetCommit(ctx, "g", 3, 0, map[coordinator.TopicPartition]coordinator.CommittedOffset{a: {Offset: 99}})
+		err = r.TxnOffsetCommit(ctx, "g", 3, 0, nil, map[coordinator.TopicPartition]coordinator.CommittedOffset{a: {Offset: 99}})
 		wantErr(t, err, coordinator.ErrFenced)
 		if _, err := r.EndTxn(ctx, "o", 3, 1, true); err != nil {
 			t.Fatal(err)
@@ -478,7 +478,7 @@ func TestTxnEmbeddedRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantOffsets(t, commit(t, r, segment(tp.ID, 0, plain(0, 10, 2, 1), txnBatch(10, 10, 3, 4, 0, 0)))[0], 0, 2)
-	if err := r.TxnOffsetCommit(ctx, "rg", 4, 0, map[coordinator.TopicPartition]coordinator.CommittedOffset{a: {Offset: 2}}); err != nil {
+	if err := r.TxnOffsetCommit(ctx, "rg", 4, 0, nil, map[coordinator.TopicPartition]coordinator.CommittedOffset{a: {Offset: 2}}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -26,10 +26,11 @@ import (
 // the rebalance. Per partition: UNKNOWN_TOPIC_OR_PARTITION, and
 // OFFSET_METADATA_TOO_LARGE over the agent's --offset-metadata-max-bytes
 // (Kafka's offset.metadata.max.bytes); the other partitions are committed.
-// The retention time of v2-4 is ignored (offsets live as long as the group),
-// and so is the committed leader epoch (v6+): partitions have no leader
-// epochs, so it is -1 from clients anyway. v0-1 (ZooKeeper era) and v10
-// (topic ids) are not served.
+// The retention time of v2-4 is ignored (offsets live as long as the
+// group). The committed leader epoch (v6+, KIP-320) is kept as sent and
+// returned by OffsetFetch v5+ (see 09_offset_fetch.go for why any epoch is
+// safe to validate). v0-1 (ZooKeeper era) and v10 (topic ids) are not
+// served.
 
 func (s *Server) handleOffsetCommit(ctx context.Context, _ *clientConn, req *kmsg.OffsetCommitRequest) func() (kmsg.Response, error) {
 	return func() (kmsg.Response, error) {

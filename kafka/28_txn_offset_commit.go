@@ -16,8 +16,18 @@ import (
 // OFFSET_METADATA_TOO_LARGE over --offset-metadata-max-bytes,
 // INVALID_PRODUCER_EPOCH for a fenced producer, as Kafka's group coordinator
 // answers it). The committed leader epoch (v2+) is kept as OffsetCommit
-// keeps it. The group generation and member id of v3 (KIP-447) are not
-// checked: the transactional id's epoch fences a zombie producer already.
+// keeps it.
+//
+// v3 (KIP-447) names the group member the producer consumes for: member
+// id, group instance id and generation (a consumer group's member: its
+// member epoch). They are checked as Kafka's group coordinator checks a
+// transactional commit, in the same step in the index as the staging, so a
+// zombie whose generation a rebalance ended cannot stage offsets for
+// partitions that moved on: UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION (a
+// consumer group's stale member epoch too), FENCED_INSTANCE_ID. Unlike
+// OffsetCommit, a classic group waiting for its leader's assignment takes
+// the commit. Generation -1 with no member id and no instance id (and v0-2)
+// check nothing: the transactional id's epoch fences zombie producers.
 // v4+ (KIP-890 part 2) are not served.
 
 func (s *Server) handleTxnOffsetCommit(ctx context.Context, _ *clientConn, req *kmsg.TxnOffsetCommitRequest) func() (kmsg.Response, error) {
@@ -37,7 +47,14 @@ func (s *Server) handleTxnOffsetCommit(ctx context.Context, _ *clientConn, req *
 		if req.Group == "" {
 			err = ErrInvalidGroupID
 		} else {
-			err = s.core.TxnOffsetCommit(ctx, txnProducer(req.TransactionalID, req.ProducerID, req.ProducerEpoch), req.Group, offsets)
+			member := TxnGroupMember{Generation: -1}
+			if req.Version >= 3 {
+				member = TxnGroupMember{MemberID: req.MemberID, Generation: req.Generation}
+				if req.InstanceID != nil {
+					member.InstanceID = *req.InstanceID
+				}
+			}
+			err = s.core.TxnOffsetCommit(ctx, txnProducer(req.TransactionalID, req.ProducerID, req.ProducerEpoch), req.Group, member, offsets)
 		}
 		code := errorCode(err)
 		if code == errorCode(ErrProducerFenced) {

@@ -44,6 +44,11 @@ type GroupCore interface {
 	// FetchOffsets returns the committed offsets of tps (all when tps is
 	// nil); a partition with none is absent from the map.
 	FetchOffsets(ctx context.Context, group string, tps []TopicPartition) (map[TopicPartition]CommittedOffset, error)
+	// PendingTxnOffsets returns the group's partitions with offsets staged
+	// by a transaction that has not completed (OffsetFetch's RequireStable,
+	// KIP-447). Call it before FetchOffsets: a transaction completing in
+	// between then reads as pending, never as a stale offset.
+	PendingTxnOffsets(ctx context.Context, group string) (map[TopicPartition]bool, error)
 
 	// DescribeGroup describes a group of either kind; a group that does
 	// not exist is State "Dead" with no error, as Kafka answers.
@@ -142,8 +147,9 @@ type GroupMemberIdentity struct {
 // CommittedOffset is one committed offset.
 type CommittedOffset struct {
 	Offset int64
-	// LeaderEpoch is the committed leader epoch (OffsetCommit v6+); -1
-	// when unknown, which it always is: partitions have no leader epochs.
+	// LeaderEpoch is the committed leader epoch (OffsetCommit v6+,
+	// TxnOffsetCommit v2+, KIP-320), kept as the client sent it and
+	// returned by OffsetFetch v5+; -1 when none was sent.
 	LeaderEpoch int32
 	Metadata    string
 }

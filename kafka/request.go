@@ -198,7 +198,7 @@ func unsupportedResponse(h requestHeader, body []byte) kmsg.Response {
 				c := kmsg.NewFindCoordinatorResponseCoordinator()
 				c.Key, c.NodeID, c.Port = key, -1, -1
 				c.ErrorCode = kerr.UnsupportedVersion.Code
-				c.ErrorMessage = kmsg.StringPtr("consumer groups and transactions are not served over Kafka yet")
+				c.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("FindCoordinator v%d is not served by this broker; ApiVersions lists the versions it serves", h.version))
 				fc.Coordinators = append(fc.Coordinators, c)
 			}
 		}

@@ -32,13 +32,28 @@ type TxnCore interface {
 	// TxnOffsetCommit stages offsets of a group added with AddOffsetsToTxn:
 	// they become the group's committed offsets when the transaction
 	// commits, and are dropped when it aborts (Kafka's TxnOffsetCommit).
-	// Errors also: ErrOffsetMetadataTooLarge (all or none are staged).
-	TxnOffsetCommit(ctx context.Context, p TxnProducer, group string, offsets map[TopicPartition]CommittedOffset) error
+	// The member (v3, KIP-447) is checked as OffsetCommit checks one, in
+	// the same step as the staging; TxnGroupMember{Generation: -1} checks
+	// nothing. Errors also: ErrOffsetMetadataTooLarge (all or none are
+	// staged), ErrUnknownMemberID, ErrIllegalGeneration,
+	// ErrFencedInstanceID.
+	TxnOffsetCommit(ctx context.Context, p TxnProducer, group string, member TxnGroupMember, offsets map[TopicPartition]CommittedOffset) error
 	// EndTxn commits or aborts the producer's open transaction: it returns
 	// once the control records (markers) are in every partition of the
 	// transaction and the staged offsets are committed or dropped. Safe to
 	// repeat after a failure (ErrUnavailable, a timeout).
 	EndTxn(ctx context.Context, p TxnProducer, commit bool) error
+}
+
+// TxnGroupMember is the group member a TxnOffsetCommit (v3+, KIP-447)
+// commits for: its member id, group instance id ("" for none) and
+// generation (a consumer group's member: its member epoch). Generation -1
+// with no member id and no instance id names no member (clients before
+// KIP-447).
+type TxnGroupMember struct {
+	MemberID   string
+	InstanceID string
+	Generation int32
 }
 
 // TxnProducer is the transactional producer a transaction call comes from.

@@ -81,6 +81,20 @@ func (c *Core) FetchOffsets(_ context.Context, group string, tps []kafka.TopicPa
 	return out, nil
 }
 
+// PendingTxnOffsets implements kafka.GroupCore: the partitions an open
+// transaction staged offsets of for the group.
+func (c *Core) PendingTxnOffsets(_ context.Context, group string) (map[kafka.TopicPartition]bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[kafka.TopicPartition]bool{}
+	for _, t := range c.txns {
+		for tp := range t.staged[group] {
+			out[tp] = true
+		}
+	}
+	return out, nil
+}
+
 // DescribeGroup implements kafka.GroupCore: a group with offsets is Empty.
 func (c *Core) DescribeGroup(_ context.Context, group string) (kafka.GroupDescription, error) {
 	c.mu.Lock()

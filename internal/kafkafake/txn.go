@@ -126,8 +126,12 @@ func (c *Core) AddOffsetsToTxn(_ context.Context, p kafka.TxnProducer, group str
 	return nil
 }
 
-// TxnOffsetCommit implements kafka.TxnCore.
-func (c *Core) TxnOffsetCommit(_ context.Context, p kafka.TxnProducer, group string, offsets map[kafka.TopicPartition]kafka.CommittedOffset) error {
+// TxnOffsetCommit implements kafka.TxnCore: the fake has no group
+// members, so a member named (KIP-447) is unknown.
+func (c *Core) TxnOffsetCommit(_ context.Context, p kafka.TxnProducer, group string, member kafka.TxnGroupMember, offsets map[kafka.TopicPartition]kafka.CommittedOffset) error {
+	if member.MemberID != "" || member.InstanceID != "" || member.Generation >= 0 {
+		return fmt.Errorf("%w: member %q: the fake core has no members", kafka.ErrUnknownMemberID, member.MemberID)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t, err := c.txnLocked(p)

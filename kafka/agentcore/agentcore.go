@@ -459,15 +459,24 @@ func (c *Core) DeleteRecords(ctx context.Context, topic string, partition int32,
 
 // InitProducerID implements kafka.ProducerCore: idempotent producers over
 // agent.NewProducerEpoch, transactional ones over agent.InitTxnProducer
-// (the epoch bump that fences the older ones; the producer id and epoch a
-// KIP-360 client sends with its transactional id are not needed for it).
+// (the epoch bump that fences the older ones), or, when the client sends
+// the producer id and epoch it has (KIP-360), agent.InitKnownTxnProducer,
+// which bumps only the transactional id's current pair and fences any
+// other (ErrProducerFenced).
 func (c *Core) InitProducerID(ctx context.Context, req kafka.InitProducer) (int64, int16, error) {
 	if req.TransactionalID != "" {
 		if req.TransactionTimeout <= 0 || req.TransactionTimeout > coordinator.MaxTxnTimeout {
 			return 0, 0, fmt.Errorf("%w: transaction timeout %s: want more than 0 and at most %s (transaction.max.timeout.ms)",
 				kafka.ErrInvalidTxnTimeout, req.TransactionTimeout, coordinator.MaxTxnTimeout)
 		}
-		id, epoch, err := c.a.InitTxnProducer(ctx, req.TransactionalID, req.TransactionTimeout)
+		var id int64
+		var epoch int16
+		var err error
+		if req.ProducerID >= 0 && req.ProducerEpoch >= 0 {
+			id, epoch, err = c.a.InitKnownTxnProducer(ctx, req.TransactionalID, req.TransactionTimeout, req.ProducerID, req.ProducerEpoch)
+		} else {
+			id, epoch, err = c.a.InitTxnProducer(ctx, req.TransactionalID, req.TransactionTimeout)
+		}
 		if err != nil {
 			return 0, 0, txnErr(err)
 		}

@@ -89,7 +89,7 @@ func (c *Core) LeaveGroup(ctx context.Context, group string, members []kafka.Gro
 func (c *Core) CommitOffsets(ctx context.Context, req kafka.OffsetCommit) (map[kafka.TopicPartition]error, error) {
 	offsets := make(map[coordinator.TopicPartition]coordinator.CommittedOffset, len(req.Offsets))
 	for tp, o := range req.Offsets {
-		offsets[coordinator.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}] = coordinator.CommittedOffset{Offset: o.Offset, Metadata: o.Metadata}
+		offsets[coordinator.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}] = coordinator.CommittedOffset{Offset: o.Offset, Metadata: o.Metadata, LeaderEpoch: leaderEpochToIndex(o.LeaderEpoch)}
 	}
 	errs, err := c.a.CommitKafkaOffsets(ctx, agent.KafkaOffsetCommit{
 		Group: req.Group, MemberID: req.MemberID, InstanceID: req.InstanceID, Generation: req.Generation, Offsets: offsets,
@@ -112,9 +112,39 @@ func (c *Core) FetchOffsets(ctx context.Context, group string, tps []kafka.Topic
 	}
 	out := make(map[kafka.TopicPartition]kafka.CommittedOffset, len(got))
 	for tp, o := range got {
-		out[kafka.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}] = kafka.CommittedOffset{Offset: o.Offset, LeaderEpoch: -1, Metadata: o.Metadata}
+		out[kafka.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}] = kafka.CommittedOffset{Offset: o.Offset, LeaderEpoch: leaderEpochToKafka(o.LeaderEpoch), Metadata: o.Metadata}
 	}
 	return out, nil
+}
+
+// PendingTxnOffsets implements kafka.GroupCore.
+func (c *Core) PendingTxnOffsets(ctx context.Context, group string) (map[kafka.TopicPartition]bool, error) {
+	got, err := c.a.PendingTxnOffsets(ctx, group)
+	if err != nil {
+		return nil, kafkaErr(err)
+	}
+	out := make(map[kafka.TopicPartition]bool, len(got))
+	for tp := range got {
+		out[kafka.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}] = true
+	}
+	return out, nil
+}
+
+// leaderEpochToIndex is a committed leader epoch as the index keeps it:
+// nil for Kafka's -1 (none).
+func leaderEpochToIndex(e int32) *int32 {
+	if e < 0 {
+		return nil
+	}
+	return &e
+}
+
+// leaderEpochToKafka is leaderEpochToIndex's inverse.
+func leaderEpochToKafka(e *int32) int32 {
+	if e == nil {
+		return -1
+	}
+	return *e
 }
 
 func describeToKafka(d agent.GroupDescription) kafka.GroupDescription {

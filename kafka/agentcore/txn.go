@@ -32,14 +32,15 @@ func (c *Core) AddOffsetsToTxn(ctx context.Context, p kafka.TxnProducer, group s
 	return txnErr(c.a.AddTxnOffsets(ctx, txnProducer(p), group))
 }
 
-// TxnOffsetCommit implements kafka.TxnCore. The committed leader epoch is
-// not kept: partitions have none (kafka.CommittedOffset).
-func (c *Core) TxnOffsetCommit(ctx context.Context, p kafka.TxnProducer, group string, offsets map[kafka.TopicPartition]kafka.CommittedOffset) error {
+// TxnOffsetCommit implements kafka.TxnCore, the committed leader epoch
+// kept with each offset.
+func (c *Core) TxnOffsetCommit(ctx context.Context, p kafka.TxnProducer, group string, member kafka.TxnGroupMember, offsets map[kafka.TopicPartition]kafka.CommittedOffset) error {
 	offs := make([]agent.TxnOffset, 0, len(offsets))
 	for tp, o := range offsets {
-		offs = append(offs, agent.TxnOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o.Offset, Metadata: o.Metadata})
+		offs = append(offs, agent.TxnOffset{Topic: tp.Topic, Partition: tp.Partition, Offset: o.Offset, Metadata: o.Metadata, LeaderEpoch: leaderEpochToIndex(o.LeaderEpoch)})
 	}
-	return txnErr(c.a.CommitTxnOffsets(ctx, txnProducer(p), group, offs))
+	m := agent.TxnGroupMember{MemberID: member.MemberID, InstanceID: member.InstanceID, Generation: member.Generation}
+	return txnErr(c.a.CommitTxnOffsets(ctx, txnProducer(p), group, m, offs))
 }
 
 // EndTxn implements kafka.TxnCore.
@@ -50,6 +51,11 @@ func (c *Core) EndTxn(ctx context.Context, p kafka.TxnProducer, commit bool) err
 // txnErr is kafkaErr for the transaction coordinator's calls, whose fenced
 // producer is PRODUCER_FENCED (a produce's is INVALID_PRODUCER_EPOCH).
 func txnErr(err error) error {
+	if errors.Is(err, agent.ErrUnknownMemberID) || errors.Is(err, agent.ErrIllegalGeneration) || errors.Is(err, agent.ErrFencedInstanceID) {
+		// A group member's (KIP-447), some of which also read as the
+		// native API's fenced member epochs: not the producer's fence.
+		return kafkaErr(err)
+	}
 	if err != nil && !errors.Is(err, agent.ErrUnknownTopicOrPartition) && errors.Is(err, coordinator.ErrFenced) {
 		return fmt.Errorf("%w: %w", kafka.ErrProducerFenced, err)
 	}

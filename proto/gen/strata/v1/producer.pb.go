@@ -408,7 +408,21 @@ type TxnOffsetCommitRequest struct {
 	// The group, added with AddOffsetsToTxn.
 	Group string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
 	// The offsets.
-	Offsets       []*TxnOffset `protobuf:"bytes,3,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	Offsets []*TxnOffset `protobuf:"bytes,3,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	// The group member whose consumed positions these are (Kafka's KIP-447:
+	// TxnOffsetCommit's member id). Empty for none: nothing about the group's
+	// members is checked, and only the producer's epoch fences a zombie.
+	// Named, the offsets are staged only while the member is in the group at
+	// member_epoch with a live session, checked in the same step as the
+	// staging, so a member whose partitions moved to another member after a
+	// rebalance cannot stage offsets for them: FAILED_PRECONDITION naming
+	// UNKNOWN_MEMBER_ID (not in the group, or its session expired or epoch
+	// moved on meanwhile) or STALE_MEMBER_EPOCH / FENCED_MEMBER_EPOCH
+	// (member_epoch behind or ahead of its epoch; heartbeat first).
+	MemberId string `protobuf:"bytes,4,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// The member's epoch from its last heartbeat (a Kafka classic group's
+	// member: the group's generation). Only with member_id.
+	MemberEpoch   int32 `protobuf:"varint,5,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +476,20 @@ func (x *TxnOffsetCommitRequest) GetOffsets() []*TxnOffset {
 		return x.Offsets
 	}
 	return nil
+}
+
+func (x *TxnOffsetCommitRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *TxnOffsetCommitRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
 }
 
 // TxnOffsetCommitResponse answers TxnOffsetCommitRequest.
@@ -1628,11 +1656,13 @@ const file_strata_v1_producer_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1a\n" +
-	"\bmetadata\x18\x04 \x01(\tR\bmetadata\"\x92\x01\n" +
+	"\bmetadata\x18\x04 \x01(\tR\bmetadata\"\xd2\x01\n" +
 	"\x16TxnOffsetCommitRequest\x122\n" +
 	"\bproducer\x18\x01 \x01(\v2\x16.strata.v1.TxnProducerR\bproducer\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12.\n" +
-	"\aoffsets\x18\x03 \x03(\v2\x14.strata.v1.TxnOffsetR\aoffsets\"\x19\n" +
+	"\aoffsets\x18\x03 \x03(\v2\x14.strata.v1.TxnOffsetR\aoffsets\x12\x1b\n" +
+	"\tmember_id\x18\x04 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x05 \x01(\x05R\vmemberEpoch\"\x19\n" +
 	"\x17TxnOffsetCommitResponse\"[\n" +
 	"\rEndTxnRequest\x122\n" +
 	"\bproducer\x18\x01 \x01(\v2\x16.strata.v1.TxnProducerR\bproducer\x12\x16\n" +
