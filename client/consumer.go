@@ -339,6 +339,23 @@ func (c *GroupConsumer) MemberID() string {
 	return c.memberID
 }
 
+// GroupMetadata is a group member's identity at one moment: its group,
+// member id and member epoch (Kafka's ConsumerGroupMetadata, KIP-447), for
+// Producer.SendGroupOffsetsToTransaction.
+type GroupMetadata struct {
+	Group       string
+	MemberID    string // empty: not a member's commit, nothing is checked
+	MemberEpoch int32
+}
+
+// GroupMetadata is the member's group, id and epoch now (the epoch of its
+// last heartbeat's answer), for Producer.SendGroupOffsetsToTransaction.
+func (c *GroupConsumer) GroupMetadata() GroupMetadata {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return GroupMetadata{Group: c.cfg.Group, MemberID: c.memberID, MemberEpoch: c.epoch}
+}
+
 // Assignment is the partitions the member owns now, as applied by Poll,
 // sorted.
 func (c *GroupConsumer) Assignment() []TopicPartition {

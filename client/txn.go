@@ -185,8 +185,24 @@ func (p *Producer) addToTxn(ctx context.Context, part *producerPartition, promis
 // SendOffsetsToTransaction commits the group's offsets with the transaction
 // (Kafka's sendOffsetsToTransaction: AddOffsetsToTxn, then
 // TxnOffsetCommit): the group's committed offsets become these when the
-// transaction commits, and stay as they were if it aborts.
+// transaction commits, and stay as they were if it aborts. The agent does
+// not check who sends them; SendGroupOffsetsToTransaction has a member's
+// commit checked against the group (KIP-447).
 func (p *Producer) SendOffsetsToTransaction(ctx context.Context, group string, offsets []PartitionOffset) error {
+	return p.SendGroupOffsetsToTransaction(ctx, GroupMetadata{Group: group}, offsets)
+}
+
+// SendGroupOffsetsToTransaction is SendOffsetsToTransaction for a member of
+// the group, as Kafka's sendOffsetsToTransaction with a
+// ConsumerGroupMetadata (KIP-447): the agent stages the offsets only if
+// m.MemberID is still in the group at m.MemberEpoch, in the same index
+// step, so a member whose partitions moved on in a rebalance (a zombie)
+// cannot commit offsets for them. Get m from GroupConsumer.GroupMetadata
+// just before. A refused member is a FAILED_PRECONDITION naming
+// UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH or FENCED_MEMBER_EPOCH, not
+// retried: abort the transaction, and poll the consumer so it rejoins.
+func (p *Producer) SendGroupOffsetsToTransaction(ctx context.Context, m GroupMetadata, offsets []PartitionOffset) error {
+	group := m.Group
 	p.txn.mu.Lock()
 	open, added := p.txn.open, p.txn.groups[group]
 	p.txn.mu.Unlock()
@@ -206,7 +222,10 @@ func (p *Producer) SendOffsetsToTransaction(ctx context.Context, group string, o
 		p.txn.groups[group] = true
 		p.txn.mu.Unlock()
 	}
-	req := &stratav1.TxnOffsetCommitRequest{Producer: id, Group: group}
+	req := &stratav1.TxnOffsetCommitRequest{Producer: id, Group: group, MemberId: m.MemberID}
+	if m.MemberID != "" {
+		req.MemberEpoch = m.MemberEpoch
+	}
 	for _, o := range offsets {
 		req.Offsets = append(req.Offsets, &stratav1.TxnOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset})
 	}

@@ -240,6 +240,64 @@ func TestSeekToCommitted(t *testing.T) {
 	}
 }
 
+// TestSendGroupOffsetsFencesZombies: offsets sent with a member's group
+// metadata are staged while it is in the group at that epoch, and refused
+// (KIP-447) for a member id the group does not know or an epoch it left.
+func TestSendGroupOffsetsFencesZombies(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t)
+	ta.createTopic(t, "tx", 1)
+	ta.produce(t, "tx", 1, 0, 5)
+	cfg := ta.config("members", "tx")
+	cfg.ManualCommit = true
+	c := newConsumer(t, cfg)
+	var read int
+	pollUntil(t, c, "5 records", func(recs []client.Record) bool { read += len(recs); return read >= 5 })
+	m := c.GroupMetadata()
+	if m.Group != "members" || m.MemberID == "" || m.MemberEpoch <= 0 {
+		t.Fatalf("GroupMetadata = %+v, want the group, a member id and an epoch", m)
+	}
+	p := newTxnProducer(t, ta, "member-txn")
+	offsets := []client.PartitionOffset{{Topic: "tx", Partition: 0, Offset: 4}}
+	for _, bad := range []client.GroupMetadata{
+		{Group: m.Group, MemberID: "not-a-member", MemberEpoch: m.MemberEpoch},
+		{Group: m.Group, MemberID: m.MemberID, MemberEpoch: m.MemberEpoch - 1},
+	} {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		err := p.SendGroupOffsetsToTransaction(t.Context(), bad, offsets)
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+			t.Fatalf("offsets of %+v: %v, want FAILED_PRECONDITION", bad, err)
+		}
+		if err := p.AbortTransaction(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SendGroupOffsetsToTransaction(t.Context(), m, offsets); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CommitTransaction(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SeekToCommitted(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var first int64 = -1
+	pollUntil(t, c, "a record after the seek", func(recs []client.Record) bool {
+		if len(recs) > 0 {
+			first = recs[0].Offset
+		}
+		return first >= 0
+	})
+	if first != 4 {
+		t.Fatalf("first record after seeking to the member's transactional offset: %d, want 4", first)
+	}
+}
+
 // lossyRPC fails the first calls of the RPCs whose path ends with one of
 // its suffixes, as an agent killed mid-call does: before sending (the
 // connection refused) or after the agent has answered (the answer lost, so
