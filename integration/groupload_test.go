@@ -477,8 +477,8 @@ func (g *groupLoad) check(acked map[int32]map[int64]string, committedAtRestart m
 	holds := map[int32][]loadHold{} // partition -> its holds
 	byGen := map[int32]map[int32]*loadMember{}
 	segs := map[int32]map[string]*loadSegment{} // partition -> member/gen -> segment
-	var commits []loadEvent                // with the member's events' times
-	seen := map[int32]map[int64]int{}       // partition -> offset -> times consumed
+	var commits []loadEvent                     // with the member's events' times
+	seen := map[int32]map[int64]int{}           // partition -> offset -> times consumed
 	for p := range int32(loadPartitions) {
 		segs[p] = map[string]*loadSegment{}
 		seen[p] = map[int64]int{}
