@@ -520,6 +520,7 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 		segs[p] = map[string]*loadSegment{}
 		seen[p] = map[int64]int{}
 	}
+	errorsShown := 0
 	for _, m := range g.members {
 		var gens map[int32][]int32 = map[int32][]int32{}
 		open := map[int32]*loadHold{} // partition -> current hold
@@ -600,7 +601,11 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 			case "committed":
 				commits = append(commits, ev)
 			case "error":
-				t.Errorf("%s: the client reported an error: %s", m.name, ev.Error)
+				// A client error (a failed commit, a fetch refused) is a
+				// failure of the run; the first few say enough.
+				if errorsShown++; errorsShown <= 5 {
+					t.Errorf("%s: the client reported an error: %s", m.name, ev.Error)
+				}
 			}
 		}
 		switch {
