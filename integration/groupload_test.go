@@ -642,6 +642,19 @@ func (g *groupLoad) check(acked map[int32]map[int64]string, committedAtRestart m
 	a := g.checkOwnership(acked, true)
 	segs, commits, seen := a.segs, a.commits, a.seen
 
+	// The producer's order per key (one key a partition): the log holds the
+	// rounds in the order they were sent, each once.
+	for p, offs := range acked {
+		prev := -1
+		for _, o := range slices.Sorted(maps.Keys(offs)) {
+			var vp, round int
+			if _, err := fmt.Sscanf(offs[o], "%d-%d", &vp, &round); err != nil || vp != int(p) || round <= prev {
+				t.Errorf("partition %d: offset %d holds %q after round %d: the producer's order is lost", p, o, offs[o], prev)
+			}
+			prev = round
+		}
+	}
+
 	// (b) Every acked record consumed; duplicates only after a kill.
 	for p, offs := range acked {
 		for o := range offs {
