@@ -53,8 +53,11 @@ import (
 const (
 	loadPartitions = 12
 	// loadSession is the members' session timeout: a killed member's
-	// partitions move this long after its last heartbeat.
-	loadSession = 8 * time.Second
+	// partitions move this long after its last heartbeat. Short for the
+	// test's sake, long enough that a live member heartbeating every 500 ms
+	// on a loaded machine is never taken for dead (it would then hold
+	// partitions it no longer owns, as in Kafka, and fail the checks).
+	loadSession = 10 * time.Second
 	// loadProcess is how long a member takes to process a batch, between
 	// logging and committing it: a kill then likely leaves records
 	// processed and not committed, which the next owner must read again.
@@ -181,7 +184,7 @@ func startLoadProducer(ctx context.Context, cl *kgo.Client) *loadProducer {
 			select {
 			case <-lp.stop:
 				return
-			case <-time.After(150 * time.Millisecond):
+			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}()
