@@ -689,9 +689,11 @@ func (g *groupLoad) check(acked map[int32]map[int64]string, committedAtRestart m
 		for _, s := range segs[p] {
 			if s.last >= s.first {
 				ss = append(ss, s)
-			} else if s.start >= 0 && s.start != committedBefore(p, s.assignedAt) && s.member.killedAt == 0 {
-				// A claim with no records still starts at the committed offset.
-				t.Errorf("partition %d: %s started generation %d at %d, the committed offset was %d", p, s.member.name, s.gen, s.start, committedBefore(p, s.assignedAt))
+			} else if c := committedBefore(p, s.assignedAt); s.start >= 0 && s.start < c {
+				// A claim with no records still starts at (or, when a
+				// killed member's last commit went unlogged, after) the
+				// committed offset.
+				t.Errorf("partition %d: %s started generation %d at %d, before the committed offset %d", p, s.member.name, s.gen, s.start, c)
 			}
 		}
 		sort.Slice(ss, func(i, j int) bool { return ss[i].gen < ss[j].gen })
