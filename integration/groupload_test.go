@@ -443,6 +443,13 @@ func runGroupLoad(t *testing.T, client groupLoadClient) {
 	// The whole group restarts: the new members start at the offsets the
 	// group committed, which OffsetFetch answers once nobody is left.
 	g.stop(m3)
+	dg, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatalf("DescribeGroups %s: %v", group, err)
+	}
+	if st := dg[group]; st.State != "Empty" || len(st.Members) != 0 {
+		t.Fatalf("group %s after its last member left: state %s with %d members, want Empty with none", group, st.State, len(st.Members))
+	}
 	committed := fetchCommitted(t, ctx, cl, group, topic)
 	m4 := g.start("m4")
 	m5 := g.start("m5")
