@@ -71,9 +71,11 @@ const (
 type groupLoadClient struct {
 	// start runs member name of group on topic, writing events to path.
 	start func(t *testing.T, name, brokers, topic, group, path string) *proc
-	// logsStart: the member logs a "start" event with each claim's initial
-	// offset (sarama's ConsumerGroupClaim.InitialOffset).
-	logsStart bool
+	// perClaim: the member holds partitions from its "claimed" event to
+	// its "released" one, not from "assigned" to "revoked": a cooperative
+	// (KIP-429) member keeps the partitions that do not move across
+	// generations, and gives up the others one by one.
+	perClaim bool
 }
 
 // loadEvent is one line of a member's event file (see
@@ -253,10 +255,29 @@ func (g *groupLoad) stop(m *loadMember) {
 
 // holding is what a member holds after its events so far: the generation
 // of its last assignment and the partitions, or ok false when it holds none
-// (never assigned, revoked, killed or exited).
-func (m *loadMember) holding() (gen int32, parts []int32, ok bool) {
+// (never assigned, revoked, killed or exited). A perClaim member holds what
+// it claimed and has not released, in the last generation it logged.
+func (m *loadMember) holding(perClaim bool) (gen int32, parts []int32, ok bool) {
 	if m.killedAt != 0 {
 		return 0, nil, false
+	}
+	if perClaim {
+		held := map[int32]bool{}
+		gen = -1
+		for _, ev := range m.events {
+			switch ev.Ev {
+			case "claimed":
+				held[ev.Partition] = true
+			case "released":
+				delete(held, ev.Partition)
+			case "exit":
+				return 0, nil, false
+			}
+			if ev.Gen != nil && *ev.Gen > gen {
+				gen = *ev.Gen
+			}
+		}
+		return gen, slices.Sorted(maps.Keys(held)), gen >= 0
 	}
 	for i := len(m.events) - 1; i >= 0; i-- {
 		switch ev := m.events[i]; ev.Ev {
@@ -280,8 +301,8 @@ func (m *loadMember) consumedIn(gen int32) bool {
 }
 
 // waitStable waits until exactly the members live hold every partition
-// between them in one generation, each has processed records in it, and
-// returns that generation.
+// between them in one generation, each some and has processed records in
+// it, and returns that generation.
 func (g *groupLoad) waitStable(what string, live ...*loadMember) int32 {
 	g.t.Helper()
 	var state string
@@ -326,7 +347,7 @@ func (g *groupLoad) holdings(live []*loadMember) (int32, bool, string) {
 	covered := map[int32]bool{}
 	stable := true
 	for _, m := range g.members {
-		gen, parts, ok := m.holding()
+		gen, parts, ok := m.holding(g.client.perClaim)
 		if !ok {
 			if slices.Contains(live, m) {
 				stable = false
@@ -343,7 +364,9 @@ func (g *groupLoad) holdings(live []*loadMember) (int32, bool, string) {
 		for _, p := range parts {
 			covered[p] = true
 		}
-		if len(parts) > 0 && !m.consumedIn(gen) {
+		// With 12 partitions every member gets some; a cooperative member
+		// with none is waiting for the follow-up rebalance.
+		if len(parts) == 0 || !m.consumedIn(gen) {
 			stable = false
 		}
 	}
@@ -511,6 +534,8 @@ type loadAnalysis struct {
 	segs    map[int32]map[string]*loadSegment // partition -> member/gen -> segment
 	commits []loadEvent
 	seen    map[int32]map[int64]int // partition -> offset -> times consumed
+	// heldAtKill is what each killed member held when it died.
+	heldAtKill map[*loadMember]map[int32]bool
 }
 
 // checkOwnership checks that no partition was held by two members at once,
@@ -530,11 +555,12 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 		segs[p] = map[string]*loadSegment{}
 		seen[p] = map[int64]int{}
 	}
+	perClaim := g.client.perClaim
+	heldAtKill := map[*loadMember]map[int32]bool{}
 	errorsShown := 0
 	for _, m := range g.members {
 		var gens map[int32][]int32 = map[int32][]int32{}
 		open := map[int32]*loadHold{} // partition -> current hold
-		assignedAt := map[int32]int64{}
 		closeAll := func(at int64) {
 			for p, h := range open {
 				h.to = at
@@ -542,9 +568,27 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 			}
 			clear(open)
 		}
+		// claim opens a hold of p in generation gen.
+		claim := func(p, gen int32, at int64) {
+			if byGen[gen] == nil {
+				byGen[gen] = map[int32]*loadMember{}
+			}
+			if o := byGen[gen][p]; o != nil && o != m {
+				t.Errorf("generation %d: partition %d assigned to both %s and %s", gen, p, o.name, m.name)
+			}
+			byGen[gen][p] = m
+			if open[p] != nil {
+				t.Errorf("%s: claimed partition %d in generation %d while holding it since generation %d", m.name, p, gen, open[p].gen)
+				return
+			}
+			open[p] = &loadHold{member: m, gen: gen, from: at}
+		}
 		for _, ev := range m.events {
 			switch ev.Ev {
 			case "assigned":
+				if perClaim {
+					continue // the claims say what it holds
+				}
 				if len(open) > 0 {
 					t.Errorf("%s: assigned %v in generation %d while still holding %v", m.name, ev.Partitions, *ev.Gen, slices.Collect(maps.Keys(open)))
 					closeAll(ev.T)
@@ -553,16 +597,14 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 					t.Errorf("%s: assigned twice in generation %d", m.name, *ev.Gen)
 				}
 				gens[*ev.Gen] = ev.Partitions
-				assignedAt[*ev.Gen] = ev.T
-				if byGen[*ev.Gen] == nil {
-					byGen[*ev.Gen] = map[int32]*loadMember{}
-				}
 				for _, p := range ev.Partitions {
-					if o := byGen[*ev.Gen][p]; o != nil {
-						t.Errorf("generation %d: partition %d assigned to both %s and %s", *ev.Gen, p, o.name, m.name)
-					}
-					byGen[*ev.Gen][p] = m
-					open[p] = &loadHold{member: m, gen: *ev.Gen, from: ev.T}
+					claim(p, *ev.Gen, ev.T)
+				}
+			case "released":
+				if h := open[ev.Partition]; perClaim && h != nil {
+					h.to = ev.T
+					holds[ev.Partition] = append(holds[ev.Partition], *h)
+					delete(open, ev.Partition)
 				}
 			case "revoked":
 				closeAll(ev.T)
@@ -571,8 +613,10 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 					t.Errorf("%s: processed %d/%v holding no generation", m.name, ev.Partition, ev.Offsets)
 					continue
 				}
+				// An eager member holds its partitions in one generation;
+				// a cooperative one keeps them across generations.
 				h := open[ev.Partition]
-				if h == nil || h.gen != *ev.Gen {
+				if h == nil || (!perClaim && h.gen != *ev.Gen) {
 					t.Errorf("%s: processed partition %d offsets %v in generation %d without holding it (holds %v)", m.name, ev.Partition, ev.Offsets, *ev.Gen, slices.Sorted(maps.Keys(open)))
 					continue
 				}
@@ -580,7 +624,7 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 				s := segs[ev.Partition][key]
 				for _, o := range ev.Offsets {
 					if s == nil {
-						s = &loadSegment{member: m, gen: *ev.Gen, first: o, last: o - 1, start: -1, assignedAt: assignedAt[*ev.Gen]}
+						s = &loadSegment{member: m, gen: *ev.Gen, first: o, last: o - 1, start: -1, assignedAt: h.from}
 						segs[ev.Partition][key] = s
 					}
 					if o != s.last+1 {
@@ -590,13 +634,18 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 					seen[ev.Partition][o]++
 				}
 				for i, o := range ev.Offsets {
-					if want, ok := acked[ev.Partition][o]; !ok && final {
-						t.Errorf("%s: consumed %d/%d (%q), which the producer was never acked", m.name, ev.Partition, o, ev.Values[i])
+					if want, ok := acked[ev.Partition][o]; !ok {
+						if final {
+							t.Errorf("%s: consumed %d/%d (%q), which the producer was never acked", m.name, ev.Partition, o, ev.Values[i])
+						}
 					} else if ev.Values[i] != want {
 						t.Errorf("%s: %d/%d is %q, the producer was acked %q there", m.name, ev.Partition, o, ev.Values[i], want)
 					}
 				}
-			case "start":
+			case "claimed":
+				if perClaim {
+					claim(ev.Partition, *ev.Gen, ev.T)
+				}
 				if ev.Offset < 0 {
 					// No committed offset: the client's reset offset
 					// (sarama.OffsetOldest); where it began is checked below.
@@ -606,7 +655,7 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 				if s := segs[ev.Partition][key]; s != nil {
 					t.Errorf("%s: start of partition %d logged after its records", m.name, ev.Partition)
 				} else {
-					segs[ev.Partition][key] = &loadSegment{member: m, gen: *ev.Gen, first: ev.Offset, last: ev.Offset - 1, start: ev.Offset, assignedAt: assignedAt[*ev.Gen]}
+					segs[ev.Partition][key] = &loadSegment{member: m, gen: *ev.Gen, first: ev.Offset, last: ev.Offset - 1, start: ev.Offset, assignedAt: ev.T}
 				}
 			case "committed":
 				commits = append(commits, ev)
@@ -620,6 +669,10 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 		}
 		switch {
 		case m.killedAt != 0:
+			heldAtKill[m] = map[int32]bool{}
+			for p := range open {
+				heldAtKill[m][p] = true
+			}
 			closeAll(m.killedAt)
 		case len(open) > 0:
 			if final {
@@ -639,7 +692,7 @@ func (g *groupLoad) checkOwnership(acked map[int32]map[int64]string, final bool)
 			}
 		}
 	}
-	return loadAnalysis{segs: segs, commits: commits, seen: seen}
+	return loadAnalysis{segs: segs, commits: commits, seen: seen, heldAtKill: heldAtKill}
 }
 
 // check checks the whole run: checkOwnership, then that every acked record
@@ -682,14 +735,6 @@ func (g *groupLoad) check(acked map[int32]map[int64]string, committedAtRestart m
 		}
 		return c
 	}
-	// The generation the killed member died in: its handoffs from there are
-	// the only ones allowed to re-read.
-	killedGen := int32(-1)
-	for _, ev := range killed.events {
-		if ev.Ev == "assigned" {
-			killedGen = *ev.Gen
-		}
-	}
 	reread := 0
 	for p := range int32(loadPartitions) {
 		var ss []*loadSegment
@@ -720,7 +765,9 @@ func (g *groupLoad) check(acked map[int32]map[int64]string, committedAtRestart m
 				t.Errorf("partition %d: %s started generation %d at %d, after %s stopped at %d: %d records skipped", p, s.member.name, s.gen, s.first, prev.member.name, prev.last, s.first-prev.last-1)
 				continue
 			}
-			if prev.member != killed || prev.gen != killedGen {
+			// Only the handoff of what the killed member held when it
+			// died (its last segment of the partition) may re-read.
+			if prev.member != killed || !a.heldAtKill[killed][p] || slices.ContainsFunc(ss[i:], func(x *loadSegment) bool { return x.member == killed }) {
 				// A clean handoff (a rebalance or a leave): everything the
 				// previous owner processed was committed first.
 				if s.first != prev.last+1 {

@@ -60,11 +60,13 @@ func saramaMemberBin(t *testing.T) string {
 // the last is stopped and two new ones resume from the committed offsets.
 // No partition is ever held by two members, every acked record is consumed
 // in order, and only what the killed member had not committed is read twice.
-// Once with the range strategy (sarama's default), once with sticky.
+// With the range strategy (sarama's default), sticky (eager too) and
+// cooperative-sticky (KIP-429: members keep the partitions that do not move
+// and give up the others one by one, in a follow-up rebalance).
 func TestSaramaGroupMembersUnderLoad(t *testing.T) {
 	t.Parallel()
 	bin := saramaMemberBin(t)
-	for _, strategy := range []string{"range", "sticky"} {
+	for _, strategy := range []string{"range", "sticky", "cooperative-sticky"} {
 		t.Run(strategy, func(t *testing.T) {
 			t.Parallel()
 			runGroupLoad(t, groupLoadClient{
@@ -74,7 +76,7 @@ func TestSaramaGroupMembersUnderLoad(t *testing.T) {
 						"-events", path, "-session", loadSession.String(), "-strategy", strategy,
 						"-process", loadProcess.String())
 				},
-				logsStart: true,
+				perClaim: strategy == "cooperative-sticky",
 			})
 		})
 	}

@@ -6,7 +6,12 @@
 // (its connections reset by the kernel, no LeaveGroup, its session left to
 // expire) and stopped with SIGTERM (Close: a clean LeaveGroup).
 //
-//	saramamember -brokers A,B -topic T -group G -name N -events FILE [-session 8s] [-strategy range|roundrobin|sticky] [-process 50ms]
+//	saramamember -brokers A,B -topic T -group G -name N -events FILE [-session 8s] [-strategy S] [-process 50ms]
+//
+// S is a balance strategy: range, roundrobin, sticky (eager: every
+// rebalance revokes every partition) or cooperative-sticky (KIP-429: a
+// member keeps the partitions that do not move, and sarama keeps its
+// session, calling Setup and Cleanup once, across generations).
 //
 // Each batch takes -process to process after it is logged, so that a
 // SIGKILL is likely to land between processing and committing.
@@ -15,12 +20,16 @@
 // line, t in ms since the epoch:
 //
 //	{"ev":"assigned","gen":G,"member":ID,"partitions":[...],"t":T}    Setup
-//	{"ev":"start","gen":G,"partition":P,"offset":O,"t":T}             a claim's initial (committed) offset
+//	{"ev":"claimed","gen":G,"partition":P,"offset":O,"t":T}           ConsumeClaim starts; O is the claim's initial (committed) offset
 //	{"ev":"records","gen":G,"partition":P,"offsets":[...],"values":[...],"t":T}
 //	{"ev":"committed","gen":G,"committed":{"P":O},"t":T}              after Commit, O the next offset
+//	{"ev":"released","gen":G,"partition":P,"t":T}                     ConsumeClaim returns
 //	{"ev":"error","error":E,"t":T}                                    from ConsumerGroup.Errors
 //	{"ev":"revoked","gen":G,"t":T}                                    Cleanup: every claim has returned
 //	{"ev":"exit","t":T}                                               after Close on SIGTERM
+//
+// G is the session's generation when the event is logged: with a
+// cooperative strategy it changes while a claim runs.
 //
 // Offsets are committed synchronously after every batch (auto-commit off):
 // a member killed mid-batch leaves at most that batch uncommitted.
@@ -90,8 +99,11 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 // ConsumeClaim takes what has arrived (up to 200 records) as one batch,
 // logs it, marks it and commits it before taking the next.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	gen, p := sess.GenerationID(), claim.Partition()
-	h.ev.emit(map[string]any{"ev": "start", "gen": gen, "partition": p, "offset": claim.InitialOffset()})
+	p := claim.Partition()
+	h.ev.emit(map[string]any{"ev": "claimed", "gen": sess.GenerationID(), "partition": p, "offset": claim.InitialOffset()})
+	// Logged once the claim's last batch is committed: the partition may
+	// go to another member from then on.
+	defer func() { h.ev.emit(map[string]any{"ev": "released", "gen": sess.GenerationID(), "partition": p}) }()
 	for {
 		var batch []*sarama.ConsumerMessage
 		select {
@@ -120,6 +132,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		for i, m := range batch {
 			offsets[i], values[i] = m.Offset, string(m.Value)
 		}
+		gen := sess.GenerationID()
 		h.ev.emit(map[string]any{"ev": "records", "gen": gen, "partition": p, "offsets": offsets, "values": values})
 		time.Sleep(h.process)
 		last := batch[len(batch)-1]
@@ -136,7 +149,7 @@ func main() {
 	name := flag.String("name", "", "client id")
 	eventsPath := flag.String("events", "", "file to append events to")
 	session := flag.Duration("session", 8*time.Second, "session timeout")
-	strategy := flag.String("strategy", "range", "balance strategy: range, roundrobin or sticky")
+	strategy := flag.String("strategy", "range", "balance strategy: range, roundrobin, sticky or cooperative-sticky")
 	process := flag.Duration("process", 0, "time each batch takes to process, between logging and committing it")
 	flag.Parse()
 	if *brokers == "" || *topic == "" || *group == "" || *name == "" || *eventsPath == "" {
@@ -173,6 +186,8 @@ func main() {
 		conf.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRoundRobin()}
 	case "sticky":
 		conf.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	case "cooperative-sticky":
+		conf.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyCooperativeSticky()}
 	default:
 		slog.Error("unknown strategy", "strategy", *strategy)
 		os.Exit(2)
