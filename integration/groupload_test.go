@@ -14,7 +14,8 @@ package integration
 //
 //   - no partition is assigned to two members in one generation, and no
 //     two members hold a partition at once (wall clock: from the assignment
-//     to the revocation, or the kill);
+//     to the revocation, or the kill; for a cooperative member, KIP-429,
+//     from its claim of the partition to its release);
 //   - a member processed a record only while it held the record's partition
 //     in the generation it processed it in;
 //   - per partition, a member reads offsets in order and densely within a
