@@ -77,6 +77,9 @@ typecheck-ts: $(WEB_DEPS)
 lint: $(STATICCHECK) $(BUF)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+# ./... skips testdata: the sarama group member integration/sarama_groups_test.go builds.
+	$(GO) vet ./integration/testdata/saramamember
+	$(STATICCHECK) ./integration/testdata/saramamember
 	$(BUF) lint
 	$(BUF) format -d --exit-code
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

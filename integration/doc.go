@@ -12,6 +12,11 @@
 // (STRATA_FAILPOINTS, internal/failpoint): failpoint_test.go kills the
 // compactor and the janitor at each of their steps that way.
 //
+// Consumer group members of Kafka clients are processes too (a node script
+// for kafkajs, testdata/saramamember, which the test builds, for sarama), so
+// that a member can be killed with SIGKILL; they log their assignments and
+// records to files that groupload_test.go checks.
+//
 // Each test gets its own MinIO bucket and its own Redis database (the agent
 // has no index key prefix setting), so the tests run in parallel on the
 // shared servers.

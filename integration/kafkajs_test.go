@@ -8,10 +8,9 @@ package integration
 // first. This test runs the script, then reads the log over the Connect API
 // and checks that it holds exactly what kafkajs was acked, at its offsets.
 //
-// kafkajs consumes only through consumer groups (JoinGroup and SyncGroup),
-// which the Kafka listener does not serve yet; the script reads with
-// kafkajs's own Fetch instead, and a consumer.run part is to be added with
-// the group APIs.
+// kafkajs consumes only through consumer groups (JoinGroup and SyncGroup);
+// this script reads with kafkajs's own Fetch instead, to check each record's
+// fields, and kafkajs_groups_test.go runs consumer.run members.
 
 import (
 	"context"

@@ -16,8 +16,8 @@
 // to check against the log over the Connect API.
 //
 // Reading: kafkajs consumes only through a consumer group (JoinGroup,
-// SyncGroup, ...), which Strata's Kafka listener does not serve yet. The
-// reads here go through kafkajs's own cluster and broker objects (its Fetch
+// SyncGroup, ...: kafkajs-group-member.js runs those). The reads here, to
+// check every field of every record, go through kafkajs's own cluster and broker objects (its Fetch
 // request encoder and its record batch decoder, codecs included), reached
 // through the client's private cluster factory; package-lock.json pins the
 // kafkajs version whose internals this relies on.
