@@ -18,8 +18,11 @@ import (
 // not returned (they belong to the deleted topic, KIP-516). The committed
 // leader epoch (v5+) is -1: partitions have no leader epochs. v8+ ask for
 // many groups at once, each answered with its own error code. RequireStable
-// (v7+) needs nothing: offsets committed in transactions are not served over
-// Kafka yet, so no committed offset is ever pending. The member id and epoch
+// (v7+, KIP-447) is not honoured yet: a partition whose offset an open
+// transaction staged (TxnOffsetCommit) answers its last committed offset,
+// not UNSTABLE_OFFSET_COMMIT, so a member reading it while such a
+// transaction is still being completed (an agent died during its EndTxn;
+// the reaper finishes it at its deadline) reads the older offset. The member id and epoch
 // of v9 (KIP-848) are not checked. v0 (offsets in ZooKeeper) and v10 (topic
 // ids) are not served.
 
