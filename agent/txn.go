@@ -155,11 +155,22 @@ func (a *Agent) EndTxn(ctx context.Context, req *stratav1.EndTxnRequest) (*strat
 	if err != nil {
 		return nil, err
 	}
-	if err := a.finishTxn(ctx, txn); err != nil {
+	// Decided: finish even if the caller goes away (a Kafka client's
+	// connection closed), as Kafka's coordinator does. Left Prepare* until
+	// the reaper's pass at its deadline, a commit's offsets would be
+	// missing from the group meanwhile (a new owner of the partitions
+	// would read the older ones) and then move them back.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTxnTimeout)
+	defer cancel()
+	if err := a.finishTxn(fctx, txn); err != nil {
 		return nil, err
 	}
 	return &stratav1.EndTxnResponse{}, nil
 }
+
+// finishTxnTimeout bounds the markers and completion of a decided EndTxn
+// once detached from its caller; past it the reaper finishes the job.
+const finishTxnTimeout = 30 * time.Second
 
 // currentTxn returns the transactional id's state if (pid, epoch) is its
 // current producer, else ErrFenced.
