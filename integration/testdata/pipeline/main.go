@@ -150,7 +150,9 @@ func (p *pipeline) transform(ctx context.Context, part int32, recs []client.Reco
 	next := recs[len(recs)-1].Offset + 1
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := prod.SendOffsetsToTransaction(tctx, p.group, []client.PartitionOffset{{Topic: recs[0].Topic, Partition: part, Offset: next}}); err != nil {
+	// With the member's id and epoch (KIP-447): a member whose partition
+	// moved on in a rebalance has its offsets refused.
+	if err := prod.SendGroupOffsetsToTransaction(tctx, p.consumer.GroupMetadata(), []client.PartitionOffset{{Topic: recs[0].Topic, Partition: part, Offset: next}}); err != nil {
 		_ = prod.AbortTransaction(tctx)
 		return err
 	}
