@@ -24,21 +24,35 @@ type benchCluster struct {
 	redisAddr string
 }
 
+// benchBackend is what the agents of a benchmark store into.
+type benchBackend int
+
+const (
+	// backendDefault is an in-memory bucket and kafkaAgents' index:
+	// redis-server under scripts/test-services.sh, else the embedded one.
+	backendDefault benchBackend = iota
+	// backendMemory is an in-memory bucket and the embedded index, with or
+	// without the services.
+	backendMemory
+	// backendMinIO is a MinIO bucket of the benchmark's own and
+	// redis-server: it needs scripts/test-services.sh.
+	backendMinIO
+)
+
 // benchAgents starts n agents, each a Kafka broker on a loopback port, over
-// one index and one bucket, as kafkaAgents does, with two choices the
-// benchmarks need: the bucket is MinIO's (a bucket of the benchmark's own)
-// when minio is set, in memory otherwise; configure, when not nil, changes
-// every agent's config (after the test defaults: 5ms flushes). The index
-// is redis-server under scripts/test-services.sh, the embedded one
-// otherwise; minio needs the services.
-func benchAgents(b *testing.B, n int, minio bool, configure func(*agent.Config)) benchCluster {
+// one index and one bucket, as kafkaAgents does, on the backend given;
+// configure, when not nil, changes every agent's config (after the test
+// defaults: 5ms flushes). On redis-server the index has a key prefix of
+// the benchmark's own.
+func benchAgents(b *testing.B, n int, backend benchBackend, configure func(*agent.Config)) benchCluster {
 	b.Helper()
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
 	name := fmt.Sprintf("bench-agentcore-%x", suffix)
 	var c benchCluster
 	url, opts := "memory://", coordinator.Options{}
-	if addr := os.Getenv("STRATA_TEST_REDIS_ADDR"); addr != "" || minio {
+	minio := backend == backendMinIO
+	if backend == backendDefault && os.Getenv("STRATA_TEST_REDIS_ADDR") != "" || minio {
 		c.redisAddr = testenv.RedisAddr(b)
 		url, opts.Prefix = "redis://"+c.redisAddr, name+":"
 	}

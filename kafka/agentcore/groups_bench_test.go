@@ -54,7 +54,7 @@ func BenchmarkClassicGroupSettle(b *testing.B) {
 func BenchmarkConsumerGroupSettle(b *testing.B) {
 	for _, interval := range []time.Duration{250 * time.Millisecond, agent.DefaultConfig().GroupHeartbeatInterval} {
 		b.Run("interval="+interval.String(), func(b *testing.B) {
-			c := benchAgents(b, 2, false, func(cfg *agent.Config) { cfg.GroupHeartbeatInterval = interval })
+			c := benchAgents(b, 2, backendDefault, func(cfg *agent.Config) { cfg.GroupHeartbeatInterval = interval })
 			benchSettle(b, c.addrs, kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer())
 		})
 	}
