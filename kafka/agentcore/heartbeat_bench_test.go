@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratabroker/strata/agent"
 )
 
 // BenchmarkGroupHeartbeatIndexCommands measures what a settled group's
@@ -31,7 +33,8 @@ import (
 // with their topic paused (PauseFetchTopics), so no fetches run and no
 // records flow: what reaches the agents in the window is heartbeats. Two
 // agents in process on redis-server (scripts/test-services.sh; skipped
-// without it), the members seeded on both.
+// without it), the members seeded on both, the agents' janitor and
+// compactor off (their sweeps over the partitions are not heartbeats).
 //
 // Each iteration: redis-server's commands over a quiet window with the
 // agents alone (their own background work: registration, leases, ...),
@@ -43,8 +46,10 @@ import (
 // less the agents' quiet rate. Heartbeats are counted by the members
 // (answered Heartbeat / ConsumerGroupHeartbeat requests, a kgo hook).
 // MONITOR splits the window's commands into those clients sent (round
-// trips, pipelined ones each counted) and those scripts ran; the
-// breakdown by command is logged with -v.
+// trips, pipelined ones each counted) and those scripts ran, and counts
+// those on the group's keys ({g:<group>}, a script's commands included),
+// which only the members' heartbeats touch; the breakdown by command is
+// logged with -v.
 //
 //	scripts/test-services.sh go test -run '^$' -bench GroupHeartbeatIndexCommands -benchtime 1x -v ./kafka/agentcore/
 func BenchmarkGroupHeartbeatIndexCommands(b *testing.B) {
@@ -89,7 +94,9 @@ func (c *requestCounts) snapshot() map[int16]int64 {
 func benchHeartbeatCommands(b *testing.B, hbKey int16, interval time.Duration, opts []kgo.Opt) {
 	const members, partitions = 100, 100
 	const quiet, window = 15 * time.Second, 30 * time.Second
-	c := benchAgents(b, 2, backendDefault, nil)
+	// The janitor and the compactor sweep every partition each minute: off,
+	// so that the window holds heartbeats, not a sweep of 100 partitions.
+	c := benchAgents(b, 2, backendDefault, func(cfg *agent.Config) { cfg.JanitorInterval, cfg.CompactionInterval = 0, 0 })
 	ctx := b.Context()
 	rdb := redis.NewClient(&redis.Options{Addr: c.redisAddr})
 	defer rdb.Close()
@@ -99,8 +106,8 @@ func benchHeartbeatCommands(b *testing.B, hbKey int16, interval time.Duration, o
 	}
 	defer admCl.Close()
 	var (
-		hbs, cmds, quietRate, clientCmds, scriptCmds, other float64
-		byCommand                                           = map[string]int64{}
+		hbs, cmds, quietRate, clientCmds, scriptCmds, groupCmds, other float64
+		byCommand                                                      = map[string]int64{}
 	)
 	for i := 0; b.Loop(); i++ {
 		topic, group := fmt.Sprintf("bench-hb-%d", i), fmt.Sprintf("bench-hb-group-%d", i)
@@ -213,6 +220,9 @@ func benchHeartbeatCommands(b *testing.B, hbKey int16, interval time.Duration, o
 		quietRate += rate
 		for name, n := range breakdown {
 			byCommand[name] += n
+			if strings.HasSuffix(name, "{g}") {
+				groupCmds += float64(n)
+			}
 			if strings.HasPrefix(name, "lua:") {
 				scriptCmds += float64(n)
 			} else {
@@ -228,6 +238,7 @@ func benchHeartbeatCommands(b *testing.B, hbKey int16, interval time.Duration, o
 	b.ReportMetric(cmds/hbs, "index-cmds/heartbeat")
 	b.ReportMetric(clientCmds/hbs, "sent-cmds/heartbeat")
 	b.ReportMetric(scriptCmds/hbs, "script-cmds/heartbeat")
+	b.ReportMetric(groupCmds/hbs, "group-key-cmds/heartbeat")
 	b.ReportMetric(quietRate/float64(b.N), "quiet-cmds/s")
 	b.ReportMetric(other, "other-requests")
 	var lines []string
@@ -263,7 +274,9 @@ func redisCommands(b *testing.B, rdb *redis.Client) int64 {
 }
 
 // monitor counts the commands redis-server runs, by name, from MONITOR:
-// a command a Lua script ran is named "lua:<name>".
+// a command a Lua script ran is named "lua:<name>", and a command whose
+// arguments hold a key's hash tag is named with the tag's kind, e.g.
+// "hmget{g}" for a group's key.
 type monitor struct {
 	conn   net.Conn
 	done   chan struct{}
@@ -285,6 +298,7 @@ func startMonitor(b *testing.B, addr string) *monitor {
 	}
 	go func() {
 		defer close(m.done)
+		script := "" // the tag of the last command a client sent
 		for {
 			line, err := r.ReadString('\n')
 			if err != nil {
@@ -296,15 +310,31 @@ func startMonitor(b *testing.B, addr string) *monitor {
 			if !ok {
 				continue
 			}
-			name, _, _ := strings.Cut(rest, "\"")
+			name, args, _ := strings.Cut(rest, "\"")
 			name = strings.ToLower(name)
 			if name == "info" {
 				continue // the benchmark's own
 			}
-			if strings.HasSuffix(src, " lua") {
-				name = "lua:" + name
+			// The first key's hash tag kind ({g:...} a group's, {t:...} a
+			// partition's, {m} the topic list's, ...), when it has one,
+			// says whose command it is. A script's own commands follow its
+			// EVALSHA (scripts run whole): one without a key (TIME) is the
+			// script's.
+			tag := ""
+			if _, rest, ok := strings.Cut(args, "{"); ok {
+				if end := strings.IndexAny(rest, ":}"); end > 0 && end <= 2 {
+					tag = "{" + rest[:end] + "}"
+				}
 			}
-			m.counts[name]++
+			if strings.HasSuffix(src, " lua") {
+				if tag == "" {
+					tag = script
+				}
+				name = "lua:" + name
+			} else {
+				script = tag
+			}
+			m.counts[name+tag]++
 		}
 	}()
 	return m
