@@ -65,7 +65,9 @@ return {1}
 // ARGV[5] data. Returns {0} renewed, {1} unknown member, {2, epoch} other
 // epoch, {3, remaining ms} lease expired. Expired is judged here, by the
 // server's clock, in the same script as the write: the check and the
-// renewal cannot be split by another member taking the partitions.
+// renewal cannot be split by another member taking the partitions. An
+// epoch that stays is not written again: most renewals are a settled
+// group's heartbeats.
 var memberRenewScript = redis.NewScript(luaNowMs + `
 local now = tonumber(now_ms())
 local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -74,7 +76,7 @@ local epoch = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
 if epoch ~= tonumber(ARGV[2]) then return {2, epoch} end
 if tonumber(exp) <= now then return {3, tonumber(exp) - now} end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if epoch ~= tonumber(ARGV[3]) then redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[5])
 return {0}
 `)
