@@ -55,24 +55,14 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 		}
 		return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -1}, nil
 	}
-	h := heartbeat{group: req.Group, memberID: req.MemberID, epoch: req.MemberEpoch, topics: req.Topics}
+	// What the member left out is filled in from its record by the
+	// heartbeat, which reads the record anyway.
+	h := heartbeat{group: req.Group, memberID: req.MemberID, epoch: req.MemberEpoch, topics: req.Topics,
+		sameSubscription: req.Topics == nil && req.Regex == nil, sameOwned: req.Owned == nil}
 	if req.Regex != nil {
 		h.regex = *req.Regex
 	}
-	if req.Topics == nil && req.Regex == nil || req.Owned == nil {
-		// Fill in what the member left out from its record.
-		m, err := a.consumerMember(ctx, req.Group, req.MemberID)
-		if err != nil {
-			return ConsumerHeartbeatResult{}, err
-		}
-		if req.Topics == nil && req.Regex == nil && m != nil {
-			h.topics, h.regex = m.Topics, m.Regex
-		}
-		if req.Owned == nil && m != nil {
-			h.owned = m.Assigned.union(m.Revoking).union(m.Stale)
-		}
-	}
-	if h.owned == nil {
+	if !h.sameOwned {
 		h.owned = newPartitionSet(req.Owned)
 	}
 	res, err := a.groupHeartbeat(ctx, h)
@@ -80,25 +70,6 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 		return ConsumerHeartbeatResult{}, err
 	}
 	return ConsumerHeartbeatResult{MemberID: res.memberID, MemberEpoch: res.epoch, Interval: res.interval, Assigned: res.assigned.list()}, nil
-}
-
-// consumerMember is a member's record, nil when the group or member has none.
-func (a *Agent) consumerMember(ctx context.Context, group, id string) (*memberRecord, error) {
-	if id == "" {
-		return nil, nil
-	}
-	st, err := a.index.LoadGroup(ctx, group)
-	if err != nil {
-		return nil, err
-	}
-	if err := refuseClassic(group, st); err != nil {
-		return nil, err
-	}
-	rec, err := decodeGroupRecord(st)
-	if err != nil {
-		return nil, err
-	}
-	return rec.Members[id], nil
 }
 
 // ConsumerGroupMember is one live member as ConsumerGroupDescribe shows it.

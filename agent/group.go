@@ -210,6 +210,11 @@ type heartbeat struct {
 	regex    string
 	owned    partitionSet
 	session  time.Duration
+	// sameSubscription and sameOwned: a KIP-848 heartbeat left out the
+	// subscription or the owned set (unchanged since the last one);
+	// tryHeartbeat fills them in from the member's record, which it reads
+	// anyway, rather than the heartbeat reading the record twice.
+	sameSubscription, sameOwned bool
 }
 
 // heartbeatResult is the answer to a heartbeat.
@@ -239,8 +244,8 @@ func (a *Agent) validateHeartbeat(h *heartbeat) error {
 	if h.epoch > 0 && h.memberID == "" {
 		return invalidf("member epoch %d without a member id: send 0 to join", h.epoch)
 	}
-	if (len(h.topics) == 0) == (h.regex == "") {
-		return invalidf("subscribe by topic names or by topic_regex, exactly one of them")
+	if !h.sameSubscription && (len(h.topics) == 0) == (h.regex == "") {
+		return errNoSubscription
 	}
 	for _, t := range h.topics {
 		if t == "" {
@@ -258,6 +263,31 @@ func (a *Agent) validateHeartbeat(h *heartbeat) error {
 		h.session = a.cfg.GroupSessionTimeout
 	}
 	h.session = min(max(h.session, a.cfg.GroupMinSessionTimeout), a.cfg.GroupMaxSessionTimeout)
+	return nil
+}
+
+var errNoSubscription = invalidf("subscribe by topic names or by topic_regex, exactly one of them")
+
+// fillLeftOut fills in what the heartbeat left out (sameSubscription,
+// sameOwned) from the member's record in rec. A member the record does not
+// hold keeps nothing: joining (epoch 0), it must send a subscription;
+// otherwise tryHeartbeat answers it is unknown.
+func (h *heartbeat) fillLeftOut(rec *groupRecord) error {
+	m := rec.Members[h.memberID]
+	if h.sameSubscription {
+		if m == nil && h.epoch == 0 {
+			return errNoSubscription
+		}
+		if m != nil {
+			h.topics, h.regex = m.Topics, m.Regex
+		}
+	}
+	if h.sameOwned {
+		h.owned = partitionSet{}
+		if m != nil {
+			h.owned = m.Assigned.union(m.Revoking).union(m.Stale)
+		}
+	}
 	return nil
 }
 
@@ -354,6 +384,9 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 	}
 	rec, err := decodeGroupRecord(st)
 	if err != nil {
+		return heartbeatResult{}, err
+	}
+	if err := h.fillLeftOut(rec); err != nil {
 		return heartbeatResult{}, err
 	}
 	leases, err := a.liveLeases(ctx, h.group)

@@ -183,6 +183,42 @@ func TestGroupMembers(t *testing.T) {
 	})
 }
 
+// A group of more members than the list script reads in one batch (1000)
+// lists every member with its own epoch and data.
+func TestGroupListManyMembers(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		const n = 2101
+		for i := range n {
+			var data []byte
+			if i%3 != 0 {
+				data = []byte("d" + strconv.Itoa(i))
+			}
+			m := coordinator.GroupMember{ID: "m" + strconv.Itoa(100000+i), Epoch: int32(i + 1), Data: data}
+			if err := r.PutMember(ctx, "big", m, longTTL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ms, err := r.ListMembers(ctx, "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != n {
+			t.Fatalf("listed %d members, want %d", len(ms), n)
+		}
+		for i, m := range ms {
+			var want []byte
+			if i%3 != 0 {
+				want = []byte("d" + strconv.Itoa(i))
+			}
+			if m.ID != "m"+strconv.Itoa(100000+i) || m.Epoch != int32(i+1) || !bytes.Equal(m.Data, want) || !m.Expires.After(time.Now()) {
+				t.Fatalf("member %d is %+v, want id m%d, epoch %d, data %q, live", i, m, 100000+i, i+1, want)
+			}
+		}
+	})
+}
+
 func TestGroupCommitOffsetsFencing(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {

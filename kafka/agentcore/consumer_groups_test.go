@@ -154,6 +154,15 @@ func TestConsumerGroupHeartbeatAndDescribe(t *testing.T) {
 	if r := heartbeat("made-up", 3, []string{topic}, nil); r.ErrorCode != kerr.UnknownMemberID.Code {
 		t.Fatalf("unknown member: %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(r.ErrorCode))
 	}
+	// A keepalive (nothing changed, so no subscription) of a member the
+	// group does not hold is unknown too, as Kafka answers: the member
+	// rejoins. A join must subscribe.
+	if r := heartbeat("made-up", 3, nil, nil); r.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("keepalive of an unknown member: %v, want UNKNOWN_MEMBER_ID", kerr.ErrorForCode(r.ErrorCode))
+	}
+	if r := heartbeat("made-up", 0, nil, nil); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("join without a subscription: %v, want INVALID_REQUEST", kerr.ErrorForCode(r.ErrorCode))
+	}
 	// Leaving (-1): member-b then gets everything.
 	if r := heartbeat("member-a", -1, nil, nil); r.ErrorCode != 0 || r.MemberEpoch != -1 {
 		t.Fatalf("leave: %+v", r)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stratabroker/strata/agent"
 )
 
 // BenchmarkClassicGroupSettle measures the time from a franz-go member
@@ -29,12 +31,38 @@ func BenchmarkClassicGroupSettle(b *testing.B) {
 		{"range", kgo.RangeBalancer},
 		{"cooperative-sticky", kgo.CooperativeStickyBalancer},
 	} {
-		b.Run(bal.name, func(b *testing.B) { benchSettle(b, bal.b) })
+		b.Run(bal.name, func(b *testing.B) {
+			benchSettle(b, kafkaAgents(b, 2), kgo.Balancers(bal.b()), kgo.HeartbeatInterval(250*time.Millisecond))
+		})
 	}
 }
 
-func benchSettle(b *testing.B, balancer func() kgo.GroupBalancer) {
-	addrs := kafkaAgents(b, 2)
+// BenchmarkConsumerGroupSettle is BenchmarkClassicGroupSettle through the
+// consumer group protocol (KIP-848: franz-go's ServerSideBalancer, the
+// agents' own assignor): two members over 12 partitions, a third joins,
+// then leaves, timed until every partition is owned by exactly one of the
+// expected members, from the members' own callbacks. The members heartbeat
+// at the interval the agents hand out (ConsumerGroupHeartbeat's
+// heartbeat_interval_ms): 250ms, the classic benchmark's, and the agents'
+// default (group-heartbeat-interval, 5s). A partition moves in two
+// heartbeats at least (its owner learns of the revocation and releases it;
+// the new owner is given it), so the interval bounds the settle time. The
+// index is redis-server under scripts/test-services.sh, else the embedded
+// one.
+//
+//	scripts/test-services.sh go test -run '^$' -bench ConsumerGroupSettle -benchtime 10x ./kafka/agentcore/
+func BenchmarkConsumerGroupSettle(b *testing.B) {
+	for _, interval := range []time.Duration{250 * time.Millisecond, agent.DefaultConfig().GroupHeartbeatInterval} {
+		b.Run("interval="+interval.String(), func(b *testing.B) {
+			c := benchAgents(b, 2, backendDefault, func(cfg *agent.Config) { cfg.GroupHeartbeatInterval = interval })
+			benchSettle(b, c.addrs, kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer())
+		})
+	}
+}
+
+// benchSettle times joins and leaves of a third member of a group of two
+// on addrs (two agents), the members made with the options given.
+func benchSettle(b *testing.B, addrs []string, opts ...kgo.Opt) {
 	ctx := b.Context()
 	const partitions = 12
 	topic, group := "bench", "bench-group"
@@ -49,13 +77,11 @@ func benchSettle(b *testing.B, balancer func() kgo.GroupBalancer) {
 	var mu sync.Mutex
 	owner := map[int32]string{}
 	member := func(name, seed string) *kgo.Client {
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append([]kgo.Opt{
 			kgo.SeedBrokers(seed),
 			kgo.ConsumerGroup(group),
 			kgo.ConsumeTopics(topic),
-			kgo.Balancers(balancer()),
-			kgo.SessionTimeout(6*time.Second),
-			kgo.HeartbeatInterval(250*time.Millisecond),
+			kgo.SessionTimeout(6 * time.Second),
 			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -72,7 +98,7 @@ func benchSettle(b *testing.B, balancer func() kgo.GroupBalancer) {
 					}
 				}
 			}),
-		)
+		}, opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}
