@@ -3,10 +3,7 @@ package agent_test
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,29 +17,6 @@ import (
 	"github.com/stratabroker/strata/objectlog"
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
-
-// stopReplica stops the shared replica (SIGSTOP) so that WAIT times out,
-// and returns the function that continues it, also run at cleanup.
-func stopReplica(t *testing.T, rr testenv.ReplicatedRedis) (resume func()) {
-	t.Helper()
-	replica, err := os.FindProcess(rr.ReplicaPID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatalf("stopping the replica: %v", err)
-	}
-	var once sync.Once
-	resume = func() {
-		once.Do(func() {
-			if err := replica.Signal(syscall.SIGCONT); err != nil {
-				t.Errorf("continuing the replica: %v", err)
-			}
-		})
-	}
-	t.Cleanup(resume)
-	return resume
-}
 
 // TestUnacknowledgedRecordBecomesVisibleWhenReplicaResumes: with
 // wait_replicas=1 and the replica stopped, a produce fails UNAVAILABLE and
@@ -101,7 +75,7 @@ func TestUnacknowledgedRecordBecomesVisibleWhenReplicaResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	resume := stopReplica(t, rr)
+	resume := testenv.StopRedisReplica(t, rr)
 	// Offset commits and topic creation wait too, and answer UNAVAILABLE.
 	_, err = ta.group.CommitOffsets(ctx, connect.NewRequest(&stratav1.CommitOffsetsRequest{
 		Group: "g", Offsets: []*stratav1.PartitionOffset{{Topic: "quiet", Partition: 0, Offset: 0}}}))
@@ -181,7 +155,7 @@ func TestJanitorShowsCommitOfDeadAgent(t *testing.T) {
 	}
 
 	// The dead agent's commit: it ran, its WAIT failed, nobody retries it.
-	resume := stopReplica(t, rr)
+	resume := testenv.StopRedisReplica(t, rr)
 	dead := coordinator.SegmentCommit{SegmentID: "dead", SegmentKey: "segments/dead.seg", Chunks: []coordinator.ChunkCommit{{
 		TopicID: tp.ID, Partition: 1, Batches: []coordinator.BatchCommit{{ByteLength: 10, Records: 2, MaxTimestamp: 1, ProducerID: -1}}}}}
 	if _, err := index.CommitSegment(ctx, dead); !errors.Is(err, coordinator.ErrUnavailable) {

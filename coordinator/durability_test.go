@@ -466,29 +466,6 @@ func TestEmbeddedCommitVisibleOnlyOnceSnapshotted(t *testing.T) {
 	wantOffsets(t, commit(t, restarted, segment(tp.ID, 0, plain(0, 10, 1, 300)))[0], 2)
 }
 
-// stopReplica stops the shared replica (SIGSTOP) and returns the function
-// that continues it, also registered as cleanup.
-func stopReplica(t *testing.T, rr testenv.ReplicatedRedis) (resume func()) {
-	t.Helper()
-	replica, err := os.FindProcess(rr.ReplicaPID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatalf("stopping the replica: %v", err)
-	}
-	var once sync.Once
-	resume = func() {
-		once.Do(func() {
-			if err := replica.Signal(syscall.SIGCONT); err != nil {
-				t.Errorf("continuing the replica: %v", err)
-			}
-		})
-	}
-	t.Cleanup(resume)
-	return resume
-}
-
 // TestAckedWritesWaitForReplica: with wait_replicas=1, every acknowledged
 // index write that must survive a failover waits for the replica, not only
 // segment commits: group offset commits and deletes, group state saves,
@@ -540,7 +517,7 @@ func TestAckedWritesWaitForReplica(t *testing.T) {
 		{"delete group", func() error { return w.DeleteGroup(ctx, "g") }},
 		{"delete topic", func() error { return w.DeleteTopic(ctx, "acked-2") }},
 	}
-	resume := stopReplica(t, rr)
+	resume := testenv.StopRedisReplica(t, rr)
 	for _, c := range calls {
 		err := c.call()
 		if !errors.Is(err, coordinator.ErrUnavailable) || !strings.Contains(err.Error(), "only 0 of 1 replicas acknowledged") {
@@ -599,7 +576,7 @@ func TestFinishSegment(t *testing.T) {
 	tp := createTopic(t, reader, "finish", 2)
 	notes := subscribe(t, reader)
 
-	resume := stopReplica(t, rr)
+	resume := testenv.StopRedisReplica(t, rr)
 	b := segment(tp.ID, 0, plain(0, 10, 3, 200))
 	if _, err := w.CommitSegment(ctx, b); !errors.Is(err, coordinator.ErrUnavailable) {
 		t.Fatalf("commit with the replica stopped: %v, want index unavailable", err)

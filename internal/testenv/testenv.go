@@ -59,8 +59,9 @@ type ReplicatedRedis struct {
 	ReplicaPID int
 }
 
-// RedisReplica returns the shared primary and replica. Tests keep apart by
-// key prefix; a test that stops the replica must not run in parallel with
+// RedisReplica returns the shared primary and replica, held by the calling
+// test alone until it ends (other tests using them, in any package, wait),
+// so that one may stop the replica (StopRedisReplica) without failing
 // another that needs it answering.
 func RedisReplica(t testing.TB) ReplicatedRedis {
 	t.Helper()
@@ -73,6 +74,7 @@ func RedisReplica(t testing.TB) ReplicatedRedis {
 		t.Fatalf("STRATA_TEST_REDIS_REPLICA_PRIMARY_ADDR, STRATA_TEST_REDIS_REPLICA_ADDR or STRATA_TEST_REDIS_REPLICA_PID is not set: %s", howTo)
 	}
 	r.ReplicaPID = pid
+	holdReplica(t, pid)
 	return r
 }
 
