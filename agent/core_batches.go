@@ -376,9 +376,10 @@ func (a *Agent) readPartitionBatches(ctx context.Context, topic coordinator.Topi
 }
 
 // readBatches is readRecords for whole batches: the index entries from the
-// one holding offset on, each chunk through the block cache (loadEntry),
-// and of its batches those that end past offset, appended whole with their
-// base offsets set, while they fit in maxBytes. Control batches go too: a
+// one holding offset on, each chunk through the block cache (hot entries
+// with readChunkBatches, copied once; archive entries with loadEntry), and
+// of its batches those that end past offset, appended whole with their base
+// offsets set, while they fit in maxBytes. Control batches go too: a
 // Kafka client needs them to see where transactions end.
 func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partition int32, offset, maxBytes int64, atLeastOne bool) ([]byte, coordinator.PartitionState, error) {
 	var out []byte
@@ -400,7 +401,7 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 		if len(entries) == 0 {
 			return out, st, nil
 		}
-		loads := a.loadEntriesAhead(ctx, entries, next, max(maxBytes-int64(len(out)), 0))
+		loads := a.fetchEntriesAhead(ctx, entries, next, max(maxBytes-int64(len(out)), 0))
 		// Room for the chunks the budget covers, once: appending batch by
 		// batch to a growing slice copied a catch-up read's bytes twice.
 		out = slices.Grow(out, int(min(loads.withinBytes, max(maxBytes-int64(len(out)), 0))))
@@ -412,6 +413,21 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 				// No batch fits: the entry is not loaded just to be left
 				// out (the block cache fetches it ahead).
 				return out, st, nil
+			}
+			if !e.Archived() {
+				loads.fill(i)
+				var full bool
+				out, next, full, err = a.readChunkBatches(ctx, out, e, next, maxBytes, atLeastOne)
+				switch {
+				case err != nil && len(out) > 0:
+					return out, st, nil // the next read meets the error
+				case err != nil:
+					return nil, st, err
+				case full:
+					return out, st, nil
+				}
+				next = max(next, e.BaseOffset+e.Records)
+				continue
 			}
 			batches, err := loads.get(i)
 			if err != nil {
