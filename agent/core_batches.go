@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -278,6 +279,21 @@ func (a *Agent) ReadBatches(ctx context.Context, reads []BatchRead, maxWait time
 			if out[i].Err != nil {
 				continue
 			}
+			if total > 0 && total >= maxBytes {
+				// No room left: the partitions after this one answer
+				// their bounds only (and have their next entries fetched
+				// ahead). Their index round trips are read together, not
+				// one after the other: a catch-up Fetch whose first
+				// partition filled it waited for each in turn (issue 12).
+				a.readBoundsOnly(ctx, reads[i:], topics[i:], out[i:])
+				if ctx.Err() != nil {
+					return nil, a.cutShort(ctx)
+				}
+				for j := i; j < len(out); j++ {
+					failed = failed || out[j].Err != nil
+				}
+				break
+			}
 			budget := maxBytes - total
 			if r.MaxBytes > 0 {
 				budget = min(budget, r.MaxBytes)
@@ -314,6 +330,26 @@ func (a *Agent) ReadBatches(ctx context.Context, reads []BatchRead, maxWait time
 			}
 		}
 	}
+}
+
+// readBoundsOnly reads, all at once, the partitions of reads whose out
+// has no error yet as readPartitionBatches does with no bytes to answer:
+// their high watermark and log start offset, or their error, into out (and
+// their topics, moved as partitionGone moves them, into topics).
+func (a *Agent) readBoundsOnly(ctx context.Context, reads []BatchRead, topics []coordinator.Topic, out []BatchReadResult) {
+	var wg sync.WaitGroup
+	for i, r := range reads {
+		if out[i].Err != nil {
+			continue
+		}
+		wg.Go(func() {
+			res, t, err := a.readPartitionBatches(ctx, topics[i], r.Partition, r.Offset, 0, false, r.TopicID)
+			topics[i] = t
+			res.Err = err
+			out[i] = res
+		})
+	}
+	wg.Wait()
 }
 
 // cutShort is the error of a read whose ctx ended.
