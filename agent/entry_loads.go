@@ -15,8 +15,11 @@ package agent
 //   - have the block cache fetch the rest without waiting (prefetch), so
 //     the next read of the partition, which starts there, finds them
 //     cached or on their way.
-// What they answer is unchanged. The bytes read ahead are bounded by
-// readAheadBytes plus one entry per read, and land in the block cache,
+// (The whole-batch reads load a hot entry by having the block cache fetch
+// it, prefetch again, and copy its batches from the cache themselves:
+// readChunkBatches, chunk_batches.go.) What they answer is unchanged. The
+// bytes read ahead are bounded by readAheadBytes plus one entry per read,
+// and land in the block cache,
 // within --cache-bytes; archive entries (archive_read.go) are loaded when
 // the read needs them, never ahead of it.
 
