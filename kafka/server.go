@@ -277,9 +277,9 @@ const largeResponseBytes = 1 << 20
 // largeResponses holds the buffers of large answers (Fetch's) between
 // writes, shared by all connections (*[]byte). A catch-up consumer's every
 // Fetch answer is a MiB or more: a buffer allocated afresh for each one was
-// grown (copied) batch by batch and cleared, as much CPU as reading the
-// batches from the store (issue 12). The pool holds no more buffers than
-// answers were written at once, and the garbage collector empties it.
+// grown (copied) as the partitions' batches were appended, and the runtime
+// cleared each new array (issue 12). The pool holds no more buffers than
+// answers were being written at once, and the garbage collector empties it.
 var largeResponses sync.Pool
 
 // writeResponses sends the answers of queue in order. On a write error or a
