@@ -326,7 +326,7 @@ func (c *blockCache) plan(ctx context.Context, key string, first, last int64) ([
 		c.inflight[id] = run
 		sources = append(sources, blockSource{fetch: run})
 	}
-	c.readAheadLocked(key, last, run)
+	c.readAheadLocked(key, first, last, run)
 	return sources, joined
 }
 
@@ -363,18 +363,14 @@ const readAheadBlocks = 7
 
 // readAheadLocked extends run, a new fetch ending at block last, to the
 // blocks after it that are neither cached nor being fetched, when the read
-// looks sequential: the block before the run is cached or on its way. That
-// block may be the read's own first (a chunk that starts in a block another
-// partition's reader already fetched): catch-up readers of many partitions
-// read a segment's chunks side by side, and a rule that looked only before
-// the read's first block left their GETs at a block or two each (issue 12).
-// A reader of one partition, whose chunks are scattered over many
-// segments, does not trigger it and reads only the blocks it needs.
-func (c *blockCache) readAheadLocked(key string, last int64, run *blockFetch) {
-	if run == nil || run.first+run.n-1 != last || run.first == 0 {
+// looks sequential: the block before it is cached or on its way. A reader
+// of one partition, whose chunks are scattered over many segments, does
+// not trigger it and reads only the blocks it needs.
+func (c *blockCache) readAheadLocked(key string, first, last int64, run *blockFetch) {
+	if run == nil || run.first+run.n-1 != last || first == 0 {
 		return
 	}
-	before := blockID{key, run.first - 1}
+	before := blockID{key, first - 1}
 	if _, cached := c.blocks[before]; !cached {
 		if _, fetching := c.inflight[before]; !fetching {
 			return
