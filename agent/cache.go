@@ -186,18 +186,43 @@ type blockSource struct {
 // ErrInvalidRange. The bytes are the caller's own: cached blocks are never
 // handed out, so a caller may modify what it gets (DecodeChunk does).
 func (c *blockCache) readRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	pieces, err := c.view(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	for _, p := range pieces {
+		n += len(p)
+	}
+	out := make([]byte, 0, n)
+	for _, p := range pieces {
+		out = append(out, p...)
+	}
+	return out, nil
+}
+
+// view is readRange without the copy: the bytes, in order, as slices of
+// the cached blocks themselves (one per block the range touches). They
+// are shared with the cache and every other reader: read them, never
+// modify them. Blocks are immutable and never reused, so a view stays
+// valid after its blocks are evicted (the garbage collector frees them
+// once the reader lets go): what readers hold past --cache-bytes is the
+// bytes of the reads in progress, as it was with readRange's copies. The
+// whole-batch reads copy each stored batch from a view straight into their
+// answer (readChunkBatches), rather than into a chunk of their own first.
+func (c *blockCache) view(ctx context.Context, key string, off, length int64) ([][]byte, error) {
 	if off < 0 || length < 0 {
 		return nil, fmt.Errorf("block cache: read %s: bad range %d+%d", key, off, length)
 	}
 	if length == 0 {
-		return []byte{}, nil
+		return [][]byte{}, nil
 	}
 	first, last := off/c.blockSize, (off+length-1)/c.blockSize
 
 	sources, joined := c.plan(ctx, key, first, last)
 	defer c.leave(joined)
 
-	out := make([]byte, 0, length)
+	pieces := make([][]byte, 0, len(sources))
 	pos := off // the next byte of the object wanted
 	for i, src := range sources {
 		index := first + int64(i)
@@ -225,17 +250,19 @@ func (c *blockCache) readRange(ctx context.Context, key string, off, length int6
 		blockStart := index * c.blockSize
 		if from := pos - blockStart; from < int64(len(data)) {
 			to := min(int64(len(data)), off+length-blockStart)
-			out = append(out, data[from:to]...)
+			// Capped at its length: an append to a piece must never
+			// write into the block after it.
+			pieces = append(pieces, data[from:to:to])
 			pos = blockStart + to
 		}
 		if isLast || int64(len(data)) < c.blockSize {
 			break
 		}
 	}
-	if len(out) == 0 {
+	if len(pieces) == 0 {
 		return nil, fmt.Errorf("block cache: read %s from byte %d: %w", key, off, objectlog.ErrInvalidRange)
 	}
-	return out, nil
+	return pieces, nil
 }
 
 // plan finds each wanted block in the cache or in flight and starts one

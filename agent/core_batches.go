@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -278,6 +279,21 @@ func (a *Agent) ReadBatches(ctx context.Context, reads []BatchRead, maxWait time
 			if out[i].Err != nil {
 				continue
 			}
+			if total > 0 && total >= maxBytes {
+				// No room left: the partitions after this one answer
+				// their bounds only (and have their next entries fetched
+				// ahead). Their index round trips are read together, not
+				// one after the other: a catch-up Fetch whose first
+				// partition filled it waited for each in turn (issue 12).
+				a.readBoundsOnly(ctx, reads[i:], topics[i:], out[i:])
+				if ctx.Err() != nil {
+					return nil, a.cutShort(ctx)
+				}
+				for j := i; j < len(out); j++ {
+					failed = failed || out[j].Err != nil
+				}
+				break
+			}
 			budget := maxBytes - total
 			if r.MaxBytes > 0 {
 				budget = min(budget, r.MaxBytes)
@@ -314,6 +330,26 @@ func (a *Agent) ReadBatches(ctx context.Context, reads []BatchRead, maxWait time
 			}
 		}
 	}
+}
+
+// readBoundsOnly reads, all at once, the partitions of reads whose out
+// has no error yet as readPartitionBatches does with no bytes to answer:
+// their high watermark and log start offset, or their error, into out (and
+// their topics, moved as partitionGone moves them, into topics).
+func (a *Agent) readBoundsOnly(ctx context.Context, reads []BatchRead, topics []coordinator.Topic, out []BatchReadResult) {
+	var wg sync.WaitGroup
+	for i, r := range reads {
+		if out[i].Err != nil {
+			continue
+		}
+		wg.Go(func() {
+			res, t, err := a.readPartitionBatches(ctx, topics[i], r.Partition, r.Offset, 0, false, r.TopicID)
+			topics[i] = t
+			res.Err = err
+			out[i] = res
+		})
+	}
+	wg.Wait()
 }
 
 // cutShort is the error of a read whose ctx ended.
@@ -376,9 +412,10 @@ func (a *Agent) readPartitionBatches(ctx context.Context, topic coordinator.Topi
 }
 
 // readBatches is readRecords for whole batches: the index entries from the
-// one holding offset on, each chunk through the block cache (loadEntry),
-// and of its batches those that end past offset, appended whole with their
-// base offsets set, while they fit in maxBytes. Control batches go too: a
+// one holding offset on, each chunk through the block cache (hot entries
+// with readChunkBatches, copied once; archive entries with loadEntry), and
+// of its batches those that end past offset, appended whole with their base
+// offsets set, while they fit in maxBytes. Control batches go too: a
 // Kafka client needs them to see where transactions end.
 func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partition int32, offset, maxBytes int64, atLeastOne bool) ([]byte, coordinator.PartitionState, error) {
 	var out []byte
@@ -400,7 +437,7 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 		if len(entries) == 0 {
 			return out, st, nil
 		}
-		loads := a.loadEntriesAhead(ctx, entries, next, max(maxBytes-int64(len(out)), 0))
+		loads := a.fetchEntriesAhead(ctx, entries, next, max(maxBytes-int64(len(out)), 0))
 		// Room for the chunks the budget covers, once: appending batch by
 		// batch to a growing slice copied a catch-up read's bytes twice.
 		out = slices.Grow(out, int(min(loads.withinBytes, max(maxBytes-int64(len(out)), 0))))
@@ -412,6 +449,21 @@ func (a *Agent) readBatches(ctx context.Context, topic coordinator.Topic, partit
 				// No batch fits: the entry is not loaded just to be left
 				// out (the block cache fetches it ahead).
 				return out, st, nil
+			}
+			if !e.Archived() {
+				loads.fill(i)
+				var full bool
+				out, next, full, err = a.readChunkBatches(ctx, out, e, next, maxBytes, atLeastOne)
+				switch {
+				case err != nil && len(out) > 0:
+					return out, st, nil // the next read meets the error
+				case err != nil:
+					return nil, st, err
+				case full:
+					return out, st, nil
+				}
+				next = max(next, e.BaseOffset+e.Records)
+				continue
 			}
 			batches, err := loads.get(i)
 			if err != nil {

@@ -238,3 +238,40 @@ func TestAppendBatchRefusesMalformedProducer(t *testing.T) {
 		t.Fatalf("a well-formed idempotent batch at %d, want 0", base)
 	}
 }
+
+// Once a read's byte budget is spent, the partitions after it answer their
+// bounds only (read together): high watermark, log start offset, or their
+// error, and no batch.
+func TestReadBatchesPartitionsPastTheBudgetAnswerTheirBounds(t *testing.T) {
+	t.Parallel()
+	env := newReadEnv(t)
+	writer, _ := env.startAgent(t, nil)
+	reader, _ := env.startAgent(t, nil)
+	topic := env.createTopic(t, 4)
+	for p := range int32(4) {
+		for i := range int(p) + 1 {
+			appendBatch(t, writer, topic.Name, p, encodedBatch(t, objectlog.NoProducer, values(int64(i), "a", "b")...))
+		}
+	}
+	res, err := reader.ReadBatches(t.Context(), []BatchRead{
+		{Topic: topic.Name, Partition: 0, Offset: 0},
+		{Topic: topic.Name, Partition: 1, Offset: 0},
+		{Topic: topic.Name, Partition: 2, Offset: 9},
+		{Topic: topic.Name, Partition: 3, Offset: 2},
+	}, 0, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil || len(res[0].Batches) == 0 || res[0].HighWatermark != 2 {
+		t.Fatalf("partition 0: %+v, want its one batch", res[0])
+	}
+	if res[1].Err != nil || len(res[1].Batches) != 0 || res[1].HighWatermark != 4 || res[1].LogStartOffset != 0 {
+		t.Fatalf("partition 1: %+v, want no batch, high watermark 4", res[1])
+	}
+	if !errors.Is(res[2].Err, coordinator.ErrOffsetOutOfRange) || res[2].HighWatermark != 6 {
+		t.Fatalf("partition 2 at offset 9: %+v, want out of range with high watermark 6", res[2])
+	}
+	if res[3].Err != nil || len(res[3].Batches) != 0 || res[3].HighWatermark != 8 {
+		t.Fatalf("partition 3: %+v, want no batch, high watermark 8", res[3])
+	}
+}

@@ -15,8 +15,11 @@ package agent
 //   - have the block cache fetch the rest without waiting (prefetch), so
 //     the next read of the partition, which starts there, finds them
 //     cached or on their way.
-// What they answer is unchanged. The bytes read ahead are bounded by
-// readAheadBytes plus one entry per read, and land in the block cache,
+// (The whole-batch reads load a hot entry by having the block cache fetch
+// it, prefetch again, and copy its batches from the cache themselves:
+// readChunkBatches, chunk_batches.go.) What they answer is unchanged. The
+// bytes read ahead are bounded by readAheadBytes plus one entry per read,
+// and land in the block cache,
 // within --cache-bytes; archive entries (archive_read.go) are loaded when
 // the read needs them, never ahead of it.
 
@@ -51,6 +54,11 @@ type entryLoads struct {
 	// withinBytes is the size of those entries' chunks, the first one's
 	// counted whole.
 	withinBytes int64
+	// fetchHot: the reader reads hot entries itself, from the block cache
+	// (readChunkBatches), so "loading" one ahead is having the cache fetch
+	// its blocks (prefetch), without a copy; get serves archive entries
+	// only.
+	fetchHot bool
 }
 
 type entryLoad struct {
@@ -64,7 +72,18 @@ type entryLoad struct {
 // when need > 0), and the block cache's fetches of the rest. The loads use
 // ctx: they end with the read's request; the fetches outlive it.
 func (a *Agent) loadEntriesAhead(ctx context.Context, entries []coordinator.IndexEntry, from, need int64) *entryLoads {
-	l := &entryLoads{a: a, ctx: ctx, entries: entries, loads: make([]entryLoad, len(entries))}
+	return a.startEntryLoads(ctx, entries, from, need, false)
+}
+
+// fetchEntriesAhead is loadEntriesAhead for a reader of whole batches,
+// which reads hot entries from the block cache itself: their loads are the
+// cache's fetches (see entryLoads.fetchHot).
+func (a *Agent) fetchEntriesAhead(ctx context.Context, entries []coordinator.IndexEntry, from, need int64) *entryLoads {
+	return a.startEntryLoads(ctx, entries, from, need, true)
+}
+
+func (a *Agent) startEntryLoads(ctx context.Context, entries []coordinator.IndexEntry, from, need int64, fetchHot bool) *entryLoads {
+	l := &entryLoads{a: a, ctx: ctx, entries: entries, loads: make([]entryLoad, len(entries)), fetchHot: fetchHot}
 	for l.started < len(entries) && entries[l.started].LastOffset() < from {
 		l.started++
 	}
@@ -91,9 +110,13 @@ func (l *entryLoads) fill(i int) {
 		end = min(end, l.within)
 	}
 	for ; l.started < end; l.started++ {
+		e := l.entries[l.started]
+		if l.fetchHot && !e.Archived() {
+			l.a.cache.prefetch(l.ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
+			continue
+		}
 		ld := &l.loads[l.started]
 		ld.done = make(chan struct{})
-		e := l.entries[l.started]
 		go func() {
 			defer close(ld.done)
 			ld.batches, ld.err = l.a.loadEntry(l.ctx, e)

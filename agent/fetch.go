@@ -447,24 +447,17 @@ func (a *Agent) readEntry(ctx context.Context, topic coordinator.Topic, partitio
 // readRange hands out one, so the rewrite never touches a cached block). It
 // checks that the bytes are what the entry says: a chunk that is missing,
 // short, or holds another number of offsets is ErrCorrupt, never NotFound.
-// Both the per-record reads (Connect) and the whole-batch reads (Kafka)
-// use it. An archive entry's row group is read and rebuilt into batches
+// The per-record reads (Connect) use it, and the whole-batch reads (Kafka,
+// FetchBatches) for archive entries; they read hot entries with
+// readChunkBatches, without the copy. An archive entry's row group is read and rebuilt into batches
 // with their original base offsets instead (archive_read.go).
 func (a *Agent) loadEntry(ctx context.Context, e coordinator.IndexEntry) ([]objectlog.Batch, error) {
 	if e.Archived() {
 		return a.archiveBatches(ctx, e)
 	}
 	chunk, err := a.cache.readRange(ctx, e.SegmentKey, e.ByteOffset, e.ByteLength)
-	switch {
-	case errors.Is(err, objectlog.ErrInvalidRange):
-		return nil, fmt.Errorf("%w: index entry at offset %d points past the end of %s", objectlog.ErrCorrupt, e.BaseOffset, e.SegmentKey)
-	case errors.Is(err, objectlog.ErrNotFound):
-		// The index never names a missing object (DESIGN.md): this is lost
-		// data, not an unknown topic, so it must not read as NotFound.
-		return nil, fmt.Errorf("%w: index entry at offset %d names a missing object: %v", objectlog.ErrCorrupt, e.BaseOffset, err)
-	}
 	if err != nil {
-		return nil, err
+		return nil, entryReadError(e, err)
 	}
 	if int64(len(chunk)) != e.ByteLength {
 		return nil, fmt.Errorf("%w: index entry at offset %d wants bytes %d+%d of %s, the object has %d of them",

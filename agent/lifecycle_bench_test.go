@@ -8,8 +8,9 @@ package agent
 //     the process's CPU time per MiB (getrusage around the work);
 //   - BenchmarkCatchUp: a cold agent reading a partition from the start, from
 //     hot segments and from the archive (MB/s and the process's CPU time per
-//     MiB), and raw GETs of the same byte ranges, in one run, on the
-//     filesystem store and MinIO;
+//     MiB), record by record (read=) and in whole batches (batches=), and
+//     raw GETs of the same byte ranges, in one run, on the filesystem store
+//     and MinIO;
 //   - BenchmarkIndexMemory: redis-server's MEMORY USAGE of one partition's
 //     keys after 10,000 flushes, after compaction and after the janitor.
 // The index is the real redis-server when scripts/test-services.sh runs
@@ -19,6 +20,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -246,6 +248,42 @@ func BenchmarkCatchUp(b *testing.B) {
 							n += len(resp.Records)
 							off = resp.NextOffset
 							if off >= resp.HighWatermark {
+								break
+							}
+						}
+						b.StopTimer()
+						cpu += cpuTime(b) - c0
+						b.StartTimer()
+						if n != lifecycleBenchBatches*lifecycleBenchRecords {
+							b.Fatalf("read %d records", n)
+						}
+					}
+					b.ReportMetric(float64(cpu.Microseconds())/1000/(float64(size)*float64(b.N)/(1<<20)), "cpu-ms/MiB")
+				})
+				// The whole-batch reads (Kafka's Fetch, FetchBatches) of
+				// the same partition, in reads of 1 MiB.
+				b.Run("batches="+tc.name, func(b *testing.B) {
+					b.SetBytes(size)
+					var cpu time.Duration
+					for b.Loop() {
+						b.StopTimer()
+						reader := benchLifecycleAgent(b, store, index)
+						c0 := cpuTime(b)
+						b.StartTimer()
+						n := 0
+						for off := int64(0); ; {
+							res, err := reader.ReadBatches(b.Context(), []BatchRead{{Topic: tc.topic.Name, Offset: off}}, 0, 0, 1<<20)
+							if err == nil {
+								err = res[0].Err
+							}
+							if err != nil {
+								b.Fatal(err)
+							}
+							n += batchRecords(res[0].Batches, off, nil)
+							for bs := res[0].Batches; len(bs) >= batchHeaderBytes; bs = bs[12+binary.BigEndian.Uint32(bs[8:]):] {
+								off = int64(binary.BigEndian.Uint64(bs)) + int64(binary.BigEndian.Uint32(bs[batchLastOffsetDeltaAt:])) + 1
+							}
+							if off >= res[0].HighWatermark {
 								break
 							}
 						}

@@ -270,6 +270,18 @@ func (s *Server) serveConn(nc net.Conn) {
 	<-writerDone
 }
 
+// largeResponseBytes is the size past which a response buffer goes back to
+// largeResponses rather than staying with its connection.
+const largeResponseBytes = 1 << 20
+
+// largeResponses holds the buffers of large answers (Fetch's) between
+// writes, shared by all connections (*[]byte). A catch-up consumer's every
+// Fetch answer is a MiB or more: a buffer allocated afresh for each one was
+// grown (copied) as the partitions' batches were appended, and the runtime
+// cleared each new array (issue 12). The pool holds no more buffers than
+// answers were being written at once, and the garbage collector empties it.
+var largeResponses sync.Pool
+
 // writeResponses sends the answers of queue in order. On a write error or a
 // handler's request to close, it cancels the connection and drops the rest.
 func (s *Server) writeResponses(ctx context.Context, cancel context.CancelFunc, nc net.Conn, queue <-chan pending, log *slog.Logger) {
@@ -285,11 +297,21 @@ func (s *Server) writeResponses(ctx context.Context, cancel context.CancelFunc, 
 		} else if resp == nil {
 			continue
 		} else {
-			buf = appendResponse(buf[:0], p.correlationID, resp)
+			out := buf[:0]
+			if p.key == int16(kmsg.Fetch) {
+				if b, ok := largeResponses.Get().(*[]byte); ok {
+					out = (*b)[:0]
+				}
+			}
+			out = appendResponse(out, p.correlationID, resp)
 			nc.SetWriteDeadline(time.Now().Add(time.Minute))
-			_, err = nc.Write(buf)
-			if cap(buf) > 1<<20 {
-				buf = nil // keep no large fetch's buffer for the connection's life
+			_, err = nc.Write(out)
+			if cap(out) > largeResponseBytes {
+				// Keep no large fetch's buffer for the connection's
+				// life; share it with the next large answer instead.
+				largeResponses.Put(&out)
+			} else {
+				buf = out
 			}
 			if err == nil {
 				continue

@@ -2,12 +2,14 @@ package kafka_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -719,5 +721,40 @@ func TestAcksZeroFailureClosesConnection(t *testing.T) {
 	var ne net.Error
 	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
 		t.Fatalf("after a failed acks=0 produce: %v, want the connection closed", err)
+	}
+}
+
+// Fetch answers past a MiB are written from buffers shared by all
+// connections (largeResponses): answers of different sizes and contents,
+// on two connections in turn, each arrive whole and byte for byte.
+func TestFetchLargeAnswersOnSharedBuffers(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t)
+	topic := topicName(t)
+	createTopic(t, c, topic, 2)
+	conns := []*rawConn{dial(t, c.addrs[0]), dial(t, c.addrs[0])}
+	var produced [2][]byte // each partition's batches, base offsets set
+	for p := range int32(2) {
+		for i := range 3 {
+			v := strings.Repeat(string(rune('a'+int(p)*3+i)), 400<<10+int(p)*1000)
+			batch := makeBatch(v)
+			r := roundTrip[*kmsg.ProduceResponse](t, conns[0], "x", produceRequest(9, -1, topic, p, slices.Clone(batch)))
+			if code := r.Topics[0].Partitions[0].ErrorCode; code != 0 {
+				t.Fatal(kerr.ErrorForCode(code))
+			}
+			binary.BigEndian.PutUint64(batch, uint64(i))
+			produced[p] = append(produced[p], batch...)
+		}
+	}
+	for round := range 4 {
+		p := int32(round % 2)
+		req := fetchRequest(12, topic, [16]byte{}, 0, 0, 0)
+		req.Topics[0].Partitions[0].Partition = p
+		req.Topics[0].Partitions[0].PartitionMaxBytes = 4 << 20
+		resp := roundTrip[*kmsg.FetchResponse](t, conns[round/2%2], "x", req)
+		got := resp.Topics[0].Partitions[0]
+		if got.ErrorCode != 0 || !bytes.Equal(got.RecordBatches, produced[p]) {
+			t.Fatalf("round %d, partition %d: error %d, %d bytes, want the %d bytes produced", round, p, got.ErrorCode, len(got.RecordBatches), len(produced[p]))
+		}
 	}
 }
