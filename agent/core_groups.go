@@ -340,6 +340,33 @@ func (a *Agent) expire(ctx context.Context, group string, rec *classicRecord, no
 	return changed, nil
 }
 
+// loadClassicExpired is loadClassic with the members whose session expired
+// removed and the removal saved (generation bumped when the group became
+// Empty), as Kafka's coordinator does when a member's heartbeat expires:
+// what describing the group or an admin commit sees must be what a
+// JoinGroup would see, and must stay so after the read (issue 13).
+func (a *Agent) loadClassicExpired(ctx context.Context, group string) (*classicRecord, error) {
+	var rec *classicRecord
+	err := retryConflicts(ctx, func() error {
+		r, version, err := a.loadClassic(ctx, group)
+		if err != nil {
+			return err
+		}
+		changed, err := a.expire(ctx, group, r, time.Now())
+		if err != nil {
+			return err
+		}
+		if changed {
+			if _, err := a.saveClassic(ctx, group, version, r); err != nil {
+				return err
+			}
+		}
+		rec = r
+		return nil
+	})
+	return rec, err
+}
+
 // memberGone updates the state after members left or expired.
 func (rec *classicRecord) memberGone(now time.Time) {
 	if len(rec.Members) == 0 {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -84,7 +83,10 @@ func (a *Agent) CommitKafkaOffsets(ctx context.Context, c KafkaOffsetCommit) (ma
 		}
 		return errs, err
 	}
-	rec, _, err := a.loadClassic(ctx, c.Group)
+	// Members whose session expired are gone (Kafka removes them when
+	// their heartbeat expires), so an admin commit to a group whose
+	// consumers were killed succeeds once their sessions are over.
+	rec, err := a.loadClassicExpired(ctx, c.Group)
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +159,8 @@ func (a *Agent) DescribeKafkaGroup(ctx context.Context, group string) (GroupDesc
 	var kind groupKind
 	_ = json.Unmarshal(st.Data, &kind)
 	if kind.Type == GroupTypeClassic || len(st.Data) == 0 {
-		rec, _, err := a.loadClassic(ctx, group)
+		rec, err := a.loadClassicExpired(ctx, group)
 		if err != nil {
-			return GroupDescription{}, err
-		}
-		if _, err := a.expire(ctx, group, rec, time.Now()); err != nil {
 			return GroupDescription{}, err
 		}
 		d.Type, d.State, d.ProtocolType, d.Generation = GroupTypeClassic, rec.State, rec.ProtocolType, rec.Generation

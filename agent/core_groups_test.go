@@ -372,3 +372,57 @@ func TestClassicGroupConcurrentJoins(t *testing.T) {
 		t.Fatalf("the leader sees %d members, want %d", len(rl.Members), n+1)
 	}
 }
+
+// Issue 13: the members of a classic group were killed (no LeaveGroup);
+// once their sessions are over the group is Empty at a new generation, as
+// Kafka's heartbeat expiry leaves it, and an admin commit (generation -1,
+// no member id: kafka-consumer-groups --reset-offsets, kadm.CommitOffsets)
+// succeeds, also after the group was described.
+func TestClassicGroupAdminCommitAfterExpiry(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	a := ta.agent
+	ctx := t.Context()
+	ta.createTopic(t, "t", 2, nil)
+	const g = "expired"
+	req := joinReq(g, "", "range")
+	req.SessionTimeout = time.Second
+	m := firstJoin(t, a, req)
+	req.MemberID = m
+	r, err := a.JoinClassicGroup(ctx, req)
+	if err != nil || r.Generation != 1 {
+		t.Fatalf("join: %+v %v", r, err)
+	}
+	if _, _, _, err := a.SyncClassicGroup(ctx, agent.SyncRequest{Group: g, MemberID: m, Generation: 1, Assignments: map[string][]byte{m: []byte("all")}}); err != nil {
+		t.Fatal(err)
+	}
+	admin := func() error {
+		_, err := a.CommitKafkaOffsets(ctx, agent.KafkaOffsetCommit{Group: g, Generation: -1,
+			Offsets: map[coordinator.TopicPartition]coordinator.CommittedOffset{{Topic: "t", Partition: 0}: {Offset: 0}, {Topic: "t", Partition: 1}: {Offset: 0}}})
+		return err
+	}
+	if err := admin(); !errors.Is(err, agent.ErrUnknownMemberID) {
+		t.Fatalf("admin commit while the member is live: %v, want UNKNOWN_MEMBER_ID", err)
+	}
+	// The member is killed: it never heartbeats again.
+	waitCond(t, func() bool {
+		d, err := a.DescribeKafkaGroup(ctx, g)
+		return err == nil && d.State == agent.GroupEmpty && len(d.Members) == 0
+	}, "the killed member's session to expire")
+	d, err := a.DescribeKafkaGroup(ctx, g)
+	if err != nil || d.Generation != 2 {
+		t.Fatalf("described after the expiry: %+v %v, want generation 2", d, err)
+	}
+	if err := admin(); err != nil {
+		t.Fatalf("admin commit of an Empty group whose member expired: %v", err)
+	}
+	got, err := a.GroupOffsets(ctx, g, nil)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("committed offsets: %v %v", got, err)
+	}
+	// A commit of the dead member's generation stays refused.
+	if _, err := a.CommitKafkaOffsets(ctx, agent.KafkaOffsetCommit{Group: g, MemberID: m, Generation: 1,
+		Offsets: map[coordinator.TopicPartition]coordinator.CommittedOffset{{Topic: "t", Partition: 0}: {Offset: 3}}}); !errors.Is(err, agent.ErrUnknownMemberID) {
+		t.Fatalf("commit of the expired member: %v, want UNKNOWN_MEMBER_ID", err)
+	}
+}
