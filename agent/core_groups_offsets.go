@@ -33,7 +33,9 @@ type KafkaOffsetCommit struct {
 
 // CommitKafkaOffsets commits offsets as Kafka's OffsetCommit does: a simple
 // commit while the group has no members, a member's at its generation
-// (classic) or member epoch (consumer group). Partition errors (unknown
+// (classic) or member epoch (consumer group). Any offset is stored as given,
+// negative ones included (Kafka's -1 latest and -2 earliest of admin
+// resets), and OffsetFetch returns it. Partition errors (unknown
 // topic or partition, metadata over --offset-metadata-max-bytes) come back
 // per partition and the other partitions are committed; a member error
 // (ErrUnknownMemberID, ErrIllegalGeneration, ErrRebalanceInProgress,
@@ -55,10 +57,9 @@ func (a *Agent) CommitKafkaOffsets(ctx context.Context, c KafkaOffsetCommit) (ma
 			errs[tp] = err
 			continue
 		}
-		if o.Offset < 0 {
-			errs[tp] = invalidf("offset %d of %s/%d is negative", o.Offset, tp.Topic, tp.Partition)
-			continue
-		}
+		// A negative offset is stored as given, as Kafka does: admin tools
+		// commit -1 (latest) and -2 (earliest) for the clients to resolve
+		// on fetch; the native API reads it as no committed offset.
 		o.TopicID = t.ID
 		offsets[tp] = o
 	}

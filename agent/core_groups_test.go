@@ -426,3 +426,53 @@ func TestClassicGroupAdminCommitAfterExpiry(t *testing.T) {
 		t.Fatalf("commit of the expired member: %v, want UNKNOWN_MEMBER_ID", err)
 	}
 }
+
+// Issue 13: Kafka's OffsetCommit stores a negative offset as given (admin
+// resets commit -1 latest and -2 earliest: kafkajs's admin.resetOffsets,
+// kadm), OffsetFetch returns it, and the native API reads it as no
+// committed offset: not in FetchOffsets, no negative lag in DescribeGroup,
+// and its own CommitOffsets still refuses one.
+func TestKafkaNegativeOffsetCommit(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	a := ta.agent
+	ctx := t.Context()
+	ta.createTopic(t, "t", 3, nil)
+	for range 3 {
+		produceOne(t, ta, "t", 0, "v")
+		produceOne(t, ta, "t", 1, "v")
+	}
+	const g = "reset"
+	tp := func(p int32) coordinator.TopicPartition { return coordinator.TopicPartition{Topic: "t", Partition: p} }
+	errs, err := a.CommitKafkaOffsets(ctx, agent.KafkaOffsetCommit{Group: g, Generation: -1,
+		Offsets: map[coordinator.TopicPartition]coordinator.CommittedOffset{tp(0): {Offset: -2}, tp(1): {Offset: -1}, tp(2): {Offset: 1}}})
+	if err != nil || len(errs) != 0 {
+		t.Fatalf("admin commit of -2, -1 and 1: %v %v", errs, err)
+	}
+	got, err := a.GroupOffsets(ctx, g, nil)
+	if err != nil || got[tp(0)].Offset != -2 || got[tp(1)].Offset != -1 || got[tp(2)].Offset != 1 {
+		t.Fatalf("OffsetFetch's view: %v %v", got, err)
+	}
+	native := ta.fetchOffsets(t, g)
+	if len(native) != 1 || native[0].GetPartition() != 2 || native[0].GetOffset() != 1 {
+		t.Fatalf("the native FetchOffsets: %v, want only partition 2 at 1", native)
+	}
+	d, err := ta.agentDescribe(t, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pl := range d.GetPartitions() {
+		want := map[int32]int64{0: 3, 1: 3, 2: 0}[pl.GetPartition()]
+		if pl.GetLag() != want || pl.GetCommittedOffset() < -1 || (pl.GetPartition() < 2 && pl.GetCommittedOffset() != -1) {
+			t.Errorf("described partition %d: %+v, want lag %d and no committed offset", pl.GetPartition(), pl, want)
+		}
+	}
+	if d.GetTotalLag() != 6 {
+		t.Errorf("total lag %d, want 6", d.GetTotalLag())
+	}
+	_, err = ta.group.CommitOffsets(ctx, connect.NewRequest(&stratav1.CommitOffsetsRequest{Group: g,
+		Offsets: []*stratav1.PartitionOffset{{Topic: "t", Partition: 0, Offset: -1}}}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("native commit of -1: %v, want INVALID_ARGUMENT", err)
+	}
+}

@@ -682,7 +682,8 @@ func (a *Agent) leaveGroup(ctx context.Context, group, memberID string) error {
 }
 
 // commitGroupOffsets stores offsets for a member, or for nobody while the
-// group has no live members. An offset's TopicID, when set, is the topic
+// group has no live members. Negative offsets are stored as given (Kafka's
+// OffsetCommit); the native CommitOffsets refuses them before. An offset's TopicID, when set, is the topic
 // the committer means; every offset is stored with the id of the topic it
 // belongs to.
 func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, epoch int32, offsets map[coordinator.TopicPartition]coordinator.CommittedOffset) error {
@@ -696,9 +697,6 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 		o := offsets[tp]
 		if tp.Topic == "" || tp.Partition < 0 {
 			return invalidf("bad partition %q/%d", tp.Topic, tp.Partition)
-		}
-		if o.Offset < 0 {
-			return invalidf("offset %d of %s/%d is negative", o.Offset, tp.Topic, tp.Partition)
 		}
 		if len(o.Metadata) > a.cfg.OffsetMetadataMaxBytes {
 			return overLimit(errOffsetMetadataTooLarge, "offset-metadata-max-bytes", int64(a.cfg.OffsetMetadataMaxBytes), int64(len(o.Metadata)),
@@ -839,6 +837,20 @@ func (a *Agent) committedOffsets(ctx context.Context, group string, tps []coordi
 		}
 	}
 	return got, nil
+}
+
+// withoutUnsetOffsets leaves out negative committed offsets: Kafka admin
+// tools commit -1 (latest) and -2 (earliest) for their clients to resolve
+// (kafkajs's admin.resetOffsets), and franz-go and librdkafka take any
+// negative committed offset for "none" and apply their reset policy. The
+// native API and its lag do the same: no committed offset.
+func withoutUnsetOffsets(got map[coordinator.TopicPartition]coordinator.CommittedOffset) map[coordinator.TopicPartition]coordinator.CommittedOffset {
+	for tp, o := range got {
+		if o.Offset < 0 {
+			delete(got, tp)
+		}
+	}
+	return got
 }
 
 // liveMembers is the lease expiry of every member whose lease has not

@@ -26,6 +26,12 @@ import (
 // the rebalance. Per partition: UNKNOWN_TOPIC_OR_PARTITION, and
 // OFFSET_METADATA_TOO_LARGE over the agent's --offset-metadata-max-bytes
 // (Kafka's offset.metadata.max.bytes); the other partitions are committed.
+// Any offset is stored as given, negative ones included, as Kafka does:
+// admin resets commit -1 (latest) and -2 (earliest) and the clients resolve
+// them when they fetch the offset (kafkajs's admin.resetOffsets; franz-go
+// and librdkafka take a negative committed offset for none and apply their
+// reset policy). OffsetFetch returns it; the native API reads it as no
+// committed offset.
 // The retention time of v2-4 is ignored (offsets live as long as the group),
 // and so is the committed leader epoch (v6+): partitions have no leader
 // epochs, so it is -1 from clients anyway. v0-1 (ZooKeeper era) and v10
