@@ -32,6 +32,10 @@ type ConsumerHeartbeat struct {
 	// Owned is what the member owns now; nil: unchanged (what it was last
 	// assigned).
 	Owned []coordinator.TopicPartition
+	// ClientID and ClientHost are the member's client id (request header)
+	// and address, recorded for DescribeGroups; "" records nothing.
+	ClientID   string
+	ClientHost string
 }
 
 // ConsumerHeartbeatResult is a heartbeat's answer.
@@ -55,7 +59,7 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 		}
 		return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -1}, nil
 	}
-	h := heartbeat{group: req.Group, memberID: req.MemberID, epoch: req.MemberEpoch, topics: req.Topics}
+	h := heartbeat{group: req.Group, memberID: req.MemberID, epoch: req.MemberEpoch, topics: req.Topics, clientID: req.ClientID, clientHost: req.ClientHost}
 	if req.Regex != nil {
 		h.regex = *req.Regex
 	}

@@ -169,6 +169,12 @@ type ClassicMember struct {
 	Metadata []byte
 	// Assignment is what the leader assigned it (DescribeGroups).
 	Assignment []byte
+	// Topics and Assigned are a consumer group's member's subscription
+	// and the partitions it owns (or is releasing), which the front-end
+	// encodes as Kafka's consumer protocol metadata and assignment; nil for
+	// classic members, whose Metadata and Assignment are the members' own.
+	Topics   []string
+	Assigned []coordinator.TopicPartition
 }
 
 // SyncRequest is a SyncGroup.

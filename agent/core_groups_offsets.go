@@ -195,7 +195,13 @@ func (a *Agent) DescribeKafkaGroup(ctx context.Context, group string) (GroupDesc
 	d.Type, d.ProtocolType, d.Generation, d.State = GroupTypeConsumer, "consumer", rec.Epoch, GroupEmpty
 	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
 		if _, ok := live[id]; ok {
-			d.Members = append(d.Members, ClassicMember{MemberID: id})
+			m := rec.Members[id]
+			assigned := m.Assigned.union(m.Revoking).union(m.Stale).list()
+			if assigned == nil {
+				assigned = []coordinator.TopicPartition{}
+			}
+			d.Members = append(d.Members, ClassicMember{MemberID: id, ClientID: m.ClientID, ClientHost: m.ClientHost,
+				Topics: m.Topics, Assigned: assigned})
 			d.State = GroupStable
 		}
 	}

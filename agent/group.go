@@ -82,6 +82,11 @@ type memberRecord struct {
 	// Stale is what the member still owns of deleted topics: it must
 	// release them, and may not commit to them.
 	Stale partitionSet `json:"stale,omitempty"`
+	// ClientID and ClientHost are what the member's last heartbeat that
+	// knew them said (a KIP-848 member's request header and peer address),
+	// for describing the group; "" when unknown (native Connect members).
+	ClientID   string `json:"client_id,omitempty"`
+	ClientHost string `json:"client_host,omitempty"`
 }
 
 // partitionSet is a set of partitions by topic, each list sorted and unique.
@@ -210,6 +215,9 @@ type heartbeat struct {
 	regex    string
 	owned    partitionSet
 	session  time.Duration
+	// clientID and clientHost, when set, are recorded for describing.
+	clientID   string
+	clientHost string
 }
 
 // heartbeatResult is the answer to a heartbeat.
@@ -411,6 +419,10 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 			m.Assigned, m.Revoking, m.Stale = a, r, s
 			changed = true
 		}
+	}
+	if h.clientID != "" && (m.ClientID != h.clientID || m.ClientHost != h.clientHost) {
+		m.ClientID, m.ClientHost = h.clientID, h.clientHost
+		changed = true
 	}
 	if !slices.Equal(m.Topics, h.topics) || m.Regex != h.regex || m.SessionMs != h.session.Milliseconds() {
 		m.Topics, m.Regex, m.SessionMs = slices.Clone(h.topics), h.regex, h.session.Milliseconds()

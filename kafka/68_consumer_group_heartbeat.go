@@ -26,7 +26,10 @@ import (
 //   - Errors: UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, INCONSISTENT_GROUP_PROTOCOL
 //     (a classic group with members), INVALID_REQUEST, INVALID_GROUP_ID.
 
-func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, _ *clientConn, req *kmsg.ConsumerGroupHeartbeatRequest) func() (kmsg.Response, error) {
+func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, cc *clientConn, req *kmsg.ConsumerGroupHeartbeatRequest) func() (kmsg.Response, error) {
+	// Read now: the connection's client id is the next request's by the
+	// time the answer runs.
+	clientID, host := cc.clientID, clientHost(cc.remote)
 	return func() (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		fail := func(err error) (kmsg.Response, error) {
@@ -38,7 +41,7 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, _ *clientConn
 			return fail(ErrInvalidGroupID)
 		}
 		hb := ConsumerHeartbeat{Group: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch,
-			Topics: req.SubscribedTopicNames, Regex: req.SubscribedTopicRegex}
+			Topics: req.SubscribedTopicNames, Regex: req.SubscribedTopicRegex, ClientID: clientID, ClientHost: host}
 		if req.Topics != nil {
 			hb.Owned = []TopicPartition{}
 			for _, rt := range req.Topics {

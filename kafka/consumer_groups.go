@@ -35,6 +35,10 @@ type ConsumerHeartbeat struct {
 	Regex  *string
 	// Owned is what the member owns; nil: unchanged.
 	Owned []TopicPartition
+	// ClientID and ClientHost: the request header's client id and the
+	// connection's peer, for DescribeGroups.
+	ClientID   string
+	ClientHost string
 }
 
 // ConsumerHeartbeatResult is a heartbeat's answer.

@@ -109,6 +109,12 @@ type GroupMember struct {
 	ClientHost string
 	Metadata   []byte // for the group's protocol
 	Assignment []byte // DescribeGroups only
+	// Topics and Assigned: a consumer group's (KIP-848 or native) member's
+	// subscription and owned partitions, which DescribeGroups encodes as
+	// the consumer protocol's metadata and assignment; nil for classic
+	// members.
+	Topics   []string
+	Assigned []TopicPartition
 }
 
 // SyncGroup is a SyncGroup request.

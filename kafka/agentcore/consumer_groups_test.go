@@ -142,6 +142,37 @@ func TestConsumerGroupHeartbeatAndDescribe(t *testing.T) {
 	if len(owners) != 4 {
 		t.Fatalf("owners %v, want every partition", owners)
 	}
+	// Classic DescribeGroups (kadm, kafka-consumer-groups --describe)
+	// shows each member's client id, host and owned partitions too, as
+	// the consumer protocol's assignment (issue 13).
+	var dg kadm.DescribedGroups
+	if !waitFor(func() bool {
+		dg, err = kadm.NewClient(cl).DescribeGroups(ctx, group)
+		return err == nil && dg[group].Err == nil
+	}) {
+		t.Fatalf("DescribeGroups: %v %v", err, dg[group].Err)
+	}
+	cg := dg[group]
+	if cg.ProtocolType != "consumer" || cg.State != "Stable" || len(cg.Members) != 2 {
+		t.Fatalf("DescribeGroups: %+v", cg)
+	}
+	for _, m := range cg.Members {
+		if m.ClientID != "kgo" || m.ClientHost == "" {
+			t.Errorf("member %s: client id %q host %q, want kgo and the member's address", m.MemberID, m.ClientID, m.ClientHost)
+		}
+		if meta, ok := m.Join.AsConsumer(); !ok || len(meta.Topics) != 1 || meta.Topics[0] != topic {
+			t.Errorf("member %s: subscription %+v", m.MemberID, m.Join)
+		}
+		ca, ok := m.Assigned.AsConsumer()
+		if !ok || len(ca.Topics) != 1 || ca.Topics[0].Topic != topic || len(ca.Topics[0].Partitions) != 2 {
+			t.Fatalf("member %s: assignment %+v, want 2 partitions of %s", m.MemberID, m.Assigned, topic)
+		}
+		for _, p := range ca.Topics[0].Partitions {
+			if owners[p] != m.MemberID {
+				t.Errorf("DescribeGroups gives partition %d to %s, ConsumerGroupDescribe to %s", p, m.MemberID, owners[p])
+			}
+		}
+	}
 	if code := describe("no-such-group").ErrorCode; code != kerr.GroupIDNotFound.Code {
 		t.Fatalf("describe of a missing group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
 	}
