@@ -36,6 +36,9 @@ type ConsumerHeartbeat struct {
 	// and address, recorded for DescribeGroups; "" records nothing.
 	ClientID   string
 	ClientHost string
+	// InstanceID is a static member's group.instance.id, "" for a dynamic
+	// member. See ConsumerGroupHeartbeat.
+	InstanceID string
 }
 
 // ConsumerHeartbeatResult is a heartbeat's answer.
@@ -52,22 +55,43 @@ type ConsumerHeartbeatResult struct {
 // native group of the Connect API as much as of Kafka. Errors: the native
 // Heartbeat's (ErrInvalid, ErrUnknownMember, ErrFencedMemberEpoch,
 // ErrInconsistentGroupProtocol for a classic group with members).
+//
+// Static members (an InstanceID), as Kafka's GroupMetadataManager does: a
+// static member leaving with epoch -2 stays in the group, its assignment
+// kept, until its session expires; a member joining (epoch 0) with the
+// instance id of one that left so takes its place (its assignment, the
+// old member id fenced); joining with the instance id of a member that has
+// not left and whose session lasts is ErrUnreleasedInstanceID; a
+// heartbeat of a member id whose instance another member id holds is
+// ErrFencedInstanceID.
 func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbeat) (ConsumerHeartbeatResult, error) {
+	if req.MemberEpoch == -2 && req.InstanceID != "" {
+		if err := a.leaveStatic(ctx, req.Group, req.MemberID, req.InstanceID); err != nil {
+			return ConsumerHeartbeatResult{}, err
+		}
+		return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -2}, nil
+	}
 	if req.MemberEpoch < 0 {
 		if err := a.leaveGroup(ctx, req.Group, req.MemberID); err != nil {
 			return ConsumerHeartbeatResult{}, err
 		}
 		return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -1}, nil
 	}
-	h := heartbeat{group: req.Group, memberID: req.MemberID, epoch: req.MemberEpoch, topics: req.Topics, clientID: req.ClientID, clientHost: req.ClientHost}
+	h := heartbeat{group: req.Group, memberID: req.MemberID, epoch: req.MemberEpoch, topics: req.Topics, clientID: req.ClientID, clientHost: req.ClientHost,
+		instanceID: req.InstanceID}
 	if req.Regex != nil {
 		h.regex = *req.Regex
 	}
 	if req.Topics == nil && req.Regex == nil || req.Owned == nil {
 		// Fill in what the member left out from its record.
-		m, err := a.consumerMember(ctx, req.Group, req.MemberID)
+		m, holder, err := a.consumerMember(ctx, req.Group, req.MemberID, req.InstanceID)
 		if err != nil {
 			return ConsumerHeartbeatResult{}, err
+		}
+		if req.MemberEpoch > 0 && holder != "" && holder != req.MemberID {
+			// Before the subscription is checked: a replaced static
+			// member's heartbeat sends none.
+			return ConsumerHeartbeatResult{}, fmt.Errorf("%w: instance %q of group %q is member %q since, not %q", ErrFencedInstanceID, req.InstanceID, req.Group, holder, req.MemberID)
 		}
 		if req.Topics == nil && req.Regex == nil && m != nil {
 			h.topics, h.regex = m.Topics, m.Regex
@@ -86,23 +110,58 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 	return ConsumerHeartbeatResult{MemberID: res.memberID, MemberEpoch: res.epoch, Interval: res.interval, Assigned: res.assigned.list()}, nil
 }
 
-// consumerMember is a member's record, nil when the group or member has none.
-func (a *Agent) consumerMember(ctx context.Context, group, id string) (*memberRecord, error) {
+// leaveStatic is a static member's leave (epoch -2): the member stays, its
+// assignment kept and its lease running out, so that the instance coming
+// back takes its place without moving partitions (KIP-848).
+func (a *Agent) leaveStatic(ctx context.Context, group, memberID, instanceID string) error {
+	if err := validGroupName(group); err != nil {
+		return err
+	}
+	return retryConflicts(ctx, func() error {
+		st, err := a.index.LoadGroup(ctx, group)
+		if err != nil {
+			return err
+		}
+		if err := refuseClassic(group, st); err != nil {
+			return err
+		}
+		rec, err := decodeGroupRecord(st)
+		if err != nil {
+			return err
+		}
+		m, ok := rec.Members[memberID]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: member %q is not in group %q", errUnknownMember, memberID, group)
+		case m.InstanceID != instanceID:
+			return fmt.Errorf("%w: member %q is not instance %q", ErrFencedInstanceID, memberID, instanceID)
+		case m.Left:
+			return nil
+		}
+		m.Left = true
+		_, err = a.index.SaveGroup(ctx, group, st.Version, rec.encode())
+		return err
+	})
+}
+
+// consumerMember is a member's record, nil when the group or member has
+// none, and the member id holding instanceID ("" when none).
+func (a *Agent) consumerMember(ctx context.Context, group, id, instanceID string) (*memberRecord, string, error) {
 	if id == "" {
-		return nil, nil
+		return nil, "", nil
 	}
 	st, err := a.index.LoadGroup(ctx, group)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := refuseClassic(group, st); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	rec, err := decodeGroupRecord(st)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return rec.Members[id], nil
+	return rec.Members[id], rec.instance(instanceID), nil
 }
 
 // ConsumerGroupMember is one live member as ConsumerGroupDescribe shows it.

@@ -82,6 +82,10 @@ var (
 	// ErrFencedInstanceID: another member joined with the same
 	// group.instance.id since (KIP-345).
 	ErrFencedInstanceID = errors.New("fenced instance id")
+	// ErrUnreleasedInstanceID: a KIP-848 static member joined with a
+	// group.instance.id that a live member holds and has not released by
+	// leaving with epoch -2 (Kafka's UNRELEASED_INSTANCE_ID).
+	ErrUnreleasedInstanceID = errors.New("unreleased instance id")
 	// ErrInvalidSessionTimeout: outside the agent's
 	// --group-min-session-timeout and --group-max-session-timeout.
 	ErrInvalidSessionTimeout = errors.New("invalid session timeout")

@@ -200,7 +200,7 @@ func (a *Agent) DescribeKafkaGroup(ctx context.Context, group string) (GroupDesc
 			if assigned == nil {
 				assigned = []coordinator.TopicPartition{}
 			}
-			d.Members = append(d.Members, ClassicMember{MemberID: id, ClientID: m.ClientID, ClientHost: m.ClientHost,
+			d.Members = append(d.Members, ClassicMember{MemberID: id, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost,
 				Topics: m.Topics, Assigned: assigned})
 			d.State = GroupStable
 		}

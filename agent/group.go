@@ -87,6 +87,12 @@ type memberRecord struct {
 	// for describing the group; "" when unknown (native Connect members).
 	ClientID   string `json:"client_id,omitempty"`
 	ClientHost string `json:"client_host,omitempty"`
+	// InstanceID is a KIP-848 static member's group.instance.id; Left
+	// says it left with epoch -2 (a static member's temporary leave): it
+	// keeps its assignment until its session expires, and a member joining
+	// with its instance id takes its place (core_consumer_groups.go).
+	InstanceID string `json:"instance_id,omitempty"`
+	Left       bool   `json:"left,omitempty"`
 }
 
 // partitionSet is a set of partitions by topic, each list sorted and unique.
@@ -218,6 +224,8 @@ type heartbeat struct {
 	// clientID and clientHost, when set, are recorded for describing.
 	clientID   string
 	clientHost string
+	// instanceID is a KIP-848 static member's group.instance.id.
+	instanceID string
 }
 
 // heartbeatResult is the answer to a heartbeat.
@@ -388,7 +396,28 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 
 	m, known := rec.Members[h.memberID]
 	joining := h.epoch == 0
+	holder := rec.instance(h.instanceID) // a static member's current member id
+	replaced := ""
 	switch {
+	case joining && h.instanceID != "" && holder != "" && holder != h.memberID:
+		// KIP-848 static membership, as Kafka's GroupMetadataManager: the
+		// instance id is held by another member id. While that member has
+		// not left with epoch -2 (and its session lasts), the instance is
+		// not released; once it has, the new member takes its place, its
+		// assignment and epoch included, and the old member id is gone.
+		old := rec.Members[holder]
+		if !old.Left {
+			return heartbeatResult{}, fmt.Errorf("%w: instance %q of group %q is held by member %q, which has not left (epoch -2) and whose session has not expired",
+				ErrUnreleasedInstanceID, h.instanceID, h.group, holder)
+		}
+		m = &memberRecord{Epoch: old.Epoch + 1, Topics: old.Topics, Regex: old.Regex, Target: old.Target, Assigned: old.Assigned,
+			Revoking: old.Revoking, Stale: old.Stale, InstanceID: h.instanceID}
+		if m.Assigned == nil {
+			m.Assigned = partitionSet{}
+		}
+		delete(rec.Members, holder)
+		rec.Members[h.memberID] = m
+		replaced, changed = holder, true
 	case joining:
 		// A (re)joining member owns nothing: whatever it held under an
 		// earlier epoch it has dropped.
@@ -396,9 +425,11 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 		if known {
 			epoch = m.Epoch + 1
 		}
-		m = &memberRecord{Epoch: epoch, Assigned: partitionSet{}}
+		m = &memberRecord{Epoch: epoch, Assigned: partitionSet{}, InstanceID: h.instanceID}
 		rec.Members[h.memberID] = m
 		changed = true
+	case h.instanceID != "" && holder != "" && holder != h.memberID:
+		return heartbeatResult{}, fmt.Errorf("%w: instance %q of group %q is member %q since, not %q", ErrFencedInstanceID, h.instanceID, h.group, holder, h.memberID)
 	case !known || live[h.memberID].IsZero():
 		if known { // its lease is gone: it is out, and so are its partitions
 			delete(rec.Members, h.memberID)
@@ -502,6 +533,12 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 				a.log.Warn("remove expired group member", "group", h.group, "member", id, "err", err)
 			}
 		}
+		if replaced != "" {
+			// The static member's old member id is fenced: its lease goes.
+			if err := a.index.RemoveMember(ctx, h.group, replaced); err != nil && !errors.Is(err, coordinator.ErrNotFound) {
+				return heartbeatResult{}, err
+			}
+		}
 	}
 	if epochBumped {
 		if err := renew(); err != nil {
@@ -517,6 +554,20 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 		session:    h.session,
 		interval:   min(a.cfg.GroupHeartbeatInterval, h.session/3),
 	}, nil
+}
+
+// instance is the member id of the static member with instanceID, "" when
+// none (or instanceID is "").
+func (rec *groupRecord) instance(instanceID string) string {
+	if instanceID == "" {
+		return ""
+	}
+	for id, m := range rec.Members {
+		if m.InstanceID == instanceID {
+			return id
+		}
+	}
+	return ""
 }
 
 // retireDeletedTopics makes stale, in every member, the partitions of topics
@@ -695,9 +746,9 @@ func (a *Agent) leaveGroup(ctx context.Context, group, memberID string) error {
 
 // commitGroupOffsets stores offsets for a member, or for nobody while the
 // group has no live members. Negative offsets are stored as given (Kafka's
-// OffsetCommit); the native CommitOffsets refuses them before. An offset's TopicID, when set, is the topic
-// the committer means; every offset is stored with the id of the topic it
-// belongs to.
+// OffsetCommit); the native CommitOffsets refuses them before. An offset's
+// TopicID, when set, is the topic the committer means; every offset is
+// stored with the id of the topic it belongs to.
 func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, epoch int32, offsets map[coordinator.TopicPartition]coordinator.CommittedOffset) error {
 	if err := validGroupName(group); err != nil {
 		return err

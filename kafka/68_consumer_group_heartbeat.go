@@ -16,14 +16,21 @@ import (
 // rack id are not used), members reconcile by heartbeat. Notes:
 //
 //   - Epoch 0 joins: v0 members get their member id from the answer, v1
-//     members (KIP-1082) send their own. -1 leaves; -2 (a static member's
-//     leave) leaves too: static membership is not kept for consumer groups.
+//     members (KIP-1082) send their own. -1 leaves.
+//   - Static members (InstanceID), as Kafka: -2 is a static member's
+//     temporary leave, answered with epoch -2: it keeps its assignment until
+//     its session expires, and the instance joining again (epoch 0, a new
+//     member id) takes its place and its assignment, the old member id then
+//     FENCED_INSTANCE_ID. Joining with the instance id of a member that has
+//     not left so and whose session lasts is UNRELEASED_INSTANCE_ID (a
+//     killed static member's instance is released when its session ends).
 //   - A subscription (topic names, or v1's regex, matched whole as a Go
 //     regular expression) or an owned set left out (null) is unchanged.
 //     Owned partitions and the assignment name topics by id (KIP-516); an
 //     owned topic id no longer known is dropped from what the member owns.
 //   - The assignment is sent with every answer.
-//   - Errors: UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, INCONSISTENT_GROUP_PROTOCOL
+//   - Errors: UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, FENCED_INSTANCE_ID,
+//     UNRELEASED_INSTANCE_ID, INCONSISTENT_GROUP_PROTOCOL
 //     (a classic group with members), INVALID_REQUEST, INVALID_GROUP_ID.
 
 func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, cc *clientConn, req *kmsg.ConsumerGroupHeartbeatRequest) func() (kmsg.Response, error) {
@@ -42,6 +49,9 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, cc *clientCon
 		}
 		hb := ConsumerHeartbeat{Group: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch,
 			Topics: req.SubscribedTopicNames, Regex: req.SubscribedTopicRegex, ClientID: clientID, ClientHost: host}
+		if req.InstanceID != nil {
+			hb.InstanceID = *req.InstanceID
+		}
 		if req.Topics != nil {
 			hb.Owned = []TopicPartition{}
 			for _, rt := range req.Topics {

@@ -39,6 +39,9 @@ type ConsumerHeartbeat struct {
 	// connection's peer, for DescribeGroups.
 	ClientID   string
 	ClientHost string
+	// InstanceID is a static member's group.instance.id, "" for a dynamic
+	// member (KIP-848 static membership).
+	InstanceID string
 }
 
 // ConsumerHeartbeatResult is a heartbeat's answer.

@@ -43,6 +43,7 @@ var errorTable = []struct {
 	{ErrMemberIDRequired, kerr.MemberIDRequired},
 	{ErrInconsistentGroupProtocol, kerr.InconsistentGroupProtocol},
 	{ErrFencedInstanceID, kerr.FencedInstanceID},
+	{ErrUnreleasedInstanceID, kerr.UnreleasedInstanceID},
 	{ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
 	{ErrOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge},
 	{ErrGroupNotEmpty, kerr.NonEmptyGroup},

@@ -24,7 +24,7 @@ func toKafkaTPs(tps []coordinator.TopicPartition) []kafka.TopicPartition {
 // ConsumerGroupHeartbeat implements kafka.ConsumerGroupCore.
 func (c *Core) ConsumerGroupHeartbeat(ctx context.Context, req kafka.ConsumerHeartbeat) (kafka.ConsumerHeartbeatResult, error) {
 	h := agent.ConsumerHeartbeat{Group: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch, Topics: req.Topics, Regex: req.Regex,
-		ClientID: req.ClientID, ClientHost: req.ClientHost}
+		ClientID: req.ClientID, ClientHost: req.ClientHost, InstanceID: req.InstanceID}
 	if req.Owned != nil {
 		h.Owned = make([]coordinator.TopicPartition, len(req.Owned))
 		for i, tp := range req.Owned {

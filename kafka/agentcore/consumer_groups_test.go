@@ -278,3 +278,77 @@ func waitLong(cond func() bool) bool {
 	}
 	return false
 }
+
+// KIP-848 static membership (issue 13), as Kafka's GroupMetadataManager: a
+// second member with a live member's instance id is UNRELEASED_INSTANCE_ID;
+// once the holder leaves with epoch -2, a new member id with the instance id
+// takes its place and its assignment, and the old member id is fenced.
+func TestConsumerGroupStaticMembers(t *testing.T) {
+	t.Parallel()
+	addrs := kafkaAgents(t, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const topic, group = "kip848-static", "kip848-static-group"
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	heartbeat := func(member, instance string, epoch int32, topics []string) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch, req.SubscribedTopicNames = group, member, epoch, topics
+		req.InstanceID = kmsg.StringPtr(instance)
+		req.RebalanceTimeoutMillis = 30000
+		if epoch == 0 {
+			req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		}
+		var resp *kmsg.ConsumerGroupHeartbeatResponse
+		if !waitFor(func() bool {
+			resp, err = req.RequestWith(ctx, cl)
+			return err == nil && resp.ErrorCode != kerr.NotCoordinator.Code
+		}) {
+			t.Fatalf("heartbeat: %v", err)
+		}
+		return resp
+	}
+	count := func(r *kmsg.ConsumerGroupHeartbeatResponse) int {
+		n := 0
+		if r.Assignment != nil {
+			for _, at := range r.Assignment.Topics {
+				n += len(at.Partitions)
+			}
+		}
+		return n
+	}
+	first := heartbeat("static-1", "si", 0, []string{topic})
+	if first.ErrorCode != 0 || count(first) != 4 {
+		t.Fatalf("static join: %+v (%v)", first, kerr.ErrorForCode(first.ErrorCode))
+	}
+	// The instance restarted without leaving: its old member's session
+	// still runs, so the instance id is not released.
+	if r := heartbeat("static-2", "si", 0, []string{topic}); r.ErrorCode != kerr.UnreleasedInstanceID.Code {
+		t.Fatalf("second member with a held instance id: %v, want UNRELEASED_INSTANCE_ID", kerr.ErrorForCode(r.ErrorCode))
+	}
+	// A static leave keeps the assignment for the instance's return.
+	if r := heartbeat("static-1", "si", -2, nil); r.ErrorCode != 0 || r.MemberEpoch != -2 {
+		t.Fatalf("static leave: %+v (%v)", r, kerr.ErrorForCode(r.ErrorCode))
+	}
+	back := heartbeat("static-2", "si", 0, []string{topic})
+	if back.ErrorCode != 0 || count(back) != 4 || back.MemberEpoch <= first.MemberEpoch {
+		t.Fatalf("the instance back as a new member: %+v (%v), want the 4 partitions at a newer epoch", back, kerr.ErrorForCode(back.ErrorCode))
+	}
+	if r := heartbeat("static-1", "si", first.MemberEpoch, nil); r.ErrorCode != kerr.FencedInstanceID.Code {
+		t.Fatalf("the replaced member id: %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(r.ErrorCode))
+	}
+	dg, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
+	if err != nil || dg[group].Err != nil {
+		t.Fatalf("describe: %v %v", err, dg[group].Err)
+	}
+	if ms := dg[group].Members; len(ms) != 1 || ms[0].MemberID != "static-2" || ms[0].InstanceID == nil || *ms[0].InstanceID != "si" {
+		t.Fatalf("members after the replacement: %+v, want static-2 alone, instance si", ms)
+	}
+}
