@@ -39,6 +39,10 @@ type ConsumerHeartbeat struct {
 	// InstanceID is a static member's group.instance.id, "" for a dynamic
 	// member. See ConsumerGroupHeartbeat.
 	InstanceID string
+	// ServerAssignor is the assignor the member asks for: AssignorUniform,
+	// AssignorRange, or "" (unchanged, or none). Another name is
+	// ErrUnsupportedAssignor. The group uses the one most members ask for.
+	ServerAssignor string
 }
 
 // ConsumerHeartbeatResult is a heartbeat's answer.
@@ -65,6 +69,11 @@ type ConsumerHeartbeatResult struct {
 // heartbeat of a member id whose instance another member id holds is
 // ErrFencedInstanceID.
 func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbeat) (ConsumerHeartbeatResult, error) {
+	switch req.ServerAssignor {
+	case "", AssignorUniform, AssignorRange:
+	default:
+		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %q; the agents offer %q and %q", ErrUnsupportedAssignor, req.ServerAssignor, AssignorUniform, AssignorRange)
+	}
 	if req.MemberEpoch == -2 && req.InstanceID != "" {
 		if err := a.leaveStatic(ctx, req.Group, req.MemberID, req.InstanceID); err != nil {
 			return ConsumerHeartbeatResult{}, err
@@ -78,7 +87,7 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 		return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -1}, nil
 	}
 	h := heartbeat{group: req.Group, memberID: req.MemberID, epoch: req.MemberEpoch, topics: req.Topics, clientID: req.ClientID, clientHost: req.ClientHost,
-		instanceID: req.InstanceID}
+		instanceID: req.InstanceID, assignor: req.ServerAssignor}
 	if req.Regex != nil {
 		h.regex = *req.Regex
 	}
@@ -179,10 +188,13 @@ type ConsumerGroupMember struct {
 // ConsumerGroupDescription is a consumer group (KIP-848) as
 // ConsumerGroupDescribe shows it.
 type ConsumerGroupDescription struct {
-	Group   string
-	State   string // GroupStable with live members, GroupEmpty without
-	Epoch   int32  // the group epoch
-	Members []ConsumerGroupMember
+	Group string
+	State string // GroupStable with live members, GroupEmpty without
+	Epoch int32  // the group epoch
+	// Assignor is the group's server assignor: AssignorUniform or
+	// AssignorRange.
+	Assignor string
+	Members  []ConsumerGroupMember
 }
 
 // DescribeConsumerGroup describes a consumer group: ErrGroupNotFound when
@@ -207,7 +219,7 @@ func (a *Agent) DescribeConsumerGroup(ctx context.Context, group string) (Consum
 	if err != nil && !errors.Is(err, coordinator.ErrNotFound) {
 		return ConsumerGroupDescription{}, err
 	}
-	d := ConsumerGroupDescription{Group: group, State: GroupEmpty, Epoch: rec.Epoch}
+	d := ConsumerGroupDescription{Group: group, State: GroupEmpty, Epoch: rec.Epoch, Assignor: rec.assignor()}
 	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
 		if _, ok := live[id]; !ok {
 			continue

@@ -86,6 +86,9 @@ var (
 	// group.instance.id that a live member holds and has not released by
 	// leaving with epoch -2 (Kafka's UNRELEASED_INSTANCE_ID).
 	ErrUnreleasedInstanceID = errors.New("unreleased instance id")
+	// ErrUnsupportedAssignor: a KIP-848 member asked for a server assignor
+	// the agents do not have (Kafka's UNSUPPORTED_ASSIGNOR).
+	ErrUnsupportedAssignor = errors.New("unsupported assignor")
 	// ErrInvalidSessionTimeout: outside the agent's
 	// --group-min-session-timeout and --group-max-session-timeout.
 	ErrInvalidSessionTimeout = errors.New("invalid session timeout")

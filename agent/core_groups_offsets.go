@@ -192,7 +192,10 @@ func (a *Agent) DescribeKafkaGroup(ctx context.Context, group string) (GroupDesc
 	if err != nil {
 		return GroupDescription{}, err
 	}
+	// The protocol of a consumer group is its server assignor, as Kafka
+	// describes one to classic tools.
 	d.Type, d.ProtocolType, d.Generation, d.State = GroupTypeConsumer, "consumer", rec.Epoch, GroupEmpty
+	d.Protocol = rec.assignor()
 	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
 		if _, ok := live[id]; ok {
 			m := rec.Members[id]

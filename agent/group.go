@@ -93,6 +93,36 @@ type memberRecord struct {
 	// with its instance id takes its place (core_consumer_groups.go).
 	InstanceID string `json:"instance_id,omitempty"`
 	Left       bool   `json:"left,omitempty"`
+	// Assignor is the server assignor the member asked for (KIP-848's
+	// ServerAssignor: AssignorUniform or AssignorRange), "" for none.
+	Assignor string `json:"assignor,omitempty"`
+}
+
+// KIP-848's server assignors, as Kafka's coordinator names them
+// (group.consumer.assignors): "uniform", the default, is the sticky
+// balanced ComputeAssignment; "range" is ComputeRangeAssignment.
+const (
+	AssignorUniform = "uniform"
+	AssignorRange   = "range"
+)
+
+// assignor is the group's server assignor, as Kafka picks it: the one most
+// members ask for (ties to the first by name), AssignorUniform when none
+// asks.
+func (rec *groupRecord) assignor() string {
+	votes := map[string]int{}
+	for _, m := range rec.Members {
+		if m.Assignor != "" {
+			votes[m.Assignor]++
+		}
+	}
+	best := AssignorUniform
+	for _, name := range slices.Sorted(maps.Keys(votes)) {
+		if votes[name] > votes[best] {
+			best = name
+		}
+	}
+	return best
 }
 
 // partitionSet is a set of partitions by topic, each list sorted and unique.
@@ -226,6 +256,8 @@ type heartbeat struct {
 	clientHost string
 	// instanceID is a KIP-848 static member's group.instance.id.
 	instanceID string
+	// assignor, when set, is the server assignor the member asks for.
+	assignor string
 }
 
 // heartbeatResult is the answer to a heartbeat.
@@ -411,7 +443,7 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 				ErrUnreleasedInstanceID, h.instanceID, h.group, holder)
 		}
 		m = &memberRecord{Epoch: old.Epoch + 1, Topics: old.Topics, Regex: old.Regex, Target: old.Target, Assigned: old.Assigned,
-			Revoking: old.Revoking, Stale: old.Stale, InstanceID: h.instanceID}
+			Revoking: old.Revoking, Stale: old.Stale, InstanceID: h.instanceID, Assignor: old.Assignor}
 		if m.Assigned == nil {
 			m.Assigned = partitionSet{}
 		}
@@ -450,6 +482,10 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 			m.Assigned, m.Revoking, m.Stale = a, r, s
 			changed = true
 		}
+	}
+	if h.assignor != "" && m.Assignor != h.assignor {
+		m.Assignor = h.assignor
+		changed = true
 	}
 	if h.clientID != "" && (m.ClientID != h.clientID || m.ClientHost != h.clientHost) {
 		m.ClientID, m.ClientHost = h.clientID, h.clientHost
@@ -614,7 +650,11 @@ func (a *Agent) retarget(rec *groupRecord, topics topicSnapshot, changed *bool) 
 		}
 		members = append(members, coordinator.AssignmentMember{ID: id, Topics: subscribed, Owned: m.Target.list()})
 	}
-	target := coordinator.ComputeAssignment(members, counts)
+	compute := coordinator.ComputeAssignment
+	if rec.assignor() == AssignorRange {
+		compute = coordinator.ComputeRangeAssignment
+	}
+	target := compute(members, counts)
 	moved := false
 	for id, m := range rec.Members {
 		t := newPartitionSet(target[id])

@@ -12,8 +12,13 @@ import (
 //
 // The consumer group protocol's one call, over the core's server-side
 // groups (ConsumerGroupCore), the same as the Connect API's native groups:
-// the coordinator assigns with its own assignor (ServerAssignor and the
-// rack id are not used), members reconcile by heartbeat. Notes:
+// the coordinator assigns, members reconcile by heartbeat. Notes:
+//
+//   - ServerAssignor, as Kafka's servers offer them: "uniform" (the default:
+//     balanced and sticky) or "range" (per topic, contiguous ranges over the
+//     subscribed members sorted by member id, co-partitioned topics split
+//     alike); the group uses the one most members ask for. Another name is
+//     UNSUPPORTED_ASSIGNOR. The rack id is not used.
 //
 //   - Epoch 0 joins: v0 members get their member id from the answer, v1
 //     members (KIP-1082) send their own. -1 leaves.
@@ -51,6 +56,9 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, cc *clientCon
 			Topics: req.SubscribedTopicNames, Regex: req.SubscribedTopicRegex, ClientID: clientID, ClientHost: host}
 		if req.InstanceID != nil {
 			hb.InstanceID = *req.InstanceID
+		}
+		if req.ServerAssignor != nil {
+			hb.ServerAssignor = *req.ServerAssignor
 		}
 		if req.Topics != nil {
 			hb.Owned = []TopicPartition{}

@@ -42,6 +42,9 @@ type ConsumerHeartbeat struct {
 	// InstanceID is a static member's group.instance.id, "" for a dynamic
 	// member (KIP-848 static membership).
 	InstanceID string
+	// ServerAssignor is the server assignor the member asks for, "" when
+	// it names none.
+	ServerAssignor string
 }
 
 // ConsumerHeartbeatResult is a heartbeat's answer.
@@ -55,10 +58,12 @@ type ConsumerHeartbeatResult struct {
 // ConsumerGroupDescription is a consumer group as ConsumerGroupDescribe
 // shows it.
 type ConsumerGroupDescription struct {
-	Group   string
-	State   string // "Stable" or "Empty"
-	Epoch   int32
-	Members []ConsumerGroupMember
+	Group string
+	State string // "Stable" or "Empty"
+	Epoch int32
+	// Assignor is the group's server assignor ("uniform" or "range").
+	Assignor string
+	Members  []ConsumerGroupMember
 }
 
 // ConsumerGroupMember is one live member.

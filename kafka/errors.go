@@ -44,6 +44,7 @@ var errorTable = []struct {
 	{ErrInconsistentGroupProtocol, kerr.InconsistentGroupProtocol},
 	{ErrFencedInstanceID, kerr.FencedInstanceID},
 	{ErrUnreleasedInstanceID, kerr.UnreleasedInstanceID},
+	{ErrUnsupportedAssignor, kerr.UnsupportedAssignor},
 	{ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
 	{ErrOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge},
 	{ErrGroupNotEmpty, kerr.NonEmptyGroup},

@@ -186,6 +186,7 @@ var (
 	ErrInconsistentGroupProtocol = errors.New("inconsistent group protocol") // INCONSISTENT_GROUP_PROTOCOL
 	ErrFencedInstanceID          = errors.New("fenced instance id")          // FENCED_INSTANCE_ID
 	ErrUnreleasedInstanceID      = errors.New("unreleased instance id")      // UNRELEASED_INSTANCE_ID (KIP-848)
+	ErrUnsupportedAssignor       = errors.New("unsupported assignor")        // UNSUPPORTED_ASSIGNOR (KIP-848)
 	ErrInvalidSessionTimeout     = errors.New("invalid session timeout")     // INVALID_SESSION_TIMEOUT
 	ErrOffsetMetadataTooLarge    = errors.New("offset metadata too large")   // OFFSET_METADATA_TOO_LARGE
 	ErrGroupNotEmpty             = errors.New("group not empty")             // NON_EMPTY_GROUP

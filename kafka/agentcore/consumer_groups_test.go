@@ -3,6 +3,7 @@ package agentcore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -350,5 +351,87 @@ func TestConsumerGroupStaticMembers(t *testing.T) {
 	}
 	if ms := dg[group].Members; len(ms) != 1 || ms[0].MemberID != "static-2" || ms[0].InstanceID == nil || *ms[0].InstanceID != "si" {
 		t.Fatalf("members after the replacement: %+v, want static-2 alone, instance si", ms)
+	}
+}
+
+// KIP-848's ServerAssignor (issue 13): "range" gives contiguous ranges over
+// the members sorted by id; an assignor the agents lack is
+// UNSUPPORTED_ASSIGNOR.
+func TestConsumerGroupRangeAssignor(t *testing.T) {
+	t.Parallel()
+	addrs := kafkaAgents(t, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const topic, group = "kip848-range", "kip848-range-group"
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 6, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topicID := td[topic].ID
+	heartbeat := func(member, assignor string, epoch int32, owned []int32) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch = group, member, epoch
+		req.SubscribedTopicNames = []string{topic}
+		req.ServerAssignor = kmsg.StringPtr(assignor)
+		req.RebalanceTimeoutMillis = 30000
+		req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{{TopicID: topicID, Partitions: owned}}
+		var resp *kmsg.ConsumerGroupHeartbeatResponse
+		if !waitFor(func() bool {
+			resp, err = req.RequestWith(ctx, cl)
+			return err == nil && resp.ErrorCode != kerr.NotCoordinator.Code
+		}) {
+			t.Fatalf("heartbeat: %v", err)
+		}
+		if resp.ErrorCode != 0 {
+			t.Fatalf("heartbeat of %s: %v", member, kerr.ErrorForCode(resp.ErrorCode))
+		}
+		return resp
+	}
+	parts := func(r *kmsg.ConsumerGroupHeartbeatResponse) []int32 {
+		var ps []int32
+		if r.Assignment != nil {
+			for _, at := range r.Assignment.Topics {
+				ps = append(ps, at.Partitions...)
+			}
+		}
+		slices.Sort(ps)
+		return ps
+	}
+	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	req.Group, req.MemberID, req.SubscribedTopicNames = group, "member-x", []string{topic}
+	req.ServerAssignor, req.Topics = kmsg.StringPtr("roundrobin"), []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	var bad *kmsg.ConsumerGroupHeartbeatResponse
+	if !waitFor(func() bool {
+		bad, err = req.RequestWith(ctx, cl)
+		return err == nil && bad.ErrorCode != kerr.NotCoordinator.Code
+	}) {
+		t.Fatal(err)
+	}
+	if bad.ErrorCode != kerr.UnsupportedAssignor.Code {
+		t.Fatalf("assignor roundrobin: %v, want UNSUPPORTED_ASSIGNOR", kerr.ErrorForCode(bad.ErrorCode))
+	}
+
+	// member-b joins first and takes everything; member-a, first by id,
+	// then gets the first range, member-b the second.
+	b := heartbeat("member-b", "range", 0, nil)
+	a := heartbeat("member-a", "range", 0, nil)
+	aParts, bParts := parts(a), parts(b)
+	if !waitFor(func() bool {
+		b = heartbeat("member-b", "", b.MemberEpoch, bParts)
+		bParts = parts(b)
+		a = heartbeat("member-a", "", a.MemberEpoch, aParts)
+		aParts = parts(a)
+		return slices.Equal(aParts, []int32{0, 1, 2}) && slices.Equal(bParts, []int32{3, 4, 5})
+	}) {
+		t.Fatalf("range assignment: member-a %v, member-b %v; want [0 1 2] and [3 4 5]", aParts, bParts)
 	}
 }
