@@ -476,3 +476,28 @@ func TestKafkaNegativeOffsetCommit(t *testing.T) {
 		t.Fatalf("native commit of -1: %v, want INVALID_ARGUMENT", err)
 	}
 }
+
+// The native DescribeGroup (strata group describe) of a classic group whose
+// member expired shows it Empty at the new generation too (issue 13).
+func TestClassicGroupNativeDescribeAfterExpiry(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	a := ta.agent
+	ctx := t.Context()
+	ta.createTopic(t, "t", 1, nil)
+	const g = "expired-native"
+	req := joinReq(g, "", "range")
+	req.SessionTimeout = time.Second
+	req.MemberID = firstJoin(t, a, req)
+	if r, err := a.JoinClassicGroup(ctx, req); err != nil || r.Generation != 1 {
+		t.Fatalf("join: %+v %v", r, err)
+	}
+	waitCond(t, func() bool {
+		d, err := ta.agentDescribe(t, g)
+		return err == nil && len(d.GetMembers()) == 0
+	}, "the member's session to expire")
+	d, err := ta.agentDescribe(t, g)
+	if err != nil || d.GetState() != "Empty" || d.GetGroupEpoch() != 2 {
+		t.Fatalf("described: %v %v, want Empty at generation 2", d, err)
+	}
+}

@@ -148,6 +148,16 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 	if err != nil {
 		return nil, err
 	}
+	if recordKind(st.Data) == GroupTypeClassic {
+		// Expired classic members are removed, the generation bumped when
+		// the group becomes Empty, as the Kafka side sees it.
+		if _, err := a.loadClassicExpired(ctx, group); err != nil {
+			return nil, err
+		}
+		if st, err = a.index.LoadGroup(ctx, group); err != nil {
+			return nil, err
+		}
+	}
 	rec, err := describedRecord(st) // core_groups.go: a classic group too
 	if err != nil {
 		return nil, err
