@@ -32,6 +32,17 @@ type ConsumerHeartbeat struct {
 	// Owned is what the member owns now; nil: unchanged (what it was last
 	// assigned).
 	Owned []coordinator.TopicPartition
+	// ClientID and ClientHost are the member's client id (request header)
+	// and address, recorded for DescribeGroups; "" records nothing.
+	ClientID   string
+	ClientHost string
+	// InstanceID is a static member's group.instance.id, "" for a dynamic
+	// member. See ConsumerGroupHeartbeat.
+	InstanceID string
+	// ServerAssignor is the assignor the member asks for: AssignorUniform,
+	// AssignorRange, or "" (unchanged, or none). Another name is
+	// ErrUnsupportedAssignor. The group uses the one most members ask for.
+	ServerAssignor string
 }
 
 // ConsumerHeartbeatResult is a heartbeat's answer.
@@ -48,7 +59,27 @@ type ConsumerHeartbeatResult struct {
 // native group of the Connect API as much as of Kafka. Errors: the native
 // Heartbeat's (ErrInvalid, ErrUnknownMember, ErrFencedMemberEpoch,
 // ErrInconsistentGroupProtocol for a classic group with members).
+//
+// Static members (an InstanceID), as Kafka's GroupMetadataManager does: a
+// static member leaving with epoch -2 stays in the group, its assignment
+// kept, until its session expires; a member joining (epoch 0) with the
+// instance id of one that left so takes its place (its assignment, the
+// old member id fenced); joining with the instance id of a member that has
+// not left and whose session lasts is ErrUnreleasedInstanceID; a
+// heartbeat of a member id whose instance another member id holds is
+// ErrFencedInstanceID.
 func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbeat) (ConsumerHeartbeatResult, error) {
+	switch req.ServerAssignor {
+	case "", AssignorUniform, AssignorRange:
+	default:
+		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %q; the agents offer %q and %q", ErrUnsupportedAssignor, req.ServerAssignor, AssignorUniform, AssignorRange)
+	}
+	if req.MemberEpoch == -2 && req.InstanceID != "" {
+		if err := a.leaveStatic(ctx, req.Group, req.MemberID, req.InstanceID); err != nil {
+			return ConsumerHeartbeatResult{}, err
+		}
+		return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -2}, nil
+	}
 	if req.MemberEpoch < 0 {
 		if err := a.leaveGroup(ctx, req.Group, req.MemberID); err != nil {
 			return ConsumerHeartbeatResult{}, err
@@ -58,7 +89,8 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 	// What the member left out is filled in from its record by the
 	// heartbeat, which reads the record anyway.
 	h := heartbeat{group: req.Group, memberID: req.MemberID, epoch: req.MemberEpoch, topics: req.Topics,
-		sameSubscription: req.Topics == nil && req.Regex == nil, sameOwned: req.Owned == nil}
+		sameSubscription: req.Topics == nil && req.Regex == nil, sameOwned: req.Owned == nil,
+		clientID: req.ClientID, clientHost: req.ClientHost, instanceID: req.InstanceID, assignor: req.ServerAssignor}
 	if req.Regex != nil {
 		h.regex = *req.Regex
 	}
@@ -70,6 +102,40 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 		return ConsumerHeartbeatResult{}, err
 	}
 	return ConsumerHeartbeatResult{MemberID: res.memberID, MemberEpoch: res.epoch, Interval: res.interval, Assigned: res.assigned.list()}, nil
+}
+
+// leaveStatic is a static member's leave (epoch -2): the member stays, its
+// assignment kept and its lease running out, so that the instance coming
+// back takes its place without moving partitions (KIP-848).
+func (a *Agent) leaveStatic(ctx context.Context, group, memberID, instanceID string) error {
+	if err := validGroupName(group); err != nil {
+		return err
+	}
+	return retryConflicts(ctx, func() error {
+		st, err := a.index.LoadGroup(ctx, group)
+		if err != nil {
+			return err
+		}
+		if err := refuseClassic(group, st); err != nil {
+			return err
+		}
+		rec, err := decodeGroupRecord(st)
+		if err != nil {
+			return err
+		}
+		m, ok := rec.Members[memberID]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: member %q is not in group %q", errUnknownMember, memberID, group)
+		case m.InstanceID != instanceID:
+			return fmt.Errorf("%w: member %q is not instance %q", ErrFencedInstanceID, memberID, instanceID)
+		case m.Left:
+			return nil
+		}
+		m.Left = true
+		_, err = a.index.SaveGroup(ctx, group, st.Version, rec.encode())
+		return err
+	})
 }
 
 // ConsumerGroupMember is one live member as ConsumerGroupDescribe shows it.
@@ -87,10 +153,13 @@ type ConsumerGroupMember struct {
 // ConsumerGroupDescription is a consumer group (KIP-848) as
 // ConsumerGroupDescribe shows it.
 type ConsumerGroupDescription struct {
-	Group   string
-	State   string // GroupStable with live members, GroupEmpty without
-	Epoch   int32  // the group epoch
-	Members []ConsumerGroupMember
+	Group string
+	State string // GroupStable with live members, GroupEmpty without
+	Epoch int32  // the group epoch
+	// Assignor is the group's server assignor: AssignorUniform or
+	// AssignorRange.
+	Assignor string
+	Members  []ConsumerGroupMember
 }
 
 // DescribeConsumerGroup describes a consumer group: ErrGroupNotFound when
@@ -115,7 +184,7 @@ func (a *Agent) DescribeConsumerGroup(ctx context.Context, group string) (Consum
 	if err != nil && !errors.Is(err, coordinator.ErrNotFound) {
 		return ConsumerGroupDescription{}, err
 	}
-	d := ConsumerGroupDescription{Group: group, State: GroupEmpty, Epoch: rec.Epoch}
+	d := ConsumerGroupDescription{Group: group, State: GroupEmpty, Epoch: rec.Epoch, Assignor: rec.assignor()}
 	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
 		if _, ok := live[id]; !ok {
 			continue

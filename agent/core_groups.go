@@ -82,6 +82,13 @@ var (
 	// ErrFencedInstanceID: another member joined with the same
 	// group.instance.id since (KIP-345).
 	ErrFencedInstanceID = errors.New("fenced instance id")
+	// ErrUnreleasedInstanceID: a KIP-848 static member joined with a
+	// group.instance.id that a live member holds and has not released by
+	// leaving with epoch -2 (Kafka's UNRELEASED_INSTANCE_ID).
+	ErrUnreleasedInstanceID = errors.New("unreleased instance id")
+	// ErrUnsupportedAssignor: a KIP-848 member asked for a server assignor
+	// the agents do not have (Kafka's UNSUPPORTED_ASSIGNOR).
+	ErrUnsupportedAssignor = errors.New("unsupported assignor")
 	// ErrInvalidSessionTimeout: outside the agent's
 	// --group-min-session-timeout and --group-max-session-timeout.
 	ErrInvalidSessionTimeout = errors.New("invalid session timeout")
@@ -169,6 +176,12 @@ type ClassicMember struct {
 	Metadata []byte
 	// Assignment is what the leader assigned it (DescribeGroups).
 	Assignment []byte
+	// Topics and Assigned are a consumer group's member's subscription
+	// and the partitions it owns (or is releasing), which the front-end
+	// encodes as Kafka's consumer protocol metadata and assignment; nil for
+	// classic members, whose Metadata and Assignment are the members' own.
+	Topics   []string
+	Assigned []coordinator.TopicPartition
 }
 
 // SyncRequest is a SyncGroup.
@@ -338,6 +351,33 @@ func (a *Agent) expire(ctx context.Context, group string, rec *classicRecord, no
 		rec.memberGone(now)
 	}
 	return changed, nil
+}
+
+// loadClassicExpired is loadClassic with the members whose session expired
+// removed and the removal saved (generation bumped when the group became
+// Empty), as Kafka's coordinator does when a member's heartbeat expires:
+// what describing the group or an admin commit sees must be what a
+// JoinGroup would see, and must stay so after the read (issue 13).
+func (a *Agent) loadClassicExpired(ctx context.Context, group string) (*classicRecord, error) {
+	var rec *classicRecord
+	err := retryConflicts(ctx, func() error {
+		r, version, err := a.loadClassic(ctx, group)
+		if err != nil {
+			return err
+		}
+		changed, err := a.expire(ctx, group, r, time.Now())
+		if err != nil {
+			return err
+		}
+		if changed {
+			if _, err := a.saveClassic(ctx, group, version, r); err != nil {
+				return err
+			}
+		}
+		rec = r
+		return nil
+	})
+	return rec, err
 }
 
 // memberGone updates the state after members left or expired.

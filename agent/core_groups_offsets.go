@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -34,7 +33,9 @@ type KafkaOffsetCommit struct {
 
 // CommitKafkaOffsets commits offsets as Kafka's OffsetCommit does: a simple
 // commit while the group has no members, a member's at its generation
-// (classic) or member epoch (consumer group). Partition errors (unknown
+// (classic) or member epoch (consumer group). Any offset is stored as given,
+// negative ones included (Kafka's -1 latest and -2 earliest of admin
+// resets), and OffsetFetch returns it. Partition errors (unknown
 // topic or partition, metadata over --offset-metadata-max-bytes) come back
 // per partition and the other partitions are committed; a member error
 // (ErrUnknownMemberID, ErrIllegalGeneration, ErrRebalanceInProgress,
@@ -56,10 +57,9 @@ func (a *Agent) CommitKafkaOffsets(ctx context.Context, c KafkaOffsetCommit) (ma
 			errs[tp] = err
 			continue
 		}
-		if o.Offset < 0 {
-			errs[tp] = invalidf("offset %d of %s/%d is negative", o.Offset, tp.Topic, tp.Partition)
-			continue
-		}
+		// A negative offset is stored as given, as Kafka does: admin tools
+		// commit -1 (latest) and -2 (earliest) for the clients to resolve
+		// on fetch; the native API reads it as no committed offset.
 		o.TopicID = t.ID
 		offsets[tp] = o
 	}
@@ -84,7 +84,10 @@ func (a *Agent) CommitKafkaOffsets(ctx context.Context, c KafkaOffsetCommit) (ma
 		}
 		return errs, err
 	}
-	rec, _, err := a.loadClassic(ctx, c.Group)
+	// Members whose session expired are gone (Kafka removes them when
+	// their heartbeat expires), so an admin commit to a group whose
+	// consumers were killed succeeds once their sessions are over.
+	rec, err := a.loadClassicExpired(ctx, c.Group)
 	if err != nil {
 		return nil, err
 	}
@@ -170,11 +173,8 @@ func (a *Agent) DescribeKafkaGroup(ctx context.Context, group string) (GroupDesc
 	var kind groupKind
 	_ = json.Unmarshal(st.Data, &kind)
 	if kind.Type == GroupTypeClassic || len(st.Data) == 0 {
-		rec, _, err := a.loadClassic(ctx, group)
+		rec, err := a.loadClassicExpired(ctx, group)
 		if err != nil {
-			return GroupDescription{}, err
-		}
-		if _, err := a.expire(ctx, group, rec, time.Now()); err != nil {
 			return GroupDescription{}, err
 		}
 		d.Type, d.State, d.ProtocolType, d.Generation = GroupTypeClassic, rec.State, rec.ProtocolType, rec.Generation
@@ -205,10 +205,19 @@ func (a *Agent) DescribeKafkaGroup(ctx context.Context, group string) (GroupDesc
 	if err != nil {
 		return GroupDescription{}, err
 	}
+	// The protocol of a consumer group is its server assignor, as Kafka
+	// describes one to classic tools.
 	d.Type, d.ProtocolType, d.Generation, d.State = GroupTypeConsumer, "consumer", rec.Epoch, GroupEmpty
+	d.Protocol = rec.assignor()
 	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
 		if _, ok := live[id]; ok {
-			d.Members = append(d.Members, ClassicMember{MemberID: id})
+			m := rec.Members[id]
+			assigned := m.Assigned.union(m.Revoking).union(m.Stale).list()
+			if assigned == nil {
+				assigned = []coordinator.TopicPartition{}
+			}
+			d.Members = append(d.Members, ClassicMember{MemberID: id, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost,
+				Topics: m.Topics, Assigned: assigned})
 			d.State = GroupStable
 		}
 	}

@@ -372,3 +372,132 @@ func TestClassicGroupConcurrentJoins(t *testing.T) {
 		t.Fatalf("the leader sees %d members, want %d", len(rl.Members), n+1)
 	}
 }
+
+// Issue 13: the members of a classic group were killed (no LeaveGroup);
+// once their sessions are over the group is Empty at a new generation, as
+// Kafka's heartbeat expiry leaves it, and an admin commit (generation -1,
+// no member id: kafka-consumer-groups --reset-offsets, kadm.CommitOffsets)
+// succeeds, also after the group was described.
+func TestClassicGroupAdminCommitAfterExpiry(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	a := ta.agent
+	ctx := t.Context()
+	ta.createTopic(t, "t", 2, nil)
+	const g = "expired"
+	req := joinReq(g, "", "range")
+	req.SessionTimeout = time.Second
+	m := firstJoin(t, a, req)
+	req.MemberID = m
+	r, err := a.JoinClassicGroup(ctx, req)
+	if err != nil || r.Generation != 1 {
+		t.Fatalf("join: %+v %v", r, err)
+	}
+	if _, _, _, err := a.SyncClassicGroup(ctx, agent.SyncRequest{Group: g, MemberID: m, Generation: 1, Assignments: map[string][]byte{m: []byte("all")}}); err != nil {
+		t.Fatal(err)
+	}
+	admin := func() error {
+		_, err := a.CommitKafkaOffsets(ctx, agent.KafkaOffsetCommit{Group: g, Generation: -1,
+			Offsets: map[coordinator.TopicPartition]coordinator.CommittedOffset{{Topic: "t", Partition: 0}: {Offset: 0}, {Topic: "t", Partition: 1}: {Offset: 0}}})
+		return err
+	}
+	if err := admin(); !errors.Is(err, agent.ErrUnknownMemberID) {
+		t.Fatalf("admin commit while the member is live: %v, want UNKNOWN_MEMBER_ID", err)
+	}
+	// The member is killed: it never heartbeats again.
+	waitCond(t, func() bool {
+		d, err := a.DescribeKafkaGroup(ctx, g)
+		return err == nil && d.State == agent.GroupEmpty && len(d.Members) == 0
+	}, "the killed member's session to expire")
+	d, err := a.DescribeKafkaGroup(ctx, g)
+	if err != nil || d.Generation != 2 {
+		t.Fatalf("described after the expiry: %+v %v, want generation 2", d, err)
+	}
+	if err := admin(); err != nil {
+		t.Fatalf("admin commit of an Empty group whose member expired: %v", err)
+	}
+	got, err := a.GroupOffsets(ctx, g, nil)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("committed offsets: %v %v", got, err)
+	}
+	// A commit of the dead member's generation stays refused.
+	if _, err := a.CommitKafkaOffsets(ctx, agent.KafkaOffsetCommit{Group: g, MemberID: m, Generation: 1,
+		Offsets: map[coordinator.TopicPartition]coordinator.CommittedOffset{{Topic: "t", Partition: 0}: {Offset: 3}}}); !errors.Is(err, agent.ErrUnknownMemberID) {
+		t.Fatalf("commit of the expired member: %v, want UNKNOWN_MEMBER_ID", err)
+	}
+}
+
+// Issue 13: Kafka's OffsetCommit stores a negative offset as given (admin
+// resets commit -1 latest and -2 earliest: kafkajs's admin.resetOffsets,
+// kadm), OffsetFetch returns it, and the native API reads it as no
+// committed offset: not in FetchOffsets, no negative lag in DescribeGroup,
+// and its own CommitOffsets still refuses one.
+func TestKafkaNegativeOffsetCommit(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	a := ta.agent
+	ctx := t.Context()
+	ta.createTopic(t, "t", 3, nil)
+	for range 3 {
+		produceOne(t, ta, "t", 0, "v")
+		produceOne(t, ta, "t", 1, "v")
+	}
+	const g = "reset"
+	tp := func(p int32) coordinator.TopicPartition { return coordinator.TopicPartition{Topic: "t", Partition: p} }
+	errs, err := a.CommitKafkaOffsets(ctx, agent.KafkaOffsetCommit{Group: g, Generation: -1,
+		Offsets: map[coordinator.TopicPartition]coordinator.CommittedOffset{tp(0): {Offset: -2}, tp(1): {Offset: -1}, tp(2): {Offset: 1}}})
+	if err != nil || len(errs) != 0 {
+		t.Fatalf("admin commit of -2, -1 and 1: %v %v", errs, err)
+	}
+	got, err := a.GroupOffsets(ctx, g, nil)
+	if err != nil || got[tp(0)].Offset != -2 || got[tp(1)].Offset != -1 || got[tp(2)].Offset != 1 {
+		t.Fatalf("OffsetFetch's view: %v %v", got, err)
+	}
+	native := ta.fetchOffsets(t, g)
+	if len(native) != 1 || native[0].GetPartition() != 2 || native[0].GetOffset() != 1 {
+		t.Fatalf("the native FetchOffsets: %v, want only partition 2 at 1", native)
+	}
+	d, err := ta.agentDescribe(t, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pl := range d.GetPartitions() {
+		want := map[int32]int64{0: 3, 1: 3, 2: 0}[pl.GetPartition()]
+		if pl.GetLag() != want || pl.GetCommittedOffset() < -1 || (pl.GetPartition() < 2 && pl.GetCommittedOffset() != -1) {
+			t.Errorf("described partition %d: %+v, want lag %d and no committed offset", pl.GetPartition(), pl, want)
+		}
+	}
+	if d.GetTotalLag() != 6 {
+		t.Errorf("total lag %d, want 6", d.GetTotalLag())
+	}
+	_, err = ta.group.CommitOffsets(ctx, connect.NewRequest(&stratav1.CommitOffsetsRequest{Group: g,
+		Offsets: []*stratav1.PartitionOffset{{Topic: "t", Partition: 0, Offset: -1}}}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("native commit of -1: %v, want INVALID_ARGUMENT", err)
+	}
+}
+
+// The native DescribeGroup (strata group describe) of a classic group whose
+// member expired shows it Empty at the new generation too (issue 13).
+func TestClassicGroupNativeDescribeAfterExpiry(t *testing.T) {
+	t.Parallel()
+	ta := startAgent(t, nil)
+	a := ta.agent
+	ctx := t.Context()
+	ta.createTopic(t, "t", 1, nil)
+	const g = "expired-native"
+	req := joinReq(g, "", "range")
+	req.SessionTimeout = time.Second
+	req.MemberID = firstJoin(t, a, req)
+	if r, err := a.JoinClassicGroup(ctx, req); err != nil || r.Generation != 1 {
+		t.Fatalf("join: %+v %v", r, err)
+	}
+	waitCond(t, func() bool {
+		d, err := ta.agentDescribe(t, g)
+		return err == nil && len(d.GetMembers()) == 0
+	}, "the member's session to expire")
+	d, err := ta.agentDescribe(t, g)
+	if err != nil || d.GetState() != "Empty" || d.GetGroupEpoch() != 2 {
+		t.Fatalf("described: %v %v, want Empty at generation 2", d, err)
+	}
+}

@@ -82,6 +82,47 @@ type memberRecord struct {
 	// Stale is what the member still owns of deleted topics: it must
 	// release them, and may not commit to them.
 	Stale partitionSet `json:"stale,omitempty"`
+	// ClientID and ClientHost are what the member's last heartbeat that
+	// knew them said (a KIP-848 member's request header and peer address),
+	// for describing the group; "" when unknown (native Connect members).
+	ClientID   string `json:"client_id,omitempty"`
+	ClientHost string `json:"client_host,omitempty"`
+	// InstanceID is a KIP-848 static member's group.instance.id; Left
+	// says it left with epoch -2 (a static member's temporary leave): it
+	// keeps its assignment until its session expires, and a member joining
+	// with its instance id takes its place (core_consumer_groups.go).
+	InstanceID string `json:"instance_id,omitempty"`
+	Left       bool   `json:"left,omitempty"`
+	// Assignor is the server assignor the member asked for (KIP-848's
+	// ServerAssignor: AssignorUniform or AssignorRange), "" for none.
+	Assignor string `json:"assignor,omitempty"`
+}
+
+// KIP-848's server assignors, as Kafka's coordinator names them
+// (group.consumer.assignors): "uniform", the default, is the sticky
+// balanced ComputeAssignment; "range" is ComputeRangeAssignment.
+const (
+	AssignorUniform = "uniform"
+	AssignorRange   = "range"
+)
+
+// assignor is the group's server assignor, as Kafka picks it: the one most
+// members ask for (ties to the first by name), AssignorUniform when none
+// asks.
+func (rec *groupRecord) assignor() string {
+	votes := map[string]int{}
+	for _, m := range rec.Members {
+		if m.Assignor != "" {
+			votes[m.Assignor]++
+		}
+	}
+	best := AssignorUniform
+	for _, name := range slices.Sorted(maps.Keys(votes)) {
+		if votes[name] > votes[best] {
+			best = name
+		}
+	}
+	return best
 }
 
 // partitionSet is a set of partitions by topic, each list sorted and unique.
@@ -215,6 +256,13 @@ type heartbeat struct {
 	// tryHeartbeat fills them in from the member's record, which it reads
 	// anyway, rather than the heartbeat reading the record twice.
 	sameSubscription, sameOwned bool
+	// clientID and clientHost, when set, are recorded for describing.
+	clientID   string
+	clientHost string
+	// instanceID is a KIP-848 static member's group.instance.id.
+	instanceID string
+	// assignor, when set, is the server assignor the member asks for.
+	assignor string
 }
 
 // heartbeatResult is the answer to a heartbeat.
@@ -413,7 +461,28 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 
 	m, known := rec.Members[h.memberID]
 	joining := h.epoch == 0
+	holder := rec.instance(h.instanceID) // a static member's current member id
+	replaced := ""
 	switch {
+	case joining && h.instanceID != "" && holder != "" && holder != h.memberID:
+		// KIP-848 static membership, as Kafka's GroupMetadataManager: the
+		// instance id is held by another member id. While that member has
+		// not left with epoch -2 (and its session lasts), the instance is
+		// not released; once it has, the new member takes its place, its
+		// assignment and epoch included, and the old member id is gone.
+		old := rec.Members[holder]
+		if !old.Left {
+			return heartbeatResult{}, fmt.Errorf("%w: instance %q of group %q is held by member %q, which has not left (epoch -2) and whose session has not expired",
+				ErrUnreleasedInstanceID, h.instanceID, h.group, holder)
+		}
+		m = &memberRecord{Epoch: old.Epoch + 1, Topics: old.Topics, Regex: old.Regex, Target: old.Target, Assigned: old.Assigned,
+			Revoking: old.Revoking, Stale: old.Stale, InstanceID: h.instanceID, Assignor: old.Assignor}
+		if m.Assigned == nil {
+			m.Assigned = partitionSet{}
+		}
+		delete(rec.Members, holder)
+		rec.Members[h.memberID] = m
+		replaced, changed = holder, true
 	case joining:
 		// A (re)joining member owns nothing: whatever it held under an
 		// earlier epoch it has dropped.
@@ -421,9 +490,11 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 		if known {
 			epoch = m.Epoch + 1
 		}
-		m = &memberRecord{Epoch: epoch, Assigned: partitionSet{}}
+		m = &memberRecord{Epoch: epoch, Assigned: partitionSet{}, InstanceID: h.instanceID}
 		rec.Members[h.memberID] = m
 		changed = true
+	case h.instanceID != "" && holder != "" && holder != h.memberID:
+		return heartbeatResult{}, fmt.Errorf("%w: instance %q of group %q is member %q since, not %q", ErrFencedInstanceID, h.instanceID, h.group, holder, h.memberID)
 	case !known || live[h.memberID].IsZero():
 		if known { // its lease is gone: it is out, and so are its partitions
 			delete(rec.Members, h.memberID)
@@ -444,6 +515,14 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 			m.Assigned, m.Revoking, m.Stale = a, r, s
 			changed = true
 		}
+	}
+	if h.assignor != "" && m.Assignor != h.assignor {
+		m.Assignor = h.assignor
+		changed = true
+	}
+	if h.clientID != "" && (m.ClientID != h.clientID || m.ClientHost != h.clientHost) {
+		m.ClientID, m.ClientHost = h.clientID, h.clientHost
+		changed = true
 	}
 	if !slices.Equal(m.Topics, h.topics) || m.Regex != h.regex || m.SessionMs != h.session.Milliseconds() {
 		m.Topics, m.Regex, m.SessionMs = slices.Clone(h.topics), h.regex, h.session.Milliseconds()
@@ -523,6 +602,12 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 				a.log.Warn("remove expired group member", "group", h.group, "member", id, "err", err)
 			}
 		}
+		if replaced != "" {
+			// The static member's old member id is fenced: its lease goes.
+			if err := a.index.RemoveMember(ctx, h.group, replaced); err != nil && !errors.Is(err, coordinator.ErrNotFound) {
+				return heartbeatResult{}, err
+			}
+		}
 	}
 	if epochBumped {
 		if err := renew(); err != nil {
@@ -538,6 +623,20 @@ func (a *Agent) tryHeartbeat(ctx context.Context, h heartbeat) (heartbeatResult,
 		session:    h.session,
 		interval:   min(a.cfg.GroupHeartbeatInterval, h.session/3),
 	}, nil
+}
+
+// instance is the member id of the static member with instanceID, "" when
+// none (or instanceID is "").
+func (rec *groupRecord) instance(instanceID string) string {
+	if instanceID == "" {
+		return ""
+	}
+	for id, m := range rec.Members {
+		if m.InstanceID == instanceID {
+			return id
+		}
+	}
+	return ""
 }
 
 // retireDeletedTopics makes stale, in every member, the partitions of topics
@@ -584,7 +683,11 @@ func (a *Agent) retarget(rec *groupRecord, topics topicSnapshot, changed *bool) 
 		}
 		members = append(members, coordinator.AssignmentMember{ID: id, Topics: subscribed, Owned: m.Target.list()})
 	}
-	target := coordinator.ComputeAssignment(members, counts)
+	compute := coordinator.ComputeAssignment
+	if rec.assignor() == AssignorRange {
+		compute = coordinator.ComputeRangeAssignment
+	}
+	target := compute(members, counts)
 	moved := false
 	for id, m := range rec.Members {
 		t := newPartitionSet(target[id])
@@ -715,9 +818,10 @@ func (a *Agent) leaveGroup(ctx context.Context, group, memberID string) error {
 }
 
 // commitGroupOffsets stores offsets for a member, or for nobody while the
-// group has no live members. An offset's TopicID, when set, is the topic
-// the committer means; every offset is stored with the id of the topic it
-// belongs to.
+// group has no live members. Negative offsets are stored as given (Kafka's
+// OffsetCommit); the native CommitOffsets refuses them before. An offset's
+// TopicID, when set, is the topic the committer means; every offset is
+// stored with the id of the topic it belongs to.
 func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, epoch int32, offsets map[coordinator.TopicPartition]coordinator.CommittedOffset) error {
 	if err := validGroupName(group); err != nil {
 		return err
@@ -729,9 +833,6 @@ func (a *Agent) commitGroupOffsets(ctx context.Context, group, memberID string, 
 		o := offsets[tp]
 		if tp.Topic == "" || tp.Partition < 0 {
 			return invalidf("bad partition %q/%d", tp.Topic, tp.Partition)
-		}
-		if o.Offset < 0 {
-			return invalidf("offset %d of %s/%d is negative", o.Offset, tp.Topic, tp.Partition)
 		}
 		if len(o.Metadata) > a.cfg.OffsetMetadataMaxBytes {
 			return overLimit(errOffsetMetadataTooLarge, "offset-metadata-max-bytes", int64(a.cfg.OffsetMetadataMaxBytes), int64(len(o.Metadata)),
@@ -872,6 +973,20 @@ func (a *Agent) committedOffsets(ctx context.Context, group string, tps []coordi
 		}
 	}
 	return got, nil
+}
+
+// withoutUnsetOffsets leaves out negative committed offsets: Kafka admin
+// tools commit -1 (latest) and -2 (earliest) for their clients to resolve
+// (kafkajs's admin.resetOffsets), and franz-go and librdkafka take any
+// negative committed offset for "none" and apply their reset policy. The
+// native API and its lag do the same: no committed offset.
+func withoutUnsetOffsets(got map[coordinator.TopicPartition]coordinator.CommittedOffset) map[coordinator.TopicPartition]coordinator.CommittedOffset {
+	for tp, o := range got {
+		if o.Offset < 0 {
+			delete(got, tp)
+		}
+	}
+	return got
 }
 
 // liveMembers is the lease expiry of every member whose lease has not

@@ -73,6 +73,11 @@ func (a *Agent) CommitOffsets(ctx context.Context, m *stratav1.CommitOffsetsRequ
 		if _, dup := offsets[tp]; dup {
 			return nil, invalidf("%s/%d appears twice in one commit", tp.Topic, tp.Partition)
 		}
+		// The native API keeps its positions real offsets; only Kafka's
+		// OffsetCommit stores negative ones (CommitKafkaOffsets).
+		if o.GetOffset() < 0 {
+			return nil, invalidf("offset %d of %s/%d is negative", o.GetOffset(), tp.Topic, tp.Partition)
+		}
 		co := coordinator.CommittedOffset{Offset: o.GetOffset(), Metadata: o.GetMetadata()}
 		if id := o.GetTopicId(); id != "" {
 			var err error
@@ -101,7 +106,7 @@ func (a *Agent) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsRequ
 	if err != nil {
 		return nil, err
 	}
-	return &stratav1.FetchOffsetsResponse{Offsets: offsetsToProto(got)}, nil
+	return &stratav1.FetchOffsetsResponse{Offsets: offsetsToProto(withoutUnsetOffsets(got))}, nil
 }
 
 // ListGroups lists every group with its state, live members and lag.
@@ -142,6 +147,16 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 	st, err := a.index.LoadGroup(ctx, group)
 	if err != nil {
 		return nil, err
+	}
+	if recordKind(st.Data) == GroupTypeClassic {
+		// Expired classic members are removed, the generation bumped when
+		// the group becomes Empty, as the Kafka side sees it.
+		if _, err := a.loadClassicExpired(ctx, group); err != nil {
+			return nil, err
+		}
+		if st, err = a.index.LoadGroup(ctx, group); err != nil {
+			return nil, err
+		}
 	}
 	rec, err := describedRecord(st) // core_groups.go: a classic group too
 	if err != nil {
@@ -213,6 +228,9 @@ func (a *Agent) describeGroup(ctx context.Context, group string) (*stratav1.Desc
 	for _, tp := range partitions.list() {
 		pl := &stratav1.PartitionLag{Topic: tp.Topic, Partition: tp.Partition, CommittedOffset: -1, Owner: owners[tp]}
 		c, hasCommit := committed[tp]
+		// A Kafka admin's -1/-2 is no position: the partition is listed,
+		// with no committed offset and the lag counted from the log start.
+		hasCommit = hasCommit && c.Offset >= 0
 		if hasCommit {
 			pl.CommittedOffset, pl.Metadata = c.Offset, c.Metadata
 		}

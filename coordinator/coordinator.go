@@ -378,7 +378,12 @@ type TopicPartition struct {
 
 // CommittedOffset is a group's committed position in one partition.
 type CommittedOffset struct {
-	Offset   int64 // the next offset to consume
+	// Offset is the next offset to consume. A negative one is stored as
+	// given: Kafka's OffsetCommit takes any value, and admin tools commit
+	// -1 (latest) and -2 (earliest) for clients to resolve on fetch
+	// (kafkajs's admin.resetOffsets); readers other than Kafka's
+	// OffsetFetch take it for "no committed offset".
+	Offset   int64
 	Metadata string
 	// TopicID is the id of the topic the offset was committed to: a topic
 	// deleted and created again under the same name is another topic

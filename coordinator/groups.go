@@ -790,17 +790,14 @@ func parseOffsetValue(v string) (CommittedOffset, error) {
 }
 
 // appendOffsetArgs appends each offset as the scripts read it (field, topic
-// id and leader epoch prefixes, offset, commit time in ms or "", metadata), sorted so a commit
-// writes in the same order every time; a bad partition or a negative
-// offset is ErrInvalid.
+// id and leader epoch prefixes, offset, commit time in ms or "", metadata),
+// sorted so a commit writes in the same order every time; a bad partition
+// is ErrInvalid. A negative offset is stored as given (see CommittedOffset).
 func appendOffsetArgs(args []any, offsets map[TopicPartition]CommittedOffset) ([]any, error) {
 	for _, tp := range slices.SortedFunc(maps.Keys(offsets), CompareTopicPartitions) {
 		o := offsets[tp]
 		if err := validTopicPartition(tp); err != nil {
 			return nil, err
-		}
-		if o.Offset < 0 {
-			return nil, fmt.Errorf("%w: negative offset %d for %s-%d", ErrInvalid, o.Offset, tp.Topic, tp.Partition)
 		}
 		ts := ""
 		if !o.CommitTime.IsZero() {

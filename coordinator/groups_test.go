@@ -433,9 +433,6 @@ func TestGroupInvalidArguments(t *testing.T) {
 			{"put empty member id", func() error { return r.PutMember(ctx, "g", coordinator.GroupMember{}, time.Second) }},
 			{"put zero ttl", func() error { return r.PutMember(ctx, "g", coordinator.GroupMember{ID: "m"}, 0) }},
 			{"remove empty member id", func() error { return r.RemoveMember(ctx, "g", "") }},
-			{"commit negative offset", func() error {
-				return r.CommitOffsets(ctx, "g", nil, map[coordinator.TopicPartition]coordinator.CommittedOffset{ok: {Offset: -1}})
-			}},
 			{"commit negative partition", func() error {
 				return r.CommitOffsets(ctx, "g", nil, map[coordinator.TopicPartition]coordinator.CommittedOffset{{Topic: "t", Partition: -1}: {}})
 			}},
@@ -457,6 +454,31 @@ func TestGroupInvalidArguments(t *testing.T) {
 		// Refused calls write nothing, not even the group's name.
 		if gs, err := r.ListGroups(ctx); err != nil || len(gs) != 0 {
 			t.Errorf("invalid calls left groups %v, %v", gs, err)
+		}
+	})
+}
+
+// Negative offsets are stored as given, as Kafka's OffsetCommit stores them
+// (admin tools commit -1 and -2 for clients to resolve), and read back.
+func TestGroupNegativeOffsets(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		want := map[coordinator.TopicPartition]coordinator.CommittedOffset{
+			{Topic: "t", Partition: 0}: {Offset: -1, Metadata: "latest"},
+			{Topic: "t", Partition: 1}: {Offset: -2, Metadata: "earliest"},
+		}
+		if err := r.CommitOffsets(ctx, "g", nil, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.FetchOffsets(ctx, "g", nil)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("fetch: %v %v", got, err)
+		}
+		for tp, w := range want {
+			if g := got[tp]; g.Offset != w.Offset || g.Metadata != w.Metadata {
+				t.Errorf("%v: got %+v, want %+v", tp, g, w)
+			}
 		}
 	})
 }

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	stratav1 "github.com/stratabroker/strata/proto/gen/strata/v1"
 )
 
@@ -131,6 +133,44 @@ func TestKafkaJSProduceFetchAdmin(t *testing.T) {
 		}
 		if !maps.Equal(headers, w.Headers) {
 			t.Fatalf("%d/%d: headers %v, kafkajs produced %v", w.Partition, w.Offset, headers, w.Headers)
+		}
+	}
+}
+
+// kafkajs's admin.resetOffsets commits Kafka's -2 (earliest) and -1
+// (latest) for the clients to resolve (issue 13): the agent stores them,
+// OffsetFetch returns them, and the Connect API reads them as no committed
+// offset (the lag counted from the log start, never negative).
+func TestKafkaJSResetOffsets(t *testing.T) {
+	t.Parallel()
+	node, script := kafkajsScript(t)
+	script = filepath.Join(filepath.Dir(script), "kafkajs-reset.js")
+	d := newDeployment(t)
+	kafkaAddr := freeAddr(t)
+	agent := d.startAgent(t, "agent", "--kafka-listen", kafkaAddr)
+	topic, group := "kafkajs-reset-"+randomHex(3), "kafkajs-reset-group"
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, script, kafkaAddr, topic, group)
+	cmd.Env = childEnv("KAFKAJS_NO_PARTITIONER_WARNING=1")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(script), err, out, stderr.String())
+	}
+	c := newClients(agent.url(), protoConnect)
+	d2, err := c.group.DescribeGroup(ctx, connect.NewRequest(&stratav1.DescribeGroupRequest{Group: group}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d2.Msg.GetPartitions()) != 2 || d2.Msg.GetTotalLag() != 10 {
+		t.Fatalf("described after the reset to latest (-1, no committed offset): %v", d2.Msg)
+	}
+	for _, p := range d2.Msg.GetPartitions() {
+		if p.GetCommittedOffset() != -1 || p.GetLag() != 5 {
+			t.Fatalf("partition %d: committed %d lag %d, want none (-1) and 5", p.GetPartition(), p.GetCommittedOffset(), p.GetLag())
 		}
 	}
 }

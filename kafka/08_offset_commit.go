@@ -26,6 +26,12 @@ import (
 // the rebalance. Per partition: UNKNOWN_TOPIC_OR_PARTITION, and
 // OFFSET_METADATA_TOO_LARGE over the agent's --offset-metadata-max-bytes
 // (Kafka's offset.metadata.max.bytes); the other partitions are committed.
+// Any offset is stored as given, negative ones included, as Kafka does:
+// admin resets commit -1 (latest) and -2 (earliest) and the clients resolve
+// them when they fetch the offset (kafkajs's admin.resetOffsets; franz-go
+// and librdkafka take a negative committed offset for none and apply their
+// reset policy). OffsetFetch returns it; the native API reads it as no
+// committed offset.
 // The retention time of v2-4 is ignored (offsets live as long as the
 // group). The committed leader epoch (v6+, KIP-320) is kept as sent and
 // returned by OffsetFetch v5+ (see 09_offset_fetch.go for why any epoch is

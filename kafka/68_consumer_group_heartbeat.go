@@ -12,21 +12,36 @@ import (
 //
 // The consumer group protocol's one call, over the core's server-side
 // groups (ConsumerGroupCore), the same as the Connect API's native groups:
-// the coordinator assigns with its own assignor (ServerAssignor and the
-// rack id are not used), members reconcile by heartbeat. Notes:
+// the coordinator assigns, members reconcile by heartbeat. Notes:
+//
+//   - ServerAssignor, as Kafka's servers offer them: "uniform" (the default:
+//     balanced and sticky) or "range" (per topic, contiguous ranges over the
+//     subscribed members sorted by member id, co-partitioned topics split
+//     alike); the group uses the one most members ask for. Another name is
+//     UNSUPPORTED_ASSIGNOR. The rack id is not used.
 //
 //   - Epoch 0 joins: v0 members get their member id from the answer, v1
-//     members (KIP-1082) send their own. -1 leaves; -2 (a static member's
-//     leave) leaves too: static membership is not kept for consumer groups.
+//     members (KIP-1082) send their own. -1 leaves.
+//   - Static members (InstanceID), as Kafka: -2 is a static member's
+//     temporary leave, answered with epoch -2: it keeps its assignment until
+//     its session expires, and the instance joining again (epoch 0, a new
+//     member id) takes its place and its assignment, the old member id then
+//     FENCED_INSTANCE_ID. Joining with the instance id of a member that has
+//     not left so and whose session lasts is UNRELEASED_INSTANCE_ID (a
+//     killed static member's instance is released when its session ends).
 //   - A subscription (topic names, or v1's regex, matched whole as a Go
 //     regular expression) or an owned set left out (null) is unchanged.
 //     Owned partitions and the assignment name topics by id (KIP-516); an
 //     owned topic id no longer known is dropped from what the member owns.
 //   - The assignment is sent with every answer.
-//   - Errors: UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, INCONSISTENT_GROUP_PROTOCOL
+//   - Errors: UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, FENCED_INSTANCE_ID,
+//     UNRELEASED_INSTANCE_ID, INCONSISTENT_GROUP_PROTOCOL
 //     (a classic group with members), INVALID_REQUEST, INVALID_GROUP_ID.
 
-func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, _ *clientConn, req *kmsg.ConsumerGroupHeartbeatRequest) func() (kmsg.Response, error) {
+func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, cc *clientConn, req *kmsg.ConsumerGroupHeartbeatRequest) func() (kmsg.Response, error) {
+	// Read now: the connection's client id is the next request's by the
+	// time the answer runs.
+	clientID, host := cc.clientID, clientHost(cc.remote)
 	return func() (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		fail := func(err error) (kmsg.Response, error) {
@@ -38,7 +53,13 @@ func (s *Server) handleConsumerGroupHeartbeat(ctx context.Context, _ *clientConn
 			return fail(ErrInvalidGroupID)
 		}
 		hb := ConsumerHeartbeat{Group: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch,
-			Topics: req.SubscribedTopicNames, Regex: req.SubscribedTopicRegex}
+			Topics: req.SubscribedTopicNames, Regex: req.SubscribedTopicRegex, ClientID: clientID, ClientHost: host}
+		if req.InstanceID != nil {
+			hb.InstanceID = *req.InstanceID
+		}
+		if req.ServerAssignor != nil {
+			hb.ServerAssignor = *req.ServerAssignor
+		}
 		if req.Topics != nil {
 			hb.Owned = []TopicPartition{}
 			for _, rt := range req.Topics {

@@ -59,7 +59,7 @@ func (s *Server) handleConsumerGroupDescribe(ctx context.Context, _ *clientConn,
 				resp.Groups = append(resp.Groups, g)
 				continue
 			}
-			g.State, g.Epoch, g.AssignmentEpoch, g.AssignorName = d.State, d.Epoch, d.Epoch, "strata"
+			g.State, g.Epoch, g.AssignmentEpoch, g.AssignorName = d.State, d.Epoch, d.Epoch, d.Assignor
 			for _, m := range d.Members {
 				gm := kmsg.NewConsumerGroupDescribeResponseGroupMember()
 				gm.MemberID, gm.MemberEpoch, gm.SubscribedTopics = m.MemberID, m.MemberEpoch, m.Topics

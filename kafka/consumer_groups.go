@@ -35,6 +35,16 @@ type ConsumerHeartbeat struct {
 	Regex  *string
 	// Owned is what the member owns; nil: unchanged.
 	Owned []TopicPartition
+	// ClientID and ClientHost: the request header's client id and the
+	// connection's peer, for DescribeGroups.
+	ClientID   string
+	ClientHost string
+	// InstanceID is a static member's group.instance.id, "" for a dynamic
+	// member (KIP-848 static membership).
+	InstanceID string
+	// ServerAssignor is the server assignor the member asks for, "" when
+	// it names none.
+	ServerAssignor string
 }
 
 // ConsumerHeartbeatResult is a heartbeat's answer.
@@ -48,10 +58,12 @@ type ConsumerHeartbeatResult struct {
 // ConsumerGroupDescription is a consumer group as ConsumerGroupDescribe
 // shows it.
 type ConsumerGroupDescription struct {
-	Group   string
-	State   string // "Stable" or "Empty"
-	Epoch   int32
-	Members []ConsumerGroupMember
+	Group string
+	State string // "Stable" or "Empty"
+	Epoch int32
+	// Assignor is the group's server assignor ("uniform" or "range").
+	Assignor string
+	Members  []ConsumerGroupMember
 }
 
 // ConsumerGroupMember is one live member.

@@ -43,6 +43,8 @@ var errorTable = []struct {
 	{ErrMemberIDRequired, kerr.MemberIDRequired},
 	{ErrInconsistentGroupProtocol, kerr.InconsistentGroupProtocol},
 	{ErrFencedInstanceID, kerr.FencedInstanceID},
+	{ErrUnreleasedInstanceID, kerr.UnreleasedInstanceID},
+	{ErrUnsupportedAssignor, kerr.UnsupportedAssignor},
 	{ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
 	{ErrOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge},
 	{ErrGroupNotEmpty, kerr.NonEmptyGroup},

@@ -114,6 +114,12 @@ type GroupMember struct {
 	ClientHost string
 	Metadata   []byte // for the group's protocol
 	Assignment []byte // DescribeGroups only
+	// Topics and Assigned: a consumer group's (KIP-848 or native) member's
+	// subscription and owned partitions, which DescribeGroups encodes as
+	// the consumer protocol's metadata and assignment; nil for classic
+	// members.
+	Topics   []string
+	Assigned []TopicPartition
 }
 
 // SyncGroup is a SyncGroup request.
@@ -185,6 +191,8 @@ var (
 	ErrMemberIDRequired          = errors.New("member id required")          // MEMBER_ID_REQUIRED
 	ErrInconsistentGroupProtocol = errors.New("inconsistent group protocol") // INCONSISTENT_GROUP_PROTOCOL
 	ErrFencedInstanceID          = errors.New("fenced instance id")          // FENCED_INSTANCE_ID
+	ErrUnreleasedInstanceID      = errors.New("unreleased instance id")      // UNRELEASED_INSTANCE_ID (KIP-848)
+	ErrUnsupportedAssignor       = errors.New("unsupported assignor")        // UNSUPPORTED_ASSIGNOR (KIP-848)
 	ErrInvalidSessionTimeout     = errors.New("invalid session timeout")     // INVALID_SESSION_TIMEOUT
 	ErrOffsetMetadataTooLarge    = errors.New("offset metadata too large")   // OFFSET_METADATA_TOO_LARGE
 	ErrGroupNotEmpty             = errors.New("group not empty")             // NON_EMPTY_GROUP

@@ -543,6 +543,8 @@ var errTable = []struct {
 	{agent.ErrMemberIDRequired, kafka.ErrMemberIDRequired},
 	{agent.ErrInconsistentGroupProtocol, kafka.ErrInconsistentGroupProtocol},
 	{agent.ErrFencedInstanceID, kafka.ErrFencedInstanceID},
+	{agent.ErrUnreleasedInstanceID, kafka.ErrUnreleasedInstanceID},
+	{agent.ErrUnsupportedAssignor, kafka.ErrUnsupportedAssignor},
 	{agent.ErrInvalidSessionTimeout, kafka.ErrInvalidSessionTimeout},
 	{agent.ErrOffsetMetadataTooLarge, kafka.ErrOffsetMetadataTooLarge},
 	{agent.ErrGroupNotEmpty, kafka.ErrGroupNotEmpty},

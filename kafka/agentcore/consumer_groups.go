@@ -23,7 +23,8 @@ func toKafkaTPs(tps []coordinator.TopicPartition) []kafka.TopicPartition {
 
 // ConsumerGroupHeartbeat implements kafka.ConsumerGroupCore.
 func (c *Core) ConsumerGroupHeartbeat(ctx context.Context, req kafka.ConsumerHeartbeat) (kafka.ConsumerHeartbeatResult, error) {
-	h := agent.ConsumerHeartbeat{Group: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch, Topics: req.Topics, Regex: req.Regex}
+	h := agent.ConsumerHeartbeat{Group: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch, Topics: req.Topics, Regex: req.Regex,
+		ClientID: req.ClientID, ClientHost: req.ClientHost, InstanceID: req.InstanceID, ServerAssignor: req.ServerAssignor}
 	if req.Owned != nil {
 		h.Owned = make([]coordinator.TopicPartition, len(req.Owned))
 		for i, tp := range req.Owned {
@@ -43,7 +44,7 @@ func (c *Core) DescribeConsumerGroup(ctx context.Context, group string) (kafka.C
 	if err != nil {
 		return kafka.ConsumerGroupDescription{}, consumerGroupErr(err)
 	}
-	out := kafka.ConsumerGroupDescription{Group: d.Group, State: d.State, Epoch: d.Epoch}
+	out := kafka.ConsumerGroupDescription{Group: d.Group, State: d.State, Epoch: d.Epoch, Assignor: d.Assignor}
 	for _, m := range d.Members {
 		out.Members = append(out.Members, kafka.ConsumerGroupMember{MemberID: m.MemberID, MemberEpoch: m.MemberEpoch,
 			Topics: m.Topics, Regex: m.Regex, Assigned: toKafkaTPs(m.Assigned), Target: toKafkaTPs(m.Target)})

@@ -3,6 +3,7 @@ package agentcore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -142,6 +143,37 @@ func TestConsumerGroupHeartbeatAndDescribe(t *testing.T) {
 	if len(owners) != 4 {
 		t.Fatalf("owners %v, want every partition", owners)
 	}
+	// Classic DescribeGroups (kadm, kafka-consumer-groups --describe)
+	// shows each member's client id, host and owned partitions too, as
+	// the consumer protocol's assignment (issue 13).
+	var dg kadm.DescribedGroups
+	if !waitFor(func() bool {
+		dg, err = kadm.NewClient(cl).DescribeGroups(ctx, group)
+		return err == nil && dg[group].Err == nil
+	}) {
+		t.Fatalf("DescribeGroups: %v %v", err, dg[group].Err)
+	}
+	cg := dg[group]
+	if cg.ProtocolType != "consumer" || cg.State != "Stable" || len(cg.Members) != 2 {
+		t.Fatalf("DescribeGroups: %+v", cg)
+	}
+	for _, m := range cg.Members {
+		if m.ClientID != "kgo" || m.ClientHost == "" {
+			t.Errorf("member %s: client id %q host %q, want kgo and the member's address", m.MemberID, m.ClientID, m.ClientHost)
+		}
+		if meta, ok := m.Join.AsConsumer(); !ok || len(meta.Topics) != 1 || meta.Topics[0] != topic {
+			t.Errorf("member %s: subscription %+v", m.MemberID, m.Join)
+		}
+		ca, ok := m.Assigned.AsConsumer()
+		if !ok || len(ca.Topics) != 1 || ca.Topics[0].Topic != topic || len(ca.Topics[0].Partitions) != 2 {
+			t.Fatalf("member %s: assignment %+v, want 2 partitions of %s", m.MemberID, m.Assigned, topic)
+		}
+		for _, p := range ca.Topics[0].Partitions {
+			if owners[p] != m.MemberID {
+				t.Errorf("DescribeGroups gives partition %d to %s, ConsumerGroupDescribe to %s", p, m.MemberID, owners[p])
+			}
+		}
+	}
 	if code := describe("no-such-group").ErrorCode; code != kerr.GroupIDNotFound.Code {
 		t.Fatalf("describe of a missing group: %v, want GROUP_ID_NOT_FOUND", kerr.ErrorForCode(code))
 	}
@@ -255,4 +287,160 @@ func waitLong(cond func() bool) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
+}
+
+// KIP-848 static membership (issue 13), as Kafka's GroupMetadataManager: a
+// second member with a live member's instance id is UNRELEASED_INSTANCE_ID;
+// once the holder leaves with epoch -2, a new member id with the instance id
+// takes its place and its assignment, and the old member id is fenced.
+func TestConsumerGroupStaticMembers(t *testing.T) {
+	t.Parallel()
+	addrs := kafkaAgents(t, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const topic, group = "kip848-static", "kip848-static-group"
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	heartbeat := func(member, instance string, epoch int32, topics []string) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch, req.SubscribedTopicNames = group, member, epoch, topics
+		req.InstanceID = kmsg.StringPtr(instance)
+		req.RebalanceTimeoutMillis = 30000
+		if epoch == 0 {
+			req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		}
+		var resp *kmsg.ConsumerGroupHeartbeatResponse
+		if !waitFor(func() bool {
+			resp, err = req.RequestWith(ctx, cl)
+			return err == nil && resp.ErrorCode != kerr.NotCoordinator.Code
+		}) {
+			t.Fatalf("heartbeat: %v", err)
+		}
+		return resp
+	}
+	count := func(r *kmsg.ConsumerGroupHeartbeatResponse) int {
+		n := 0
+		if r.Assignment != nil {
+			for _, at := range r.Assignment.Topics {
+				n += len(at.Partitions)
+			}
+		}
+		return n
+	}
+	first := heartbeat("static-1", "si", 0, []string{topic})
+	if first.ErrorCode != 0 || count(first) != 4 {
+		t.Fatalf("static join: %+v (%v)", first, kerr.ErrorForCode(first.ErrorCode))
+	}
+	// The instance restarted without leaving: its old member's session
+	// still runs, so the instance id is not released.
+	if r := heartbeat("static-2", "si", 0, []string{topic}); r.ErrorCode != kerr.UnreleasedInstanceID.Code {
+		t.Fatalf("second member with a held instance id: %v, want UNRELEASED_INSTANCE_ID", kerr.ErrorForCode(r.ErrorCode))
+	}
+	// A static leave keeps the assignment for the instance's return.
+	if r := heartbeat("static-1", "si", -2, nil); r.ErrorCode != 0 || r.MemberEpoch != -2 {
+		t.Fatalf("static leave: %+v (%v)", r, kerr.ErrorForCode(r.ErrorCode))
+	}
+	back := heartbeat("static-2", "si", 0, []string{topic})
+	if back.ErrorCode != 0 || count(back) != 4 || back.MemberEpoch <= first.MemberEpoch {
+		t.Fatalf("the instance back as a new member: %+v (%v), want the 4 partitions at a newer epoch", back, kerr.ErrorForCode(back.ErrorCode))
+	}
+	if r := heartbeat("static-1", "si", first.MemberEpoch, nil); r.ErrorCode != kerr.FencedInstanceID.Code {
+		t.Fatalf("the replaced member id: %v, want FENCED_INSTANCE_ID", kerr.ErrorForCode(r.ErrorCode))
+	}
+	dg, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
+	if err != nil || dg[group].Err != nil {
+		t.Fatalf("describe: %v %v", err, dg[group].Err)
+	}
+	if ms := dg[group].Members; len(ms) != 1 || ms[0].MemberID != "static-2" || ms[0].InstanceID == nil || *ms[0].InstanceID != "si" {
+		t.Fatalf("members after the replacement: %+v, want static-2 alone, instance si", ms)
+	}
+}
+
+// KIP-848's ServerAssignor (issue 13): "range" gives contiguous ranges over
+// the members sorted by id; an assignor the agents lack is
+// UNSUPPORTED_ASSIGNOR.
+func TestConsumerGroupRangeAssignor(t *testing.T) {
+	t.Parallel()
+	addrs := kafkaAgents(t, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	const topic, group = "kip848-range", "kip848-range-group"
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 6, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topicID := td[topic].ID
+	heartbeat := func(member, assignor string, epoch int32, owned []int32) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch = group, member, epoch
+		req.SubscribedTopicNames = []string{topic}
+		req.ServerAssignor = kmsg.StringPtr(assignor)
+		req.RebalanceTimeoutMillis = 30000
+		req.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{{TopicID: topicID, Partitions: owned}}
+		var resp *kmsg.ConsumerGroupHeartbeatResponse
+		if !waitFor(func() bool {
+			resp, err = req.RequestWith(ctx, cl)
+			return err == nil && resp.ErrorCode != kerr.NotCoordinator.Code
+		}) {
+			t.Fatalf("heartbeat: %v", err)
+		}
+		if resp.ErrorCode != 0 {
+			t.Fatalf("heartbeat of %s: %v", member, kerr.ErrorForCode(resp.ErrorCode))
+		}
+		return resp
+	}
+	parts := func(r *kmsg.ConsumerGroupHeartbeatResponse) []int32 {
+		var ps []int32
+		if r.Assignment != nil {
+			for _, at := range r.Assignment.Topics {
+				ps = append(ps, at.Partitions...)
+			}
+		}
+		slices.Sort(ps)
+		return ps
+	}
+	req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	req.Group, req.MemberID, req.SubscribedTopicNames = group, "member-x", []string{topic}
+	req.ServerAssignor, req.Topics = kmsg.StringPtr("roundrobin"), []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	var bad *kmsg.ConsumerGroupHeartbeatResponse
+	if !waitFor(func() bool {
+		bad, err = req.RequestWith(ctx, cl)
+		return err == nil && bad.ErrorCode != kerr.NotCoordinator.Code
+	}) {
+		t.Fatal(err)
+	}
+	if bad.ErrorCode != kerr.UnsupportedAssignor.Code {
+		t.Fatalf("assignor roundrobin: %v, want UNSUPPORTED_ASSIGNOR", kerr.ErrorForCode(bad.ErrorCode))
+	}
+
+	// member-b joins first and takes everything; member-a, first by id,
+	// then gets the first range, member-b the second.
+	b := heartbeat("member-b", "range", 0, nil)
+	a := heartbeat("member-a", "range", 0, nil)
+	aParts, bParts := parts(a), parts(b)
+	if !waitFor(func() bool {
+		b = heartbeat("member-b", "", b.MemberEpoch, bParts)
+		bParts = parts(b)
+		a = heartbeat("member-a", "", a.MemberEpoch, aParts)
+		aParts = parts(a)
+		return slices.Equal(aParts, []int32{0, 1, 2}) && slices.Equal(bParts, []int32{3, 4, 5})
+	}) {
+		t.Fatalf("range assignment: member-a %v, member-b %v; want [0 1 2] and [3 4 5]", aParts, bParts)
+	}
 }

@@ -23,7 +23,11 @@ func protocolsToAgent(in []kafka.GroupProtocol) []agent.ClassicProtocol {
 func membersToKafka(in []agent.ClassicMember) []kafka.GroupMember {
 	var out []kafka.GroupMember
 	for _, m := range in {
-		out = append(out, kafka.GroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Metadata: m.Metadata, Assignment: m.Assignment})
+		km := kafka.GroupMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Metadata: m.Metadata, Assignment: m.Assignment, Topics: m.Topics}
+		if m.Assigned != nil {
+			km.Assigned = toKafkaTPs(m.Assigned)
+		}
+		out = append(out, km)
 	}
 	return out
 }
