@@ -6,6 +6,9 @@
 //
 //   node kafkajs-group-member.js BROKERS TOPIC GROUP NAME EVENTS [SESSION_MS [PROCESS_MS]]
 //
+// KAFKAJS_RETRIES, KAFKAJS_RESTART_ON_CRASH and KAFKAJS_LOG_LEVEL, in the
+// environment, are described where they are read below.
+//
 // BROKERS is a comma-separated list of host:port. Each batch takes
 // PROCESS_MS (default 0) to process after it is logged, so that a SIGKILL
 // is likely to land between processing and committing. Events go to the file
@@ -135,10 +138,14 @@ consumer.on(consumer.events.COMMIT_OFFSETS, ({ payload }) => {
 // kafkajs member recovers when its group coordinator's broker dies: kafkajs
 // keeps sending to the coordinator it found at its last join, and only a
 // restart (a new FindCoordinator and JoinGroup) moves it. The crash has
-// already stopped the consumer and tried to leave the group.
+// already stopped the consumer and tried to leave the group. With
+// KAFKAJS_RESTART_ON_CRASH=1 the member lets kafkajs restart (what an
+// application should do, docs/cli.md); without, any crash exits 1, so that
+// a test where no broker dies sees it.
+const restartOnCrash = process.env.KAFKAJS_RESTART_ON_CRASH === '1'
 consumer.on(consumer.events.CRASH, ({ payload }) => {
   revoke()
-  if (payload.restart) {
+  if (restartOnCrash && payload.restart) {
     console.error(`${name}: consumer crashed, kafkajs restarts it:`, String(payload.error))
     return
   }
