@@ -20,13 +20,14 @@ import (
 // processes running testdata/kafkajs/kafkajs-group-member.js) consume from
 // two agents while a producer writes to every partition. The agent that
 // FindCoordinator names for the group is killed with SIGKILL: its
-// connections are reset and it never deregisters. The members must find the
-// other agent (kafkajs asks FindCoordinator again on a connection error and
-// refreshes its metadata), the group must re-form there (a fourth member
-// joins, then one leaves cleanly, each a rebalance the surviving agent
+// connections are reset and it never deregisters. One member is stopped
+// (SIGTERM) while kafkajs still retries the dead agent, and must exit
+// cleanly. The others must find the surviving agent (kafkajs asks
+// FindCoordinator again only when its consumer restarts after a crash, its
+// retry budget spent), the group must re-form there (a new member joins,
+// then one leaves cleanly, each a rebalance the surviving agent
 // coordinates), and every record the producer was acked must be consumed,
-// at least once; a partition is never held by two members at once. A member
-// stopped (SIGTERM) while it still retries the dead agent exits cleanly.
+// at least once; a partition is never held by two members at once.
 func TestKafkaJSGroupSurvivesAgentKill(t *testing.T) {
 	t.Parallel()
 	node, check := kafkajsScript(t)
