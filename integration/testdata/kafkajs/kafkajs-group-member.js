@@ -6,6 +6,9 @@
 //
 //   node kafkajs-group-member.js BROKERS TOPIC GROUP NAME EVENTS [SESSION_MS [PROCESS_MS]]
 //
+// KAFKAJS_RETRIES, KAFKAJS_RESTART_ON_CRASH and KAFKAJS_LOG_LEVEL, in the
+// environment, are described where they are read below.
+//
 // BROKERS is a comma-separated list of host:port. Each batch takes
 // PROCESS_MS (default 0) to process after it is logged, so that a SIGKILL
 // is likely to land between processing and committing. Events go to the file
@@ -82,7 +85,9 @@ const kafka = new Kafka({
   connectionTimeout: 30000,
   requestTimeout: 60000,
   retry: { retries: 20, initialRetryTime: 200, maxRetryTime: 2000 },
-  logLevel: logLevel.WARN,
+  // KAFKAJS_LOG_LEVEL (ERROR, WARN, INFO, DEBUG; default WARN) shows more
+  // of what kafkajs sends where, to debug a run.
+  logLevel: logLevel[process.env.KAFKAJS_LOG_LEVEL || 'WARN'] ?? logLevel.WARN,
   // kafkajs logs every error answer; a Heartbeat's REBALANCE_IN_PROGRESS,
   // once per batch until the member rejoins, is how a rebalance starts,
   // not news.
@@ -94,13 +99,19 @@ const kafka = new Kafka({
     },
 })
 
+// KAFKAJS_RETRIES (default 20) is the consumer's retry count: with waits
+// from 200 ms doubling up to 2 s, 5 retries spend about 5 s, under the
+// session timeout, so that a member whose coordinator died restarts and
+// rejoins before its session expires (see CRASH below).
+const consumerRetries = Number(process.env.KAFKAJS_RETRIES || 20)
+
 const consumer = kafka.consumer({
   groupId,
   sessionTimeout,
   rebalanceTimeout: 60000,
   heartbeatInterval: 500,
   maxWaitTimeInMs: 250,
-  retry: { retries: 20, initialRetryTime: 200, maxRetryTime: 2000 },
+  retry: { retries: consumerRetries, initialRetryTime: 200, maxRetryTime: 2000 },
 })
 
 consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
@@ -122,7 +133,22 @@ consumer.on(consumer.events.COMMIT_OFFSETS, ({ payload }) => {
   emit({ ev: 'committed', gen: payload.groupGenerationId, committed: offsets })
 })
 
+// A crash kafkajs restarts from (payload.restart: a retriable error, or its
+// retry budget spent, and restartOnFailure left at its default) is how a
+// kafkajs member recovers when its group coordinator's broker dies: kafkajs
+// keeps sending to the coordinator it found at its last join, and only a
+// restart (a new FindCoordinator and JoinGroup) moves it. The crash has
+// already stopped the consumer and tried to leave the group. With
+// KAFKAJS_RESTART_ON_CRASH=1 the member lets kafkajs restart (what an
+// application should do, docs/cli.md); without, any crash exits 1, so that
+// a test where no broker dies sees it.
+const restartOnCrash = process.env.KAFKAJS_RESTART_ON_CRASH === '1'
 consumer.on(consumer.events.CRASH, ({ payload }) => {
+  revoke()
+  if (restartOnCrash && payload.restart) {
+    console.error(`${name}: consumer crashed, kafkajs restarts it:`, String(payload.error))
+    return
+  }
   console.error(`${name}: consumer crashed:`, payload.error)
   process.exit(1)
 })
