@@ -201,12 +201,17 @@ func benchErr(cmd string, err error) error {
 }
 
 // finish prints r as --json or a summary.
+// finish prints the result, and fails the command (exit 1) when a flow
+// moved nothing because every request failed, so scripts can tell.
 func finish(c *cli, f *benchFlags, r *bench.Result) error {
 	if f.json {
-		return writeJSON(c.stdout, r)
+		if err := writeJSON(c.stdout, r); err != nil {
+			return err
+		}
+	} else {
+		bench.PrintSummary(c.stdout, r)
 	}
-	bench.PrintSummary(c.stdout, r)
-	return nil
+	return r.Failed()
 }
 
 // parseBench parses a client benchmark's flags into f.

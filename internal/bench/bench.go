@@ -277,6 +277,27 @@ type Result struct {
 	ClientWall float64 `json:"client_wall_s"`
 }
 
+// Failed says whether a flow of the run moved no record while its requests
+// failed: an error naming the flow and its error counts by code (for
+// example MESSAGE_TOO_LARGE when --record-size is over the topic's
+// max.message.bytes), nil otherwise. The summary is still worth printing.
+func (r *Result) Failed() error {
+	for _, f := range []struct {
+		name string
+		flow *Flow
+	}{{"produce", r.Produce}, {"consume", r.Consume}} {
+		if f.flow != nil && f.flow.Records == 0 && len(f.flow.Errors) > 0 {
+			codes := slices.Sorted(maps.Keys(f.flow.Errors))
+			parts := make([]string, len(codes))
+			for i, c := range codes {
+				parts[i] = fmt.Sprintf("%s: %d", c, f.flow.Errors[c])
+			}
+			return fmt.Errorf("%s: no record got through; every request failed (%s)", f.name, strings.Join(parts, ", "))
+		}
+	}
+	return nil
+}
+
 // Backlog is what a consume run read: the topic's records when it began.
 type Backlog struct {
 	Records    int64   `json:"records"`
@@ -333,6 +354,7 @@ func newResult(command, addr string, f *Config, t *benchTopic, win window) *Resu
 		Consumers:   f.Consumers,
 		RecordSize:  f.RecordSize,
 		Batch:       f.Batch,
+		MaxInflight: f.Inflight,
 		TargetRate:  f.Rate,
 		Duration:    f.Duration.Seconds(),
 		Warmup:      f.Warmup.Seconds(),

@@ -157,10 +157,13 @@ func TestBenchProduceAtRateKeepsTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Command != "produce" || r.Partitions != 2 || r.Producers != 2 || r.RecordSize != 256 || r.Protocol != "" {
+	if r.Command != "produce" || r.Partitions != 2 || r.Producers != 2 || r.RecordSize != 256 || r.Protocol != "" || r.MaxInflight != cfg.Inflight {
 		t.Errorf("result header %+v", r)
 	}
 	checkFlow(t, "produce", r.Produce)
+	if err := r.Failed(); err != nil {
+		t.Errorf("Failed() of a run that produced: %v", err)
+	}
 	if r.Consume != nil || r.E2E != nil {
 		t.Error("produce reported consume or e2e results")
 	}
@@ -367,6 +370,9 @@ func TestBenchKafkaErrorsByCode(t *testing.T) {
 		t.Errorf("2000-byte records to a topic of max.message.bytes 1000: %d acknowledged, errors %v; want only MESSAGE_TOO_LARGE",
 			r.Produce.Records, r.Produce.Errors)
 	}
+	if err := r.Failed(); err == nil || !strings.Contains(err.Error(), "MESSAGE_TOO_LARGE") {
+		t.Errorf("Failed() = %v, want the run failed with MESSAGE_TOO_LARGE", err)
+	}
 	if n := stored(t, core, "small", 2); n != 0 {
 		t.Errorf("the topic holds %d records, want none", n)
 	}
@@ -547,6 +553,9 @@ func TestBenchBatchErrorsByCode(t *testing.T) {
 	if r.Produce.Records != 0 || r.Produce.Errors["invalid_argument"] == 0 || len(r.Produce.Errors) != 1 {
 		t.Errorf("2000-byte records to a topic of max.message.bytes 1000: %d acknowledged, errors %v; want only invalid_argument",
 			r.Produce.Records, r.Produce.Errors)
+	}
+	if err := r.Failed(); err == nil || !strings.Contains(err.Error(), "invalid_argument") {
+		t.Errorf("Failed() = %v, want the run failed with invalid_argument", err)
 	}
 	if n := highWatermarks(t, dial, "small"); n != 0 {
 		t.Errorf("the topic holds %d records, want none", n)
