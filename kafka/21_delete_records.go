@@ -12,7 +12,9 @@ import (
 // high watermark); records below it are no longer readable and their storage
 // is reclaimed by the core in time. The answer is the new log start offset
 // (the "low watermark"). An offset above the high watermark is
-// OFFSET_OUT_OF_RANGE; an offset below the current start changes nothing.
+// OFFSET_OUT_OF_RANGE, and so is a negative one other than -1, as Kafka's
+// Partition.deleteRecordsOnLeader answers; an offset below the current
+// start changes nothing.
 
 func (s *Server) handleDeleteRecords(ctx context.Context, _ *clientConn, req *kmsg.DeleteRecordsRequest) func() (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
@@ -22,7 +24,9 @@ func (s *Server) handleDeleteRecords(ctx context.Context, _ *clientConn, req *km
 		for _, rp := range rt.Partitions {
 			p := kmsg.NewDeleteRecordsResponseTopicPartition()
 			p.Partition = rp.Partition
-			if low, err := s.core.DeleteRecords(ctx, rt.Topic, rp.Partition, rp.Offset); err != nil {
+			if rp.Offset < -1 {
+				p.ErrorCode, p.LowWatermark = errorCode(ErrOffsetOutOfRange), -1
+			} else if low, err := s.core.DeleteRecords(ctx, rt.Topic, rp.Partition, rp.Offset); err != nil {
 				p.ErrorCode, p.LowWatermark = errorCode(err), -1
 			} else {
 				p.LowWatermark = low
