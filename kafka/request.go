@@ -51,7 +51,8 @@ func readFrame(r io.Reader, max int32) ([]byte, error) {
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
 	if n < 0 || n > max {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, uint32(n), max)
+		// Signed, as Kafka reads it (its "Invalid receive (size = -1)").
+		return nil, fmt.Errorf("%w: size %d bytes, limit %d", errFrameTooLarge, n, max)
 	}
 	if n < minHeaderBytes {
 		return nil, fmt.Errorf("%w: %d bytes, need %d", errFrameTooShort, n, minHeaderBytes)

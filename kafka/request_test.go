@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -128,8 +130,8 @@ func TestReadFrameChecksSizeBeforeAllocating(t *testing.T) {
 		// Only the size prefix: reading more would block or fail with EOF;
 		// a size check that comes first answers errFrameTooLarge.
 		_, err := readFrame(bytes.NewReader(binary.BigEndian.AppendUint32(nil, size)), 1024)
-		if !errors.Is(err, errFrameTooLarge) {
-			t.Errorf("size %d: %v, want errFrameTooLarge", size, err)
+		if !errors.Is(err, errFrameTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("size %d bytes", int32(size))) {
+			t.Errorf("size %d: %v, want errFrameTooLarge naming the size as Kafka reads it (%d)", size, err, int32(size))
 		}
 	}
 	if _, err := readFrame(bytes.NewReader(sized([]byte{1, 2, 3})), 1024); !errors.Is(err, errFrameTooShort) {
