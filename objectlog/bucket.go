@@ -20,6 +20,9 @@ var (
 	ErrInvalidRange = errors.New("range not satisfiable")
 	// ErrCorrupt: bytes read do not follow their format or fail their checksum.
 	ErrCorrupt = errors.New("corrupt data")
+	// ErrNoBucket: the S3 bucket itself does not exist (S3's NoSuchBucket):
+	// a configuration error, not a missing object.
+	ErrNoBucket = errors.New("no such bucket")
 )
 
 // Attributes are what a HEAD of an object tells.

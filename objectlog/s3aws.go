@@ -198,7 +198,7 @@ func (b *AWSBucket) mapErr(op, key string, err error) error {
 	)
 	switch {
 	case code == "NoSuchBucket":
-		return fmt.Errorf("objectlog: %s %s: bucket %s does not exist: %w", op, key, b.bucket, err)
+		return fmt.Errorf("objectlog: %s %s: bucket %s does not exist: %w: %w", op, key, b.bucket, ErrNoBucket, err)
 	case errors.As(err, &noKey), errors.As(err, &notFound), code == "NoSuchKey", status == http.StatusNotFound:
 		return fmt.Errorf("objectlog: %s %s: %w", op, key, ErrNotFound)
 	case code == "PreconditionFailed", status == http.StatusPreconditionFailed:

@@ -192,7 +192,7 @@ func (b *MinioBucket) mapErr(op, key string, err error) error {
 	if errors.As(err, &er) {
 		switch {
 		case er.Code == "NoSuchBucket":
-			return fmt.Errorf("objectlog: %s %s: bucket %s does not exist: %w", op, key, b.bucket, err)
+			return fmt.Errorf("objectlog: %s %s: bucket %s does not exist: %w: %w", op, key, b.bucket, ErrNoBucket, err)
 		case er.Code == "NoSuchKey" || er.StatusCode == http.StatusNotFound:
 			return fmt.Errorf("objectlog: %s %s: %w", op, key, ErrNotFound)
 		case er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed:

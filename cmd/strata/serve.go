@@ -319,6 +319,29 @@ func (s *serveFlags) indexOptions() coordinator.Options {
 	return o
 }
 
+// storeProbeTimeout bounds the store check at startup.
+const storeProbeTimeout = 10 * time.Second
+
+// probeStore reads one object that need not exist, so that an agent whose
+// bucket does not exist fails at startup, naming the fix, rather than
+// serving and failing every produce after its delivery timeout. A store
+// that does not answer is only logged: it may be on its way up, and the
+// write path retries.
+func probeStore(ctx context.Context, bucket objectlog.Bucket, log *slog.Logger) error {
+	pctx, cancel := context.WithTimeout(ctx, storeProbeTimeout)
+	defer cancel()
+	rc, err := bucket.GetRange(pctx, "strata-startup-probe", 0, 1)
+	switch {
+	case err == nil:
+		_ = rc.Close()
+	case errors.Is(err, objectlog.ErrNoBucket):
+		return fmt.Errorf("open store: %w (create the bucket, or add create_bucket=true to the --store URL)", err)
+	case !errors.Is(err, objectlog.ErrNotFound) && !errors.Is(err, objectlog.ErrInvalidRange):
+		log.Warn("the store did not answer at startup; serving anyway, writes retry", "err", err)
+	}
+	return nil
+}
+
 // serve runs one agent until ctx ends. listening, if not nil, is told the
 // API's URL and the advertised Kafka address ("" for none) once the ports
 // are bound.
@@ -333,6 +356,9 @@ func serve(ctx context.Context, c *cli, s serveFlags, listening func(addr, kafka
 			err = fmt.Errorf("close store: %w", cerr)
 		}
 	}()
+	if err := probeStore(ctx, bucket, log); err != nil {
+		return err
+	}
 	index, err := coordinator.Open(ctx, s.cfg.Index, s.indexOptions())
 	if err != nil {
 		return fmt.Errorf("open index: %w", err)
