@@ -7,7 +7,8 @@ package agent
 // commit assigns the offsets and checks idempotence), and stored batches are
 // read back whole, through the same index lookups, block cache and long
 // polls as the Connect API's per-record reads, with only their base offsets
-// set. Nothing here decodes a record.
+// set. Appending walks every record's framing without keeping it (Kafka's
+// LogValidator); reads decode no record.
 
 import (
 	"context"
@@ -32,7 +33,9 @@ import (
 // max.message.bytes (Kafka's limit on a record batch; ErrTooLarge naming the
 // limit); a producer id with a negative epoch or base sequence
 // (ErrInvalidRecord); its framing, magic, codec and CRC-32C
-// (objectlog.ErrCorrupt). It
+// (objectlog.ErrCorrupt); and every record's framing, as Kafka's
+// LogValidator (ErrCorruptBatch, Kafka's CORRUPT_MESSAGE:
+// checkBatchRecords). It
 // returns once the batch has its place in the open segment, so a later
 // AppendBatch for the same partition is stored after it.
 //
@@ -89,10 +92,8 @@ func (a *Agent) AppendRecordBatch(ctx context.Context, topic string, partition i
 	if err := checkBatchProducer(raw, topic, partition); err != nil {
 		return nil, err
 	}
-	if t.Config.Compacted() {
-		if err := checkBatchKeys(raw, topic, partition); err != nil {
-			return nil, err
-		}
+	if err := checkBatchRecords(raw, topic, partition, t.Config.Compacted()); err != nil {
+		return nil, err
 	}
 	p, err := a.batcher.appendEncoded(ctx, partitionKey{t.ID, partition}, raw)
 	if err != nil {
@@ -155,24 +156,34 @@ func checkBatchProducer(raw []byte, topic string, partition int32) error {
 	return nil
 }
 
-// checkBatchKeys refuses a batch with a record without a key, as Kafka does
-// for a topic whose cleanup.policy has compact (INVALID_RECORD; Kafka's
-// LogValidator). Only such topics pay for decoding the records.
-func checkBatchKeys(raw []byte, topic string, partition int32) error {
-	batches, err := objectlog.DecodeChunk(raw, -1) // -1: the bytes stay as they came
-	if err != nil {
-		return fmt.Errorf("topic %q partition %d: %w", topic, partition, err)
-	}
-	var recs []objectlog.DecodedRecord
-	for i := range batches {
-		if recs, err = batches[i].AppendRecords(recs[:0], 0); err != nil {
-			return fmt.Errorf("topic %q partition %d: %w", topic, partition, err)
+// checkBatchRecords walks every record of every batch in raw, as Kafka's
+// broker does on produce (LogValidator.validateMessagesAndAssignOffsets):
+// decompressed with the codec its attributes name, each record's framing
+// must parse, the i-th record's offset delta must be i, the header's record
+// count must equal the records found and the last offset delta + 1, and no
+// byte may follow the last record (objectlog.Batch.CheckRecords). A batch
+// that fails is ErrCorruptBatch (Kafka's CORRUPT_MESSAGE), naming the topic,
+// partition, batch and byte: once stored, such a batch would stop every
+// consumer of the partition and its compaction at that offset. For a topic
+// whose cleanup.policy has compact, a record without a key is
+// ErrInvalidRecord (Kafka's INVALID_RECORD), from the same walk. Bytes that
+// are not batches at all (framing, magic, CRC-32C) are left to the segment
+// writer's check (objectlog.ErrCorrupt), as before.
+func checkBatchRecords(raw []byte, topic string, partition int32, compacted bool) error {
+	i := 0
+	for b, err := range objectlog.ChunkBatches(raw, -1) { // -1: the bytes stay as they came
+		if err != nil {
+			return nil
 		}
-		for _, r := range recs {
-			if r.Key == nil {
-				return nullKeyError(topic, partition, fmt.Sprintf("the record at offset delta %d", r.Offset-batches[i].BaseOffset))
-			}
+		check, err := b.CheckRecords(0)
+		if err != nil {
+			return fmt.Errorf("%w: topic %q partition %d: record batch %d (at byte %d, %d records, codec %s): %v",
+				errCorruptBatch, topic, partition, i, b.ChunkOffset, b.NumRecords, b.Attrs.Codec(), err)
 		}
+		if compacted && check.NullKeyDelta >= 0 {
+			return nullKeyError(topic, partition, fmt.Sprintf("the record at offset delta %d", check.NullKeyDelta))
+		}
+		i++
 	}
 	return nil
 }

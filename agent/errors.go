@@ -69,7 +69,8 @@ var (
 	// INVALID_RECORD), e.g. a record without a key for a compacted topic.
 	ErrInvalidRecord = errors.New("invalid record")
 	// ErrCorruptBatch: a record batch a client sent does not parse
-	// (framing, magic, CRC-32C, codec; Kafka's CORRUPT_MESSAGE): the
+	// (framing, magic, CRC-32C, codec, or any record inside it, as Kafka's
+	// LogValidator walks them; Kafka's CORRUPT_MESSAGE): the
 	// client's fault, unlike corrupt stored data (objectlog.ErrCorrupt
 	// alone, which is data loss).
 	ErrCorruptBatch = errors.New("corrupt record batch")

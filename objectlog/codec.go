@@ -235,6 +235,13 @@ func zstdDecoder(limit int) (*zstd.Decoder, error) {
 // decompress returns src decompressed with codec, failing if the result
 // would exceed limit bytes. For CodecNone it returns src itself.
 func decompress(codec Codec, src []byte, limit int) ([]byte, error) {
+	return decompressTo(codec, nil, src, limit)
+}
+
+// decompressTo is decompress writing into dst's backing array when it is
+// big enough (its contents are overwritten), so that a caller with a pooled
+// buffer decompresses without allocating. For CodecNone it returns src.
+func decompressTo(codec Codec, dst, src []byte, limit int) ([]byte, error) {
 	if limit <= 0 {
 		limit = DefaultMaxBatchBytes
 	}
@@ -256,9 +263,9 @@ func decompress(codec Codec, src []byte, limit int) ([]byte, error) {
 			return nil, err
 		}
 		defer gzipReaders.Put(zr)
-		return drainLimited(zr, len(src), limit)
+		return drainLimited(zr, dst, len(src), limit)
 	case CodecSnappy:
-		return decodeSnappy(src, limit)
+		return decodeSnappy(dst, src, limit)
 	case CodecLZ4:
 		zr := lz4Readers.Get().(*lz4.Reader)
 		zr.Reset(bytes.NewReader(src))
@@ -266,13 +273,13 @@ func decompress(codec Codec, src []byte, limit int) ([]byte, error) {
 			zr.Reset(nil)
 			lz4Readers.Put(zr)
 		}()
-		return drainLimited(zr, len(src), limit)
+		return drainLimited(zr, dst, len(src), limit)
 	case CodecZstd:
 		d, err := zstdDecoder(limit)
 		if err != nil {
 			return nil, err
 		}
-		out, err := d.DecodeAll(src, nil)
+		out, err := d.DecodeAll(src, dst[:0])
 		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || len(out) > limit {
 			return nil, errDecompressedTooLarge
 		}
@@ -281,9 +288,13 @@ func decompress(codec Codec, src []byte, limit int) ([]byte, error) {
 	return nil, fmt.Errorf("unknown codec %d", codec)
 }
 
-// drainLimited reads r to the end into a buffer of at most limit bytes.
-func drainLimited(r io.Reader, srcLen, limit int) ([]byte, error) {
-	w := limitWriter{limit: limit, buf: make([]byte, 0, min(limit, max(4*srcLen, 512)))}
+// drainLimited reads r to the end into a buffer of at most limit bytes:
+// dst's backing array if it has room, else a new one.
+func drainLimited(r io.Reader, dst []byte, srcLen, limit int) ([]byte, error) {
+	w := limitWriter{limit: limit, buf: dst[:0]}
+	if want := min(limit, max(4*srcLen, 512)); cap(w.buf) < want {
+		w.buf = make([]byte, 0, want)
+	}
 	if _, err := io.Copy(&w, r); err != nil {
 		return nil, err
 	}
@@ -299,7 +310,7 @@ const xerialHeaderLen = 16
 
 // decodeSnappy reads raw snappy or xerial-framed snappy. Each block's
 // decoded length is checked against the limit before anything is allocated.
-func decodeSnappy(src []byte, limit int) ([]byte, error) {
+func decodeSnappy(dst, src []byte, limit int) ([]byte, error) {
 	if len(src) < len(xerialHeader) || !bytes.Equal(src[:len(xerialHeader)], xerialHeader) {
 		n, err := s2.DecodedLen(src)
 		if err != nil {
@@ -308,7 +319,10 @@ func decodeSnappy(src []byte, limit int) ([]byte, error) {
 		if n > limit {
 			return nil, errDecompressedTooLarge
 		}
-		return s2.Decode(make([]byte, n), src)
+		if cap(dst) < n {
+			dst = make([]byte, n)
+		}
+		return s2.Decode(dst[:n], src)
 	}
 	if len(src) < xerialHeaderLen {
 		return nil, errors.New("xerial snappy header truncated")
@@ -329,7 +343,10 @@ func decodeSnappy(src []byte, limit int) ([]byte, error) {
 		}
 		pos = next
 	}
-	out := make([]byte, 0, total)
+	out := dst[:0]
+	if cap(out) < total {
+		out = make([]byte, 0, total)
+	}
 	for pos := xerialHeaderLen; pos < len(src); {
 		block, next, _ := xerialBlock(src, pos)
 		n, _ := s2.DecodedLen(block)

@@ -13,6 +13,7 @@ import (
 	"iter"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -57,6 +58,8 @@ const (
 	batchMagicOffset  = 16
 	batchCRCOffset    = 17
 	batchCRCStart     = 21
+	// batchRecordCountOffset is where the header's record count is.
+	batchRecordCountOffset = 57
 	// batchLengthBase is the bytes up to and including the length field,
 	// which the length does not count.
 	batchLengthBase = 12
@@ -390,21 +393,18 @@ func (b *Batch) Records() ([]DecodedRecord, error) {
 // FirstTimestamp plus its delta (MaxTimestamp for LogAppendTime batches).
 func (b *Batch) AppendRecords(dst []DecodedRecord, maxBytes int) ([]DecodedRecord, error) {
 	codec := b.Attrs.Codec()
-	where := fmt.Sprintf("records of batch at chunk byte %d", b.ChunkOffset)
-	if codec != CodecNone {
-		where += " (" + codec.String() + ", decompressed)"
-	}
+	d := recordDecoder{chunkOffset: b.ChunkOffset, codec: codec}
 	if len(b.Raw) < batchHeaderLen {
-		return dst, corruptf(where, 0, "batch of %d bytes has no header", len(b.Raw))
+		return dst, d.fail(0, "batch of %d bytes has no header", len(b.Raw))
 	}
 	data, err := decompress(codec, b.Raw[batchHeaderLen:], maxBytes)
 	if err != nil {
 		return dst, corruptf("chunk", int64(b.ChunkOffset+batchHeaderLen), "%s records: %v", codec, err)
 	}
-	d := recordDecoder{data: data, where: where}
+	d.data = data
 	n := int(b.NumRecords)
 	if int64(n)*minRecordLen > int64(len(data)) {
-		return dst, corruptf(where, 0, "record count %d cannot fit in %d bytes", n, len(data))
+		return dst, d.fail(0, "record count %d cannot fit in %d bytes", n, len(data))
 	}
 	dst = slices.Grow(dst, n)
 	prevDelta := int32(-1)
@@ -415,7 +415,7 @@ func (b *Batch) AppendRecords(dst []DecodedRecord, maxBytes int) ([]DecodedRecor
 			return dst, err
 		}
 		if delta <= prevDelta || delta > b.LastOffsetDelta {
-			return dst, corruptf(where, int64(start), "record %d offset delta %d not in %d..%d", i, delta, prevDelta+1, b.LastOffsetDelta)
+			return dst, d.fail(start, "record %d offset delta %d not in %d..%d", i, delta, prevDelta+1, b.LastOffsetDelta)
 		}
 		prevDelta = delta
 		rec.Offset = b.BaseOffset + int64(delta)
@@ -427,7 +427,7 @@ func (b *Batch) AppendRecords(dst []DecodedRecord, maxBytes int) ([]DecodedRecor
 		dst = append(dst, rec)
 	}
 	if d.pos != len(data) {
-		return dst, corruptf(where, int64(d.pos), "%d bytes after the last of %d records", len(data)-d.pos, n)
+		return dst, d.fail(d.pos, "%d bytes after the last of %d records", len(data)-d.pos, n)
 	}
 	return dst, nil
 }
@@ -437,12 +437,19 @@ func (b *Batch) AppendRecords(dst []DecodedRecord, maxBytes int) ([]DecodedRecor
 type recordDecoder struct {
 	data    []byte
 	pos     int
-	where   string
 	headers []Header
+	// chunkOffset and codec name the batch in errors; the text is only
+	// built on failure, so a walk that passes allocates nothing for it.
+	chunkOffset int
+	codec       Codec
 }
 
 func (d *recordDecoder) fail(off int, format string, args ...any) error {
-	return corruptf(d.where, int64(off), format, args...)
+	where := fmt.Sprintf("records of batch at chunk byte %d", d.chunkOffset)
+	if d.codec != CodecNone {
+		where += " (" + d.codec.String() + ", decompressed)"
+	}
+	return corruptf(where, int64(off), format, args...)
 }
 
 // varint reads a zigzag varint; int32 ones are range-checked by the caller.
@@ -546,4 +553,131 @@ func (d *recordDecoder) record() (DecodedRecord, int32, error) {
 		return rec, 0, d.fail(start, "record length %d but its fields take %d bytes", length, d.pos-(end-int(length)))
 	}
 	return rec, delta, nil
+}
+
+// RecordsCheck is what CheckRecords learned of a batch's records besides
+// their framing being sound.
+type RecordsCheck struct {
+	// NullKeyDelta is the offset delta of the first record without a key
+	// (Kafka's null key, refused on compacted topics), -1 if every record
+	// has one.
+	NullKeyDelta int32
+}
+
+// recordBufs holds the buffers CheckRecords decompresses into, so that the
+// produce path, which checks every batch, does not allocate one per batch.
+var recordBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledRecordBuf bounds the buffers kept in recordBufs: a rare huge
+// batch is not kept alive for the pool's lifetime.
+const maxPooledRecordBuf = 4 << 20
+
+// CheckRecords decompresses the batch (at most maxBytes,
+// DefaultMaxBatchBytes if <= 0) and walks the framing of every record
+// without keeping any of it, as Kafka's broker does on produce
+// (LogValidator.validateMessagesAndAssignOffsets, whose failures are
+// CorruptRecordException, CORRUPT_MESSAGE): each record's length varint,
+// attributes, timestamp delta, offset delta, key, value and headers must
+// parse and fill exactly the length; the i-th record's offset delta must be
+// i; the header's record count must equal both the records found and the
+// last offset delta + 1; no byte may follow the last record. Any failure is
+// a *FormatError (ErrCorrupt) naming the byte. A batch as Kafka's log
+// compaction leaves it (fewer records than offsets) fails: this is the check
+// of what a producer sends, not of what a log may hold. It allocates
+// nothing for a batch that passes, but for the first decompression into
+// a pooled buffer.
+func (b *Batch) CheckRecords(maxBytes int) (RecordsCheck, error) {
+	res := RecordsCheck{NullKeyDelta: -1}
+	if len(b.Raw) < batchHeaderLen {
+		return res, corruptf("chunk", int64(b.ChunkOffset), "batch of %d bytes has no header", len(b.Raw))
+	}
+	if int64(b.NumRecords) != int64(b.LastOffsetDelta)+1 {
+		return res, corruptf("chunk", int64(b.ChunkOffset+batchRecordCountOffset),
+			"batch record count %d but last offset delta %d: a produced batch holds one record per offset (record count = last offset delta + 1)",
+			b.NumRecords, b.LastOffsetDelta)
+	}
+	codec := b.Attrs.Codec()
+	data := b.Raw[batchHeaderLen:]
+	if codec != CodecNone {
+		buf := recordBufs.Get().(*[]byte)
+		defer func() {
+			if cap(*buf) <= maxPooledRecordBuf {
+				recordBufs.Put(buf)
+			}
+		}()
+		var err error
+		if data, err = decompressTo(codec, *buf, data, maxBytes); err != nil {
+			return res, corruptf("chunk", int64(b.ChunkOffset+batchHeaderLen), "%s records: %v", codec, err)
+		}
+		*buf = data[:0]
+	}
+	d := recordDecoder{data: data, chunkOffset: b.ChunkOffset, codec: codec}
+	n := int(b.NumRecords)
+	if int64(n)*minRecordLen > int64(len(data)) {
+		return res, d.fail(0, "record count %d cannot fit in %d bytes", n, len(data))
+	}
+	for i := range n {
+		start := d.pos
+		delta, nullKey, err := d.skipRecord()
+		if err != nil {
+			return res, err
+		}
+		if int(delta) != i {
+			return res, d.fail(start, "record %d has offset delta %d; a produced batch's offset deltas are 0..%d in order", i, delta, n-1)
+		}
+		if nullKey && res.NullKeyDelta < 0 {
+			res.NullKeyDelta = delta
+		}
+	}
+	if d.pos != len(data) {
+		return res, d.fail(d.pos, "%d bytes after the last of %d records (the header's record count)", len(data)-d.pos, n)
+	}
+	return res, nil
+}
+
+// skipRecord walks one record's framing as record does, keeping nothing.
+func (d *recordDecoder) skipRecord() (delta int32, nullKey bool, err error) {
+	start := d.pos
+	length, err := d.varint32(len(d.data), "record length")
+	if err != nil {
+		return 0, false, err
+	}
+	if length < minRecordLen-1 || int(length) > len(d.data)-d.pos {
+		return 0, false, d.fail(start, "record length %d outside %d..%d (bytes left)", length, minRecordLen-1, len(d.data)-d.pos)
+	}
+	end := d.pos + int(length)
+	d.pos++ // attributes: unused by Kafka
+	if _, err = d.varint(end, "timestamp delta"); err != nil {
+		return 0, false, err
+	}
+	if delta, err = d.varint32(end, "offset delta"); err != nil {
+		return 0, false, err
+	}
+	key, err := d.bytes(end, "key", true)
+	if err != nil {
+		return 0, false, err
+	}
+	if _, err = d.bytes(end, "value", true); err != nil {
+		return 0, false, err
+	}
+	countAt := d.pos
+	count, err := d.varint32(end, "header count")
+	if err != nil {
+		return 0, false, err
+	}
+	if count < 0 || int64(count)*minHeaderLen > int64(end-d.pos) {
+		return 0, false, d.fail(countAt, "header count %d outside 0..%d (bytes left / %d)", count, (end-d.pos)/minHeaderLen, minHeaderLen)
+	}
+	for range count {
+		if _, err = d.bytes(end, "header key", false); err != nil {
+			return 0, false, err
+		}
+		if _, err = d.bytes(end, "header value", true); err != nil {
+			return 0, false, err
+		}
+	}
+	if d.pos != end {
+		return 0, false, d.fail(start, "record length %d but its fields take %d bytes", length, d.pos-(end-int(length)))
+	}
+	return delta, key == nil, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -429,5 +430,98 @@ func TestRecordsLogAppendTimeAndControl(t *testing.T) {
 	}
 	if bs[0].NextOffset() != 12 {
 		t.Errorf("NextOffset %d, want 12", bs[0].NextOffset())
+	}
+}
+
+// CheckRecords is the produce path's walk (Kafka's LogValidator): it takes
+// what a producer sends in every codec, and refuses, as ErrCorrupt naming
+// the byte, every record that does not parse, offset deltas other than
+// 0..n-1 in order, a record count other than the records or the offsets,
+// bytes after the last record, and a codec over records it never
+// compressed.
+func TestCheckRecords(t *testing.T) {
+	t.Parallel()
+	rich := []objectlog.Record{
+		{Key: []byte("k"), Value: []byte("v"), Headers: []objectlog.Header{{Key: "h", Value: nil}}, Timestamp: 3},
+		{Key: []byte{}, Value: nil, Timestamp: 4},
+		{Key: nil, Value: bytes.Repeat([]byte("x"), 300), Timestamp: 5},
+	}
+	for codec := objectlog.CodecNone; codec <= objectlog.CodecZstd; codec++ {
+		w := objectlog.NewSegmentWriter()
+		spec := objectlog.NoProducer
+		spec.Codec = codec
+		if _, err := w.AppendRecords([16]byte{}, 0, spec, rich); err != nil {
+			t.Fatal(err)
+		}
+		data, footer, err := w.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := footer.Chunks[0]
+		bs, err := objectlog.DecodeChunk(data[c.ByteOffset:c.ByteOffset+c.ByteLength], -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the second time from a pooled buffer
+			if check, err := bs[0].CheckRecords(0); err != nil || check.NullKeyDelta != 2 {
+				t.Fatalf("%s: %+v, %v; want it taken, first null key at delta 2", codec, check, err)
+			}
+		}
+	}
+
+	one := kmsgRecords([]objectlog.Record{{Key: []byte("k"), Value: []byte("value")}}, 0)
+	three := kmsgRecords([]objectlog.Record{{Key: []byte("a")}, {Key: []byte("b")}, {Key: []byte("c")}}, 0)
+	n := len(three) / 3 // each record's length
+	// Records 1 and 2 swapped: deltas 0, 2, 1.
+	swapped := slices.Concat(three[:n], three[2*n:], three[n:2*n])
+	gzipped := sealed(0, 1, one)
+	binary.BigEndian.PutUint16(gzipped.Raw[21:], uint16(objectlog.CodecGzip))
+	binary.BigEndian.PutUint32(gzipped.Raw[17:], crc32.Checksum(gzipped.Raw[21:], castagnoli))
+	tests := []struct {
+		name    string
+		batch   objectlog.Batch
+		reason  string
+		where   string
+		atBytes int64
+	}{
+		{"gzip over plain records", gzipped, "gzip records", "chunk", 61},
+		{"record length 0x7f", sealed(0, 1, append([]byte{0x7f}, one[1:]...)), "record length -64", "records of batch", 0},
+		{"record count below the records", sealed(2, 2, three), "record count 2 but last offset delta 2", "chunk", 57},
+		{"records after the count", sealed(1, 2, three), "bytes after the last of 2 records", "records of batch", int64(2 * n)},
+		{"record count above the records", sealed(3, 4, append(bytes.Clone(three), 0, 0, 0, 0)), "record length 0 outside", "records of batch", int64(3 * n)},
+		{"offsets with a gap (as compaction leaves them)", sealed(2, 2, three[:2*n]), "record count 2 but last offset delta 2", "chunk", 57},
+		{"offset deltas out of order", sealed(2, 3, swapped), "record 1 has offset delta 2", "records of batch", int64(n)},
+		{"key length past record", sealed(0, 1, append([]byte{one[0]}, append([]byte{0, 0, 0, 100}, one[5:]...)...)), "key length 50", "records of batch", 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := tt.batch
+			if bs, err := objectlog.DecodeChunk(bytes.Clone(b.Raw), -1); err != nil {
+				t.Fatalf("the header must pass for CheckRecords to matter: %v", err)
+			} else {
+				b = bs[0]
+			}
+			check, err := b.CheckRecords(0)
+			var fe *objectlog.FormatError
+			if !errors.As(err, &fe) || !errors.Is(err, objectlog.ErrCorrupt) {
+				t.Fatalf("CheckRecords: %+v, %v; want a FormatError", check, err)
+			}
+			if !strings.Contains(fe.Reason, tt.reason) || !strings.HasPrefix(fe.Where, tt.where) || fe.Offset != tt.atBytes {
+				t.Errorf("error %q (where %q byte %d): want %q in %q at byte %d", err, fe.Where, fe.Offset, tt.reason, tt.where, tt.atBytes)
+			}
+		})
+	}
+
+	// Every truncation of a valid record stream, resealed so the CRC
+	// passes, is refused.
+	for k := range len(three) {
+		bs, err := objectlog.DecodeChunk(sealed(2, 3, three[:k]).Raw, -1)
+		if err == nil {
+			_, err = bs[0].CheckRecords(0)
+		}
+		if !errors.Is(err, objectlog.ErrCorrupt) {
+			t.Fatalf("records truncated to %d of %d bytes: %v, want ErrCorrupt", k, len(three), err)
+		}
 	}
 }

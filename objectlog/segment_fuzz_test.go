@@ -154,6 +154,25 @@ func decodeEverything(t *testing.T, chunk []byte) {
 		// A small limit keeps the fuzzer fast; bombs must fail, not allocate.
 		recs, err := b.AppendRecords(nil, 1<<20)
 		mustBeCorrupt(t, "Records", err)
+		// The produce path's walk agrees with the decoder: it passes only
+		// batches that decode, with one record per offset.
+		check, cerr := b.CheckRecords(1 << 20)
+		mustBeCorrupt(t, "CheckRecords", cerr)
+		if cerr == nil {
+			if err != nil || int64(len(recs)) != int64(b.LastOffsetDelta)+1 {
+				t.Fatalf("batch at %d: CheckRecords passed, but Records: %d records of %d offsets, %v", b.ChunkOffset, len(recs), int64(b.LastOffsetDelta)+1, err)
+			}
+			nullKey := int32(-1)
+			for i, r := range recs {
+				if r.Key == nil {
+					nullKey = int32(i)
+					break
+				}
+			}
+			if check.NullKeyDelta != nullKey {
+				t.Fatalf("batch at %d: CheckRecords says the first null key is at delta %d, Records at %d", b.ChunkOffset, check.NullKeyDelta, nullKey)
+			}
+		}
 		if err != nil {
 			continue
 		}

@@ -557,6 +557,7 @@ var errTable = []struct {
 	{agent.ErrOverloaded, kafka.ErrThrottled},
 	{agent.ErrClosed, kafka.ErrUnavailable},
 	{agent.ErrInvalidRecord, kafka.ErrInvalidRecord},
+	{agent.ErrCorruptBatch, kafka.ErrCorruptMessage}, // a record that does not parse (Kafka's LogValidator)
 	{agent.ErrInvalid, kafka.ErrInvalidRequest},
 	{coordinator.ErrOffsetOutOfRange, kafka.ErrOffsetOutOfRange},
 	{coordinator.ErrOutOfOrderSequence, kafka.ErrOutOfOrderSequence},

@@ -147,6 +147,7 @@ func TestErrorTable(t *testing.T) {
 		{fmt.Errorf("upload: %w", objectlog.ErrUnavailable), kafka.ErrUnavailable},
 		{coordinator.ErrUnavailable, kafka.ErrUnavailable},
 		{objectlog.ErrCorrupt, kafka.ErrCorruptMessage},
+		{fmt.Errorf("%w: topic t partition 0: record 0 length", agent.ErrCorruptBatch), kafka.ErrCorruptMessage},
 		{agent.ErrOverloaded, kafka.ErrThrottled},
 		{fmt.Errorf("topic t: %w", agent.ErrInvalidRecord), kafka.ErrInvalidRecord},
 		{agent.ErrTopicRecreated, kafka.ErrUnknownTopicOrPartition},

@@ -1260,9 +1260,12 @@ type PartitionRecordBatches struct {
 	// request. The base offset and partition leader epoch are ignored (the
 	// index assigns offsets). Each batch:
 	//   - has a CRC-32C matching its bytes, a known codec (0-4), a length that
-	//     fits, and magic 2; else the partition fails INVALID_ARGUMENT with
-	//     ErrorInfo CORRUPT_MESSAGE (Kafka's answer to a bad batch) and nothing
-	//     of it is written;
+	//     fits, and magic 2, and, decompressed with that codec, records that
+	//     all parse, with offset deltas 0..n-1 in order, as many as its record
+	//     count and its last offset delta + 1, and no byte after the last
+	//     (Kafka's LogValidator); else the partition fails INVALID_ARGUMENT
+	//     with ErrorInfo CORRUPT_MESSAGE (Kafka's answer to a bad batch) and
+	//     nothing of it is written;
 	//   - holds at least one record and is neither a control batch nor
 	//     transactional (transactional producers use Produce with
 	//     transactional_id); else INVALID_ARGUMENT with INVALID_RECORD;
