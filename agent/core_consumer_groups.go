@@ -22,8 +22,10 @@ import (
 type ConsumerHeartbeat struct {
 	Group    string
 	MemberID string
-	// MemberEpoch: 0 joins, -1 leaves (-2, a static member's leave, too),
-	// otherwise the epoch of the member's last answer.
+	// MemberEpoch: 0 joins, -1 leaves, -2 is a static member's leave (its
+	// InstanceID may be left out: the member id names it; a dynamic
+	// member's -2 leaves as -1 does), otherwise the epoch of the member's
+	// last answer.
 	MemberEpoch int32
 	// Topics and Regex are the subscription; both nil: unchanged since the
 	// member's last heartbeat (a joining member must send one).
@@ -74,11 +76,15 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 	default:
 		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %q; the agents offer %q and %q", ErrUnsupportedAssignor, req.ServerAssignor, AssignorUniform, AssignorRange)
 	}
-	if req.MemberEpoch == -2 && req.InstanceID != "" {
-		if err := a.leaveStatic(ctx, req.Group, req.MemberID, req.InstanceID); err != nil {
+	if req.MemberEpoch == -2 {
+		static, err := a.leaveStatic(ctx, req.Group, req.MemberID, req.InstanceID)
+		if err != nil {
 			return ConsumerHeartbeatResult{}, err
 		}
-		return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -2}, nil
+		if static {
+			return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -2}, nil
+		}
+		// A dynamic member's -2 is a leave like -1.
 	}
 	if req.MemberEpoch < 0 {
 		if err := a.leaveGroup(ctx, req.Group, req.MemberID); err != nil {
@@ -106,12 +112,15 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 
 // leaveStatic is a static member's leave (epoch -2): the member stays, its
 // assignment kept and its lease running out, so that the instance coming
-// back takes its place without moving partitions (KIP-848).
-func (a *Agent) leaveStatic(ctx context.Context, group, memberID, instanceID string) error {
+// back takes its place without moving partitions (KIP-848). An empty
+// instanceID is the member's own: franz-go (v1.22) sends its -2 without
+// the instance id, and the member id names the member. static is false,
+// and nothing is done, for a dynamic member left so.
+func (a *Agent) leaveStatic(ctx context.Context, group, memberID, instanceID string) (static bool, err error) {
 	if err := validGroupName(group); err != nil {
-		return err
+		return false, err
 	}
-	return retryConflicts(ctx, func() error {
+	err = retryConflicts(ctx, func() error {
 		st, err := a.index.LoadGroup(ctx, group)
 		if err != nil {
 			return err
@@ -124,18 +133,28 @@ func (a *Agent) leaveStatic(ctx context.Context, group, memberID, instanceID str
 			return err
 		}
 		m, ok := rec.Members[memberID]
+		if ok && instanceID == "" {
+			instanceID = m.InstanceID
+		}
 		switch {
 		case !ok:
 			return fmt.Errorf("%w: member %q is not in group %q", errUnknownMember, memberID, group)
+		case m.InstanceID == "" && instanceID == "":
+			return nil
 		case m.InstanceID != instanceID:
 			return fmt.Errorf("%w: member %q is not instance %q", ErrFencedInstanceID, memberID, instanceID)
 		case m.Left:
+			static = true
 			return nil
 		}
 		m.Left = true
-		_, err = a.index.SaveGroup(ctx, group, st.Version, rec.encode())
-		return err
+		if _, err := a.index.SaveGroup(ctx, group, st.Version, rec.encode()); err != nil {
+			return err
+		}
+		static = true
+		return nil
 	})
+	return static, err
 }
 
 // ConsumerGroupMember is one live member as ConsumerGroupDescribe shows it.

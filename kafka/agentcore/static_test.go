@@ -148,3 +148,106 @@ func TestClassicStaticFollowerRestartKeepsGeneration(t *testing.T) {
 		t.Errorf("i1 at generation %d, want %d", g, gen)
 	}
 }
+
+// A KIP-848 static member closed (issue 13): franz-go's Close sends epoch
+// -2 (without the instance id), and the member keeps its partitions until
+// its session ends, as Kafka's GroupMetadataManager keeps them: the other
+// member gets none of them, the group still shows both, and the instance
+// coming back takes its partitions over.
+func TestConsumerGroupStaticMemberCloseKeepsPartitions(t *testing.T) {
+	t.Parallel()
+	addrs := kafkaAgents(t, 2)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	const topic, group = "kip848-static-close", "kip848-static-close-group"
+	admin, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	if _, err := adm.CreateTopic(ctx, 4, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	most := map[string]int{} // the most partitions each instance owned at once
+	start := func(seed, instance string) (*kgo.Client, func() []int32) {
+		var owned []int32
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(seed),
+			kgo.ConsumerGroup(group),
+			kgo.ConsumeTopics(topic),
+			kgo.InstanceID(instance),
+			kgo.ServerSideBalancer(),
+			kgo.FetchMaxWait(200*time.Millisecond),
+			kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				owned = append(owned, a[topic]...)
+				most[instance] = max(most[instance], len(owned))
+			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				owned = slices.DeleteFunc(owned, func(p int32) bool { return slices.Contains(r[topic], p) })
+			}),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+				mu.Lock()
+				defer mu.Unlock()
+				owned = slices.DeleteFunc(owned, func(p int32) bool { return slices.Contains(r[topic], p) })
+			}),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for ctx.Err() == nil && cl.Context().Err() == nil {
+				cl.PollFetches(ctx)
+			}
+		}()
+		return cl, func() []int32 {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Sorted(slices.Values(owned))
+		}
+	}
+	c1, owned1 := start(addrs[0], "ksi1")
+	defer c1.Close()
+	c2, owned2 := start(addrs[1], "ksi2")
+	if !waitLong(func() bool { return len(owned1()) == 2 && len(owned2()) == 2 }) {
+		c2.Close()
+		t.Fatalf("the group never settled: ksi1 %v, ksi2 %v", owned1(), owned2())
+	}
+	held := owned2()
+	c2.Close() // sends epoch -2
+	members := func() int {
+		d, err := adm.DescribeConsumerGroups(ctx, group)
+		if err != nil || d[group].Err != nil {
+			t.Fatalf("describe: %v %v", err, d[group].Err)
+		}
+		return len(d[group].Members)
+	}
+	// Several of ksi1's heartbeats: a member that lost its partitions
+	// would have them moved to ksi1 by now.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := members(); n != 2 {
+			t.Fatalf("after ksi2's static leave the group shows %d members, want 2 (ksi2 kept until its session ends)", n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := owned1(); len(got) != 2 {
+		t.Fatalf("ksi1 owns %v after ksi2's static leave, want its 2 partitions only", got)
+	}
+	c3, owned3 := start(addrs[1], "ksi2")
+	defer c3.Close()
+	if !waitLong(func() bool { return slices.Equal(owned3(), held) }) {
+		t.Fatalf("ksi2 back owns %v, want its old %v", owned3(), held)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most["ksi1"] != 2 {
+		t.Errorf("ksi1 owned up to %d partitions at once, want 2: ksi2's moved to it", most["ksi1"])
+	}
+}
