@@ -220,6 +220,9 @@ func TestConsumerGroupStaticMemberCloseKeepsPartitions(t *testing.T) {
 		t.Fatalf("the group never settled: ksi1 %v, ksi2 %v", owned1(), owned2())
 	}
 	held := owned2()
+	mu.Lock()
+	clear(most) // ksi1 may have owned all 4 before ksi2 joined
+	mu.Unlock()
 	c2.Close() // sends epoch -2
 	members := func() int {
 		d, err := adm.DescribeConsumerGroups(ctx, group)
@@ -247,7 +250,7 @@ func TestConsumerGroupStaticMemberCloseKeepsPartitions(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if most["ksi1"] != 2 {
+	if most["ksi1"] > 2 {
 		t.Errorf("ksi1 owned up to %d partitions at once, want 2: ksi2's moved to it", most["ksi1"])
 	}
 }
