@@ -167,14 +167,22 @@ type ConsumerGroupMember struct {
 	// coordinator means it to own.
 	Assigned []coordinator.TopicPartition
 	Target   []coordinator.TopicPartition
+	// ClientID and ClientHost are the member's last heartbeat's client id
+	// and address ("" when not known); InstanceID is a static member's
+	// group.instance.id ("" for a dynamic member).
+	ClientID, ClientHost, InstanceID string
 }
 
 // ConsumerGroupDescription is a consumer group (KIP-848) as
 // ConsumerGroupDescribe shows it.
 type ConsumerGroupDescription struct {
 	Group string
-	State string // GroupStable with live members, GroupEmpty without
-	Epoch int32  // the group epoch
+	// State is KIP-848's: GroupEmpty without live members, GroupReconciling
+	// while a live member has partitions to take (its target not yet all
+	// released to it) or to release, GroupStable otherwise; the same as
+	// the Connect API's DescribeGroup.
+	State string
+	Epoch int32 // the group epoch
 	// Assignor is the group's server assignor: AssignorUniform or
 	// AssignorRange.
 	Assignor string
@@ -204,14 +212,24 @@ func (a *Agent) DescribeConsumerGroup(ctx context.Context, group string) (Consum
 		return ConsumerGroupDescription{}, err
 	}
 	d := ConsumerGroupDescription{Group: group, State: GroupEmpty, Epoch: rec.Epoch, Assignor: rec.assignor()}
+	reconciling := false
 	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
 		if _, ok := live[id]; !ok {
 			continue
 		}
 		m := rec.Members[id]
+		owned := m.Assigned.union(m.Revoking)
+		if m.Stale.len() > 0 || owned.len() != m.Target.len() ||
+			owned.filter(func(tp coordinator.TopicPartition) bool { return !m.Target.has(tp) }).len() > 0 {
+			reconciling = true
+		}
 		d.State = GroupStable
 		d.Members = append(d.Members, ConsumerGroupMember{MemberID: id, MemberEpoch: m.Epoch, Topics: m.Topics, Regex: m.Regex,
-			Assigned: m.Assigned.union(m.Revoking).list(), Target: m.Target.list()})
+			Assigned: owned.list(), Target: m.Target.list(),
+			ClientID: m.ClientID, ClientHost: m.ClientHost, InstanceID: m.InstanceID})
+	}
+	if d.State == GroupStable && reconciling {
+		d.State = GroupReconciling
 	}
 	return d, nil
 }

@@ -104,6 +104,9 @@ const (
 	GroupCompletingRebalance = "CompletingRebalance"
 	GroupStable              = "Stable"
 	GroupDead                = "Dead"
+	// GroupReconciling is a KIP-848 consumer group whose members are still
+	// taking or releasing partitions of the target assignment.
+	GroupReconciling = "Reconciling"
 )
 
 // Group types (KIP-848's group.type), as ListGroups v5 reports them.

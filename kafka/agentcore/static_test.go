@@ -3,6 +3,7 @@ package agentcore
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -178,6 +179,7 @@ func TestConsumerGroupStaticMemberCloseKeepsPartitions(t *testing.T) {
 			kgo.ConsumerGroup(group),
 			kgo.ConsumeTopics(topic),
 			kgo.InstanceID(instance),
+			kgo.ClientID("client-"+instance),
 			kgo.ServerSideBalancer(),
 			kgo.FetchMaxWait(200*time.Millisecond),
 			kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
@@ -218,6 +220,26 @@ func TestConsumerGroupStaticMemberCloseKeepsPartitions(t *testing.T) {
 	if !waitLong(func() bool { return len(owned1()) == 2 && len(owned2()) == 2 }) {
 		c2.Close()
 		t.Fatalf("the group never settled: ksi1 %v, ksi2 %v", owned1(), owned2())
+	}
+	// ConsumerGroupDescribe shows what the members' heartbeats said
+	// (issue 13), and Stable once both reconciled (their partitions
+	// released and taken).
+	var described kadm.DescribedConsumerGroup
+	if !waitLong(func() bool {
+		d, err := adm.DescribeConsumerGroups(ctx, group)
+		described = d[group]
+		return err == nil && described.Err == nil && described.State == "Stable"
+	}) {
+		t.Fatalf("ConsumerGroupDescribe never said Stable: %+v", described)
+	}
+	if len(described.Members) != 2 {
+		t.Fatalf("ConsumerGroupDescribe: %+v, want 2 members", described)
+	}
+	for _, m := range described.Members {
+		if m.InstanceID == nil || m.ClientID != "client-"+*m.InstanceID || !strings.HasPrefix(m.ClientHost, "/127.0.0.1") {
+			t.Errorf("member %s: instance %v, client id %q, host %q; want ksi1/ksi2, client-<instance>, /127.0.0.1",
+				m.MemberID, m.InstanceID, m.ClientID, m.ClientHost)
+		}
 	}
 	held := owned2()
 	mu.Lock()
