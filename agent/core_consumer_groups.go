@@ -22,8 +22,10 @@ import (
 type ConsumerHeartbeat struct {
 	Group    string
 	MemberID string
-	// MemberEpoch: 0 joins, -1 leaves (-2, a static member's leave, too),
-	// otherwise the epoch of the member's last answer.
+	// MemberEpoch: 0 joins, -1 leaves, -2 is a static member's leave (its
+	// InstanceID may be left out: the member id names it; a dynamic
+	// member's -2 leaves as -1 does), otherwise the epoch of the member's
+	// last answer.
 	MemberEpoch int32
 	// Topics and Regex are the subscription; both nil: unchanged since the
 	// member's last heartbeat (a joining member must send one).
@@ -74,11 +76,15 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 	default:
 		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %q; the agents offer %q and %q", ErrUnsupportedAssignor, req.ServerAssignor, AssignorUniform, AssignorRange)
 	}
-	if req.MemberEpoch == -2 && req.InstanceID != "" {
-		if err := a.leaveStatic(ctx, req.Group, req.MemberID, req.InstanceID); err != nil {
+	if req.MemberEpoch == -2 {
+		static, err := a.leaveStatic(ctx, req.Group, req.MemberID, req.InstanceID)
+		if err != nil {
 			return ConsumerHeartbeatResult{}, err
 		}
-		return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -2}, nil
+		if static {
+			return ConsumerHeartbeatResult{MemberID: req.MemberID, MemberEpoch: -2}, nil
+		}
+		// A dynamic member's -2 is a leave like -1.
 	}
 	if req.MemberEpoch < 0 {
 		if err := a.leaveGroup(ctx, req.Group, req.MemberID); err != nil {
@@ -106,12 +112,15 @@ func (a *Agent) ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbea
 
 // leaveStatic is a static member's leave (epoch -2): the member stays, its
 // assignment kept and its lease running out, so that the instance coming
-// back takes its place without moving partitions (KIP-848).
-func (a *Agent) leaveStatic(ctx context.Context, group, memberID, instanceID string) error {
+// back takes its place without moving partitions (KIP-848). An empty
+// instanceID is the member's own: franz-go (v1.22) sends its -2 without
+// the instance id, and the member id names the member. static is false,
+// and nothing is done, for a dynamic member left so.
+func (a *Agent) leaveStatic(ctx context.Context, group, memberID, instanceID string) (static bool, err error) {
 	if err := validGroupName(group); err != nil {
-		return err
+		return false, err
 	}
-	return retryConflicts(ctx, func() error {
+	err = retryConflicts(ctx, func() error {
 		st, err := a.index.LoadGroup(ctx, group)
 		if err != nil {
 			return err
@@ -124,18 +133,28 @@ func (a *Agent) leaveStatic(ctx context.Context, group, memberID, instanceID str
 			return err
 		}
 		m, ok := rec.Members[memberID]
+		if ok && instanceID == "" {
+			instanceID = m.InstanceID
+		}
 		switch {
 		case !ok:
 			return fmt.Errorf("%w: member %q is not in group %q", errUnknownMember, memberID, group)
+		case m.InstanceID == "" && instanceID == "":
+			return nil
 		case m.InstanceID != instanceID:
 			return fmt.Errorf("%w: member %q is not instance %q", ErrFencedInstanceID, memberID, instanceID)
 		case m.Left:
+			static = true
 			return nil
 		}
 		m.Left = true
-		_, err = a.index.SaveGroup(ctx, group, st.Version, rec.encode())
-		return err
+		if _, err := a.index.SaveGroup(ctx, group, st.Version, rec.encode()); err != nil {
+			return err
+		}
+		static = true
+		return nil
 	})
+	return static, err
 }
 
 // ConsumerGroupMember is one live member as ConsumerGroupDescribe shows it.
@@ -148,14 +167,22 @@ type ConsumerGroupMember struct {
 	// coordinator means it to own.
 	Assigned []coordinator.TopicPartition
 	Target   []coordinator.TopicPartition
+	// ClientID and ClientHost are the member's last heartbeat's client id
+	// and address ("" when not known); InstanceID is a static member's
+	// group.instance.id ("" for a dynamic member).
+	ClientID, ClientHost, InstanceID string
 }
 
 // ConsumerGroupDescription is a consumer group (KIP-848) as
 // ConsumerGroupDescribe shows it.
 type ConsumerGroupDescription struct {
 	Group string
-	State string // GroupStable with live members, GroupEmpty without
-	Epoch int32  // the group epoch
+	// State is KIP-848's: GroupEmpty without live members, GroupReconciling
+	// while a live member has partitions to take (its target not yet all
+	// released to it) or to release, GroupStable otherwise; the same as
+	// the Connect API's DescribeGroup.
+	State string
+	Epoch int32 // the group epoch
 	// Assignor is the group's server assignor: AssignorUniform or
 	// AssignorRange.
 	Assignor string
@@ -185,14 +212,24 @@ func (a *Agent) DescribeConsumerGroup(ctx context.Context, group string) (Consum
 		return ConsumerGroupDescription{}, err
 	}
 	d := ConsumerGroupDescription{Group: group, State: GroupEmpty, Epoch: rec.Epoch, Assignor: rec.assignor()}
+	reconciling := false
 	for _, id := range slices.Sorted(maps.Keys(rec.Members)) {
 		if _, ok := live[id]; !ok {
 			continue
 		}
 		m := rec.Members[id]
+		owned := m.Assigned.union(m.Revoking)
+		if m.Stale.len() > 0 || owned.len() != m.Target.len() ||
+			owned.filter(func(tp coordinator.TopicPartition) bool { return !m.Target.has(tp) }).len() > 0 {
+			reconciling = true
+		}
 		d.State = GroupStable
 		d.Members = append(d.Members, ConsumerGroupMember{MemberID: id, MemberEpoch: m.Epoch, Topics: m.Topics, Regex: m.Regex,
-			Assigned: m.Assigned.union(m.Revoking).list(), Target: m.Target.list()})
+			Assigned: owned.list(), Target: m.Target.list(),
+			ClientID: m.ClientID, ClientHost: m.ClientHost, InstanceID: m.InstanceID})
+	}
+	if d.State == GroupStable && reconciling {
+		d.State = GroupReconciling
 	}
 	return d, nil
 }

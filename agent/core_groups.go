@@ -104,6 +104,9 @@ const (
 	GroupCompletingRebalance = "CompletingRebalance"
 	GroupStable              = "Stable"
 	GroupDead                = "Dead"
+	// GroupReconciling is a KIP-848 consumer group whose members are still
+	// taking or releasing partitions of the target assignment.
+	GroupReconciling = "Reconciling"
 )
 
 // Group types (KIP-848's group.type), as ListGroups v5 reports them.
@@ -509,9 +512,26 @@ func (m *classicMember) metadataFor(protocol string) []byte {
 	return nil
 }
 
-func sameProtocols(a, b []ClassicProtocol) bool {
-	return slices.EqualFunc(a, b, func(x, y ClassicProtocol) bool {
-		return x.Name == y.Name && string(x.Metadata) == string(y.Metadata)
+// sameProtocols says whether member b, rejoining as member a did, changes
+// nothing the group's assignment rests on: the same protocols (assignors)
+// in the same order and, for protocol type "consumer" when the front-end
+// read both subscriptions (JoinRequest.Topics), the same subscribed topics
+// in any order. The rest of a consumer's metadata (KIP-429's owned
+// partitions, the generation of ConsumerProtocol v2+, the assignor's user
+// data) changes with every rebalance and with a restart, so it is not
+// compared: Kafka rebalances a stable group for a known member rejoining
+// only when the protocol the group would select changes (KIP-345's
+// GroupCoordinator, the Stable case). Other protocol types, or a
+// subscription not read, compare the metadata byte for byte.
+func sameProtocols(protocolType string, a, b *classicMember) bool {
+	if !slices.EqualFunc(a.Protocols, b.Protocols, func(x, y ClassicProtocol) bool { return x.Name == y.Name }) {
+		return false
+	}
+	if protocolType == "consumer" && a.Topics != nil && b.Topics != nil {
+		return slices.Equal(slices.Sorted(slices.Values(a.Topics)), slices.Sorted(slices.Values(b.Topics)))
+	}
+	return slices.EqualFunc(a.Protocols, b.Protocols, func(x, y ClassicProtocol) bool {
+		return string(x.Metadata) == string(y.Metadata)
 	})
 }
 
@@ -659,7 +679,7 @@ func (a *Agent) JoinClassicGroup(ctx context.Context, req JoinRequest) (JoinResu
 		if err := a.lease(ctx, req.Group, id, fromGen, m); err != nil {
 			return err
 		}
-		if known && rec.State == GroupStable && id != rec.Leader && sameProtocols(old.Protocols, m.Protocols) {
+		if known && rec.State == GroupStable && id != rec.Leader && sameProtocols(rec.ProtocolType, old, m) {
 			if _, err := a.saveClassic(ctx, req.Group, version, rec); err != nil {
 				return err
 			}

@@ -25,7 +25,9 @@ import (
 //   - v5+: static members (group.instance.id, KIP-345) come back as
 //     themselves: a known instance with an empty member id gets a new id,
 //     the old one is fenced (FENCED_INSTANCE_ID), and a settled group is
-//     not rebalanced for it unless it leads.
+//     not rebalanced for it unless it leads or its protocols (for
+//     "consumer": the assignors and subscribed topics, not the owned
+//     partitions or generation its metadata carries) changed.
 //   - A protocol type or protocols that do not meet the group's are
 //     INCONSISTENT_GROUP_PROTOCOL, and so is a join of a consumer group
 //     (KIP-848, or the Connect API's native groups): a group is one kind or

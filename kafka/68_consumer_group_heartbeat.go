@@ -29,6 +29,10 @@ import (
 //     FENCED_INSTANCE_ID. Joining with the instance id of a member that has
 //     not left so and whose session lasts is UNRELEASED_INSTANCE_ID (a
 //     killed static member's instance is released when its session ends).
+//     A -2 without the instance id (franz-go sends none) is the static
+//     leave of the member the member id names (Kafka would answer
+//     INVALID_REQUEST and keep the member until its session ends: the same
+//     outcome); a dynamic member's -2 is a leave.
 //   - A subscription (topic names, or v1's regex, matched whole as a Go
 //     regular expression) or an owned set left out (null) is unchanged.
 //     Owned partitions and the assignment name topics by id (KIP-516); an

@@ -8,14 +8,15 @@ import (
 
 // ConsumerGroupDescribe: key 69, version 0 (KIP-848).
 //
-// Describes consumer groups (ConsumerGroupCore): state (Stable with live
-// members, Empty without), group epoch, and each live member's epoch,
-// subscription, assignment (what it owns) and target assignment. The
-// assignment epoch is the group epoch and the assignor is "strata" (the
-// core's own). A group that does not exist, or is classic, is
-// GROUP_ID_NOT_FOUND, as Kafka answers. Client ids, hosts, instance and
-// rack ids are not kept for consumer groups: empty. v1 (KIP-1099's member
-// type) is not served.
+// Describes consumer groups (ConsumerGroupCore): state (KIP-848's: Empty
+// without live members, Reconciling while a member still has partitions
+// to take or to release, Stable otherwise, as `strata group describe`
+// says), group epoch, the group's server assignor ("uniform" or "range"),
+// and each live member's epoch, client id, client host, instance id (static
+// members), subscription, assignment (what it owns) and target assignment.
+// The assignment epoch is the group epoch. A group that does not exist, or
+// is classic, is GROUP_ID_NOT_FOUND, as Kafka answers. Rack ids are not
+// kept: null. v1 (KIP-1099's member type) is not served.
 
 func (s *Server) handleConsumerGroupDescribe(ctx context.Context, _ *clientConn, req *kmsg.ConsumerGroupDescribeRequest) func() (kmsg.Response, error) {
 	return func() (kmsg.Response, error) {
@@ -63,6 +64,10 @@ func (s *Server) handleConsumerGroupDescribe(ctx context.Context, _ *clientConn,
 			for _, m := range d.Members {
 				gm := kmsg.NewConsumerGroupDescribeResponseGroupMember()
 				gm.MemberID, gm.MemberEpoch, gm.SubscribedTopics = m.MemberID, m.MemberEpoch, m.Topics
+				gm.ClientID, gm.ClientHost = m.ClientID, m.ClientHost
+				if m.InstanceID != "" {
+					gm.InstanceID = kmsg.StringPtr(m.InstanceID)
+				}
 				if m.Regex != "" {
 					gm.SubscribedTopicRegex = kmsg.StringPtr(m.Regex)
 				}

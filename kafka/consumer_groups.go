@@ -59,7 +59,7 @@ type ConsumerHeartbeatResult struct {
 // shows it.
 type ConsumerGroupDescription struct {
 	Group string
-	State string // "Stable" or "Empty"
+	State string // KIP-848's: "Empty", "Reconciling" or "Stable"
 	Epoch int32
 	// Assignor is the group's server assignor ("uniform" or "range").
 	Assignor string
@@ -74,6 +74,9 @@ type ConsumerGroupMember struct {
 	Regex       string
 	Assigned    []TopicPartition
 	Target      []TopicPartition
+	// ClientID, ClientHost ("/" and the address) and InstanceID (a
+	// static member's group.instance.id) are "" when not known.
+	ClientID, ClientHost, InstanceID string
 }
 
 // The consumer group errors a Core returns; each maps to one Kafka error code

@@ -47,7 +47,8 @@ func (c *Core) DescribeConsumerGroup(ctx context.Context, group string) (kafka.C
 	out := kafka.ConsumerGroupDescription{Group: d.Group, State: d.State, Epoch: d.Epoch, Assignor: d.Assignor}
 	for _, m := range d.Members {
 		out.Members = append(out.Members, kafka.ConsumerGroupMember{MemberID: m.MemberID, MemberEpoch: m.MemberEpoch,
-			Topics: m.Topics, Regex: m.Regex, Assigned: toKafkaTPs(m.Assigned), Target: toKafkaTPs(m.Target)})
+			Topics: m.Topics, Regex: m.Regex, Assigned: toKafkaTPs(m.Assigned), Target: toKafkaTPs(m.Target),
+			ClientID: m.ClientID, ClientHost: m.ClientHost, InstanceID: m.InstanceID})
 	}
 	return out, nil
 }

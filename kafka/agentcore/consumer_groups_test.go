@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -88,6 +89,13 @@ func TestConsumerGroupHeartbeatAndDescribe(t *testing.T) {
 	if b.ErrorCode != 0 {
 		t.Fatalf("second join: %v", kerr.ErrorForCode(b.ErrorCode))
 	}
+	// member-a still owns all 4, member-b waits for its share: the group
+	// is Reconciling (KIP-848's state), not Stable.
+	dreq := kmsg.NewPtrConsumerGroupDescribeRequest()
+	dreq.Groups = []string{group}
+	if dr, err := dreq.RequestWith(ctx, cl); err != nil || dr.Groups[0].State != "Reconciling" {
+		t.Fatalf("describe while member-a still owns member-b's share: %+v %v, want Reconciling", dr, err)
+	}
 	var aParts []int32
 	if !waitFor(func() bool {
 		r := heartbeat("member-a", again.MemberEpoch, nil, map[[16]byte][]int32{topicID: aParts})
@@ -125,6 +133,11 @@ func TestConsumerGroupHeartbeatAndDescribe(t *testing.T) {
 	g := describe(group)
 	if g.ErrorCode != 0 || g.State != "Stable" || len(g.Members) != 2 {
 		t.Fatalf("describe: %+v", g)
+	}
+	for _, m := range g.Members {
+		if m.ClientID != "kgo" || !strings.HasPrefix(m.ClientHost, "/127.0.0.1") || m.InstanceID != nil {
+			t.Errorf("member %s: client id %q, host %q, instance %v; want kgo, /127.0.0.1, null", m.MemberID, m.ClientID, m.ClientHost, m.InstanceID)
+		}
 	}
 	owners := map[int32]string{}
 	for _, m := range g.Members {
