@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,6 +319,27 @@ var configInfo = map[string]struct {
 		"The share of a compacted partition's cleanable archive written since its last cleaning at which it is cleaned again."},
 }
 
+// passiveConfigInfo describes the configs Strata keeps without effect; the
+// documentation says why they change nothing.
+var passiveConfigInfo = func() map[string]struct {
+	typ kafka.ConfigType
+	doc string
+} {
+	types := map[string]kafka.ConfigType{"int": kafka.ConfigTypeInt, "long": kafka.ConfigTypeLong,
+		"boolean": kafka.ConfigTypeBoolean, "string": kafka.ConfigTypeString, "list": kafka.ConfigTypeList}
+	out := map[string]struct {
+		typ kafka.ConfigType
+		doc string
+	}{}
+	for _, p := range coordinator.PassiveConfigs() {
+		out[p.Name] = struct {
+			typ kafka.ConfigType
+			doc string
+		}{types[p.Type], "Accepted for Kafka compatibility, no effect on Strata: " + p.NoEffect + "."}
+	}
+	return out
+}()
+
 // TopicConfigs implements kafka.TopicCore. The index keeps a topic's
 // effective values, not which were set on it, so a value equal to the
 // default is reported as the default (DEFAULT_CONFIG) and any other as the
@@ -339,7 +361,11 @@ func (c *Core) TopicConfigs(ctx context.Context, name string) ([]kafka.TopicConf
 		if v == dvalues[k] {
 			src = kafka.ConfigSourceDefault
 		}
-		out = append(out, kafka.TopicConfig{Name: k, Value: &v, Source: src, Type: configInfo[k].typ, Documentation: configInfo[k].doc})
+		info, ok := configInfo[k]
+		if !ok {
+			info = passiveConfigInfo[k]
+		}
+		out = append(out, kafka.TopicConfig{Name: k, Value: &v, Source: src, Type: info.typ, Documentation: info.doc})
 	}
 	return out, nil
 }
@@ -587,11 +613,23 @@ func kafkaErr(err error) error {
 			if e.kafka == nil {
 				return err
 			}
+			if strings.HasPrefix(err.Error(), e.kafka.Error()+":") {
+				// The agent's message starts with the same words
+				// ("invalid number of partitions: ..."): say them once.
+				return &kafkaTagged{err: err, kafka: e.kafka}
+			}
 			return fmt.Errorf("%w: %w", e.kafka, err)
 		}
 	}
 	return err
 }
+
+// kafkaTagged is err carrying its Kafka sentinel for errors.Is, with err's
+// message alone.
+type kafkaTagged struct{ err, kafka error }
+
+func (e *kafkaTagged) Error() string   { return e.err.Error() }
+func (e *kafkaTagged) Unwrap() []error { return []error{e.kafka, e.err} }
 
 // stable cuts a read_committed answer at the partition's last stable offset
 // and adds the aborted transactions the consumer must drop (KIP-98).
