@@ -50,7 +50,10 @@ type Core struct {
 	probes    prober
 }
 
-var _ kafka.Core = (*Core)(nil)
+var (
+	_ kafka.Core             = (*Core)(nil)
+	_ kafka.BrokerConfigCore = (*Core)(nil)
+)
 
 // New returns the Kafka core of an agent started with a Kafka advertise
 // address (agent.Config.KafkaAdvertise). It reads the cluster id once.
@@ -339,6 +342,38 @@ var passiveConfigInfo = func() map[string]struct {
 	}
 	return out
 }()
+
+// BrokerConfigs implements kafka.BrokerConfigCore: the broker configs a
+// console shows, each true of this agent and read-only (agents take their
+// configuration from flags). The topic defaults are what a topic created
+// without configs gets; auto.create.topics.enable is false because Metadata
+// never creates topics; replication is the object store's, so the factor
+// is 1 and one in-sync replica is all there is.
+func (c *Core) BrokerConfigs() []kafka.TopicConfig {
+	defaults, err := c.a.TopicDefaults()
+	if err != nil {
+		// The built-in defaults always validate; nothing to report otherwise.
+		return nil
+	}
+	id := strconv.Itoa(int(c.NodeID()))
+	entry := func(name, value string, typ kafka.ConfigType, doc string) kafka.TopicConfig {
+		return kafka.TopicConfig{Name: name, Value: &value, Source: kafka.ConfigSourceStaticBroker, Type: typ, ReadOnly: true, Documentation: doc}
+	}
+	return []kafka.TopicConfig{
+		entry("auto.create.topics.enable", "false", kafka.ConfigTypeBoolean, "Metadata never creates topics; create them with CreateTopics or strata topic create."),
+		entry("broker.id", id, kafka.ConfigTypeInt, "This agent's node id."),
+		entry("compression.type", defaults.Compression, kafka.ConfigTypeString, "The compression.type of a topic without its own."),
+		entry("default.replication.factor", "1", kafka.ConfigTypeInt, "Replication is the object store's; a topic's requested factor is accepted and has no effect."),
+		entry("log.cleanup.policy", defaults.CleanupPolicy, kafka.ConfigTypeList, "The cleanup.policy of a topic without its own."),
+		entry("log.message.timestamp.type", "CreateTime", kafka.ConfigTypeString, "Batches are stored as producers wrote them."),
+		entry("log.retention.bytes", strconv.FormatInt(defaults.RetentionBytes, 10), kafka.ConfigTypeLong, "The retention.bytes of a topic without its own."),
+		entry("log.retention.ms", strconv.FormatInt(defaults.RetentionMs, 10), kafka.ConfigTypeLong, "The retention.ms of a topic without its own."),
+		entry("message.max.bytes", strconv.Itoa(int(defaults.MaxMessageBytes)), kafka.ConfigTypeInt, "The max.message.bytes of a topic without its own."),
+		entry("min.insync.replicas", "1", kafka.ConfigTypeInt, "An acknowledged record is in the object store; there are no replicas to count."),
+		entry("node.id", id, kafka.ConfigTypeInt, "This agent's node id (KRaft's name for broker.id)."),
+		entry("num.partitions", strconv.Itoa(DefaultPartitions), kafka.ConfigTypeInt, "The partitions of a topic created with the default count (-1)."),
+	}
+}
 
 // TopicConfigs implements kafka.TopicCore. The index keeps a topic's
 // effective values, not which were set on it, so a value equal to the

@@ -1,6 +1,7 @@
 package agentcore
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -151,4 +152,66 @@ func describeConfig(t *testing.T, adm *kadm.Client, topic, key string) kadm.Conf
 	}
 	t.Fatalf("describe %s: no %s", topic, key)
 	return kadm.Config{}
+}
+
+// DescribeConfigs of this broker answers the broker configs a console
+// shows, true of the agent and read-only; another broker's id is
+// INVALID_REQUEST, as Kafka answers.
+func TestKadmDescribeBrokerConfigs(t *testing.T) {
+	t.Parallel()
+	addrs, agents := kafkaAgentsOf(t, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	brokers, err := adm.ListBrokers(t.Context()) // loads the client's metadata
+	if err != nil || len(brokers) != 1 || brokers[0].NodeID != agents[0].NodeID() {
+		t.Fatalf("brokers %+v, %v; want the agent's node %d", brokers, err, agents[0].NodeID())
+	}
+	id := agents[0].NodeID()
+	rcs, err := adm.DescribeBrokerConfigs(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rcs) != 1 || rcs[0].Err != nil {
+		t.Fatalf("describe broker %d: %+v", id, rcs)
+	}
+	got := map[string]kadm.Config{}
+	for _, c := range rcs[0].Configs {
+		got[c.Key] = c
+	}
+	want := map[string]string{
+		"broker.id":                  strconv.Itoa(int(id)),
+		"message.max.bytes":          "1048576",
+		"log.retention.ms":           "604800000",
+		"num.partitions":             "1",
+		"default.replication.factor": "1",
+		"auto.create.topics.enable":  "false",
+		"compression.type":           "producer",
+	}
+	for k, v := range want {
+		c, ok := got[k]
+		if !ok || c.MaybeValue() != v || c.Source != kmsg.ConfigSourceStaticBrokerConfig {
+			t.Errorf("%s: %+v, want %s from the static broker config", k, c, v)
+		}
+	}
+
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	res := kmsg.NewDescribeConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(id)+1000)
+	req.Resources = append(req.Resources, res)
+	// Sent to this broker: a client routes a broker resource to its broker.
+	raw, err := cl.Broker(int(id)).Request(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, ok := raw.(*kmsg.DescribeConfigsResponse)
+	if !ok {
+		t.Fatalf("answer %T", raw)
+	}
+	if len(resp.Resources) != 1 || resp.Resources[0].ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("describe another broker's configs: %+v, want INVALID_REQUEST", resp.Resources)
+	}
 }
