@@ -209,12 +209,14 @@ var (
 // checkPartitionCount refuses a partition count n below least (saying
 // tooFew) or over coordinator.MaxPartitions (saying tooMany).
 func checkPartitionCount(n, least int32, tooFew, tooMany string) error {
+	// The message names the sentinel once: the wrapped sentinels' own
+	// texts ("invalid argument") would repeat it.
 	switch {
 	case n > coordinator.MaxPartitions:
-		return fmt.Errorf("%w: %w", ErrInvalidPartitions, &coordinator.LimitError{Err: coordinator.ErrInvalidPartitions,
-			Name: "partitions", Limit: coordinator.MaxPartitions, Actual: int64(n), Msg: tooMany})
+		return &hintError{msg: ErrInvalidPartitions.Error() + ": " + tooMany, err: errors.Join(ErrInvalidPartitions,
+			&coordinator.LimitError{Err: coordinator.ErrInvalidPartitions, Name: "partitions", Limit: coordinator.MaxPartitions, Actual: int64(n), Msg: tooMany})}
 	case n < least:
-		return fmt.Errorf("%w: %w: %s", ErrInvalidPartitions, coordinator.ErrInvalidPartitions, tooFew)
+		return &hintError{msg: ErrInvalidPartitions.Error() + ": " + tooFew, err: errors.Join(ErrInvalidPartitions, coordinator.ErrInvalidPartitions)}
 	}
 	return nil
 }
@@ -299,9 +301,11 @@ func (a *Agent) SetTopicConfigs(ctx context.Context, name string, set map[string
 }
 
 // TopicConfigMap is a topic's configs by their Kafka names, as
-// AdminService reports them.
+// AdminService reports them: the ones Strata acts on and the
+// coordinator.PassiveConfigs it keeps without effect (their own values or
+// Kafka's defaults).
 func TopicConfigMap(c coordinator.TopicConfig) map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		coordinator.ConfigRetentionMs:     strconv.FormatInt(c.RetentionMs, 10),
 		coordinator.ConfigRetentionBytes:  strconv.FormatInt(c.RetentionBytes, 10),
 		coordinator.ConfigMaxMessageBytes: strconv.FormatInt(int64(c.MaxMessageBytes), 10),
@@ -313,6 +317,10 @@ func TopicConfigMap(c coordinator.TopicConfig) map[string]string {
 		coordinator.ConfigMinCompactionLagMs:     strconv.FormatInt(c.MinCompactionLagMs, 10),
 		coordinator.ConfigMinCleanableDirtyRatio: coordinator.FormatDirtyRatio(c.MinCleanableDirtyRatio),
 	}
+	for _, p := range coordinator.PassiveConfigs() {
+		m[p.Name] = c.PassiveValue(p.Name)
+	}
+	return m
 }
 
 // NewProducerEpoch is Kafka's InitProducerId for an idempotent producer

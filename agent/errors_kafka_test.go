@@ -96,7 +96,7 @@ func TestErrorsCarryKafkaErrors(t *testing.T) {
 			connect.CodeInvalidArgument, "INVALID_PARTITIONS", 37, nil},
 		{"bad config value", func() error { return createTopic("cfg", 1, map[string]string{"retention.ms": "abc"}) },
 			connect.CodeInvalidArgument, "INVALID_CONFIG", 40, nil},
-		{"unknown config key", func() error { return createTopic("cfg", 1, map[string]string{"segment.ms": "1"}) },
+		{"unknown config key", func() error { return createTopic("cfg", 1, map[string]string{"no.such.key": "1"}) },
 			connect.CodeInvalidArgument, "INVALID_CONFIG", 40, nil},
 		{"update with a bad config value", func() error {
 			_, err := ta.admin.UpdateTopicConfig(t.Context(), connect.NewRequest(&stratav1.UpdateTopicConfigRequest{

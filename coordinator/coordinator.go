@@ -97,6 +97,10 @@ type TopicConfig struct {
 	// last pass are at least this share of the cleanable bytes (or a
 	// tombstone's delete.retention.ms has passed); 0 to 1, default 0.5.
 	MinCleanableDirtyRatio float64
+	// Passive holds the Kafka configs accepted without effect
+	// (PassiveConfigs) that are set to other than Kafka's default; the
+	// zero value has none. A value, so TopicConfig stays comparable.
+	Passive PassiveValues
 }
 
 // Compacted reports whether the topic's cleanup.policy has compact.

@@ -169,7 +169,7 @@ func (r *Redis) partitionMeta(id uuid.UUID, p int32) string { return r.partition
 
 // configFields is the record form of a config.
 func configFields(cfg TopicConfig) []any {
-	return []any{
+	fields := []any{
 		"partitions", strconv.Itoa(int(cfg.Partitions)),
 		ConfigRetentionMs, strconv.FormatInt(cfg.RetentionMs, 10),
 		ConfigRetentionBytes, strconv.FormatInt(cfg.RetentionBytes, 10),
@@ -181,6 +181,11 @@ func configFields(cfg TopicConfig) []any {
 		ConfigMinCompactionLagMs, strconv.FormatInt(cfg.MinCompactionLagMs, 10),
 		ConfigMinCleanableDirtyRatio, FormatDirtyRatio(cfg.MinCleanableDirtyRatio),
 	}
+	passive := cfg.Passive.Map()
+	for _, k := range slices.Sorted(maps.Keys(passive)) {
+		fields = append(fields, k, passive[k])
+	}
+	return fields
 }
 
 // FormatDirtyRatio is min.cleanable.dirty.ratio as the index keeps and
@@ -239,6 +244,14 @@ func parseTopic(id uuid.UUID, f map[string]string) (Topic, error) {
 		}
 		t.Config.MinCleanableDirtyRatio = n
 	}
+	// Passive keys are in the record once set; the default reads as unset.
+	passive := map[string]string{}
+	for _, p := range passiveConfigs {
+		if v, ok := f[p.Name]; ok && v != p.Default {
+			passive[p.Name] = v
+		}
+	}
+	t.Config.Passive = passiveValuesOf(passive)
 	return t, nil
 }
 
@@ -509,6 +522,15 @@ func (r *Redis) UpdateTopicConfig(ctx context.Context, name string, set map[stri
 			fields = append(fields, all[i], all[i+1])
 		}
 	}
+	// configFields leaves out passive keys at their default; one put back
+	// to it is written as the default, which parseTopic reads as unset.
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		if _, ok := passiveConfig(k); ok {
+			if _, own := cfg.Passive.Get(k); !own {
+				fields = append(fields, k, cfg.PassiveValue(k))
+			}
+		}
+	}
 	out, err := r.casTopic(ctx, t, "", fields)
 	if err != nil {
 		return Topic{}, wrapErr("update topic "+name, err)
@@ -540,8 +562,10 @@ func (r *Redis) ApplyConfig(cfg TopicConfig, set map[string]string) (TopicConfig
 		case ConfigMaxMessageBytes:
 			var n int64
 			n, perr = parseConfigInt(k, v, int64(defaults.MaxMessageBytes))
-			if perr == nil && (n < 0 || n > 1<<31-1) {
-				perr = fmt.Errorf("%w: %s %d does not fit in 32 bits", ErrInvalidConfig, k, n)
+			if perr == nil && (n < 1 || n > int64(r.opts.MaxMessageBytesCap)) {
+				// Checked here, before the int32 conversion, so the error
+				// names the range rather than a wrapped value.
+				perr = fmt.Errorf("%w: %s must be between 1 and the broker's cap %d, got %d", ErrInvalidConfig, k, r.opts.MaxMessageBytesCap, n)
 			}
 			cfg.MaxMessageBytes = int32(n)
 		case ConfigCleanupPolicy:
@@ -563,7 +587,25 @@ func (r *Redis) ApplyConfig(cfg TopicConfig, set map[string]string) (TopicConfig
 				}
 			}
 		default:
-			perr = fmt.Errorf("%w: unknown config key %q; settable are %s", ErrInvalidConfig, k, strings.Join(ConfigKeys(), ", "))
+			p, ok := passiveConfig(k)
+			if !ok {
+				perr = fmt.Errorf("%w: unknown config key %q; settable are %s", ErrInvalidConfig, k, strings.Join(ConfigKeys(), ", "))
+				break
+			}
+			var pv string
+			if pv, perr = p.parse(v); perr != nil {
+				break
+			}
+			passive := cfg.Passive.Map()
+			if pv == p.Default {
+				delete(passive, k)
+			} else {
+				if passive == nil {
+					passive = map[string]string{}
+				}
+				passive[k] = pv
+			}
+			cfg.Passive = passiveValuesOf(passive)
 		}
 		if perr != nil {
 			return TopicConfig{}, perr
@@ -638,10 +680,16 @@ func (r *Redis) casTopic(ctx context.Context, t Topic, partitions string, fields
 	return parseTopic(t.ID, hashFields(flat))
 }
 
-// ConfigKeys returns the Kafka-named config keys a topic has, sorted.
+// ConfigKeys returns the Kafka-named config keys a topic has, sorted: the
+// ones Strata acts on and the PassiveConfigs it keeps without effect.
 func ConfigKeys() []string {
-	return []string{ConfigArchiveAfterMs, ConfigCleanupPolicy, ConfigCompression, ConfigDeleteRetentionMs, ConfigMaxMessageBytes,
+	keys := []string{ConfigArchiveAfterMs, ConfigCleanupPolicy, ConfigCompression, ConfigDeleteRetentionMs, ConfigMaxMessageBytes,
 		ConfigMinCleanableDirtyRatio, ConfigMinCompactionLagMs, ConfigRetentionBytes, ConfigRetentionMs}
+	for _, p := range passiveConfigs {
+		keys = append(keys, p.Name)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func parseConfigInt(key, v string, def int64) (int64, error) {

@@ -146,7 +146,12 @@ func TestTopicValidation(t *testing.T) {
 			{"min.cleanable.dirty.ratio": "half"},
 			{"min.cleanable.dirty.ratio": "0"},
 			{"compression.type": "LZ4"},
-			{"segment.ms": "1"},
+			{"segment.ms": "0"},
+			{"segment.bytes": "1048575"},
+			{"message.timestamp.type": "LogAppendTime"},
+			{"min.insync.replicas": "0"},
+			{"preallocate": "yes"},
+			{"no.such.key": "1"},
 			{"partitions": "4"},
 		} {
 			if _, err := r.UpdateTopicConfig(ctx, "capped", set); !errors.Is(err, coordinator.ErrInvalidConfig) {
@@ -382,6 +387,103 @@ func TestCreateTopicRefusesMetricNameCollision(t *testing.T) {
 		}
 		if _, err := r.CreateTopic(ctx, "col_a", cfg); err != nil {
 			t.Fatalf("col_a after col.a was deleted: %v", err)
+		}
+	})
+}
+
+// Kafka's standard topic configs that tune a broker's local log or its
+// replicas are accepted with Kafka's validation, kept and read back, but
+// change nothing (issue 12: Kafka Streams sets message.timestamp.type and
+// segment.bytes/segment.ms on its internal topics).
+func TestPassiveTopicConfigs(t *testing.T) {
+	forEachBackend(t, coordinator.Options{}, func(t *testing.T, r *coordinator.Redis) {
+		ctx := t.Context()
+		set := map[string]string{
+			"segment.bytes":                         "52428800",
+			"segment.ms":                            "600000",
+			"message.timestamp.type":                "CreateTime",
+			"min.insync.replicas":                   "2",
+			"unclean.leader.election.enable":        "TRUE",
+			"message.downconversion.enable":         "false",
+			"local.retention.ms":                    "-2",
+			"remote.storage.enable":                 "true",
+			"max.compaction.lag.ms":                 "86400000",
+			"leader.replication.throttled.replicas": "0:1, 1:2",
+		}
+		cfg, err := r.ApplyConfig(coordinator.TopicConfig{Partitions: 2}, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp, err := r.CreateTopic(ctx, "streams-repartition", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{
+			"segment.bytes":                         "52428800",
+			"segment.ms":                            "600000",
+			"min.insync.replicas":                   "2",
+			"unclean.leader.election.enable":        "true",
+			"message.downconversion.enable":         "false",
+			"remote.storage.enable":                 "true",
+			"max.compaction.lag.ms":                 "86400000",
+			"leader.replication.throttled.replicas": "0:1,1:2",
+			// At their defaults: reported, not kept as the topic's own.
+			"message.timestamp.type": "CreateTime",
+			"local.retention.ms":     "-2",
+			"flush.messages":         "9223372036854775807",
+		}
+		d, err := r.DescribeTopic(ctx, "streams-repartition")
+		if err != nil || d.Config != tp.Config {
+			t.Fatalf("describe: %+v, %v; created %+v", d.Config, err, tp.Config)
+		}
+		for k, v := range want {
+			if got := d.Config.PassiveValue(k); got != v {
+				t.Errorf("%s = %q, want %q", k, got, v)
+			}
+		}
+		if own := d.Config.Passive.Map(); len(own) != 8 {
+			t.Errorf("own passive values %v, want the 8 set to other than the default", own)
+		}
+		// The acted-on configs are untouched.
+		if d.Config.RetentionMs != coordinator.DefaultRetentionMs || d.Config.Partitions != 2 {
+			t.Errorf("config %+v", d.Config)
+		}
+
+		// SET one, DELETE (empty value) another, as IncrementalAlterConfigs does.
+		up, err := r.UpdateTopicConfig(ctx, "streams-repartition", map[string]string{"segment.ms": "1", "min.insync.replicas": ""})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err = r.DescribeTopic(ctx, "streams-repartition")
+		if err != nil || d.Config != up.Config {
+			t.Fatalf("describe after update: %+v, %v; update returned %+v", d.Config, err, up.Config)
+		}
+		if got := d.Config.PassiveValue("segment.ms"); got != "1" {
+			t.Errorf("segment.ms after SET = %q, want 1", got)
+		}
+		if _, own := d.Config.Passive.Get("min.insync.replicas"); own || d.Config.PassiveValue("min.insync.replicas") != "1" {
+			t.Errorf("min.insync.replicas after DELETE: %v, want the default 1, not the topic's own", d.Config.Passive.Map())
+		}
+		if got := d.Config.PassiveValue("segment.bytes"); got != "52428800" {
+			t.Errorf("segment.bytes not named by the update = %q, want it kept", got)
+		}
+
+		for _, c := range []struct{ key, value, msg string }{
+			{"segment.bytes", "1000", "segment.bytes must be an integer between 1048576 and 2147483647"},
+			{"segment.ms", "0", "segment.ms must be an integer between 1 and"},
+			{"min.insync.replicas", "x", "min.insync.replicas must be an integer between 1 and 2147483647"},
+			{"local.retention.bytes", "-3", "between -2 and"},
+			{"preallocate", "yes", "preallocate must be true or false"},
+			{"message.timestamp.type", "LogAppendTime", "LogAppendTime is not supported"},
+			{"message.timestamp.type", "Whenever", "must be one of [CreateTime]"},
+			{"follower.replication.throttled.replicas", "0-1", `"*" or a list of partition:broker pairs`},
+			{"max.message.bytes", "-1", "max.message.bytes must be between 1 and the broker's cap"},
+			{"max.message.bytes", "9999999999", "max.message.bytes must be between 1 and the broker's cap"},
+		} {
+			_, err := r.ApplyConfig(coordinator.TopicConfig{Partitions: 1}, map[string]string{c.key: c.value})
+			if !errors.Is(err, coordinator.ErrInvalidConfig) || !strings.Contains(err.Error(), c.msg) {
+				t.Errorf("%s=%s: %v, want ErrInvalidConfig saying %q", c.key, c.value, err, c.msg)
+			}
 		}
 	})
 }

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -17,9 +18,14 @@ import (
 // config lists itself as its only synonym: there is no chain of broker-level
 // overrides to show. v0 has is_default instead of a source.
 //
-// Broker (4) and broker-logger (8) resources answer with no configs: agents
-// are configured by their flags, not over Kafka. Other resource types are
-// INVALID_REQUEST. An unknown topic is UNKNOWN_TOPIC_OR_PARTITION.
+// A broker resource (4) named by this agent's node id lists the read-only
+// broker configs a console shows, from a core that implements
+// BrokerConfigCore (message.max.bytes, log.retention.ms, num.partitions,
+// broker.id, ...), each STATIC_BROKER_CONFIG: agents are configured by
+// their flags, not over Kafka. Another broker's id is INVALID_REQUEST, as
+// Kafka answers ("unexpected broker id"); the cluster default (an empty
+// name) and broker-logger (8) resources have no configs. Other resource
+// types are INVALID_REQUEST. An unknown topic is UNKNOWN_TOPIC_OR_PARTITION.
 
 func (s *Server) handleDescribeConfigs(ctx context.Context, _ *clientConn, req *kmsg.DescribeConfigsRequest) func() (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
@@ -40,7 +46,24 @@ func (s *Server) handleDescribeConfigs(ctx context.Context, _ *clientConn, req *
 				}
 				r.Configs = append(r.Configs, describeConfig(req, c))
 			}
-		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+		case kmsg.ConfigResourceTypeBroker:
+			r.Configs = []kmsg.DescribeConfigsResponseResourceConfig{}
+			bc, ok := s.core.(BrokerConfigCore)
+			if !ok || rr.ResourceName == "" {
+				break
+			}
+			if want := strconv.Itoa(int(bc.NodeID())); rr.ResourceName != want {
+				err := fmt.Errorf("%w: unexpected broker id, expected %s but received %q", ErrInvalidRequest, want, rr.ResourceName)
+				r.ErrorCode, r.ErrorMessage = errorCode(err), errorMessage(err)
+				break
+			}
+			for _, c := range bc.BrokerConfigs() {
+				if len(rr.ConfigNames) > 0 && !contains(rr.ConfigNames, c.Name) {
+					continue
+				}
+				r.Configs = append(r.Configs, describeConfig(req, c))
+			}
+		case kmsg.ConfigResourceTypeBrokerLogger:
 			r.Configs = []kmsg.DescribeConfigsResponseResourceConfig{}
 		default:
 			err := fmt.Errorf("%w: config resource type %d is not served", ErrInvalidRequest, rr.ResourceType)
@@ -49,6 +72,15 @@ func (s *Server) handleDescribeConfigs(ctx context.Context, _ *clientConn, req *
 		resp.Resources = append(resp.Resources, r)
 	}
 	return ready(resp)
+}
+
+// BrokerConfigCore is a core that reports its broker-level configs.
+type BrokerConfigCore interface {
+	// NodeID is this broker's node id, the name of its broker resource.
+	NodeID() int32
+	// BrokerConfigs returns the broker's configs, read-only, sorted by
+	// name; TopicConfig's fields describe each.
+	BrokerConfigs() []TopicConfig
 }
 
 func describeConfig(req *kmsg.DescribeConfigsRequest, c TopicConfig) kmsg.DescribeConfigsResponseResourceConfig {

@@ -87,7 +87,17 @@ func TestTopicLifecycle(t *testing.T) {
 	if d.Topic.Partitions != 5 || len(d.Partitions) != 5 || d.Topic.Configs["retention.ms"] != "7200000" || d.Topic.Configs["max.message.bytes"] != "2048" {
 		t.Errorf("after alter: %+v", d)
 	}
-	fails(t, "", []string{"topic", "alter", "orders", "--partitions", "2", "--addr", addr}, "can only rise")
+	if r := fails(t, "", []string{"topic", "alter", "orders", "--partitions", "2", "--addr", addr}, "can only rise"); strings.Count(r.stderr, "invalid number of partitions") > 1 || strings.Contains(r.stderr, "invalid argument") {
+		t.Errorf("shrinking says its prefix more than once: %q", r.stderr)
+	}
+	// Out of range names the range, not the bits it would take.
+	fails(t, "", []string{"topic", "alter", "orders", "--config", "max.message.bytes=-1", "--addr", addr}, "max.message.bytes must be between 1 and the broker's cap")
+	// Kafka's standard configs without effect here are kept and shown.
+	ok(t, "", "topic", "alter", "orders", "--config", "segment.ms=600000", "--config", "message.timestamp.type=CreateTime", "--addr", addr)
+	if d := describe(t, addr, "orders"); d.Topic.Configs["segment.ms"] != "600000" || d.Topic.Configs["min.insync.replicas"] != "1" {
+		t.Errorf("segment.ms after alter: %q, min.insync.replicas %q", d.Topic.Configs["segment.ms"], d.Topic.Configs["min.insync.replicas"])
+	}
+	fails(t, "", []string{"topic", "alter", "orders", "--config", "message.timestamp.type=LogAppendTime", "--addr", addr}, "LogAppendTime is not supported")
 	fails(t, "", []string{"topic", "alter", "orders", "--config", "colour=blue", "--addr", addr}, "colour")
 	// An empty value is a mistake more often than a reset: refused, naming
 	// the flag that resets.

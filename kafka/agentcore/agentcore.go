@@ -25,6 +25,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,7 +50,10 @@ type Core struct {
 	probes    prober
 }
 
-var _ kafka.Core = (*Core)(nil)
+var (
+	_ kafka.Core             = (*Core)(nil)
+	_ kafka.BrokerConfigCore = (*Core)(nil)
+)
 
 // New returns the Kafka core of an agent started with a Kafka advertise
 // address (agent.Config.KafkaAdvertise). It reads the cluster id once.
@@ -318,6 +322,59 @@ var configInfo = map[string]struct {
 		"The share of a compacted partition's cleanable archive written since its last cleaning at which it is cleaned again."},
 }
 
+// passiveConfigInfo describes the configs Strata keeps without effect; the
+// documentation says why they change nothing.
+var passiveConfigInfo = func() map[string]struct {
+	typ kafka.ConfigType
+	doc string
+} {
+	types := map[string]kafka.ConfigType{"int": kafka.ConfigTypeInt, "long": kafka.ConfigTypeLong,
+		"boolean": kafka.ConfigTypeBoolean, "string": kafka.ConfigTypeString, "list": kafka.ConfigTypeList}
+	out := map[string]struct {
+		typ kafka.ConfigType
+		doc string
+	}{}
+	for _, p := range coordinator.PassiveConfigs() {
+		out[p.Name] = struct {
+			typ kafka.ConfigType
+			doc string
+		}{types[p.Type], "Accepted for Kafka compatibility, no effect on Strata: " + p.NoEffect + "."}
+	}
+	return out
+}()
+
+// BrokerConfigs implements kafka.BrokerConfigCore: the broker configs a
+// console shows, each true of this agent and read-only (agents take their
+// configuration from flags). The topic defaults are what a topic created
+// without configs gets; auto.create.topics.enable is false because Metadata
+// never creates topics; replication is the object store's, so the factor
+// is 1 and one in-sync replica is all there is.
+func (c *Core) BrokerConfigs() []kafka.TopicConfig {
+	defaults, err := c.a.TopicDefaults()
+	if err != nil {
+		// The built-in defaults always validate; nothing to report otherwise.
+		return nil
+	}
+	id := strconv.Itoa(int(c.NodeID()))
+	entry := func(name, value string, typ kafka.ConfigType, doc string) kafka.TopicConfig {
+		return kafka.TopicConfig{Name: name, Value: &value, Source: kafka.ConfigSourceStaticBroker, Type: typ, ReadOnly: true, Documentation: doc}
+	}
+	return []kafka.TopicConfig{
+		entry("auto.create.topics.enable", "false", kafka.ConfigTypeBoolean, "Metadata never creates topics; create them with CreateTopics or strata topic create."),
+		entry("broker.id", id, kafka.ConfigTypeInt, "This agent's node id."),
+		entry("compression.type", defaults.Compression, kafka.ConfigTypeString, "The compression.type of a topic without its own."),
+		entry("default.replication.factor", "1", kafka.ConfigTypeInt, "Replication is the object store's; a topic's requested factor is accepted and has no effect."),
+		entry("log.cleanup.policy", defaults.CleanupPolicy, kafka.ConfigTypeList, "The cleanup.policy of a topic without its own."),
+		entry("log.message.timestamp.type", "CreateTime", kafka.ConfigTypeString, "Batches are stored as producers wrote them."),
+		entry("log.retention.bytes", strconv.FormatInt(defaults.RetentionBytes, 10), kafka.ConfigTypeLong, "The retention.bytes of a topic without its own."),
+		entry("log.retention.ms", strconv.FormatInt(defaults.RetentionMs, 10), kafka.ConfigTypeLong, "The retention.ms of a topic without its own."),
+		entry("message.max.bytes", strconv.Itoa(int(defaults.MaxMessageBytes)), kafka.ConfigTypeInt, "The max.message.bytes of a topic without its own."),
+		entry("min.insync.replicas", "1", kafka.ConfigTypeInt, "An acknowledged record is in the object store; there are no replicas to count."),
+		entry("node.id", id, kafka.ConfigTypeInt, "This agent's node id (KRaft's name for broker.id)."),
+		entry("num.partitions", strconv.Itoa(DefaultPartitions), kafka.ConfigTypeInt, "The partitions of a topic created with the default count (-1)."),
+	}
+}
+
 // TopicConfigs implements kafka.TopicCore. The index keeps a topic's
 // effective values, not which were set on it, so a value equal to the
 // default is reported as the default (DEFAULT_CONFIG) and any other as the
@@ -339,7 +396,11 @@ func (c *Core) TopicConfigs(ctx context.Context, name string) ([]kafka.TopicConf
 		if v == dvalues[k] {
 			src = kafka.ConfigSourceDefault
 		}
-		out = append(out, kafka.TopicConfig{Name: k, Value: &v, Source: src, Type: configInfo[k].typ, Documentation: configInfo[k].doc})
+		info, ok := configInfo[k]
+		if !ok {
+			info = passiveConfigInfo[k]
+		}
+		out = append(out, kafka.TopicConfig{Name: k, Value: &v, Source: src, Type: info.typ, Documentation: info.doc})
 	}
 	return out, nil
 }
@@ -588,11 +649,23 @@ func kafkaErr(err error) error {
 			if e.kafka == nil {
 				return err
 			}
+			if strings.HasPrefix(err.Error(), e.kafka.Error()+":") {
+				// The agent's message starts with the same words
+				// ("invalid number of partitions: ..."): say them once.
+				return &kafkaTagged{err: err, kafka: e.kafka}
+			}
 			return fmt.Errorf("%w: %w", e.kafka, err)
 		}
 	}
 	return err
 }
+
+// kafkaTagged is err carrying its Kafka sentinel for errors.Is, with err's
+// message alone.
+type kafkaTagged struct{ err, kafka error }
+
+func (e *kafkaTagged) Error() string   { return e.err.Error() }
+func (e *kafkaTagged) Unwrap() []error { return []error{e.kafka, e.err} }
 
 // stable cuts a read_committed answer at the partition's last stable offset
 // and adds the aborted transactions the consumer must drop (KIP-98).

@@ -34,7 +34,10 @@ type Topic struct {
 	// The topic's configuration with Kafka's key names: retention.ms,
 	// retention.bytes, max.message.bytes, cleanup.policy, compression.type,
 	// archive.after.ms, and the log cleaner's delete.retention.ms,
-	// min.compaction.lag.ms and min.cleanable.dirty.ratio.
+	// min.compaction.lag.ms and min.cleanable.dirty.ratio; and Kafka's
+	// standard configs accepted without effect (segment.bytes,
+	// min.insync.replicas, message.timestamp.type, ...: docs/cli.md), each
+	// with its value or Kafka's default.
 	Configs map[string]string `protobuf:"bytes,4,rep,name=configs,proto3" json:"configs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// When the topic was created.
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
@@ -226,8 +229,12 @@ type CreateTopicRequest struct {
 	// log compaction, docs/compaction.md), compression.type producer,
 	// archive.after.ms 600000 (10 minutes; -1 never archives),
 	// delete.retention.ms 86400000 (1 day), min.compaction.lag.ms 0,
-	// min.cleanable.dirty.ratio 0.5. A bad key or value is INVALID_ARGUMENT
-	// (Kafka's INVALID_CONFIG) naming the rule it broke.
+	// min.cleanable.dirty.ratio 0.5. Kafka's standard configs that tune a
+	// broker's local log or replicas (segment.bytes, segment.ms,
+	// min.insync.replicas, message.timestamp.type CreateTime, ...) are
+	// validated and kept without effect (docs/cli.md lists them and why).
+	// A bad key or value is INVALID_ARGUMENT (Kafka's INVALID_CONFIG)
+	// naming the rule it broke.
 	Configs       map[string]string `protobuf:"bytes,3,rep,name=configs,proto3" json:"configs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

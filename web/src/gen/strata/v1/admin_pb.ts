@@ -45,7 +45,10 @@ export type Topic = Message<"strata.v1.Topic"> & {
    * The topic's configuration with Kafka's key names: retention.ms,
    * retention.bytes, max.message.bytes, cleanup.policy, compression.type,
    * archive.after.ms, and the log cleaner's delete.retention.ms,
-   * min.compaction.lag.ms and min.cleanable.dirty.ratio.
+   * min.compaction.lag.ms and min.cleanable.dirty.ratio; and Kafka's
+   * standard configs accepted without effect (segment.bytes,
+   * min.insync.replicas, message.timestamp.type, ...: docs/cli.md), each
+   * with its value or Kafka's default.
    *
    * @generated from field: map<string, string> configs = 4;
    */
@@ -162,8 +165,12 @@ export type CreateTopicRequest = Message<"strata.v1.CreateTopicRequest"> & {
    * log compaction, docs/compaction.md), compression.type producer,
    * archive.after.ms 600000 (10 minutes; -1 never archives),
    * delete.retention.ms 86400000 (1 day), min.compaction.lag.ms 0,
-   * min.cleanable.dirty.ratio 0.5. A bad key or value is INVALID_ARGUMENT
-   * (Kafka's INVALID_CONFIG) naming the rule it broke.
+   * min.cleanable.dirty.ratio 0.5. Kafka's standard configs that tune a
+   * broker's local log or replicas (segment.bytes, segment.ms,
+   * min.insync.replicas, message.timestamp.type CreateTime, ...) are
+   * validated and kept without effect (docs/cli.md lists them and why).
+   * A bad key or value is INVALID_ARGUMENT (Kafka's INVALID_CONFIG)
+   * naming the rule it broke.
    *
    * @generated from field: map<string, string> configs = 3;
    */
