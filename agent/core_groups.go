@@ -514,20 +514,25 @@ func (m *classicMember) metadataFor(protocol string) []byte {
 
 // sameProtocols says whether member b, rejoining as member a did, changes
 // nothing the group's assignment rests on: the same protocols (assignors)
-// in the same order and, for protocol type "consumer" when the front-end
-// read both subscriptions (JoinRequest.Topics), the same subscribed topics
-// in any order. The rest of a consumer's metadata (KIP-429's owned
-// partitions, the generation of ConsumerProtocol v2+, the assignor's user
-// data) changes with every rebalance and with a restart, so it is not
-// compared: Kafka rebalances a stable group for a known member rejoining
-// only when the protocol the group would select changes (KIP-345's
-// GroupCoordinator, the Stable case). Other protocol types, or a
-// subscription not read, compare the metadata byte for byte.
-func sameProtocols(protocolType string, a, b *classicMember) bool {
+// in the same order with the same metadata byte for byte, as Kafka's
+// MemberMetadata.matches compares a known member's rejoin. A cooperative
+// (KIP-429) member rejoins after revoking partitions precisely so that
+// its changed owned partitions start the rebalance that hands them on, so
+// the metadata must count for it.
+//
+// With restarted true, b is a static member (KIP-345) coming back as
+// itself under a new member id: then, for protocol type "consumer" when
+// the front-end read both subscriptions (JoinRequest.Topics), only the
+// protocol names and the subscribed topics (in any order) are compared.
+// The rest of a consumer's metadata (owned partitions, the generation of
+// ConsumerProtocol v2+) always differs after a restart, and Kafka's
+// GroupCoordinator rebalances a stable group for a returning static member
+// only when what the group would select changes.
+func sameProtocols(protocolType string, a, b *classicMember, restarted bool) bool {
 	if !slices.EqualFunc(a.Protocols, b.Protocols, func(x, y ClassicProtocol) bool { return x.Name == y.Name }) {
 		return false
 	}
-	if protocolType == "consumer" && a.Topics != nil && b.Topics != nil {
+	if restarted && protocolType == "consumer" && a.Topics != nil && b.Topics != nil {
 		return slices.Equal(slices.Sorted(slices.Values(a.Topics)), slices.Sorted(slices.Values(b.Topics)))
 	}
 	return slices.EqualFunc(a.Protocols, b.Protocols, func(x, y ClassicProtocol) bool {
@@ -679,7 +684,7 @@ func (a *Agent) JoinClassicGroup(ctx context.Context, req JoinRequest) (JoinResu
 		if err := a.lease(ctx, req.Group, id, fromGen, m); err != nil {
 			return err
 		}
-		if known && rec.State == GroupStable && id != rec.Leader && sameProtocols(rec.ProtocolType, old, m) {
+		if known && rec.State == GroupStable && id != rec.Leader && sameProtocols(rec.ProtocolType, old, m, oldStatic != "") {
 			if _, err := a.saveClassic(ctx, req.Group, version, rec); err != nil {
 				return err
 			}
